@@ -1,0 +1,58 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from node._proto.lapor.v1 import complaint_pb2 as _complaint_pb2
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class SignedEnvelope(_message.Message):
+    __slots__ = ("body", "signer", "key_id", "signature")
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    SIGNER_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    body: bytes
+    signer: str
+    key_id: bytes
+    signature: bytes
+    def __init__(self, body: _Optional[bytes] = ..., signer: _Optional[str] = ..., key_id: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
+
+class Envelope(_message.Message):
+    __slots__ = ("message_id", "sender", "recipient", "sequence", "sent_at", "referral", "receipt")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    SENDER_FIELD_NUMBER: _ClassVar[int]
+    RECIPIENT_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    SENT_AT_FIELD_NUMBER: _ClassVar[int]
+    REFERRAL_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    sender: str
+    recipient: str
+    sequence: int
+    sent_at: _timestamp_pb2.Timestamp
+    referral: Referral
+    receipt: Receipt
+    def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., recipient: _Optional[str] = ..., sequence: _Optional[int] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., referral: _Optional[_Union[Referral, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ...) -> None: ...
+
+class Referral(_message.Message):
+    __slots__ = ("complaint",)
+    COMPLAINT_FIELD_NUMBER: _ClassVar[int]
+    complaint: _complaint_pb2.ComplaintSummary
+    def __init__(self, complaint: _Optional[_Union[_complaint_pb2.ComplaintSummary, _Mapping]] = ...) -> None: ...
+
+class Receipt(_message.Message):
+    __slots__ = ("referral_message_id", "referral_body_sha256", "tracking_id", "entry_index")
+    REFERRAL_MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    REFERRAL_BODY_SHA256_FIELD_NUMBER: _ClassVar[int]
+    TRACKING_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_INDEX_FIELD_NUMBER: _ClassVar[int]
+    referral_message_id: str
+    referral_body_sha256: bytes
+    tracking_id: str
+    entry_index: int
+    def __init__(self, referral_message_id: _Optional[str] = ..., referral_body_sha256: _Optional[bytes] = ..., tracking_id: _Optional[str] = ..., entry_index: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,1 @@
+"""The `lapor-node` command: thin over the library; it parses, calls, prints."""

@@ -1,0 +1,33 @@
+"""Entry point: `lapor-node <group> <verb> ...`."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from node import __version__
+from node.cli.commands_complaint import complaint
+from node.cli.commands_node import demo, identity, init, link, serve
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="lapor-node")
+def cli() -> None:
+    """lapor-node: a federated SP4N-LAPOR! node.
+
+    Every command acts on one node, found through --config (default ./node.yaml, or
+    $LAPOR_NODE_CONFIG). Start with `lapor-node init --id ID --name NAME --dir DIR`.
+    """
+
+
+for command in (init, serve, identity, link, complaint, demo):
+    cli.add_command(command)
+
+
+def main() -> None:
+    sys.exit(cli.main(standalone_mode=True))
+
+
+if __name__ == "__main__":
+    main()

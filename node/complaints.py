@@ -1,0 +1,145 @@
+"""Complaint values: drafts from intake, the non-personal summary, and the commitment that
+binds a summary to its personal content. Pure: no database, no network.
+
+Commitment: SHA-256(salt || content) with a fresh 32-byte salt, content being the
+serialized ComplaintContent exactly as stored and sent (never re-serialized).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+from dataclasses import dataclass
+
+from node._proto.lapor.v1 import complaint_pb2
+from node.errors import TamperedEntryError, ValidationError
+from node.ids import parse_node_id, parse_tracking_id
+
+__all__ = [
+    "CHANNELS",
+    "CLASSIFICATIONS",
+    "ComplaintDraft",
+    "Sealed",
+    "check_commitment",
+    "check_summary",
+    "seal_content",
+]
+
+CLASSIFICATIONS: dict[str, int] = {
+    "pengaduan": complaint_pb2.CLASSIFICATION_PENGADUAN,
+    "aspirasi": complaint_pb2.CLASSIFICATION_ASPIRASI,
+    "permintaan_informasi": complaint_pb2.CLASSIFICATION_PERMINTAAN_INFORMASI,
+    "whistleblowing": complaint_pb2.CLASSIFICATION_WHISTLEBLOWING,
+}
+CHANNELS: dict[str, int] = {
+    "web": complaint_pb2.CHANNEL_WEB,
+    "sms_1708": complaint_pb2.CHANNEL_SMS_1708,
+    "twitter": complaint_pb2.CHANNEL_TWITTER,
+    "mobile_app": complaint_pb2.CHANNEL_MOBILE_APP,
+    "walk_in": complaint_pb2.CHANNEL_WALK_IN,
+    "api": complaint_pb2.CHANNEL_API,
+}
+CLASSIFICATION_NAMES = {v: k for k, v in CLASSIFICATIONS.items()}
+CHANNEL_NAMES = {v: k for k, v in CHANNELS.items()}
+
+_REGION = re.compile(r"^\d{2}(\.\d{2}){0,2}(\.\d{4})?$")
+_CATEGORY = re.compile(r"^[a-z0-9][a-z0-9_ -]{0,99}$")
+MAX_TITLE = 200
+MAX_DESCRIPTION = 20_000
+MAX_FIELD = 200
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValidationError(message)
+
+
+@dataclass(frozen=True)
+class ComplaintDraft:
+    """A complaint as intake receives it, before it has a tracking id."""
+
+    title: str
+    description: str
+    classification: str
+    category: str
+    region_code: str
+    channel: str
+    reporter_name: str = ""
+    reporter_contact: str = ""
+    reporter_id_number: str = ""
+    location: str = ""
+    anonymous: bool = False
+    confidential: bool = False
+    needs_inspection: bool = False
+
+    def validate(self) -> None:
+        """Raise ValidationError naming the first field that is wrong (never its value)."""
+        _require(0 < len(self.title.strip()) <= MAX_TITLE,
+                 f"title must be 1 to {MAX_TITLE} characters")
+        _require(0 < len(self.description.strip()) <= MAX_DESCRIPTION,
+                 f"description must be 1 to {MAX_DESCRIPTION} characters")
+        _require(self.classification in CLASSIFICATIONS,
+                 f"classification must be one of {', '.join(CLASSIFICATIONS)}")
+        _require(self.channel in CHANNELS, f"channel must be one of {', '.join(CHANNELS)}")
+        _require(bool(_CATEGORY.fullmatch(self.category)),
+                 "category must be lowercase words, e.g. 'infrastruktur' or 'jalan rusak'")
+        _require(bool(_REGION.fullmatch(self.region_code)),
+                 f"region code {self.region_code!r} is not a Kemendagri code such as '64' "
+                 "or '64.02' or '64.02.05'")
+        for name in ("reporter_name", "reporter_contact", "reporter_id_number", "location"):
+            _require(len(getattr(self, name)) <= MAX_FIELD,
+                     f"{name} must be at most {MAX_FIELD} characters")
+
+    def content(self) -> complaint_pb2.ComplaintContent:
+        return complaint_pb2.ComplaintContent(
+            title=self.title,
+            description=self.description,
+            location=self.location,
+            reporter=complaint_pb2.Reporter(
+                name=self.reporter_name,
+                contact=self.reporter_contact,
+                id_number=self.reporter_id_number,
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class Sealed:
+    content: bytes
+    salt: bytes
+    commitment: bytes
+
+
+def seal_content(content: complaint_pb2.ComplaintContent) -> Sealed:
+    """Serialize `content` once and commit to it with a fresh salt."""
+    data = content.SerializeToString()
+    salt = os.urandom(32)
+    return Sealed(data, salt, hashlib.sha256(salt + data).digest())
+
+
+def check_commitment(commitment: bytes, content: bytes, salt: bytes) -> None:
+    """Return if SHA-256(salt || content) == commitment; else TamperedEntryError."""
+    if len(salt) != 32:
+        raise ValidationError(f"content salt must be 32 bytes, found {len(salt)}")
+    actual = hashlib.sha256(salt + content).digest()
+    if not hmac.compare_digest(actual, commitment):
+        raise TamperedEntryError(
+            f"content does not match its commitment: expected {commitment.hex()[:16]}, "
+            f"found {actual.hex()[:16]}"
+        )
+
+
+def check_summary(summary: complaint_pb2.ComplaintSummary) -> None:
+    """Validate a summary received from a peer."""
+    parse_tracking_id(summary.tracking_id)
+    parse_node_id(summary.origin_node)
+    _require(summary.classification in CLASSIFICATION_NAMES,
+             f"unknown classification {summary.classification}")
+    _require(summary.channel in CHANNEL_NAMES, f"unknown channel {summary.channel}")
+    _require(bool(_CATEGORY.fullmatch(summary.category)), "malformed category")
+    _require(bool(_REGION.fullmatch(summary.region_code)), "malformed region code")
+    _require(len(summary.content_commitment) == 32,
+             f"content commitment must be 32 bytes, found {len(summary.content_commitment)}")
+    _require(summary.HasField("submitted_at"), "submitted_at is missing")

@@ -1,0 +1,224 @@
+"""node.yaml: loading, validation and defaults.
+
+Every relative path in node.yaml is relative to the folder that holds the file, so a data
+directory can be moved or copied whole. Validation happens here, once: the rest of the code
+receives a frozen NodeConfig and never looks at raw YAML.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from node.errors import ConfigError, ValidationError
+from node.ids import NodeId, parse_node_id
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "FederationConfig",
+    "NodeConfig",
+    "ServerConfig",
+    "default_config_path",
+    "load_config",
+    "render_config",
+]
+
+DEFAULT_CONFIG = "node.yaml"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    listen: str = "127.0.0.1:7400"
+    max_message_bytes: int = 4 * 1024 * 1024
+    grace_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class FederationConfig:
+    poll_interval_ms: int = 100
+    window: int = 1024
+    batch: int = 256
+    reconnect_min_ms: int = 200
+    reconnect_max_ms: int = 30_000
+    keepalive_seconds: int = 30
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    path: Path
+    node_id: NodeId
+    name: str
+    timezone: str
+    database_url: str
+    signing_key: Path
+    tls_key: Path
+    tls_cert: Path
+    server: ServerConfig = field(default_factory=ServerConfig)
+    federation: FederationConfig = field(default_factory=FederationConfig)
+    log_level: str = "info"
+    log_format: str = "json"
+    expected_children: tuple[NodeId, ...] = ()
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+
+def default_config_path() -> Path:
+    return Path(os.environ.get("LAPOR_NODE_CONFIG", DEFAULT_CONFIG))
+
+
+def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    value = raw.get(name, {}) or {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"node.yaml: '{name}' must be a mapping, found {type(value).__name__}")
+    return value
+
+
+def _typed(section: str, values: dict[str, Any], cls: type[Any]) -> Any:
+    known = {f for f in cls.__dataclass_fields__}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"node.yaml: unknown key(s) in '{section}': {', '.join(unknown)}")
+    defaults = cls()
+    for key, value in values.items():
+        expected = type(getattr(defaults, key))
+        if expected is float and isinstance(value, int):
+            continue
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise ConfigError(
+                f"node.yaml: {section}.{key} must be {expected.__name__}, found {value!r}"
+            )
+        if isinstance(value, int | float) and value <= 0:
+            raise ConfigError(f"node.yaml: {section}.{key} must be positive, found {value}")
+    return cls(**values)
+
+
+def _resolve_url(url: str, base: Path) -> str:
+    """Make a relative SQLite path absolute against the config's folder."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        return prefix + str((base / url[len(prefix):]).resolve())
+    return url
+
+
+def load_config(path: Path) -> NodeConfig:
+    """Read and validate node.yaml at `path`."""
+    if not path.is_file():
+        raise ConfigError(
+            f"no config at {path}: create a node with `lapor-node init --id ID --name NAME "
+            "--dir DIR`, or pass --config PATH (or set LAPOR_NODE_CONFIG)"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    known = {"node", "database", "keys", "server", "federation", "logging", "expected_children"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"node.yaml: unknown section(s): {', '.join(unknown)}")
+    base = path.resolve().parent
+    node = _section(raw, "node")
+    try:
+        node_id = parse_node_id(node.get("id", ""))
+    except ValidationError as e:
+        raise ConfigError(f"node.yaml: node.id: {e}") from e
+    name = node.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError("node.yaml: node.name must be the unit's name, e.g. 'Provinsi Kalimantan Timur'")
+    keys = _section(raw, "keys")
+    database = _section(raw, "database")
+    logging_ = _section(raw, "logging")
+    children = raw.get("expected_children", []) or []
+    if not isinstance(children, list):
+        raise ConfigError("node.yaml: expected_children must be a list of node ids")
+    try:
+        expected = tuple(parse_node_id(c) for c in children)
+    except ValidationError as e:
+        raise ConfigError(f"node.yaml: expected_children: {e}") from e
+    level = logging_.get("level", "info")
+    if level not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"node.yaml: logging.level must be debug|info|warning|error, found {level!r}")
+    fmt = logging_.get("format", "json")
+    if fmt not in ("json", "console"):
+        raise ConfigError(f"node.yaml: logging.format must be json|console, found {fmt!r}")
+    return NodeConfig(
+        path=path.resolve(),
+        node_id=node_id,
+        name=name,
+        timezone=str(node.get("timezone", "Asia/Jakarta")),
+        database_url=_resolve_url(str(database.get("url", "sqlite:///node.db")), base),
+        signing_key=base / keys.get("signing", "keys/signing.pem"),
+        tls_key=base / keys.get("tls_key", "keys/tls.key"),
+        tls_cert=base / keys.get("tls_cert", "keys/tls.crt"),
+        server=_typed("server", _section(raw, "server"), ServerConfig),
+        federation=_typed("federation", _section(raw, "federation"), FederationConfig),
+        log_level=level,
+        log_format=fmt,
+        expected_children=expected,
+    )
+
+
+TEMPLATE = """\
+# lapor-node configuration. Relative paths are relative to this file's folder.
+# Reference: README.md, section "Configuration".
+
+node:
+  id: {node_id}                 # Kemendagri region code slug: id, id-64, id-64-02, ...
+  name: "{name}"
+  timezone: {timezone}     # working days and deadlines are counted in this zone
+
+database:
+  # Embedded default. For production: postgresql+psycopg://user@host:5432/dbname
+  url: {database_url}
+
+keys:
+  signing: keys/signing.pem    # Ed25519: envelopes and checkpoints (mode 0600)
+  tls_key: keys/tls.key        # ECDSA P-256 TLS key (mode 0600)
+  tls_cert: keys/tls.crt       # self-signed; SAN lapor-node://<id> and <id>.lapor-node
+
+server:
+  listen: {listen}      # mutual-TLS gRPC for linked peers only
+  max_message_bytes: 4194304   # larger messages are refused with RESOURCE_EXHAUSTED
+  grace_seconds: 5             # how long SIGTERM waits for in-flight calls
+
+federation:
+  poll_interval_ms: 100        # how often an idle link looks for new outbox rows
+  window: 1024                 # envelopes in flight per link before waiting for acks
+  batch: 256                   # envelopes committed per database transaction
+  reconnect_min_ms: 200        # backoff after a broken link, doubling, with jitter ...
+  reconnect_max_ms: 30000      # ... up to this
+  keepalive_seconds: 30        # HTTP/2 pings keep NAT mappings open
+
+logging:
+  level: info                  # debug | info | warning | error
+  format: json                 # json (structlog) | console
+
+# Children this node should be linked to (for `link list` and reports).
+expected_children: []
+"""
+
+
+def render_config(
+    node_id: str,
+    name: str,
+    *,
+    listen: str = "127.0.0.1:7400",
+    database_url: str = "sqlite:///node.db",
+    timezone: str = "Asia/Jakarta",
+) -> str:
+    """The text of a fresh node.yaml."""
+    safe_name = name.replace("\\", "\\\\").replace('"', '\\"')
+    return TEMPLATE.format(
+        node_id=node_id,
+        name=safe_name,
+        listen=listen,
+        database_url=database_url,
+        timezone=timezone,
+    )

@@ -1,0 +1,108 @@
+"""TLS identity: an ECDSA P-256 key and a self-signed certificate per node.
+
+The certificate carries two SANs: the URI `lapor-node://<node_id>` (the identity) and the
+DNS name `<node_id>.lapor-node` (what a dialer names with ssl_target_name_override).
+Peers pin the certificate itself; its SHA-256 over DER is the fingerprint operators compare.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import ipaddress
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from node.errors import ValidationError
+from node.ids import NodeId, parse_node_id
+
+__all__ = [
+    "TlsIdentity",
+    "dns_name",
+    "fingerprint",
+    "generate_tls_identity",
+    "node_id_from_certificate",
+]
+
+URI_SCHEME = "lapor-node://"
+DNS_SUFFIX = ".lapor-node"
+
+
+class TlsIdentity:
+    """A node's TLS private key and certificate, both PEM."""
+
+    def __init__(self, key_pem: bytes, cert_pem: bytes) -> None:
+        self.key_pem = key_pem
+        self.cert_pem = cert_pem
+
+
+def dns_name(node_id: str) -> str:
+    return f"{node_id}{DNS_SUFFIX}"
+
+
+def generate_tls_identity(
+    node_id: NodeId, now: dt.datetime, valid_days: int = 825
+) -> TlsIdentity:
+    """A fresh key and a self-signed certificate for `node_id`, valid from `now`."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_name(node_id))])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=valid_days))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.UniformResourceIdentifier(f"{URI_SCHEME}{node_id}"),
+                    x509.DNSName(dns_name(node_id)),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return TlsIdentity(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+        cert.public_bytes(serialization.Encoding.PEM),
+    )
+
+
+def _load(cert_pem: bytes) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(cert_pem)
+    except ValueError as e:
+        raise ValidationError("not a PEM X.509 certificate") from e
+
+
+def fingerprint(cert_pem: bytes) -> bytes:
+    """SHA-256 of the certificate's DER encoding."""
+    return hashlib.sha256(_load(cert_pem).public_bytes(serialization.Encoding.DER)).digest()
+
+
+def node_id_from_certificate(cert_pem: bytes) -> NodeId:
+    """The node id named by the certificate's `lapor-node://` URI SAN (exactly one)."""
+    cert = _load(cert_pem)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound as e:
+        raise ValidationError("certificate has no subjectAltName") from e
+    uris = [u for u in san.get_values_for_type(x509.UniformResourceIdentifier)
+            if u.startswith(URI_SCHEME)]
+    if len(uris) != 1:
+        raise ValidationError(
+            f"certificate must name exactly one {URI_SCHEME} URI, found {len(uris)}"
+        )
+    return parse_node_id(uris[0].removeprefix(URI_SCHEME))

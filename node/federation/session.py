@@ -1,0 +1,212 @@
+"""LinkSession: one live stream with one peer, the same logic on both ends.
+
+Protocol on the stream (see protos/lapor/v1/federation.proto):
+  1. each side writes Hello(last sequence it committed from the other), then reads the
+     other's Hello; what the peer has is acknowledged, and sending resumes after it;
+  2. a sender keeps at most `window` envelopes unacknowledged and reads its outbox in
+     batches; an idle sender wakes on a local signal or every `poll_interval_ms`;
+  3. a receiver commits deliveries in batches of up to `batch` (one transaction) and then
+     acknowledges the highest sequence committed; a redelivery gets its original response;
+  4. an envelope we refuse ends the session with RefusedError (the edge turns it into a
+     gRPC status or a Rejection frame); a Rejection from the peer ends it with PeerError.
+The frame queue between the reader and the committer is bounded, so a slow receiver
+slows the sender through HTTP/2 flow control and memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+from node._proto.lapor.v1 import federation_pb2
+from node.errors import NodeError, PeerError, ValidationError
+from node.federation.status import error_for_status
+from node.ids import NodeId
+from node.logs import get_logger
+from node.services import exchange
+from node.services.context import NodeContext
+
+__all__ = ["DbRunner", "FrameTransport", "LinkSession", "RefusedError"]
+
+PROTOCOL_VERSION = 1
+T = TypeVar("T")
+
+
+class FrameTransport(Protocol):
+    async def read(self) -> federation_pb2.Frame | None:
+        """The next frame, or None when the peer closed the stream."""
+        ...
+
+    async def write(self, frame: federation_pb2.Frame) -> None: ...
+
+
+class DbRunner(Protocol):
+    async def write(self, fn: Callable[..., T], *args: Any) -> T: ...
+    async def read(self, fn: Callable[..., T], *args: Any) -> T: ...
+
+
+class RefusedError(Exception):
+    """We refused an envelope from the peer: the session ends, nothing of it was stored."""
+
+    def __init__(self, error: NodeError, sequence: int) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.sequence = sequence
+
+
+class LinkSession:
+    def __init__(
+        self,
+        ctx: NodeContext,
+        peer: NodeId,
+        transport: FrameTransport,
+        db: DbRunner,
+        wake: asyncio.Event,
+        on_hello: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.peer = peer
+        self.transport = transport
+        self.db = db
+        self.wake = wake
+        self.on_hello = on_hello
+        cfg = ctx.config.federation
+        self.window = cfg.window
+        self.batch = cfg.batch
+        self.poll = cfg.poll_interval_ms / 1000
+        self.acked = 0
+        self.sent = 0
+        self._acked_changed = asyncio.Event()
+        self._queue: asyncio.Queue[federation_pb2.Frame | None] = asyncio.Queue(cfg.window)
+        self.log = get_logger(node_id=ctx.node_id, peer=peer)
+
+    async def run(self) -> None:
+        """Run until the peer closes the stream; raise RefusedError or PeerError on faults."""
+        last_in = await self.db.read(exchange.hello_state, self.ctx, self.peer)
+        await self.transport.write(federation_pb2.Frame(hello=federation_pb2.Hello(
+            protocol_version=PROTOCOL_VERSION, last_received_sequence=last_in)))
+        first = await self.transport.read()
+        if first is None:
+            return
+        if first.WhichOneof("kind") != "hello":
+            raise RefusedError(ValidationError("expected Hello as the first frame"), 0)
+        if first.hello.protocol_version != PROTOCOL_VERSION:
+            raise RefusedError(ValidationError(
+                f"protocol version {first.hello.protocol_version} is not supported "
+                f"(this node speaks {PROTOCOL_VERSION})"), 0)
+        peer_has = first.hello.last_received_sequence
+        if peer_has:
+            try:
+                await self.db.write(exchange.acknowledge, self.ctx, self.peer, peer_has)
+            except NodeError as e:
+                raise RefusedError(e, 0) from e
+        self.acked = self.sent = peer_has
+        self.log.info("link.up", resume_after=peer_has, last_received=last_in)
+        if self.on_hello is not None:
+            await self.on_hello()
+        tasks = [asyncio.create_task(self._send_loop()), asyncio.create_task(self._read_loop())]
+        try:
+            await self._commit_loop()
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                frame = await self.transport.read()
+                await self._queue.put(frame)
+                if frame is None:
+                    return
+        finally:
+            # Whatever stopped the reader, the committer must not wait forever.
+            with contextlib.suppress(asyncio.QueueFull):
+                self._queue.put_nowait(None)
+
+    async def _send_loop(self) -> None:
+        while True:
+            room = self.window - (self.sent - self.acked)
+            if room <= 0:
+                self._acked_changed.clear()
+                await self._acked_changed.wait()
+                continue
+            self.wake.clear()
+            rows = await self.db.read(exchange.pending, self.ctx, self.peer, self.sent,
+                                      min(self.batch, room))
+            for sequence, delivery in rows:
+                await self.transport.write(federation_pb2.Frame(delivery=delivery))
+                self.sent = sequence
+            if not rows:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), self.poll)
+
+    async def _commit_loop(self) -> None:
+        held: federation_pb2.Frame | None = None
+        while True:
+            frame = held if held is not None else await self._queue.get()
+            held = None
+            if frame is None:
+                return
+            kind = frame.WhichOneof("kind")
+            if kind == "delivery":
+                batch = [frame.delivery]
+                ended = False
+                while len(batch) < self.batch and not self._queue.empty():
+                    nxt = self._queue.get_nowait()
+                    if nxt is None:
+                        ended = True
+                        break
+                    if nxt.WhichOneof("kind") != "delivery":
+                        held = nxt
+                        break
+                    batch.append(nxt.delivery)
+                await self._commit(batch)
+                if ended:
+                    return
+            elif kind == "ack":
+                await self._on_ack(frame.ack.sequence)
+            elif kind == "rejection":
+                rej = frame.rejection
+                raise error_for_status(rej.code, f"envelope {rej.sequence}: {rej.message}")
+            else:
+                raise RefusedError(ValidationError(f"unexpected {kind!r} frame"), 0)
+
+    async def _commit(self, batch: list[federation_pb2.Delivery]) -> None:
+        result = await self.db.write(exchange.receive_batch, self.ctx, self.peer, batch)
+        for replay in result.replays:
+            await self.transport.write(federation_pb2.Frame(delivery=replay))
+        if result.committed_through:
+            await self.transport.write(federation_pb2.Frame(
+                ack=federation_pb2.Ack(sequence=result.committed_through)))
+        if result.applied:
+            self.wake.set()  # responses (receipts) are waiting in the outbox
+            self.log.debug("link.committed", count=result.applied,
+                           through=result.committed_through)
+        if result.error is not None:
+            self.log.warning("link.refused", sequence=result.failed_sequence,
+                             error=type(result.error).__name__, reason=str(result.error))
+            raise RefusedError(result.error, result.failed_sequence)
+
+    async def _on_ack(self, sequence: int) -> None:
+        if sequence <= self.acked:
+            return
+        if sequence > self.sent:
+            raise RefusedError(ValidationError(
+                f"ack for sequence {sequence}, but only {self.sent} were sent"), 0)
+        await self.db.write(exchange.acknowledge, self.ctx, self.peer, sequence)
+        self.acked = sequence
+        self._acked_changed.set()
+
+
+def describe(error: BaseException) -> str:
+    """A one-line, secret-free description of why a session ended."""
+    if isinstance(error, RefusedError):
+        return f"refused envelope {error.sequence}: {error.error}"
+    if isinstance(error, PeerError | NodeError):
+        return str(error)
+    return type(error).__name__

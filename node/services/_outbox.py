@@ -1,0 +1,55 @@
+"""Enqueueing signed envelopes for a peer, in the caller's transaction."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from node._proto.lapor.v1 import envelope_pb2
+from node.envelopes import seal
+from node.ids import new_message_id
+from node.services.context import NodeContext
+from node.store import queries
+from node.store.models import Link, OutboxRow
+
+__all__ = ["enqueue"]
+
+
+def enqueue(
+    session: Session,
+    ctx: NodeContext,
+    link: Link,
+    *,
+    tracking_id: str | None,
+    carries_content: bool = False,
+    **payload: object,
+) -> tuple[OutboxRow, envelope_pb2.SignedEnvelope]:
+    """Sign an envelope with the link's next sequence and store it in the outbox.
+
+    `link` must have been read with lock=True in this transaction so sequences stay dense.
+    """
+    now = ctx.clock.now()
+    sequence = link.next_out_seq
+    link.next_out_seq = sequence + 1
+    envelope = envelope_pb2.Envelope(
+        message_id=new_message_id(),
+        sender=ctx.node_id,
+        recipient=link.peer_id,
+        sequence=sequence,
+        **payload,  # type: ignore[arg-type]
+    )
+    envelope.sent_at.FromDatetime(now)
+    signed = seal(envelope, ctx.signing_key)
+    row = OutboxRow(
+        peer_id=link.peer_id,
+        sequence=sequence,
+        message_id=envelope.message_id,
+        kind=envelope.WhichOneof("payload") or "",
+        tracking_id=tracking_id,
+        carries_content=carries_content,
+        body=signed.body,
+        key_id=signed.key_id,
+        signature=signed.signature,
+        created_at=now,
+    )
+    queries.add(session, row)
+    return row, signed

@@ -1,0 +1,43 @@
+"""NodeContext: what every use case needs (config, database, signing key, clock)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from node.clock import Clock, SystemClock
+from node.config import NodeConfig, load_config
+from node.crypto.keyfiles import read_file
+from node.crypto.signing import SigningKey
+from node.ids import NodeId
+from node.store.db import Database
+
+__all__ = ["NodeContext"]
+
+
+@dataclass
+class NodeContext:
+    config: NodeConfig
+    db: Database
+    signing_key: SigningKey
+    clock: Clock = field(default_factory=SystemClock)
+
+    @property
+    def node_id(self) -> NodeId:
+        return self.config.node_id
+
+    @classmethod
+    def open(cls, config_path: Path, *, clock: Clock | None = None,
+             upgrade: bool = False) -> NodeContext:
+        """Load node.yaml, the signing key and the database (optionally upgrading it)."""
+        config = load_config(config_path)
+        key = SigningKey.from_pem(read_file(config.signing_key, "signing key"))
+        db = Database(config.database_url)
+        if upgrade:
+            db.upgrade()
+        else:
+            db.check_reachable()
+        return cls(config, db, key, clock or SystemClock())
+
+    def close(self) -> None:
+        self.db.dispose()

@@ -1,0 +1,270 @@
+"""The federation use cases: what a node does with envelopes that arrive on a link, and
+which envelopes it owes a peer.
+
+Receiving a batch runs in ONE transaction; each envelope in its own savepoint. For each:
+  1. open the envelope (node.envelopes.open_envelope: shape, signer = TLS peer, pinned key,
+     signature over the exact bytes, body, recipient);
+  2. a (sender, message_id) already in the inbox is a redelivery: it changes nothing and
+     its original response is sent again;
+  3. the sequence must be exactly last + 1 (a gap or a reused number is refused);
+  4. authority: referrals only from the parent, receipts only from a child;
+  5. apply the payload, append its ledger entry, queue any response, record the inbox row.
+The first envelope that fails stops the batch: what came before it is committed and
+acknowledged, it and everything after it are not stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from node._proto.lapor.v1 import envelope_pb2, federation_pb2, ledger_pb2
+from node.complaints import (
+    CHANNEL_NAMES,
+    CLASSIFICATION_NAMES,
+    check_commitment,
+    check_summary,
+)
+from node.crypto.signing import VerifyKey
+from node.envelopes import OpenedEnvelope, body_sha256, open_envelope
+from node.errors import (
+    NodeError,
+    PermissionDeniedError,
+    SequenceGapError,
+    StateError,
+    TamperedEntryError,
+    ValidationError,
+)
+from node.ids import NodeId
+from node.services._ledger import record
+from node.services._outbox import enqueue
+from node.services.complaints import _event
+from node.services.context import NodeContext
+from node.store import queries
+from node.store.models import Complaint, ComplaintContentRow, InboxRow, Link, OutboxRow
+
+__all__ = [
+    "BatchResult",
+    "acknowledge",
+    "hello_state",
+    "pending",
+    "receive_batch",
+    "record_link_error",
+]
+
+
+@dataclass
+class BatchResult:
+    committed_through: int = 0  # highest sequence committed in this batch (0: none)
+    replays: list[federation_pb2.Delivery] = field(default_factory=list)
+    error: NodeError | None = None
+    failed_sequence: int = 0
+    applied: int = 0
+
+
+def _delivery(row: OutboxRow, signer: str, content: ComplaintContentRow | None
+              ) -> federation_pb2.Delivery:
+    delivery = federation_pb2.Delivery(envelope=envelope_pb2.SignedEnvelope(
+        body=row.body, signer=signer, key_id=row.key_id, signature=row.signature))
+    if content is not None:
+        delivery.content = content.content
+        delivery.content_salt = content.salt
+    return delivery
+
+
+def _active_link(session: Session, peer: NodeId, *, lock: bool) -> Link:
+    link = queries.get_link(session, peer, lock=lock)
+    if link is None or link.revoked_at is not None:
+        raise PermissionDeniedError(f"{peer} is not linked to this node")
+    return link
+
+
+def hello_state(ctx: NodeContext, peer: NodeId) -> int:
+    """The last sequence from `peer` this node has committed (what our Hello says)."""
+    with ctx.db.read() as session:
+        return _active_link(session, peer, lock=False).last_in_seq
+
+
+def pending(ctx: NodeContext, peer: NodeId, after: int, limit: int
+            ) -> list[tuple[int, federation_pb2.Delivery]]:
+    """Envelopes owed to `peer` with sequence > `after`, oldest first."""
+    with ctx.db.read() as session:
+        return [(row.sequence, _delivery(row, ctx.node_id, content))
+                for row, content in queries.outbox_after(session, peer, after, limit)]
+
+
+def acknowledge(ctx: NodeContext, peer: NodeId, through: int) -> None:
+    """The peer committed everything we sent up to `through`."""
+    with ctx.db.write() as session:
+        link = _active_link(session, peer, lock=True)
+        if through >= link.next_out_seq:
+            raise StateError(
+                f"{peer} acknowledged sequence {through}, but the last one sent is "
+                f"{link.next_out_seq - 1}"
+            )
+        queries.acknowledge_outbox(session, peer, through, ctx.clock.now())
+        link.last_seen_at = ctx.clock.now()
+
+
+def record_link_error(ctx: NodeContext, peer: NodeId, message: str | None) -> None:
+    with ctx.db.write() as session:
+        link = queries.get_link(session, peer, lock=True)
+        if link is not None:
+            link.last_error = message
+            link.last_seen_at = ctx.clock.now()
+
+
+def receive_batch(ctx: NodeContext, peer: NodeId,
+                  deliveries: Sequence[federation_pb2.Delivery]) -> BatchResult:
+    """Apply `deliveries` from `peer` in order (see the module docstring)."""
+    result = BatchResult()
+    with ctx.db.write() as session:
+        link = _active_link(session, peer, lock=True)
+        key = VerifyKey(link.signing_key)
+        for delivery in deliveries:
+            try:
+                with session.begin_nested():
+                    _receive_one(session, ctx, link, key, delivery, result)
+            except NodeError as e:
+                result.error = e
+                result.failed_sequence = link.last_in_seq + 1
+                break
+        if result.committed_through or result.applied:
+            link.last_seen_at = ctx.clock.now()
+    return result
+
+
+def _receive_one(session: Session, ctx: NodeContext, link: Link, key: VerifyKey,
+                 delivery: federation_pb2.Delivery, result: BatchResult) -> None:
+    peer = NodeId(link.peer_id)
+    opened = open_envelope(delivery.envelope, peer=peer, peer_key=key, me=ctx.node_id)
+    env = opened.envelope
+    seen = queries.get_inbox(session, peer, env.message_id)
+    if seen is not None:
+        if seen.body != delivery.envelope.body:
+            raise StateError(f"message id {env.message_id} was already used for another message")
+        if seen.response_outbox_id is not None:
+            response = queries.get_outbox(session, seen.response_outbox_id)
+            if response is not None:
+                content = queries.complaint_content(session, response.tracking_id or "")
+                result.replays.append(_delivery(
+                    response, ctx.node_id, content if response.carries_content else None))
+        result.committed_through = max(result.committed_through, seen.sequence)
+        return
+    if env.sequence <= link.last_in_seq:
+        raise StateError(
+            f"sequence {env.sequence} from {peer} was already used by another message "
+            f"(last committed: {link.last_in_seq})"
+        )
+    if env.sequence != link.last_in_seq + 1:
+        raise SequenceGapError(
+            f"sequence gap from {peer}: expected {link.last_in_seq + 1}, found {env.sequence}"
+        )
+    kind = opened.payload_kind
+    if kind == "referral":
+        response = _on_referral(session, ctx, link, opened, delivery)
+    elif kind == "receipt":
+        response = _on_receipt(session, ctx, link, opened)
+    else:  # pragma: no cover - the oneof has no other members yet
+        raise ValidationError(f"unsupported payload {kind!r}")
+    queries.add(session, InboxRow(
+        sender=peer, message_id=env.message_id, sequence=env.sequence, kind=kind,
+        body=delivery.envelope.body, key_id=delivery.envelope.key_id,
+        signature=delivery.envelope.signature, received_at=ctx.clock.now(),
+        response_outbox_id=response.id if response is not None else None,
+    ))
+    link.last_in_seq = env.sequence
+    result.committed_through = env.sequence
+    result.applied += 1
+
+
+def _on_referral(session: Session, ctx: NodeContext, link: Link, opened: OpenedEnvelope,
+                 delivery: federation_pb2.Delivery) -> OutboxRow:
+    if link.role != "parent":
+        raise PermissionDeniedError(
+            f"only this node's parent may refer complaints to it; {link.peer_id} is its "
+            f"{link.role}"
+        )
+    summary = opened.envelope.referral.complaint
+    check_summary(summary)
+    if delivery.content or delivery.content_salt:
+        try:
+            check_commitment(summary.content_commitment, delivery.content,
+                             delivery.content_salt)
+        except TamperedEntryError as e:
+            raise ValidationError(f"referral {summary.tracking_id}: {e}") from e
+    if queries.get_complaint(session, summary.tracking_id) is not None:
+        raise StateError(f"{summary.tracking_id} is already on this node")
+    now = ctx.clock.now()
+    queries.add(session, Complaint(
+        tracking_id=summary.tracking_id, origin_node=summary.origin_node,
+        classification=CLASSIFICATION_NAMES[summary.classification],
+        category=summary.category, region_code=summary.region_code,
+        channel=CHANNEL_NAMES[summary.channel], anonymous=summary.anonymous,
+        confidential=summary.confidential, needs_inspection=summary.needs_inspection,
+        status="accepted", holder=ctx.node_id, received_from=link.peer_id,
+        submitted_at=summary.submitted_at.ToDatetime(tzinfo=now.tzinfo),
+        received_at=now, updated_at=now, content_commitment=summary.content_commitment,
+    ))
+    if delivery.content_salt:
+        queries.add(session, ComplaintContentRow(
+            tracking_id=summary.tracking_id, content=delivery.content,
+            salt=delivery.content_salt))
+    index = record(session, ctx, ledger_pb2.LedgerEntry(
+        referral_received=ledger_pb2.ReferralReceived(envelope=opened.signed)))
+    _event(session, ctx, summary.tracking_id, "accepted",
+           f"referral received from {link.peer_id}", index)
+    outbox, _ = enqueue(
+        session, ctx, link, tracking_id=summary.tracking_id,
+        receipt=envelope_pb2.Receipt(
+            referral_message_id=opened.envelope.message_id,
+            referral_body_sha256=body_sha256(opened.signed),
+            tracking_id=summary.tracking_id,
+            entry_index=index,
+        ),
+    )
+    return outbox
+
+
+def _on_receipt(session: Session, ctx: NodeContext, link: Link,
+                opened: OpenedEnvelope) -> None:
+    if link.role != "child":
+        raise PermissionDeniedError(
+            f"receipts are accepted only from children; {link.peer_id} is this node's "
+            f"{link.role}"
+        )
+    receipt = opened.envelope.receipt
+    sent = queries.outbox_by_message(session, receipt.referral_message_id)
+    if sent is None or sent.peer_id != link.peer_id or sent.kind != "referral":
+        raise StateError(
+            f"receipt for {receipt.referral_message_id!r}, which is no referral sent to "
+            f"{link.peer_id}"
+        )
+    if not hmac.compare_digest(hashlib.sha256(sent.body).digest(),
+                               receipt.referral_body_sha256):
+        raise StateError(
+            f"receipt from {link.peer_id} is for different bytes than referral "
+            f"{receipt.referral_message_id} as sent"
+        )
+    if receipt.tracking_id != sent.tracking_id:
+        raise ValidationError(
+            f"receipt names {receipt.tracking_id!r} but the referral was for "
+            f"{sent.tracking_id!r}"
+        )
+    row = queries.get_complaint(session, receipt.tracking_id, lock=True)
+    if row is None:  # pragma: no cover - referrals are only sent for stored complaints
+        raise StateError(f"no complaint {receipt.tracking_id} on this node")
+    index = record(session, ctx, ledger_pb2.LedgerEntry(
+        receipt_received=ledger_pb2.ReceiptReceived(envelope=opened.signed)))
+    now = ctx.clock.now()
+    if row.status == "referred":
+        row.status = "accepted"
+        row.holder = link.peer_id
+        row.updated_at = now
+    _event(session, ctx, receipt.tracking_id, "accepted",
+           f"receipt from {link.peer_id} (its ledger entry {receipt.entry_index})", index,
+           actor=link.peer_id)

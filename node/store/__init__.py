@@ -1,0 +1,1 @@
+"""SQLAlchemy models and the only code in lapor-node that issues SQL."""

@@ -1,0 +1,119 @@
+"""Engines, sessions and schema upgrades.
+
+SQLite (the embedded default) runs in WAL mode with foreign keys on, a busy timeout, and
+`synchronous=FULL` so a committed ledger entry survives a power cut. Writers open their
+transaction with BEGIN IMMEDIATE: two processes (a running node and an operator's CLI)
+then queue for the write lock instead of failing on a lock upgrade. PostgreSQL writers lock
+the rows they advance (ledger head, link sequence, counters) with SELECT ... FOR UPDATE.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from node.errors import ConfigError
+
+__all__ = ["Database", "migrations_dir"]
+
+
+def migrations_dir() -> Path:
+    """The Alembic environment: inside the wheel, or at the top of a source checkout."""
+    packaged = resources.files("node") / "_migrations"
+    if packaged.is_dir():
+        return Path(str(packaged))
+    source = Path(__file__).resolve().parents[2] / "migrations"
+    if source.is_dir():
+        return source
+    raise ConfigError("the Alembic migrations are missing from this installation")
+
+
+def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Database:
+    """A node's database: `write()` and `read()` give sessions in one transaction each."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            self._writer = _sqlite_engine(url, immediate=True)
+            self._reader = _sqlite_engine(url, immediate=False)
+        else:
+            self._writer = create_engine(url, pool_pre_ping=True)
+            self._reader = self._writer
+        self._write_sessions = sessionmaker(self._writer, expire_on_commit=False)
+        self._read_sessions = sessionmaker(self._reader, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self._writer.dialect.name
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Session]:
+        """One write transaction: committed on success, rolled back on any exception."""
+        with self._write_sessions() as session, session.begin():
+            yield session
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        """One read-only snapshot transaction."""
+        with self._read_sessions() as session, session.begin():
+            yield session
+
+    def upgrade(self) -> None:
+        """Bring the schema to Alembic's head (idempotent)."""
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(migrations_dir()))
+        cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        try:
+            with self._writer.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        except OperationalError as e:
+            raise ConfigError(f"cannot open the database at {self.safe_url}: {e.orig}") from e
+
+    def check_reachable(self) -> None:
+        try:
+            with self._reader.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except OperationalError as e:
+            raise ConfigError(f"cannot open the database at {self.safe_url}: {e.orig}") from e
+
+    @property
+    def safe_url(self) -> str:
+        """The URL without any password, for messages."""
+        return self._writer.url.render_as_string(hide_password=True)
+
+    def dispose(self) -> None:
+        self._writer.dispose()
+        if self._reader is not self._writer:
+            self._reader.dispose()

@@ -1,0 +1,213 @@
+"""Typed SQLAlchemy 2 models. Alembic (migrations/) owns the schema; a test checks that
+these models and the migrations do not drift.
+
+Invariants:
+- `ledger_entries` is insert-only; database triggers refuse UPDATE and DELETE.
+- `ledger_head.size` always equals the number of rows in `ledger_entries`; appends lock it.
+- `complaint_contents` is the only table with personal data; erasing a row leaves every
+  ledger entry and proof valid (entries hold only commitments).
+- An outbox row and an inbox row are written in the same transaction as the change they
+  carry; (links.peer_id, outbox.sequence) has no gaps.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "Base",
+    "Complaint",
+    "ComplaintContentRow",
+    "ComplaintEvent",
+    "Counter",
+    "InboxRow",
+    "LedgerEntryRow",
+    "LedgerHead",
+    "Link",
+    "OutboxRow",
+]
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use an aware UTC datetime")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+NodeIdCol = String(63)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Link(Base):
+    """A pinned peer: this node's parent or one of its children."""
+
+    __tablename__ = "links"
+
+    peer_id: Mapped[str] = mapped_column(NodeIdCol, primary_key=True)
+    role: Mapped[str] = mapped_column(String(8))  # parent | child
+    name: Mapped[str] = mapped_column(String(200))
+    signing_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    tls_cert_pem: Mapped[str] = mapped_column(Text)
+    tls_fingerprint: Mapped[bytes] = mapped_column(LargeBinary(32))
+    address: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    next_out_seq: Mapped[int] = mapped_column(BigInteger, default=1)
+    acked_out_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_in_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_seen_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class Complaint(Base):
+    """What this node knows of a complaint: non-personal facts and where it stands."""
+
+    __tablename__ = "complaints"
+
+    tracking_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    origin_node: Mapped[str] = mapped_column(NodeIdCol)
+    classification: Mapped[str] = mapped_column(String(32))
+    category: Mapped[str] = mapped_column(String(100))
+    region_code: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(16))
+    anonymous: Mapped[bool] = mapped_column(Boolean)
+    confidential: Mapped[bool] = mapped_column(Boolean)
+    needs_inspection: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    holder: Mapped[str] = mapped_column(NodeIdCol)
+    received_from: Mapped[str | None] = mapped_column(NodeIdCol)
+    submitted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    content_commitment: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class ComplaintContentRow(Base):
+    """The personal part of a complaint and the salt of its commitment; erasable."""
+
+    __tablename__ = "complaint_contents"
+
+    tracking_id: Mapped[str] = mapped_column(
+        String(100), ForeignKey("complaints.tracking_id"), primary_key=True
+    )
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    salt: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class ComplaintEvent(Base):
+    """One step of a complaint's history on this node (no personal data)."""
+
+    __tablename__ = "complaint_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tracking_id: Mapped[str] = mapped_column(
+        String(100), ForeignKey("complaints.tracking_id"), index=True
+    )
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(NodeIdCol)
+    note: Mapped[str] = mapped_column(String(500))
+    ledger_index: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class OutboxRow(Base):
+    """A signed envelope waiting for (or delivered with) the peer's acknowledgement."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("peer_id", "sequence", name="uq_outbox_peer_sequence"),
+        Index("ix_outbox_pending", "peer_id", "acked_at", "sequence"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    peer_id: Mapped[str] = mapped_column(NodeIdCol, ForeignKey("links.peer_id"))
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[str] = mapped_column(String(36), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    tracking_id: Mapped[str | None] = mapped_column(String(100))
+    carries_content: Mapped[bool] = mapped_column(Boolean, default=False)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    key_id: Mapped[bytes] = mapped_column(LargeBinary(32))
+    signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    acked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class InboxRow(Base):
+    """A signed envelope received and committed; the key deduplicates redeliveries."""
+
+    __tablename__ = "inbox"
+
+    sender: Mapped[str] = mapped_column(NodeIdCol, primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    sequence: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(32))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    key_id: Mapped[bytes] = mapped_column(LargeBinary(32))
+    signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    response_outbox_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("outbox.id"))
+
+
+class LedgerEntryRow(Base):
+    """Entry `idx` of this node's RFC 6962 log: the serialized LedgerEntry, as committed."""
+
+    __tablename__ = "ledger_entries"
+
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    entry: Mapped[bytes] = mapped_column(LargeBinary)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class LedgerHead(Base):
+    """One row: the ledger's size. Appends lock it, so indexes are dense and ordered."""
+
+    __tablename__ = "ledger_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+
+
+class Counter(Base):
+    """Named counters, e.g. `tracking:2026` for a year's complaint serials."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
