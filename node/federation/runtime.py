@@ -35,6 +35,7 @@ __all__ = ["NodeRuntime"]
 
 T = TypeVar("T")
 PIN_REFRESH_SECONDS = 1.0
+CONNECT_TIMEOUT_SECONDS = 5.0
 
 
 class _Db:
@@ -246,6 +247,12 @@ class NodeRuntime:
         async with grpc.aio.secure_channel(
             parent.address or "", creds, options=self._channel_options(peer)
         ) as channel:
+            try:
+                await asyncio.wait_for(channel.channel_ready(), CONNECT_TIMEOUT_SECONDS)
+            except TimeoutError:
+                await self._note_error(peer, f"cannot reach parent at {parent.address}")
+                self.log.warning("link.unreachable", address=parent.address)
+                return False
             call = federation_pb2_grpc.FederationServiceStub(channel).Exchange()
             session = LinkSession(self.ctx, peer, _ClientTransport(call), self.db,
                                   self.wake(peer), on_hello=hello)
@@ -314,10 +321,8 @@ class NodeRuntime:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            try:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-            except asyncio.CancelledError:
-                pass
         if self._server is not None:
             await self._server.stop(self.ctx.config.server.grace_seconds)
         self.db.shutdown()

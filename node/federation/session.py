@@ -31,6 +31,7 @@ from node.services.context import NodeContext
 __all__ = ["DbRunner", "FrameTransport", "LinkSession", "RefusedError"]
 
 PROTOCOL_VERSION = 1
+HELLO_TIMEOUT_SECONDS = 10.0
 T = TypeVar("T")
 
 
@@ -85,9 +86,13 @@ class LinkSession:
     async def run(self) -> None:
         """Run until the peer closes the stream; raise RefusedError or PeerError on faults."""
         last_in = await self.db.read(exchange.hello_state, self.ctx, self.peer)
-        await self.transport.write(federation_pb2.Frame(hello=federation_pb2.Hello(
-            protocol_version=PROTOCOL_VERSION, last_received_sequence=last_in)))
-        first = await self.transport.read()
+        try:
+            async with asyncio.timeout(HELLO_TIMEOUT_SECONDS):
+                await self.transport.write(federation_pb2.Frame(hello=federation_pb2.Hello(
+                    protocol_version=PROTOCOL_VERSION, last_received_sequence=last_in)))
+                first = await self.transport.read()
+        except TimeoutError as e:
+            raise PeerError(f"no Hello from {self.peer} within {HELLO_TIMEOUT_SECONDS}s") from e
         if first is None:
             return
         if first.WhichOneof("kind") != "hello":

@@ -1,0 +1,50 @@
+"""Shared fixtures: a database of each kind, and real nodes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.databases import fresh_database
+from tests.support.nodes import TestNode, make_node
+
+DB_KINDS = [pytest.param("sqlite", id="sqlite"),
+            pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=DB_KINDS)
+def db_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(db_kind: str, tmp_path: Path) -> Iterator[str]:
+    with fresh_database(db_kind, tmp_path) as url:
+        yield url
+
+
+NodeFactory = Callable[[str, str], TestNode]
+
+
+@pytest.fixture
+def nodes(db_kind: str, tmp_path: Path) -> Iterator[NodeFactory]:
+    """Make initialised nodes (each with its own fresh database of this run's kind);
+    every node is stopped and its database dropped at the end."""
+    made: list[TestNode] = []
+    stack: list[object] = []
+
+    def factory(node_id: str, name: str) -> TestNode:
+        cm = fresh_database(db_kind, tmp_path)
+        url = cm.__enter__()
+        stack.append(cm)
+        node = make_node(tmp_path, node_id, name, url)
+        made.append(node)
+        return node
+
+    yield factory
+    for node in made:
+        node.close()
+    for cm in reversed(stack):
+        cm.__exit__(None, None, None)  # type: ignore[attr-defined]

@@ -1,0 +1,167 @@
+"""Real nodes for tests: data directories made with `init`, linked with cards, and
+`lapor-node serve` run as separate processes on loopback ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from node.crypto.card import NodeCard
+from node.services import links
+from node.services.context import NodeContext
+from node.services.setup import init_node
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(predicate, timeout: float = 15.0, interval: float = 0.05, what: str = "condition"):  # type: ignore[no-untyped-def]
+    """Poll `predicate` until it returns a truthy value; fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class TestNode:
+    """One node: its directory, config, port, and (when serving) its process."""
+
+    node_id: str
+    name: str
+    directory: Path
+    port: int
+    database_url: str
+    process: subprocess.Popen[bytes] | None = None
+    _ctx: NodeContext | None = field(default=None, repr=False)
+
+    @property
+    def config(self) -> Path:
+        return self.directory / "node.yaml"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "serve.log"
+
+    def ctx(self) -> NodeContext:
+        if self._ctx is None:
+            self._ctx = NodeContext.open(self.config)
+        return self._ctx
+
+    def card(self) -> NodeCard:
+        return links.own_card(self.ctx())
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run `lapor-node ARGS --config <this node>` as an operator would."""
+        argv = [sys.executable, "-m", "node.cli.main", *args, "--config", str(self.config)]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=60,
+                                env={**os.environ, "COLUMNS": "200"})
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n"
+                                 f"{result.stdout}\n{result.stderr}")
+        return result
+
+    def start(self) -> None:
+        assert self.process is None or self.process.poll() is not None
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "node.cli.main", "serve", "--config", str(self.config)],
+            stdout=log, stderr=log, start_new_session=True,
+        )
+        log.close()
+
+        def listening() -> bool:
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(f"{self.node_id} exited:\n{self.log_path.read_text()}")
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+        wait_until(listening, what=f"{self.node_id} to listen on {self.port}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"{self.node_id} did not stop within {timeout}s") from None
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+    def close(self) -> None:
+        self.stop()
+        if self._ctx is not None:
+            self._ctx.close()
+            self._ctx = None
+
+
+def make_node(root: Path, node_id: str, name: str, database_url: str) -> TestNode:
+    port = free_port()
+    directory = root / node_id
+    init_node(directory, node_id, name, listen=f"127.0.0.1:{port}", database_url=database_url)
+    # Tests want quick reconnects and an idle poll that does not slow them down.
+    text = (directory / "node.yaml").read_text()
+    text = text.replace("reconnect_min_ms: 200", "reconnect_min_ms: 100")
+    text = text.replace("reconnect_max_ms: 30000", "reconnect_max_ms: 1000")
+    text = text.replace("grace_seconds: 5", "grace_seconds: 1")
+    (directory / "node.yaml").write_text(text)
+    return TestNode(node_id, name, directory, port, database_url)
+
+
+def link(parent: TestNode, child: TestNode) -> None:
+    """Pin each other's cards, as two operators would with `link add`."""
+    links.add_link(parent.ctx(), child.card(), "child")
+    links.add_link(child.ctx(), parent.card(), "parent", parent.address)
+
+
+def snapshot(node: TestNode) -> dict[str, object]:
+    """Everything a refused message must leave unchanged: row counts of every table, the
+    ledger's bytes, and each link's sequence counters."""
+    from sqlalchemy import select, text
+
+    from node.store.models import Base, LedgerEntryRow, Link
+
+    state: dict[str, object] = {}
+    with node.ctx().db.read() as session:
+        for table in Base.metadata.sorted_tables:
+            state[table.name] = session.execute(
+                text(f"SELECT count(*) FROM {table.name}")  # noqa: S608 - our own table names
+            ).scalar_one()
+        state["ledger"] = [r.entry for r in session.execute(
+            select(LedgerEntryRow).order_by(LedgerEntryRow.idx)).scalars()]
+        state["links"] = [(link.peer_id, link.next_out_seq, link.last_in_seq)
+                          for link in session.execute(select(Link)).scalars()]
+    return state
+
+
+def status_of(node: TestNode, tracking_id: str) -> tuple[str, str] | None:
+    """(status, holder) of a complaint on `node`, or None if the node does not have it."""
+    from node.errors import NotFoundError
+    from node.services import complaints
+
+    try:
+        view = complaints.show(node.ctx(), tracking_id)
+    except NotFoundError:
+        return None
+    return view.status, view.holder
