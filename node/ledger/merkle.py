@@ -111,20 +111,7 @@ def inclusion_proof(index: int, size: int, reader: NodeReader) -> list[Hash]:
     _check_size("tree size", size)
     if not 0 <= index < size:
         raise ValidationError(f"expected a leaf index in [0, {size}), found {index}")
-    # Walk down from the root, keeping the sibling of each subtree the leaf is in; the
-    # recursion in the RFC appends these on the way back up, so reverse at the end.
-    path: list[Hash] = []
-    start, n, m = 0, size, index
-    while n > 1:
-        k = _largest_power_of_two_below(n)
-        if m < k:
-            path.append(_range_hash(reader, start + k, start + n))
-            n = k
-        else:
-            path.append(_range_hash(reader, start, start + k))
-            start, m, n = start + k, m - k, n - k
-    path.reverse()
-    return path
+    return [_range_hash(reader, start, end) for start, end in _inclusion_ranges(index, size)]
 
 
 def consistency_proof(size1: int, size2: int, reader: NodeReader) -> list[Hash]:
@@ -140,20 +127,49 @@ def consistency_proof(size1: int, size2: int, reader: NodeReader) -> list[Hash]:
         raise ValidationError(f"expected size1 <= size2, found size1={size1} > size2={size2}")
     if size1 == 0 or size1 == size2:
         return []
-    proof: list[Hash] = []
+    return [_range_hash(reader, s, e) for s, e in _consistency_ranges(size1, size2)]
+
+
+def _inclusion_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """Leaf ranges [start, end) whose roots form PATH(index, D[size]), leaf sibling first.
+
+    Walks down from the root keeping the sibling of each subtree that holds the leaf;
+    the RFC's recursion appends these on the way back up, hence the final reverse.
+    """
+    ranges: list[tuple[int, int]] = []
+    start, n, m = 0, size, index
+    while n > 1:
+        k = _largest_power_of_two_below(n)
+        if m < k:
+            ranges.append((start + k, start + n))
+            n = k
+        else:
+            ranges.append((start, start + k))
+            start, m, n = start + k, m - k, n - k
+    ranges.reverse()
+    return ranges
+
+
+def _consistency_ranges(size1: int, size2: int) -> list[tuple[int, int]]:
+    """Leaf ranges whose roots form PROOF(size1, D[size2]) for 0 < size1 < size2.
+
+    SUBPROOF(m, D[n], b) walked down from the root: `whole` is b, true while the old
+    tree is still the left edge of the current subtree (then its root is not sent).
+    """
+    ranges: list[tuple[int, int]] = []
     start, n, m, whole = 0, size2, size1, True
     while m != n:
         k = _largest_power_of_two_below(n)
         if m <= k:
-            proof.append(_range_hash(reader, start + k, start + n))
+            ranges.append((start + k, start + n))
             n = k
         else:
-            proof.append(_range_hash(reader, start, start + k))
+            ranges.append((start, start + k))
             start, m, n, whole = start + k, m - k, n - k, False
     if not whole:
-        proof.append(_range_hash(reader, start, start + n))
-    proof.reverse()
-    return proof
+        ranges.append((start, start + n))
+    ranges.reverse()
+    return ranges
 
 
 def _range_hash(reader: NodeReader, start: int, end: int) -> Hash:
@@ -189,7 +205,7 @@ def verify_inclusion(
 
     Follows RFC 9162 section 2.1.3.2. Returns None or raises ProofError.
     """
-    _check_hash_lengths(("leaf hash", leaf_hash), ("root", root), *_named_proof(proof))
+    _check_hash_lengths(proof, ("leaf hash", leaf_hash), ("root", root))
     if index < 0 or size < 0:
         raise ProofError(f"expected a non-negative index and size, found {index} and {size}")
     # 1. If leaf_index is greater than or equal to tree_size, fail.
@@ -239,7 +255,7 @@ def verify_consistency(
     follow ADR 0002: equal sizes need an empty proof and equal roots, and size1 == 0 needs
     an empty proof and root1 equal to EMPTY_ROOT. Returns None or raises ProofError.
     """
-    _check_hash_lengths(("root1", root1), ("root2", root2), *_named_proof(proof))
+    _check_hash_lengths(proof, ("root1", root1), ("root2", root2))
     if size1 < 0 or size2 < 0:
         raise ProofError(f"expected non-negative sizes, found {size1} and {size2}")
     if size1 > size2:
@@ -290,16 +306,11 @@ def verify_consistency(
     # 7. Verify that fr equals first_hash, that sr equals second_hash, and that sn is 0.
     if sn != 0:
         raise ProofError(_consistency_length_message(size1, size2, len(proof)))
-    if not hmac.compare_digest(fr, first_hash):
-        raise ProofError(
-            f"expected the proof to lead to root1 {first_hash.hex()} of size {size1}, "
-            f"found {fr.hex()}"
-        )
-    if not hmac.compare_digest(sr, second_hash):
-        raise ProofError(
-            f"expected the proof to lead to root2 {second_hash.hex()} of size {size2}, "
-            f"found {sr.hex()}"
-        )
+    for name, want, got in (("root1", first_hash, fr), ("root2", second_hash, sr)):
+        if not hmac.compare_digest(got, want):
+            raise ProofError(
+                f"expected the proof to lead to {name} {want.hex()}, found {got.hex()}"
+            )
 
 
 def _verify_same_size(size: int, root1: bytes, root2: bytes, proof: Sequence[bytes]) -> None:
@@ -307,56 +318,32 @@ def _verify_same_size(size: int, root1: bytes, root2: bytes, proof: Sequence[byt
     if proof:
         raise ProofError(f"expected an empty proof for equal sizes {size}, found {len(proof)}")
     if not hmac.compare_digest(root1, root2):
-        raise ProofError(
-            f"expected equal roots for equal sizes {size}, found {bytes(root1).hex()} "
-            f"and {bytes(root2).hex()}"
-        )
+        raise ProofError(f"expected equal roots for equal sizes {size}, found two different")
     if size == 0 and not hmac.compare_digest(root1, EMPTY_ROOT):
-        raise ProofError(
-            f"expected the empty-tree root {EMPTY_ROOT.hex()} for size 0, "
-            f"found {bytes(root1).hex()}"
-        )
+        raise ProofError(f"expected the empty-tree root for size 0, found {bytes(root1).hex()}")
 
 
 def _verify_from_empty(size2: int, root1: bytes, proof: Sequence[bytes]) -> None:
     """ADR 0002: the empty tree is a prefix of every tree; nothing is left to prove."""
     if proof:
-        raise ProofError(
-            f"expected an empty proof from size 0 to {size2}, found {len(proof)} hashes"
-        )
+        raise ProofError(f"expected an empty proof from size 0 to {size2}, found {len(proof)}")
     if not hmac.compare_digest(root1, EMPTY_ROOT):
-        raise ProofError(
-            f"expected root1 of size 0 to be the empty-tree root {EMPTY_ROOT.hex()}, "
-            f"found {bytes(root1).hex()}"
-        )
+        raise ProofError(f"expected the empty-tree root1 for size 0, found {bytes(root1).hex()}")
 
 
-def _named_proof(proof: Sequence[bytes]) -> list[tuple[str, bytes]]:
-    return [(f"proof[{i}]", p) for i, p in enumerate(proof)]
-
-
-def _check_hash_lengths(*named: tuple[str, bytes]) -> None:
-    for name, value in named:
+def _check_hash_lengths(proof: Sequence[bytes], *named: tuple[str, bytes]) -> None:
+    for name, value in [*named, *((f"proof[{i}]", p) for i, p in enumerate(proof))]:
         if len(value) != HASH_SIZE:
             raise ProofError(f"expected {name} to be {HASH_SIZE} bytes, found {len(value)}")
 
 
 def _inclusion_length_message(index: int, size: int, found: int) -> str:
-    n, m, want = size, index, 0
-    while n > 1:
-        k = _largest_power_of_two_below(n)
-        n, m = (k, m) if m < k else (n - k, m - k)
-        want += 1
+    want = len(_inclusion_ranges(index, size))
     return f"expected {want} proof hashes for leaf {index} of {size}, found {found}"
 
 
 def _consistency_length_message(size1: int, size2: int, found: int) -> str:
-    n, m, want, whole = size2, size1, 0, True
-    while m != n:
-        k = _largest_power_of_two_below(n)
-        n, m, whole = (k, m, whole) if m <= k else (n - k, m - k, False)
-        want += 1
-    want += 0 if whole else 1
+    want = len(_consistency_ranges(size1, size2))
     return f"expected {want} proof hashes from size {size1} to {size2}, found {found}"
 
 
@@ -466,13 +453,9 @@ class MemoryTree:
         for level, _index, h in completed:
             if level == len(self._levels):
                 self._levels.append([])
-            # Nodes complete left to right within a level, so `index` is the next slot.
+            # Nodes complete left to right within a level: the index is the next slot.
             self._levels[level].append(h)
         return completed
-
-    def append_entry(self, entry: bytes) -> list[CompletedNode]:
-        """Append one serialized entry by its leaf hash."""
-        return self.append(leaf_hash(entry))
 
     def node(self, level: int, index: int) -> Hash:
         """Return complete node (level, index); NotFoundError if it is not complete yet."""
