@@ -76,21 +76,32 @@ class ComplaintDraft:
 
     def validate(self) -> None:
         """Raise ValidationError naming the first field that is wrong (never its value)."""
-        _require(0 < len(self.title.strip()) <= MAX_TITLE,
-                 f"title must be 1 to {MAX_TITLE} characters")
-        _require(0 < len(self.description.strip()) <= MAX_DESCRIPTION,
-                 f"description must be 1 to {MAX_DESCRIPTION} characters")
-        _require(self.classification in CLASSIFICATIONS,
-                 f"classification must be one of {', '.join(CLASSIFICATIONS)}")
+        _require(
+            0 < len(self.title.strip()) <= MAX_TITLE, f"title must be 1 to {MAX_TITLE} characters"
+        )
+        _require(
+            0 < len(self.description.strip()) <= MAX_DESCRIPTION,
+            f"description must be 1 to {MAX_DESCRIPTION} characters",
+        )
+        _require(
+            self.classification in CLASSIFICATIONS,
+            f"classification must be one of {', '.join(CLASSIFICATIONS)}",
+        )
         _require(self.channel in CHANNELS, f"channel must be one of {', '.join(CHANNELS)}")
-        _require(bool(_CATEGORY.fullmatch(self.category)),
-                 "category must be lowercase words, e.g. 'infrastruktur' or 'jalan rusak'")
-        _require(bool(_REGION.fullmatch(self.region_code)),
-                 f"region code {self.region_code!r} is not a Kemendagri code such as '64' "
-                 "or '64.02' or '64.02.05'")
+        _require(
+            bool(_CATEGORY.fullmatch(self.category)),
+            "category must be lowercase words, e.g. 'infrastruktur' or 'jalan rusak'",
+        )
+        _require(
+            bool(_REGION.fullmatch(self.region_code)),
+            f"region code {self.region_code!r} is not a Kemendagri code such as '64' "
+            "or '64.02' or '64.02.05'",
+        )
         for name in ("reporter_name", "reporter_contact", "reporter_id_number", "location"):
-            _require(len(getattr(self, name)) <= MAX_FIELD,
-                     f"{name} must be at most {MAX_FIELD} characters")
+            _require(
+                len(getattr(self, name)) <= MAX_FIELD,
+                f"{name} must be at most {MAX_FIELD} characters",
+            )
 
     def content(self) -> complaint_pb2.ComplaintContent:
         return complaint_pb2.ComplaintContent(
@@ -135,11 +146,15 @@ def check_summary(summary: complaint_pb2.ComplaintSummary) -> None:
     """Validate a summary received from a peer."""
     parse_tracking_id(summary.tracking_id)
     parse_node_id(summary.origin_node)
-    _require(summary.classification in CLASSIFICATION_NAMES,
-             f"unknown classification {summary.classification}")
+    _require(
+        summary.classification in CLASSIFICATION_NAMES,
+        f"unknown classification {summary.classification}",
+    )
     _require(summary.channel in CHANNEL_NAMES, f"unknown channel {summary.channel}")
     _require(bool(_CATEGORY.fullmatch(summary.category)), "malformed category")
     _require(bool(_REGION.fullmatch(summary.region_code)), "malformed region code")
-    _require(len(summary.content_commitment) == 32,
-             f"content commitment must be 32 bytes, found {len(summary.content_commitment)}")
+    _require(
+        len(summary.content_commitment) == 32,
+        f"content commitment must be 32 bytes, found {len(summary.content_commitment)}",
+    )
     _require(summary.HasField("submitted_at"), "submitted_at is missing")

@@ -102,7 +102,7 @@ def _resolve_url(url: str, base: Path) -> str:
     """Make a relative SQLite path absolute against the config's folder."""
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith(prefix + "/"):
-        return prefix + str((base / url[len(prefix):]).resolve())
+        return prefix + str((base / url[len(prefix) :]).resolve())
     return url
 
 
@@ -131,7 +131,9 @@ def load_config(path: Path) -> NodeConfig:
         raise ConfigError(f"node.yaml: node.id: {e}") from e
     name = node.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise ConfigError("node.yaml: node.name must be the unit's name, e.g. 'Provinsi Kalimantan Timur'")
+        raise ConfigError(
+            "node.yaml: node.name must be the unit's name, e.g. 'Provinsi Kalimantan Timur'"
+        )
     keys = _section(raw, "keys")
     database = _section(raw, "database")
     logging_ = _section(raw, "logging")
@@ -144,7 +146,9 @@ def load_config(path: Path) -> NodeConfig:
         raise ConfigError(f"node.yaml: expected_children: {e}") from e
     level = logging_.get("level", "info")
     if level not in ("debug", "info", "warning", "error"):
-        raise ConfigError(f"node.yaml: logging.level must be debug|info|warning|error, found {level!r}")
+        raise ConfigError(
+            f"node.yaml: logging.level must be debug|info|warning|error, found {level!r}"
+        )
     fmt = logging_.get("format", "json")
     if fmt not in ("json", "console"):
         raise ConfigError(f"node.yaml: logging.format must be json|console, found {fmt!r}")

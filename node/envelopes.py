@@ -101,7 +101,5 @@ def open_envelope(
         )
     # 6. For us.
     if envelope.recipient != me:
-        raise StateError(
-            f"envelope is for {envelope.recipient!r}, not for this node {me!r}"
-        )
+        raise StateError(f"envelope is for {envelope.recipient!r}, not for this node {me!r}")
     return OpenedEnvelope(signed, envelope)

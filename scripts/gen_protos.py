@@ -49,7 +49,9 @@ def generate(out: Path) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(IMPORT.sub("from node._proto.lapor.v1 import ", path.read_text()))
     for folder in (out, out / "lapor", out / "lapor" / "v1"):
-        (folder / "__init__.py").write_text('"""Generated from protos/ by scripts/gen_protos.py."""\n')
+        (folder / "__init__.py").write_text(
+            '"""Generated from protos/ by scripts/gen_protos.py."""\n'
+        )
 
 
 def main() -> int:

@@ -10,8 +10,10 @@ import pytest
 from tests.support.databases import fresh_database
 from tests.support.nodes import TestNode, make_node
 
-DB_KINDS = [pytest.param("sqlite", id="sqlite"),
-            pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres)]
+DB_KINDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+]
 
 
 @pytest.fixture(params=DB_KINDS)

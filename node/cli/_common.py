@@ -29,7 +29,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def config_option(fn: F) -> F:
     return click.option(
-        "--config", "config_path", type=click.Path(path_type=Path), default=None,
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path),
+        default=None,
         help="node.yaml of the node to act on (default ./node.yaml or $LAPOR_NODE_CONFIG).",
     )(fn)
 

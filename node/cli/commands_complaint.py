@@ -30,8 +30,12 @@ def complaint() -> None:
 @complaint.command("submit")
 @click.option("--title", required=True)
 @click.option("--description", required=True)
-@click.option("--classification", type=click.Choice(list(CLASSIFICATIONS)), default="pengaduan",
-              show_default=True)
+@click.option(
+    "--classification",
+    type=click.Choice(list(CLASSIFICATIONS)),
+    default="pengaduan",
+    show_default=True,
+)
 @click.option("--category", required=True, help="e.g. infrastruktur, kesehatan, pendidikan")
 @click.option("--region", "region_code", required=True, help="Kemendagri code, e.g. 64.02")
 @click.option("--channel", type=click.Choice(list(CHANNELS)), default="walk_in", show_default=True)
@@ -79,19 +83,29 @@ def refer(tracking_id: str, child: str, config_path: Path | None, as_json: bool)
 @config_option
 @json_option
 @handle_errors
-def list_(status: str | None, holder: str | None, limit: int, config_path: Path | None,
-          as_json: bool) -> None:
+def list_(
+    status: str | None, holder: str | None, limit: int, config_path: Path | None, as_json: bool
+) -> None:
     """Complaints known to this node, oldest first."""
     with open_node(config_path) as ctx:
         views = service.list_complaints(ctx, status=status, holder=holder, limit=limit)
     if as_json:
         emit_json(views)
         return
-    table = Table("tracking id", "status", "holder", "from", "classification", "category",
-                  "region", "updated")
+    table = Table(
+        "tracking id", "status", "holder", "from", "classification", "category", "region", "updated"
+    )
     for v in views:
-        table.add_row(v.tracking_id, v.status, v.holder, v.received_from or "-",
-                      v.classification, v.category, v.region_code, when(v.updated_at))
+        table.add_row(
+            v.tracking_id,
+            v.status,
+            v.holder,
+            v.received_from or "-",
+            v.classification,
+            v.category,
+            v.region_code,
+            when(v.updated_at),
+        )
     console.print(table)
 
 
@@ -109,13 +123,21 @@ def show(tracking_id: str, content: bool, config_path: Path | None, as_json: boo
         emit_json(view)
         return
     console.print(f"[bold]{view.tracking_id}[/]  {view.status}  held by {view.holder}")
-    console.print(f"{view.classification} / {view.category} / region {view.region_code} / "
-                  f"via {view.channel}" + ("  [anonymous]" if view.anonymous else "")
-                  + ("  [confidential]" if view.confidential else ""))
+    console.print(
+        f"{view.classification} / {view.category} / region {view.region_code} / "
+        f"via {view.channel}"
+        + ("  [anonymous]" if view.anonymous else "")
+        + ("  [confidential]" if view.confidential else "")
+    )
     if view.title is not None:
         console.print(f"title: {view.title}\nreporter: {view.reporter}\n{view.description}")
     table = Table("at (UTC)", "status", "by", "note", "ledger #")
     for e in view.history:
-        table.add_row(when(e.at), e.status, e.actor, e.note,
-                      "-" if e.ledger_index is None else str(e.ledger_index))
+        table.add_row(
+            when(e.at),
+            e.status,
+            e.actor,
+            e.note,
+            "-" if e.ledger_index is None else str(e.ledger_index),
+        )
     console.print(table)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import threading
 from pathlib import Path
 
 import click
@@ -31,18 +33,41 @@ __all__ = ["demo", "identity", "init", "link", "serve"]
 @click.command()
 @click.option("--id", "node_id", help="Node id, e.g. id-64-02 (Kemendagri region code slug).")
 @click.option("--name", help='Unit name, e.g. "Kabupaten Kutai Kartanegara".')
-@click.option("--dir", "directory", type=click.Path(path_type=Path),
-              help="Data directory to create; node.yaml is written inside it.")
-@click.option("--listen", default="127.0.0.1:7400", show_default=True,
-              help="Address the node's gRPC server listens on.")
-@click.option("--database-url", default="sqlite:///node.db", show_default=True,
-              help="SQLAlchemy URL; relative SQLite paths are inside DIR.")
-@click.option("--timezone", default="Asia/Jakarta", show_default=True,
-              help="Time zone for working days (Asia/Jakarta, Asia/Makassar, Asia/Jayapura).")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    help="Data directory to create; node.yaml is written inside it.",
+)
+@click.option(
+    "--listen",
+    default="127.0.0.1:7400",
+    show_default=True,
+    help="Address the node's gRPC server listens on.",
+)
+@click.option(
+    "--database-url",
+    default="sqlite:///node.db",
+    show_default=True,
+    help="SQLAlchemy URL; relative SQLite paths are inside DIR.",
+)
+@click.option(
+    "--timezone",
+    default="Asia/Jakarta",
+    show_default=True,
+    help="Time zone for working days (Asia/Jakarta, Asia/Makassar, Asia/Jayapura).",
+)
 @config_option
 @handle_errors
-def init(node_id: str | None, name: str | None, directory: Path | None, listen: str,
-         database_url: str, timezone: str, config_path: Path | None) -> None:
+def init(
+    node_id: str | None,
+    name: str | None,
+    directory: Path | None,
+    listen: str,
+    database_url: str,
+    timezone: str,
+    config_path: Path | None,
+) -> None:
     """Create a node: keys, TLS certificate, node.yaml and its database at the latest schema.
 
     Either --dir DIR --id ID --name NAME (a new node), or --config PATH to complete the
@@ -50,8 +75,15 @@ def init(node_id: str | None, name: str | None, directory: Path | None, listen: 
     """
     if directory is None and config_path is None:
         config_path = Path("node.yaml")
-    path = init_node(directory, node_id, name, config_path=config_path, listen=listen,
-                     database_url=database_url, timezone=timezone)
+    path = init_node(
+        directory,
+        node_id,
+        name,
+        config_path=config_path,
+        listen=listen,
+        database_url=database_url,
+        timezone=timezone,
+    )
     console.print(f"node ready: {path}")
     console.print(f"next: lapor-node identity export --config {path} --out card.json")
 
@@ -81,8 +113,25 @@ async def _serve(ctx: NodeContext) -> None:
     click.echo(f"lapor-node {ctx.node_id} serving on port {port}", err=True)
     try:
         await stop.wait()
+        _exit_if_shutdown_hangs(ctx.config.server.grace_seconds * 3 + 10)
     finally:
-        await runtime.stop()
+        try:
+            await asyncio.wait_for(runtime.stop(), ctx.config.server.grace_seconds * 3 + 5)
+        except TimeoutError:
+            click.echo("shutdown took too long; exiting anyway", err=True)
+
+
+def _exit_if_shutdown_hangs(seconds: float) -> None:
+    """Last resort: every transaction is committed or rolled back by the database itself, so
+    a shutdown stuck in a network library must not keep the process (and its port) alive."""
+
+    def give_up() -> None:
+        click.echo(f"shutdown did not finish within {seconds:.0f}s; exiting", err=True)
+        os._exit(3)
+
+    timer = threading.Timer(seconds, give_up)
+    timer.daemon = True
+    timer.start()
 
 
 @click.group()
@@ -91,7 +140,9 @@ def identity() -> None:
 
 
 @identity.command("export")
-@click.option("--out", type=click.Path(path_type=Path), help="Write the card here (default: stdout).")
+@click.option(
+    "--out", type=click.Path(path_type=Path), help="Write the card here (default: stdout)."
+)
 @config_option
 @handle_errors
 def identity_export(out: Path | None, config_path: Path | None) -> None:
@@ -113,9 +164,12 @@ def identity_show(config_path: Path | None, as_json: bool) -> None:
     """Print this node's id, signing key id and TLS certificate fingerprint."""
     with open_node(config_path) as ctx:
         card = links.own_card(ctx)
-    data = {"node_id": card.node_id, "name": card.name,
-            "signing_key_id": card.signing_key.key_id.hex(),
-            "tls_sha256": card.tls_fingerprint.hex()}
+    data = {
+        "node_id": card.node_id,
+        "name": card.name,
+        "signing_key_id": card.signing_key.key_id.hex(),
+        "tls_sha256": card.tls_fingerprint.hex(),
+    }
     if as_json:
         emit_json(data)
     else:
@@ -130,8 +184,13 @@ def link() -> None:
 
 @link.command("add")
 @click.argument("card_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--as", "role", type=click.Choice(["parent", "child"]), required=True,
-              help="The role the card's node plays for this node.")
+@click.option(
+    "--as",
+    "role",
+    type=click.Choice(["parent", "child"]),
+    required=True,
+    help="The role the card's node plays for this node.",
+)
 @click.option("--address", help="HOST:PORT of the parent (required with --as parent).")
 @config_option
 @handle_errors
@@ -142,8 +201,10 @@ def link_add(card_file: Path, role: str, address: str | None, config_path: Path 
         raise ValidationError(f"--address must be HOST:PORT, found {address!r}")
     with open_node(config_path) as ctx:
         links.add_link(ctx, card, role, address)
-    console.print(f"linked {card.node_id} ({card.name}) as {role}; "
-                  f"TLS sha256 {card.tls_fingerprint.hex()[:16]}...")
+    console.print(
+        f"linked {card.node_id} ({card.name}) as {role}; "
+        f"TLS sha256 {card.tls_fingerprint.hex()[:16]}..."
+    )
 
 
 @link.command("list")
@@ -157,19 +218,39 @@ def link_list(config_path: Path | None, as_json: bool) -> None:
     if as_json:
         emit_json(views)
         return
-    table = Table("peer", "role", "name", "last seen", "sent", "acked", "received",
-                  "outbox", "last error")
+    table = Table(
+        "peer", "role", "name", "last seen", "sent", "acked", "received", "outbox", "last error"
+    )
     for v in views:
-        table.add_row(v.peer_id, v.role, v.name, when(v.last_seen_at), str(v.sent),
-                      str(v.acked), str(v.received), str(v.outbox_depth), v.last_error or "")
+        table.add_row(
+            v.peer_id,
+            v.role,
+            v.name,
+            when(v.last_seen_at),
+            str(v.sent),
+            str(v.acked),
+            str(v.received),
+            str(v.outbox_depth),
+            v.last_error or "",
+        )
     console.print(table)
 
 
 @click.command()
-@click.option("--dir", "directory", type=click.Path(path_type=Path), default=Path("demo-data"),
-              show_default=True, help="Where the demo's nodes keep their data (recreated).")
-@click.option("--base-port", type=int, default=0,
-              help="First of four consecutive ports (default: free ports).")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default=Path("demo-data"),
+    show_default=True,
+    help="Where the demo's nodes keep their data (recreated).",
+)
+@click.option(
+    "--base-port",
+    type=int,
+    default=0,
+    help="First of four consecutive ports (default: free ports).",
+)
 @handle_errors
 def demo(directory: Path, base_port: int) -> None:
     """A local federation: national, province and two regencies on loopback, with

@@ -36,16 +36,19 @@ class NodeCard:
         return fingerprint(self.tls_cert_pem)
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "format": CARD_FORMAT,
-                "node_id": self.node_id,
-                "name": self.name,
-                "signing_key": base64.b64encode(self.signing_key.raw).decode(),
-                "tls_certificate": self.tls_cert_pem.decode(),
-            },
-            indent=2,
-        ) + "\n"
+        return (
+            json.dumps(
+                {
+                    "format": CARD_FORMAT,
+                    "node_id": self.node_id,
+                    "name": self.name,
+                    "signing_key": base64.b64encode(self.signing_key.raw).decode(),
+                    "tls_certificate": self.tls_cert_pem.decode(),
+                },
+                indent=2,
+            )
+            + "\n"
+        )
 
     @classmethod
     def from_json(cls, text: str) -> NodeCard:
@@ -56,8 +59,11 @@ class NodeCard:
             raise ValidationError(f"node card is not JSON: {e.msg} at line {e.lineno}") from e
         if not isinstance(data, dict) or data.get("format") != CARD_FORMAT:
             raise ValidationError(f"not a node card: expected format {CARD_FORMAT!r}")
-        missing = [k for k in ("node_id", "name", "signing_key", "tls_certificate")
-                   if not isinstance(data.get(k), str)]
+        missing = [
+            k
+            for k in ("node_id", "name", "signing_key", "tls_certificate")
+            if not isinstance(data.get(k), str)
+        ]
         if missing:
             raise ValidationError(f"node card lacks {', '.join(missing)}")
         node_id = parse_node_id(data["node_id"])
@@ -68,7 +74,5 @@ class NodeCard:
         cert = data["tls_certificate"].encode()
         named = node_id_from_certificate(cert)
         if named != node_id:
-            raise ValidationError(
-                f"node card says {node_id!r} but its certificate names {named!r}"
-            )
+            raise ValidationError(f"node card says {node_id!r} but its certificate names {named!r}")
         return cls(node_id, data["name"], VerifyKey(raw), cert)

@@ -43,9 +43,7 @@ def dns_name(node_id: str) -> str:
     return f"{node_id}{DNS_SUFFIX}"
 
 
-def generate_tls_identity(
-    node_id: NodeId, now: dt.datetime, valid_days: int = 825
-) -> TlsIdentity:
+def generate_tls_identity(node_id: NodeId, now: dt.datetime, valid_days: int = 825) -> TlsIdentity:
     """A fresh key and a self-signed certificate for `node_id`, valid from `now`."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_name(node_id))])
@@ -99,8 +97,11 @@ def node_id_from_certificate(cert_pem: bytes) -> NodeId:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound as e:
         raise ValidationError("certificate has no subjectAltName") from e
-    uris = [u for u in san.get_values_for_type(x509.UniformResourceIdentifier)
-            if u.startswith(URI_SCHEME)]
+    uris = [
+        u
+        for u in san.get_values_for_type(x509.UniformResourceIdentifier)
+        if u.startswith(URI_SCHEME)
+    ]
     if len(uris) != 1:
         raise ValidationError(
             f"certificate must name exactly one {URI_SCHEME} URI, found {len(uris)}"

@@ -11,7 +11,6 @@ is read from that certificate's `lapor-node://` SAN, never from a message.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -72,6 +71,9 @@ class _ServerTransport:
         async with self._lock:
             await self._context.write(federation_pb2.ExchangeResponse(frame=frame))
 
+    async def finish(self) -> None:
+        return None
+
 
 class _ClientTransport:
     def __init__(self, call: Any) -> None:
@@ -87,6 +89,10 @@ class _ClientTransport:
     async def write(self, frame: federation_pb2.Frame) -> None:
         async with self._lock:
             await self._call.write(federation_pb2.ExchangeRequest(frame=frame))
+
+    async def finish(self) -> None:
+        async with self._lock:
+            await self._call.done_writing()
 
 
 class NodeRuntime:
@@ -130,7 +136,8 @@ class NodeRuntime:
         # With nothing pinned yet, trust only ourselves: nobody else gets in.
         roots = b"".join(p.cert_pem for p in self._pins) or self._tls_cert
         return grpc.ssl_server_certificate_configuration(
-            [(self._tls_key, self._tls_cert)], root_certificates=roots)
+            [(self._tls_key, self._tls_cert)], root_certificates=roots
+        )
 
     def _fetch_credentials(self) -> Any:
         """Called by gRPC at each handshake; None keeps the current configuration."""
@@ -160,17 +167,20 @@ class NodeRuntime:
                 return NodeId(pin.peer_id) if named == pin.peer_id else None
         return None
 
-    async def Exchange(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:  # noqa: N802
+    async def Exchange(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
         peer = self._authenticate(context)
         if peer is None:
             self.log.warning("link.unauthenticated", peer_address=context.peer())
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED,
-                                "client certificate is not pinned by this node")
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED, "client certificate is not pinned by this node"
+            )
             return
         role = next((p.role for p in self._pins if p.peer_id == peer), None)
         if role != "child":
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED,
-                                f"{peer} is not a child of this node; only children dial in")
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{peer} is not a child of this node; only children dial in",
+            )
             return
         previous = self._sessions.get(peer)
         if previous is not None and previous is not asyncio.current_task():
@@ -235,8 +245,10 @@ class NodeRuntime:
         """One stream to the parent; True if it got as far as exchanging Hellos."""
         peer = NodeId(parent.peer_id)
         creds = grpc.ssl_channel_credentials(
-            root_certificates=parent.cert_pem, private_key=self._tls_key,
-            certificate_chain=self._tls_cert)
+            root_certificates=parent.cert_pem,
+            private_key=self._tls_key,
+            certificate_chain=self._tls_cert,
+        )
         connected = False
 
         async def hello() -> None:
@@ -254,19 +266,20 @@ class NodeRuntime:
                 self.log.warning("link.unreachable", address=parent.address)
                 return False
             call = federation_pb2_grpc.FederationServiceStub(channel).Exchange()
-            session = LinkSession(self.ctx, peer, _ClientTransport(call), self.db,
-                                  self.wake(peer), on_hello=hello)
+            session = LinkSession(
+                self.ctx,
+                peer,
+                _ClientTransport(call),
+                self.db,
+                self.wake(peer),
+                on_hello=hello,
+                in_band_rejections=True,
+            )
             try:
                 await session.run()
             except RefusedError as e:
                 await self._note_error(peer, describe(e))
                 self.log.warning("link.refused_from_parent", error=describe(e))
-                with contextlib.suppress(grpc.RpcError, RuntimeError):
-                    await call.write(federation_pb2.ExchangeRequest(frame=federation_pb2.Frame(
-                        rejection=federation_pb2.Rejection(
-                            sequence=e.sequence, code=status_for(e.error).value[0],
-                            message=str(e.error)))))
-                    await call.done_writing()
             except NodeError as e:
                 await self._note_error(peer, describe(e))
                 self.log.warning("link.failed", error=describe(e))
@@ -283,36 +296,42 @@ class NodeRuntime:
     async def start(self) -> int:
         await self._refresh_pins()
         cfg = self.ctx.config.server
-        server = grpc.aio.server(options=[
-            ("grpc.max_send_message_length", cfg.max_message_bytes),
-            ("grpc.max_receive_message_length", cfg.max_message_bytes),
-            ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
-            ("grpc.http2.max_ping_strikes", 0),
-        ])
-        handler = grpc.method_handlers_generic_handler("lapor.v1.FederationService", {
-            "Exchange": grpc.stream_stream_rpc_method_handler(
-                self.Exchange,
-                request_deserializer=federation_pb2.ExchangeRequest.FromString,
-                response_serializer=federation_pb2.ExchangeResponse.SerializeToString,
-            ),
-        })
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_send_message_length", cfg.max_message_bytes),
+                ("grpc.max_receive_message_length", cfg.max_message_bytes),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+                ("grpc.http2.max_ping_strikes", 0),
+            ]
+        )
+        handler = grpc.method_handlers_generic_handler(
+            "lapor.v1.FederationService",
+            {
+                "Exchange": grpc.stream_stream_rpc_method_handler(
+                    self.Exchange,
+                    request_deserializer=federation_pb2.ExchangeRequest.FromString,
+                    response_serializer=federation_pb2.ExchangeResponse.SerializeToString,
+                ),
+            },
+        )
         server.add_generic_rpc_handlers((handler,))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         self._pins_changed = False
         creds = grpc.dynamic_ssl_server_credentials(
-            self._credentials_config(), self._fetch_credentials,
-            require_client_authentication=True)
+            self._credentials_config(), self._fetch_credentials, require_client_authentication=True
+        )
         self.port = server.add_secure_port(cfg.listen, creds)
         if self.port == 0:
             raise ValidationError(f"cannot listen on {cfg.listen}")
         await server.start()
         self._server = server
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
-        await self._health.set("lapor.v1.FederationService",
-                               health_pb2.HealthCheckResponse.SERVING)
-        self._tasks = [asyncio.create_task(self._pin_refresher()),
-                       asyncio.create_task(self._dial_parent())]
+        await self._health.set("lapor.v1.FederationService", health_pb2.HealthCheckResponse.SERVING)
+        self._tasks = [
+            asyncio.create_task(self._pin_refresher()),
+            asyncio.create_task(self._dial_parent()),
+        ]
         self.log.info("node.started", listen=cfg.listen, port=self.port)
         return self.port
 
@@ -320,11 +339,10 @@ class NodeRuntime:
         await self._health.enter_graceful_shutdown()
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # A channel torn down mid-connect can take its time to close; never wait forever.
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=self.ctx.config.server.grace_seconds)
         if self._server is not None:
             await self._server.stop(self.ctx.config.server.grace_seconds)
         self.db.shutdown()
         self.log.info("node.stopped")
-

@@ -42,6 +42,10 @@ class FrameTransport(Protocol):
 
     async def write(self, frame: federation_pb2.Frame) -> None: ...
 
+    async def finish(self) -> None:
+        """Half-close our direction (the client side); the server side does nothing."""
+        ...
+
 
 class DbRunner(Protocol):
     async def write(self, fn: Callable[..., T], *args: Any) -> T: ...
@@ -66,6 +70,8 @@ class LinkSession:
         db: DbRunner,
         wake: asyncio.Event,
         on_hello: Callable[[], Awaitable[None]] | None = None,
+        *,
+        in_band_rejections: bool = False,
     ) -> None:
         self.ctx = ctx
         self.peer = peer
@@ -73,6 +79,8 @@ class LinkSession:
         self.db = db
         self.wake = wake
         self.on_hello = on_hello
+        # The dialing side cannot answer with a gRPC status: it refuses with a Rejection frame.
+        self.in_band_rejections = in_band_rejections
         cfg = ctx.config.federation
         self.window = cfg.window
         self.batch = cfg.batch
@@ -88,8 +96,13 @@ class LinkSession:
         last_in = await self.db.read(exchange.hello_state, self.ctx, self.peer)
         try:
             async with asyncio.timeout(HELLO_TIMEOUT_SECONDS):
-                await self.transport.write(federation_pb2.Frame(hello=federation_pb2.Hello(
-                    protocol_version=PROTOCOL_VERSION, last_received_sequence=last_in)))
+                await self.transport.write(
+                    federation_pb2.Frame(
+                        hello=federation_pb2.Hello(
+                            protocol_version=PROTOCOL_VERSION, last_received_sequence=last_in
+                        )
+                    )
+                )
                 first = await self.transport.read()
         except TimeoutError as e:
             raise PeerError(f"no Hello from {self.peer} within {HELLO_TIMEOUT_SECONDS}s") from e
@@ -98,9 +111,13 @@ class LinkSession:
         if first.WhichOneof("kind") != "hello":
             raise RefusedError(ValidationError("expected Hello as the first frame"), 0)
         if first.hello.protocol_version != PROTOCOL_VERSION:
-            raise RefusedError(ValidationError(
-                f"protocol version {first.hello.protocol_version} is not supported "
-                f"(this node speaks {PROTOCOL_VERSION})"), 0)
+            raise RefusedError(
+                ValidationError(
+                    f"protocol version {first.hello.protocol_version} is not supported "
+                    f"(this node speaks {PROTOCOL_VERSION})"
+                ),
+                0,
+            )
         peer_has = first.hello.last_received_sequence
         if peer_has:
             try:
@@ -111,15 +128,40 @@ class LinkSession:
         self.log.info("link.up", resume_after=peer_has, last_received=last_in)
         if self.on_hello is not None:
             await self.on_hello()
-        tasks = [asyncio.create_task(self._send_loop()), asyncio.create_task(self._read_loop())]
+        reader = asyncio.create_task(self._read_loop())
+        tasks = [asyncio.create_task(self._send_loop()), reader]
         try:
             await self._commit_loop()
+        except RefusedError as e:
+            if self.in_band_rejections:
+                await self._reject(e, reader)
+            raise
         finally:
             for task in tasks:
                 task.cancel()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+
+    async def _reject(self, error: RefusedError, reader: asyncio.Task[None]) -> None:
+        """Tell the peer what we refused, then let it end the call: cancelling a pending
+        read would cancel the call before the Rejection is on the wire."""
+        from node.federation.status import status_for
+
+        with contextlib.suppress(Exception):
+            await self.transport.write(
+                federation_pb2.Frame(
+                    rejection=federation_pb2.Rejection(
+                        sequence=error.sequence,
+                        code=status_for(error.error).value[0],
+                        message=str(error.error),
+                    )
+                )
+            )
+            await self.transport.finish()
+            while not self._queue.empty():  # keep the reader from blocking on a full queue
+                self._queue.get_nowait()
+            await asyncio.wait_for(asyncio.shield(reader), HELLO_TIMEOUT_SECONDS)
 
     async def _read_loop(self) -> None:
         try:
@@ -141,8 +183,9 @@ class LinkSession:
                 await self._acked_changed.wait()
                 continue
             self.wake.clear()
-            rows = await self.db.read(exchange.pending, self.ctx, self.peer, self.sent,
-                                      min(self.batch, room))
+            rows = await self.db.read(
+                exchange.pending, self.ctx, self.peer, self.sent, min(self.batch, room)
+            )
             for sequence, delivery in rows:
                 await self.transport.write(federation_pb2.Frame(delivery=delivery))
                 self.sent = sequence
@@ -186,23 +229,28 @@ class LinkSession:
         for replay in result.replays:
             await self.transport.write(federation_pb2.Frame(delivery=replay))
         if result.committed_through:
-            await self.transport.write(federation_pb2.Frame(
-                ack=federation_pb2.Ack(sequence=result.committed_through)))
+            await self.transport.write(
+                federation_pb2.Frame(ack=federation_pb2.Ack(sequence=result.committed_through))
+            )
         if result.applied:
             self.wake.set()  # responses (receipts) are waiting in the outbox
-            self.log.debug("link.committed", count=result.applied,
-                           through=result.committed_through)
+            self.log.debug("link.committed", count=result.applied, through=result.committed_through)
         if result.error is not None:
-            self.log.warning("link.refused", sequence=result.failed_sequence,
-                             error=type(result.error).__name__, reason=str(result.error))
+            self.log.warning(
+                "link.refused",
+                sequence=result.failed_sequence,
+                error=type(result.error).__name__,
+                reason=str(result.error),
+            )
             raise RefusedError(result.error, result.failed_sequence)
 
     async def _on_ack(self, sequence: int) -> None:
         if sequence <= self.acked:
             return
         if sequence > self.sent:
-            raise RefusedError(ValidationError(
-                f"ack for sequence {sequence}, but only {self.sent} were sent"), 0)
+            raise RefusedError(
+                ValidationError(f"ack for sequence {sequence}, but only {self.sent} were sent"), 0
+            )
         await self.db.write(exchange.acknowledge, self.ctx, self.peer, sequence)
         self.acked = sequence
         self._acked_changed.set()

@@ -49,12 +49,26 @@ def summary_of(row: Complaint) -> complaint_pb2.ComplaintSummary:
     return summary
 
 
-def _event(session: Session, ctx: NodeContext, tracking_id: str, status: str, note: str,
-           ledger_index: int | None, actor: str | None = None) -> None:
-    queries.add(session, ComplaintEvent(
-        tracking_id=tracking_id, at=ctx.clock.now(), status=status,
-        actor=actor or ctx.node_id, note=note, ledger_index=ledger_index,
-    ))
+def _event(
+    session: Session,
+    ctx: NodeContext,
+    tracking_id: str,
+    status: str,
+    note: str,
+    ledger_index: int | None,
+    actor: str | None = None,
+) -> None:
+    queries.add(
+        session,
+        ComplaintEvent(
+            tracking_id=tracking_id,
+            at=ctx.clock.now(),
+            status=status,
+            actor=actor or ctx.node_id,
+            note=note,
+            ledger_index=ledger_index,
+        ),
+    )
 
 
 def submit(ctx: NodeContext, draft: ComplaintDraft) -> TrackingId:
@@ -66,19 +80,35 @@ def submit(ctx: NodeContext, draft: ComplaintDraft) -> TrackingId:
         serial = queries.next_counter(session, f"tracking:{now.year}")
         tracking_id = format_tracking_id(ctx.node_id, now.year, serial)
         row = Complaint(
-            tracking_id=tracking_id, origin_node=ctx.node_id,
-            classification=draft.classification, category=draft.category,
-            region_code=draft.region_code, channel=draft.channel,
-            anonymous=draft.anonymous, confidential=draft.confidential,
-            needs_inspection=draft.needs_inspection, status="submitted", holder=ctx.node_id,
-            received_from=None, submitted_at=now, received_at=now, updated_at=now,
+            tracking_id=tracking_id,
+            origin_node=ctx.node_id,
+            classification=draft.classification,
+            category=draft.category,
+            region_code=draft.region_code,
+            channel=draft.channel,
+            anonymous=draft.anonymous,
+            confidential=draft.confidential,
+            needs_inspection=draft.needs_inspection,
+            status="submitted",
+            holder=ctx.node_id,
+            received_from=None,
+            submitted_at=now,
+            received_at=now,
+            updated_at=now,
             content_commitment=sealed.commitment,
         )
         queries.add(session, row)
-        queries.add(session, ComplaintContentRow(
-            tracking_id=tracking_id, content=sealed.content, salt=sealed.salt))
-        index = record(session, ctx, ledger_pb2.LedgerEntry(
-            complaint_registered=ledger_pb2.ComplaintRegistered(complaint=summary_of(row))))
+        queries.add(
+            session,
+            ComplaintContentRow(tracking_id=tracking_id, content=sealed.content, salt=sealed.salt),
+        )
+        index = record(
+            session,
+            ctx,
+            ledger_pb2.LedgerEntry(
+                complaint_registered=ledger_pb2.ComplaintRegistered(complaint=summary_of(row))
+            ),
+        )
         _event(session, ctx, tracking_id, "submitted", f"received via {draft.channel}", index)
     return tracking_id
 
@@ -112,11 +142,18 @@ def refer(ctx: NodeContext, tracking_id: str, to_child: str) -> str:
                 "(`lapor-node link add CARD --as child`)"
             )
         outbox, signed = enqueue(
-            session, ctx, link, tracking_id=tracking_id, carries_content=True,
+            session,
+            ctx,
+            link,
+            tracking_id=tracking_id,
+            carries_content=True,
             referral=envelope_pb2.Referral(complaint=summary_of(row)),
         )
-        index = record(session, ctx, ledger_pb2.LedgerEntry(
-            referral_sent=ledger_pb2.ReferralSent(envelope=signed)))
+        index = record(
+            session,
+            ctx,
+            ledger_pb2.LedgerEntry(referral_sent=ledger_pb2.ReferralSent(envelope=signed)),
+        )
         row.status = "referred"
         row.updated_at = ctx.clock.now()
         _event(session, ctx, tracking_id, "referred", f"referred to {child}", index)
@@ -155,8 +192,9 @@ class ComplaintView:
     reporter: str | None = None
 
 
-def _view(row: Complaint, history: tuple[EventView, ...] = (),
-          content: ComplaintContentRow | None = None) -> ComplaintView:
+def _view(
+    row: Complaint, history: tuple[EventView, ...] = (), content: ComplaintContentRow | None = None
+) -> ComplaintView:
     title = description = reporter = None
     if content is not None:
         parsed = complaint_pb2.ComplaintContent.FromString(content.content)
@@ -166,13 +204,23 @@ def _view(row: Complaint, history: tuple[EventView, ...] = (),
         else:
             reporter = "(anonymous)" if row.anonymous else "(confidential)"
     return ComplaintView(
-        tracking_id=row.tracking_id, status=row.status, holder=row.holder,
-        origin_node=row.origin_node, received_from=row.received_from,
-        classification=row.classification, category=row.category,
-        region_code=row.region_code, channel=row.channel, anonymous=row.anonymous,
-        confidential=row.confidential, submitted_at=row.submitted_at,
-        updated_at=row.updated_at, history=history, title=title,
-        description=description, reporter=reporter,
+        tracking_id=row.tracking_id,
+        status=row.status,
+        holder=row.holder,
+        origin_node=row.origin_node,
+        received_from=row.received_from,
+        classification=row.classification,
+        category=row.category,
+        region_code=row.region_code,
+        channel=row.channel,
+        anonymous=row.anonymous,
+        confidential=row.confidential,
+        submitted_at=row.submitted_at,
+        updated_at=row.updated_at,
+        history=history,
+        title=title,
+        description=description,
+        reporter=reporter,
     )
 
 
@@ -190,8 +238,11 @@ def show(ctx: NodeContext, tracking_id: str, *, with_content: bool = False) -> C
         return _view(row, history, content)
 
 
-def list_complaints(ctx: NodeContext, *, status: str | None = None,
-                    holder: str | None = None, limit: int = 200) -> list[ComplaintView]:
+def list_complaints(
+    ctx: NodeContext, *, status: str | None = None, holder: str | None = None, limit: int = 200
+) -> list[ComplaintView]:
     with ctx.db.read() as session:
-        return [_view(r) for r in queries.list_complaints(
-            session, status=status, holder=holder, limit=limit)]
+        return [
+            _view(r)
+            for r in queries.list_complaints(session, status=status, holder=holder, limit=limit)
+        ]

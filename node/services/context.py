@@ -27,8 +27,9 @@ class NodeContext:
         return self.config.node_id
 
     @classmethod
-    def open(cls, config_path: Path, *, clock: Clock | None = None,
-             upgrade: bool = False) -> NodeContext:
+    def open(
+        cls, config_path: Path, *, clock: Clock | None = None, upgrade: bool = False
+    ) -> NodeContext:
         """Load node.yaml, the signing key and the database (optionally upgrading it)."""
         config = load_config(config_path)
         key = SigningKey.from_pem(read_file(config.signing_key, "signing key"))

@@ -66,10 +66,14 @@ class BatchResult:
     applied: int = 0
 
 
-def _delivery(row: OutboxRow, signer: str, content: ComplaintContentRow | None
-              ) -> federation_pb2.Delivery:
-    delivery = federation_pb2.Delivery(envelope=envelope_pb2.SignedEnvelope(
-        body=row.body, signer=signer, key_id=row.key_id, signature=row.signature))
+def _delivery(
+    row: OutboxRow, signer: str, content: ComplaintContentRow | None
+) -> federation_pb2.Delivery:
+    delivery = federation_pb2.Delivery(
+        envelope=envelope_pb2.SignedEnvelope(
+            body=row.body, signer=signer, key_id=row.key_id, signature=row.signature
+        )
+    )
     if content is not None:
         delivery.content = content.content
         delivery.content_salt = content.salt
@@ -89,12 +93,15 @@ def hello_state(ctx: NodeContext, peer: NodeId) -> int:
         return _active_link(session, peer, lock=False).last_in_seq
 
 
-def pending(ctx: NodeContext, peer: NodeId, after: int, limit: int
-            ) -> list[tuple[int, federation_pb2.Delivery]]:
+def pending(
+    ctx: NodeContext, peer: NodeId, after: int, limit: int
+) -> list[tuple[int, federation_pb2.Delivery]]:
     """Envelopes owed to `peer` with sequence > `after`, oldest first."""
     with ctx.db.read() as session:
-        return [(row.sequence, _delivery(row, ctx.node_id, content))
-                for row, content in queries.outbox_after(session, peer, after, limit)]
+        return [
+            (row.sequence, _delivery(row, ctx.node_id, content))
+            for row, content in queries.outbox_after(session, peer, after, limit)
+        ]
 
 
 def acknowledge(ctx: NodeContext, peer: NodeId, through: int) -> None:
@@ -118,8 +125,9 @@ def record_link_error(ctx: NodeContext, peer: NodeId, message: str | None) -> No
             link.last_seen_at = ctx.clock.now()
 
 
-def receive_batch(ctx: NodeContext, peer: NodeId,
-                  deliveries: Sequence[federation_pb2.Delivery]) -> BatchResult:
+def receive_batch(
+    ctx: NodeContext, peer: NodeId, deliveries: Sequence[federation_pb2.Delivery]
+) -> BatchResult:
     """Apply `deliveries` from `peer` in order (see the module docstring)."""
     result = BatchResult()
     with ctx.db.write() as session:
@@ -138,8 +146,14 @@ def receive_batch(ctx: NodeContext, peer: NodeId,
     return result
 
 
-def _receive_one(session: Session, ctx: NodeContext, link: Link, key: VerifyKey,
-                 delivery: federation_pb2.Delivery, result: BatchResult) -> None:
+def _receive_one(
+    session: Session,
+    ctx: NodeContext,
+    link: Link,
+    key: VerifyKey,
+    delivery: federation_pb2.Delivery,
+    result: BatchResult,
+) -> None:
     peer = NodeId(link.peer_id)
     opened = open_envelope(delivery.envelope, peer=peer, peer_key=key, me=ctx.node_id)
     env = opened.envelope
@@ -151,8 +165,9 @@ def _receive_one(session: Session, ctx: NodeContext, link: Link, key: VerifyKey,
             response = queries.get_outbox(session, seen.response_outbox_id)
             if response is not None:
                 content = queries.complaint_content(session, response.tracking_id or "")
-                result.replays.append(_delivery(
-                    response, ctx.node_id, content if response.carries_content else None))
+                result.replays.append(
+                    _delivery(response, ctx.node_id, content if response.carries_content else None)
+                )
         result.committed_through = max(result.committed_through, seen.sequence)
         return
     if env.sequence <= link.last_in_seq:
@@ -171,55 +186,96 @@ def _receive_one(session: Session, ctx: NodeContext, link: Link, key: VerifyKey,
         response = _on_receipt(session, ctx, link, opened)
     else:  # pragma: no cover - the oneof has no other members yet
         raise ValidationError(f"unsupported payload {kind!r}")
-    queries.add(session, InboxRow(
-        sender=peer, message_id=env.message_id, sequence=env.sequence, kind=kind,
-        body=delivery.envelope.body, key_id=delivery.envelope.key_id,
-        signature=delivery.envelope.signature, received_at=ctx.clock.now(),
-        response_outbox_id=response.id if response is not None else None,
-    ))
+    queries.add(
+        session,
+        InboxRow(
+            sender=peer,
+            message_id=env.message_id,
+            sequence=env.sequence,
+            kind=kind,
+            body=delivery.envelope.body,
+            key_id=delivery.envelope.key_id,
+            signature=delivery.envelope.signature,
+            received_at=ctx.clock.now(),
+            response_outbox_id=response.id if response is not None else None,
+        ),
+    )
     link.last_in_seq = env.sequence
     result.committed_through = env.sequence
     result.applied += 1
 
 
-def _on_referral(session: Session, ctx: NodeContext, link: Link, opened: OpenedEnvelope,
-                 delivery: federation_pb2.Delivery) -> OutboxRow:
+def _on_referral(
+    session: Session,
+    ctx: NodeContext,
+    link: Link,
+    opened: OpenedEnvelope,
+    delivery: federation_pb2.Delivery,
+) -> OutboxRow:
     if link.role != "parent":
         raise PermissionDeniedError(
-            f"only this node's parent may refer complaints to it; {link.peer_id} is its "
-            f"{link.role}"
+            f"only this node's parent may refer complaints to it; {link.peer_id} is its {link.role}"
         )
     summary = opened.envelope.referral.complaint
     check_summary(summary)
     if delivery.content or delivery.content_salt:
         try:
-            check_commitment(summary.content_commitment, delivery.content,
-                             delivery.content_salt)
+            check_commitment(summary.content_commitment, delivery.content, delivery.content_salt)
         except TamperedEntryError as e:
             raise ValidationError(f"referral {summary.tracking_id}: {e}") from e
     if queries.get_complaint(session, summary.tracking_id) is not None:
         raise StateError(f"{summary.tracking_id} is already on this node")
     now = ctx.clock.now()
-    queries.add(session, Complaint(
-        tracking_id=summary.tracking_id, origin_node=summary.origin_node,
-        classification=CLASSIFICATION_NAMES[summary.classification],
-        category=summary.category, region_code=summary.region_code,
-        channel=CHANNEL_NAMES[summary.channel], anonymous=summary.anonymous,
-        confidential=summary.confidential, needs_inspection=summary.needs_inspection,
-        status="accepted", holder=ctx.node_id, received_from=link.peer_id,
-        submitted_at=summary.submitted_at.ToDatetime(tzinfo=now.tzinfo),
-        received_at=now, updated_at=now, content_commitment=summary.content_commitment,
-    ))
+    queries.add(
+        session,
+        Complaint(
+            tracking_id=summary.tracking_id,
+            origin_node=summary.origin_node,
+            classification=CLASSIFICATION_NAMES[summary.classification],
+            category=summary.category,
+            region_code=summary.region_code,
+            channel=CHANNEL_NAMES[summary.channel],
+            anonymous=summary.anonymous,
+            confidential=summary.confidential,
+            needs_inspection=summary.needs_inspection,
+            status="accepted",
+            holder=ctx.node_id,
+            received_from=link.peer_id,
+            submitted_at=summary.submitted_at.ToDatetime(tzinfo=now.tzinfo),
+            received_at=now,
+            updated_at=now,
+            content_commitment=summary.content_commitment,
+        ),
+    )
     if delivery.content_salt:
-        queries.add(session, ComplaintContentRow(
-            tracking_id=summary.tracking_id, content=delivery.content,
-            salt=delivery.content_salt))
-    index = record(session, ctx, ledger_pb2.LedgerEntry(
-        referral_received=ledger_pb2.ReferralReceived(envelope=opened.signed)))
-    _event(session, ctx, summary.tracking_id, "accepted",
-           f"referral received from {link.peer_id}", index)
+        queries.add(
+            session,
+            ComplaintContentRow(
+                tracking_id=summary.tracking_id,
+                content=delivery.content,
+                salt=delivery.content_salt,
+            ),
+        )
+    index = record(
+        session,
+        ctx,
+        ledger_pb2.LedgerEntry(
+            referral_received=ledger_pb2.ReferralReceived(envelope=opened.signed)
+        ),
+    )
+    _event(
+        session,
+        ctx,
+        summary.tracking_id,
+        "accepted",
+        f"referral received from {link.peer_id}",
+        index,
+    )
     outbox, _ = enqueue(
-        session, ctx, link, tracking_id=summary.tracking_id,
+        session,
+        ctx,
+        link,
+        tracking_id=summary.tracking_id,
         receipt=envelope_pb2.Receipt(
             referral_message_id=opened.envelope.message_id,
             referral_body_sha256=body_sha256(opened.signed),
@@ -230,12 +286,10 @@ def _on_referral(session: Session, ctx: NodeContext, link: Link, opened: OpenedE
     return outbox
 
 
-def _on_receipt(session: Session, ctx: NodeContext, link: Link,
-                opened: OpenedEnvelope) -> None:
+def _on_receipt(session: Session, ctx: NodeContext, link: Link, opened: OpenedEnvelope) -> None:
     if link.role != "child":
         raise PermissionDeniedError(
-            f"receipts are accepted only from children; {link.peer_id} is this node's "
-            f"{link.role}"
+            f"receipts are accepted only from children; {link.peer_id} is this node's {link.role}"
         )
     receipt = opened.envelope.receipt
     sent = queries.outbox_by_message(session, receipt.referral_message_id)
@@ -244,27 +298,34 @@ def _on_receipt(session: Session, ctx: NodeContext, link: Link,
             f"receipt for {receipt.referral_message_id!r}, which is no referral sent to "
             f"{link.peer_id}"
         )
-    if not hmac.compare_digest(hashlib.sha256(sent.body).digest(),
-                               receipt.referral_body_sha256):
+    if not hmac.compare_digest(hashlib.sha256(sent.body).digest(), receipt.referral_body_sha256):
         raise StateError(
             f"receipt from {link.peer_id} is for different bytes than referral "
             f"{receipt.referral_message_id} as sent"
         )
     if receipt.tracking_id != sent.tracking_id:
         raise ValidationError(
-            f"receipt names {receipt.tracking_id!r} but the referral was for "
-            f"{sent.tracking_id!r}"
+            f"receipt names {receipt.tracking_id!r} but the referral was for {sent.tracking_id!r}"
         )
     row = queries.get_complaint(session, receipt.tracking_id, lock=True)
     if row is None:  # pragma: no cover - referrals are only sent for stored complaints
         raise StateError(f"no complaint {receipt.tracking_id} on this node")
-    index = record(session, ctx, ledger_pb2.LedgerEntry(
-        receipt_received=ledger_pb2.ReceiptReceived(envelope=opened.signed)))
+    index = record(
+        session,
+        ctx,
+        ledger_pb2.LedgerEntry(receipt_received=ledger_pb2.ReceiptReceived(envelope=opened.signed)),
+    )
     now = ctx.clock.now()
     if row.status == "referred":
         row.status = "accepted"
         row.holder = link.peer_id
         row.updated_at = now
-    _event(session, ctx, receipt.tracking_id, "accepted",
-           f"receipt from {link.peer_id} (its ledger entry {receipt.entry_index})", index,
-           actor=link.peer_id)
+    _event(
+        session,
+        ctx,
+        receipt.tracking_id,
+        "accepted",
+        f"receipt from {link.peer_id} (its ledger entry {receipt.entry_index})",
+        index,
+        actor=link.peer_id,
+    )

@@ -21,8 +21,12 @@ ROLES = {"parent": ledger_pb2.PEER_ROLE_PARENT, "child": ledger_pb2.PEER_ROLE_CH
 
 
 def own_card(ctx: NodeContext) -> NodeCard:
-    return NodeCard(ctx.node_id, ctx.config.name, ctx.signing_key.public,
-                    read_file(ctx.config.tls_cert, "TLS certificate"))
+    return NodeCard(
+        ctx.node_id,
+        ctx.config.name,
+        ctx.signing_key.public,
+        read_file(ctx.config.tls_cert, "TLS certificate"),
+    )
 
 
 def add_link(ctx: NodeContext, card: NodeCard, role: str, address: str | None = None) -> None:
@@ -38,23 +42,44 @@ def add_link(ctx: NodeContext, card: NodeCard, role: str, address: str | None = 
         if existing is not None and existing.revoked_at is None:
             raise StateError(f"{card.node_id} is already linked as this node's {existing.role}")
         if existing is not None:
-            raise StateError(f"{card.node_id} was linked before and revoked; re-linking a "
-                             "revoked peer needs the join ceremony")
+            raise StateError(
+                f"{card.node_id} was linked before and revoked; re-linking a "
+                "revoked peer needs the join ceremony"
+            )
         if role == "parent" and any(
             link.role == "parent" for link in queries.list_links(session, active_only=True)
         ):
             raise StateError("this node already has a parent; a node has exactly one")
         now = ctx.clock.now()
-        queries.add(session, Link(
-            peer_id=card.node_id, role=role, name=card.name,
-            signing_key=card.signing_key.raw, tls_cert_pem=card.tls_cert_pem.decode(),
-            tls_fingerprint=card.tls_fingerprint, address=address, created_at=now,
-            next_out_seq=1, acked_out_seq=0, last_in_seq=0,
-        ))
-        record(session, ctx, ledger_pb2.LedgerEntry(link_established=ledger_pb2.LinkEstablished(
-            peer_id=card.node_id, role=ROLES[role], peer_name=card.name,  # type: ignore[arg-type]
-            peer_signing_key=card.signing_key.raw, peer_tls_sha256=card.tls_fingerprint,
-        )))
+        queries.add(
+            session,
+            Link(
+                peer_id=card.node_id,
+                role=role,
+                name=card.name,
+                signing_key=card.signing_key.raw,
+                tls_cert_pem=card.tls_cert_pem.decode(),
+                tls_fingerprint=card.tls_fingerprint,
+                address=address,
+                created_at=now,
+                next_out_seq=1,
+                acked_out_seq=0,
+                last_in_seq=0,
+            ),
+        )
+        record(
+            session,
+            ctx,
+            ledger_pb2.LedgerEntry(
+                link_established=ledger_pb2.LinkEstablished(
+                    peer_id=card.node_id,
+                    role=ROLES[role],
+                    peer_name=card.name,  # type: ignore[arg-type]
+                    peer_signing_key=card.signing_key.raw,
+                    peer_tls_sha256=card.tls_fingerprint,
+                )
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -70,8 +95,16 @@ class Pin:
 
 def pins(ctx: NodeContext) -> list[Pin]:
     with ctx.db.read() as session:
-        return [Pin(link.peer_id, link.role, link.tls_cert_pem.encode(), link.tls_fingerprint,
-                    link.address) for link in queries.list_links(session, active_only=True)]
+        return [
+            Pin(
+                link.peer_id,
+                link.role,
+                link.tls_cert_pem.encode(),
+                link.tls_fingerprint,
+                link.address,
+            )
+            for link in queries.list_links(session, active_only=True)
+        ]
 
 
 @dataclass(frozen=True)
@@ -92,9 +125,18 @@ class LinkView:
 def list_links(ctx: NodeContext) -> list[LinkView]:
     with ctx.db.read() as session:
         return [
-            LinkView(link.peer_id, link.role, link.name, link.address, link.created_at,
-                     link.last_seen_at, link.last_error,
-                     queries.outbox_depth(session, link.peer_id),
-                     link.next_out_seq - 1, link.acked_out_seq, link.last_in_seq)
+            LinkView(
+                link.peer_id,
+                link.role,
+                link.name,
+                link.address,
+                link.created_at,
+                link.last_seen_at,
+                link.last_error,
+                queries.outbox_depth(session, link.peer_id),
+                link.next_out_seq - 1,
+                link.acked_out_seq,
+                link.last_in_seq,
+            )
             for link in queries.list_links(session, active_only=True)
         ]

@@ -42,8 +42,11 @@ def init_node(
         config_path = directory / DEFAULT_CONFIG
         if config_path.exists():
             raise ConfigError(f"{config_path} already exists: this directory holds a node")
-        config_path.write_text(render_config(node_id, name, listen=listen,
-                                             database_url=database_url, timezone=timezone))
+        config_path.write_text(
+            render_config(
+                node_id, name, listen=listen, database_url=database_url, timezone=timezone
+            )
+        )
     if config_path is None:
         raise ConfigError("init needs --dir DIR --id ID --name NAME, or an existing --config")
     config = load_config(config_path)
@@ -51,8 +54,10 @@ def init_node(
         write_private(config.signing_key, SigningKey.generate().to_pem())
     if not config.tls_key.exists() or not config.tls_cert.exists():
         if config.tls_key.exists() != config.tls_cert.exists():
-            raise ConfigError(f"only one of {config.tls_key} and {config.tls_cert} exists; "
-                              "restore the other or remove both")
+            raise ConfigError(
+                f"only one of {config.tls_key} and {config.tls_cert} exists; "
+                "restore the other or remove both"
+            )
         tls = generate_tls_identity(config.node_id, clock.now())
         write_private(config.tls_key, tls.key_pem)
         write_public(config.tls_cert, tls.cert_pem)

@@ -82,7 +82,9 @@ def next_counter(session: Session, name: str) -> int:
 
 def append_ledger_row(session: Session, entry: bytes, leaf_hash: bytes, at: dt.datetime) -> int:
     """Insert the next ledger row and return its index; the head row is locked until commit."""
-    head = session.execute(select(LedgerHead).where(LedgerHead.id == 1).with_for_update()).scalar_one()
+    head = session.execute(
+        select(LedgerHead).where(LedgerHead.id == 1).with_for_update()
+    ).scalar_one()
     index = head.size
     session.add(LedgerEntryRow(idx=index, entry=entry, leaf_hash=leaf_hash, recorded_at=at))
     head.size = index + 1
@@ -94,16 +96,23 @@ def ledger_size(session: Session) -> int:
     return session.execute(select(LedgerHead.size).where(LedgerHead.id == 1)).scalar_one()
 
 
-def iter_ledger(session: Session, start: int = 0, stop: int | None = None,
-                chunk: int = 1000) -> Iterator[LedgerEntryRow]:
+def iter_ledger(
+    session: Session, start: int = 0, stop: int | None = None, chunk: int = 1000
+) -> Iterator[LedgerEntryRow]:
     """Entries [start, stop) in index order, read in chunks so memory stays bounded."""
     position = start
     while stop is None or position < stop:
         limit = chunk if stop is None else min(chunk, stop - position)
-        rows = session.execute(
-            select(LedgerEntryRow).where(LedgerEntryRow.idx >= position)
-            .order_by(LedgerEntryRow.idx).limit(limit)
-        ).scalars().all()
+        rows = (
+            session.execute(
+                select(LedgerEntryRow)
+                .where(LedgerEntryRow.idx >= position)
+                .order_by(LedgerEntryRow.idx)
+                .limit(limit)
+            )
+            .scalars()
+            .all()
+        )
         if not rows:
             return
         yield from rows
@@ -125,14 +134,20 @@ def complaint_content(session: Session, tracking_id: str) -> ComplaintContentRow
 
 
 def complaint_events(session: Session, tracking_id: str) -> Sequence[ComplaintEvent]:
-    return session.execute(
-        select(ComplaintEvent).where(ComplaintEvent.tracking_id == tracking_id)
-        .order_by(ComplaintEvent.id)
-    ).scalars().all()
+    return (
+        session.execute(
+            select(ComplaintEvent)
+            .where(ComplaintEvent.tracking_id == tracking_id)
+            .order_by(ComplaintEvent.id)
+        )
+        .scalars()
+        .all()
+    )
 
 
-def list_complaints(session: Session, *, status: str | None = None, holder: str | None = None,
-                    limit: int = 200) -> Sequence[Complaint]:
+def list_complaints(
+    session: Session, *, status: str | None = None, holder: str | None = None, limit: int = 200
+) -> Sequence[Complaint]:
     stmt = select(Complaint).order_by(Complaint.received_at, Complaint.tracking_id).limit(limit)
     if status is not None:
         stmt = stmt.where(Complaint.status == status)
@@ -144,15 +159,15 @@ def list_complaints(session: Session, *, status: str | None = None, holder: str 
 # Outbox and inbox ----------------------------------------------------------------------
 
 
-def outbox_after(session: Session, peer_id: str, after: int, limit: int
-                 ) -> Sequence[tuple[OutboxRow, ComplaintContentRow | None]]:
+def outbox_after(
+    session: Session, peer_id: str, after: int, limit: int
+) -> Sequence[tuple[OutboxRow, ComplaintContentRow | None]]:
     """Outbox rows for `peer_id` with sequence > `after`, oldest first, with their content."""
     stmt = (
         select(OutboxRow, ComplaintContentRow)
         .outerjoin(
             ComplaintContentRow,
-            (ComplaintContentRow.tracking_id == OutboxRow.tracking_id)
-            & OutboxRow.carries_content,
+            (ComplaintContentRow.tracking_id == OutboxRow.tracking_id) & OutboxRow.carries_content,
         )
         .where(OutboxRow.peer_id == peer_id, OutboxRow.sequence > after)
         .order_by(OutboxRow.sequence)
@@ -175,19 +190,22 @@ def acknowledge_outbox(session: Session, peer_id: str, upto: int, at: dt.datetim
     """Mark every outbox row for `peer_id` up to sequence `upto` as acknowledged."""
     session.execute(
         update(OutboxRow)
-        .where(OutboxRow.peer_id == peer_id, OutboxRow.sequence <= upto,
-               OutboxRow.acked_at.is_(None))
+        .where(
+            OutboxRow.peer_id == peer_id, OutboxRow.sequence <= upto, OutboxRow.acked_at.is_(None)
+        )
         .values(acked_at=at)
     )
     session.execute(
-        update(Link).where(Link.peer_id == peer_id, Link.acked_out_seq < upto)
+        update(Link)
+        .where(Link.peer_id == peer_id, Link.acked_out_seq < upto)
         .values(acked_out_seq=upto)
     )
 
 
 def outbox_depth(session: Session, peer_id: str) -> int:
     return session.execute(
-        select(func.count()).select_from(OutboxRow)
+        select(func.count())
+        .select_from(OutboxRow)
         .where(OutboxRow.peer_id == peer_id, OutboxRow.acked_at.is_(None))
     ).scalar_one()
 

@@ -12,11 +12,25 @@ from tests.support.nodes import link, snapshot, status_of, wait_until
 
 pytestmark = pytest.mark.slow
 
-SUBMIT = ["complaint", "submit", "--title", "Jalan poros rusak", "--description",
-          "Lubang besar di jalan poros Tenggarong", "--category", "infrastruktur",
-          "--region", "64.02", "--reporter-name", "Siti Aminah",
-          "--reporter-contact", "081355501234", "--reporter-id-number", "6402011203850001",
-          "--json"]
+SUBMIT = [
+    "complaint",
+    "submit",
+    "--title",
+    "Jalan poros rusak",
+    "--description",
+    "Lubang besar di jalan poros Tenggarong",
+    "--category",
+    "infrastruktur",
+    "--region",
+    "64.02",
+    "--reporter-name",
+    "Siti Aminah",
+    "--reporter-contact",
+    "081355501234",
+    "--reporter-id-number",
+    "6402011203850001",
+    "--json",
+]
 
 
 def test_referral_crosses_two_levels_and_each_side_shows_it(nodes: NodeFactory) -> None:
@@ -31,13 +45,17 @@ def test_referral_crosses_two_levels_and_each_side_shows_it(nodes: NodeFactory) 
 
     tracking = json.loads(national.cli(*SUBMIT).stdout)["tracking_id"]
     national.cli("complaint", "refer", tracking, "--to", "id-64")
-    wait_until(lambda: status_of(national, tracking) == ("accepted", "id-64"),
-               what="the province's receipt at the national node")
+    wait_until(
+        lambda: status_of(national, tracking) == ("accepted", "id-64"),
+        what="the province's receipt at the national node",
+    )
     assert status_of(province, tracking) == ("accepted", "id-64")
 
     province.cli("complaint", "refer", tracking, "--to", "id-64-02")
-    wait_until(lambda: status_of(province, tracking) == ("accepted", "id-64-02"),
-               what="the regency's receipt at the province")
+    wait_until(
+        lambda: status_of(province, tracking) == ("accepted", "id-64-02"),
+        what="the regency's receipt at the province",
+    )
     assert status_of(regency, tracking) == ("accepted", "id-64-02")
 
     shown = json.loads(regency.cli("complaint", "show", tracking, "--content", "--json").stdout)
@@ -65,10 +83,14 @@ def test_referral_waits_in_outbox_until_the_child_starts(nodes: NodeFactory) -> 
     assert status_of(province, tracking) == ("referred", "id-64")
 
     regency.start()
-    wait_until(lambda: status_of(province, tracking) == ("accepted", "id-64-08"),
-               what="delivery after the child started")
-    wait_until(lambda: json.loads(province.cli("link", "list", "--json").stdout)[0]
-               ["outbox_depth"] == 0, what="the outbox to drain")
+    wait_until(
+        lambda: status_of(province, tracking) == ("accepted", "id-64-08"),
+        what="delivery after the child started",
+    )
+    wait_until(
+        lambda: json.loads(province.cli("link", "list", "--json").stdout)[0]["outbox_depth"] == 0,
+        what="the outbox to drain",
+    )
 
 
 def test_restarted_nodes_resume_without_redelivering(nodes: NodeFactory) -> None:

@@ -40,6 +40,8 @@ def wait_until(predicate, timeout: float = 15.0, interval: float = 0.05, what: s
 class TestNode:
     """One node: its directory, config, port, and (when serving) its process."""
 
+    __test__ = False  # a helper, not a test class
+
     node_id: str
     name: str
     directory: Path
@@ -71,11 +73,13 @@ class TestNode:
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run `lapor-node ARGS --config <this node>` as an operator would."""
         argv = [sys.executable, "-m", "node.cli.main", *args, "--config", str(self.config)]
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=60,
-                                env={**os.environ, "COLUMNS": "200"})
+        result = subprocess.run(
+            argv, capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"}
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n"
-                                 f"{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
     def start(self) -> None:
@@ -83,7 +87,9 @@ class TestNode:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "node.cli.main", "serve", "--config", str(self.config)],
-            stdout=log, stderr=log, start_new_session=True,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
         )
         log.close()
 
@@ -148,10 +154,14 @@ def snapshot(node: TestNode) -> dict[str, object]:
             state[table.name] = session.execute(
                 text(f"SELECT count(*) FROM {table.name}")  # noqa: S608 - our own table names
             ).scalar_one()
-        state["ledger"] = [r.entry for r in session.execute(
-            select(LedgerEntryRow).order_by(LedgerEntryRow.idx)).scalars()]
-        state["links"] = [(link.peer_id, link.next_out_seq, link.last_in_seq)
-                          for link in session.execute(select(Link)).scalars()]
+        state["ledger"] = [
+            r.entry
+            for r in session.execute(select(LedgerEntryRow).order_by(LedgerEntryRow.idx)).scalars()
+        ]
+        state["links"] = [
+            (link.peer_id, link.next_out_seq, link.last_in_seq)
+            for link in session.execute(select(Link)).scalars()
+        ]
     return state
 
 

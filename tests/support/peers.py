@@ -19,22 +19,31 @@ from tests.support.nodes import TestNode
 
 
 def hello(last: int = 0) -> federation_pb2.Frame:
-    return federation_pb2.Frame(hello=federation_pb2.Hello(protocol_version=1,
-                                                           last_received_sequence=last))
+    return federation_pb2.Frame(
+        hello=federation_pb2.Hello(protocol_version=1, last_received_sequence=last)
+    )
 
 
-def envelope(sender: str, recipient: str, sequence: int, **payload: object
-             ) -> envelope_pb2.Envelope:
-    env = envelope_pb2.Envelope(message_id=new_message_id(), sender=sender,
-                                recipient=recipient, sequence=sequence, **payload)  # type: ignore[arg-type]
+def envelope(
+    sender: str, recipient: str, sequence: int, **payload: object
+) -> envelope_pb2.Envelope:
+    env = envelope_pb2.Envelope(
+        message_id=new_message_id(),
+        sender=sender,
+        recipient=recipient,
+        sequence=sequence,
+        **payload,
+    )  # type: ignore[arg-type]
     env.sent_at.FromDatetime(dt.datetime.now(dt.UTC))
     return env
 
 
-def delivery(signed: envelope_pb2.SignedEnvelope, content: bytes = b"", salt: bytes = b""
-             ) -> federation_pb2.Frame:
-    return federation_pb2.Frame(delivery=federation_pb2.Delivery(
-        envelope=signed, content=content, content_salt=salt))
+def delivery(
+    signed: envelope_pb2.SignedEnvelope, content: bytes = b"", salt: bytes = b""
+) -> federation_pb2.Frame:
+    return federation_pb2.Frame(
+        delivery=federation_pb2.Delivery(envelope=signed, content=content, content_salt=salt)
+    )
 
 
 def signing_key(node: TestNode) -> SigningKey:
@@ -48,15 +57,24 @@ class Outcome:
     details: str = ""
 
 
-async def _exchange(identity: TestNode, target: TestNode, frames: list[federation_pb2.Frame],
-                    expect: int, timeout: float) -> Outcome:
+async def _exchange(
+    identity: TestNode,
+    target: TestNode,
+    frames: list[federation_pb2.Frame],
+    expect: int,
+    timeout: float,
+) -> Outcome:
     cfg = identity.ctx().config
     creds = grpc.ssl_channel_credentials(
         root_certificates=target.ctx().config.tls_cert.read_bytes(),
-        private_key=cfg.tls_key.read_bytes(), certificate_chain=cfg.tls_cert.read_bytes())
+        private_key=cfg.tls_key.read_bytes(),
+        certificate_chain=cfg.tls_cert.read_bytes(),
+    )
     outcome = Outcome()
-    options = [("grpc.ssl_target_name_override", dns_name(target.node_id)),
-               ("grpc.max_send_message_length", 64 * 1024 * 1024)]
+    options = [
+        ("grpc.ssl_target_name_override", dns_name(target.node_id)),
+        ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ]
     async with grpc.aio.secure_channel(target.address, creds, options=options) as channel:
         call = federation_pb2_grpc.FederationServiceStub(channel).Exchange()
         try:
@@ -82,8 +100,13 @@ async def _exchange(identity: TestNode, target: TestNode, frames: list[federatio
     return outcome
 
 
-def exchange_as(identity: TestNode, target: TestNode, frames: list[federation_pb2.Frame],
-                expect: int = 0, timeout: float = 10.0) -> Outcome:
+def exchange_as(
+    identity: TestNode,
+    target: TestNode,
+    frames: list[federation_pb2.Frame],
+    expect: int = 0,
+    timeout: float = 10.0,
+) -> Outcome:
     """Dial `target` with `identity`'s TLS keys, write `frames`, read until `expect` frames
     came back (then close) or the server ends the call; return what happened."""
     return asyncio.run(_exchange(identity, target, frames, expect, timeout))
@@ -93,16 +116,16 @@ class FakeParent:
     """A scripted parent server with `identity`'s keys: it answers the real child's dial with
     Hello and the given frames, and records what the child sends back."""
 
-    def __init__(self, identity: TestNode, script: list[federation_pb2.Frame],
-                 expect: int) -> None:
+    def __init__(self, identity: TestNode, script: list[federation_pb2.Frame], expect: int) -> None:
         self.identity = identity
         self.script = script
         self.expect = expect
         self.received: list[federation_pb2.Frame] = []
         self.done = asyncio.Event()
 
-    async def Exchange(self, request_iterator: AsyncIterator[object],  # noqa: N802
-                       context: grpc.aio.ServicerContext) -> None:
+    async def Exchange(
+        self, request_iterator: AsyncIterator[object], context: grpc.aio.ServicerContext
+    ) -> None:
         for frame in self.script:
             await context.write(federation_pb2.ExchangeResponse(frame=frame))
         while len(self.received) < self.expect:
@@ -115,17 +138,22 @@ class FakeParent:
     async def run(self, child: TestNode, timeout: float = 20.0) -> list[federation_pb2.Frame]:
         cfg = self.identity.ctx().config
         server = grpc.aio.server()
-        handler = grpc.method_handlers_generic_handler("lapor.v1.FederationService", {
-            "Exchange": grpc.stream_stream_rpc_method_handler(
-                self.Exchange,
-                request_deserializer=federation_pb2.ExchangeRequest.FromString,
-                response_serializer=federation_pb2.ExchangeResponse.SerializeToString),
-        })
+        handler = grpc.method_handlers_generic_handler(
+            "lapor.v1.FederationService",
+            {
+                "Exchange": grpc.stream_stream_rpc_method_handler(
+                    self.Exchange,
+                    request_deserializer=federation_pb2.ExchangeRequest.FromString,
+                    response_serializer=federation_pb2.ExchangeResponse.SerializeToString,
+                ),
+            },
+        )
         server.add_generic_rpc_handlers((handler,))
         creds = grpc.ssl_server_credentials(
             [(cfg.tls_key.read_bytes(), cfg.tls_cert.read_bytes())],
             root_certificates=child.ctx().config.tls_cert.read_bytes(),
-            require_client_auth=True)
+            require_client_auth=True,
+        )
         server.add_secure_port(self.identity.address, creds)
         await server.start()
         try:

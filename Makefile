@@ -1,0 +1,37 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both create the
+# virtualenv and install everything first (Python 3.11+ is the only prerequisite).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint protos bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "lapor-node needs Python 3.11 or newer (found %s)" % sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/lapor-node demo
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check node tests scripts bench migrations
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check node tests scripts bench migrations
+	$(VENV)/bin/ruff format --check node tests scripts bench migrations
+	$(VENV)/bin/mypy node
+
+protos: $(STAMP)
+	$(PY) scripts/gen_protos.py
+
+bench: $(STAMP)
+	$(PY) bench/referral_throughput.py
+
+clean:
+	rm -rf $(VENV) demo-data .pytest_cache .mypy_cache .ruff_cache
