@@ -20,6 +20,8 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check node tests scripts bench migrations
+	$(VENV)/bin/ruff format --check node tests scripts bench migrations
+	$(VENV)/bin/mypy node
 	$(PY) -m pytest
 
 lint: $(STAMP)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from node._proto.lapor.v1 import complaint_pb2
 from node.errors import TamperedEntryError, ValidationError
-from node.ids import parse_node_id, parse_tracking_id
+from node.ids import parse_node_id, parse_tracking_id, tracking_origin
 
 __all__ = [
     "CHANNELS",
@@ -44,7 +44,7 @@ CHANNELS: dict[str, int] = {
 CLASSIFICATION_NAMES = {v: k for k, v in CLASSIFICATIONS.items()}
 CHANNEL_NAMES = {v: k for k, v in CHANNELS.items()}
 
-_REGION = re.compile(r"^\d{2}(\.\d{2}){0,2}(\.\d{4})?$")
+_REGION = re.compile(r"^[0-9]{2}(\.[0-9]{2}){0,2}(\.[0-9]{4})?$")
 _CATEGORY = re.compile(r"^[a-z0-9][a-z0-9_ -]{0,99}$")
 MAX_TITLE = 200
 MAX_DESCRIPTION = 20_000
@@ -94,8 +94,7 @@ class ComplaintDraft:
         )
         _require(
             bool(_REGION.fullmatch(self.region_code)),
-            f"region code {self.region_code!r} is not a Kemendagri code such as '64' "
-            "or '64.02' or '64.02.05'",
+            "region code must be a Kemendagri code such as '64', '64.02' or '64.02.05'",
         )
         for name in ("reporter_name", "reporter_contact", "reporter_id_number", "location"):
             _require(
@@ -144,8 +143,12 @@ def check_commitment(commitment: bytes, content: bytes, salt: bytes) -> None:
 
 def check_summary(summary: complaint_pb2.ComplaintSummary) -> None:
     """Validate a summary received from a peer."""
-    parse_tracking_id(summary.tracking_id)
-    parse_node_id(summary.origin_node)
+    tracking_id = parse_tracking_id(summary.tracking_id)
+    origin = parse_node_id(summary.origin_node)
+    _require(
+        tracking_origin(tracking_id) == origin,
+        f"tracking id {tracking_id} was not numbered by its origin node {origin}",
+    )
     _require(
         summary.classification in CLASSIFICATION_NAMES,
         f"unknown classification {summary.classification}",

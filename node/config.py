@@ -7,6 +7,8 @@ receives a frozen NodeConfig and never looks at raw YAML.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,23 +81,39 @@ def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
     return value
 
 
-def _typed(section: str, values: dict[str, Any], cls: type[Any]) -> Any:
-    known = {f for f in cls.__dataclass_fields__}
+def _refuse_unknown(section: str, values: dict[str, Any], known: set[str]) -> None:
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"node.yaml: unknown key(s) in '{section}': {', '.join(unknown)}")
+
+
+def _typed(section: str, values: dict[str, Any], cls: type[Any]) -> Any:
+    _refuse_unknown(section, values, set(cls.__dataclass_fields__))
     defaults = cls()
+    converted: dict[str, Any] = {}
     for key, value in values.items():
         expected = type(getattr(defaults, key))
-        if expected is float and isinstance(value, int):
-            continue
-        if not isinstance(value, expected) or isinstance(value, bool):
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
             raise ConfigError(
                 f"node.yaml: {section}.{key} must be {expected.__name__}, found {value!r}"
             )
-        if isinstance(value, int | float) and value <= 0:
+        if expected is float and isinstance(value, int):
+            value = float(value)
+        if not isinstance(value, expected):
+            raise ConfigError(
+                f"node.yaml: {section}.{key} must be {expected.__name__}, found {value!r}"
+            )
+        if isinstance(value, int | float) and not (math.isfinite(value) and value > 0):
             raise ConfigError(f"node.yaml: {section}.{key} must be positive, found {value}")
-    return cls(**values)
+        converted[key] = value
+    return cls(**converted)
+
+
+def _path(section: str, values: dict[str, Any], key: str, default: str, base: Path) -> Path:
+    value = values.get(key, default)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"node.yaml: {section}.{key} must be a file path, found {value!r}")
+    return base / value
 
 
 def _resolve_url(url: str, base: Path) -> str:
@@ -137,6 +155,16 @@ def load_config(path: Path) -> NodeConfig:
     keys = _section(raw, "keys")
     database = _section(raw, "database")
     logging_ = _section(raw, "logging")
+    _refuse_unknown("node", node, {"id", "name", "timezone"})
+    _refuse_unknown("keys", keys, {"signing", "tls_key", "tls_cert"})
+    _refuse_unknown("database", database, {"url"})
+    _refuse_unknown("logging", logging_, {"level", "format"})
+    url = database.get("url", "sqlite:///node.db")
+    if not isinstance(url, str) or not url:
+        raise ConfigError(f"node.yaml: database.url must be a SQLAlchemy URL, found {url!r}")
+    timezone = node.get("timezone", "Asia/Jakarta")
+    if not isinstance(timezone, str):
+        raise ConfigError(f"node.yaml: node.timezone must be a zone name, found {timezone!r}")
     children = raw.get("expected_children", []) or []
     if not isinstance(children, list):
         raise ConfigError("node.yaml: expected_children must be a list of node ids")
@@ -156,11 +184,11 @@ def load_config(path: Path) -> NodeConfig:
         path=path.resolve(),
         node_id=node_id,
         name=name,
-        timezone=str(node.get("timezone", "Asia/Jakarta")),
-        database_url=_resolve_url(str(database.get("url", "sqlite:///node.db")), base),
-        signing_key=base / keys.get("signing", "keys/signing.pem"),
-        tls_key=base / keys.get("tls_key", "keys/tls.key"),
-        tls_cert=base / keys.get("tls_cert", "keys/tls.crt"),
+        timezone=timezone,
+        database_url=_resolve_url(url, base),
+        signing_key=_path("keys", keys, "signing", "keys/signing.pem", base),
+        tls_key=_path("keys", keys, "tls_key", "keys/tls.key", base),
+        tls_cert=_path("keys", keys, "tls_cert", "keys/tls.crt", base),
         server=_typed("server", _section(raw, "server"), ServerConfig),
         federation=_typed("federation", _section(raw, "federation"), FederationConfig),
         log_level=level,
@@ -174,9 +202,9 @@ TEMPLATE = """\
 # Reference: README.md, section "Configuration".
 
 node:
-  id: {node_id}                 # Kemendagri region code slug: id, id-64, id-64-02, ...
-  name: "{name}"
-  timezone: {timezone}     # working days and deadlines are counted in this zone
+  id: {node_id}  # Kemendagri region code slug: id, id-64, id-64-02, ...
+  name: {name}
+  timezone: {timezone}  # working days and deadlines are counted in this zone
 
 database:
   # Embedded default. For production: postgresql+psycopg://user@host:5432/dbname
@@ -188,7 +216,7 @@ keys:
   tls_cert: keys/tls.crt       # self-signed; SAN lapor-node://<id> and <id>.lapor-node
 
 server:
-  listen: {listen}      # mutual-TLS gRPC for linked peers only
+  listen: {listen}  # mutual-TLS gRPC for linked peers only
   max_message_bytes: 4194304   # larger messages are refused with RESOURCE_EXHAUSTED
   grace_seconds: 5             # how long SIGTERM waits for in-flight calls
 
@@ -218,11 +246,11 @@ def render_config(
     timezone: str = "Asia/Jakarta",
 ) -> str:
     """The text of a fresh node.yaml."""
-    safe_name = name.replace("\\", "\\\\").replace('"', '\\"')
+    # JSON strings are YAML scalars: every value round-trips, whatever it contains.
     return TEMPLATE.format(
-        node_id=node_id,
-        name=safe_name,
-        listen=listen,
-        database_url=database_url,
-        timezone=timezone,
+        node_id=json.dumps(node_id),
+        name=json.dumps(name, ensure_ascii=False),
+        listen=json.dumps(listen),
+        database_url=json.dumps(database_url),
+        timezone=json.dumps(timezone),
     )

@@ -51,21 +51,47 @@ TREE = [
 
 COMPLAINTS = [
     # (entered at, path of referrals, draft)
-    ("id", ["id-64", "id-64-02"], ComplaintDraft(
-        title="Jalan poros Tenggarong-Samarinda berlubang",
-        description="Lubang besar di km 12, sudah dua motor jatuh minggu ini.",
-        classification="pengaduan", category="infrastruktur", region_code="64.02",
-        channel="web", reporter_name="Siti Aminah", reporter_contact="081355501234")),
-    ("id", ["id-64", "id-64-08"], ComplaintDraft(
-        title="Bantuan sosial tidak sampai",
-        description="Nama kami terdaftar tetapi bantuan tidak pernah diterima.",
-        classification="pengaduan", category="bantuan sosial", region_code="64.08",
-        channel="sms_1708", reporter_name="Rahmat Hidayat", anonymous=True)),
-    ("id-64", ["id-64-02"], ComplaintDraft(
-        title="Jam layanan puskesmas",
-        description="Mohon informasi jam layanan Puskesmas Loa Kulu pada hari Sabtu.",
-        classification="permintaan_informasi", category="kesehatan", region_code="64.02",
-        channel="twitter", reporter_name="Dewi Lestari")),
+    (
+        "id",
+        ["id-64", "id-64-02"],
+        ComplaintDraft(
+            title="Jalan poros Tenggarong-Samarinda berlubang",
+            description="Lubang besar di km 12, sudah dua motor jatuh minggu ini.",
+            classification="pengaduan",
+            category="infrastruktur",
+            region_code="64.02",
+            channel="web",
+            reporter_name="Siti Aminah",
+            reporter_contact="081355501234",
+        ),
+    ),
+    (
+        "id",
+        ["id-64", "id-64-08"],
+        ComplaintDraft(
+            title="Bantuan sosial tidak sampai",
+            description="Nama kami terdaftar tetapi bantuan tidak pernah diterima.",
+            classification="pengaduan",
+            category="bantuan sosial",
+            region_code="64.08",
+            channel="sms_1708",
+            reporter_name="Rahmat Hidayat",
+            anonymous=True,
+        ),
+    ),
+    (
+        "id-64",
+        ["id-64-02"],
+        ComplaintDraft(
+            title="Jam layanan puskesmas",
+            description="Mohon informasi jam layanan Puskesmas Loa Kulu pada hari Sabtu.",
+            classification="permintaan_informasi",
+            category="kesehatan",
+            region_code="64.02",
+            channel="twitter",
+            reporter_name="Dewi Lestari",
+        ),
+    ),
 ]
 
 
@@ -99,8 +125,13 @@ def run_demo(directory: Path, base_port: int | None = None) -> None:
     console.rule("[bold]lapor-node demo: a local federation on SQLite")
     for i, n in enumerate(TREE):
         n.port = base_port + i if base_port else _free_port()
-        init_node(directory / n.node_id, n.node_id, n.name, listen=f"127.0.0.1:{n.port}",
-                  timezone=n.timezone)
+        init_node(
+            directory / n.node_id,
+            n.node_id,
+            n.name,
+            listen=f"127.0.0.1:{n.port}",
+            timezone=n.timezone,
+        )
         n.ctx = NodeContext.open(directory / n.node_id / "node.yaml")
         console.print(f"init   {n.node_id:<9} {n.name:<30} 127.0.0.1:{n.port}")
     for n in TREE:
@@ -108,15 +139,23 @@ def run_demo(directory: Path, base_port: int | None = None) -> None:
             parent = by_id[n.parent]
             assert parent.ctx is not None and n.ctx is not None
             links.add_link(parent.ctx, links.own_card(n.ctx), "child")
-            links.add_link(n.ctx, links.own_card(parent.ctx), "parent",
-                           f"127.0.0.1:{parent.port}")
+            links.add_link(n.ctx, links.own_card(parent.ctx), "parent", f"127.0.0.1:{parent.port}")
             console.print(f"link   {parent.node_id} <-> {n.node_id} (cards exchanged and pinned)")
     try:
         for n in TREE:
             log = (directory / n.node_id / "serve.log").open("ab")
             n.process = subprocess.Popen(
-                [sys.executable, "-m", "node.cli.main", "serve", "--config",
-                 str(directory / n.node_id / "node.yaml")], stdout=log, stderr=log)
+                [
+                    sys.executable,
+                    "-m",
+                    "node.cli.main",
+                    "serve",
+                    "--config",
+                    str(directory / n.node_id / "node.yaml"),
+                ],
+                stdout=log,
+                stderr=log,
+            )
             log.close()
         for n in TREE:
             _wait(lambda n=n: _listening(n.port), f"{n.node_id} to listen")
@@ -132,9 +171,11 @@ def run_demo(directory: Path, base_port: int | None = None) -> None:
                 console.print(f"stop   {n.node_id:<9} exit {code}")
             if n.ctx is not None:
                 n.ctx.close()
-    console.print(f"\nData, keys and logs are in {directory}/<node id>/ ; try e.g.\n"
-                  f"  lapor-node complaint list --config {directory}/id-64/node.yaml\n"
-                  f"  lapor-node link list --config {directory}/id-64/node.yaml")
+    console.print(
+        f"\nData, keys and logs are in {directory}/<node id>/ ; try e.g.\n"
+        f"  lapor-node complaint list --config {directory}/id-64/node.yaml\n"
+        f"  lapor-node link list --config {directory}/id-64/node.yaml"
+    )
 
 
 def _listening(port: int) -> bool:
@@ -163,17 +204,20 @@ def _run_complaints(by_id: dict[str, _Node]) -> None:
                 return view.status == "accepted" and view.holder == c
 
             _wait(accepted, f"{child_id}'s receipt for {tracking_id}")
-            console.print(f"refer  {tracking_id} {holder.node_id} -> {child_id}: signed "
-                          f"receipt back in {(time.monotonic() - t0) * 1000:.0f} ms")
+            console.print(
+                f"refer  {tracking_id} {holder.node_id} -> {child_id}: signed "
+                f"receipt back in {(time.monotonic() - t0) * 1000:.0f} ms"
+            )
             holder = by_id[child_id]
     console.print(f"all referrals received and receipted in {time.monotonic() - started:.1f} s\n")
-    table = Table(title="Where each complaint is, as each node sees it "
-                        "(status, or status -> node holding it)")
+    table = Table(
+        title="Where each complaint is, as each node sees it (status, or status -> node holding it)"
+    )
     table.add_column("tracking id")
     for n in TREE:
         table.add_column(n.node_id)
-    for tracking_id in tracked:
-        table.add_row(tracking_id, *[_where(n, tracking_id) for n in TREE])
+    for tracked_id in tracked:
+        table.add_row(tracked_id, *[_where(n, tracked_id) for n in TREE])
     console.print(table)
     ledger = Table(title="Ledger entries and link traffic per node")
     for col in ("node", "ledger entries", "links (peer: sent/acked/received)"):
@@ -185,8 +229,11 @@ def _run_complaints(by_id: dict[str, _Node]) -> None:
             from node.store import queries
 
             size = queries.ledger_size(session)
-        ledger.add_row(n.node_id, str(size), ", ".join(
-            f"{v.peer_id}: {v.sent}/{v.acked}/{v.received}" for v in views))
+        ledger.add_row(
+            n.node_id,
+            str(size),
+            ", ".join(f"{v.peer_id}: {v.sent}/{v.acked}/{v.received}" for v in views),
+        )
     console.print(ledger)
 
 

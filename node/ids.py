@@ -24,6 +24,7 @@ __all__ = [
     "parse_message_id",
     "parse_node_id",
     "parse_tracking_id",
+    "tracking_origin",
 ]
 
 NodeId = NewType("NodeId", str)
@@ -31,7 +32,7 @@ TrackingId = NewType("TrackingId", str)
 MessageId = NewType("MessageId", str)
 
 _NODE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-_TRACKING_ID = re.compile(r"^([a-z0-9][a-z0-9-]{0,62})\.(\d{4})\.(\d{6,})$")
+_TRACKING_ID = re.compile(r"^([a-z0-9][a-z0-9-]{0,62})\.([0-9]{4})\.([0-9]{6,9})$")
 
 
 def parse_node_id(value: str) -> NodeId:
@@ -47,6 +48,11 @@ def parse_node_id(value: str) -> NodeId:
 def format_tracking_id(origin: NodeId, year: int, serial: int) -> TrackingId:
     """The tracking id of the `serial`-th complaint received at `origin` in `year`."""
     return TrackingId(f"{origin}.{year:04d}.{serial:06d}")
+
+
+def tracking_origin(value: TrackingId) -> NodeId:
+    """The node that numbered (received) the complaint."""
+    return NodeId(value.split(".", 1)[0])
 
 
 def parse_tracking_id(value: str) -> TrackingId:

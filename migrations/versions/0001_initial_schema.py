@@ -156,6 +156,13 @@ def upgrade() -> None:
 
     # The ledger is insert-only: the database itself refuses UPDATE and DELETE.
     if op.get_bind().dialect.name == "sqlite":
+        # INSERT OR REPLACE deletes the old row without firing a DELETE trigger: refuse any
+        # insert over an existing index before the conflict is resolved.
+        op.execute(
+            "CREATE TRIGGER ledger_entries_no_replace BEFORE INSERT ON ledger_entries "
+            "WHEN EXISTS (SELECT 1 FROM ledger_entries WHERE idx = NEW.idx) "
+            "BEGIN SELECT RAISE(ABORT, 'ledger_entries is insert-only'); END"
+        )
         for verb in ("UPDATE", "DELETE"):
             op.execute(
                 f"CREATE TRIGGER ledger_entries_no_{verb.lower()} BEFORE {verb} ON ledger_entries "

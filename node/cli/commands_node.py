@@ -23,7 +23,7 @@ from node.cli._common import (
 from node.crypto.card import NodeCard
 from node.errors import ValidationError
 from node.logs import configure_logging
-from node.services import links
+from node.services import checkpoints, links
 from node.services.context import NodeContext
 from node.services.setup import init_node
 
@@ -161,12 +161,14 @@ def identity_export(out: Path | None, config_path: Path | None) -> None:
 @json_option
 @handle_errors
 def identity_show(config_path: Path | None, as_json: bool) -> None:
-    """Print this node's id, signing key id and TLS certificate fingerprint."""
+    """Print this node's id, C2SP verifier key, signing key id and TLS fingerprint."""
     with open_node(config_path) as ctx:
         card = links.own_card(ctx)
+        vkey = checkpoints.verifier_key(ctx)
     data = {
         "node_id": card.node_id,
         "name": card.name,
+        "vkey": vkey,
         "signing_key_id": card.signing_key.key_id.hex(),
         "tls_sha256": card.tls_fingerprint.hex(),
     }

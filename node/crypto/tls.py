@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import ipaddress
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -60,7 +59,6 @@ def generate_tls_identity(node_id: NodeId, now: dt.datetime, valid_days: int = 8
                 [
                     x509.UniformResourceIdentifier(f"{URI_SCHEME}{node_id}"),
                     x509.DNSName(dns_name(node_id)),
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
                 ]
             ),
             critical=False,

@@ -265,7 +265,8 @@ class NodeRuntime:
                 await self._note_error(peer, f"cannot reach parent at {parent.address}")
                 self.log.warning("link.unreachable", address=parent.address)
                 return False
-            call = federation_pb2_grpc.FederationServiceStub(channel).Exchange()
+            stub = federation_pb2_grpc.FederationServiceStub(channel)  # type: ignore[no-untyped-call]
+            call = stub.Exchange()
             session = LinkSession(
                 self.ctx,
                 peer,

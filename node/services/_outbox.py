@@ -51,5 +51,5 @@ def enqueue(
         signature=signed.signature,
         created_at=now,
     )
-    queries.add(session, row)
+    queries.add(session, row, flush=True)  # the caller may need row.id
     return row, signed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -15,15 +16,17 @@ from node.services._ledger import record
 from node.services._outbox import enqueue
 from node.services.context import NodeContext
 from node.store import queries
-from node.store.models import Complaint, ComplaintContentRow, ComplaintEvent
+from node.store.models import Complaint, ComplaintContentRow, ComplaintEvent, Link
 
 __all__ = [
     "ComplaintView",
     "EventView",
     "list_complaints",
     "refer",
+    "refer_many",
     "show",
     "submit",
+    "submit_many",
     "summary_of",
 ]
 
@@ -73,43 +76,53 @@ def _event(
 
 def submit(ctx: NodeContext, draft: ComplaintDraft) -> TrackingId:
     """Register a complaint received at this node; return its tracking id."""
-    draft.validate()
+    return submit_many(ctx, [draft])[0]
+
+
+def submit_many(ctx: NodeContext, drafts: Sequence[ComplaintDraft]) -> list[TrackingId]:
+    """Register several complaints in one transaction (all or none)."""
+    for draft in drafts:
+        draft.validate()
+    with ctx.db.write() as session:
+        return [_submit(session, ctx, draft) for draft in drafts]
+
+
+def _submit(session: Session, ctx: NodeContext, draft: ComplaintDraft) -> TrackingId:
     sealed = seal_content(draft.content())
     now = ctx.clock.now()
-    with ctx.db.write() as session:
-        serial = queries.next_counter(session, f"tracking:{now.year}")
-        tracking_id = format_tracking_id(ctx.node_id, now.year, serial)
-        row = Complaint(
-            tracking_id=tracking_id,
-            origin_node=ctx.node_id,
-            classification=draft.classification,
-            category=draft.category,
-            region_code=draft.region_code,
-            channel=draft.channel,
-            anonymous=draft.anonymous,
-            confidential=draft.confidential,
-            needs_inspection=draft.needs_inspection,
-            status="submitted",
-            holder=ctx.node_id,
-            received_from=None,
-            submitted_at=now,
-            received_at=now,
-            updated_at=now,
-            content_commitment=sealed.commitment,
-        )
-        queries.add(session, row)
-        queries.add(
-            session,
-            ComplaintContentRow(tracking_id=tracking_id, content=sealed.content, salt=sealed.salt),
-        )
-        index = record(
-            session,
-            ctx,
-            ledger_pb2.LedgerEntry(
-                complaint_registered=ledger_pb2.ComplaintRegistered(complaint=summary_of(row))
-            ),
-        )
-        _event(session, ctx, tracking_id, "submitted", f"received via {draft.channel}", index)
+    serial = queries.next_counter(session, f"tracking:{now.year}")
+    tracking_id = format_tracking_id(ctx.node_id, now.year, serial)
+    row = Complaint(
+        tracking_id=tracking_id,
+        origin_node=ctx.node_id,
+        classification=draft.classification,
+        category=draft.category,
+        region_code=draft.region_code,
+        channel=draft.channel,
+        anonymous=draft.anonymous,
+        confidential=draft.confidential,
+        needs_inspection=draft.needs_inspection,
+        status="submitted",
+        holder=ctx.node_id,
+        received_from=None,
+        submitted_at=now,
+        received_at=now,
+        updated_at=now,
+        content_commitment=sealed.commitment,
+    )
+    queries.add(session, row)
+    queries.add(
+        session,
+        ComplaintContentRow(tracking_id=tracking_id, content=sealed.content, salt=sealed.salt),
+    )
+    index = record(
+        session,
+        ctx,
+        ledger_pb2.LedgerEntry(
+            complaint_registered=ledger_pb2.ComplaintRegistered(complaint=summary_of(row))
+        ),
+    )
+    _event(session, ctx, tracking_id, "submitted", f"received via {draft.channel}", index)
     return tracking_id
 
 
@@ -119,45 +132,53 @@ def refer(ctx: NodeContext, tracking_id: str, to_child: str) -> str:
     The signed referral waits in the outbox until the child acknowledges it, whether or not
     the child is reachable now.
     """
-    parse_tracking_id(tracking_id)
+    return refer_many(ctx, [tracking_id], to_child)[0]
+
+
+def refer_many(ctx: NodeContext, tracking_ids: Sequence[str], to_child: str) -> list[str]:
+    """Dispose several complaints to one child in one transaction (all or none)."""
+    for tracking_id in tracking_ids:
+        parse_tracking_id(tracking_id)
     child = parse_node_id(to_child)
     with ctx.db.write() as session:
-        row = queries.get_complaint(session, tracking_id, lock=True)
-        if row is None:
-            raise NotFoundError(f"no complaint {tracking_id} on this node")
-        if row.holder != ctx.node_id:
-            raise PermissionDeniedError(
-                f"{tracking_id} is held by {row.holder}, not by this node; only the holder "
-                "may dispose it"
-            )
-        if row.status not in REFERRABLE:
-            raise StateError(
-                f"{tracking_id} is {row.status}; it can be referred only when "
-                f"{', '.join(sorted(REFERRABLE))}"
-            )
         link = queries.get_link(session, child, lock=True)
         if link is None or link.revoked_at is not None or link.role != "child":
             raise PermissionDeniedError(
                 f"{child} is not a linked child of this node; link it first "
                 "(`lapor-node link add CARD --as child`)"
             )
-        outbox, signed = enqueue(
-            session,
-            ctx,
-            link,
-            tracking_id=tracking_id,
-            carries_content=True,
-            referral=envelope_pb2.Referral(complaint=summary_of(row)),
+        return [_refer(session, ctx, link, tracking_id) for tracking_id in tracking_ids]
+
+
+def _refer(session: Session, ctx: NodeContext, link: Link, tracking_id: str) -> str:
+    row = queries.get_complaint(session, tracking_id, lock=True)
+    if row is None:
+        raise NotFoundError(f"no complaint {tracking_id} on this node")
+    if row.holder != ctx.node_id:
+        raise PermissionDeniedError(
+            f"{tracking_id} is held by {row.holder}, not by this node; only the holder "
+            "may dispose it"
         )
-        index = record(
-            session,
-            ctx,
-            ledger_pb2.LedgerEntry(referral_sent=ledger_pb2.ReferralSent(envelope=signed)),
+    if row.status not in REFERRABLE:
+        raise StateError(
+            f"{tracking_id} is {row.status}; it can be referred only when "
+            f"{', '.join(sorted(REFERRABLE))}"
         )
-        row.status = "referred"
-        row.updated_at = ctx.clock.now()
-        _event(session, ctx, tracking_id, "referred", f"referred to {child}", index)
-        return outbox.message_id
+    outbox, signed = enqueue(
+        session,
+        ctx,
+        link,
+        tracking_id=tracking_id,
+        carries_content=True,
+        referral=envelope_pb2.Referral(complaint=summary_of(row)),
+    )
+    index = record(
+        session, ctx, ledger_pb2.LedgerEntry(referral_sent=ledger_pb2.ReferralSent(envelope=signed))
+    )
+    row.status = "referred"
+    row.updated_at = ctx.clock.now()
+    _event(session, ctx, tracking_id, "referred", f"referred to {link.peer_id}", index)
+    return outbox.message_id
 
 
 @dataclass(frozen=True)

@@ -183,7 +183,8 @@ def _receive_one(
     if kind == "referral":
         response = _on_referral(session, ctx, link, opened, delivery)
     elif kind == "receipt":
-        response = _on_receipt(session, ctx, link, opened)
+        _on_receipt(session, ctx, link, opened)
+        response = None
     else:  # pragma: no cover - the oneof has no other members yet
         raise ValidationError(f"unsupported payload {kind!r}")
     queries.add(

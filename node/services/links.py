@@ -74,7 +74,7 @@ def add_link(ctx: NodeContext, card: NodeCard, role: str, address: str | None = 
                 link_established=ledger_pb2.LinkEstablished(
                     peer_id=card.node_id,
                     role=ROLES[role],
-                    peer_name=card.name,  # type: ignore[arg-type]
+                    peer_name=card.name,
                     peer_signing_key=card.signing_key.raw,
                     peer_tls_sha256=card.tls_fingerprint,
                 )

@@ -33,6 +33,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "Base",
+    "CheckpointRow",
     "Complaint",
     "ComplaintContentRow",
     "ComplaintEvent",
@@ -40,6 +41,7 @@ __all__ = [
     "InboxRow",
     "LedgerEntryRow",
     "LedgerHead",
+    "LedgerNodeRow",
     "Link",
     "OutboxRow",
 ]
@@ -211,3 +213,27 @@ class Counter(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger)
+
+
+class LedgerNodeRow(Base):
+    """Complete subtree (level, idx) of the ledger's RFC 6962 tree: the root of the 2**level
+    leaves from leaf idx * 2**level. Level 0 holds the leaf hashes. Written in the transaction
+    that appends the leaf completing it; insert-only (database triggers), like the ledger."""
+
+    __tablename__ = "ledger_nodes"
+
+    level: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class CheckpointRow(Base):
+    """A checkpoint this node signed: the C2SP signed note exactly as signed. Insert-only;
+    each one is consistent with every earlier one (node.services.checkpoints)."""
+
+    __tablename__ = "checkpoints"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    note: Mapped[bytes] = mapped_column(LargeBinary)
+    signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

@@ -42,9 +42,11 @@ __all__ = [
 ]
 
 
-def add(session: Session, *rows: object) -> None:
+def add(session: Session, *rows: object, flush: bool = False) -> None:
+    """Stage rows for insert; `flush=True` when the caller needs generated ids now."""
     session.add_all(rows)
-    session.flush()
+    if flush:
+        session.flush()
 
 
 # Links ---------------------------------------------------------------------------------

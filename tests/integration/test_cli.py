@@ -16,20 +16,29 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "node.cli.main", *args], capture_output=True,
-                          text=True, timeout=120, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "node.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
 
 
 def test_example_node_yaml_works_as_it_is(tmp_path: Path) -> None:
     """The shipped node.yaml initialises and serves unchanged (only its port is moved)."""
     config = tmp_path / "node.yaml"
     port = free_port()
-    config.write_text((ROOT / "node.yaml").read_text().replace("127.0.0.1:7464",
-                                                               f"127.0.0.1:{port}"))
+    config.write_text(
+        (ROOT / "node.yaml").read_text().replace("127.0.0.1:7464", f"127.0.0.1:{port}")
+    )
     assert _cli("init", "--config", str(config)).returncode == 0
     assert (tmp_path / "keys" / "signing.pem").stat().st_mode & 0o777 == 0o600
-    proc = subprocess.Popen([sys.executable, "-m", "node.cli.main", "serve", "--config",
-                             str(config)], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "node.cli.main", "serve", "--config", str(config)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         import socket
 
@@ -58,25 +67,54 @@ def test_demo_refers_complaints_down_two_levels(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        pytest.param(["complaint", "list", "--config", "/nonexistent/node.yaml"],
-                     "no config at /nonexistent/node.yaml", id="missing-config"),
-        pytest.param(["init", "--dir", "{tmp}/n", "--id", "ID-64", "--name", "X"],
-                     "invalid node id", id="bad-node-id"),
-        pytest.param(["complaint", "show", "not-a-tracking-id", "--config", "{node}"],
-                     "invalid tracking id", id="bad-tracking-id"),
-        pytest.param(["complaint", "refer", "id-64.2026.000001", "--to", "id-64-02",
-                      "--config", "{node}"], "no complaint id-64.2026.000001", id="unknown"),
-        pytest.param(["complaint", "submit", "--title", " ", "--description", "d",
-                      "--category", "jalan", "--region", "64", "--config", "{node}"],
-                     "title must be", id="blank-title"),
+        pytest.param(
+            ["complaint", "list", "--config", "/nonexistent/node.yaml"],
+            "no config at /nonexistent/node.yaml",
+            id="missing-config",
+        ),
+        pytest.param(
+            ["init", "--dir", "{tmp}/n", "--id", "ID-64", "--name", "X"],
+            "invalid node id",
+            id="bad-node-id",
+        ),
+        pytest.param(
+            ["complaint", "show", "not-a-tracking-id", "--config", "{node}"],
+            "invalid tracking id",
+            id="bad-tracking-id",
+        ),
+        pytest.param(
+            ["complaint", "refer", "id-64.2026.000001", "--to", "id-64-02", "--config", "{node}"],
+            "id-64-02 is not a linked child",
+            id="unlinked-child",
+        ),
+        pytest.param(
+            [
+                "complaint",
+                "submit",
+                "--title",
+                " ",
+                "--description",
+                "d",
+                "--category",
+                "jalan",
+                "--region",
+                "64",
+                "--config",
+                "{node}",
+            ],
+            "title must be",
+            id="blank-title",
+        ),
     ],
 )
 def test_operator_errors_say_what_to_do(tmp_path: Path, args: list[str], message: str) -> None:
     """Bad operator input prints one clear error line (no traceback) and exits 1."""
     node_dir = tmp_path / "node"
     assert _cli("init", "--dir", str(node_dir), "--id", "id-64", "--name", "P").returncode == 0
-    argv = [a.replace("{tmp}", str(tmp_path)).replace("{node}", str(node_dir / "node.yaml"))
-            for a in args]
+    argv = [
+        a.replace("{tmp}", str(tmp_path)).replace("{node}", str(node_dir / "node.yaml"))
+        for a in args
+    ]
     result = _cli(*argv)
     assert result.returncode == 1
     assert message in result.stderr

@@ -1,0 +1,677 @@
+"""Offline audit of a node's ledger: the export format, its verification, inclusion proofs.
+
+Pure: lines in, lines out; no database, no network, no files. Memory stays bounded: entries
+are streamed and only the tree's frontier (log2 n hashes) and the peers' keys are kept.
+
+Export format `lapor-node/audit-export` version 1 (docs/auditor-guide.md): JSON lines,
+  1. a header  {"type": "header", "format", "version", "node_id", "origin", "vkey",
+               "signing_public_key", "size", "exported_at"};
+  2. entries   {"type": "entry", "index", "entry", "leaf"} in index order (base64: the
+               LedgerEntry bytes as stored, and the leaf hash stored when it was appended);
+     each checkpoint {"type": "checkpoint", "size", "note"} placed right after entry
+     size - 1 (a checkpoint beyond the last entry comes after it);
+  3. a trailer {"type": "end", "entries", "checkpoints"}.
+
+Verification (`verify_export`) takes these steps and stops at the first failure, raising
+AuditFailure whose Finding names the kind and the first entry index at fault:
+  1. the header is well-formed; its vkey is the C2SP verifier key of its signing key under
+     the origin `lapor-node/<node_id>`, and equals the auditor's trusted vkey if given;
+  2. for each entry i: the index is i (else missing or reordered); SHA-256(0x00 || entry)
+     equals the leaf committed at append time (else altered, or moved from index j); the
+     bytes parse as lapor.v1.LedgerEntry of this node; an embedded SignedEnvelope verifies
+     (c.f. node.envelopes): sent ones under the exported key, received ones under the
+     peer's key from the LinkEstablished entry earlier in this same ledger;
+     the leaf is appended to the recomputed RFC 6962 tree (RFC 9162 section 2.1.1);
+  3. for each checkpoint: its note verifies under the exported key (c2sp.org/signed-note),
+     its body parses strictly with this origin (c2sp.org/tlog-checkpoint), sizes increase,
+     and its root equals the recomputed root at its size. Every checkpoint is a prefix of
+     the one recomputed tree, so successive checkpoints are consistent (RFC 9162 2.1.4);
+  4. the trailer counts what came, and the entry count equals the header's size.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.message import DecodeError
+
+from node._proto.lapor.v1 import envelope_pb2, ledger_pb2
+from node.crypto.signing import VerifyKey
+from node.envelopes import open_envelope
+from node.errors import IntegrityError, NodeError, SignatureError, ValidationError
+from node.ids import NodeId
+from node.ledger.checkpoint import Checkpoint, origin_for
+from node.ledger.merkle import Frontier, leaf_hash, verify_inclusion
+from node.ledger.note import format_vkey, open_checkpoint, parse_vkey
+
+__all__ = [
+    "EXPORT_FORMAT",
+    "EXPORT_VERSION",
+    "PROOF_FORMAT",
+    "PROOF_VERSION",
+    "AuditFailure",
+    "AuditReport",
+    "ExportHeader",
+    "Finding",
+    "check_proof_document",
+    "export_lines",
+    "proof_document",
+    "verify_export",
+    "vkey_for",
+]
+
+EXPORT_FORMAT = "lapor-node/audit-export"
+EXPORT_VERSION = 1
+PROOF_FORMAT = "lapor-node/inclusion-proof"
+PROOF_VERSION = 1
+LOOKAHEAD = 10_000
+"""How many further lines verification reads to tell a reordering from a loss."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What is wrong with an export: a kind (docs/auditor-guide.md), where, and the detail."""
+
+    kind: str
+    detail: str
+    index: int | None = None
+    checkpoint_size: int | None = None
+
+    def __str__(self) -> str:
+        where = "export"
+        if self.index is not None:
+            where = f"entry {self.index}"
+        elif self.checkpoint_size is not None:
+            where = f"checkpoint at size {self.checkpoint_size}"
+        return f"{where}: {self.kind}: {self.detail}"
+
+
+class AuditFailure(IntegrityError):
+    """An export does not verify; `finding` names the first fault. The cause, if any, is
+    the underlying SignatureError, ProofError or ValidationError."""
+
+    def __init__(self, finding: Finding) -> None:
+        super().__init__(str(finding))
+        self.finding = finding
+
+
+@dataclass(frozen=True)
+class ExportHeader:
+    """The first line of an export: whose ledger, which key, how many entries."""
+
+    node_id: str
+    vkey: str
+    signing_public_key: bytes
+    size: int
+    exported_at: str
+
+    @property
+    def origin(self) -> str:
+        return origin_for(self.node_id)
+
+    def to_line(self) -> str:
+        return _line(
+            {
+                "type": "header",
+                "format": EXPORT_FORMAT,
+                "version": EXPORT_VERSION,
+                "node_id": self.node_id,
+                "origin": self.origin,
+                "vkey": self.vkey,
+                "signing_public_key": _b64(self.signing_public_key),
+                "size": self.size,
+                "exported_at": self.exported_at,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """What a successful verification covered."""
+
+    node_id: str
+    origin: str
+    vkey: str
+    entries: int
+    checkpoints: int
+    root: bytes
+    last_checkpoint_size: int | None
+
+
+# --- writing ----------------------------------------------------------------------------
+
+
+def export_lines(
+    header: ExportHeader,
+    entries: Iterable[tuple[int, bytes, bytes | None]],
+    checkpoints: Iterable[tuple[int, bytes]],
+) -> Iterator[str]:
+    """Yield the export's lines (each ending in a newline) from two sorted streams.
+
+    `entries` gives (index, entry bytes, committed leaf hash or None) in index order;
+    `checkpoints` gives (size, signed note) in size order. Nothing is held but one of each.
+    """
+    yield header.to_line()
+    cps = iter(checkpoints)
+    pending = next(cps, None)
+    count = n_checkpoints = 0
+    for index, entry, leaf in entries:
+        while pending is not None and pending[0] <= count:
+            yield _checkpoint_line(*pending)
+            n_checkpoints += 1
+            pending = next(cps, None)
+        yield _line(
+            {
+                "type": "entry",
+                "index": index,
+                "entry": _b64(entry),
+                "leaf": None if leaf is None else _b64(leaf),
+            }
+        )
+        count += 1
+    while pending is not None:
+        yield _checkpoint_line(*pending)
+        n_checkpoints += 1
+        pending = next(cps, None)
+    yield _line({"type": "end", "entries": count, "checkpoints": n_checkpoints})
+
+
+def _checkpoint_line(size: int, note: bytes) -> str:
+    return _line({"type": "checkpoint", "size": size, "note": note.decode("utf-8")})
+
+
+def _line(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+# --- verifying --------------------------------------------------------------------------
+
+
+def verify_export(
+    lines: Iterable[str | bytes],
+    *,
+    trusted_vkey: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> AuditReport:
+    """Verify an export streamed line by line (see the module docstring); raise AuditFailure.
+
+    `trusted_vkey` is the node's verifier key as the auditor knows it independently (from
+    the node's parent, or `identity show` read in person); without it the export's own key
+    is used, which proves internal consistency but not whose ledger it is.
+    `progress(n)` is called with the number of entries verified, every 4096 entries.
+    """
+    return _Verifier(iter(lines), trusted_vkey, progress).run()
+
+
+class _Verifier:
+    def __init__(
+        self,
+        lines: Iterator[str | bytes],
+        trusted_vkey: str | None,
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        self.lines = lines
+        self.trusted_vkey = trusted_vkey
+        self.progress = progress
+        self.frontier = Frontier()
+        self.peers: dict[str, VerifyKey] = {}
+        self.checkpoints = 0
+        self.last_cp: Checkpoint | None = None
+        self.pending: list[tuple[int, bytes]] = []
+        self.line_no = 0
+
+    # 1. The header.
+    def _header(self) -> ExportHeader:
+        obj = self._next()
+        if obj is None or obj.get("type") != "header":
+            raise _fail("format", "expected a header as the first line")
+        if obj.get("format") != EXPORT_FORMAT or obj.get("version") != EXPORT_VERSION:
+            raise _fail(
+                "format",
+                f"expected format {EXPORT_FORMAT} version {EXPORT_VERSION}, "
+                f"found {obj.get('format')!r} version {obj.get('version')!r}",
+            )
+        try:
+            header = ExportHeader(
+                node_id=_str(obj, "node_id"),
+                vkey=_str(obj, "vkey"),
+                signing_public_key=_bytes(obj, "signing_public_key"),
+                size=_int(obj, "size"),
+                exported_at=_str(obj, "exported_at"),
+            )
+            origin = header.origin
+            verifier = parse_vkey(header.vkey)
+            own = VerifyKey(header.signing_public_key)
+        except ValidationError as e:
+            raise _fail("format", f"malformed header: {e}") from e
+        if obj.get("origin") != origin or verifier.name != origin:
+            raise _fail(
+                "key",
+                f"expected the origin and key name {origin!r}, found "
+                f"{obj.get('origin')!r} and {verifier.name!r}",
+            )
+        if verifier.public_key != header.signing_public_key:
+            raise _fail(
+                "key",
+                "expected the vkey to carry the exported signing public key, "
+                f"found another (key ID {verifier.key_id.hex()})",
+            )
+        if self.trusted_vkey is not None and header.vkey != self.trusted_vkey:
+            raise _fail(
+                "key",
+                f"expected the trusted verifier key {self.trusted_vkey}, found "
+                f"{header.vkey}: this export is signed with another key",
+            )
+        self.header, self.verifier, self.own_key = header, verifier, own
+        return header
+
+    def run(self) -> AuditReport:
+        header = self._header()
+        while True:
+            obj = self._next()
+            if obj is None:
+                raise _fail(
+                    "missing",
+                    "expected an end line, found the file ends: the export was cut short",
+                    index=self.frontier.size,
+                )
+            kind = obj.get("type")
+            if kind == "entry":
+                self._entry(obj)
+            elif kind == "checkpoint":
+                self._checkpoint(obj)
+            elif kind == "end":
+                break
+            else:
+                raise _fail("format", f"unexpected line type {kind!r} at line {self.line_no}")
+        # 4. The trailer and the size.
+        count = self.frontier.size
+        if self.pending:
+            size = self.pending[0][0]
+            raise _fail(
+                "missing",
+                f"expected {size} entries as the checkpoint at size {size} "
+                f"was signed, found {count}: the ledger's tail is truncated",
+                index=count,
+            )
+        if obj.get("entries") != count or obj.get("checkpoints") != self.checkpoints:
+            raise _fail(
+                "format",
+                f"expected the end line to count {count} entries and "
+                f"{self.checkpoints} checkpoints, found {obj.get('entries')} and "
+                f"{obj.get('checkpoints')}",
+            )
+        if count < header.size:
+            raise _fail(
+                "missing",
+                f"expected {header.size} entries (the ledger head), found "
+                f"{count}: the tail is truncated",
+                index=count,
+            )
+        if self._next() is not None:
+            raise _fail("format", "expected nothing after the end line, found more")
+        if self.progress is not None:
+            self.progress(count)
+        return AuditReport(
+            header.node_id,
+            header.origin,
+            header.vkey,
+            count,
+            self.checkpoints,
+            self.frontier.root(),
+            None if self.last_cp is None else self.last_cp.size,
+        )
+
+    # 2. One entry.
+    def _entry(self, obj: dict[str, Any]) -> None:
+        i = self.frontier.size
+        try:
+            index = _int(obj, "index")
+            data = _bytes(obj, "entry")
+            committed = None if obj.get("leaf") is None else _bytes(obj, "leaf")
+        except ValidationError as e:
+            raise _fail("format", f"malformed entry line: {e}", index=i) from e
+        if index != i:
+            self._misplaced(i, index)
+        if index >= self.header.size:
+            raise _fail(
+                "forged",
+                f"expected at most {self.header.size} entries (the ledger "
+                f"head), found entry {index} beyond it",
+                index=index,
+            )
+        leaf = leaf_hash(data)
+        if committed is None:
+            raise _fail(
+                "forged",
+                "expected the leaf hash stored when the entry was "
+                "appended, found none: the entry was added outside the ledger",
+                index=i,
+            )
+        if not hmac.compare_digest(leaf, committed):
+            self._altered(i, data, committed)
+        entry = ledger_pb2.LedgerEntry()
+        try:
+            entry.ParseFromString(data)
+        except DecodeError as e:
+            raise _fail(
+                "malformed-entry",
+                "expected a lapor.v1.LedgerEntry, found bytes that do not parse",
+                index=i,
+            ) from e
+        if entry.node_id != self.header.node_id:
+            raise _fail(
+                "foreign-entry",
+                f"expected node_id {self.header.node_id!r}, found {entry.node_id!r}",
+                index=i,
+            )
+        self._invariants(i, entry)
+        self.frontier.append(leaf)
+        self._due_checkpoints()
+        if self.progress is not None and self.frontier.size % 4096 == 0:
+            self.progress(self.frontier.size)
+
+    def _invariants(self, i: int, entry: ledger_pb2.LedgerEntry) -> None:
+        kind = entry.WhichOneof("kind")
+        me = NodeId(self.header.node_id)
+        if kind is None:
+            raise _fail("malformed-entry", "expected one entry kind, found none", index=i)
+        if kind == "link_established":
+            link = entry.link_established
+            try:
+                self.peers[link.peer_id] = VerifyKey(link.peer_signing_key)
+            except ValidationError as e:
+                raise _fail("malformed-entry", f"link to {link.peer_id!r}: {e}", index=i) from e
+        elif kind == "referral_sent":
+            signed = entry.referral_sent.envelope
+            recipient = _peek_recipient(signed)
+            self._envelope(
+                i,
+                signed,
+                signer=me,
+                key=self.own_key,
+                recipient=recipient,
+                whose="this node's exported key",
+            )
+            if recipient not in self.peers:
+                raise _fail(
+                    "unknown-peer",
+                    f"expected a referral to a linked peer, found one "
+                    f"to {recipient!r}, never linked before this entry",
+                    index=i,
+                )
+        elif kind in ("referral_received", "receipt_received"):
+            signed = getattr(entry, kind).envelope
+            key = self.peers.get(signed.signer)
+            if key is None:
+                raise _fail(
+                    "unknown-peer",
+                    f"expected an envelope from a linked peer, found "
+                    f"one signed as {signed.signer!r}, never linked before this entry",
+                    index=i,
+                )
+            self._envelope(
+                i,
+                signed,
+                signer=NodeId(signed.signer),
+                key=key,
+                recipient=me,
+                whose=f"{signed.signer}'s key from its LinkEstablished entry",
+            )
+
+    def _envelope(
+        self,
+        i: int,
+        signed: envelope_pb2.SignedEnvelope,
+        *,
+        signer: NodeId,
+        key: VerifyKey,
+        recipient: str,
+        whose: str,
+    ) -> None:
+        try:
+            open_envelope(signed, peer=signer, peer_key=key, me=NodeId(recipient))
+        except SignatureError as e:
+            raise _fail(
+                "bad-signature", f"expected the envelope signed by {whose}: {e}", index=i
+            ) from e
+        except NodeError as e:
+            raise _fail("bad-envelope", f"the embedded envelope does not open: {e}", index=i) from e
+
+    def _misplaced(self, i: int, found: int) -> None:
+        """Entry i is not where it should be: look a little further to say why."""
+        if found < i:
+            raise _fail(
+                "reordered", f"expected entry {i}, found entry {found} again or late", index=found
+            )
+        for _ in range(LOOKAHEAD):
+            obj = self._next()
+            if obj is None:
+                break
+            if obj.get("type") == "entry" and obj.get("index") == i:
+                raise _fail(
+                    "reordered",
+                    f"expected entry {i} here, found entry {found}; "
+                    f"entry {i} comes later: entries were swapped or moved",
+                    index=i,
+                )
+        raise _fail(
+            "missing",
+            f"expected entry {i}, found entry {found}: entries {i}..{found - 1} were deleted",
+            index=i,
+        )
+
+    def _altered(self, i: int, data: bytes, committed: bytes) -> None:
+        """Entry i's bytes are not those committed at i: moved from elsewhere, or changed."""
+        leaf = leaf_hash(data)
+        for _ in range(LOOKAHEAD):
+            obj = self._next()
+            if obj is None or obj.get("type") == "end":
+                break
+            if obj.get("type") != "entry":
+                continue
+            try:
+                other, other_leaf = _bytes(obj, "entry"), obj.get("leaf")
+            except ValidationError:
+                break
+            if other_leaf == _b64(leaf) or hmac.compare_digest(leaf_hash(other), committed):
+                raise _fail(
+                    "reordered",
+                    f"expected the bytes committed at {i}, found those "
+                    f"committed at {obj.get('index')}: entries were swapped",
+                    index=i,
+                )
+        raise _fail(
+            "altered",
+            f"expected bytes with leaf hash {committed.hex()} as committed "
+            f"when appended, found bytes hashing to {leaf.hex()}",
+            index=i,
+        )
+
+    # 3. One checkpoint.
+    def _checkpoint(self, obj: dict[str, Any]) -> None:
+        try:
+            size = _int(obj, "size")
+            note = _str(obj, "note").encode("utf-8")
+        except ValidationError as e:
+            raise _fail("format", f"malformed checkpoint line: {e}") from e
+        if size < self.frontier.size:
+            raise _fail(
+                "format",
+                f"expected the checkpoint of size {size} right after entry "
+                f"{size - 1}, found it after entry {self.frontier.size - 1}",
+                checkpoint_size=size,
+            )
+        if self.pending and size <= self.pending[-1][0]:
+            raise _fail(
+                "checkpoint-order", "expected checkpoint sizes to increase", checkpoint_size=size
+            )
+        self.pending.append((size, note))
+        self._due_checkpoints()
+
+    def _due_checkpoints(self) -> None:
+        while self.pending and self.pending[0][0] == self.frontier.size:
+            self._check_checkpoint(*self.pending.pop(0))
+
+    def _check_checkpoint(self, size: int, note: bytes) -> None:
+        try:
+            cp = open_checkpoint(note, self.verifier)
+        except SignatureError as e:
+            raise _fail(
+                "checkpoint-signature",
+                f"expected a signature by {self.verifier.name}"
+                f" (key ID {self.verifier.key_id.hex()}): {e}",
+                checkpoint_size=size,
+            ) from e
+        except ValidationError as e:
+            raise _fail("format", f"malformed checkpoint note: {e}", checkpoint_size=size) from e
+        if cp.origin != self.header.origin or cp.size != size:
+            raise _fail(
+                "checkpoint-order",
+                f"expected a checkpoint of {self.header.origin} at "
+                f"size {size}, found {cp.origin} at size {cp.size}",
+                checkpoint_size=size,
+            )
+        previous = 0 if self.last_cp is None else self.last_cp.size
+        if self.last_cp is not None and cp.size <= self.last_cp.size:
+            raise _fail(
+                "checkpoint-order",
+                f"expected a size above {self.last_cp.size}",
+                checkpoint_size=size,
+            )
+        root = self.frontier.root()
+        if not hmac.compare_digest(root, cp.root):
+            first = previous if previous < size else 0
+            raise _fail(
+                "checkpoint-mismatch",
+                f"expected the signed root {cp.root.hex()} at "
+                f"size {size}, recomputed {root.hex()}: an entry in {first}..{size - 1} "
+                "was changed, inserted or removed",
+                index=first,
+            )
+        self.last_cp = cp
+        self.checkpoints += 1
+
+    def _next(self) -> dict[str, Any] | None:
+        for raw in self.lines:
+            self.line_no += 1
+            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+            if not text.strip():
+                continue
+            try:
+                obj = json.loads(text)
+            except ValueError as e:
+                raise _fail("format", f"line {self.line_no} is not JSON") from e
+            if not isinstance(obj, dict):
+                raise _fail("format", f"line {self.line_no} is not a JSON object")
+            return obj
+        return None
+
+
+def _peek_recipient(signed: envelope_pb2.SignedEnvelope) -> str:
+    """The recipient an envelope names, read before its signature is checked."""
+    env = envelope_pb2.Envelope()
+    try:
+        env.ParseFromString(signed.body)
+    except DecodeError:
+        return ""
+    return env.recipient
+
+
+def _fail(
+    kind: str, detail: str, *, index: int | None = None, checkpoint_size: int | None = None
+) -> AuditFailure:
+    return AuditFailure(Finding(kind, detail, index, checkpoint_size))
+
+
+def _str(obj: dict[str, Any], key: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str):
+        raise ValidationError(f"expected {key} as a string, found {type(value).__name__}")
+    return value
+
+
+def _int(obj: dict[str, Any], key: str) -> int:
+    value = obj.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError(f"expected {key} as a non-negative integer, found {value!r}")
+    return value
+
+
+def _bytes(obj: dict[str, Any], key: str) -> bytes:
+    text = _str(obj, key)
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise ValidationError(f"expected {key} in base64") from e
+
+
+# --- inclusion proofs -------------------------------------------------------------------
+
+
+def proof_document(
+    *,
+    origin: str,
+    index: int,
+    size: int,
+    entry: bytes,
+    path: Iterable[bytes],
+    root: bytes,
+    note: bytes,
+) -> dict[str, Any]:
+    """The documented JSON form of an inclusion proof with its signed checkpoint."""
+    return {
+        "format": PROOF_FORMAT,
+        "version": PROOF_VERSION,
+        "origin": origin,
+        "leaf_index": index,
+        "tree_size": size,
+        "entry": _b64(entry),
+        "leaf_hash": _b64(leaf_hash(entry)),
+        "audit_path": [_b64(p) for p in path],
+        "root": _b64(root),
+        "checkpoint": note.decode("utf-8"),
+    }
+
+
+def check_proof_document(doc: dict[str, Any], vkey: str) -> Checkpoint:
+    """Verify a proof document against a trusted vkey; return the checkpoint it proves into.
+
+    Steps: 1. the checkpoint note verifies under `vkey` and names the proof's size and
+    root; 2. the leaf hash is SHA-256(0x00 || entry); 3. the audit path leads from the leaf
+    to the root (RFC 9162 section 2.1.3.2). Raises SignatureError, ProofError or
+    ValidationError.
+    """
+    if doc.get("format") != PROOF_FORMAT or doc.get("version") != PROOF_VERSION:
+        raise ValidationError(f"expected {PROOF_FORMAT} version {PROOF_VERSION}")
+    verifier = parse_vkey(vkey)
+    cp = open_checkpoint(_str(doc, "checkpoint").encode("utf-8"), verifier)
+    size, index, root = _int(doc, "tree_size"), _int(doc, "leaf_index"), _bytes(doc, "root")
+    if cp.size != size or cp.root != root:
+        raise ValidationError(
+            f"expected the checkpoint to be of size {size} with the proof's "
+            f"root, found size {cp.size}"
+        )
+    leaf = _bytes(doc, "leaf_hash")
+    if "entry" in doc and leaf_hash(_bytes(doc, "entry")) != leaf:
+        raise ValidationError("expected leaf_hash = SHA-256(0x00 || entry), found another")
+    path = doc.get("audit_path")
+    if not isinstance(path, list):
+        raise ValidationError("expected audit_path as a list")
+    verify_inclusion(leaf, index, size, [_bytes({"p": p}, "p") for p in path], root)
+    return cp
+
+
+def vkey_for(node_id: str, public_key: bytes) -> str:
+    """The verifier key of a node's signing key under its origin."""
+    return format_vkey(origin_for(node_id), public_key)

@@ -1,0 +1,205 @@
+"""The SQL of the persisted ledger tree and of signed checkpoints.
+
+Invariants:
+
+- `ledger_nodes` holds exactly the complete subtrees of the tree over `ledger_entries`
+  (node.ledger.merkle, "Persistence"); `insert_nodes` is called in the transaction that
+  appends the leaf completing them, so the two tables commit together.
+- A frontier, a root or a proof costs ONE query: the (level, idx) pairs a computation will
+  read depend only on the sizes and the index, so they are found first by a dry run with a
+  recording reader, then fetched together, then the computation runs on the fetched nodes.
+- Reads never lock: proofs and exports run in read transactions beside the writer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
+
+from sqlalchemy import and_, insert, or_, select
+from sqlalchemy.orm import Session
+
+from node.errors import NotFoundError
+from node.ledger import merkle
+from node.ledger.merkle import CompletedNode, Frontier, Hash
+from node.store.models import CheckpointRow, LedgerEntryRow, LedgerHead, LedgerNodeRow
+
+__all__ = [
+    "StoredTree",
+    "add_checkpoint",
+    "checkpoint_covering",
+    "consistency_proof",
+    "frontier",
+    "inclusion_proof",
+    "insert_nodes",
+    "iter_checkpoints",
+    "iter_entries_with_leaves",
+    "latest_checkpoint",
+    "lock_head",
+    "root",
+    "snapshot",
+]
+
+T = TypeVar("T")
+_PLACEHOLDER = Hash(bytes(merkle.HASH_SIZE))
+
+
+class StoredTree:
+    """A NodeReader over `ledger_nodes`, answering from nodes fetched in bulk when it can."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._cache: dict[tuple[int, int], bytes] = {}
+
+    def load(self, pairs: Iterable[tuple[int, int]]) -> None:
+        """Fetch the nodes (level, idx) in `pairs` with one query."""
+        wanted = sorted(set(pairs) - self._cache.keys())
+        if not wanted:
+            return
+        # OR of primary-key matches: both SQLite and PostgreSQL answer it from the index
+        # (SQLite scans the whole table for a row-value IN list).
+        rows = self._session.execute(
+            select(LedgerNodeRow.level, LedgerNodeRow.idx, LedgerNodeRow.hash).where(
+                or_(*(and_(LedgerNodeRow.level == lv, LedgerNodeRow.idx == i) for lv, i in wanted))
+            )
+        ).all()
+        for level, idx, value in rows:
+            self._cache[(level, idx)] = value
+
+    def node(self, level: int, index: int) -> bytes:
+        """Return complete node (level, index); NotFoundError if the store lacks it."""
+        found = self._cache.get((level, index))
+        if found is None:
+            found = self._session.execute(
+                select(LedgerNodeRow.hash).where(
+                    LedgerNodeRow.level == level, LedgerNodeRow.idx == index
+                )
+            ).scalar_one_or_none()
+            if found is None:
+                raise NotFoundError(
+                    f"expected stored tree node (level {level}, index {index}), found none; "
+                    "the ledger tree is incomplete"
+                )
+            self._cache[(level, index)] = found
+        return found
+
+
+class _Recorder:
+    """A NodeReader that answers anything and remembers what was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[int, int]] = []
+
+    def node(self, level: int, index: int) -> bytes:
+        self.asked.append((level, index))
+        return _PLACEHOLDER
+
+
+def _with_nodes(session: Session, compute: Callable[[merkle.NodeReader], T]) -> T:
+    recorder = _Recorder()
+    compute(recorder)
+    tree = StoredTree(session)
+    tree.load(recorder.asked)
+    return compute(tree)
+
+
+def frontier(session: Session, size: int) -> Frontier:
+    """The frontier of the first `size` leaves, read with one query."""
+    return _with_nodes(session, lambda r: Frontier.from_reader(size, r))
+
+
+def root(session: Session, size: int) -> Hash:
+    """MTH of the first `size` leaves, read with one query."""
+    return _with_nodes(session, lambda r: merkle.root(size, r))
+
+
+def inclusion_proof(session: Session, index: int, size: int) -> list[Hash]:
+    """PATH(index, D[size]) from the stored nodes, read with one query."""
+    return _with_nodes(session, lambda r: merkle.inclusion_proof(index, size, r))
+
+
+def consistency_proof(session: Session, size1: int, size2: int) -> list[Hash]:
+    """PROOF(size1, D[size2]) from the stored nodes, read with one query."""
+    return _with_nodes(session, lambda r: merkle.consistency_proof(size1, size2, r))
+
+
+def insert_nodes(session: Session, completed: Iterable[CompletedNode]) -> None:
+    """Insert the complete nodes an append produced (in the appending transaction)."""
+    rows = [{"level": level, "idx": idx, "hash": value} for level, idx, value in completed]
+    if rows:
+        session.execute(insert(LedgerNodeRow), rows)
+
+
+def snapshot(session: Session) -> None:
+    """Make this read transaction one snapshot (call first): PostgreSQL REPEATABLE READ;
+    SQLite in WAL mode already reads one snapshot per transaction."""
+    if session.get_bind().dialect.name != "sqlite":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
+def lock_head(session: Session) -> int:
+    """Lock the ledger head until commit and return the ledger size."""
+    return session.execute(
+        select(LedgerHead.size).where(LedgerHead.id == 1).with_for_update()
+    ).scalar_one()
+
+
+def iter_entries_with_leaves(
+    session: Session, stop: int | None = None, chunk: int = 2000
+) -> Iterator[tuple[int, bytes, bytes | None]]:
+    """(index, entry bytes, leaf hash stored in ledger_nodes) in index order, in chunks.
+
+    The leaf hash is the level-0 node written when the entry was appended, or None if the
+    store has none; the entry bytes are as stored now.
+    """
+    position = 0
+    while stop is None or position < stop:
+        limit = chunk if stop is None else min(chunk, stop - position)
+        rows = session.execute(
+            select(LedgerEntryRow.idx, LedgerEntryRow.entry, LedgerNodeRow.hash)
+            .outerjoin(
+                LedgerNodeRow,
+                (LedgerNodeRow.level == 0) & (LedgerNodeRow.idx == LedgerEntryRow.idx),
+            )
+            .where(LedgerEntryRow.idx >= position)
+            .order_by(LedgerEntryRow.idx)
+            .limit(limit)
+        ).all()
+        if not rows:
+            return
+        yield from ((idx, entry, leaf) for idx, entry, leaf in rows)
+        position = rows[-1][0] + 1
+
+
+def add_checkpoint(session: Session, size: int, root: bytes, note: bytes, at: dt.datetime) -> None:
+    session.add(CheckpointRow(size=size, root=root, note=note, signed_at=at))
+    session.flush()
+
+
+def latest_checkpoint(session: Session) -> CheckpointRow | None:
+    return session.execute(
+        select(CheckpointRow).order_by(CheckpointRow.size.desc()).limit(1)
+    ).scalar_one_or_none()
+
+
+def checkpoint_covering(session: Session, index: int) -> CheckpointRow | None:
+    """The latest checkpoint if it covers leaf `index` (size > index), else None."""
+    latest = latest_checkpoint(session)
+    return latest if latest is not None and latest.size > index else None
+
+
+def iter_checkpoints(
+    session: Session, upto: int | None = None, chunk: int = 500
+) -> Iterator[CheckpointRow]:
+    """Every stored checkpoint of size <= `upto` (default: all), smallest first, in chunks."""
+    after = -1
+    while True:
+        stmt = select(CheckpointRow).where(CheckpointRow.size > after)
+        if upto is not None:
+            stmt = stmt.where(CheckpointRow.size <= upto)
+        rows = session.execute(stmt.order_by(CheckpointRow.size).limit(chunk)).scalars().all()
+        if not rows:
+            return
+        yield from rows
+        after = rows[-1].size
