@@ -80,6 +80,18 @@ def database_url(kind: str, tmp: Path, name: str) -> str:
     return PG_ADMIN.rsplit("/", 1)[0] + "/" + db
 
 
+def drop_databases(urls: list[str]) -> None:
+    """Remove the PostgreSQL databases a run created (SQLite files go with the temp dir)."""
+    from sqlalchemy import create_engine, text
+
+    names = [u.rsplit("/", 1)[1] for u in urls if u.startswith("postgresql")]
+    if not names:
+        return
+    with create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT").connect() as conn:
+        for name in names:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 def serve(config: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         return subprocess.Popen(
@@ -150,6 +162,7 @@ def bench_nodes(n: int, kind: str, samples: int, tmp: Path) -> dict[str, float]:
             proc.wait(60)
         p.close()
         r.close()
+        drop_databases([p.config.database_url, r.config.database_url])
     latencies.sort()
     return {
         "queue_s": queue_s,
