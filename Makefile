@@ -22,12 +22,14 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check node tests scripts bench migrations
 	$(VENV)/bin/ruff format --check node tests scripts bench migrations
 	$(VENV)/bin/mypy node
+	VENV=$(VENV) scripts/buf_lint.sh
 	$(PY) -m pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check node tests scripts bench migrations
 	$(VENV)/bin/ruff format --check node tests scripts bench migrations
 	$(VENV)/bin/mypy node
+	VENV=$(VENV) scripts/buf_lint.sh
 
 protos: $(STAMP)
 	$(PY) scripts/gen_protos.py
