@@ -36,6 +36,7 @@ import grpc  # noqa: E402
 from node._proto.lapor.v1 import federation_pb2, federation_pb2_grpc  # noqa: E402
 from node.complaints import ComplaintDraft  # noqa: E402
 from node.crypto.tls import dns_name  # noqa: E402
+from node.federation.runtime import exchange_service  # noqa: E402
 from node.services import complaints, exchange, links  # noqa: E402
 from node.services.context import NodeContext  # noqa: E402
 from node.services.setup import init_node  # noqa: E402
@@ -188,20 +189,7 @@ async def bare_server(port: int, key: bytes, cert: bytes, peer_cert: bytes) -> N
             )
 
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", 4 << 20)])
-    server.add_generic_rpc_handlers(
-        (
-            grpc.method_handlers_generic_handler(
-                "lapor.v1.FederationService",
-                {
-                    "Exchange": grpc.stream_stream_rpc_method_handler(
-                        exchange_handler,
-                        request_deserializer=federation_pb2.ExchangeRequest.FromString,
-                        response_serializer=federation_pb2.ExchangeResponse.SerializeToString,
-                    )
-                },
-            ),
-        )
-    )
+    server.add_generic_rpc_handlers((exchange_service(exchange_handler),))
     creds = grpc.ssl_server_credentials(
         [(key, cert)], root_certificates=peer_cert, require_client_auth=True
     )

@@ -30,11 +30,25 @@ from node.logs import get_logger
 from node.services import exchange, links
 from node.services.context import NodeContext
 
-__all__ = ["NodeRuntime"]
+__all__ = ["NodeRuntime", "exchange_service"]
 
 T = TypeVar("T")
 PIN_REFRESH_SECONDS = 1.0
 CONNECT_TIMEOUT_SECONDS = 5.0
+
+
+def exchange_service(handler: Callable[..., Any]) -> grpc.GenericRpcHandler:
+    """`lapor.v1.FederationService` with `handler` as its bidirectional Exchange method."""
+    return grpc.method_handlers_generic_handler(
+        "lapor.v1.FederationService",
+        {
+            "Exchange": grpc.stream_stream_rpc_method_handler(
+                handler,
+                request_deserializer=federation_pb2.ExchangeRequest.FromString,
+                response_serializer=federation_pb2.ExchangeResponse.SerializeToString,
+            )
+        },
+    )
 
 
 class _Db:
@@ -306,16 +320,7 @@ class NodeRuntime:
                 ("grpc.http2.max_ping_strikes", 0),
             ]
         )
-        handler = grpc.method_handlers_generic_handler(
-            "lapor.v1.FederationService",
-            {
-                "Exchange": grpc.stream_stream_rpc_method_handler(
-                    self.Exchange,
-                    request_deserializer=federation_pb2.ExchangeRequest.FromString,
-                    response_serializer=federation_pb2.ExchangeResponse.SerializeToString,
-                ),
-            },
-        )
+        handler = exchange_service(self.Exchange)
         server.add_generic_rpc_handlers((handler,))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         self._pins_changed = False

@@ -14,6 +14,7 @@ from node._proto.lapor.v1 import envelope_pb2, federation_pb2, federation_pb2_gr
 from node.crypto.signing import SigningKey
 from node.crypto.tls import dns_name
 from node.envelopes import seal
+from node.federation.runtime import exchange_service
 from node.ids import new_message_id
 from tests.support.nodes import TestNode
 
@@ -138,16 +139,7 @@ class FakeParent:
     async def run(self, child: TestNode, timeout: float = 20.0) -> list[federation_pb2.Frame]:
         cfg = self.identity.ctx().config
         server = grpc.aio.server()
-        handler = grpc.method_handlers_generic_handler(
-            "lapor.v1.FederationService",
-            {
-                "Exchange": grpc.stream_stream_rpc_method_handler(
-                    self.Exchange,
-                    request_deserializer=federation_pb2.ExchangeRequest.FromString,
-                    response_serializer=federation_pb2.ExchangeResponse.SerializeToString,
-                ),
-            },
-        )
+        handler = exchange_service(self.Exchange)
         server.add_generic_rpc_handlers((handler,))
         creds = grpc.ssl_server_credentials(
             [(cfg.tls_key.read_bytes(), cfg.tls_cert.read_bytes())],
