@@ -107,7 +107,7 @@ def count_accepted(ctx: NodeContext) -> int:
 
 
 def frame_size(ctx: NodeContext, peer: str) -> int:
-    rows = exchange.pending(ctx, peer, 0, 1)  # type: ignore[arg-type]
+    rows, _ = exchange.pending(ctx, peer, 0, 1, 0)  # type: ignore[arg-type]
     return federation_pb2.Frame(delivery=rows[0][1]).ByteSize()
 
 

@@ -7,6 +7,7 @@ receives a frozen NodeConfig and never looks at raw YAML.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -16,12 +17,17 @@ from typing import Any
 
 import yaml
 
+from node.crypto.tls import fingerprint
 from node.errors import ConfigError, ValidationError
 from node.ids import NodeId, parse_node_id
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "AuditorConfig",
+    "ExpectedChild",
     "FederationConfig",
+    "LedgerConfig",
+    "MetricsConfig",
     "NodeConfig",
     "ServerConfig",
     "default_config_path",
@@ -37,6 +43,20 @@ class ServerConfig:
     listen: str = "127.0.0.1:7400"
     max_message_bytes: int = 4 * 1024 * 1024
     grace_seconds: float = 5.0
+    # The enrollment port: TLS with this node's certificate and no client certificate, for
+    # `link join` (node.federation.enrollment). None: the port after `listen`'s, on the
+    # same host; "": off.
+    enrollment_listen: str | None = None
+
+    @property
+    def enrollment_address(self) -> str:
+        """Where joins are served ("" when off)."""
+        if self.enrollment_listen is not None:
+            return self.enrollment_listen
+        host, sep, port = self.listen.rpartition(":")
+        if not sep or not port.isdigit() or int(port) >= 65535:
+            return ""
+        return f"{host}:{int(port) + 1}"
 
 
 @dataclass(frozen=True)
@@ -47,6 +67,46 @@ class FederationConfig:
     reconnect_min_ms: int = 200
     reconnect_max_ms: int = 30_000
     keepalive_seconds: int = 30
+
+
+@dataclass(frozen=True)
+class LedgerConfig:
+    checkpoint_interval_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """Prometheus metrics over plain HTTP; off unless `listen` is set."""
+
+    listen: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.listen)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) of `listen`; IPv6 hosts without their brackets."""
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True)
+class AuditorConfig:
+    """An auditor allowed to call the Audit service: its certificate, pinned by fingerprint."""
+
+    name: str
+    certificate: Path
+    cert_pem: bytes
+    fingerprint: bytes
+
+
+@dataclass(frozen=True)
+class ExpectedChild:
+    """A child this node should be linked to, with the name to show for it (if given)."""
+
+    node_id: NodeId
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,9 +121,13 @@ class NodeConfig:
     tls_cert: Path
     server: ServerConfig = field(default_factory=ServerConfig)
     federation: FederationConfig = field(default_factory=FederationConfig)
+    ledger: LedgerConfig = field(default_factory=LedgerConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     log_level: str = "info"
     log_format: str = "json"
     expected_children: tuple[NodeId, ...] = ()
+    auditors: tuple[AuditorConfig, ...] = ()
+    expected: tuple[ExpectedChild, ...] = ()
 
     @property
     def base_dir(self) -> Path:
@@ -124,6 +188,121 @@ def _resolve_url(url: str, base: Path) -> str:
     return url
 
 
+def _metrics(values: dict[str, Any]) -> MetricsConfig:
+    _refuse_unknown("metrics", values, {"listen"})
+    listen = values.get("listen", "") or ""
+    if not isinstance(listen, str):
+        raise ConfigError(f"node.yaml: metrics.listen must be HOST:PORT, found {listen!r}")
+    if not listen:
+        return MetricsConfig()
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(
+            f"node.yaml: metrics.listen must be HOST:PORT (e.g. 127.0.0.1:9464), found {listen!r}"
+        )
+    return MetricsConfig(listen)
+
+
+def _host_port(where: str, value: object, example: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"node.yaml: {where} must be HOST:PORT, found {value!r}")
+    host, sep, port = value.rpartition(":")
+    if not sep or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"node.yaml: {where} must be HOST:PORT (e.g. {example}), found {value!r}")
+    return value
+
+
+def _server(values: dict[str, Any]) -> ServerConfig:
+    values = dict(values)
+    enrollment = values.pop("enrollment_listen", None)
+    typed: ServerConfig = _typed("server", values, ServerConfig)
+    if enrollment is None:
+        return typed
+    if enrollment != "":
+        enrollment = _host_port("server.enrollment_listen", enrollment, "127.0.0.1:7465")
+        if enrollment == typed.listen:
+            raise ConfigError(
+                "node.yaml: server.enrollment_listen must differ from server.listen "
+                f'(both are {enrollment!r}); use another port, or "" to turn joins off'
+            )
+    return dataclasses.replace(typed, enrollment_listen=enrollment)
+
+
+def _expected(raw: object) -> tuple[ExpectedChild, ...]:
+    """`expected_children`: node ids, or {id: ..., name: ...} mappings, or a mix."""
+    if raw is None:
+        return ()
+    shape = 'a list of node ids or {id: id-64-02, name: "Kabupaten Kutai Kartanegara"}'
+    if not isinstance(raw, list):
+        raise ConfigError(f"node.yaml: expected_children must be {shape}")
+    children: list[ExpectedChild] = []
+    for n, item in enumerate(raw):
+        where = f"expected_children[{n}]"
+        name: str | None = None
+        if isinstance(item, dict):
+            _refuse_unknown(where, item, {"id", "name"})
+            node_id, name = item.get("id"), item.get("name")
+            if name is not None and (not isinstance(name, str) or not name.strip()):
+                raise ConfigError(f"node.yaml: {where}.name must be the unit's name")
+        else:
+            node_id = item
+        try:
+            child = ExpectedChild(parse_node_id(node_id), name)  # type: ignore[arg-type]
+        except ValidationError as e:
+            raise ConfigError(f"node.yaml: expected_children: {e}") from e
+        if any(c.node_id == child.node_id for c in children):
+            raise ConfigError(f"node.yaml: {where}: {child.node_id} is listed twice")
+        children.append(child)
+    return tuple(children)
+
+
+def _auditors(raw: object, base: Path) -> tuple[AuditorConfig, ...]:
+    """The `auditors:` list: each certificate is read now and pinned by its SHA-256."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(
+            "node.yaml: auditors must be a list of {name: ..., certificate: path/to/auditor.crt}"
+        )
+    auditors: list[AuditorConfig] = []
+    for n, item in enumerate(raw):
+        where = f"auditors[{n}]"
+        if not isinstance(item, dict):
+            raise ConfigError(
+                f"node.yaml: {where} must be a mapping with name and certificate, found {item!r}"
+            )
+        _refuse_unknown(where, item, {"name", "certificate"})
+        name = item.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(
+                f"node.yaml: {where}.name must be the auditor's name, e.g. 'Ombudsman RI'"
+            )
+        cert_path = _path(where, item, "certificate", "", base)
+        try:
+            cert_pem = cert_path.read_bytes()
+        except OSError as e:
+            raise ConfigError(
+                f"node.yaml: {where}.certificate: cannot read {cert_path} ({e.strerror}); "
+                "it is the file `lapor-node audit identity` made for the auditor"
+            ) from e
+        try:
+            pinned = fingerprint(cert_pem)
+        except ValidationError as e:
+            raise ConfigError(
+                f"node.yaml: {where}.certificate: {cert_path} is not a PEM X.509 certificate"
+            ) from e
+        for other in auditors:
+            if other.name == name:
+                raise ConfigError(f"node.yaml: {where}: auditor {name!r} is listed twice")
+            if other.fingerprint == pinned:
+                raise ConfigError(
+                    f"node.yaml: {where}: {cert_path} is the same certificate as "
+                    f"auditor {other.name!r}'s"
+                )
+        auditors.append(AuditorConfig(name, cert_path, cert_pem, pinned))
+    return tuple(auditors)
+
+
 def load_config(path: Path) -> NodeConfig:
     """Read and validate node.yaml at `path`."""
     if not path.is_file():
@@ -137,7 +316,18 @@ def load_config(path: Path) -> NodeConfig:
         raise ConfigError(f"{path} is not valid YAML: {e}") from e
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
-    known = {"node", "database", "keys", "server", "federation", "logging", "expected_children"}
+    known = {
+        "node",
+        "database",
+        "keys",
+        "server",
+        "federation",
+        "ledger",
+        "metrics",
+        "logging",
+        "expected_children",
+        "auditors",
+    }
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"node.yaml: unknown section(s): {', '.join(unknown)}")
@@ -165,13 +355,7 @@ def load_config(path: Path) -> NodeConfig:
     timezone = node.get("timezone", "Asia/Jakarta")
     if not isinstance(timezone, str):
         raise ConfigError(f"node.yaml: node.timezone must be a zone name, found {timezone!r}")
-    children = raw.get("expected_children", []) or []
-    if not isinstance(children, list):
-        raise ConfigError("node.yaml: expected_children must be a list of node ids")
-    try:
-        expected = tuple(parse_node_id(c) for c in children)
-    except ValidationError as e:
-        raise ConfigError(f"node.yaml: expected_children: {e}") from e
+    expected = _expected(raw.get("expected_children"))
     level = logging_.get("level", "info")
     if level not in ("debug", "info", "warning", "error"):
         raise ConfigError(
@@ -189,11 +373,15 @@ def load_config(path: Path) -> NodeConfig:
         signing_key=_path("keys", keys, "signing", "keys/signing.pem", base),
         tls_key=_path("keys", keys, "tls_key", "keys/tls.key", base),
         tls_cert=_path("keys", keys, "tls_cert", "keys/tls.crt", base),
-        server=_typed("server", _section(raw, "server"), ServerConfig),
+        server=_server(_section(raw, "server")),
         federation=_typed("federation", _section(raw, "federation"), FederationConfig),
+        ledger=_typed("ledger", _section(raw, "ledger"), LedgerConfig),
+        metrics=_metrics(_section(raw, "metrics")),
         log_level=level,
         log_format=fmt,
-        expected_children=expected,
+        expected_children=tuple(c.node_id for c in expected),
+        auditors=_auditors(raw.get("auditors"), base),
+        expected=expected,
     )
 
 
@@ -217,6 +405,8 @@ keys:
 
 server:
   listen: {listen}  # mutual-TLS gRPC for linked peers only
+  # enrollment_listen: "HOST:PORT"  # `link join` (TLS, no client certificate); default:
+  #                                 # the port after listen's; "" turns joins off
   max_message_bytes: 4194304   # larger messages are refused with RESOURCE_EXHAUSTED
   grace_seconds: 5             # how long SIGTERM waits for in-flight calls
 
@@ -228,12 +418,26 @@ federation:
   reconnect_max_ms: 30000      # ... up to this
   keepalive_seconds: 30        # HTTP/2 pings keep NAT mappings open
 
+ledger:
+  checkpoint_interval_seconds: 60  # `serve` signs a checkpoint this often if the ledger grew
+
+metrics:
+  listen: ""                   # Prometheus /metrics over HTTP, e.g. "127.0.0.1:9464"; "" = off
+
 logging:
   level: info                  # debug | info | warning | error
   format: json                 # json (structlog) | console
 
-# Children this node should be linked to (for `link list` and reports).
+# Children this node should be linked to (for `link list` and reports): node ids, or
+# {{id: id-64-02, name: "Kabupaten Kutai Kartanegara"}} to show a name before it links.
 expected_children: []
+
+# Auditors who may read this ledger over the Audit service (same port, mutual TLS), each
+# with the certificate `lapor-node audit identity` made for them. Restart `serve` after a
+# change. Linked peers may read it too; nobody else.
+auditors: []
+#  - name: "Ombudsman RI"
+#    certificate: auditors/ombudsman-ri.crt
 """
 
 

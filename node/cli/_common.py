@@ -15,12 +15,23 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from node.config import default_config_path
 from node.errors import NodeError
 from node.services.context import NodeContext
 
-__all__ = ["config_option", "console", "emit_json", "handle_errors", "json_option", "open_node"]
+__all__ = [
+    "config_option",
+    "console",
+    "credential_option",
+    "emit_json",
+    "handle_errors",
+    "json_option",
+    "open_node",
+    "operator_node",
+    "progress_bar",
+]
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, highlight=False)
@@ -34,6 +45,16 @@ def config_option(fn: F) -> F:
         type=click.Path(path_type=Path),
         default=None,
         help="node.yaml of the node to act on (default ./node.yaml or $LAPOR_NODE_CONFIG).",
+    )(fn)
+
+
+def credential_option(fn: F) -> F:
+    return click.option(
+        "--credential",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="The operator credential file (default $LAPOR_NODE_CREDENTIAL, else "
+        "operator.credential beside node.yaml).",
     )(fn)
 
 
@@ -62,11 +83,26 @@ def open_node(config_path: Path | None, *, upgrade: bool = False) -> Iterator[No
         ctx.close()
 
 
+@contextmanager
+def operator_node(
+    config_path: Path | None, credential: Path | None, *, upgrade: bool = False
+) -> Iterator[NodeContext]:
+    """open_node for commands that change the node: the operator's credential must be the
+    active one (node.services.admin)."""
+    from node.services import admin
+
+    with open_node(config_path, upgrade=upgrade) as ctx:
+        admin.authenticate(ctx, credential)
+        yield ctx
+
+
 def _default(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return value.isoformat()
     if isinstance(value, bytes):
         return value.hex()
+    if isinstance(value, Path):
+        return str(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
     raise TypeError(f"cannot encode {type(value).__name__}")
@@ -85,3 +121,19 @@ def emit_json(value: Any) -> None:
 
 def when(value: dt.datetime | None) -> str:
     return "-" if value is None else value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@contextmanager
+def progress_bar(label: str, enabled: bool) -> Iterator[Callable[[int, int | None], None]]:
+    """A rich progress bar on a terminal's stderr; a no-op elsewhere."""
+    if not enabled or not sys.stderr.isatty():
+        yield lambda done, total: None
+        return
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update

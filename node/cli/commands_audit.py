@@ -1,21 +1,23 @@
 """`lapor-node audit ...`: checkpoints, export, offline verification and inclusion proofs.
 
-`audit verify` needs no node: an auditor runs it on an export file alone.
+`audit verify` needs no node: an auditor runs it on an export file alone. With `--node ADDR
+--card CARD --identity DIR`, `verify`, `proof` and `checkpoint` read a running node over its
+Audit service instead (node.federation.audit_client), trusting only the node's card, and
+run the same verification as for a file.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO, TypeVar
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from node.cli._common import (
     config_option,
@@ -25,28 +27,64 @@ from node.cli._common import (
     handle_errors,
     json_option,
     open_node,
+    progress_bar,
 )
+from node.cli.commands_reconcile import reconcile
+from node.crypto.card import NodeCard
+from node.errors import ConfigError, StateError
+from node.federation.audit_client import AuditClient, CallerIdentity
 from node.ledger.audit import AuditFailure, verify_export
 from node.services import audit as service
 from node.services import checkpoints
+from node.services.contents import verify_contents
 
 __all__ = ["audit"]
 
+F = TypeVar("F", bound=Callable[..., Any])
 
-@contextmanager
-def _progress(label: str, enabled: bool) -> Iterator[Callable[[int, int | None], None]]:
-    """A rich progress bar on a terminal's stderr; a no-op elsewhere."""
-    if not enabled or not sys.stderr.isatty():
-        yield lambda done, total: None
-        return
-    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err_console, transient=True) as bar:
-        task = bar.add_task(label, total=None)
 
-        def update(done: int, total: int | None) -> None:
-            bar.update(task, completed=done, total=total)
+def remote_options(fn: F) -> F:
+    """--node, --card, --identity: read a running node over its Audit service."""
+    for option in reversed(
+        (
+            click.option(
+                "--node",
+                "node_address",
+                metavar="HOST:PORT",
+                help="Read this running node over its Audit service instead "
+                "(needs --card and --identity).",
+            ),
+            click.option(
+                "--card",
+                "card_path",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                help="The node's card (`lapor-node identity export`): its TLS certificate "
+                "and signing key are all that is trusted.",
+            ),
+            click.option(
+                "--identity",
+                "identity_dir",
+                type=click.Path(exists=True, file_okay=False, path_type=Path),
+                help="Folder with your auditor.key and auditor.crt (`lapor-node audit "
+                "identity`), which the node's operator has listed.",
+            ),
+        )
+    ):
+        fn = option(fn)
+    return fn
 
-        yield update
+
+def _client(node: str | None, card: Path | None, identity: Path | None) -> AuditClient | None:
+    """The Audit client --node asks for, or None without --node."""
+    if node is None:
+        if card is not None or identity is not None:
+            raise click.UsageError("--card and --identity go with --node HOST:PORT")
+        return None
+    if card is None or identity is None:
+        raise click.UsageError("--node needs --card NODE_CARD.json and --identity DIR")
+    return AuditClient(
+        node, NodeCard.from_json(card.read_text(encoding="utf-8")), CallerIdentity.load(identity)
+    )
 
 
 @click.group()
@@ -54,16 +92,56 @@ def audit() -> None:
     """Checkpoints, exports, and their verification (docs/auditor-guide.md)."""
 
 
-@audit.command("checkpoint")
-@config_option
+@audit.command("identity")
+@click.option("--name", required=True, help='The auditing body, e.g. "Ombudsman RI".')
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write auditor.key (mode 0600) and auditor.crt into.",
+)
 @json_option
 @handle_errors
-def checkpoint(config_path: Path | None, as_json: bool) -> None:
+def identity(name: str, directory: Path, as_json: bool) -> None:
+    """Make an auditor's TLS key and self-signed certificate, to read nodes' ledgers with
+    `--node`. Give the certificate (never the key) to each node's operator, who lists it
+    under `auditors:` in node.yaml. An existing key is never overwritten."""
+    key_path, cert_path = CallerIdentity.create(name, directory, dt.datetime.now(dt.UTC))
+    sha256 = CallerIdentity.load(directory).fingerprint.hex()
+    if as_json:
+        emit_json(
+            {"name": name, "key": str(key_path), "certificate": str(cert_path), "sha256": sha256}
+        )
+        return
+    console.print(f"auditor key (keep it; mode 0600): {key_path}")
+    console.print(f"certificate sha256: {sha256}")
+    console.print("give this certificate to each node's operator, to list under auditors:")
+    click.echo(str(cert_path))
+
+
+@audit.command("checkpoint")
+@config_option
+@remote_options
+@json_option
+@handle_errors
+def checkpoint(
+    config_path: Path | None,
+    node_address: str | None,
+    card_path: Path | None,
+    identity_dir: Path | None,
+    as_json: bool,
+) -> None:
     """Sign a checkpoint if the ledger grew, then print the latest one exactly as signed.
 
     The note is a C2SP signed note over a C2SP tlog-checkpoint; check it with the key
-    that `lapor-node identity show` prints as vkey.
+    that `lapor-node identity show` prints as vkey. With --node, print the running node's
+    latest checkpoint (nothing is signed), verified with the card's key.
     """
+    client = _client(node_address, card_path, identity_dir)
+    if client is not None:
+        _remote_checkpoint(client, as_json)
+        return
     with open_node(config_path) as ctx:
         signed, made = checkpoints.sign(ctx)
         vkey = checkpoints.verifier_key(ctx)
@@ -82,6 +160,29 @@ def checkpoint(config_path: Path | None, as_json: bool) -> None:
         click.echo(signed.note.decode("utf-8"), nl=False)
 
 
+def _remote_checkpoint(client: AuditClient, as_json: bool) -> None:
+    with client:
+        head = client.head()
+    if head.checkpoint is None or head.note is None:
+        raise StateError(
+            f"the node at {client.address} has signed no checkpoint yet; ask again after its "
+            "next one (ledger.checkpoint_interval_seconds, 60 s by default)"
+        )
+    if as_json:
+        emit_json(
+            {
+                "size": head.checkpoint.size,
+                "root": base64.b64encode(head.checkpoint.root).decode(),
+                "note": head.note.decode("utf-8"),
+                "signed_at": head.signed_at,
+                "vkey": client.vkey,
+                "ledger_size": head.ledger_size,
+            }
+        )
+    else:
+        click.echo(head.note.decode("utf-8"), nl=False)
+
+
 @audit.command("export")
 @click.option(
     "--out",
@@ -95,7 +196,7 @@ def checkpoint(config_path: Path | None, as_json: bool) -> None:
 def export(out: Path, config_path: Path | None, as_json: bool) -> None:
     """Write the ledger's entries, checkpoints and public key for an auditor (no personal data)."""
     partial = out.with_name(out.name + ".partial")
-    with open_node(config_path) as ctx, _progress("exporting", not as_json) as progress:
+    with open_node(config_path) as ctx, progress_bar("exporting", not as_json) as progress:
         with partial.open("w", encoding="utf-8") as f:
             summary = service.export(ctx, f, progress=progress)
             f.flush()
@@ -110,40 +211,83 @@ def export(out: Path, config_path: Path | None, as_json: bool) -> None:
 
 
 @audit.command("verify")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @click.option(
     "--vkey",
     "trusted_vkey",
     help="The node's verifier key as you know it (from its "
-    "parent or `identity show`); without it the export's own key is used.",
+    "parent or `identity show`); without it the export's own key is used "
+    "(with --node: the card's).",
 )
+@remote_options
 @json_option
-def verify(file: Path, trusted_vkey: str | None, as_json: bool) -> None:
-    """Verify an export offline: tree, checkpoints, signatures. Exit 0 if all holds, else 1."""
-    with file.open("r", encoding="utf-8") as f:
-        total = _header_size(f)
-        f.seek(0)
-        with _progress("verifying", not as_json) as progress:
-            try:
-                report = verify_export(
-                    f, trusted_vkey=trusted_vkey, progress=lambda n: progress(n, total)
+@handle_errors
+def verify(
+    file: Path | None,
+    trusted_vkey: str | None,
+    node_address: str | None,
+    card_path: Path | None,
+    identity_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Verify an export FILE offline, or a running node's ledger with --node: tree,
+    checkpoints, signatures. Exit 0 if all holds, else 1."""
+    if file is not None and node_address is not None:
+        raise click.UsageError("give either an export FILE or --node, not both")
+    client = _client(node_address, card_path, identity_dir)
+    if client is None:
+        if file is None:
+            raise click.UsageError(
+                "give an export FILE, or --node HOST:PORT --card CARD --identity DIR"
+            )
+        with file.open("r", encoding="utf-8") as f:
+            total = _header_size(f)
+            f.seek(0)
+            _verify_lines(f, total, trusted_vkey, as_json)
+        return
+    if trusted_vkey is not None and trusted_vkey != client.vkey:
+        client.close()
+        raise ConfigError(
+            "the card's signing key is not the --vkey you trust; get the node's card "
+            "again from its operator, or check the vkey with its parent"
+        )
+    with client:
+        total, lines = client.export_lines(dt.datetime.now(dt.UTC))
+        _verify_lines(lines, total, client.vkey, as_json, node=client.address)
+
+
+def _verify_lines(
+    lines: Iterable[str],
+    total: int | None,
+    trusted_vkey: str | None,
+    as_json: bool,
+    *,
+    node: str | None = None,
+) -> None:
+    """Run the export verifier on `lines` and print its report; exit 1 on a finding."""
+    with progress_bar("verifying", not as_json) as progress:
+        try:
+            report = verify_export(
+                lines, trusted_vkey=trusted_vkey, progress=lambda n: progress(n, total)
+            )
+        except AuditFailure as e:
+            found = e.finding
+            if as_json:
+                emit_json(
+                    {
+                        "ok": False,
+                        "kind": found.kind,
+                        "index": found.index,
+                        "checkpoint_size": found.checkpoint_size,
+                        "detail": found.detail,
+                    }
                 )
-            except AuditFailure as e:
-                found = e.finding
-                if as_json:
-                    emit_json(
-                        {
-                            "ok": False,
-                            "kind": found.kind,
-                            "index": found.index,
-                            "checkpoint_size": found.checkpoint_size,
-                            "detail": found.detail,
-                        }
-                    )
-                else:
-                    err_console.print(f"[bold red]FAILED[/] {found}", markup=True, soft_wrap=True)
-                sys.exit(1)
-    data = {
+            else:
+                err_console.print(f"[bold red]FAILED[/] {found}", markup=True, soft_wrap=True)
+            sys.exit(1)
+    data: dict[str, Any] = {
         "ok": True,
         "node_id": report.node_id,
         "origin": report.origin,
@@ -154,6 +298,8 @@ def verify(file: Path, trusted_vkey: str | None, as_json: bool) -> None:
         "last_checkpoint_size": report.last_checkpoint_size,
         "trusted_key": trusted_vkey is not None,
     }
+    if node is not None:
+        data["node"] = node
     if as_json:
         emit_json(data)
         return
@@ -180,17 +326,67 @@ def _header_size(f: TextIO) -> int | None:
 @audit.command("proof")
 @click.option("--index", type=int, required=True, help="The ledger entry index to prove.")
 @config_option
+@remote_options
 @json_option
 @handle_errors
-def proof(index: int, config_path: Path | None, as_json: bool) -> None:
+def proof(
+    index: int,
+    config_path: Path | None,
+    node_address: str | None,
+    card_path: Path | None,
+    identity_dir: Path | None,
+    as_json: bool,
+) -> None:
     """Print an inclusion proof of entry INDEX with the signed checkpoint it leads to.
 
     The output is JSON (format lapor-node/inclusion-proof v1, all hashes base64) that any
-    RFC 6962 verifier can check; --json prints it compactly on one line.
+    RFC 6962 verifier can check; --json prints it compactly on one line. With --node, the
+    proof comes from the running node, into its latest checkpoint, and is checked against
+    the card's key before it is printed.
     """
-    with open_node(config_path) as ctx:
-        doc = service.inclusion_proof(ctx, index)
+    client = _client(node_address, card_path, identity_dir)
+    if client is not None:
+        if index < 0:
+            raise click.BadParameter(f"expected an entry index >= 0, found {index}")
+        with client:
+            doc = client.inclusion_proof_document(index)
+    else:
+        with open_node(config_path) as ctx:
+            doc = service.inclusion_proof(ctx, index)
     if as_json:
         click.echo(json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
     else:
         emit_json(doc)
+
+
+audit.add_command(reconcile)
+
+
+@audit.command("contents")
+@config_option
+@json_option
+@handle_errors
+def contents(config_path: Path | None, as_json: bool) -> None:
+    """Check the complaint contents kept on this node against the commitments in its
+    ledger (an export carries no content, so this runs on the node). Exit 1 on a finding."""
+    with open_node(config_path) as ctx, progress_bar("checking", not as_json) as update:
+        report = verify_contents(ctx, lambda done: update(done, None))
+    if as_json:
+        emit_json(
+            {
+                "ok": report.ok,
+                "checked": report.checked,
+                "not_kept": report.not_kept,
+                "findings": report.findings,
+            }
+        )
+    else:
+        for f in report.findings:
+            err_console.print(f"entry {f.index}: {f.tracking_id}: {f.kind}: {f.detail}")
+        console.print(
+            f"{report.checked} contents match their ledger commitments; "
+            f"{report.not_kept} not kept here (erased or never received); "
+            f"{len(report.findings)} finding(s)"
+        )
+    if not report.ok:
+        sys.exit(1)

@@ -10,10 +10,12 @@ from rich.table import Table
 from node.cli._common import (
     config_option,
     console,
+    credential_option,
     emit_json,
     handle_errors,
     json_option,
     open_node,
+    operator_node,
     when,
 )
 from node.complaints import CHANNELS, CLASSIFICATIONS, ComplaintDraft
@@ -47,12 +49,15 @@ def complaint() -> None:
 @click.option("--confidential", is_flag=True, help="Hide the whole report from the public.")
 @click.option("--needs-inspection", is_flag=True, help="Berkadar pengawasan (60-day deadline).")
 @config_option
+@credential_option
 @json_option
 @handle_errors
-def submit(config_path: Path | None, as_json: bool, **fields: object) -> None:
+def submit(
+    config_path: Path | None, credential: Path | None, as_json: bool, **fields: object
+) -> None:
     """Register a complaint received at this node (e.g. a walk-in); prints its tracking id."""
     draft = ComplaintDraft(**fields)  # type: ignore[arg-type]
-    with open_node(config_path) as ctx:
+    with operator_node(config_path, credential) as ctx:
         tracking_id = service.submit(ctx, draft)
     if as_json:
         emit_json({"tracking_id": tracking_id})
@@ -64,11 +69,18 @@ def submit(config_path: Path | None, as_json: bool, **fields: object) -> None:
 @click.argument("tracking_id")
 @click.option("--to", "child", required=True, help="The child node id to dispose it to.")
 @config_option
+@credential_option
 @json_option
 @handle_errors
-def refer(tracking_id: str, child: str, config_path: Path | None, as_json: bool) -> None:
+def refer(
+    tracking_id: str,
+    child: str,
+    config_path: Path | None,
+    credential: Path | None,
+    as_json: bool,
+) -> None:
     """Dispose a complaint to a child; it is delivered as soon as the child is connected."""
-    with open_node(config_path) as ctx:
+    with operator_node(config_path, credential) as ctx:
         message_id = service.refer(ctx, tracking_id, child)
     if as_json:
         emit_json({"tracking_id": tracking_id, "to": child, "message_id": message_id})
@@ -131,6 +143,8 @@ def show(tracking_id: str, content: bool, config_path: Path | None, as_json: boo
     )
     if view.title is not None:
         console.print(f"title: {view.title}\nreporter: {view.reporter}\n{view.description}")
+    elif view.content_kept is False:
+        console.print("content: not kept on this node (erased, or never received)")
     table = Table("at (UTC)", "status", "by", "note", "ledger #")
     for e in view.history:
         table.add_row(
@@ -141,3 +155,37 @@ def show(tracking_id: str, content: bool, config_path: Path | None, as_json: boo
             "-" if e.ledger_index is None else str(e.ledger_index),
         )
     console.print(table)
+
+
+@complaint.command("erase")
+@click.argument("tracking_id")
+@click.option(
+    "--reason",
+    required=True,
+    help="Why (e.g. a data-protection request number); recorded in the ledger, so no "
+    "personal data.",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@config_option
+@credential_option
+@json_option
+@handle_errors
+def erase(
+    tracking_id: str,
+    reason: str,
+    yes: bool,
+    config_path: Path | None,
+    credential: Path | None,
+    as_json: bool,
+) -> None:
+    """Delete a complaint's content and salt from this node; every proof stays valid."""
+    if not yes:
+        click.confirm(
+            f"Erase the content of {tracking_id} on this node? It cannot be undone", abort=True
+        )
+    with operator_node(config_path, credential) as ctx:
+        index = service.erase(ctx, tracking_id, reason)
+    if as_json:
+        emit_json({"tracking_id": tracking_id, "erased": True, "ledger_index": index})
+        return
+    console.print(f"erased the content of {tracking_id} (ledger entry {index})")

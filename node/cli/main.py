@@ -7,6 +7,7 @@ import sys
 import click
 
 from node import __version__
+from node.cli.commands_admin import admin
 from node.cli.commands_audit import audit
 from node.cli.commands_complaint import complaint
 from node.cli.commands_node import demo, identity, init, link, serve
@@ -22,7 +23,7 @@ def cli() -> None:
     """
 
 
-for command in (init, serve, identity, link, complaint, audit, demo):
+for command in (init, serve, identity, link, complaint, audit, admin, demo):
     cli.add_command(command)
 
 

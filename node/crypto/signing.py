@@ -20,6 +20,9 @@ from node.errors import SignatureError, ValidationError
 
 __all__ = [
     "ENVELOPE_PURPOSE",
+    "JOIN_PURPOSE",
+    "LINK_AGREEMENT_PURPOSE",
+    "LINK_REVOCATION_PURPOSE",
     "KeyId",
     "SigningKey",
     "VerifyKey",
@@ -28,7 +31,14 @@ __all__ = [
 KeyId = NewType("KeyId", bytes)
 
 ENVELOPE_PURPOSE = b"lapor-node/envelope/v1\n"
-_PURPOSES = frozenset({ENVELOPE_PURPOSE})
+# The link lifecycle (node.crypto.enrollment): a child's join request, the link agreement
+# both sides sign, and the end of a link.
+JOIN_PURPOSE = b"lapor-node/join/v1\n"
+LINK_AGREEMENT_PURPOSE = b"lapor-node/link-agreement/v1\n"
+LINK_REVOCATION_PURPOSE = b"lapor-node/link-revocation/v1\n"
+_PURPOSES = frozenset(
+    {ENVELOPE_PURPOSE, JOIN_PURPOSE, LINK_AGREEMENT_PURPOSE, LINK_REVOCATION_PURPOSE}
+)
 
 
 def _check_purpose(purpose: bytes) -> None:

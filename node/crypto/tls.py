@@ -3,12 +3,17 @@
 The certificate carries two SANs: the URI `lapor-node://<node_id>` (the identity) and the
 DNS name `<node_id>.lapor-node` (what a dialer names with ssl_target_name_override).
 Peers pin the certificate itself; its SHA-256 over DER is the fingerprint operators compare.
+
+Auditors get the same kind of key and certificate, with the URI SAN
+`lapor-node-auditor://<slug of their name>` and no DNS name: they only ever dial, and a
+certificate can never be mistaken for a node's (node_id_from_certificate refuses it).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -20,14 +25,18 @@ from node.ids import NodeId, parse_node_id
 
 __all__ = [
     "TlsIdentity",
+    "auditor_slug",
     "dns_name",
     "fingerprint",
+    "generate_auditor_identity",
     "generate_tls_identity",
     "node_id_from_certificate",
 ]
 
 URI_SCHEME = "lapor-node://"
+AUDITOR_URI_SCHEME = "lapor-node-auditor://"
 DNS_SUFFIX = ".lapor-node"
+_SLUG_MAX = 63
 
 
 class TlsIdentity:
@@ -42,10 +51,13 @@ def dns_name(node_id: str) -> str:
     return f"{node_id}{DNS_SUFFIX}"
 
 
-def generate_tls_identity(node_id: NodeId, now: dt.datetime, valid_days: int = 825) -> TlsIdentity:
-    """A fresh key and a self-signed certificate for `node_id`, valid from `now`."""
+def _self_signed(
+    common_name: str, sans: list[x509.GeneralName], now: dt.datetime, valid_days: int
+) -> TlsIdentity:
+    """A fresh ECDSA P-256 key and a self-signed certificate (usable as its own trust
+    root) with these SANs, valid from five minutes before `now`."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_name(node_id))])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -54,15 +66,7 @@ def generate_tls_identity(node_id: NodeId, now: dt.datetime, valid_days: int = 8
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=valid_days))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.UniformResourceIdentifier(f"{URI_SCHEME}{node_id}"),
-                    x509.DNSName(dns_name(node_id)),
-                ]
-            ),
-            critical=False,
-        )
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .sign(key, hashes.SHA256())
     )
@@ -74,6 +78,36 @@ def generate_tls_identity(node_id: NodeId, now: dt.datetime, valid_days: int = 8
         ),
         cert.public_bytes(serialization.Encoding.PEM),
     )
+
+
+def generate_tls_identity(node_id: NodeId, now: dt.datetime, valid_days: int = 825) -> TlsIdentity:
+    """A fresh key and a self-signed certificate for `node_id`, valid from `now`."""
+    sans: list[x509.GeneralName] = [
+        x509.UniformResourceIdentifier(f"{URI_SCHEME}{node_id}"),
+        x509.DNSName(dns_name(node_id)),
+    ]
+    return _self_signed(dns_name(node_id), sans, now, valid_days)
+
+
+def auditor_slug(name: str) -> str:
+    """The auditor's name as a slug for its SAN: `Ombudsman RI` -> `ombudsman-ri`."""
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:_SLUG_MAX].rstrip("-")
+    if not slug:
+        raise ValidationError(
+            f"expected an auditor name with at least one letter or digit, found {name!r}"
+        )
+    return slug
+
+
+def generate_auditor_identity(name: str, now: dt.datetime, valid_days: int = 825) -> TlsIdentity:
+    """A fresh key and a self-signed certificate for the auditor `name`, valid from `now`.
+
+    Built like a node's (ECDSA P-256, self-signed, usable as its own trust root) but named
+    by the URI SAN `lapor-node-auditor://<slug>`, with no DNS name.
+    """
+    slug = auditor_slug(name)
+    sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(f"{AUDITOR_URI_SCHEME}{slug}")]
+    return _self_signed(slug, sans, now, valid_days)
 
 
 def _load(cert_pem: bytes) -> x509.Certificate:

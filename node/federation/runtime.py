@@ -1,16 +1,42 @@
-"""The running node: the mutual-TLS gRPC server for children, the dialer to the parent,
-and the pinned-certificate set both use.
+"""The running node: the mutual-TLS gRPC server for children and auditors, the dialer to
+the parent, the pinned-certificate set both use, interval checkpoints and metrics.
 
-Trust: the server's trust roots are exactly the pinned certificates of active links
-(re-read at each handshake through dynamic server credentials, so `link add` needs no
-restart). A client certificate that chains to a pinned one is not enough: the peer's own
-certificate must be byte-for-byte a pinned one (its SHA-256 fingerprint), and the node id
-is read from that certificate's `lapor-node://` SAN, never from a message.
+Trust: the server's trust roots are exactly the pinned certificates of active links and
+the certificates of the auditors node.yaml lists (re-read at each handshake through
+dynamic server credentials, so `link add` needs no restart; auditors are read at start).
+A client certificate that chains to a pinned one is not enough: the caller's own
+certificate must be byte-for-byte a pinned one (its SHA-256 fingerprint), and a peer's node
+id is read from that certificate's `lapor-node://` SAN, never from a message.
+
+Who may call what: FederationService.Exchange, children only (an auditor gets
+PERMISSION_DENIED); AuditService (read-only), linked peers and listed auditors. A
+certificate pinned by nobody fails the TLS handshake, or if it chains to a pinned one,
+gets UNAUTHENTICATED.
+
+Links come and go without a restart: the pin refresher re-reads the active links every
+PIN_REFRESH_SECONDS; a new child is trusted from its next handshake, a new parent is dialed,
+and a peer whose link was revoked (or whose pinned certificate changed) loses its live
+stream at once (its session task is cancelled; a child is told why) and is no longer in
+the trust roots. The running node marks each link connected while a stream is up
+(node.services.links: connected_since, and a heartbeat of last_seen_at).
+
+Joins: `server.enrollment_listen` (default: the port after `listen`) serves
+lapor.v1.EnrollmentService over TLS with this node's certificate and no client certificate
+(node.federation.enrollment). An explicitly configured port that cannot be bound stops the
+node; the default one is only logged, and joins are then off.
+
+Checkpoints: every `ledger.checkpoint_interval_seconds` the ledger's size is read and, if
+it changed since the latest checkpoint, one is signed (node.services.checkpoints.sign, on
+the writer thread). An integrity failure there (the new tree does not extend the signed
+one, or a stored note does not verify) is logged at critical level and stops signing for
+the life of the process: the node must not sign past evidence it cannot vouch for. The
+server keeps serving, so the ledger can still be audited.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import random
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,16 +44,26 @@ from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from prometheus_client import start_http_server
 
-from node._proto.lapor.v1 import federation_pb2, federation_pb2_grpc
+from node._proto.lapor.v1 import audit_pb2_grpc, federation_pb2, federation_pb2_grpc
 from node.crypto.keyfiles import read_file
 from node.crypto.tls import dns_name, fingerprint, node_id_from_certificate
-from node.errors import NodeError, ValidationError
+from node.errors import ConfigError, IntegrityError, NodeError, ValidationError
+from node.federation.audit_service import AuditServicer, Caller
+from node.federation.enrollment import EnrollmentServicer, enrollment_server
 from node.federation.session import LinkSession, RefusedError, describe
 from node.federation.status import status_for
 from node.ids import NodeId
 from node.logs import get_logger
-from node.services import exchange, links
+from node.metrics import (
+    CALLS_REFUSED,
+    CHECKPOINT_FAILURES,
+    LEDGER_SIZE,
+    REGISTRY,
+    observe_checkpoint,
+)
+from node.services import audit, checkpoints, exchange, links
 from node.services.context import NodeContext
 
 __all__ = ["NodeRuntime", "exchange_service"]
@@ -122,10 +158,20 @@ class NodeRuntime:
         self._pins_changed = True
         self._wake: dict[str, asyncio.Event] = {}
         self._sessions: dict[str, asyncio.Task[Any]] = {}
+        self._parent_session: tuple[links.Pin, asyncio.Task[bool]] | None = None
+        self._dropped: dict[str, tuple[grpc.StatusCode, str]] = {}
+        self._connected: set[str] = set()
+        self._parent_said: str | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._server: grpc.aio.Server | None = None
+        self._enrollment: grpc.aio.Server | None = None
+        self.enrollment_port = 0
+        self._metrics: Any = None
         self._health = health.aio.HealthServicer()
         self.port = 0
+        self.metrics_port = 0
+        self.signing_stopped = False
+        self.checkpoint_rounds = 0
 
     # Pins and credentials -------------------------------------------------------------
 
@@ -134,9 +180,47 @@ class NodeRuntime:
         if [(p.peer_id, p.fingerprint, p.address) for p in pins] != [
             (p.peer_id, p.fingerprint, p.address) for p in self._pins
         ]:
+            kept = {(p.peer_id, p.fingerprint) for p in pins}
+            gone = [p for p in self._pins if (p.peer_id, p.fingerprint) not in kept]
             self._pins = pins
             self._pins_changed = True
             self.log.info("pins.loaded", peers=[p.peer_id for p in pins])
+            for pin in gone:
+                self._drop(pin)
+        parent = self._parent_session
+        if parent is not None and not parent[1].done():
+            now = next((p for p in self._pins if p.peer_id == parent[0].peer_id), None)
+            if (
+                now is None
+                or now.fingerprint != parent[0].fingerprint
+                or now.address != (parent[0].address)
+            ):
+                parent[1].cancel()
+
+    def _drop(self, pin: links.Pin) -> None:
+        """`pin` is no longer trusted (revoked, or re-pinned to another certificate): close
+        its live stream now."""
+        task = self._sessions.get(pin.peer_id)
+        repinned = any(p.peer_id == pin.peer_id for p in self._pins)
+        if task is not None and not task.done():
+            self._dropped[pin.peer_id] = (
+                (
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"{self.ctx.node_id} now pins another certificate for {pin.peer_id}; "
+                    "reconnect with it",
+                )
+                if repinned
+                else (
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    f"{self.ctx.node_id} ended its link with {pin.peer_id}; this node refuses "
+                    "its connections from now on. Its operator can tell you why "
+                    "(`lapor-node link list` there shows the revocation)",
+                )
+            )
+            task.cancel()
+        self.log.warning(
+            "link.unpinned", peer=pin.peer_id, repinned=repinned, closed_stream=task is not None
+        )
 
     async def _pin_refresher(self) -> None:
         while True:
@@ -146,9 +230,30 @@ class NodeRuntime:
             except NodeError as e:
                 self.log.error("pins.refresh_failed", error=str(e))
 
+    async def _mark(self, peer: str, connected: bool) -> None:
+        if connected:
+            self._connected.add(peer)
+        else:
+            self._connected.discard(peer)
+        try:
+            await self.db.write(links.mark_connected, self.ctx, peer, connected)
+        except NodeError as e:  # pragma: no cover - best effort bookkeeping
+            self.log.error("link.state_not_recorded", peer=peer, error=str(e))
+
+    async def _heartbeat(self) -> None:
+        """While streams are up, refresh their peers' last_seen_at (see links.STALE_AFTER)."""
+        while True:
+            await asyncio.sleep(links.HEARTBEAT_SECONDS)
+            try:
+                await self.db.write(links.heartbeat, self.ctx, sorted(self._connected))
+            except NodeError as e:  # pragma: no cover - best effort bookkeeping
+                self.log.error("link.heartbeat_failed", error=str(e))
+
     def _credentials_config(self) -> Any:
         # With nothing pinned yet, trust only ourselves: nobody else gets in.
-        roots = b"".join(p.cert_pem for p in self._pins) or self._tls_cert
+        pinned = [p.cert_pem for p in self._pins]
+        pinned += [a.cert_pem for a in self.ctx.config.auditors]
+        roots = b"".join(pinned) or self._tls_cert
         return grpc.ssl_server_certificate_configuration(
             [(self._tls_key, self._tls_cert)], root_certificates=roots
         )
@@ -165,12 +270,13 @@ class NodeRuntime:
 
     # Server side: children dial us ------------------------------------------------------
 
-    def _authenticate(self, context: grpc.aio.ServicerContext) -> NodeId | None:
-        auth = context.auth_context()
-        certs = auth.get("x509_pem_cert") or []
-        if not certs:
-            return None
-        pem = certs[0]
+    @staticmethod
+    def _client_certificate(context: grpc.aio.ServicerContext) -> bytes | None:
+        certs = context.auth_context().get("x509_pem_cert") or []
+        return bytes(certs[0]) if certs else None
+
+    def _peer_with(self, pem: bytes) -> NodeId | None:
+        """The linked peer whose pinned certificate is exactly `pem`, if any."""
         fp = fingerprint(pem)
         for pin in self._pins:
             if pin.fingerprint == fp:
@@ -181,9 +287,46 @@ class NodeRuntime:
                 return NodeId(pin.peer_id) if named == pin.peer_id else None
         return None
 
+    def _auditor_with(self, pem: bytes) -> str | None:
+        """The name of the listed auditor whose certificate is exactly `pem`, if any."""
+        fp = fingerprint(pem)
+        for auditor in self.ctx.config.auditors:
+            if hmac.compare_digest(auditor.fingerprint, fp):
+                return auditor.name
+        return None
+
+    def _authenticate(self, context: grpc.aio.ServicerContext) -> NodeId | None:
+        pem = self._client_certificate(context)
+        return None if pem is None else self._peer_with(pem)
+
+    def _identify(self, context: grpc.aio.ServicerContext) -> Caller | None:
+        """The caller of an Audit service call: a linked peer, a listed auditor, or None."""
+        pem = self._client_certificate(context)
+        if pem is None:
+            return None
+        peer = self._peer_with(pem)
+        if peer is not None:
+            return Caller("peer", peer)
+        auditor = self._auditor_with(pem)
+        return None if auditor is None else Caller("auditor", auditor)
+
     async def Exchange(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
         peer = self._authenticate(context)
         if peer is None:
+            pem = self._client_certificate(context)
+            auditor = None if pem is None else self._auditor_with(pem)
+            if auditor is not None:
+                CALLS_REFUSED.labels(
+                    method="Exchange", code=grpc.StatusCode.PERMISSION_DENIED.name
+                ).inc()
+                self.log.warning("link.auditor_refused", auditor=auditor)
+                await context.abort(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    f"auditor {auditor!r} may call lapor.v1.AuditService only; "
+                    "Exchange is for linked children",
+                )
+                return
+            CALLS_REFUSED.labels(method="Exchange", code=grpc.StatusCode.UNAUTHENTICATED.name).inc()
             self.log.warning("link.unauthenticated", peer_address=context.peer())
             await context.abort(
                 grpc.StatusCode.UNAUTHENTICATED, "client certificate is not pinned by this node"
@@ -202,10 +345,23 @@ class NodeRuntime:
         current = asyncio.current_task()
         assert current is not None
         self._sessions[peer] = current
-        session = LinkSession(self.ctx, peer, _ServerTransport(context), self.db, self.wake(peer))
+        self._dropped.pop(peer, None)
+
+        async def hello() -> None:
+            await self._mark(peer, True)
+
+        session = LinkSession(
+            self.ctx, peer, _ServerTransport(context), self.db, self.wake(peer), on_hello=hello
+        )
         error: str | None = None
         try:
             await session.run()
+        except asyncio.CancelledError:
+            dropped = self._dropped.get(peer)
+            if dropped is None:
+                raise
+            error = "unpinned"
+            await context.abort(*dropped)
         except RefusedError as e:
             error = describe(e)
             await self._note_error(peer, error)
@@ -217,6 +373,8 @@ class NodeRuntime:
         finally:
             if self._sessions.get(peer) is current:
                 del self._sessions[peer]
+                self._dropped.pop(peer, None)
+                await self._mark(peer, False)
             self.log.info("link.down", peer=peer, error=error)
 
     async def _note_error(self, peer: str, message: str | None) -> None:
@@ -249,8 +407,21 @@ class NodeRuntime:
             if parent is None or not parent.address:
                 await asyncio.sleep(PIN_REFRESH_SECONDS)
                 continue
-            connected = await self._one_parent_session(parent)
-            if connected:
+            # A task of its own, so the pin refresher can end it when the link is revoked.
+            task = asyncio.create_task(self._one_parent_session(parent))
+            self._parent_session = (parent, task)
+            try:
+                await asyncio.wait([task])
+            except asyncio.CancelledError:
+                task.cancel()
+                await asyncio.wait([task], timeout=self.ctx.config.server.grace_seconds)
+                raise
+            finally:
+                self._parent_session = None
+            if task.cancelled():
+                self.log.warning("link.parent_unpinned", peer=parent.peer_id)
+                continue
+            if task.result():  # re-raises what ended the session, as awaiting it would
                 delay = cfg.reconnect_min_ms / 1000
             await asyncio.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter
             delay = min(delay * 2, cfg.reconnect_max_ms / 1000)
@@ -268,7 +439,9 @@ class NodeRuntime:
         async def hello() -> None:
             nonlocal connected
             connected = True
+            self._parent_said = None
             await self._note_error(peer, None)
+            await self._mark(peer, True)
 
         async with grpc.aio.secure_channel(
             parent.address or "", creds, options=self._channel_options(peer)
@@ -276,7 +449,8 @@ class NodeRuntime:
             try:
                 await asyncio.wait_for(channel.channel_ready(), CONNECT_TIMEOUT_SECONDS)
             except TimeoutError:
-                await self._note_error(peer, f"cannot reach parent at {parent.address}")
+                said = "" if self._parent_said is None else f"; it last said: {self._parent_said}"
+                await self._note_error(peer, f"cannot reach parent at {parent.address}{said}")
                 self.log.warning("link.unreachable", address=parent.address)
                 return False
             stub = federation_pb2_grpc.FederationServiceStub(channel)  # type: ignore[no-untyped-call]
@@ -292,6 +466,7 @@ class NodeRuntime:
             )
             try:
                 await session.run()
+                await self._ended_by_parent(peer, call)
             except RefusedError as e:
                 await self._note_error(peer, describe(e))
                 self.log.warning("link.refused_from_parent", error=describe(e))
@@ -304,11 +479,116 @@ class NodeRuntime:
                 self.log.warning("link.rpc_error", code=e.code().name, details=e.details())
             finally:
                 call.cancel()
+                if connected:
+                    await asyncio.shield(self._mark(peer, False))
         return connected
+
+    async def _ended_by_parent(self, peer: NodeId, call: Any) -> None:
+        """The stream ended without an error of ours: if the parent ended it with a status
+        (e.g. it revoked the link), record what it said."""
+        try:
+            code = await asyncio.wait_for(call.code(), 1.0)
+            details = await call.details()
+        except (TimeoutError, grpc.aio.AioRpcError):
+            return
+        if code in (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED):
+            return
+        self._parent_said = f"{code.name}: {details}"
+        await self._note_error(peer, self._parent_said)
+        self.log.warning("link.closed_by_parent", code=code.name, details=details)
+
+    # Checkpoints and metrics -----------------------------------------------------------
+
+    async def _checkpoint_signer(self) -> None:
+        """Every checkpoint interval: refresh the ledger gauges, and sign if the ledger
+        changed, unless signing has stopped."""
+        interval = self.ctx.config.ledger.checkpoint_interval_seconds
+        await self._checkpoint_round(sign=False)
+        while True:
+            await asyncio.sleep(interval)
+            await self._checkpoint_round(sign=not self.signing_stopped)
+
+    async def _checkpoint_round(self, *, sign: bool) -> None:
+        try:
+            head = await self.db.read(audit.head, self.ctx)
+            LEDGER_SIZE.set(head.ledger_size)
+            latest = head.checkpoint
+            changed = head.ledger_size != (0 if latest is None else latest.size)
+            if sign and changed:
+                signed, made = await self.db.write(checkpoints.sign, self.ctx)
+                latest = audit.StoredCheckpoint(signed.size, signed.note, signed.signed_at)
+                if made:
+                    self.log.info("checkpoint.signed", size=signed.size)
+            if latest is not None:
+                observe_checkpoint(latest.size, latest.signed_at.timestamp())
+        except IntegrityError as e:
+            CHECKPOINT_FAILURES.labels(kind=type(e).__name__).inc()
+            self.signing_stopped = True
+            self.log.critical(
+                "checkpoint.signing_stopped",
+                error_kind=type(e).__name__,
+                error=str(e),
+                action="this node's ledger no longer extends what it signed: it signs no "
+                "further checkpoint until restarted; audit it now (lapor-node audit export, "
+                "then audit verify)",
+            )
+        except Exception as e:
+            CHECKPOINT_FAILURES.labels(kind=type(e).__name__).inc()
+            self.log.error("checkpoint.failed", error_kind=type(e).__name__, error=str(e))
+        finally:
+            self.checkpoint_rounds += 1
+
+    def _start_metrics(self) -> None:
+        metrics = self.ctx.config.metrics
+        if not metrics.enabled:
+            return
+        host, port = metrics.address
+        try:
+            self._metrics, _ = start_http_server(port, addr=host, registry=REGISTRY)
+        except OSError as e:
+            raise ConfigError(
+                f"cannot serve metrics on {metrics.listen} ({e.strerror}); "
+                "change or empty metrics.listen in node.yaml"
+            ) from e
+        self.metrics_port = int(self._metrics.server_address[1])
+        self.log.info("metrics.started", listen=metrics.listen, port=self.metrics_port)
+
+    async def _stop_metrics(self) -> None:
+        if self._metrics is not None:
+            await asyncio.to_thread(self._metrics.shutdown)
+            self._metrics.server_close()
+            self._metrics = None
 
     # Lifecycle --------------------------------------------------------------------------
 
+    async def _start_enrollment(self) -> None:
+        """Serve joins on the enrollment port (see the module docstring)."""
+        cfg = self.ctx.config.server
+        address = cfg.enrollment_address
+        if not address:
+            return
+        servicer = EnrollmentServicer(self.ctx, self.db)
+        server, port = enrollment_server(servicer, self._tls_key, self._tls_cert, address)
+        if port == 0:
+            if cfg.enrollment_listen is not None:
+                raise ConfigError(
+                    f"cannot listen for joins on {address} (server.enrollment_listen); "
+                    'use a free port, or "" to turn joins off'
+                )
+            self.log.error(
+                "enrollment.unavailable",
+                listen=address,
+                action="the port after server.listen is taken: set server.enrollment_listen "
+                'in node.yaml to a free HOST:PORT (or "" to turn joins off)',
+            )
+            return
+        await server.start()
+        self._enrollment = server
+        self.enrollment_port = port
+        self.log.info("enrollment.started", listen=address, port=port)
+
     async def start(self) -> int:
+        await self.db.write(links.reset_connections, self.ctx)
         await self._refresh_pins()
         cfg = self.ctx.config.server
         server = grpc.aio.server(
@@ -322,6 +602,8 @@ class NodeRuntime:
         )
         handler = exchange_service(self.Exchange)
         server.add_generic_rpc_handlers((handler,))
+        auditing = AuditServicer(self.ctx, self.db, self._identify)
+        audit_pb2_grpc.add_AuditServiceServicer_to_server(auditing, server)  # type: ignore[no-untyped-call]
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         self._pins_changed = False
         creds = grpc.dynamic_ssl_server_credentials(
@@ -330,13 +612,18 @@ class NodeRuntime:
         self.port = server.add_secure_port(cfg.listen, creds)
         if self.port == 0:
             raise ValidationError(f"cannot listen on {cfg.listen}")
+        self._start_metrics()
         await server.start()
         self._server = server
+        await self._start_enrollment()
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self._health.set("lapor.v1.FederationService", health_pb2.HealthCheckResponse.SERVING)
+        await self._health.set("lapor.v1.AuditService", health_pb2.HealthCheckResponse.SERVING)
         self._tasks = [
             asyncio.create_task(self._pin_refresher()),
             asyncio.create_task(self._dial_parent()),
+            asyncio.create_task(self._checkpoint_signer()),
+            asyncio.create_task(self._heartbeat()),
         ]
         self.log.info("node.started", listen=cfg.listen, port=self.port)
         return self.port
@@ -348,7 +635,14 @@ class NodeRuntime:
         # A channel torn down mid-connect can take its time to close; never wait forever.
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=self.ctx.config.server.grace_seconds)
+        if self._enrollment is not None:
+            await self._enrollment.stop(self.ctx.config.server.grace_seconds)
         if self._server is not None:
             await self._server.stop(self.ctx.config.server.grace_seconds)
+        await self._stop_metrics()
+        try:
+            await self.db.write(links.reset_connections, self.ctx)
+        except NodeError as e:  # pragma: no cover - best effort bookkeeping
+            self.log.error("link.state_not_recorded", error=str(e))
         self.db.shutdown()
         self.log.info("node.stopped")

@@ -87,19 +87,28 @@ class LinkSession:
         self.poll = cfg.poll_interval_ms / 1000
         self.acked = 0
         self.sent = 0
+        # The size of our checkpoint the peer holds (its Hello, then what we sent since).
+        self.peer_holds = 0
+        # Proofs are made against peer_holds, so making them and writing the frames they
+        # go with happen under one lock, in send order (the send loop and replays).
+        self._send_lock = asyncio.Lock()
         self._acked_changed = asyncio.Event()
         self._queue: asyncio.Queue[federation_pb2.Frame | None] = asyncio.Queue(cfg.window)
         self.log = get_logger(node_id=ctx.node_id, peer=peer)
 
     async def run(self) -> None:
         """Run until the peer closes the stream; raise RefusedError or PeerError on faults."""
-        last_in = await self.db.read(exchange.hello_state, self.ctx, self.peer)
+        state = await self.db.read(exchange.hello_state, self.ctx, self.peer)
+        last_in = state.last_received
         try:
             async with asyncio.timeout(HELLO_TIMEOUT_SECONDS):
                 await self.transport.write(
                     federation_pb2.Frame(
                         hello=federation_pb2.Hello(
-                            protocol_version=PROTOCOL_VERSION, last_received_sequence=last_in
+                            protocol_version=PROTOCOL_VERSION,
+                            last_received_sequence=last_in,
+                            held_checkpoint_size=state.held_checkpoint_size,
+                            held_checkpoint_root=state.held_checkpoint_root,
                         )
                     )
                 )
@@ -119,12 +128,20 @@ class LinkSession:
                 0,
             )
         peer_has = first.hello.last_received_sequence
+        if first.hello.held_checkpoint_size:
+            await self.db.read(
+                exchange.check_peer_holds,
+                self.ctx,
+                first.hello.held_checkpoint_size,
+                first.hello.held_checkpoint_root or None,
+            )
         if peer_has:
             try:
                 await self.db.write(exchange.acknowledge, self.ctx, self.peer, peer_has)
             except NodeError as e:
                 raise RefusedError(e, 0) from e
         self.acked = self.sent = peer_has
+        self.peer_holds = first.hello.held_checkpoint_size
         self.log.info("link.up", resume_after=peer_has, last_received=last_in)
         if self.on_hello is not None:
             await self.on_hello()
@@ -183,12 +200,18 @@ class LinkSession:
                 await self._acked_changed.wait()
                 continue
             self.wake.clear()
-            rows = await self.db.read(
-                exchange.pending, self.ctx, self.peer, self.sent, min(self.batch, room)
-            )
-            for sequence, delivery in rows:
-                await self.transport.write(federation_pb2.Frame(delivery=delivery))
-                self.sent = sequence
+            async with self._send_lock:
+                rows, self.peer_holds = await self.db.read(
+                    exchange.pending,
+                    self.ctx,
+                    self.peer,
+                    self.sent,
+                    min(self.batch, room),
+                    self.peer_holds,
+                )
+                for sequence, delivery in rows:
+                    await self.transport.write(federation_pb2.Frame(delivery=delivery))
+                    self.sent = sequence
             if not rows:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), self.poll)
@@ -226,8 +249,13 @@ class LinkSession:
 
     async def _commit(self, batch: list[federation_pb2.Delivery]) -> None:
         result = await self.db.write(exchange.receive_batch, self.ctx, self.peer, batch)
-        for replay in result.replays:
-            await self.transport.write(federation_pb2.Frame(delivery=replay))
+        if result.replays:
+            async with self._send_lock:
+                self.peer_holds = await self.db.read(
+                    exchange.prove, self.ctx, result.replays, self.peer_holds
+                )
+                for replay in result.replays:
+                    await self.transport.write(federation_pb2.Frame(delivery=replay))
         if result.committed_through:
             await self.transport.write(
                 federation_pb2.Frame(ack=federation_pb2.Ack(sequence=result.committed_through))

@@ -1,7 +1,8 @@
 """Offline audit of a node's ledger: the export format, its verification, inclusion proofs.
 
 Pure: lines in, lines out; no database, no network, no files. Memory stays bounded: entries
-are streamed and only the tree's frontier (log2 n hashes) and the peers' keys are kept.
+are streamed and only the tree's frontier (log2 n hashes, and at most 4096 verified leaf
+hashes waiting to join it) and the peers' keys are kept.
 
 Export format `lapor-node/audit-export` version 1 (docs/auditor-guide.md): JSON lines,
   1. a header  {"type": "header", "format", "version", "node_id", "origin", "vkey",
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import json
 from collections.abc import Callable, Iterable, Iterator
@@ -42,13 +44,14 @@ from typing import Any
 from google.protobuf.message import DecodeError
 
 from node._proto.lapor.v1 import envelope_pb2, ledger_pb2
+from node.crypto.enrollment import open_agreement, open_revocation
 from node.crypto.signing import VerifyKey
 from node.envelopes import open_envelope
-from node.errors import IntegrityError, NodeError, SignatureError, ValidationError
+from node.errors import IntegrityError, NodeError, ProofError, SignatureError, ValidationError
 from node.ids import NodeId
 from node.ledger.checkpoint import Checkpoint, origin_for
-from node.ledger.merkle import Frontier, leaf_hash, verify_inclusion
-from node.ledger.note import format_vkey, open_checkpoint, parse_vkey
+from node.ledger.merkle import Frontier, leaf_hash, verify_consistency, verify_inclusion
+from node.ledger.note import Verifier, format_vkey, open_checkpoint, parse_vkey
 
 __all__ = [
     "EXPORT_FORMAT",
@@ -277,23 +280,7 @@ class _Verifier:
 
     def run(self) -> AuditReport:
         header = self._header()
-        while True:
-            obj = self._next()
-            if obj is None:
-                raise _fail(
-                    "missing",
-                    "expected an end line, found the file ends: the export was cut short",
-                    index=self.frontier.size,
-                )
-            kind = obj.get("type")
-            if kind == "entry":
-                self._entry(obj)
-            elif kind == "checkpoint":
-                self._checkpoint(obj)
-            elif kind == "end":
-                break
-            else:
-                raise _fail("format", f"unexpected line type {kind!r} at line {self.line_no}")
+        obj = self._body()
         # 4. The trailer and the size.
         count = self.frontier.size
         if self.pending:
@@ -330,6 +317,87 @@ class _Verifier:
             self.checkpoints,
             self.frontier.root(),
             None if self.last_cp is None else self.last_cp.size,
+        )
+
+    def _body(self) -> dict[str, Any]:
+        """Steps 2 and 3 for every line up to the end line; return the end line.
+
+        The next entry line exactly as `export_lines` writes it (`_entry_prefix(i)`, strict
+        base64, `_ENTRY_LEAF`, strict base64, `"}` and a newline or not) is verified here,
+        inline, by the checks of `_entry` in the same order: on such a line json.loads and
+        _bytes would give the very values read here. Any other line, and any entry that
+        fails a check, goes through `_parse` and `_entry`, the general path that makes the
+        finding, so the finding is the same whichever path a line takes.
+        """
+        frontier, pending, progress = self.frontier, self.pending, self.progress
+        node_id, head_size = self.header.node_id, self.header.size
+        message = ledger_pb2.LedgerEntry()
+        sha256, a2b, compare = hashlib.sha256, binascii.a2b_base64, hmac.compare_digest
+        leaf_mark, leaf_at, kind_checks = _ENTRY_LEAF, len(_ENTRY_LEAF), _KIND_CHECKS
+        leaves: list[bytes] = []  # verified, not yet in the frontier: at most 4096
+        i = frontier.size
+        prefix = _entry_prefix(i)
+        for line_no, raw in enumerate(self.lines, self.line_no + 1):
+            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+            data: bytes | None = None
+            committed = b""
+            if text.startswith(prefix) and i < head_size:
+                end = -3 if text.endswith('"}\n') else -2 if text.endswith('"}') else 0
+                leaf_from = text.find(leaf_mark, len(prefix))
+                # Overlapping or empty slices decode to bytes that fail the leaf check.
+                if end and leaf_from > 0:
+                    try:
+                        data = a2b(text[len(prefix) : leaf_from], strict_mode=True)
+                        committed = a2b(text[leaf_from + leaf_at : end], strict_mode=True)
+                    except ValueError:
+                        data = None
+            kind = None
+            if data is not None:
+                leaf = sha256(b"\x00" + data).digest()
+                if compare(leaf, committed):
+                    try:
+                        message.ParseFromString(data)
+                    except DecodeError:
+                        pass
+                    else:
+                        if message.node_id == node_id:
+                            kind = message.WhichOneof("kind")
+            if kind is None:
+                frontier.extend(leaves)
+                leaves.clear()
+                self.line_no = line_no
+                obj = _parse(text, line_no)
+                if obj is None:
+                    continue
+                line_type = obj.get("type")
+                if line_type == "entry":
+                    self._entry(obj)
+                elif line_type == "checkpoint":
+                    self._checkpoint(obj)
+                elif line_type == "end":
+                    return obj
+                else:
+                    raise _fail("format", f"unexpected line type {line_type!r} at line {line_no}")
+                i = frontier.size
+                prefix = _entry_prefix(i)
+                continue
+            check = kind_checks.get(kind)
+            if check is not None:
+                check(self, i, message)
+            leaves.append(leaf)
+            i += 1
+            prefix = f'{{"type":"entry","index":{i},"entry":"'  # _entry_prefix(i), inlined
+            if pending or not i & 4095:  # a checkpoint may be due; or keep memory bounded
+                frontier.extend(leaves)
+                leaves.clear()
+                self._due_checkpoints()
+                if progress is not None and not i & 4095:
+                    progress(i)
+        frontier.extend(leaves)
+        raise _fail(
+            "missing",
+            "expected an end line, found the file ends: the export was cut short",
+            index=frontier.size,
         )
 
     # 2. One entry.
@@ -382,52 +450,138 @@ class _Verifier:
             self.progress(self.frontier.size)
 
     def _invariants(self, i: int, entry: ledger_pb2.LedgerEntry) -> None:
+        """The checks of the entry's kind: the one of _KIND_CHECKS, if it has one."""
         kind = entry.WhichOneof("kind")
-        me = NodeId(self.header.node_id)
         if kind is None:
             raise _fail("malformed-entry", "expected one entry kind, found none", index=i)
-        if kind == "link_established":
-            link = entry.link_established
-            try:
-                self.peers[link.peer_id] = VerifyKey(link.peer_signing_key)
-            except ValidationError as e:
-                raise _fail("malformed-entry", f"link to {link.peer_id!r}: {e}", index=i) from e
-        elif kind == "referral_sent":
-            signed = entry.referral_sent.envelope
-            recipient = _peek_recipient(signed)
-            self._envelope(
-                i,
-                signed,
-                signer=me,
-                key=self.own_key,
-                recipient=recipient,
-                whose="this node's exported key",
+        check = _KIND_CHECKS.get(kind)
+        if check is not None:
+            check(self, i, entry)
+
+    def _link_established(self, i: int, entry: ledger_pb2.LedgerEntry) -> None:
+        link = entry.link_established
+        try:
+            self.peers[link.peer_id] = VerifyKey(link.peer_signing_key)
+        except ValidationError as e:
+            raise _fail("malformed-entry", f"link to {link.peer_id!r}: {e}", index=i) from e
+
+    def _referral_sent(self, i: int, entry: ledger_pb2.LedgerEntry) -> None:
+        signed = entry.referral_sent.envelope
+        recipient = _peek_recipient(signed)
+        self._envelope(
+            i,
+            signed,
+            signer=NodeId(self.header.node_id),
+            key=self.own_key,
+            recipient=recipient,
+            whose="this node's exported key",
+        )
+        if recipient not in self.peers:
+            raise _fail(
+                "unknown-peer",
+                f"expected a referral to a linked peer, found one "
+                f"to {recipient!r}, never linked before this entry",
+                index=i,
             )
-            if recipient not in self.peers:
-                raise _fail(
-                    "unknown-peer",
-                    f"expected a referral to a linked peer, found one "
-                    f"to {recipient!r}, never linked before this entry",
-                    index=i,
-                )
-        elif kind in ("referral_received", "receipt_received"):
-            signed = getattr(entry, kind).envelope
-            key = self.peers.get(signed.signer)
-            if key is None:
-                raise _fail(
-                    "unknown-peer",
-                    f"expected an envelope from a linked peer, found "
-                    f"one signed as {signed.signer!r}, never linked before this entry",
-                    index=i,
-                )
-            self._envelope(
-                i,
-                signed,
-                signer=NodeId(signed.signer),
-                key=key,
-                recipient=me,
-                whose=f"{signed.signer}'s key from its LinkEstablished entry",
+
+    def _envelope_received(self, i: int, entry: ledger_pb2.LedgerEntry) -> None:
+        """referral_received and receipt_received: signed by a peer linked before."""
+        kind = entry.WhichOneof("kind")
+        signed = getattr(entry, str(kind)).envelope
+        key = self.peers.get(signed.signer)
+        if key is None:
+            raise _fail(
+                "unknown-peer",
+                f"expected an envelope from a linked peer, found "
+                f"one signed as {signed.signer!r}, never linked before this entry",
+                index=i,
             )
+        self._envelope(
+            i,
+            signed,
+            signer=NodeId(signed.signer),
+            key=key,
+            recipient=NodeId(self.header.node_id),
+            whose=f"{signed.signer}'s key from its link entry",
+        )
+
+    def _link_agreed(self, i: int, entry: ledger_pb2.LedgerEntry) -> None:
+        """A link agreement signed by both sides, naming this node: the peer's key from it.
+        The chain of trust it carries is checked by `--trust` (issue 4), not here."""
+        me = self.header.node_id
+        try:
+            agreement = open_agreement(entry.link_agreed.agreement)
+        except SignatureError as e:
+            raise _fail("bad-signature", f"link agreement: {e}", index=i) from e
+        except ValidationError as e:
+            raise _fail("malformed-entry", f"link agreement: {e}", index=i) from e
+        if agreement.parent.node_id == me:
+            own, peer = agreement.parent, agreement.child
+        elif agreement.child.node_id == me:
+            own, peer = agreement.child, agreement.parent
+        else:
+            raise _fail(
+                "foreign-entry",
+                f"expected a link agreement naming {me}, found one between "
+                f"{agreement.parent.node_id} and {agreement.child.node_id}",
+                index=i,
+            )
+        if not hmac.compare_digest(own.signing_key, self.own_key.raw):
+            raise _fail(
+                "bad-signature",
+                "expected the agreement to name this node's exported key, found another",
+                index=i,
+            )
+        self.peers[peer.node_id] = VerifyKey(peer.signing_key)
+
+    def _link_revoked(self, i: int, entry: ledger_pb2.LedgerEntry) -> None:
+        """A revocation signed by the node that made it, naming this node; the peer's key
+        speaks for nothing after it."""
+        me = self.header.node_id
+        try:
+            revocation = open_revocation(entry.link_revoked.revocation)
+        except SignatureError as e:
+            raise _fail("bad-signature", f"link revocation: {e}", index=i) from e
+        except ValidationError as e:
+            raise _fail("malformed-entry", f"link revocation: {e}", index=i) from e
+        if me not in (revocation.parent_id, revocation.child_id):
+            raise _fail(
+                "foreign-entry",
+                f"expected a revocation naming {me}, found one between "
+                f"{revocation.parent_id} and {revocation.child_id}",
+                index=i,
+            )
+        peer = revocation.child_id if revocation.parent_id == me else revocation.parent_id
+        self.peers.pop(peer, None)
+
+    def _peer_fork_detected(self, i: int, entry: ledger_pb2.LedgerEntry) -> None:
+        """Fork evidence: both notes signed by the linked peer, and truly contradictory."""
+        fork = entry.peer_fork_detected
+        key = self.peers.get(fork.peer_id)
+        if key is None:
+            raise _fail(
+                "unknown-peer", f"fork evidence against {fork.peer_id!r}, never linked", index=i
+            )
+        try:
+            verifier = Verifier.from_public_key(origin_for(fork.peer_id), key.raw)
+            held = open_checkpoint(fork.held_checkpoint, verifier)
+            presented = open_checkpoint(fork.presented_checkpoint, verifier)
+        except (SignatureError, ValidationError) as e:
+            raise _fail(
+                "bad-signature", f"fork evidence against {fork.peer_id}: {e}", index=i
+            ) from e
+        first, second = (held, presented) if held.size <= presented.size else (presented, held)
+        try:
+            verify_consistency(
+                first.size, second.size, first.root, second.root, list(fork.consistency_proof)
+            )
+        except ProofError:
+            return  # contradictory, as claimed
+        raise _fail(
+            "malformed-entry",
+            f"fork evidence against {fork.peer_id}: the two checkpoints are consistent",
+            index=i,
+        )
 
     def _envelope(
         self,
@@ -565,17 +719,45 @@ class _Verifier:
     def _next(self) -> dict[str, Any] | None:
         for raw in self.lines:
             self.line_no += 1
-            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-            if not text.strip():
-                continue
-            try:
-                obj = json.loads(text)
-            except ValueError as e:
-                raise _fail("format", f"line {self.line_no} is not JSON") from e
-            if not isinstance(obj, dict):
-                raise _fail("format", f"line {self.line_no} is not a JSON object")
-            return obj
+            obj = _parse(raw.decode("utf-8") if isinstance(raw, bytes) else raw, self.line_no)
+            if obj is not None:
+                return obj
         return None
+
+
+_KIND_CHECKS: dict[str, Callable[[_Verifier, int, ledger_pb2.LedgerEntry], None]] = {
+    "link_established": _Verifier._link_established,
+    "referral_sent": _Verifier._referral_sent,
+    "referral_received": _Verifier._envelope_received,
+    "receipt_received": _Verifier._envelope_received,
+    "link_agreed": _Verifier._link_agreed,
+    "link_revoked": _Verifier._link_revoked,
+    "peer_fork_detected": _Verifier._peer_fork_detected,
+}
+"""The checks an entry of each kind gets beyond parsing (step 2), by kind; the others
+get none. The fast path in `_Verifier._body` reads this table too, so a check added here
+applies whichever path an entry takes."""
+
+
+def _parse(text: str, line_no: int) -> dict[str, Any] | None:
+    """One line as a JSON object, or None for a blank line; AuditFailure if neither."""
+    if not text.strip():
+        return None
+    try:
+        obj = json.loads(text)
+    except ValueError as e:
+        raise _fail("format", f"line {line_no} is not JSON") from e
+    if not isinstance(obj, dict):
+        raise _fail("format", f"line {line_no} is not a JSON object")
+    return obj
+
+
+_ENTRY_LEAF = '","leaf":"'
+
+
+def _entry_prefix(index: int) -> str:
+    """How `export_lines` begins the line of entry `index`, up to its base64 bytes."""
+    return f'{{"type":"entry","index":{index},"entry":"'
 
 
 def _peek_recipient(signed: envelope_pb2.SignedEnvelope) -> str:

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 from node._proto.lapor.v1 import envelope_pb2
 from node.envelopes import seal
 from node.ids import new_message_id
+from node.services import checkpoints
 from node.services.context import NodeContext
 from node.store import queries
 from node.store.models import Link, OutboxRow
@@ -21,12 +22,17 @@ def enqueue(
     *,
     tracking_id: str | None,
     carries_content: bool = False,
+    checkpoint: bytes | None = None,
     **payload: object,
 ) -> tuple[OutboxRow, envelope_pb2.SignedEnvelope]:
     """Sign an envelope with the link's next sequence and store it in the outbox.
 
     `link` must have been read with lock=True in this transaction so sequences stay dense.
+    The envelope carries `checkpoint` (a note this node signed in this transaction, after
+    locking `link`), or else a checkpoint signed now that covers every entry appended so far.
     """
+    if checkpoint is None:
+        checkpoint = checkpoints.sign_in(session, ctx)[0].note
     now = ctx.clock.now()
     sequence = link.next_out_seq
     link.next_out_seq = sequence + 1
@@ -35,6 +41,7 @@ def enqueue(
         sender=ctx.node_id,
         recipient=link.peer_id,
         sequence=sequence,
+        checkpoint=checkpoint,
         **payload,  # type: ignore[arg-type]
     )
     envelope.sent_at.FromDatetime(now)

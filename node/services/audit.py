@@ -1,25 +1,57 @@
-"""The auditor's use cases on this node: export the ledger, prove an entry's inclusion.
+"""The auditor's use cases on this node: export the ledger, prove an entry's inclusion, and
+the reads behind the Audit service (node.federation.audit_service).
 
-Both read in one snapshot transaction, so they see one consistent state and never block
-the writer. The export holds every stored checkpoint, even one beyond the entries found:
-that is how a truncated ledger shows.
+Each read runs in one snapshot transaction, so it sees one consistent state and never
+blocks the writer. The export holds every stored checkpoint, even one beyond the entries
+found: that is how a truncated ledger shows.
+
+The Audit service's reads are read-only (they never sign) and check their arguments
+against the ledger's size, raising ValidationError (INVALID_ARGUMENT) for a range outside
+it. Streams are served a page at a time, one short read transaction per page: entries
+below the ledger size never change (the ledger is insert-only), so pages need no common
+snapshot, and a slow reader holds no transaction open.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from node.errors import NotFoundError, ProofError
+from sqlalchemy.orm import Session
+
+from node.errors import NotFoundError, ProofError, StateError, ValidationError
 from node.ledger.audit import ExportHeader, export_lines, proof_document
 from node.ledger.merkle import leaf_hash, verify_inclusion
 from node.services import checkpoints
 from node.services.context import NodeContext
 from node.store import queries, tree
 
-__all__ = ["ExportSummary", "export", "inclusion_proof"]
+__all__ = [
+    "CHECKPOINT_PAGE",
+    "ENTRY_PAGE",
+    "AuditHead",
+    "ConsistencyProof",
+    "ExportSummary",
+    "InclusionProof",
+    "StoredCheckpoint",
+    "check_checkpoint_range",
+    "check_entry_range",
+    "checkpoints_page",
+    "consistency",
+    "entries_page",
+    "export",
+    "head",
+    "inclusion",
+    "inclusion_proof",
+]
+
+ENTRY_PAGE = 1000
+"""Entries read per transaction when streaming a range."""
+CHECKPOINT_PAGE = 500
+"""Checkpoints read per transaction when streaming them."""
 
 
 @dataclass(frozen=True)
@@ -95,4 +127,177 @@ def inclusion_proof(ctx: NodeContext, index: int) -> dict[str, Any]:
             path=path,
             root=cp.root,
             note=cp.note,
+        )
+
+
+# --- the Audit service's reads -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    """A checkpoint this node signed, with its note exactly as signed."""
+
+    size: int
+    note: bytes
+    signed_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class AuditHead:
+    """The ledger's size now, the latest checkpoint (if any), and this node's vkey."""
+
+    ledger_size: int
+    checkpoint: StoredCheckpoint | None
+    vkey: str
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    """PATH(index, D[size]) from the stored tree, with the entry and the tree's root; `note`
+    is the stored checkpoint of that size, if this node signed one."""
+
+    index: int
+    size: int
+    entry: bytes
+    path: tuple[bytes, ...]
+    root: bytes
+    note: bytes | None
+
+    @property
+    def leaf_hash(self) -> bytes:
+        """SHA-256(0x00 || entry): the leaf the path starts from."""
+        return leaf_hash(self.entry)
+
+
+@dataclass(frozen=True)
+class ConsistencyProof:
+    """PROOF(first, D[second]) from the stored tree, with both roots and the stored
+    checkpoints of those sizes, where this node signed them."""
+
+    first: int
+    second: int
+    proof: tuple[bytes, ...]
+    first_root: bytes
+    second_root: bytes
+    first_note: bytes | None
+    second_note: bytes | None
+
+
+def head(ctx: NodeContext) -> AuditHead:
+    """The ledger's size and the latest signed checkpoint, read in one snapshot."""
+    with ctx.db.read() as session:
+        tree.snapshot(session)
+        size = queries.ledger_size(session)
+        row = tree.latest_checkpoint(session)
+        latest = None if row is None else StoredCheckpoint(row.size, row.note, row.signed_at)
+    return AuditHead(size, latest, checkpoints.verifier_key(ctx))
+
+
+def check_entry_range(ctx: NodeContext, start: int, end: int) -> None:
+    """Entries [start, end) exist: start <= end <= the ledger size; else ValidationError."""
+    if start > end:
+        raise ValidationError(f"expected start <= end, found start {start} > end {end}")
+    with ctx.db.read() as session:
+        size = queries.ledger_size(session)
+    if end > size:
+        raise ValidationError(
+            f"expected end at most the ledger size {size}, found {end}; "
+            "GetCheckpoint tells the ledger size"
+        )
+
+
+def entries_page(ctx: NodeContext, start: int, stop: int) -> list[tuple[int, bytes, bytes | None]]:
+    """(index, entry, stored leaf hash or None) for [start, min(stop, start + ENTRY_PAGE))."""
+    with ctx.db.read() as session:
+        return tree.entries_with_leaves(session, start, min(stop, start + ENTRY_PAGE))
+
+
+def check_checkpoint_range(ctx: NodeContext, first: int, last: int) -> None:
+    """first <= last <= the ledger size; else ValidationError."""
+    if first > last:
+        raise ValidationError(
+            f"expected first_size <= last_size, found first_size {first} > last_size {last}"
+        )
+    with ctx.db.read() as session:
+        size = queries.ledger_size(session)
+    if last > size:
+        raise ValidationError(f"expected last_size at most the ledger size {size}, found {last}")
+
+
+def checkpoints_page(ctx: NodeContext, first: int, last: int) -> list[tuple[int, bytes]]:
+    """(size, note) of up to CHECKPOINT_PAGE stored checkpoints with first <= size <= last."""
+    with ctx.db.read() as session:
+        rows = tree.checkpoints_between(session, first, last, CHECKPOINT_PAGE)
+        return [(row.size, row.note) for row in rows]
+
+
+def _size_or_latest(session: Session, size: int, what: str) -> int:
+    """`size`, or the latest checkpoint's size when it is 0 (StateError if none is signed)."""
+    if size:
+        return size
+    latest = tree.latest_checkpoint(session)
+    if latest is None:
+        raise StateError(
+            f"{what} 0 means the latest checkpoint, and this node has signed none yet; "
+            "ask for an explicit size, or again after its next checkpoint"
+        )
+    return latest.size
+
+
+def _note_at(session: Session, size: int) -> bytes | None:
+    row = tree.checkpoint_at(session, size)
+    return None if row is None else row.note
+
+
+def inclusion(ctx: NodeContext, index: int, size: int) -> InclusionProof:
+    """PATH(index, D[size]) from the stored tree; size 0 means the latest checkpoint's size."""
+    with ctx.db.read() as session:
+        tree.snapshot(session)
+        ledger = queries.ledger_size(session)
+        size = _size_or_latest(session, size, "tree_size")
+        if size > ledger:
+            raise ValidationError(
+                f"expected a tree size at most the ledger size {ledger}, found {size}"
+            )
+        if index >= size:
+            raise ValidationError(
+                f"expected a leaf index below the tree size {size}, found {index}"
+            )
+        found = tree.entries_with_leaves(session, index, index + 1)
+        if not found:
+            raise NotFoundError(f"expected ledger entry {index} in the store, found none")
+        return InclusionProof(
+            index=index,
+            size=size,
+            entry=found[0][1],
+            path=tuple(tree.inclusion_proof(session, index, size)),
+            root=tree.root(session, size),
+            note=_note_at(session, size),
+        )
+
+
+def consistency(ctx: NodeContext, first: int, second: int) -> ConsistencyProof:
+    """PROOF(first, D[second]) from the stored tree; second 0 means the latest checkpoint's
+    size."""
+    with ctx.db.read() as session:
+        tree.snapshot(session)
+        ledger = queries.ledger_size(session)
+        second = _size_or_latest(session, second, "second_size")
+        if first > second:
+            raise ValidationError(
+                f"expected first_size <= second_size, found first_size {first} > "
+                f"second_size {second}"
+            )
+        if second > ledger:
+            raise ValidationError(
+                f"expected second_size at most the ledger size {ledger}, found {second}"
+            )
+        return ConsistencyProof(
+            first=first,
+            second=second,
+            proof=tuple(tree.consistency_proof(session, first, second)),
+            first_root=tree.root(session, first),
+            second_root=tree.root(session, second),
+            first_note=_note_at(session, first),
+            second_note=_note_at(session, second),
         )

@@ -35,6 +35,7 @@ __all__ = [
     "latest",
     "origin",
     "sign",
+    "sign_in",
     "verifier",
     "verifier_key",
 ]
@@ -93,23 +94,29 @@ def sign(ctx: NodeContext) -> tuple[SignedCheckpoint, bool]:
     latest signed one, and SignatureError if the latest stored note does not verify.
     """
     with ctx.db.write() as session:
-        # 1. The size, under the head lock.
-        size = tree.lock_head(session)
-        previous_row = tree.latest_checkpoint(session)
-        if previous_row is not None and previous_row.size == size:
-            return _view(previous_row), False
-        # 2. The latest signed checkpoint, verified.
-        previous = None if previous_row is None else _open_stored(ctx, session, previous_row)
-        # 3. The new head and the proof that it extends the previous one.
-        new = Checkpoint(origin(ctx), size, tree.root(session, size))
-        proof = [] if previous is None else tree.consistency_proof(session, previous.size, size)
-        # 4. Never sign two inconsistent checkpoints.
-        check_extends(previous, new, proof)
-        # 5. Sign and store.
-        note = sign_checkpoint(new, origin(ctx), ctx.signing_key.ed25519)
-        now = ctx.clock.now()
-        tree.add_checkpoint(session, size, new.root, note, now)
-        return SignedCheckpoint(size, new.root, note, now), True
+        return sign_in(session, ctx)
+
+
+def sign_in(session: Session, ctx: NodeContext) -> tuple[SignedCheckpoint, bool]:
+    """`sign`, inside the caller's write transaction: the checkpoint then covers every
+    entry the transaction has appended so far, and commits (or not) with them."""
+    # 1. The size, under the head lock.
+    size = tree.lock_head(session)
+    previous_row = tree.latest_checkpoint(session)
+    if previous_row is not None and previous_row.size == size:
+        return _view(previous_row), False
+    # 2. The latest signed checkpoint, verified.
+    previous = None if previous_row is None else _open_stored(ctx, session, previous_row)
+    # 3. The new head and the proof that it extends the previous one.
+    new = Checkpoint(origin(ctx), size, tree.root(session, size))
+    proof = [] if previous is None else tree.consistency_proof(session, previous.size, size)
+    # 4. Never sign two inconsistent checkpoints.
+    check_extends(previous, new, proof)
+    # 5. Sign and store.
+    note = sign_checkpoint(new, origin(ctx), ctx.signing_key.ed25519)
+    now = ctx.clock.now()
+    tree.add_checkpoint(session, size, new.root, note, now)
+    return SignedCheckpoint(size, new.root, note, now), True
 
 
 def latest(ctx: NodeContext) -> SignedCheckpoint | None:

@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 
 from node._proto.lapor.v1 import complaint_pb2, envelope_pb2, ledger_pb2
 from node.complaints import CHANNELS, CLASSIFICATIONS, ComplaintDraft, seal_content
-from node.errors import NotFoundError, PermissionDeniedError, StateError
+from node.errors import NotFoundError, PermissionDeniedError, StateError, ValidationError
 from node.ids import TrackingId, format_tracking_id, parse_node_id, parse_tracking_id
+from node.services import checkpoints
 from node.services._ledger import record
 from node.services._outbox import enqueue
 from node.services.context import NodeContext
@@ -21,6 +22,7 @@ from node.store.models import Complaint, ComplaintContentRow, ComplaintEvent, Li
 __all__ = [
     "ComplaintView",
     "EventView",
+    "erase",
     "list_complaints",
     "refer",
     "refer_many",
@@ -147,10 +149,15 @@ def refer_many(ctx: NodeContext, tracking_ids: Sequence[str], to_child: str) -> 
                 f"{child} is not a linked child of this node; link it first "
                 "(`lapor-node link add CARD --as child`)"
             )
-        return [_refer(session, ctx, link, tracking_id) for tracking_id in tracking_ids]
+        # One checkpoint for the whole batch, signed after the link is locked so the link's
+        # envelopes carry checkpoints in sequence order.
+        checkpoint = checkpoints.sign_in(session, ctx)[0].note
+        return [_refer(session, ctx, link, tracking_id, checkpoint) for tracking_id in tracking_ids]
 
 
-def _refer(session: Session, ctx: NodeContext, link: Link, tracking_id: str) -> str:
+def _refer(
+    session: Session, ctx: NodeContext, link: Link, tracking_id: str, checkpoint: bytes
+) -> str:
     row = queries.get_complaint(session, tracking_id, lock=True)
     if row is None:
         raise NotFoundError(f"no complaint {tracking_id} on this node")
@@ -170,6 +177,7 @@ def _refer(session: Session, ctx: NodeContext, link: Link, tracking_id: str) -> 
         link,
         tracking_id=tracking_id,
         carries_content=True,
+        checkpoint=checkpoint,
         referral=envelope_pb2.Referral(complaint=summary_of(row)),
     )
     index = record(
@@ -211,10 +219,15 @@ class ComplaintView:
     title: str | None = None
     description: str | None = None
     reporter: str | None = None
+    content_kept: bool | None = None  # None: not asked; False: erased or never received
 
 
 def _view(
-    row: Complaint, history: tuple[EventView, ...] = (), content: ComplaintContentRow | None = None
+    row: Complaint,
+    history: tuple[EventView, ...] = (),
+    content: ComplaintContentRow | None = None,
+    *,
+    with_content: bool = False,
 ) -> ComplaintView:
     title = description = reporter = None
     if content is not None:
@@ -242,6 +255,7 @@ def _view(
         title=title,
         description=description,
         reporter=reporter,
+        content_kept=None if with_content is False else content is not None,
     )
 
 
@@ -256,7 +270,42 @@ def show(ctx: NodeContext, tracking_id: str, *, with_content: bool = False) -> C
             for e in queries.complaint_events(session, tracking_id)
         )
         content = queries.complaint_content(session, tracking_id) if with_content else None
-        return _view(row, history, content)
+        return _view(row, history, content, with_content=with_content)
+
+
+def erase(ctx: NodeContext, tracking_id: str, reason: str) -> int:
+    """Delete a complaint's content and salt from this node (a data-protection request).
+
+    The commitment stays in the complaint row and in every ledger entry that carried it, so
+    every proof remains valid; only the means to open it is gone. The erasure itself is a
+    ledger entry (its reason must not name the reporter). Returns that entry's index.
+    """
+    parse_tracking_id(tracking_id)
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError("say why the content is erased (--reason), without personal data")
+    with ctx.db.write() as session:
+        row = queries.get_complaint(session, tracking_id, lock=True)
+        if row is None:
+            raise NotFoundError(f"no complaint {tracking_id} on this node")
+        content = queries.complaint_content(session, tracking_id)
+        if content is None:
+            raise StateError(f"{tracking_id} has no content on this node (already erased?)")
+        session.delete(content)
+        index = record(
+            session,
+            ctx,
+            ledger_pb2.LedgerEntry(
+                content_erased=ledger_pb2.ContentErased(
+                    tracking_id=tracking_id,
+                    content_commitment=row.content_commitment,
+                    reason=reason,
+                )
+            ),
+        )
+        row.updated_at = ctx.clock.now()
+        _event(session, ctx, tracking_id, row.status, f"content erased: {reason}", index)
+        return index
 
 
 def list_complaints(

@@ -40,6 +40,7 @@ from node.errors import (
     ValidationError,
 )
 from node.ids import NodeId
+from node.services import checkpoints, witness
 from node.services._ledger import record
 from node.services._outbox import enqueue
 from node.services.complaints import _event
@@ -49,9 +50,12 @@ from node.store.models import Complaint, ComplaintContentRow, InboxRow, Link, Ou
 
 __all__ = [
     "BatchResult",
+    "HelloState",
     "acknowledge",
+    "check_peer_holds",
     "hello_state",
     "pending",
+    "prove",
     "receive_batch",
     "record_link_error",
 ]
@@ -87,21 +91,49 @@ def _active_link(session: Session, peer: NodeId, *, lock: bool) -> Link:
     return link
 
 
-def hello_state(ctx: NodeContext, peer: NodeId) -> int:
-    """The last sequence from `peer` this node has committed (what our Hello says)."""
+@dataclass(frozen=True)
+class HelloState:
+    """What our Hello to `peer` says: the last sequence committed from it, and the size of
+    its checkpoint this node holds."""
+
+    last_received: int
+    held_checkpoint_size: int
+    held_checkpoint_root: bytes
+
+
+def hello_state(ctx: NodeContext, peer: NodeId) -> HelloState:
     with ctx.db.read() as session:
-        return _active_link(session, peer, lock=False).last_in_seq
+        link = _active_link(session, peer, lock=False)
+        root = b"" if link.peer_checkpoint is None else witness.root_of(link.peer_checkpoint)
+        return HelloState(link.last_in_seq, link.peer_checkpoint_size, root)
 
 
 def pending(
-    ctx: NodeContext, peer: NodeId, after: int, limit: int
-) -> list[tuple[int, federation_pb2.Delivery]]:
-    """Envelopes owed to `peer` with sequence > `after`, oldest first."""
+    ctx: NodeContext, peer: NodeId, after: int, limit: int, held: int
+) -> tuple[list[tuple[int, federation_pb2.Delivery]], int]:
+    """Envelopes owed to `peer` with sequence > `after`, oldest first, with the consistency
+    proofs a peer holding our checkpoint of size `held` needs; and the size it will hold."""
     with ctx.db.read() as session:
-        return [
+        rows = [
             (row.sequence, _delivery(row, ctx.node_id, content))
             for row, content in queries.outbox_after(session, peer, after, limit)
         ]
+        held = witness.present(session, ctx, [d for _, d in rows], held)
+        return rows, held
+
+
+def check_peer_holds(ctx: NodeContext, held: int, root: bytes | None = None) -> None:
+    """The peer's Hello says it holds our checkpoint of size `held` with `root`
+    (witness.check_held)."""
+    with ctx.db.read() as session:
+        witness.check_held(session, held, root)
+
+
+def prove(ctx: NodeContext, deliveries: Sequence[federation_pb2.Delivery], held: int) -> int:
+    """Attach consistency proofs to `deliveries` for a peer holding our checkpoint of size
+    `held` (witness.present); return the size it will hold."""
+    with ctx.db.read() as session:
+        return witness.present(session, ctx, deliveries, held)
 
 
 def acknowledge(ctx: NodeContext, peer: NodeId, through: int) -> None:
@@ -132,18 +164,51 @@ def receive_batch(
     result = BatchResult()
     with ctx.db.write() as session:
         link = _active_link(session, peer, lock=True)
+        witness.refuse_if_suspended(link)
         key = VerifyKey(link.signing_key)
+        receipts: list[tuple[InboxRow, envelope_pb2.Receipt]] = []
         for delivery in deliveries:
             try:
                 with session.begin_nested():
-                    _receive_one(session, ctx, link, key, delivery, result)
+                    _receive_one(session, ctx, link, key, delivery, result, receipts)
+            except witness.ForkDetected as e:
+                index = witness.record_fork(session, ctx, link, e)
+                result.error = StateError(
+                    f"{e}; this node recorded the evidence in its ledger entry {index} and "
+                    "refuses further envelopes from you until its operator acts"
+                )
+                result.failed_sequence = link.last_in_seq + 1
+                break
             except NodeError as e:
                 result.error = e
                 result.failed_sequence = link.last_in_seq + 1
                 break
+        _send_receipts(session, ctx, link, receipts)
         if result.committed_through or result.applied:
             link.last_seen_at = ctx.clock.now()
     return result
+
+
+def _send_receipts(
+    session: Session,
+    ctx: NodeContext,
+    link: Link,
+    receipts: Sequence[tuple[InboxRow, envelope_pb2.Receipt]],
+) -> None:
+    """Queue the batch's receipts under one checkpoint that covers every entry they name."""
+    if not receipts:
+        return
+    checkpoint = checkpoints.sign_in(session, ctx)[0].note
+    for inbox, receipt in receipts:
+        outbox, _ = enqueue(
+            session,
+            ctx,
+            link,
+            tracking_id=receipt.tracking_id,
+            checkpoint=checkpoint,
+            receipt=receipt,
+        )
+        inbox.response_outbox_id = outbox.id
 
 
 def _receive_one(
@@ -153,6 +218,7 @@ def _receive_one(
     key: VerifyKey,
     delivery: federation_pb2.Delivery,
     result: BatchResult,
+    receipts: list[tuple[InboxRow, envelope_pb2.Receipt]],
 ) -> None:
     peer = NodeId(link.peer_id)
     opened = open_envelope(delivery.envelope, peer=peer, peer_key=key, me=ctx.node_id)
@@ -170,6 +236,9 @@ def _receive_one(
                 )
         result.committed_through = max(result.committed_through, seen.sequence)
         return
+    # Before the sequence: a peer that went back in time reuses sequences too, and what
+    # must be caught is the rewritten history, with its evidence.
+    witness.check(link, opened, delivery)
     if env.sequence <= link.last_in_seq:
         raise StateError(
             f"sequence {env.sequence} from {peer} was already used by another message "
@@ -181,26 +250,25 @@ def _receive_one(
         )
     kind = opened.payload_kind
     if kind == "referral":
-        response = _on_referral(session, ctx, link, opened, delivery)
+        receipt: envelope_pb2.Receipt | None = _on_referral(session, ctx, link, opened, delivery)
     elif kind == "receipt":
         _on_receipt(session, ctx, link, opened)
-        response = None
+        receipt = None
     else:  # pragma: no cover - the oneof has no other members yet
         raise ValidationError(f"unsupported payload {kind!r}")
-    queries.add(
-        session,
-        InboxRow(
-            sender=peer,
-            message_id=env.message_id,
-            sequence=env.sequence,
-            kind=kind,
-            body=delivery.envelope.body,
-            key_id=delivery.envelope.key_id,
-            signature=delivery.envelope.signature,
-            received_at=ctx.clock.now(),
-            response_outbox_id=response.id if response is not None else None,
-        ),
+    inbox = InboxRow(
+        sender=peer,
+        message_id=env.message_id,
+        sequence=env.sequence,
+        kind=kind,
+        body=delivery.envelope.body,
+        key_id=delivery.envelope.key_id,
+        signature=delivery.envelope.signature,
+        received_at=ctx.clock.now(),
     )
+    queries.add(session, inbox)
+    if receipt is not None:
+        receipts.append((inbox, receipt))
     link.last_in_seq = env.sequence
     result.committed_through = env.sequence
     result.applied += 1
@@ -212,7 +280,7 @@ def _on_referral(
     link: Link,
     opened: OpenedEnvelope,
     delivery: federation_pb2.Delivery,
-) -> OutboxRow:
+) -> envelope_pb2.Receipt:
     if link.role != "parent":
         raise PermissionDeniedError(
             f"only this node's parent may refer complaints to it; {link.peer_id} is its {link.role}"
@@ -272,19 +340,12 @@ def _on_referral(
         f"referral received from {link.peer_id}",
         index,
     )
-    outbox, _ = enqueue(
-        session,
-        ctx,
-        link,
+    return envelope_pb2.Receipt(
+        referral_message_id=opened.envelope.message_id,
+        referral_body_sha256=body_sha256(opened.signed),
         tracking_id=summary.tracking_id,
-        receipt=envelope_pb2.Receipt(
-            referral_message_id=opened.envelope.message_id,
-            referral_body_sha256=body_sha256(opened.signed),
-            tracking_id=summary.tracking_id,
-            entry_index=index,
-        ),
+        entry_index=index,
     )
-    return outbox
 
 
 def _on_receipt(session: Session, ctx: NodeContext, link: Link, opened: OpenedEnvelope) -> None:

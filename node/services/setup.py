@@ -66,4 +66,12 @@ def init_node(
         db.upgrade()
     finally:
         db.dispose()
+    from node.services import admin
+    from node.services.context import NodeContext
+
+    ctx = NodeContext.open(config.path, clock=clock)
+    try:
+        admin.issue_initial(ctx, config.name)
+    finally:
+        ctx.close()
     return config.path

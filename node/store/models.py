@@ -39,6 +39,7 @@ __all__ = [
     "ComplaintEvent",
     "Counter",
     "InboxRow",
+    "Invite",
     "LedgerEntryRow",
     "LedgerHead",
     "LedgerNodeRow",
@@ -94,6 +95,47 @@ class Link(Base):
     last_in_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     last_seen_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Witnessing (docs/protocol.md): the peer's latest checkpoint note, as signed, that
+    # this node accepted, and its size; a peer caught presenting inconsistent checkpoints
+    # is suspended by the ledger entry that holds the evidence until an operator lifts it.
+    peer_checkpoint: Mapped[bytes | None] = mapped_column(LargeBinary())
+    peer_checkpoint_size: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    suspended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    suspended_by_entry: Mapped[int | None] = mapped_column(BigInteger)
+    # The link lifecycle: the ledger entries that made (LinkAgreed; none for a link made by
+    # hand) and ended (LinkRevoked) it, and since when the running node has a live stream
+    # with the peer (None: not connected now; `serve` sets and clears it).
+    agreement_entry: Mapped[int | None] = mapped_column(BigInteger)
+    revoked_entry: Mapped[int | None] = mapped_column(BigInteger)
+    connected_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class Invite(Base):
+    """A join token this node issued to one child (node.services.enrollment). Only the
+    secret's SHA-256 is kept. State: open -> (pending ->) approved -> used, or rejected;
+    the join request that claims it (pending or later) fixes the child's keys, so the
+    token then works for that node only."""
+
+    __tablename__ = "invites"
+
+    invite_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    child_id: Mapped[str] = mapped_column(NodeIdCol, index=True)
+    child_name: Mapped[str] = mapped_column(String(200))
+    secret_sha256: Mapped[bytes] = mapped_column(LargeBinary(32))
+    approval: Mapped[str] = mapped_column(String(8))  # auto | manual
+    state: Mapped[str] = mapped_column(String(16))  # open | pending | approved | rejected | used
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    child_signing_key: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    child_tls_cert_pem: Mapped[str | None] = mapped_column(Text)
+    child_tls_fingerprint: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    requested_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    reason: Mapped[str | None] = mapped_column(Text)
+    agreement: Mapped[bytes | None] = mapped_column(LargeBinary())
+    parent_signature: Mapped[bytes | None] = mapped_column(LargeBinary(64))
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    ledger_index: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Complaint(Base):
@@ -237,3 +279,18 @@ class CheckpointRow(Base):
     root: Mapped[bytes] = mapped_column(LargeBinary(32))
     note: Mapped[bytes] = mapped_column(LargeBinary)
     signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class OperatorRow(Base):
+    """A local operator credential: who may act on this node through the CLI. Only the
+    SHA-256 of the credential is kept; at most one is active (revoked_at is NULL)."""
+
+    __tablename__ = "operators"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    unit: Mapped[str] = mapped_column(String(200))
+    operator: Mapped[str] = mapped_column(String(200))
+    credential_sha256: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    ledger_index: Mapped[int | None] = mapped_column(BigInteger)

@@ -14,25 +14,32 @@ Invariants:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator
+import functools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
-from sqlalchemy import and_, insert, or_, select
+from sqlalchemy import Select, and_, bindparam, insert, or_, select
 from sqlalchemy.orm import Session
 
 from node.errors import NotFoundError
 from node.ledger import merkle
 from node.ledger.merkle import CompletedNode, Frontier, Hash
+from node.store import queries
 from node.store.models import CheckpointRow, LedgerEntryRow, LedgerHead, LedgerNodeRow
 
 __all__ = [
     "StoredTree",
     "add_checkpoint",
+    "checkpoint_at",
     "checkpoint_covering",
+    "checkpoint_of_size",
+    "checkpoints_between",
     "consistency_proof",
+    "entries_with_leaves",
     "frontier",
     "inclusion_proof",
     "insert_nodes",
+    "insert_nodes_bulk",
     "iter_checkpoints",
     "iter_entries_with_leaves",
     "latest_checkpoint",
@@ -57,13 +64,10 @@ class StoredTree:
         wanted = sorted(set(pairs) - self._cache.keys())
         if not wanted:
             return
-        # OR of primary-key matches: both SQLite and PostgreSQL answer it from the index
-        # (SQLite scans the whole table for a row-value IN list).
-        rows = self._session.execute(
-            select(LedgerNodeRow.level, LedgerNodeRow.idx, LedgerNodeRow.hash).where(
-                or_(*(and_(LedgerNodeRow.level == lv, LedgerNodeRow.idx == i) for lv, i in wanted))
-            )
-        ).all()
+        params: dict[str, int] = {}
+        for n, (level, idx) in enumerate(wanted):
+            params[f"level_{n}"], params[f"idx_{n}"] = level, idx
+        rows = self._session.execute(_nodes_query(len(wanted)), params).all()
         for level, idx, value in rows:
             self._cache[(level, idx)] = value
 
@@ -83,6 +87,25 @@ class StoredTree:
                 )
             self._cache[(level, index)] = found
         return found
+
+
+@functools.lru_cache(maxsize=256)
+def _nodes_query(count: int) -> Select[int, int, bytes]:
+    """SELECT the nodes (:level_n, :idx_n) for n < count: an OR of primary-key matches,
+    which both SQLite and PostgreSQL answer from the index (SQLite scans the whole table
+    for a row-value IN list). One statement object per count, so SQLAlchemy builds and
+    compiles it once, not at each proof (that was most of a proof's time)."""
+    return select(LedgerNodeRow.level, LedgerNodeRow.idx, LedgerNodeRow.hash).where(
+        or_(
+            *(
+                and_(
+                    LedgerNodeRow.level == bindparam(f"level_{n}"),
+                    LedgerNodeRow.idx == bindparam(f"idx_{n}"),
+                )
+                for n in range(count)
+            )
+        )
+    )
 
 
 class _Recorder:
@@ -129,6 +152,12 @@ def insert_nodes(session: Session, completed: Iterable[CompletedNode]) -> None:
     rows = [{"level": level, "idx": idx, "hash": value} for level, idx, value in completed]
     if rows:
         session.execute(insert(LedgerNodeRow), rows)
+
+
+def insert_nodes_bulk(session: Session, completed: Sequence[CompletedNode]) -> None:
+    """Insert the complete nodes of a batch append in bulk (node.store.queries.insert_many),
+    in the appending transaction."""
+    queries.insert_many(session, LedgerNodeRow, ("level", "idx", "hash"), completed)
 
 
 def snapshot(session: Session) -> None:
@@ -183,6 +212,11 @@ def latest_checkpoint(session: Session) -> CheckpointRow | None:
     ).scalar_one_or_none()
 
 
+def checkpoint_of_size(session: Session, size: int) -> CheckpointRow | None:
+    """The checkpoint this node signed at exactly `size`, if any."""
+    return session.get(CheckpointRow, size)
+
+
 def checkpoint_covering(session: Session, index: int) -> CheckpointRow | None:
     """The latest checkpoint if it covers leaf `index` (size > index), else None."""
     latest = latest_checkpoint(session)
@@ -203,3 +237,41 @@ def iter_checkpoints(
             return
         yield from rows
         after = rows[-1].size
+
+
+def entries_with_leaves(
+    session: Session, start: int, stop: int
+) -> list[tuple[int, bytes, bytes | None]]:
+    """(index, entry bytes, stored leaf hash or None) for indexes [start, stop), in one query;
+    the caller bounds stop - start (one page of iter_entries_with_leaves, from `start`)."""
+    rows = session.execute(
+        select(LedgerEntryRow.idx, LedgerEntryRow.entry, LedgerNodeRow.hash)
+        .outerjoin(
+            LedgerNodeRow,
+            (LedgerNodeRow.level == 0) & (LedgerNodeRow.idx == LedgerEntryRow.idx),
+        )
+        .where(LedgerEntryRow.idx >= start, LedgerEntryRow.idx < stop)
+        .order_by(LedgerEntryRow.idx)
+    ).all()
+    return [(idx, entry, leaf) for idx, entry, leaf in rows]
+
+
+def checkpoint_at(session: Session, size: int) -> CheckpointRow | None:
+    """The stored checkpoint of exactly `size`, if this node signed one."""
+    return session.execute(
+        select(CheckpointRow).where(CheckpointRow.size == size)
+    ).scalar_one_or_none()
+
+
+def checkpoints_between(session: Session, first: int, last: int, limit: int) -> list[CheckpointRow]:
+    """Up to `limit` stored checkpoints with first <= size <= last, smallest first."""
+    return list(
+        session.execute(
+            select(CheckpointRow)
+            .where(CheckpointRow.size >= first, CheckpointRow.size <= last)
+            .order_by(CheckpointRow.size)
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )

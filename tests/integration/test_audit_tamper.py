@@ -27,10 +27,10 @@ from node.ids import new_message_id
 from node.ledger.audit import AuditFailure, check_proof_document, verify_export
 from node.ledger.merkle import leaf_hash
 from node.ledger.note import sign_note, split_note
-from node.services import audit, checkpoints, complaints, exchange
+from node.services import audit, checkpoints, complaints
 from node.services.context import NodeContext
 from tests.conftest import NodeFactory
-from tests.support.nodes import TestNode, link
+from tests.support.nodes import TestNode, hand_over, link
 
 REPORTER = {
     "reporter_name": "Siti Aminah Rahmawati",
@@ -53,15 +53,14 @@ def _draft(n: int) -> ComplaintDraft:
 
 def _deliver(sender: TestNode, receiver: TestNode) -> None:
     """Hand the sender's pending envelopes to the receiver, as the stream would."""
-    batch = [d for _, d in exchange.pending(sender.ctx(), receiver.ctx().node_id, 0, 100)]
-    result = exchange.receive_batch(receiver.ctx(), sender.ctx().node_id, batch)
-    assert result.error is None
+    assert hand_over(sender, receiver).error is None
 
 
 @dataclass
 class Federation:
     """National (the audited node) and its child province, with this ledger at national:
-    0 link, 1-2 complaints registered, 3 referral sent | cp 4 | 4 referral sent,
+    0 link, 1-2 complaints registered | cp 3 (signed to ride on referral 1) |
+    3 referral sent | cp 4 | 4 referral sent,
     5-6 receipts received | cp 7 | 7 complaint registered | cp 8."""
 
     national: TestNode
@@ -127,7 +126,7 @@ def _entry_bytes(ctx: NodeContext, index: int) -> bytes:
 def test_an_untouched_export_verifies_against_the_trusted_key(fed: Federation) -> None:
     """The honest ledger verifies: 8 entries, 3 checkpoints, the last at size 8."""
     report = verify_export(_export(fed.ctx), trusted_vkey=checkpoints.verifier_key(fed.ctx))
-    assert (report.entries, report.checkpoints, report.last_checkpoint_size) == (8, 3, 8)
+    assert (report.entries, report.checkpoints, report.last_checkpoint_size) == (8, 4, 8)
     assert verify_export(_export(fed.province.ctx())).entries == 3
 
 
@@ -234,8 +233,9 @@ def test_tampering_with_the_database_is_named(
 
 
 def test_a_substituted_signing_key_is_caught(fed: Federation) -> None:
-    """A new key in place of the node's: signing refuses, and verify names the first entry
-    the old key signed, or the key itself when the auditor pins the real one."""
+    """A new key in place of the node's: signing refuses, and verify names the first thing
+    the old key signed (here the checkpoint at size 3, which rode on the first referral),
+    or the key itself when the auditor pins the real one."""
     trusted = checkpoints.verifier_key(fed.ctx)
     config = fed.ctx.config.signing_key
     config.unlink()
@@ -249,7 +249,7 @@ def test_a_substituted_signing_key_is_caught(fed: Federation) -> None:
     finally:
         ctx.close()
     found = _failure(lines).finding
-    assert (found.kind, found.index) == ("bad-signature", 3), str(found)
+    assert (found.kind, found.checkpoint_size) == ("checkpoint-signature", 3), str(found)
     assert _failure(lines, trusted_vkey=trusted).finding.kind == "key"
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from node.crypto.card import NodeCard
-from node.services import links
+from node.services import exchange, links
 from node.services.context import NodeContext
 from node.services.setup import init_node
 
@@ -131,6 +131,12 @@ def make_node(root: Path, node_id: str, name: str, database_url: str) -> TestNod
     text = text.replace("reconnect_min_ms: 200", "reconnect_min_ms: 100")
     text = text.replace("reconnect_max_ms: 30000", "reconnect_max_ms: 1000")
     text = text.replace("grace_seconds: 5", "grace_seconds: 1")
+    # A free enrollment port of its own (the default, the port after `listen`, may be another
+    # test node's).
+    text = text.replace(
+        f'listen: "127.0.0.1:{port}"',
+        f'listen: "127.0.0.1:{port}"\n  enrollment_listen: "127.0.0.1:{free_port()}"',
+    )
     (directory / "node.yaml").write_text(text)
     return TestNode(node_id, name, directory, port, database_url)
 
@@ -175,3 +181,18 @@ def status_of(node: TestNode, tracking_id: str) -> tuple[str, str] | None:
     except NotFoundError:
         return None
     return view.status, view.holder
+
+
+def hand_over(sender: TestNode, receiver: TestNode, limit: int = 1000) -> exchange.BatchResult:
+    """Carry the sender's unacknowledged envelopes to the receiver in one batch, as a link
+    session would (Hello state, witness proofs, acknowledgement), without the network."""
+    s_ctx, r_ctx = sender.ctx(), receiver.ctx()
+    state = exchange.hello_state(r_ctx, s_ctx.node_id)
+    exchange.check_peer_holds(s_ctx, state.held_checkpoint_size, state.held_checkpoint_root)
+    rows, _ = exchange.pending(
+        s_ctx, r_ctx.node_id, state.last_received, limit, state.held_checkpoint_size
+    )
+    result = exchange.receive_batch(r_ctx, s_ctx.node_id, [d for _, d in rows])
+    if result.committed_through:
+        exchange.acknowledge(s_ctx, r_ctx.node_id, result.committed_through)
+    return result

@@ -16,6 +16,7 @@ from node.crypto.tls import dns_name
 from node.envelopes import seal
 from node.federation.runtime import exchange_service
 from node.ids import new_message_id
+from node.services import checkpoints
 from tests.support.nodes import TestNode
 
 
@@ -157,4 +158,7 @@ class FakeParent:
 
 
 def sealed(node: TestNode, env: envelope_pb2.Envelope) -> envelope_pb2.SignedEnvelope:
+    """Sign `env` as `node`, carrying `node`'s latest checkpoint as every envelope must."""
+    if not env.checkpoint:
+        env.checkpoint = checkpoints.sign(node.ctx())[0].note
     return seal(env, signing_key(node))

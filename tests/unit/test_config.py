@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
 
 from node.config import (
     FederationConfig,
+    LedgerConfig,
+    MetricsConfig,
     ServerConfig,
     default_config_path,
     load_config,
     render_config,
 )
+from node.crypto.tls import fingerprint, generate_auditor_identity
 from node.errors import ConfigError
 
 
@@ -37,6 +41,9 @@ def test_rendered_config_loads_with_its_values(tmp_path: Path) -> None:
     assert config.log_level == "info"
     assert config.log_format == "json"
     assert config.expected_children == ()
+    assert config.ledger == LedgerConfig(checkpoint_interval_seconds=60.0)
+    assert config.metrics == MetricsConfig() and not config.metrics.enabled
+    assert config.auditors == ()
     base = tmp_path.resolve()
     assert config.base_dir == base
     assert config.signing_key == base / "keys" / "signing.pem"
@@ -231,6 +238,42 @@ INVALID = [
         "expected_children",
         id="bad-child-id",
     ),
+    pytest.param(
+        _replace("checkpoint_interval_seconds: 60", "checkpoint_interval_seconds: 0"),
+        "ledger.checkpoint_interval_seconds must be positive",
+        id="interval-zero",
+    ),
+    pytest.param(
+        _replace("checkpoint_interval_seconds: 60", "checkpoint_interval_seconds: soon"),
+        "ledger.checkpoint_interval_seconds must be float",
+        id="interval-not-number",
+    ),
+    pytest.param(
+        _replace("checkpoint_interval_seconds: 60", "checkpoint_interval: 60"),
+        "unknown key(s) in 'ledger': checkpoint_interval",
+        id="unknown-ledger-key",
+    ),
+    pytest.param(
+        _replace('listen: ""', 'listen: "9464"'), "metrics.listen must be HOST:PORT", id="no-host"
+    ),
+    pytest.param(
+        _replace('listen: ""', 'listen: "127.0.0.1:"'),
+        "metrics.listen must be HOST:PORT",
+        id="no-port",
+    ),
+    pytest.param(
+        _replace('listen: ""', 'listen: "127.0.0.1:70000"'),
+        "metrics.listen must be HOST:PORT",
+        id="port-out-of-range",
+    ),
+    pytest.param(
+        _replace('listen: ""', "listen: 9464"), "metrics.listen must be HOST:PORT", id="int"
+    ),
+    pytest.param(
+        _replace('listen: ""', 'listen: ""\n  path: /m'),
+        "unknown key(s) in 'metrics': path",
+        id="unknown-metrics-key",
+    ),
 ]
 
 
@@ -282,3 +325,117 @@ def test_unknown_keys_are_refused_in_every_section(
     """A misspelt key in any section raises ConfigError naming it."""
     with pytest.raises(ConfigError, match=key):
         load_config(_write(tmp_path, _replace(old, new)))
+
+
+# Ledger, metrics, auditors ------------------------------------------------------------------
+
+
+def test_checkpoint_interval_takes_fractions_of_a_second(tmp_path: Path) -> None:
+    """ledger.checkpoint_interval_seconds is read as a float number of seconds."""
+    text = _replace("checkpoint_interval_seconds: 60", "checkpoint_interval_seconds: 0.25")
+    assert load_config(_write(tmp_path, text)).ledger.checkpoint_interval_seconds == 0.25
+
+
+@pytest.mark.parametrize(
+    ("listen", "address"),
+    [("127.0.0.1:9464", ("127.0.0.1", 9464)), ("[::1]:9464", ("::1", 9464))],
+    ids=["ipv4", "ipv6"],
+)
+def test_metrics_listen_is_host_and_port(
+    tmp_path: Path, listen: str, address: tuple[str, int]
+) -> None:
+    """metrics.listen HOST:PORT turns the endpoint on at that address."""
+    metrics = load_config(_write(tmp_path, _replace('listen: ""', f'listen: "{listen}"'))).metrics
+    assert metrics.enabled and metrics.address == address
+
+
+def test_a_section_left_empty_takes_its_defaults(tmp_path: Path) -> None:
+    """`metrics:`, `ledger:` and `auditors:` with nothing under them mean the defaults."""
+    config = load_config(
+        _write(tmp_path, "node: {id: id-64, name: X}\nmetrics:\nledger:\nauditors:\n")
+    )
+    assert (config.metrics, config.ledger, config.auditors) == (MetricsConfig(), LedgerConfig(), ())
+
+
+def _auditor_cert(folder: Path, name: str) -> bytes:
+    pem = generate_auditor_identity(name, dt.datetime.now(dt.UTC)).cert_pem
+    folder.mkdir(exist_ok=True)
+    (folder / f"{name.split()[0].lower()}.crt").write_bytes(pem)
+    return pem
+
+
+def _auditors(*items: str) -> str:
+    return _replace("auditors: []", "auditors:\n" + "".join(items))
+
+
+def _item(name: str, certificate: str) -> str:
+    return f"  - name: {name}\n    certificate: {certificate}\n"
+
+
+def test_auditors_are_read_and_pinned_relative_to_the_config(tmp_path: Path) -> None:
+    """Each listed auditor's certificate is read (its path relative to node.yaml's folder)
+    and pinned by its SHA-256 fingerprint."""
+    ombudsman = _auditor_cert(tmp_path / "auditors", "Ombudsman RI")
+    itjen = _auditor_cert(tmp_path / "auditors", "Itjen Kemendagri")
+    text = _auditors(
+        _item('"Ombudsman RI"', "auditors/ombudsman.crt"),
+        _item('"Itjen Kemendagri"', str((tmp_path / "auditors" / "itjen.crt").resolve())),
+    )
+    auditors = load_config(_write(tmp_path, text)).auditors
+    assert [(a.name, a.cert_pem, a.fingerprint) for a in auditors] == [
+        ("Ombudsman RI", ombudsman, fingerprint(ombudsman)),
+        ("Itjen Kemendagri", itjen, fingerprint(itjen)),
+    ]
+    assert auditors[0].certificate == tmp_path.resolve() / "auditors" / "ombudsman.crt"
+
+
+BAD_AUDITORS = [
+    pytest.param(
+        _replace("auditors: []", "auditors: {name: X}"), "auditors must be a list", id="not-list"
+    ),
+    pytest.param(
+        _auditors("  - auditors/ombudsman.crt\n"),
+        "auditors[0] must be a mapping",
+        id="item-not-mapping",
+    ),
+    pytest.param(
+        _auditors(_item('" "', "auditors/ombudsman.crt")), "auditors[0].name", id="blank-name"
+    ),
+    pytest.param(
+        _auditors("  - name: X\n"),
+        "auditors[0].certificate must be a file path",
+        id="no-certificate",
+    ),
+    pytest.param(
+        _auditors(_item("X", "auditors/ombudsman.crt") + "    key: k\n"),
+        "unknown key(s) in 'auditors[0]': key",
+        id="unknown-key",
+    ),
+    pytest.param(_auditors(_item("X", "auditors/missing.crt")), "cannot read", id="missing-file"),
+    pytest.param(
+        _auditors(_item("X", "node.yaml")), "is not a PEM X.509 certificate", id="not-a-certificate"
+    ),
+    pytest.param(
+        _auditors(_item("X", "auditors/ombudsman.crt"), _item("X", "auditors/itjen.crt")),
+        "auditors[1]: auditor 'X' is listed twice",
+        id="duplicate-name",
+    ),
+    pytest.param(
+        _auditors(_item("X", "auditors/ombudsman.crt"), _item("Y", "auditors/ombudsman.crt")),
+        "the same certificate as auditor 'X'",
+        id="duplicate-certificate",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "names"), BAD_AUDITORS)
+def test_bad_auditors_raise_config_error_saying_which(
+    tmp_path: Path, text: str, names: str
+) -> None:
+    """A malformed auditors list, a missing or non-certificate file, or an auditor listed
+    twice (by name or by certificate) raises ConfigError naming the entry."""
+    _auditor_cert(tmp_path / "auditors", "Ombudsman RI")
+    _auditor_cert(tmp_path / "auditors", "Itjen Kemendagri")
+    with pytest.raises(ConfigError) as caught:
+        load_config(_write(tmp_path, text))
+    assert names in str(caught.value)

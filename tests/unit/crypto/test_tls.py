@@ -16,8 +16,10 @@ from cryptography.x509.oid import NameOID
 
 from node.config import load_config
 from node.crypto.tls import (
+    auditor_slug,
     dns_name,
     fingerprint,
+    generate_auditor_identity,
     generate_tls_identity,
     node_id_from_certificate,
 )
@@ -157,3 +159,41 @@ def test_init_writes_private_keys_0600_and_never_replaces_them(tmp_path: Path) -
     init_node(None, None, None, config_path=config_path)
     assert [p.read_bytes() for p in files] == before
     assert node_id_from_certificate(config.tls_cert.read_bytes()) == "id-64"
+
+
+# Auditors ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [
+        ("Ombudsman RI", "ombudsman-ri"),
+        ("  Inspektorat Jenderal -- Kemendagri ", "inspektorat-jenderal-kemendagri"),
+        ("BPK (Perwakilan Kaltim)", "bpk-perwakilan-kaltim"),
+        ("x" * 80, "x" * 63),
+    ],
+    ids=["spaces", "runs-and-edges", "punctuation", "too-long"],
+)
+def test_auditor_slug(name: str, slug: str) -> None:
+    """An auditor's name becomes a lowercase slug of at most 63 letters, digits and dashes."""
+    assert auditor_slug(name) == slug
+
+
+def test_auditor_slug_needs_a_letter_or_digit() -> None:
+    """A name with no letter or digit has no slug: ValidationError."""
+    with pytest.raises(ValidationError, match="at least one letter or digit"):
+        auditor_slug(" -- ")
+
+
+def test_auditor_certificate_is_named_apart_from_nodes() -> None:
+    """An auditor's certificate is self-signed ECDSA P-256 with only the URI SAN
+    lapor-node-auditor://<slug>, and node_id_from_certificate refuses it."""
+    identity = generate_auditor_identity("Ombudsman RI", NOW)
+    cert = x509.load_pem_x509_certificate(identity.cert_pem)
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert list(san) == [x509.UniformResourceIdentifier("lapor-node-auditor://ombudsman-ri")]
+    assert isinstance(cert.public_key(), ec.EllipticCurvePublicKey)
+    cert.verify_directly_issued_by(cert)
+    assert cert.not_valid_before_utc <= NOW
+    with pytest.raises(ValidationError, match="found 0"):
+        node_id_from_certificate(identity.cert_pem)

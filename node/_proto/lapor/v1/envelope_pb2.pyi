@@ -2,6 +2,7 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from node._proto.lapor.v1 import complaint_pb2 as _complaint_pb2
+from node._proto.lapor.v1 import trust_pb2 as _trust_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Mapping as _Mapping
@@ -22,22 +23,26 @@ class SignedEnvelope(_message.Message):
     def __init__(self, body: _Optional[bytes] = ..., signer: _Optional[str] = ..., key_id: _Optional[bytes] = ..., signature: _Optional[bytes] = ...) -> None: ...
 
 class Envelope(_message.Message):
-    __slots__ = ("message_id", "sender", "recipient", "sequence", "sent_at", "referral", "receipt")
+    __slots__ = ("message_id", "sender", "recipient", "sequence", "sent_at", "checkpoint", "referral", "receipt", "key_rotation")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     SENDER_FIELD_NUMBER: _ClassVar[int]
     RECIPIENT_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     SENT_AT_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     REFERRAL_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    KEY_ROTATION_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     sender: str
     recipient: str
     sequence: int
     sent_at: _timestamp_pb2.Timestamp
+    checkpoint: bytes
     referral: Referral
     receipt: Receipt
-    def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., recipient: _Optional[str] = ..., sequence: _Optional[int] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., referral: _Optional[_Union[Referral, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ...) -> None: ...
+    key_rotation: _trust_pb2.SignedKeyRotation
+    def __init__(self, message_id: _Optional[str] = ..., sender: _Optional[str] = ..., recipient: _Optional[str] = ..., sequence: _Optional[int] = ..., sent_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., checkpoint: _Optional[bytes] = ..., referral: _Optional[_Union[Referral, _Mapping]] = ..., receipt: _Optional[_Union[Receipt, _Mapping]] = ..., key_rotation: _Optional[_Union[_trust_pb2.SignedKeyRotation, _Mapping]] = ...) -> None: ...
 
 class Referral(_message.Message):
     __slots__ = ("complaint",)

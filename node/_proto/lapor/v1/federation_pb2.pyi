@@ -1,7 +1,8 @@
 from node._proto.lapor.v1 import envelope_pb2 as _envelope_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -31,22 +32,30 @@ class Frame(_message.Message):
     def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., delivery: _Optional[_Union[Delivery, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., rejection: _Optional[_Union[Rejection, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("protocol_version", "last_received_sequence")
+    __slots__ = ("protocol_version", "last_received_sequence", "held_checkpoint_size", "held_checkpoint_root")
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     LAST_RECEIVED_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
+    HELD_CHECKPOINT_SIZE_FIELD_NUMBER: _ClassVar[int]
+    HELD_CHECKPOINT_ROOT_FIELD_NUMBER: _ClassVar[int]
     protocol_version: int
     last_received_sequence: int
-    def __init__(self, protocol_version: _Optional[int] = ..., last_received_sequence: _Optional[int] = ...) -> None: ...
+    held_checkpoint_size: int
+    held_checkpoint_root: bytes
+    def __init__(self, protocol_version: _Optional[int] = ..., last_received_sequence: _Optional[int] = ..., held_checkpoint_size: _Optional[int] = ..., held_checkpoint_root: _Optional[bytes] = ...) -> None: ...
 
 class Delivery(_message.Message):
-    __slots__ = ("envelope", "content", "content_salt")
+    __slots__ = ("envelope", "content", "content_salt", "proof_held_size", "consistency_proof")
     ENVELOPE_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     CONTENT_SALT_FIELD_NUMBER: _ClassVar[int]
+    PROOF_HELD_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_PROOF_FIELD_NUMBER: _ClassVar[int]
     envelope: _envelope_pb2.SignedEnvelope
     content: bytes
     content_salt: bytes
-    def __init__(self, envelope: _Optional[_Union[_envelope_pb2.SignedEnvelope, _Mapping]] = ..., content: _Optional[bytes] = ..., content_salt: _Optional[bytes] = ...) -> None: ...
+    proof_held_size: int
+    consistency_proof: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, envelope: _Optional[_Union[_envelope_pb2.SignedEnvelope, _Mapping]] = ..., content: _Optional[bytes] = ..., content_salt: _Optional[bytes] = ..., proof_held_size: _Optional[int] = ..., consistency_proof: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class Ack(_message.Message):
     __slots__ = ("sequence",)

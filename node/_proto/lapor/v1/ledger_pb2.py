@@ -25,27 +25,46 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from node._proto.lapor.v1 import complaint_pb2 as lapor_dot_v1_dot_complaint__pb2
 from node._proto.lapor.v1 import envelope_pb2 as lapor_dot_v1_dot_envelope__pb2
+from node._proto.lapor.v1 import trust_pb2 as lapor_dot_v1_dot_trust__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15lapor/v1/ledger.proto\x12\x08lapor.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18lapor/v1/complaint.proto\x1a\x17lapor/v1/envelope.proto\"\xee\x02\n\x0bLedgerEntry\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12/\n\x0brecorded_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12=\n\x14\x63omplaint_registered\x18\n \x01(\x0b\x32\x1d.lapor.v1.ComplaintRegisteredH\x00\x12/\n\rreferral_sent\x18\x0b \x01(\x0b\x32\x16.lapor.v1.ReferralSentH\x00\x12\x37\n\x11referral_received\x18\x0c \x01(\x0b\x32\x1a.lapor.v1.ReferralReceivedH\x00\x12\x35\n\x10receipt_received\x18\r \x01(\x0b\x32\x19.lapor.v1.ReceiptReceivedH\x00\x12\x35\n\x10link_established\x18\x0e \x01(\x0b\x32\x19.lapor.v1.LinkEstablishedH\x00\x42\x06\n\x04kind\"D\n\x13\x43omplaintRegistered\x12-\n\tcomplaint\x18\x01 \x01(\x0b\x32\x1a.lapor.v1.ComplaintSummary\":\n\x0cReferralSent\x12*\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x18.lapor.v1.SignedEnvelope\">\n\x10ReferralReceived\x12*\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x18.lapor.v1.SignedEnvelope\"=\n\x0fReceiptReceived\x12*\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x18.lapor.v1.SignedEnvelope\"\x8a\x01\n\x0fLinkEstablished\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12 \n\x04role\x18\x02 \x01(\x0e\x32\x12.lapor.v1.PeerRole\x12\x11\n\tpeer_name\x18\x03 \x01(\t\x12\x18\n\x10peer_signing_key\x18\x04 \x01(\x0c\x12\x17\n\x0fpeer_tls_sha256\x18\x05 \x01(\x0c*P\n\x08PeerRole\x12\x19\n\x15PEER_ROLE_UNSPECIFIED\x10\x00\x12\x14\n\x10PEER_ROLE_PARENT\x10\x01\x12\x13\n\x0fPEER_ROLE_CHILD\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15lapor/v1/ledger.proto\x12\x08lapor.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18lapor/v1/complaint.proto\x1a\x17lapor/v1/envelope.proto\x1a\x14lapor/v1/trust.proto\"\xa6\x06\n\x0bLedgerEntry\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12/\n\x0brecorded_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12=\n\x14\x63omplaint_registered\x18\n \x01(\x0b\x32\x1d.lapor.v1.ComplaintRegisteredH\x00\x12/\n\rreferral_sent\x18\x0b \x01(\x0b\x32\x16.lapor.v1.ReferralSentH\x00\x12\x37\n\x11referral_received\x18\x0c \x01(\x0b\x32\x1a.lapor.v1.ReferralReceivedH\x00\x12\x35\n\x10receipt_received\x18\r \x01(\x0b\x32\x19.lapor.v1.ReceiptReceivedH\x00\x12\x35\n\x10link_established\x18\x0e \x01(\x0b\x32\x19.lapor.v1.LinkEstablishedH\x00\x12\x38\n\x12peer_fork_detected\x18\x0f \x01(\x0b\x32\x1a.lapor.v1.PeerForkDetectedH\x00\x12@\n\x16peer_suspension_lifted\x18\x10 \x01(\x0b\x32\x1e.lapor.v1.PeerSuspensionLiftedH\x00\x12\x31\n\x0e\x63ontent_erased\x18\x11 \x01(\x0b\x32\x17.lapor.v1.ContentErasedH\x00\x12+\n\x0blink_agreed\x18\x12 \x01(\x0b\x32\x14.lapor.v1.LinkAgreedH\x00\x12-\n\x0clink_revoked\x18\x13 \x01(\x0b\x32\x15.lapor.v1.LinkRevokedH\x00\x12+\n\x0bkey_rotated\x18\x14 \x01(\x0b\x32\x14.lapor.v1.KeyRotatedH\x00\x12\x34\n\x10peer_key_rotated\x18\x15 \x01(\x0b\x32\x18.lapor.v1.PeerKeyRotatedH\x00\x12H\n\x1a\x61\x64ministration_handed_over\x18\x16 \x01(\x0b\x32\".lapor.v1.AdministrationHandedOverH\x00\x42\x06\n\x04kind\"D\n\x13\x43omplaintRegistered\x12-\n\tcomplaint\x18\x01 \x01(\x0b\x32\x1a.lapor.v1.ComplaintSummary\":\n\x0cReferralSent\x12*\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x18.lapor.v1.SignedEnvelope\">\n\x10ReferralReceived\x12*\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x18.lapor.v1.SignedEnvelope\"=\n\x0fReceiptReceived\x12*\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x18.lapor.v1.SignedEnvelope\"\x8a\x01\n\x0fLinkEstablished\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12 \n\x04role\x18\x02 \x01(\x0e\x32\x12.lapor.v1.PeerRole\x12\x11\n\tpeer_name\x18\x03 \x01(\t\x12\x18\n\x10peer_signing_key\x18\x04 \x01(\x0c\x12\x17\n\x0fpeer_tls_sha256\x18\x05 \x01(\x0c\"\xdc\x01\n\x10PeerForkDetected\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12 \n\x04kind\x18\x02 \x01(\x0e\x32\x12.lapor.v1.ForkKind\x12\x17\n\x0fheld_checkpoint\x18\x03 \x01(\x0c\x12\x1c\n\x14presented_checkpoint\x18\x04 \x01(\x0c\x12\x17\n\x0fproof_held_size\x18\x05 \x01(\x04\x12\x19\n\x11\x63onsistency_proof\x18\x06 \x03(\x0c\x12*\n\x08\x65nvelope\x18\x07 \x01(\x0b\x32\x18.lapor.v1.SignedEnvelope\"Q\n\x14PeerSuspensionLifted\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\x18\n\x10\x66ork_entry_index\x18\x02 \x01(\x04\x12\x0e\n\x06reason\x18\x03 \x01(\t\"P\n\rContentErased\x12\x13\n\x0btracking_id\x18\x01 \x01(\t\x12\x1a\n\x12\x63ontent_commitment\x18\x02 \x01(\x0c\x12\x0e\n\x06reason\x18\x03 \x01(\t\"j\n\nLinkAgreed\x12\x30\n\tagreement\x18\x01 \x01(\x0b\x32\x1d.lapor.v1.SignedLinkAgreement\x12*\n\x0cparent_chain\x18\x02 \x01(\x0b\x32\x14.lapor.v1.TrustChain\"A\n\x0bLinkRevoked\x12\x32\n\nrevocation\x18\x01 \x01(\x0b\x32\x1e.lapor.v1.SignedLinkRevocation\";\n\nKeyRotated\x12-\n\x08rotation\x18\x01 \x01(\x0b\x32\x1b.lapor.v1.SignedKeyRotation\"?\n\x0ePeerKeyRotated\x12-\n\x08rotation\x18\x01 \x01(\x0b\x32\x1b.lapor.v1.SignedKeyRotation\"N\n\x18\x41\x64ministrationHandedOver\x12\x32\n\x08handover\x18\x01 \x01(\x0b\x32 .lapor.v1.AdministrationHandover*P\n\x08PeerRole\x12\x19\n\x15PEER_ROLE_UNSPECIFIED\x10\x00\x12\x14\n\x10PEER_ROLE_PARENT\x10\x01\x12\x13\n\x0fPEER_ROLE_CHILD\x10\x02*r\n\x08\x46orkKind\x12\x19\n\x15\x46ORK_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13\x46ORK_KIND_SAME_SIZE\x10\x01\x12\x1a\n\x16\x46ORK_KIND_INCONSISTENT\x10\x02\x12\x16\n\x12\x46ORK_KIND_ROLLBACK\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lapor.v1.ledger_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PEERROLE']._serialized_start=886
-  _globals['_PEERROLE']._serialized_end=966
-  _globals['_LEDGERENTRY']._serialized_start=120
-  _globals['_LEDGERENTRY']._serialized_end=486
-  _globals['_COMPLAINTREGISTERED']._serialized_start=488
-  _globals['_COMPLAINTREGISTERED']._serialized_end=556
-  _globals['_REFERRALSENT']._serialized_start=558
-  _globals['_REFERRALSENT']._serialized_end=616
-  _globals['_REFERRALRECEIVED']._serialized_start=618
-  _globals['_REFERRALRECEIVED']._serialized_end=680
-  _globals['_RECEIPTRECEIVED']._serialized_start=682
-  _globals['_RECEIPTRECEIVED']._serialized_end=743
-  _globals['_LINKESTABLISHED']._serialized_start=746
-  _globals['_LINKESTABLISHED']._serialized_end=884
+  _globals['_PEERROLE']._serialized_start=2117
+  _globals['_PEERROLE']._serialized_end=2197
+  _globals['_FORKKIND']._serialized_start=2199
+  _globals['_FORKKIND']._serialized_end=2313
+  _globals['_LEDGERENTRY']._serialized_start=142
+  _globals['_LEDGERENTRY']._serialized_end=948
+  _globals['_COMPLAINTREGISTERED']._serialized_start=950
+  _globals['_COMPLAINTREGISTERED']._serialized_end=1018
+  _globals['_REFERRALSENT']._serialized_start=1020
+  _globals['_REFERRALSENT']._serialized_end=1078
+  _globals['_REFERRALRECEIVED']._serialized_start=1080
+  _globals['_REFERRALRECEIVED']._serialized_end=1142
+  _globals['_RECEIPTRECEIVED']._serialized_start=1144
+  _globals['_RECEIPTRECEIVED']._serialized_end=1205
+  _globals['_LINKESTABLISHED']._serialized_start=1208
+  _globals['_LINKESTABLISHED']._serialized_end=1346
+  _globals['_PEERFORKDETECTED']._serialized_start=1349
+  _globals['_PEERFORKDETECTED']._serialized_end=1569
+  _globals['_PEERSUSPENSIONLIFTED']._serialized_start=1571
+  _globals['_PEERSUSPENSIONLIFTED']._serialized_end=1652
+  _globals['_CONTENTERASED']._serialized_start=1654
+  _globals['_CONTENTERASED']._serialized_end=1734
+  _globals['_LINKAGREED']._serialized_start=1736
+  _globals['_LINKAGREED']._serialized_end=1842
+  _globals['_LINKREVOKED']._serialized_start=1844
+  _globals['_LINKREVOKED']._serialized_end=1909
+  _globals['_KEYROTATED']._serialized_start=1911
+  _globals['_KEYROTATED']._serialized_end=1970
+  _globals['_PEERKEYROTATED']._serialized_start=1972
+  _globals['_PEERKEYROTATED']._serialized_end=2035
+  _globals['_ADMINISTRATIONHANDEDOVER']._serialized_start=2037
+  _globals['_ADMINISTRATIONHANDEDOVER']._serialized_end=2115
 # @@protoc_insertion_point(module_scope)

@@ -3,10 +3,12 @@ import datetime
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from node._proto.lapor.v1 import complaint_pb2 as _complaint_pb2
 from node._proto.lapor.v1 import envelope_pb2 as _envelope_pb2
+from node._proto.lapor.v1 import trust_pb2 as _trust_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -16,12 +18,23 @@ class PeerRole(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PEER_ROLE_UNSPECIFIED: _ClassVar[PeerRole]
     PEER_ROLE_PARENT: _ClassVar[PeerRole]
     PEER_ROLE_CHILD: _ClassVar[PeerRole]
+
+class ForkKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FORK_KIND_UNSPECIFIED: _ClassVar[ForkKind]
+    FORK_KIND_SAME_SIZE: _ClassVar[ForkKind]
+    FORK_KIND_INCONSISTENT: _ClassVar[ForkKind]
+    FORK_KIND_ROLLBACK: _ClassVar[ForkKind]
 PEER_ROLE_UNSPECIFIED: PeerRole
 PEER_ROLE_PARENT: PeerRole
 PEER_ROLE_CHILD: PeerRole
+FORK_KIND_UNSPECIFIED: ForkKind
+FORK_KIND_SAME_SIZE: ForkKind
+FORK_KIND_INCONSISTENT: ForkKind
+FORK_KIND_ROLLBACK: ForkKind
 
 class LedgerEntry(_message.Message):
-    __slots__ = ("node_id", "recorded_at", "complaint_registered", "referral_sent", "referral_received", "receipt_received", "link_established")
+    __slots__ = ("node_id", "recorded_at", "complaint_registered", "referral_sent", "referral_received", "receipt_received", "link_established", "peer_fork_detected", "peer_suspension_lifted", "content_erased", "link_agreed", "link_revoked", "key_rotated", "peer_key_rotated", "administration_handed_over")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
     COMPLAINT_REGISTERED_FIELD_NUMBER: _ClassVar[int]
@@ -29,6 +42,14 @@ class LedgerEntry(_message.Message):
     REFERRAL_RECEIVED_FIELD_NUMBER: _ClassVar[int]
     RECEIPT_RECEIVED_FIELD_NUMBER: _ClassVar[int]
     LINK_ESTABLISHED_FIELD_NUMBER: _ClassVar[int]
+    PEER_FORK_DETECTED_FIELD_NUMBER: _ClassVar[int]
+    PEER_SUSPENSION_LIFTED_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_ERASED_FIELD_NUMBER: _ClassVar[int]
+    LINK_AGREED_FIELD_NUMBER: _ClassVar[int]
+    LINK_REVOKED_FIELD_NUMBER: _ClassVar[int]
+    KEY_ROTATED_FIELD_NUMBER: _ClassVar[int]
+    PEER_KEY_ROTATED_FIELD_NUMBER: _ClassVar[int]
+    ADMINISTRATION_HANDED_OVER_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     recorded_at: _timestamp_pb2.Timestamp
     complaint_registered: ComplaintRegistered
@@ -36,7 +57,15 @@ class LedgerEntry(_message.Message):
     referral_received: ReferralReceived
     receipt_received: ReceiptReceived
     link_established: LinkEstablished
-    def __init__(self, node_id: _Optional[str] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complaint_registered: _Optional[_Union[ComplaintRegistered, _Mapping]] = ..., referral_sent: _Optional[_Union[ReferralSent, _Mapping]] = ..., referral_received: _Optional[_Union[ReferralReceived, _Mapping]] = ..., receipt_received: _Optional[_Union[ReceiptReceived, _Mapping]] = ..., link_established: _Optional[_Union[LinkEstablished, _Mapping]] = ...) -> None: ...
+    peer_fork_detected: PeerForkDetected
+    peer_suspension_lifted: PeerSuspensionLifted
+    content_erased: ContentErased
+    link_agreed: LinkAgreed
+    link_revoked: LinkRevoked
+    key_rotated: KeyRotated
+    peer_key_rotated: PeerKeyRotated
+    administration_handed_over: AdministrationHandedOver
+    def __init__(self, node_id: _Optional[str] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complaint_registered: _Optional[_Union[ComplaintRegistered, _Mapping]] = ..., referral_sent: _Optional[_Union[ReferralSent, _Mapping]] = ..., referral_received: _Optional[_Union[ReferralReceived, _Mapping]] = ..., receipt_received: _Optional[_Union[ReceiptReceived, _Mapping]] = ..., link_established: _Optional[_Union[LinkEstablished, _Mapping]] = ..., peer_fork_detected: _Optional[_Union[PeerForkDetected, _Mapping]] = ..., peer_suspension_lifted: _Optional[_Union[PeerSuspensionLifted, _Mapping]] = ..., content_erased: _Optional[_Union[ContentErased, _Mapping]] = ..., link_agreed: _Optional[_Union[LinkAgreed, _Mapping]] = ..., link_revoked: _Optional[_Union[LinkRevoked, _Mapping]] = ..., key_rotated: _Optional[_Union[KeyRotated, _Mapping]] = ..., peer_key_rotated: _Optional[_Union[PeerKeyRotated, _Mapping]] = ..., administration_handed_over: _Optional[_Union[AdministrationHandedOver, _Mapping]] = ...) -> None: ...
 
 class ComplaintRegistered(_message.Message):
     __slots__ = ("complaint",)
@@ -75,3 +104,73 @@ class LinkEstablished(_message.Message):
     peer_signing_key: bytes
     peer_tls_sha256: bytes
     def __init__(self, peer_id: _Optional[str] = ..., role: _Optional[_Union[PeerRole, str]] = ..., peer_name: _Optional[str] = ..., peer_signing_key: _Optional[bytes] = ..., peer_tls_sha256: _Optional[bytes] = ...) -> None: ...
+
+class PeerForkDetected(_message.Message):
+    __slots__ = ("peer_id", "kind", "held_checkpoint", "presented_checkpoint", "proof_held_size", "consistency_proof", "envelope")
+    PEER_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    HELD_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    PRESENTED_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    PROOF_HELD_SIZE_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_PROOF_FIELD_NUMBER: _ClassVar[int]
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    peer_id: str
+    kind: ForkKind
+    held_checkpoint: bytes
+    presented_checkpoint: bytes
+    proof_held_size: int
+    consistency_proof: _containers.RepeatedScalarFieldContainer[bytes]
+    envelope: _envelope_pb2.SignedEnvelope
+    def __init__(self, peer_id: _Optional[str] = ..., kind: _Optional[_Union[ForkKind, str]] = ..., held_checkpoint: _Optional[bytes] = ..., presented_checkpoint: _Optional[bytes] = ..., proof_held_size: _Optional[int] = ..., consistency_proof: _Optional[_Iterable[bytes]] = ..., envelope: _Optional[_Union[_envelope_pb2.SignedEnvelope, _Mapping]] = ...) -> None: ...
+
+class PeerSuspensionLifted(_message.Message):
+    __slots__ = ("peer_id", "fork_entry_index", "reason")
+    PEER_ID_FIELD_NUMBER: _ClassVar[int]
+    FORK_ENTRY_INDEX_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    peer_id: str
+    fork_entry_index: int
+    reason: str
+    def __init__(self, peer_id: _Optional[str] = ..., fork_entry_index: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ContentErased(_message.Message):
+    __slots__ = ("tracking_id", "content_commitment", "reason")
+    TRACKING_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_COMMITMENT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    tracking_id: str
+    content_commitment: bytes
+    reason: str
+    def __init__(self, tracking_id: _Optional[str] = ..., content_commitment: _Optional[bytes] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class LinkAgreed(_message.Message):
+    __slots__ = ("agreement", "parent_chain")
+    AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    PARENT_CHAIN_FIELD_NUMBER: _ClassVar[int]
+    agreement: _trust_pb2.SignedLinkAgreement
+    parent_chain: _trust_pb2.TrustChain
+    def __init__(self, agreement: _Optional[_Union[_trust_pb2.SignedLinkAgreement, _Mapping]] = ..., parent_chain: _Optional[_Union[_trust_pb2.TrustChain, _Mapping]] = ...) -> None: ...
+
+class LinkRevoked(_message.Message):
+    __slots__ = ("revocation",)
+    REVOCATION_FIELD_NUMBER: _ClassVar[int]
+    revocation: _trust_pb2.SignedLinkRevocation
+    def __init__(self, revocation: _Optional[_Union[_trust_pb2.SignedLinkRevocation, _Mapping]] = ...) -> None: ...
+
+class KeyRotated(_message.Message):
+    __slots__ = ("rotation",)
+    ROTATION_FIELD_NUMBER: _ClassVar[int]
+    rotation: _trust_pb2.SignedKeyRotation
+    def __init__(self, rotation: _Optional[_Union[_trust_pb2.SignedKeyRotation, _Mapping]] = ...) -> None: ...
+
+class PeerKeyRotated(_message.Message):
+    __slots__ = ("rotation",)
+    ROTATION_FIELD_NUMBER: _ClassVar[int]
+    rotation: _trust_pb2.SignedKeyRotation
+    def __init__(self, rotation: _Optional[_Union[_trust_pb2.SignedKeyRotation, _Mapping]] = ...) -> None: ...
+
+class AdministrationHandedOver(_message.Message):
+    __slots__ = ("handover",)
+    HANDOVER_FIELD_NUMBER: _ClassVar[int]
+    handover: _trust_pb2.AdministrationHandover
+    def __init__(self, handover: _Optional[_Union[_trust_pb2.AdministrationHandover, _Mapping]] = ...) -> None: ...

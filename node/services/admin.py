@@ -1,0 +1,231 @@
+"""Who administers a node and who operates it: local operator credentials and handovers.
+
+Local authentication (docs/operator-guide.md, "Who may operate a node"):
+- An operator credential is a random 256-bit secret written as one line,
+  `lapor-operator1.<base64url>`, to a file readable only by its owner (0600). The node
+  keeps only its SHA-256, so a copy of the database does not reveal it.
+- Every CLI command that changes the node (intake, disposition, erasure, links, keys,
+  handover) presents the credential: `--credential FILE`, else $LAPOR_NODE_CREDENTIAL,
+  else `operator.credential` beside node.yaml. It must be the one active credential.
+- `init` issues the first credential to whoever creates the node. `admin handover` issues
+  the next one, revokes the previous one at once, and records in the ledger which unit
+  administers the node and who operates it (AdministrationHandedOver), so the history
+  survives a change of team (Inspectorate -> Diskominfo).
+The database and key files stay protected by file permissions on the data directory;
+the credential is what makes a handover take effect for people who keep a copy of it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from node._proto.lapor.v1 import ledger_pb2, trust_pb2
+from node.crypto.keyfiles import write_private
+from node.errors import ConfigError, PermissionDeniedError, ValidationError
+from node.services._ledger import record
+from node.services.context import NodeContext
+from node.store.models import OperatorRow
+
+__all__ = [
+    "CREDENTIAL_ENV",
+    "CREDENTIAL_FILE",
+    "CREDENTIAL_PREFIX",
+    "Handover",
+    "OperatorView",
+    "authenticate",
+    "credential_path",
+    "current",
+    "handover",
+    "issue_initial",
+]
+
+CREDENTIAL_PREFIX = "lapor-operator1."
+CREDENTIAL_FILE = "operator.credential"
+CREDENTIAL_ENV = "LAPOR_NODE_CREDENTIAL"
+_MAX_NAME = 200
+
+
+@dataclass(frozen=True)
+class OperatorView:
+    unit: str
+    operator: str
+    issued_at: str
+    ledger_index: int | None
+
+
+@dataclass(frozen=True)
+class Handover:
+    unit: str
+    operator: str
+    previous_unit: str
+    previous_operator: str
+    ledger_index: int
+    credential_file: Path
+
+
+def credential_path(ctx: NodeContext, given: Path | None = None) -> Path:
+    """Where the operator's credential is read from (see the module docstring)."""
+    if given is not None:
+        return given
+    env = os.environ.get(CREDENTIAL_ENV)
+    if env:
+        return Path(env)
+    return ctx.config.base_dir / CREDENTIAL_FILE
+
+
+def _new_credential() -> str:
+    return CREDENTIAL_PREFIX + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip(
+        "="
+    )
+
+
+def _digest(credential: str) -> bytes:
+    return hashlib.sha256(credential.strip().encode()).digest()
+
+
+def _active(session: Session) -> OperatorRow | None:
+    return session.execute(
+        select(OperatorRow).where(OperatorRow.revoked_at.is_(None)).order_by(OperatorRow.id)
+    ).scalar_one_or_none()
+
+
+def _view(row: OperatorRow) -> OperatorView:
+    return OperatorView(row.unit, row.operator, row.issued_at.isoformat(), row.ledger_index)
+
+
+def _name(what: str, value: str) -> str:
+    value = " ".join(value.split())
+    if not value:
+        raise ValidationError(f"{what} must not be empty")
+    if len(value) > _MAX_NAME:
+        raise ValidationError(f"{what} is longer than {_MAX_NAME} characters")
+    return value
+
+
+def _stage_credential(path: Path, credential: str, *, replace: bool) -> Path:
+    """Write the credential beside `path` (0600); the caller moves it in after commit."""
+    if path.exists() and not replace:
+        raise ConfigError(f"{path} already exists; choose another --credential-out")
+    staged = path.with_name(path.name + ".new")
+    staged.unlink(missing_ok=True)
+    write_private(staged, (credential + "\n").encode())
+    return staged
+
+
+def issue_initial(ctx: NodeContext, unit: str) -> Path | None:
+    """At `init`: the first credential, to whoever creates the node (no ledger entry; the
+    first handover records who administers the node). None if one exists already."""
+    path = ctx.config.base_dir / CREDENTIAL_FILE
+    with ctx.db.write() as session:
+        if _active(session) is not None:
+            return None
+        credential = _new_credential()
+        session.add(
+            OperatorRow(
+                unit=_name("unit", unit),
+                operator="the operator who ran init",
+                credential_sha256=_digest(credential),
+                issued_at=ctx.clock.now(),
+            )
+        )
+        session.flush()
+        staged = _stage_credential(path, credential, replace=True)
+    staged.replace(path)
+    return path
+
+
+def authenticate(ctx: NodeContext, path: Path | None = None) -> OperatorView:
+    """The active operator whose credential is in `path` (see credential_path), or
+    PermissionDeniedError saying what is wrong and what to do."""
+    where = credential_path(ctx, path)
+    try:
+        credential = where.read_text().strip()
+    except OSError as e:
+        raise PermissionDeniedError(
+            f"cannot read the operator credential {where} ({e.strerror}); pass --credential "
+            f"FILE or set {CREDENTIAL_ENV}"
+        ) from e
+    digest = _digest(credential)
+    with ctx.db.read() as session:
+        row = session.execute(
+            select(OperatorRow).where(OperatorRow.credential_sha256 == digest)
+        ).scalar_one_or_none()
+        if row is None or not hmac.compare_digest(row.credential_sha256, digest):
+            raise PermissionDeniedError(
+                f"{where} is not an operator credential of this node; ask its operator"
+            )
+        if row.revoked_at is not None:
+            now = _active(session)
+            successor = "" if now is None else f" to {now.operator} ({now.unit})"
+            raise PermissionDeniedError(
+                f"the operator credential in {where} was revoked on "
+                f"{row.revoked_at:%Y-%m-%d %H:%M} UTC when administration was handed over"
+                f"{successor}; ask the current operator"
+            )
+        return _view(row)
+
+
+def current(ctx: NodeContext) -> OperatorView | None:
+    with ctx.db.read() as session:
+        row = _active(session)
+        return None if row is None else _view(row)
+
+
+def handover(
+    ctx: NodeContext, unit: str, operator: str, credential_out: Path | None = None
+) -> Handover:
+    """Hand administration to `unit` and `operator`: a new credential (written 0600 to
+    `credential_out`, default the standard file, which it replaces), the previous one
+    revoked, and an AdministrationHandedOver ledger entry, in one transaction."""
+    unit, operator = _name("--unit", unit), _name("--operator", operator)
+    path = credential_out or ctx.config.base_dir / CREDENTIAL_FILE
+    credential = _new_credential()
+    now = ctx.clock.now()
+    with ctx.db.write() as session:
+        previous = _active(session)
+        entry = ledger_pb2.LedgerEntry(
+            administration_handed_over=ledger_pb2.AdministrationHandedOver(
+                handover=trust_pb2.AdministrationHandover(
+                    node_id=ctx.node_id,
+                    unit=unit,
+                    operator=operator,
+                    credential_sha256=_digest(credential),
+                    previous_unit="" if previous is None else previous.unit,
+                    previous_operator="" if previous is None else previous.operator,
+                )
+            )
+        )
+        entry.administration_handed_over.handover.handed_over_at.FromDatetime(now)
+        index = record(session, ctx, entry)
+        if previous is not None:
+            previous.revoked_at = now
+        session.add(
+            OperatorRow(
+                unit=unit,
+                operator=operator,
+                credential_sha256=_digest(credential),
+                issued_at=now,
+                ledger_index=index,
+            )
+        )
+        session.flush()
+        # Staged last: a failure before commit leaves the old credential file in place.
+        staged = _stage_credential(path, credential, replace=credential_out is None)
+    staged.replace(path)
+    return Handover(
+        unit,
+        operator,
+        "" if previous is None else previous.unit,
+        "" if previous is None else previous.operator,
+        index,
+        path,
+    )

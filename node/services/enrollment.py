@@ -1,0 +1,546 @@
+"""Linking a child with a join token ("kesepakatan bersama"): the parent's invites and its
+answers to Join and Confirm.
+
+Parent (docs/protocol.md, "Enrollment"):
+  - `invite` stores an invite (child id and name, approval mode, expiry, SHA-256 of the
+    secret) and returns the token; the secret itself is never stored.
+  - `answer_join` checks a join request in this order, each refusal before anything is
+    written: 1. its signatures and certificate (node.crypto.enrollment.open_join_request);
+    2. that it was made for this node and this node's certificate (a relay in the middle
+    shows its own); 3. the clocks agree within MAX_CLOCK_SKEW; 4. the secret matches a
+    stored invite; 5. the invite is for this child id; 6. the invite's state: a used or
+    claimed invite answers only the node that claimed it (same keys), an expired one
+    nobody; 7. the child id is not linked. Then: manual approval not yet given -> the
+    request claims the invite (PENDING); approved -> the agreement, signed by this node, is
+    made once and stored, so every retry gets the same bytes (ACCEPTED).
+  - `answer_confirm` verifies the child's countersignature over exactly those bytes and,
+    in ONE transaction, records LinkAgreed, pins the child (a `links` row) and marks the
+    invite used. A repeated Confirm gets the same ledger index.
+The child's side is node.services.joining.
+Nothing is half-made: a refusal anywhere leaves both databases as they were, and the one
+window (the parent recorded, the child not yet) closes by running `link join` again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from node._proto.lapor.v1 import enrollment_pb2, ledger_pb2, trust_pb2
+from node.config import ServerConfig
+from node.crypto.enrollment import (
+    MAX_CLOCK_SKEW,
+    AddressPair,
+    JoinToken,
+    OpenedJoin,
+    check_address,
+    make_agreement,
+    new_invite_id,
+    new_secret,
+    node_keys,
+    open_join_request,
+    secret_sha256,
+)
+from node.crypto.keyfiles import read_file
+from node.crypto.signing import LINK_AGREEMENT_PURPOSE, VerifyKey
+from node.crypto.tls import fingerprint
+from node.errors import (
+    NotFoundError,
+    PermissionDeniedError,
+    SignatureError,
+    StateError,
+    ValidationError,
+)
+from node.ids import NodeId, parse_node_id
+from node.services._ledger import record
+from node.services.context import NodeContext
+from node.store import lifecycle, queries
+from node.store.models import Invite, Link
+
+__all__ = [
+    "APPROVALS",
+    "ApprovedJoin",
+    "answer_confirm",
+    "answer_join",
+    "approve",
+    "check_join",
+    "default_addresses",
+    "invite",
+    "parse_duration",
+    "parse_ttl",
+    "reject",
+]
+
+APPROVALS = ("auto", "manual")
+MIN_TTL = dt.timedelta(minutes=5)
+MAX_TTL = dt.timedelta(days=30)
+_TTL = re.compile(r"^([0-9]+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_WILDCARDS = {"0.0.0.0", "[::]", "::", ""}  # noqa: S104 - hosts a child cannot dial
+
+
+def _when(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _short(fp: bytes | None) -> str:
+    return "none" if fp is None else fp.hex()[:16] + "..."
+
+
+# --- the parent: invites -----------------------------------------------------------------
+
+
+def parse_duration(text: str, what: str) -> dt.timedelta:
+    """`48h`, `30m`, `7d`, `90s` -> a timedelta."""
+    match = _TTL.fullmatch(text.strip())
+    if match is None:
+        raise ValidationError(
+            f"{what} must be a number and a unit (s, m, h, d), e.g. 48h; found {text!r}"
+        )
+    return dt.timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def parse_ttl(text: str) -> dt.timedelta:
+    """An invite's time to live: a duration between MIN_TTL and MAX_TTL."""
+    ttl = parse_duration(text, "--ttl")
+    if not MIN_TTL <= ttl <= MAX_TTL:
+        raise ValidationError(f"--ttl must be between 5m and 30d, found {text!r}")
+    return ttl
+
+
+def default_addresses(server: ServerConfig) -> list[AddressPair]:
+    """The addresses a token names when the operator gives none: `server.listen` and the
+    enrollment port, if both name a host a child can dial."""
+    enrollment = server.enrollment_address
+    if not enrollment:
+        raise ValidationError(
+            'joins are off on this node (server.enrollment_listen is "" in node.yaml): set '
+            "it to HOST:PORT, restart serve, and invite again"
+        )
+    host = server.listen.rpartition(":")[0]
+    if host in _WILDCARDS or enrollment.rpartition(":")[0] in _WILDCARDS:
+        raise ValidationError(
+            f"this node listens on {server.listen} and {enrollment}, which a child cannot "
+            "dial: pass --address HOST:PORT (and --enrollment-address HOST:PORT) with the "
+            "address your regencies reach this node at"
+        )
+    return [AddressPair(server.listen, enrollment)]
+
+
+def _check_linkable(session: Session, ctx: NodeContext, child: NodeId) -> None:
+    """StateError unless `child` can be linked now as a new child of this node."""
+    link = queries.get_link(session, child)
+    if link is None:
+        return
+    if link.revoked_at is not None:
+        raise StateError(
+            f"{child} was linked to this node before, and that link was revoked on "
+            f"{_when(link.revoked_at)}; this version of lapor-node cannot link the same node "
+            "id again (its message sequences would collide)"
+        )
+    if link.role == "parent":
+        raise StateError(f"{child} is this node's parent; it cannot also be its child")
+    raise StateError(
+        f"{child} is already linked to this node (since {_when(link.created_at)}, TLS "
+        f"sha256 {_short(link.tls_fingerprint)}); a node id links once: "
+        f"`lapor-node link list` on {ctx.node_id} shows the link"
+    )
+
+
+def invite(
+    ctx: NodeContext,
+    child: str,
+    name: str,
+    ttl: dt.timedelta,
+    approval: str,
+    addresses: Sequence[AddressPair],
+) -> JoinToken:
+    """Store an invite for `child` and return its token (the only copy of the secret)."""
+    child_id = parse_node_id(child)
+    name = name.strip()
+    if child_id == ctx.node_id:
+        raise ValidationError(f"{child_id} is this node itself; invite one of its children")
+    if not name:
+        raise ValidationError('--name must be the child\'s name, e.g. "Kabupaten Paser"')
+    if approval not in APPROVALS:
+        raise ValidationError(f"--approve must be auto or manual, found {approval!r}")
+    if not addresses:
+        raise ValidationError("a join token needs at least one address of this node")
+    for pair in addresses:
+        check_address(pair.federation, "--address")
+        check_address(pair.enrollment, "--enrollment-address")
+    cert = read_file(ctx.config.tls_cert, "TLS certificate")
+    now = ctx.clock.now()
+    token = JoinToken(
+        invite_id=new_invite_id(),
+        parent_id=ctx.node_id,
+        parent_name=ctx.config.name,
+        child_id=child_id,
+        child_name=name,
+        addresses=tuple(addresses),
+        parent_tls_sha256=fingerprint(cert),
+        expires_at=(now + ttl).replace(microsecond=0),
+        secret=new_secret(),
+    )
+    with ctx.db.write() as session:
+        _check_linkable(session, ctx, child_id)
+        queries.add(
+            session,
+            Invite(
+                invite_id=token.invite_id,
+                child_id=child_id,
+                child_name=name,
+                secret_sha256=token.secret_sha256,
+                approval=approval,
+                state="open",
+                created_at=now,
+                expires_at=token.expires_at,
+            ),
+        )
+    return token
+
+
+@dataclass(frozen=True)
+class ApprovedJoin:
+    """What an operator approved or rejected: the joining node's certificate and key."""
+
+    child_id: str
+    invite_id: str
+    tls_sha256: bytes | None
+    signing_key_id: bytes | None
+
+
+def _claimed(invite_row: Invite) -> ApprovedJoin:
+    key = invite_row.child_signing_key
+    return ApprovedJoin(
+        invite_row.child_id,
+        invite_row.invite_id,
+        invite_row.child_tls_fingerprint,
+        None if key is None else VerifyKey(key).key_id,
+    )
+
+
+def approve(ctx: NodeContext, child: str) -> ApprovedJoin:
+    """Approve the one join from `child` that waits for it."""
+    child_id = parse_node_id(child)
+    now = ctx.clock.now()
+    with ctx.db.write() as session:
+        waiting = lifecycle.invites_for(session, child_id, ["pending"], lock=True)
+        if not waiting:
+            unused = lifecycle.invites_for(session, child_id, ["open"])
+            hint = (
+                f"its invite is not used yet: the operator of {child_id} runs "
+                "`lapor-node link join TOKEN` first, then you approve"
+                if unused
+                else f"invite it first with `lapor-node link invite --child {child_id} --name ...`"
+            )
+            raise NotFoundError(f"no join from {child_id} is waiting for approval; {hint}")
+        if len(waiting) > 1:
+            found = ", ".join(_short(i.child_tls_fingerprint) for i in waiting)
+            raise StateError(
+                f"{len(waiting)} joins from {child_id} are waiting (TLS sha256 {found}): one "
+                f"node id, several nodes. Reject them all (`lapor-node link reject {child_id}`) "
+                "and send a new token to the right operator"
+            )
+        row = waiting[0]
+        if now > row.expires_at:
+            raise StateError(
+                f"the invite for {child_id} expired on {_when(row.expires_at)}; issue a new one "
+                f"with `lapor-node link invite --child {child_id}`"
+            )
+        _check_linkable(session, ctx, child_id)
+        row.state = "approved"
+        row.decided_at = now
+        return _claimed(row)
+
+
+def reject(ctx: NodeContext, child: str, reason: str) -> list[ApprovedJoin]:
+    """Refuse every join from `child` not yet finished (waiting or not yet made): their
+    tokens stop working. Returns what was rejected."""
+    child_id = parse_node_id(child)
+    now = ctx.clock.now()
+    with ctx.db.write() as session:
+        rows = lifecycle.invites_for(session, child_id, ["open", "pending", "approved"], lock=True)
+        if not rows:
+            raise NotFoundError(f"no invite for {child_id} is open or waiting; nothing to reject")
+        for row in rows:
+            row.state = "rejected"
+            row.decided_at = now
+            row.reason = reason.strip() or "rejected by the operator"
+        return [_claimed(row) for row in rows]
+
+
+# --- the parent: answering Join and Confirm -----------------------------------------------
+
+
+def _own_chain(session: Session) -> trust_pb2.TrustChain:
+    """This node's chain of trust: the chain its parent gave it, and its own agreement."""
+    parent = next(
+        (link for link in queries.list_links(session, active_only=True) if link.role == "parent"),
+        None,
+    )
+    if parent is None or parent.agreement_entry is None:
+        return trust_pb2.TrustChain()
+    rows = list(queries.iter_ledger(session, parent.agreement_entry, parent.agreement_entry + 1))
+    agreed = ledger_pb2.LedgerEntry.FromString(rows[0].entry).link_agreed
+    chain = trust_pb2.TrustChain()
+    chain.steps.extend(agreed.parent_chain.steps)
+    chain.steps.add().agreement.CopyFrom(agreed.agreement)
+    return chain
+
+
+def _own_keys(ctx: NodeContext, cert: bytes) -> trust_pb2.NodeKeys:
+    return node_keys(ctx.node_id, ctx.config.name, ctx.signing_key.public, cert)
+
+
+def _accepted(
+    ctx: NodeContext, session: Session, row: Invite, cert: bytes, *, confirmed: bool
+) -> enrollment_pb2.JoinResponse:
+    assert row.agreement is not None and row.parent_signature is not None
+    # This node as the stored agreement names it, so a retry matches it byte for byte.
+    parent = trust_pb2.LinkAgreement.FromString(row.agreement).parent
+    return enrollment_pb2.JoinResponse(
+        status=enrollment_pb2.JOIN_STATUS_ACCEPTED,
+        message=f"{ctx.node_id} accepted the join of {row.child_id}",
+        parent_name=parent.name,
+        parent_signing_key=parent.signing_key,
+        parent_tls_cert_pem=cert.decode(),
+        agreement=row.agreement,
+        parent_signature=row.parent_signature,
+        parent_chain=_own_chain(session),
+        confirmed=confirmed,
+    )
+
+
+def _find_invite(
+    session: Session, ctx: NodeContext, invite_id: str, secret: bytes, *, lock: bool = True
+) -> Invite:
+    row = lifecycle.get_invite(session, invite_id, lock=lock)
+    if row is None:
+        raise PermissionDeniedError(
+            f"{ctx.node_id} issued no invite {invite_id[:8]}...: this token was not made by "
+            f"this node, or it was altered; ask the operator of {ctx.node_id} for a new one"
+        )
+    if not hmac.compare_digest(secret_sha256(secret), row.secret_sha256):
+        raise PermissionDeniedError(
+            f"the token's secret does not match invite {invite_id[:8]}... of {ctx.node_id}: "
+            "the token was altered; ask its operator for a new one"
+        )
+    return row
+
+
+def check_join(ctx: NodeContext, request: enrollment_pb2.JoinRequest) -> OpenedJoin:
+    """Steps 1-5 of answering a Join, without writing anything: run them off the database
+    writer, so requests from anyone cost the node's writes nothing until they check out."""
+    # 1-2. The request, for this node and its certificate.
+    opened = open_join_request(request)
+    transcript = opened.transcript
+    me = ctx.node_id
+    own = fingerprint(read_file(ctx.config.tls_cert, "TLS certificate"))
+    if transcript.parent_id != me:
+        raise PermissionDeniedError(
+            f"this is {me}, and the join request is for {transcript.parent_id!r}"
+        )
+    if not hmac.compare_digest(transcript.parent_tls_cert_sha256, own):
+        raise PermissionDeniedError(
+            "the join request was made over a connection to a certificate with SHA-256 "
+            f"{_short(transcript.parent_tls_cert_sha256)}, and {me}'s is {_short(own)}: "
+            "something between the two nodes presented its own certificate; nothing was "
+            "recorded"
+        )
+    # 3. The clocks.
+    now = ctx.clock.now()
+    if abs(opened.requested_at - now) > MAX_CLOCK_SKEW:
+        raise StateError(
+            f"the clocks disagree: {opened.child_id}'s says {_when(opened.requested_at)}, "
+            f"{me}'s says {_when(now)} (more than {MAX_CLOCK_SKEW.seconds // 60} minutes apart). "
+            "Set the clock right on the node that is wrong (NTP), then run `lapor-node link "
+            "join` again with the same token"
+        )
+    if not hmac.compare_digest(secret_sha256(request.secret), transcript.secret_sha256):
+        raise ValidationError("the join request's secret is not the one its transcript names")
+    # 4-5. The invite, for this child.
+    with ctx.db.read() as session:
+        _invite_for(session, ctx, opened, request.secret, lock=False)
+    return opened
+
+
+def _invite_for(
+    session: Session, ctx: NodeContext, opened: OpenedJoin, secret: bytes, *, lock: bool
+) -> Invite:
+    row = _find_invite(session, ctx, opened.transcript.invite_id, secret, lock=lock)
+    if row.child_id != opened.child_id:
+        raise PermissionDeniedError(
+            f"this token was issued for {row.child_id} ({row.child_name}), and the node "
+            f"joining is {opened.child_id}: each child gets its own token; ask the "
+            f"operator of {ctx.node_id} for one for {opened.child_id}"
+        )
+    return row
+
+
+def answer_join(
+    ctx: NodeContext, request: enrollment_pb2.JoinRequest, opened: OpenedJoin | None = None
+) -> enrollment_pb2.JoinResponse:
+    """This node's answer to a child's Join (the steps are in the module docstring);
+    `opened` is what `check_join` returned for `request`, if it ran already."""
+    if opened is None:
+        opened = check_join(ctx, request)
+    me = ctx.node_id
+    cert = read_file(ctx.config.tls_cert, "TLS certificate")
+    now = ctx.clock.now()
+    with ctx.db.write() as session:
+        row = _invite_for(session, ctx, opened, request.secret, lock=True)
+        # 6. Its state.
+        same = row.child_signing_key is not None and (
+            hmac.compare_digest(row.child_signing_key, opened.child_signing_key.raw)
+            and row.child_tls_fingerprint is not None
+            and hmac.compare_digest(row.child_tls_fingerprint, opened.child_tls_sha256)
+        )
+        if row.state == "used":
+            if same:
+                return _accepted(ctx, session, row, cert, confirmed=True)
+            assert row.used_at is not None
+            raise StateError(
+                f"this join token was already used on {_when(row.used_at)} by {row.child_id} "
+                f"(TLS sha256 {_short(row.child_tls_fingerprint)}); a token works once: ask "
+                f"the operator of {me} for a new one"
+            )
+        if row.state == "rejected":
+            return enrollment_pb2.JoinResponse(
+                status=enrollment_pb2.JOIN_STATUS_REJECTED,
+                message=f"the operator of {me} rejected this join: {row.reason}",
+            )
+        if row.child_signing_key is not None and not same:
+            raise StateError(
+                f"this token was already presented by another node calling itself "
+                f"{row.child_id} (TLS sha256 {_short(row.child_tls_fingerprint)}); a token works "
+                f"for one node only. If that was not you, tell the operator of {me} to run "
+                f"`lapor-node link reject {row.child_id}` and send you a new token"
+            )
+        if now > row.expires_at and row.agreement is None:
+            raise StateError(
+                f"this join token expired on {_when(row.expires_at)} ({me}'s clock now says "
+                f"{_when(now)}); ask the operator of {me} for a new one "
+                f"(`lapor-node link invite --child {row.child_id}`)"
+            )
+        # 7. The child is not linked yet.
+        _check_linkable(session, ctx, opened.child_id)
+        if row.child_signing_key is None:
+            row.child_signing_key = opened.child_signing_key.raw
+            row.child_tls_cert_pem = opened.child_cert_pem.decode()
+            row.child_tls_fingerprint = opened.child_tls_sha256
+            row.requested_at = now
+            if row.approval == "auto":
+                row.state = "approved"
+                row.decided_at = now
+            else:
+                row.state = "pending"
+        if row.state == "pending":
+            return enrollment_pb2.JoinResponse(
+                status=enrollment_pb2.JOIN_STATUS_PENDING,
+                message=(
+                    f"waiting for the operator of {me} to approve (`lapor-node link approve "
+                    f"{row.child_id}` on {me}); tell them this node's TLS sha256 starts "
+                    f"{opened.child_tls_sha256.hex()[:16]}"
+                ),
+            )
+        if row.agreement is None:
+            child_keys = trust_pb2.NodeKeys(
+                node_id=row.child_id,
+                name=row.child_name,
+                signing_key=opened.child_signing_key.raw,
+                tls_cert_sha256=opened.child_tls_sha256,
+            )
+            agreement = make_agreement(_own_keys(ctx, cert), child_keys, now, row.invite_id)
+            row.agreement = agreement
+            row.parent_signature = ctx.signing_key.sign(LINK_AGREEMENT_PURPOSE, agreement)
+        return _accepted(ctx, session, row, cert, confirmed=False)
+
+
+def answer_confirm(
+    ctx: NodeContext, request: enrollment_pb2.ConfirmRequest
+) -> enrollment_pb2.ConfirmResponse:
+    """Record the countersigned agreement, pin the child and use up the invite, in one
+    transaction; a repeat answers with the same entry."""
+    me = ctx.node_id
+    with ctx.db.write() as session:
+        row = _find_invite(session, ctx, request.invite_id, request.secret)
+        confirmable = row.state in ("approved", "used")
+        if row.agreement is None or row.parent_signature is None or not confirmable:
+            raise StateError(
+                f"invite {row.invite_id[:8]}... is {row.state}, with no agreement to confirm: "
+                "run `lapor-node link join` again"
+            )
+        if not hmac.compare_digest(request.agreement, row.agreement):
+            raise ValidationError(
+                f"the agreement sent back is not the one {me} signed for this invite"
+            )
+        assert row.child_signing_key is not None and row.child_tls_cert_pem is not None
+        try:
+            VerifyKey(row.child_signing_key).verify(
+                LINK_AGREEMENT_PURPOSE, request.agreement, request.child_signature
+            )
+        except SignatureError as e:
+            raise SignatureError(
+                f"the countersignature is not by the key {row.child_id} joined with: {e}"
+            ) from e
+        response = enrollment_pb2.ConfirmResponse()
+        if row.state == "used":
+            assert row.ledger_index is not None and row.used_at is not None
+            response.ledger_index = row.ledger_index
+            response.recorded_at.FromDatetime(row.used_at)
+            return response
+        _check_linkable(session, ctx, NodeId(row.child_id))
+        now = ctx.clock.now()
+        signed = trust_pb2.SignedLinkAgreement(
+            agreement=row.agreement,
+            parent_signature=row.parent_signature,
+            child_signature=request.child_signature,
+        )
+        index = record(
+            session,
+            ctx,
+            ledger_pb2.LedgerEntry(link_agreed=ledger_pb2.LinkAgreed(agreement=signed)),
+        )
+        cert = row.child_tls_cert_pem.encode()
+        link = _link_row(
+            row.child_id, "child", row.child_name, row.child_signing_key, cert, None, now
+        )
+        link.agreement_entry = index
+        queries.add(session, link)
+        row.state = "used"
+        row.used_at = now
+        row.ledger_index = index
+        response.ledger_index = index
+        response.recorded_at.FromDatetime(now)
+        return response
+
+
+def _link_row(
+    peer: str,
+    role: str,
+    name: str,
+    signing_key: bytes,
+    cert: bytes,
+    address: str | None,
+    now: dt.datetime,
+) -> Link:
+    return Link(
+        peer_id=peer,
+        role=role,
+        name=name,
+        signing_key=signing_key,
+        tls_cert_pem=cert.decode(),
+        tls_fingerprint=fingerprint(cert),
+        address=address,
+        created_at=now,
+        next_out_seq=1,
+        acked_out_seq=0,
+        last_in_seq=0,
+        peer_checkpoint_size=0,
+    )

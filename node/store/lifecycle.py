@@ -1,0 +1,95 @@
+"""The queries of the link lifecycle: join invites, whether the running node is connected to
+a peer, and how far a link's outbox lags. Services call these with a Session from
+Database.write() or Database.read(), like node.store.queries."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Sequence
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from node.store.models import Invite, Link, OutboxRow
+
+__all__ = [
+    "clear_connections",
+    "get_invite",
+    "invites_for",
+    "live_invites",
+    "oldest_unacked",
+    "set_connected",
+    "touch",
+]
+
+
+def get_invite(session: Session, invite_id: str, *, lock: bool = False) -> Invite | None:
+    stmt = select(Invite).where(Invite.invite_id == invite_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.execute(stmt).scalar_one_or_none()
+
+
+def invites_for(
+    session: Session, child_id: str, states: Collection[str], *, lock: bool = False
+) -> Sequence[Invite]:
+    """The invites for `child_id` in one of `states`, oldest first."""
+    stmt = (
+        select(Invite)
+        .where(Invite.child_id == child_id, Invite.state.in_(list(states)))
+        .order_by(Invite.created_at, Invite.invite_id)
+    )
+    if lock:
+        stmt = stmt.with_for_update()
+    return session.execute(stmt).scalars().all()
+
+
+def live_invites(session: Session, now: dt.datetime) -> Sequence[Invite]:
+    """Invites that can still lead to a link: neither used nor rejected, and unexpired or
+    with an agreement already made (the child may still confirm it)."""
+    stmt = (
+        select(Invite)
+        .where(
+            Invite.state.in_(["open", "pending", "approved"]),
+            (Invite.expires_at > now) | Invite.agreement.is_not(None),
+        )
+        .order_by(Invite.child_id, Invite.created_at)
+    )
+    return session.execute(stmt).scalars().all()
+
+
+def oldest_unacked(session: Session, peer_id: str) -> dt.datetime | None:
+    """When the oldest envelope `peer_id` has not acknowledged was queued (None: none)."""
+    value = session.execute(
+        select(func.min(OutboxRow.created_at)).where(
+            OutboxRow.peer_id == peer_id, OutboxRow.acked_at.is_(None)
+        )
+    ).scalar_one()
+    if value is None:
+        return None
+    if isinstance(value, str):  # SQLite returns an aggregate of a DateTime column as text
+        value = dt.datetime.fromisoformat(value)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def set_connected(session: Session, peer_id: str, since: dt.datetime | None) -> None:
+    """Record that the running node has (since `since`) or no longer has a live stream."""
+    values: dict[str, object] = {"connected_since": since}
+    if since is not None:
+        values["last_seen_at"] = since
+    session.execute(update(Link).where(Link.peer_id == peer_id).values(**values))
+
+
+def touch(session: Session, peer_ids: Collection[str], at: dt.datetime) -> None:
+    """The running node still has live streams with `peer_ids`: they were seen `at`."""
+    if peer_ids:
+        session.execute(
+            update(Link).where(Link.peer_id.in_(list(peer_ids))).values(last_seen_at=at)
+        )
+
+
+def clear_connections(session: Session) -> None:
+    """No stream is live: the node is starting or stopping."""
+    session.execute(
+        update(Link).where(Link.connected_since.is_not(None)).values(connected_since=None)
+    )
