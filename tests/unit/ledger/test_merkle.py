@@ -414,3 +414,31 @@ def test_frontier_rejects_malformed_state() -> None:
     with pytest.raises(ValidationError, match="32 bytes"):
         Frontier().append(b"")
     assert Frontier(5, [TREE.node(2, 0), LEAVES[4]]).root() == R5
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    first=st.integers(min_value=0, max_value=70),
+    chunks=st.lists(st.integers(min_value=0, max_value=70), max_size=5),
+)
+def test_frontier_extend_matches_append_one_by_one(first: int, chunks: list[int]) -> None:
+    """Extending a frontier by any chunks of leaves gives the root and size that appending
+    the same leaves one by one gives, whatever size the frontier starts at."""
+    leaves = [hashlib.sha256(n.to_bytes(4, "big")).digest() for n in range(first + sum(chunks))]
+    one_by_one, chunked = Frontier(), Frontier()
+    for leaf in leaves:
+        one_by_one.append(leaf)
+    chunked.extend(leaves[:first])
+    at = first
+    for n in chunks:
+        chunked.extend(leaves[at : at + n])
+        at += n
+    assert (chunked.size, chunked.root()) == (one_by_one.size, one_by_one.root())
+
+
+def test_frontier_extend_refuses_a_short_hash_and_changes_nothing() -> None:
+    frontier = Frontier()
+    frontier.extend([b"\x01" * 32])
+    with pytest.raises(ValidationError, match="leaf hash 1"):
+        frontier.extend([b"\x02" * 32, b"\x03" * 31])
+    assert frontier.size == 1
