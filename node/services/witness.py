@@ -95,16 +95,20 @@ class ForkDetected(InconsistentCheckpointError):
         return _KIND_NAMES[self.kind]
 
 
-def _size_of(note: bytes) -> int:
-    """The tree size a checkpoint note states (unverified: for choosing a proof only)."""
+def _parse(note: bytes) -> Checkpoint:
+    """The checkpoint a note states, without verifying it: for a note verified when it was
+    stored, or to choose a proof."""
     text, _ = split_note(note)
-    return Checkpoint.parse(text).size
+    return Checkpoint.parse(text)
+
+
+def _size_of(note: bytes) -> int:
+    return _parse(note).size
 
 
 def root_of(note: bytes) -> bytes:
     """The root a checkpoint note states (of a note verified when it was stored)."""
-    text, _ = split_note(note)
-    return Checkpoint.parse(text).root
+    return _parse(note).root
 
 
 def present(
@@ -113,7 +117,7 @@ def present(
     """Attach consistency proofs to `deliveries` (in send order) for a peer that holds our
     checkpoint of size `held`; return the size it will hold after them."""
     sizes: dict[bytes, int] = {}
-    own = False  # whether check_held has run
+    held_checked = False
     for delivery in deliveries:
         note = envelope_pb2.Envelope.FromString(delivery.envelope.body).checkpoint
         if not note:
@@ -124,9 +128,9 @@ def present(
         if size == held or held == 0:
             held = max(held, size)
             continue
-        if own is None:
-            own = True
+        if not held_checked:  # once: this node must have signed what the peer holds
             check_held(session, held)
+            held_checked = True
         first, second = min(size, held), max(size, held)
         delivery.proof_held_size = held
         delivery.consistency_proof[:] = tree.consistency_proof(session, first, second)
@@ -173,7 +177,7 @@ def check(
         _adopt(link, note, presented)
         _check_receipt(opened, presented.size)
         return
-    held = open_checkpoint(link.peer_checkpoint, verifier)
+    held = _parse(link.peer_checkpoint)  # verified when it was adopted
     if presented.size == held.size:  # 4.
         raise ForkDetected(
             f"{peer} presented two different signed checkpoints of size {held.size}",

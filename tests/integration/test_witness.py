@@ -283,3 +283,13 @@ def test_a_node_restored_from_an_old_backup_is_caught(pair: Pair, db_kind: str) 
     assert result.error is not None and "not consistent" in str(result.error)
     forks = list(_entries(pair.national.ctx(), "peer_fork_detected"))
     assert [e.peer_fork_detected.kind for _, e in forks] == [ledger_pb2.FORK_KIND_INCONSISTENT]
+
+
+def test_a_sender_will_not_prove_against_a_checkpoint_it_never_signed(pair: Pair) -> None:
+    """Asked for envelopes by a peer that holds a checkpoint this node does not have (its
+    database went back in time), the sender refuses instead of proving anything."""
+    province = pair.province.ctx()
+    rows, _ = exchange.pending(province, "id", 0, 10, 0)  # type: ignore[arg-type]
+    assert rows, "the fixture leaves the province's receipt in its outbox"
+    with pytest.raises(InconsistentCheckpointError, match="went back in time"):
+        exchange.pending(province, "id", 0, 10, 10_000)  # type: ignore[arg-type]
