@@ -21,6 +21,7 @@ from node.errors import SignatureError, ValidationError
 __all__ = [
     "ENVELOPE_PURPOSE",
     "JOIN_PURPOSE",
+    "KEY_ROTATION_PURPOSE",
     "LINK_AGREEMENT_PURPOSE",
     "LINK_REVOCATION_PURPOSE",
     "KeyId",
@@ -36,8 +37,16 @@ ENVELOPE_PURPOSE = b"lapor-node/envelope/v1\n"
 JOIN_PURPOSE = b"lapor-node/join/v1\n"
 LINK_AGREEMENT_PURPOSE = b"lapor-node/link-agreement/v1\n"
 LINK_REVOCATION_PURPOSE = b"lapor-node/link-revocation/v1\n"
+# A node replaces its keys (node.crypto.rotation): signed by the old and by the new key.
+KEY_ROTATION_PURPOSE = b"lapor-node/key-rotation/v1\n"
 _PURPOSES = frozenset(
-    {ENVELOPE_PURPOSE, JOIN_PURPOSE, LINK_AGREEMENT_PURPOSE, LINK_REVOCATION_PURPOSE}
+    {
+        ENVELOPE_PURPOSE,
+        JOIN_PURPOSE,
+        LINK_AGREEMENT_PURPOSE,
+        LINK_REVOCATION_PURPOSE,
+        KEY_ROTATION_PURPOSE,
+    }
 )
 
 

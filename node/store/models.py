@@ -45,6 +45,8 @@ __all__ = [
     "LedgerNodeRow",
     "Link",
     "OutboxRow",
+    "OwnKey",
+    "PeerKey",
 ]
 
 
@@ -294,3 +296,39 @@ class OperatorRow(Base):
     issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     ledger_index: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class OwnKey(Base):
+    """One generation of this node's keys: the first from `init`, one more per
+    `keys rotate` (its KeyRotated entry). The private keys live in files only; the current
+    generation is the one not retired. A retired generation's TLS certificate is still
+    presented until `tls_valid_until` (docs/decisions/0008-key-rotation.md)."""
+
+    __tablename__ = "own_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    signing_key: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    tls_cert_pem: Mapped[str] = mapped_column(Text)
+    tls_fingerprint: Mapped[bytes] = mapped_column(LargeBinary(32))
+    activated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    rotation_entry: Mapped[int | None] = mapped_column(BigInteger)
+    retired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    tls_valid_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class PeerKey(Base):
+    """A key a peer used before it rotated (the link row holds the current one). Its TLS
+    certificate is accepted until `tls_valid_until`; its signing key still signs in-band
+    envelopes until the peer's own rotation envelope arrives (`in_band_pending`), since
+    everything the peer queued before rotating was signed with it."""
+
+    __tablename__ = "peer_keys"
+
+    peer_id: Mapped[str] = mapped_column(NodeIdCol, ForeignKey("links.peer_id"), primary_key=True)
+    signing_key: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    tls_cert_pem: Mapped[str] = mapped_column(Text)
+    tls_fingerprint: Mapped[bytes] = mapped_column(LargeBinary(32))
+    replaced_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    tls_valid_until: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    in_band_pending: Mapped[bool] = mapped_column(Boolean)
+    ledger_index: Mapped[int] = mapped_column(BigInteger)
