@@ -20,6 +20,7 @@ from node.ids import parse_node_id, parse_tracking_id, tracking_origin
 __all__ = [
     "CHANNELS",
     "CLASSIFICATIONS",
+    "AttachmentRef",
     "ComplaintDraft",
     "Sealed",
     "check_commitment",
@@ -49,11 +50,56 @@ _CATEGORY = re.compile(r"^[a-z0-9][a-z0-9_ -]{0,99}$")
 MAX_TITLE = 200
 MAX_DESCRIPTION = 20_000
 MAX_FIELD = 200
+MAX_ATTACHMENTS = 20
+MAX_ATTACHMENT_NAME = 255
+# A media type as RFC 6838 names it (type/subtype), lowercase, without parameters.
+_MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
 
 
 def _require(ok: bool, message: str) -> None:
     if not ok:
         raise ValidationError(message)
+
+
+@dataclass(frozen=True)
+class AttachmentRef:
+    """A file received with a complaint: its name, media type, size and SHA-256. The
+    bytes are stored by SHA-256 beside the content; this ref is part of the content."""
+
+    name: str
+    media_type: str
+    size: int
+    sha256: bytes
+
+    def validate(self, n: int) -> None:
+        """Raise ValidationError naming attachment `n`'s first wrong field (not its name)."""
+        where = f"attachment {n}"
+        _require(
+            0 < len(self.name) <= MAX_ATTACHMENT_NAME
+            and self.name.strip() == self.name
+            and self.name.isprintable()
+            and "/" not in self.name
+            and "\\" not in self.name,
+            f"{where}: name must be 1 to {MAX_ATTACHMENT_NAME} printable characters without "
+            "slashes or surrounding spaces, e.g. 'foto-jalan.jpg'",
+        )
+        _require(
+            bool(_MEDIA_TYPE.fullmatch(self.media_type)),
+            f"{where}: media type must be lowercase type/subtype, e.g. 'image/jpeg'",
+        )
+        _require(self.size > 0, f"{where}: size must be positive, found {self.size}")
+        _require(
+            len(self.sha256) == 32, f"{where}: sha256 must be 32 bytes, found {len(self.sha256)}"
+        )
+
+    def to_proto(self) -> complaint_pb2.AttachmentRef:
+        return complaint_pb2.AttachmentRef(
+            name=self.name, media_type=self.media_type, size=self.size, sha256=self.sha256
+        )
+
+    @classmethod
+    def from_proto(cls, ref: complaint_pb2.AttachmentRef) -> AttachmentRef:
+        return cls(ref.name, ref.media_type, ref.size, ref.sha256)
 
 
 @dataclass(frozen=True)
@@ -73,6 +119,7 @@ class ComplaintDraft:
     anonymous: bool = False
     confidential: bool = False
     needs_inspection: bool = False
+    attachments: tuple[AttachmentRef, ...] = ()
 
     def validate(self) -> None:
         """Raise ValidationError naming the first field that is wrong (never its value)."""
@@ -101,6 +148,19 @@ class ComplaintDraft:
                 len(getattr(self, name)) <= MAX_FIELD,
                 f"{name} must be at most {MAX_FIELD} characters",
             )
+        _require(
+            len(self.attachments) <= MAX_ATTACHMENTS,
+            f"at most {MAX_ATTACHMENTS} attachments, found {len(self.attachments)}",
+        )
+        seen: set[bytes] = set()
+        for n, ref in enumerate(self.attachments):
+            ref.validate(n)
+            _require(
+                ref.sha256 not in seen,
+                f"attachment {n} is the same file as an earlier one (SHA-256 "
+                f"{ref.sha256.hex()[:16]}); send each file once",
+            )
+            seen.add(ref.sha256)
 
     def content(self) -> complaint_pb2.ComplaintContent:
         return complaint_pb2.ComplaintContent(
@@ -112,6 +172,7 @@ class ComplaintDraft:
                 contact=self.reporter_contact,
                 id_number=self.reporter_id_number,
             ),
+            attachments=[ref.to_proto() for ref in self.attachments],
         )
 
 

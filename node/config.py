@@ -8,9 +8,11 @@ receives a frozen NodeConfig and never looks at raw YAML.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,16 +22,22 @@ import yaml
 from node.crypto.tls import fingerprint
 from node.errors import ConfigError, ValidationError
 from node.ids import NodeId, parse_node_id
+from node.workflow.deadlines import DeadlinePolicy
+from node.workflow.routing import Rule, parse_rules
 
 __all__ = [
     "DEFAULT_CONFIG",
     "AuditorConfig",
     "ExpectedChild",
     "FederationConfig",
+    "GatewayConfig",
+    "IntakeConfig",
     "LedgerConfig",
     "MetricsConfig",
     "NodeConfig",
+    "RoutingConfig",
     "ServerConfig",
+    "WorkflowConfig",
     "default_config_path",
     "load_config",
     "render_config",
@@ -109,6 +117,36 @@ class ExpectedChild:
     name: str | None = None
 
 
+# Channels a gateway may submit for; walk-ins are typed in by staff (`complaint submit`).
+GATEWAY_CHANNELS = ("web", "sms_1708", "twitter", "mobile_app", "api")
+_GATEWAY_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """A channel gateway allowed to call the Intake service: the SHA-256 of its bearer
+    token (never the token) and the channels it may submit for."""
+
+    name: str
+    channels: tuple[str, ...]
+    token_sha256: bytes
+
+
+@dataclass(frozen=True)
+class IntakeConfig:
+    """The Intake service for channel gateways (docs/intake.md); off unless `listen` is
+    set. The byte limits also apply to walk-in attachments."""
+
+    listen: str = ""
+    max_attachment_bytes: int = 10 * 1024 * 1024
+    max_total_bytes: int = 25 * 1024 * 1024
+    gateways: tuple[GatewayConfig, ...] = ()
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.listen)
+
+
 @dataclass(frozen=True)
 class NodeConfig:
     path: Path
@@ -128,6 +166,13 @@ class NodeConfig:
     expected_children: tuple[NodeId, ...] = ()
     auditors: tuple[AuditorConfig, ...] = ()
     expected: tuple[ExpectedChild, ...] = ()
+    intake: IntakeConfig = field(default_factory=IntakeConfig)
+    deadlines: DeadlinePolicy = field(default_factory=DeadlinePolicy)
+    workflow: WorkflowConfig = field(default_factory=lambda: WorkflowConfig())
+    routing: RoutingConfig = field(default_factory=lambda: RoutingConfig())
+    # X25519 key that opens identities sealed to this node (node.crypto.sealing); made by
+    # `init`, or on first use for a node made before it existed.
+    sealing_key: Path | None = None
 
     @property
     def base_dir(self) -> Path:
@@ -303,6 +348,153 @@ def _auditors(raw: object, base: Path) -> tuple[AuditorConfig, ...]:
     return tuple(auditors)
 
 
+def _gateway(where: str, item: object) -> GatewayConfig:
+    if not isinstance(item, dict):
+        raise ConfigError(
+            f"node.yaml: {where} must be a mapping with name, channels and token_sha256 "
+            "(the lines `lapor-node intake gateway add` printed)"
+        )
+    _refuse_unknown(where, item, {"name", "channels", "token_sha256"})
+    name = item.get("name")
+    if not isinstance(name, str) or not _GATEWAY_NAME.fullmatch(name):
+        raise ConfigError(
+            f"node.yaml: {where}.name must be a lowercase slug such as 'sms-1708-kaltim', "
+            f"found {name!r}"
+        )
+    channels = item.get("channels")
+    if (
+        not isinstance(channels, list)
+        or not channels
+        or not all(isinstance(c, str) and c in GATEWAY_CHANNELS for c in channels)
+    ):
+        raise ConfigError(
+            f"node.yaml: {where}.channels must be a non-empty list of "
+            f"{', '.join(GATEWAY_CHANNELS)}; found {channels!r}"
+        )
+    digest = item.get("token_sha256")
+    try:
+        token_sha256 = bytes.fromhex(digest) if isinstance(digest, str) else b""
+    except ValueError:
+        token_sha256 = b""
+    if len(token_sha256) != 32:
+        raise ConfigError(
+            f"node.yaml: {where}.token_sha256 must be 64 hex digits (the SHA-256 of the "
+            "gateway's token, never the token itself)"
+        )
+    return GatewayConfig(name, tuple(dict.fromkeys(channels)), token_sha256)
+
+
+def _intake(values: dict[str, Any], server: ServerConfig) -> IntakeConfig:
+    """The `intake:` section (see IntakeConfig)."""
+    values = dict(values)
+    listen = values.pop("listen", "") or ""
+    raw_gateways = values.pop("gateways", None) or []
+    limits: IntakeConfig = _typed("intake", values, IntakeConfig)
+    if listen:
+        listen = _host_port("intake.listen", listen, "0.0.0.0:7466")
+        if listen in (server.listen, server.enrollment_address):
+            raise ConfigError(
+                f"node.yaml: intake.listen ({listen!r}) must differ from server.listen and "
+                "the enrollment port"
+            )
+    if limits.max_total_bytes < limits.max_attachment_bytes:
+        raise ConfigError(
+            "node.yaml: intake.max_total_bytes must be at least intake.max_attachment_bytes"
+        )
+    if not isinstance(raw_gateways, list):
+        raise ConfigError(
+            "node.yaml: intake.gateways must be a list of {name, channels, token_sha256}"
+        )
+    gateways: list[GatewayConfig] = []
+    for n, item in enumerate(raw_gateways):
+        gateway = _gateway(f"intake.gateways[{n}]", item)
+        for other in gateways:
+            if other.name == gateway.name:
+                raise ConfigError(f"node.yaml: gateway {gateway.name!r} is listed twice")
+            if other.token_sha256 == gateway.token_sha256:
+                raise ConfigError(
+                    f"node.yaml: gateways {other.name!r} and {gateway.name!r} have the same "
+                    "token; issue each its own with `lapor-node intake gateway add`"
+                )
+        gateways.append(gateway)
+    return dataclasses.replace(limits, listen=listen, gateways=tuple(gateways))
+
+
+@dataclass(frozen=True)
+class WorkflowConfig:
+    """The `workflow:` section: the complaint scheduler (node.services.scheduler) and the
+    working-day calendar's corrections to the packaged holidays."""
+
+    auto_escalate: bool = False  # escalate overdue complaints without an operator
+    scheduler_interval_seconds: float = 300.0  # how often `serve` runs the scheduler
+    collective_leave: bool = True  # cuti bersama counts as a holiday
+    holidays_extra: tuple[dt.date, ...] = ()  # e.g. regional holidays
+    holidays_removed: tuple[dt.date, ...] = ()  # packaged dates this office works
+
+
+def _dates(where: str, raw: object) -> tuple[dt.date, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(
+        isinstance(d, dt.date) and not isinstance(d, dt.datetime) for d in raw
+    ):
+        raise ConfigError(f"node.yaml: {where} must be a list of dates (YYYY-MM-DD), found {raw!r}")
+    return tuple(raw)
+
+
+def _workflow(values: dict[str, Any]) -> WorkflowConfig:
+    """The `workflow:` section (see WorkflowConfig)."""
+    _refuse_unknown("workflow", values, set(WorkflowConfig.__dataclass_fields__))
+    flags = {}
+    for key in ("auto_escalate", "collective_leave"):
+        value = values.get(key, getattr(WorkflowConfig, key))
+        if not isinstance(value, bool):
+            raise ConfigError(f"node.yaml: workflow.{key} must be true or false, found {value!r}")
+        flags[key] = value
+    interval = values.get("scheduler_interval_seconds", 300.0)
+    if (
+        isinstance(interval, bool)
+        or not isinstance(interval, int | float)
+        or not (math.isfinite(interval) and interval > 0)
+    ):
+        raise ConfigError(
+            "node.yaml: workflow.scheduler_interval_seconds must be a positive number of "
+            f"seconds, found {interval!r}"
+        )
+    return WorkflowConfig(
+        scheduler_interval_seconds=float(interval),
+        holidays_extra=_dates("workflow.holidays_extra", values.get("holidays_extra")),
+        holidays_removed=_dates("workflow.holidays_removed", values.get("holidays_removed")),
+        **flags,
+    )
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    """The `routing:` section: rules that say which child a complaint is disposed to
+    (node.workflow.routing, docs/routing.md), and whether to apply them by themselves."""
+
+    auto: bool = False  # dispose by the rules when a complaint is verified or accepted
+    rules: tuple[Rule, ...] = ()
+
+
+def _routing(raw: object, node_id: NodeId) -> RoutingConfig:
+    """The `routing:` section (see RoutingConfig); rule errors name routing.rules[N]."""
+    if raw is None:
+        return RoutingConfig()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"node.yaml: 'routing' must be a mapping, found {type(raw).__name__}")
+    _refuse_unknown("routing", raw, {"auto", "rules"})
+    auto = raw.get("auto", False)
+    if not isinstance(auto, bool):
+        raise ConfigError(f"node.yaml: routing.auto must be true or false, found {auto!r}")
+    try:
+        rules = parse_rules(raw.get("rules"), node_id)
+    except ConfigError as e:
+        raise ConfigError(f"node.yaml: {e}") from e
+    return RoutingConfig(auto, rules)
+
+
 def load_config(path: Path) -> NodeConfig:
     """Read and validate node.yaml at `path`."""
     if not path.is_file():
@@ -327,6 +519,10 @@ def load_config(path: Path) -> NodeConfig:
         "logging",
         "expected_children",
         "auditors",
+        "intake",
+        "deadlines",
+        "workflow",
+        "routing",
     }
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -346,7 +542,7 @@ def load_config(path: Path) -> NodeConfig:
     database = _section(raw, "database")
     logging_ = _section(raw, "logging")
     _refuse_unknown("node", node, {"id", "name", "timezone"})
-    _refuse_unknown("keys", keys, {"signing", "tls_key", "tls_cert"})
+    _refuse_unknown("keys", keys, {"signing", "tls_key", "tls_cert", "sealing"})
     _refuse_unknown("database", database, {"url"})
     _refuse_unknown("logging", logging_, {"level", "format"})
     url = database.get("url", "sqlite:///node.db")
@@ -364,6 +560,7 @@ def load_config(path: Path) -> NodeConfig:
     fmt = logging_.get("format", "json")
     if fmt not in ("json", "console"):
         raise ConfigError(f"node.yaml: logging.format must be json|console, found {fmt!r}")
+    server = _server(_section(raw, "server"))
     return NodeConfig(
         path=path.resolve(),
         node_id=node_id,
@@ -373,7 +570,8 @@ def load_config(path: Path) -> NodeConfig:
         signing_key=_path("keys", keys, "signing", "keys/signing.pem", base),
         tls_key=_path("keys", keys, "tls_key", "keys/tls.key", base),
         tls_cert=_path("keys", keys, "tls_cert", "keys/tls.crt", base),
-        server=_server(_section(raw, "server")),
+        sealing_key=_path("keys", keys, "sealing", "keys/sealing.pem", base),
+        server=server,
         federation=_typed("federation", _section(raw, "federation"), FederationConfig),
         ledger=_typed("ledger", _section(raw, "ledger"), LedgerConfig),
         metrics=_metrics(_section(raw, "metrics")),
@@ -382,7 +580,20 @@ def load_config(path: Path) -> NodeConfig:
         expected_children=tuple(c.node_id for c in expected),
         auditors=_auditors(raw.get("auditors"), base),
         expected=expected,
+        intake=_intake(_section(raw, "intake"), server),
+        deadlines=_deadlines(raw.get("deadlines")),
+        workflow=_workflow(_section(raw, "workflow")),
+        routing=_routing(raw.get("routing"), node_id),
     )
+
+
+def _deadlines(raw: object) -> DeadlinePolicy:
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"node.yaml: 'deadlines' must be a mapping, found {type(raw).__name__}")
+    try:
+        return DeadlinePolicy.from_mapping(raw)
+    except ConfigError as e:
+        raise ConfigError(f"node.yaml: {e}") from e
 
 
 TEMPLATE = """\
@@ -402,6 +613,7 @@ keys:
   signing: keys/signing.pem    # Ed25519: envelopes and checkpoints (mode 0600)
   tls_key: keys/tls.key        # ECDSA P-256 TLS key (mode 0600)
   tls_cert: keys/tls.crt       # self-signed; SAN lapor-node://<id> and <id>.lapor-node
+  sealing: keys/sealing.pem    # X25519: opens confidential reporters' identities (0600)
 
 server:
   listen: {listen}  # mutual-TLS gRPC for linked peers only
@@ -421,6 +633,23 @@ federation:
 ledger:
   checkpoint_interval_seconds: 60  # `serve` signs a checkpoint this often if the ledger grew
 
+# Service-level deadlines in working days (docs/complaint-lifecycle.md).
+deadlines:
+  verify: 3                        # from receipt, or the reporter's reply after a hold
+  first_follow_up: 5               # from the latest disposition
+  resolve: 14                      # pengaduan, whistleblowing
+  resolve_needs_inspection: 60     # berkadar pengawasan
+  resolve_aspirasi: 5
+  resolve_permintaan_informasi: 5
+  auto_close: 10                   # reply period after resolved, then the system closes
+
+workflow:
+  auto_escalate: false             # true: the scheduler escalates overdue complaints
+  scheduler_interval_seconds: 300  # how often `serve` runs it (also: `complaint tick`)
+  collective_leave: true           # cuti bersama counts as a holiday
+  holidays_extra: []               # YYYY-MM-DD dates, e.g. regional holidays
+  holidays_removed: []             # packaged holidays this office works
+
 metrics:
   listen: ""                   # Prometheus /metrics over HTTP, e.g. "127.0.0.1:9464"; "" = off
 
@@ -438,6 +667,27 @@ expected_children: []
 auditors: []
 #  - name: "Ombudsman RI"
 #    certificate: auditors/ombudsman-ri.crt
+
+# Complaints from channel gateways (web, SMS 1708, Twitter, mobile apps, integrated
+# systems) over TLS with this node's certificate (docs/intake.md). Off while absent.
+# intake:
+#   listen: "0.0.0.0:7466"
+#   max_attachment_bytes: 10485760  # one file (also walk-ins); more: RESOURCE_EXHAUSTED
+#   max_total_bytes: 26214400       # all files of one complaint together
+#   gateways:                       # the lines `lapor-node intake gateway add` prints
+
+# Routing rules (docs/routing.md): which child a complaint is disposed to, by region code
+# prefix, category and classification. The most specific matching rule wins (a rule with
+# classifications, then one with categories, then the longer region prefix); ties are refused.
+# Try one with `lapor-node complaint route TRACKING_ID`. auto: dispose on verify/accept.
+# routing:
+#   auto: false
+#   rules:
+#     - region: "64.02"               # quote region codes
+#       to: id-64-02
+#     - region: "64"
+#       categories: [kesehatan]
+#       to: id-64-dinkes
 """
 
 

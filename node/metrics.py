@@ -7,8 +7,11 @@ are node ids and fixed kinds, never complaint content or reporter data.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+from collections.abc import Iterable
+from typing import NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -19,12 +22,21 @@ __all__ = [
     "CHECKPOINT_FAILURES",
     "CHECKPOINT_SIGNED",
     "CHECKPOINT_SIZE",
+    "INTAKE_SUBMISSIONS",
     "LEDGER_SIZE",
+    "LINK_CONNECTED",
+    "LINK_GAUGES_SECONDS",
+    "LINK_LAG_MESSAGES",
+    "LINK_LAG_SECONDS",
+    "LINK_LAST_SEEN",
+    "LINK_OUTBOX_DEPTH",
     "PEER_FORKS",
     "PEER_SUSPENDED",
     "REFUSED",
     "REGISTRY",
+    "LinkSample",
     "observe_checkpoint",
+    "observe_links",
 ]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -103,3 +115,85 @@ def _checkpoint_age() -> float:
 
 
 CHECKPOINT_AGE.set_function(_checkpoint_age)
+
+INTAKE_SUBMISSIONS = Counter(
+    "lapor_node_intake_submissions_total",
+    "Submissions from channel gateways, by channel and outcome (created, duplicate, or the "
+    "gRPC status code of a refusal); channel is 'unknown' before the submission is read.",
+    ["channel", "outcome"],
+    registry=REGISTRY,
+)
+
+# Sync health, per linked peer (refreshed by `serve` every LINK_GAUGES_SECONDS) ----------
+
+LINK_CONNECTED = Gauge(
+    "lapor_node_link_connected",
+    "1 while a stream with the peer is up (Hellos exchanged), else 0.",
+    ["peer"],
+    registry=REGISTRY,
+)
+LINK_OUTBOX_DEPTH = Gauge(
+    "lapor_node_link_outbox_depth",
+    "Envelopes queued for the peer and not yet acknowledged by it.",
+    ["peer"],
+    registry=REGISTRY,
+)
+LINK_LAG_MESSAGES = Gauge(
+    "lapor_node_link_lag_messages",
+    "Sequences sent or queued past the last one the peer acknowledged.",
+    ["peer"],
+    registry=REGISTRY,
+)
+LINK_LAG_SECONDS = Gauge(
+    "lapor_node_link_lag_seconds",
+    "Age of the oldest envelope the peer has not acknowledged (0 when none waits).",
+    ["peer"],
+    registry=REGISTRY,
+)
+LINK_LAST_SEEN = Gauge(
+    "lapor_node_link_last_seen_timestamp_seconds",
+    "When the peer was last heard from, in Unix seconds (0 if never).",
+    ["peer"],
+    registry=REGISTRY,
+)
+LINK_GAUGES_SECONDS = 2.0
+"""How often `serve` refreshes the per-peer gauges below."""
+_LINK_GAUGES = (
+    LINK_CONNECTED,
+    LINK_OUTBOX_DEPTH,
+    LINK_LAG_MESSAGES,
+    LINK_LAG_SECONDS,
+    LINK_LAST_SEEN,
+)
+
+
+class LinkSample(NamedTuple):
+    """One peer's sync health, as `link list` shows it."""
+
+    peer: str
+    connected: bool
+    outbox_depth: int
+    lag_messages: int
+    lag_seconds: float | None
+    last_seen: float | None  # Unix seconds
+
+
+_linked: set[str] = set()
+
+
+def observe_links(samples: Iterable[LinkSample]) -> None:
+    """Set the per-peer gauges to `samples`; a peer no longer linked loses its series."""
+    seen: set[str] = set()
+    for s in samples:
+        seen.add(s.peer)
+        LINK_CONNECTED.labels(peer=s.peer).set(1 if s.connected else 0)
+        LINK_OUTBOX_DEPTH.labels(peer=s.peer).set(s.outbox_depth)
+        LINK_LAG_MESSAGES.labels(peer=s.peer).set(s.lag_messages)
+        LINK_LAG_SECONDS.labels(peer=s.peer).set(s.lag_seconds or 0.0)
+        LINK_LAST_SEEN.labels(peer=s.peer).set(s.last_seen or 0.0)
+    for gone in _linked - seen:
+        for gauge in _LINK_GAUGES:
+            with contextlib.suppress(KeyError):
+                gauge.remove(gone)
+    _linked.clear()
+    _linked.update(seen)

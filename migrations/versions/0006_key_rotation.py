@@ -44,8 +44,12 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["peer_id"], ["links.peer_id"]),
         sa.PrimaryKeyConstraint("peer_id", "signing_key"),
     )
+    # Where a parent serves joins and its key rotations (a child that was offline while
+    # the parent rotated fetches them there); NULL: the port after `address`.
+    op.add_column("links", sa.Column("enrollment_address", sa.String(length=255), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_column("links", "enrollment_address")
     op.drop_table("peer_keys")
     op.drop_table("own_keys")

@@ -31,9 +31,10 @@ from node.cli._common import (
 )
 from node.cli.commands_reconcile import reconcile
 from node.crypto.card import NodeCard
-from node.errors import ConfigError, StateError
+from node.errors import ConfigError, NodeError, StateError
 from node.federation.audit_client import AuditClient, CallerIdentity
 from node.ledger.audit import AuditFailure, verify_export
+from node.ledger.trust import anchor_from_vkey
 from node.services import audit as service
 from node.services import checkpoints
 from node.services.contents import verify_contents
@@ -221,21 +222,40 @@ def export(out: Path, config_path: Path | None, as_json: bool) -> None:
     "parent or `identity show`); without it the export's own key is used "
     "(with --node: the card's).",
 )
+@click.option(
+    "--trust",
+    "national_vkey",
+    metavar="VKEY",
+    help="The national node's verifier key (its `lapor-node identity show`): every "
+    "signature in the ledger must then be made by a key that the export's chain of "
+    "signed link agreements and key rotations reaches from it.",
+)
 @remote_options
 @json_option
 @handle_errors
 def verify(
     file: Path | None,
     trusted_vkey: str | None,
+    national_vkey: str | None,
     node_address: str | None,
     card_path: Path | None,
     identity_dir: Path | None,
     as_json: bool,
 ) -> None:
     """Verify an export FILE offline, or a running node's ledger with --node: tree,
-    checkpoints, signatures. Exit 0 if all holds, else 1."""
+    checkpoints, signatures; with --trust, that the national node's key reaches every key
+    that signed. Exit 0 if all holds, else 1."""
     if file is not None and node_address is not None:
         raise click.UsageError("give either an export FILE or --node, not both")
+    if national_vkey is not None:
+        try:
+            anchor_from_vkey(national_vkey)
+        except NodeError as e:
+            raise click.BadParameter(
+                f"expected the national node's verifier key (lapor-node/<id>+<key id>+<key>, "
+                f"as its `lapor-node identity show` prints it): {e}",
+                param_hint="--trust",
+            ) from e
     client = _client(node_address, card_path, identity_dir)
     if client is None:
         if file is None:
@@ -245,7 +265,7 @@ def verify(
         with file.open("r", encoding="utf-8") as f:
             total = _header_size(f)
             f.seek(0)
-            _verify_lines(f, total, trusted_vkey, as_json)
+            _verify_lines(f, total, trusted_vkey, as_json, trust=national_vkey)
         return
     if trusted_vkey is not None and trusted_vkey != client.vkey:
         client.close()
@@ -255,7 +275,7 @@ def verify(
         )
     with client:
         total, lines = client.export_lines(dt.datetime.now(dt.UTC))
-        _verify_lines(lines, total, client.vkey, as_json, node=client.address)
+        _verify_lines(lines, total, client.vkey, as_json, node=client.address, trust=national_vkey)
 
 
 def _verify_lines(
@@ -265,12 +285,16 @@ def _verify_lines(
     as_json: bool,
     *,
     node: str | None = None,
+    trust: str | None = None,
 ) -> None:
     """Run the export verifier on `lines` and print its report; exit 1 on a finding."""
     with progress_bar("verifying", not as_json) as progress:
         try:
             report = verify_export(
-                lines, trusted_vkey=trusted_vkey, progress=lambda n: progress(n, total)
+                lines,
+                trusted_vkey=trusted_vkey,
+                trust=trust,
+                progress=lambda n: progress(n, total),
             )
         except AuditFailure as e:
             found = e.finding
@@ -297,6 +321,9 @@ def _verify_lines(
         "root": base64.b64encode(report.root).decode(),
         "last_checkpoint_size": report.last_checkpoint_size,
         "trusted_key": trusted_vkey is not None,
+        "current_vkey": report.current_vkey,
+        "trusted_by": report.trusted_by,
+        "trust_path": list(report.trust_path),
     }
     if node is not None:
         data["node"] = node
@@ -307,9 +334,15 @@ def _verify_lines(
         f"OK {report.origin}: {report.entries} entries, {report.checkpoints} "
         f"checkpoints verified (latest at size {report.last_checkpoint_size})"
     )
-    if trusted_vkey is None:
+    if report.trusted_by is not None:
         console.print(
-            "note: checked against the export's own key; pass --vkey to check whose ledger this is"
+            f"every signing key reached from {report.trusted_by}'s trusted key: "
+            + " -> ".join(report.trust_path)
+        )
+    elif trusted_vkey is None:
+        console.print(
+            "note: checked against the export's own key; pass --vkey to check whose ledger "
+            "this is, or --trust NATIONAL_VKEY to check its keys' chain of trust"
         )
 
 

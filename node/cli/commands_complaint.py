@@ -1,7 +1,9 @@
-"""`lapor-node complaint ...`: intake, disposition and views."""
+"""`lapor-node complaint ...`: intake, disposition, the lifecycle and views
+(docs/complaint-lifecycle.md)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
@@ -20,6 +22,8 @@ from node.cli._common import (
 )
 from node.complaints import CHANNELS, CLASSIFICATIONS, ComplaintDraft
 from node.services import complaints as service
+from node.services import confidential, progress, scheduler
+from node.workflow.lifecycle import ArchiveReason, Status
 
 __all__ = ["complaint"]
 
@@ -48,17 +52,31 @@ def complaint() -> None:
 @click.option("--anonymous", is_flag=True, help="Hide the reporter from everyone but this node.")
 @click.option("--confidential", is_flag=True, help="Hide the whole report from the public.")
 @click.option("--needs-inspection", is_flag=True, help="Berkadar pengawasan (60-day deadline).")
+@click.option(
+    "--attach",
+    "attach",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file the reporter brought (repeatable); kept by SHA-256 (docs/intake.md).",
+)
 @config_option
 @credential_option
 @json_option
 @handle_errors
 def submit(
-    config_path: Path | None, credential: Path | None, as_json: bool, **fields: object
+    config_path: Path | None,
+    credential: Path | None,
+    as_json: bool,
+    attach: tuple[Path, ...],
+    **fields: object,
 ) -> None:
     """Register a complaint received at this node (e.g. a walk-in); prints its tracking id."""
-    draft = ComplaintDraft(**fields)  # type: ignore[arg-type]
+    from node.services import intake  # the same path as gateways' submissions
+
     with operator_node(config_path, credential) as ctx:
-        tracking_id = service.submit(ctx, draft)
+        files = [intake.read_file_attachment(path, ctx.config.intake) for path in attach]
+        draft = ComplaintDraft(**fields, attachments=tuple(f.ref for f in files))  # type: ignore[arg-type]
+        tracking_id = intake.accept(ctx, draft, files).tracking_id
     if as_json:
         emit_json({"tracking_id": tracking_id})
     else:
@@ -89,23 +107,54 @@ def refer(
 
 
 @complaint.command("list")
-@click.option("--status", help="Only complaints in this status.")
+@click.option("--status", type=click.Choice([x.value for x in Status]), help="Only this status.")
 @click.option("--holder", help="Only complaints held by this node id.")
+@click.option(
+    "--classification", type=click.Choice(list(CLASSIFICATIONS)), help="Only this classification."
+)
+@click.option("--child", help="Only complaints this node referred to this child.")
+@click.option("--year", type=int, help="Only complaints submitted in this year.")
+@click.option("--overdue", is_flag=True, help="Only complaints that missed a deadline.")
 @click.option("--limit", type=int, default=200, show_default=True)
 @config_option
 @json_option
 @handle_errors
 def list_(
-    status: str | None, holder: str | None, limit: int, config_path: Path | None, as_json: bool
+    status: str | None,
+    holder: str | None,
+    classification: str | None,
+    child: str | None,
+    year: int | None,
+    overdue: bool,
+    limit: int,
+    config_path: Path | None,
+    as_json: bool,
 ) -> None:
     """Complaints known to this node, oldest first."""
     with open_node(config_path) as ctx:
-        views = service.list_complaints(ctx, status=status, holder=holder, limit=limit)
+        views = service.list_complaints(
+            ctx,
+            status=status,
+            holder=holder,
+            classification=classification,
+            child=child,
+            year=year,
+            overdue_only=overdue,
+            limit=limit,
+        )
     if as_json:
         emit_json(views)
         return
     table = Table(
-        "tracking id", "status", "holder", "from", "classification", "category", "region", "updated"
+        "tracking id",
+        "status",
+        "holder",
+        "from",
+        "classification",
+        "category",
+        "region",
+        "updated",
+        "overdue",
     )
     for v in views:
         table.add_row(
@@ -117,6 +166,7 @@ def list_(
             v.category,
             v.region_code,
             when(v.updated_at),
+            ", ".join(v.overdue) or "-",
         )
     console.print(table)
 
@@ -124,17 +174,48 @@ def list_(
 @complaint.command("show")
 @click.argument("tracking_id")
 @click.option("--content", is_flag=True, help="Also print the title and description kept here.")
+@click.option(
+    "--identity",
+    is_flag=True,
+    help="Also print the reporter of an anonymous or confidential complaint, where this node "
+    "may see it (the operator's credential is required).",
+)
 @config_option
+@credential_option
 @json_option
 @handle_errors
-def show(tracking_id: str, content: bool, config_path: Path | None, as_json: bool) -> None:
+def show(
+    tracking_id: str,
+    content: bool,
+    identity: bool,
+    config_path: Path | None,
+    credential: Path | None,
+    as_json: bool,
+) -> None:
     """A complaint's status, holder and history on this node."""
+    reporter = None
+    if identity:
+        with operator_node(config_path, credential) as ctx:
+            found = confidential.identity_of(ctx, tracking_id)
+            reporter = {"name": found.name, "contact": found.contact, "id_number": found.id_number}
     with open_node(config_path) as ctx:
         view = service.show(ctx, tracking_id, with_content=content)
     if as_json:
-        emit_json(view)
+        emit_json(view if reporter is None else {**dataclasses.asdict(view), "identity": reporter})
         return
+    if reporter is not None:
+        console.print(
+            f"reporter (kept apart from the content): {reporter['name']}, "
+            f"{reporter['contact']}, {reporter['id_number']}"
+        )
     console.print(f"[bold]{view.tracking_id}[/]  {view.status}  held by {view.holder}")
+    console.print(
+        f"entered at {view.origin_node}"
+        + (f"; came from {view.received_from}" if view.received_from else "")
+        + (f"; last referred to {view.referred_to}" if view.referred_to else "")
+    )
+    if view.overdue:
+        console.print(f"[bold red]overdue:[/] {', '.join(view.overdue)}")
     console.print(
         f"{view.classification} / {view.category} / region {view.region_code} / "
         f"via {view.channel}"
@@ -145,6 +226,8 @@ def show(tracking_id: str, content: bool, config_path: Path | None, as_json: boo
         console.print(f"title: {view.title}\nreporter: {view.reporter}\n{view.description}")
     elif view.content_kept is False:
         console.print("content: not kept on this node (erased, or never received)")
+    for n in view.notes:
+        console.print(f"{when(n.at)}  {n.kind} by {n.author}: {n.text}")
     table = Table("at (UTC)", "status", "by", "note", "ledger #")
     for e in view.history:
         table.add_row(
@@ -189,3 +272,174 @@ def erase(
         emit_json({"tracking_id": tracking_id, "erased": True, "ledger_index": index})
         return
     console.print(f"erased the content of {tracking_id} (ledger entry {index})")
+
+
+def _done(as_json: bool, tracking_id: str, what: str, index: int) -> None:
+    with_status = {"tracking_id": tracking_id, "action": what, "ledger_index": index}
+    if as_json:
+        emit_json(with_status)
+    else:
+        console.print(f"{tracking_id}: {what} (ledger entry {index})")
+
+
+@complaint.command("verify")
+@click.argument("tracking_id")
+@click.option("--note", help="What was checked (kept beside the ledger, not in it).")
+@config_option
+@credential_option
+@json_option
+@handle_errors
+def verify(
+    tracking_id: str,
+    note: str | None,
+    config_path: Path | None,
+    credential: Path | None,
+    as_json: bool,
+) -> None:
+    """Mark a submitted (or held) complaint complete and in scope."""
+    with operator_node(config_path, credential) as ctx:
+        index = progress.verify(ctx, tracking_id, note)
+    _done(as_json, tracking_id, "verified", index)
+
+
+@complaint.command("hold")
+@click.argument("tracking_id")
+@click.option("--note", help="What the reporter must complete.")
+@config_option
+@credential_option
+@json_option
+@handle_errors
+def hold(
+    tracking_id: str,
+    note: str | None,
+    config_path: Path | None,
+    credential: Path | None,
+    as_json: bool,
+) -> None:
+    """Hold (tunda) an incomplete complaint until the reporter completes it."""
+    with operator_node(config_path, credential) as ctx:
+        index = progress.hold(ctx, tracking_id, note)
+    _done(as_json, tracking_id, "held", index)
+
+
+@complaint.command("archive")
+@click.argument("tracking_id")
+@click.option("--reason", required=True, type=click.Choice([r.value for r in ArchiveReason]))
+@click.option("--note", help="Details (kept beside the ledger, not in it).")
+@config_option
+@credential_option
+@json_option
+@handle_errors
+def archive(
+    tracking_id: str,
+    reason: str,
+    note: str | None,
+    config_path: Path | None,
+    credential: Path | None,
+    as_json: bool,
+) -> None:
+    """Reject (archive) a complaint with a reason code."""
+    with operator_node(config_path, credential) as ctx:
+        index = progress.archive(ctx, tracking_id, reason, note)
+    _done(as_json, tracking_id, f"archived ({reason})", index)
+
+
+@complaint.command("update")
+@click.argument("tracking_id")
+@click.option("--note", required=True, help="The follow-up (tindak lanjut) posted.")
+@config_option
+@credential_option
+@json_option
+@handle_errors
+def update(
+    tracking_id: str, note: str, config_path: Path | None, credential: Path | None, as_json: bool
+) -> None:
+    """Post a follow-up on a complaint this node holds (the first one starts handling it)."""
+    with operator_node(config_path, credential) as ctx:
+        index = progress.follow_up(ctx, tracking_id, note)
+    _done(as_json, tracking_id, "followed up", index)
+
+
+@complaint.command("resolve")
+@click.argument("tracking_id")
+@click.option("--note", required=True, help="The resolution (selesai) posted.")
+@config_option
+@credential_option
+@json_option
+@handle_errors
+def resolve(
+    tracking_id: str, note: str, config_path: Path | None, credential: Path | None, as_json: bool
+) -> None:
+    """Resolve a complaint in progress; it closes by itself if the reporter does not reply."""
+    with operator_node(config_path, credential) as ctx:
+        index = progress.resolve(ctx, tracking_id, note)
+    _done(as_json, tracking_id, "resolved", index)
+
+
+@complaint.command("return")
+@click.argument("tracking_id")
+@click.option("--reason", required=True, help="Why this unit has no authority over it.")
+@config_option
+@credential_option
+@json_option
+@handle_errors
+def return_(
+    tracking_id: str, reason: str, config_path: Path | None, credential: Path | None, as_json: bool
+) -> None:
+    """Bukan wewenang: send a complaint back to the parent that referred it."""
+    with operator_node(config_path, credential) as ctx:
+        index = progress.return_(ctx, tracking_id, reason)
+    _done(as_json, tracking_id, "returned", index)
+
+
+@complaint.command("escalate")
+@click.argument("tracking_id")
+@click.option("--reason", required=True, help="Why it is escalated.")
+@config_option
+@credential_option
+@json_option
+@handle_errors
+def escalate(
+    tracking_id: str, reason: str, config_path: Path | None, credential: Path | None, as_json: bool
+) -> None:
+    """Escalate an overdue complaint this node holds to the parent it came from."""
+    with operator_node(config_path, credential) as ctx:
+        index = scheduler.escalate(ctx, tracking_id, reason)
+    _done(as_json, tracking_id, "escalated", index)
+
+
+@complaint.command("reply")
+@click.argument("tracking_id")
+@click.option("--text", required=True, help="The reporter's reply, as received.")
+@config_option
+@credential_option
+@json_option
+@handle_errors
+def reply(
+    tracking_id: str, text: str, config_path: Path | None, credential: Path | None, as_json: bool
+) -> None:
+    """Record a reporter's reply where the complaint entered; it reaches the holder, and
+    reopens a resolved complaint."""
+    with operator_node(config_path, credential) as ctx:
+        index = progress.reply(ctx, tracking_id, text)
+    _done(as_json, tracking_id, "reply recorded", index)
+
+
+@complaint.command("tick")
+@config_option
+@credential_option
+@json_option
+@handle_errors
+def tick(config_path: Path | None, credential: Path | None, as_json: bool) -> None:
+    """Run the scheduler once (auto-close, and escalation if workflow.auto_escalate): what
+    `serve` does periodically, for cron and tests."""
+    with operator_node(config_path, credential) as ctx:
+        done = scheduler.run_due(ctx)
+    if as_json:
+        emit_json(done)
+        return
+    console.print(
+        f"closed {len(done.closed)}, escalated {len(done.escalated)}, overdue {len(done.overdue)}"
+    )
+    for tracking_id, why in done.failed:
+        console.print(f"[red]{tracking_id}[/]: {why}")

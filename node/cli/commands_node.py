@@ -200,6 +200,11 @@ def link() -> None:
     help="The role the card's node plays for this node.",
 )
 @click.option("--address", help="HOST:PORT of the parent (required with --as parent).")
+@click.option(
+    "--enrollment-address",
+    help="HOST:PORT of the parent's enrollment port, where this node fetches its key "
+    "rotations after being away (default: the port after --address).",
+)
 @config_option
 @credential_option
 @handle_errors
@@ -207,15 +212,17 @@ def link_add(
     card_file: Path,
     role: str,
     address: str | None,
+    enrollment_address: str | None,
     config_path: Path | None,
     credential: Path | None,
 ) -> None:
     """Pin a peer's card by hand (the offline fallback to `link join`)."""
     card = NodeCard.from_json(card_file.read_text())
-    if address is not None and ":" not in address:
-        raise ValidationError(f"--address must be HOST:PORT, found {address!r}")
+    for option, value in (("--address", address), ("--enrollment-address", enrollment_address)):
+        if value is not None and ":" not in value:
+            raise ValidationError(f"{option} must be HOST:PORT, found {value!r}")
     with operator_node(config_path, credential) as ctx:
-        links.add_link(ctx, card, role, address)
+        links.add_link(ctx, card, role, address, enrollment_address)
     console.print(
         f"linked {card.node_id} ({card.name}) as {role}; "
         f"TLS sha256 {card.tls_fingerprint.hex()[:16]}..."
@@ -495,7 +502,7 @@ def link_list(config_path: Path | None, as_json: bool) -> None:
             str(v.acked),
             str(v.received),
             str(v.outbox_depth),
-            "-" if v.lag_seconds is None else _age(v.lag_seconds),
+            _lag(v.lag_messages, v.lag_seconds),
             str(v.peer_checkpoint_size),
             (
                 f"[bold red]SUSPENDED[/] (fork evidence: ledger #{v.suspended_by_entry}) "
@@ -509,6 +516,13 @@ def link_list(config_path: Path | None, as_json: bool) -> None:
         console.print("* not in expected_children (node.yaml)")
     if report.expected:
         console.print(report.summary(), soft_wrap=True)
+
+
+def _lag(messages: int, seconds: float | None) -> str:
+    """E.g. "3 msg, 12s": sequences the peer has not acknowledged, and the oldest's age."""
+    if not messages:
+        return "-"
+    return f"{messages} msg" + ("" if seconds is None else f", {_age(seconds)}")
 
 
 def _age(seconds: float) -> str:

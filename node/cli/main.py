@@ -7,9 +7,12 @@ import sys
 import click
 
 from node import __version__
+from node.cli import commands_routing  # noqa: F401 - adds `complaint route|dispose`
 from node.cli.commands_admin import admin
 from node.cli.commands_audit import audit
 from node.cli.commands_complaint import complaint
+from node.cli.commands_intake import intake
+from node.cli.commands_keys import keys
 from node.cli.commands_node import demo, identity, init, link, serve
 
 
@@ -23,8 +26,9 @@ def cli() -> None:
     """
 
 
-for command in (init, serve, identity, link, complaint, audit, admin, demo):
+for command in (init, serve, identity, keys, link, complaint, audit, admin, demo):
     cli.add_command(command)
+cli.add_command(intake)
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ __all__ = [
     "KEY_ROTATION_PURPOSE",
     "LINK_AGREEMENT_PURPOSE",
     "LINK_REVOCATION_PURPOSE",
+    "SEALING_KEY_PURPOSE",
     "KeyId",
     "SigningKey",
     "VerifyKey",
@@ -39,6 +40,8 @@ LINK_AGREEMENT_PURPOSE = b"lapor-node/link-agreement/v1\n"
 LINK_REVOCATION_PURPOSE = b"lapor-node/link-revocation/v1\n"
 # A node replaces its keys (node.crypto.rotation): signed by the old and by the new key.
 KEY_ROTATION_PURPOSE = b"lapor-node/key-rotation/v1\n"
+# A node states its X25519 sealing key (node.crypto.sealing).
+SEALING_KEY_PURPOSE = b"lapor-node/sealing-key/v1\n"
 _PURPOSES = frozenset(
     {
         ENVELOPE_PURPOSE,
@@ -46,6 +49,7 @@ _PURPOSES = frozenset(
         LINK_AGREEMENT_PURPOSE,
         LINK_REVOCATION_PURPOSE,
         KEY_ROTATION_PURPOSE,
+        SEALING_KEY_PURPOSE,
     }
 )
 

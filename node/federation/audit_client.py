@@ -118,13 +118,16 @@ class CallerIdentity:
 
 @dataclass(frozen=True)
 class RemoteHead:
-    """What GetCheckpoint said, its checkpoint verified with the card's key."""
+    """What GetCheckpoint said, its checkpoint verified with the card's key (or, after the
+    node rotated its keys, with the key it names now, the card's being its first)."""
 
     ledger_size: int
     claimed_vkey: str
     checkpoint: Checkpoint | None
     note: bytes | None
     signed_at: dt.datetime | None
+    first_vkey: str = ""
+    trust_chain: bytes = b""
 
 
 class AuditClient:
@@ -229,10 +232,17 @@ class AuditClient:
         """The node's ledger size and latest checkpoint, the note opened with the card's key
         (SignatureError if it does not verify) and matching the size the node states."""
         response = self.get_checkpoint()
+        first = response.first_vkey or response.vkey
+        chain = bytes(response.trust_chain)
         if not response.note:
-            return RemoteHead(response.ledger_size, response.vkey, None, None, None)
+            return RemoteHead(response.ledger_size, response.vkey, None, None, None, first, chain)
+        verifier = self._verifier
+        if self.vkey == first != response.vkey:
+            # The card predates a rotation: the note is signed by the key the node names
+            # now, and the export's KeyRotated entries must lead from the card's key to it.
+            verifier = parse_vkey(response.vkey)
         try:
-            checkpoint = open_checkpoint(response.note, self._verifier)
+            checkpoint = open_checkpoint(response.note, verifier)
         except SignatureError as e:
             raise SignatureError(
                 f"the node's latest checkpoint does not verify under the card's signing key "
@@ -246,7 +256,9 @@ class AuditClient:
                 f"{checkpoint.size}"
             )
         signed_at = response.signed_at.ToDatetime(dt.UTC)
-        return RemoteHead(response.ledger_size, response.vkey, checkpoint, response.note, signed_at)
+        return RemoteHead(
+            response.ledger_size, response.vkey, checkpoint, response.note, signed_at, first, chain
+        )
 
     def inclusion_proof_document(self, index: int) -> dict[str, Any]:
         """Entry `index`'s inclusion proof in the latest checkpoint, as the documented JSON
@@ -282,13 +294,15 @@ class AuditClient:
         Returns (entries announced, lines).
         """
         head = self.head()
-        claimed = parse_vkey(head.claimed_vkey)
+        first = parse_vkey(head.first_vkey)
         header = ExportHeader(
             node_id=self.card.node_id,
-            vkey=head.claimed_vkey,
-            signing_public_key=claimed.public_key,
+            vkey=head.first_vkey,
+            signing_public_key=first.public_key,
             size=head.ledger_size,
             exported_at=now.isoformat(),
+            current_vkey="" if head.first_vkey == head.claimed_vkey else head.claimed_vkey,
+            trust_chain=head.trust_chain or None,
         )
         size = head.ledger_size
         listed = self._listed_with(head, self.checkpoints(0, size))

@@ -104,7 +104,12 @@ class AuditServicer:
     ) -> audit_pb2.GetCheckpointResponse:
         await self._admit(context, "GetCheckpoint")
         head = await self._read(context, "GetCheckpoint", audit.head)
-        response = audit_pb2.GetCheckpointResponse(vkey=head.vkey, ledger_size=head.ledger_size)
+        response = audit_pb2.GetCheckpointResponse(
+            vkey=head.vkey,
+            ledger_size=head.ledger_size,
+            first_vkey="" if head.first_vkey == head.vkey else head.first_vkey,
+            trust_chain=head.trust_chain,
+        )
         if head.checkpoint is not None:
             response.note = head.checkpoint.note
             response.size = head.checkpoint.size

@@ -26,11 +26,11 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 
-from node._proto.lapor.v1 import enrollment_pb2, enrollment_pb2_grpc
+from node._proto.lapor.v1 import enrollment_pb2, enrollment_pb2_grpc, trust_pb2
 from node.crypto.enrollment import AddressPair, JoinToken
 from node.crypto.tls import dns_name, fingerprint
 from node.errors import (
@@ -43,16 +43,19 @@ from node.errors import (
 )
 from node.federation.session import DbRunner
 from node.federation.status import status_for
+from node.ids import NodeId
 from node.logs import get_logger
 from node.metrics import CALLS_REFUSED
-from node.services import enrollment, joining
+from node.services import enrollment, joining, rotation
 from node.services.context import NodeContext
 
 __all__ = [
     "POLL_SECONDS",
     "EnrollmentServicer",
     "JoinResult",
+    "enrollment_address_after",
     "fetch_certificate",
+    "fetch_key_rotations",
     "join",
     "pin_parent",
 ]
@@ -115,6 +118,14 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
         )
         return response
 
+    async def GetKeyRotations(
+        self, request: enrollment_pb2.GetKeyRotationsRequest, context: grpc.aio.ServicerContext
+    ) -> enrollment_pb2.GetKeyRotationsResponse:
+        rotations = await self._answer(
+            "GetKeyRotations", context, self.db.read(rotation.own_rotations_of, self.ctx)
+        )
+        return enrollment_pb2.GetKeyRotationsResponse(node_id=self.ctx.node_id, rotations=rotations)
+
     async def Confirm(
         self, request: enrollment_pb2.ConfirmRequest, context: grpc.aio.ServicerContext
     ) -> enrollment_pb2.ConfirmResponse:
@@ -128,10 +139,16 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
 
 
 def enrollment_server(
-    servicer: EnrollmentServicer, key_pem: bytes, cert_pem: bytes, address: str
+    servicer: EnrollmentServicer,
+    key_pem: bytes,
+    cert_pem: bytes,
+    address: str,
+    fetch_identity: Callable[[], Any] | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """A server for `servicer` on `address`: TLS with this node's certificate, no client
-    certificate asked for. Returns it (not started) and the port bound (0: none)."""
+    certificate asked for. Returns it (not started) and the port bound (0: none).
+    `fetch_identity` (called at each handshake; None keeps the certificate) lets the
+    running node present a new certificate after a key rotation."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -139,7 +156,10 @@ def enrollment_server(
         ]
     )
     enrollment_pb2_grpc.add_EnrollmentServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
-    creds = grpc.ssl_server_credentials([(key_pem, cert_pem)], require_client_auth=False)
+    initial = grpc.ssl_server_certificate_configuration([(key_pem, cert_pem)])
+    creds = grpc.dynamic_ssl_server_credentials(
+        initial, fetch_identity or (lambda: None), require_client_authentication=False
+    )
     try:
         port = server.add_secure_port(address, creds)
     except RuntimeError:
@@ -170,6 +190,46 @@ def fetch_certificate(address: str, timeout: float = CONNECT_TIMEOUT_SECONDS) ->
     if not der:
         raise ssl.SSLError("the server presented no certificate")
     return ssl.DER_cert_to_PEM_cert(der).encode()
+
+
+def enrollment_address_after(address: str) -> str:
+    """The default enrollment address of a node serving federation at `address`: the
+    next port (`server.enrollment_listen`'s default)."""
+    host, port = _host_port(address)
+    host = f"[{host}]" if ":" in host else host
+    return f"{host}:{port + 1}"
+
+
+def fetch_key_rotations(address: str, node: NodeId) -> list[trust_pb2.SignedKeyRotation]:
+    """`node`'s key rotations from its enrollment port at `address`. The connection is not
+    trusted (the node's certificate may be one this node never pinned): the records are
+    signed, and node.services.rotation.follow_fetched checks them from the pinned key."""
+    try:
+        cert = fetch_certificate(address)
+    except (OSError, ssl.SSLError, ValueError) as e:
+        raise PeerUnavailableError(
+            f"cannot reach {node}'s enrollment port at {address}: {e}"
+        ) from e
+    options = [
+        ("grpc.ssl_target_name_override", dns_name(node)),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ]
+    creds = grpc.ssl_channel_credentials(root_certificates=cert)
+    with grpc.secure_channel(address, creds, options=options) as channel:
+        stub = enrollment_pb2_grpc.EnrollmentServiceStub(channel)  # type: ignore[no-untyped-call]
+        response: enrollment_pb2.GetKeyRotationsResponse = _call(
+            "fetch key rotations",
+            node,
+            address,
+            functools.partial(
+                stub.GetKeyRotations,
+                enrollment_pb2.GetKeyRotationsRequest(),
+                timeout=CALL_TIMEOUT_SECONDS,
+            ),
+        )
+    if response.node_id != node:
+        raise PeerError(f"the node at {address} is {response.node_id!r}, not {node}")
+    return list(response.rotations)
 
 
 def pin_parent(
@@ -301,7 +361,7 @@ def join(
             pair.enrollment,
             functools.partial(stub.Confirm, confirm, timeout=CALL_TIMEOUT_SECONDS),
         )
-    index = joining.record_join(ctx, token, acceptance, pair.federation)
+    index = joining.record_join(ctx, token, acceptance, pair.federation, pair.enrollment)
     return JoinResult(
         parent, acceptance.parent_name, pair.federation, index, confirmed.ledger_index
     )

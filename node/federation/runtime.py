@@ -49,9 +49,15 @@ from prometheus_client import start_http_server
 from node._proto.lapor.v1 import audit_pb2_grpc, federation_pb2, federation_pb2_grpc
 from node.crypto.keyfiles import read_file
 from node.crypto.tls import dns_name, fingerprint, node_id_from_certificate
-from node.errors import ConfigError, IntegrityError, NodeError, ValidationError
+from node.errors import ConfigError, IntegrityError, NodeError, PeerError, ValidationError
 from node.federation.audit_service import AuditServicer, Caller
-from node.federation.enrollment import EnrollmentServicer, enrollment_server
+from node.federation.enrollment import (
+    EnrollmentServicer,
+    enrollment_address_after,
+    enrollment_server,
+    fetch_key_rotations,
+)
+from node.federation.intake import IntakeServer, start_intake
 from node.federation.session import LinkSession, RefusedError, describe
 from node.federation.status import status_for
 from node.ids import NodeId
@@ -60,16 +66,20 @@ from node.metrics import (
     CALLS_REFUSED,
     CHECKPOINT_FAILURES,
     LEDGER_SIZE,
+    LINK_GAUGES_SECONDS,
     REGISTRY,
+    LinkSample,
     observe_checkpoint,
+    observe_links,
 )
-from node.services import audit, checkpoints, exchange, links
+from node.services import audit, checkpoints, exchange, links, rotation
 from node.services.context import NodeContext
 
 __all__ = ["NodeRuntime", "exchange_service"]
 
 T = TypeVar("T")
 PIN_REFRESH_SECONDS = 1.0
+KEY_FOLLOW_SECONDS = 60.0
 CONNECT_TIMEOUT_SECONDS = 5.0
 
 
@@ -138,7 +148,13 @@ class _ClientTransport:
 
     async def write(self, frame: federation_pb2.Frame) -> None:
         async with self._lock:
-            await self._call.write(federation_pb2.ExchangeRequest(frame=frame))
+            try:
+                await self._call.write(federation_pb2.ExchangeRequest(frame=frame))
+            except asyncio.InvalidStateError as e:
+                # The call ended (the connection broke, the parent died) before this write:
+                # grpc.aio says so with InvalidStateError, not AioRpcError. End the session
+                # as a failed read would, so the dialer reconnects.
+                raise PeerError("the stream to the parent ended (connection lost)") from e
 
     async def finish(self) -> None:
         async with self._lock:
@@ -154,6 +170,14 @@ class NodeRuntime:
         self.log = get_logger(node_id=ctx.node_id)
         self._tls_key = read_file(ctx.config.tls_key, "TLS key")
         self._tls_cert = read_file(ctx.config.tls_cert, "TLS certificate")
+        # What this node presents: after `keys rotate`, the old certificate for a while
+        # (node.services.rotation.presented_identities); else the configured files.
+        current = rotation.Identity(self._tls_key, self._tls_cert)
+        self._server_identity = current
+        self._client_identity = current
+        self._enrollment_identity = current
+        self._enrollment_changed = self._intake_changed = False
+        self._keys_followed_at = 0.0
         self._pins: list[links.Pin] = []
         self._pins_changed = True
         self._wake: dict[str, asyncio.Event] = {}
@@ -165,6 +189,7 @@ class NodeRuntime:
         self._tasks: list[asyncio.Task[Any]] = []
         self._server: grpc.aio.Server | None = None
         self._enrollment: grpc.aio.Server | None = None
+        self._intake: IntakeServer | None = None
         self.enrollment_port = 0
         self._metrics: Any = None
         self._health = health.aio.HealthServicer()
@@ -177,11 +202,16 @@ class NodeRuntime:
 
     async def _refresh_pins(self) -> None:
         pins = await self.db.read(links.pins, self.ctx)
-        if [(p.peer_id, p.fingerprint, p.address) for p in pins] != [
-            (p.peer_id, p.fingerprint, p.address) for p in self._pins
+        if [(p.peer_id, p.fingerprints, p.address) for p in pins] != [
+            (p.peer_id, p.fingerprints, p.address) for p in self._pins
         ]:
-            kept = {(p.peer_id, p.fingerprint) for p in pins}
-            gone = [p for p in self._pins if (p.peer_id, p.fingerprint) not in kept]
+            # Gone: a pin with a certificate no longer accepted (revoked, re-pinned, or an
+            # earlier certificate past its grace period). A new certificate added beside
+            # the old one (the peer rotated its keys) ends no stream.
+            kept = {(p.peer_id, fp) for p in pins for fp in p.fingerprints}
+            gone = [
+                p for p in self._pins if any((p.peer_id, fp) not in kept for fp in p.fingerprints)
+            ]
             self._pins = pins
             self._pins_changed = True
             self.log.info("pins.loaded", peers=[p.peer_id for p in pins])
@@ -192,10 +222,28 @@ class NodeRuntime:
             now = next((p for p in self._pins if p.peer_id == parent[0].peer_id), None)
             if (
                 now is None
-                or now.fingerprint != parent[0].fingerprint
+                or not set(parent[0].fingerprints) <= set(now.fingerprints)
                 or now.address != (parent[0].address)
             ):
                 parent[1].cancel()
+        await self._refresh_identities()
+
+    async def _refresh_identities(self) -> None:
+        """Which certificate to present, as a server and to the parent (key rotation)."""
+        parent = next((p.peer_id for p in self._pins if p.role == "parent"), None)
+        server, client = await self.db.read(rotation.presented_identities, self.ctx, parent)
+        if server != self._server_identity:
+            self._server_identity = server
+            self._pins_changed = True
+            self.log.info("tls.identity_changed", role="server")
+        if client != self._client_identity:
+            self._client_identity = client
+            self.log.info("tls.identity_changed", role="client")
+        current = await asyncio.to_thread(rotation.current_identity, self.ctx.config)
+        if current != self._enrollment_identity:
+            self._tls_key, self._tls_cert = current.key_pem, current.cert_pem
+            self._enrollment_identity = current
+            self._enrollment_changed = self._intake_changed = True
 
     def _drop(self, pin: links.Pin) -> None:
         """`pin` is no longer trusted (revoked, or re-pinned to another certificate): close
@@ -249,13 +297,35 @@ class NodeRuntime:
             except NodeError as e:  # pragma: no cover - best effort bookkeeping
                 self.log.error("link.heartbeat_failed", error=str(e))
 
+    async def _link_gauges(self) -> None:
+        """With metrics on, every LINK_GAUGES_SECONDS: each linked peer's sync health as
+        `link list` shows it (connected from this process's live streams), as gauges."""
+        while self.ctx.config.metrics.enabled:
+            try:
+                views = await self.db.read(links.list_links, self.ctx)
+                observe_links(
+                    LinkSample(
+                        v.peer_id,
+                        v.peer_id in self._connected,
+                        v.outbox_depth,
+                        v.lag_messages,
+                        v.lag_seconds,
+                        None if v.last_seen_at is None else v.last_seen_at.timestamp(),
+                    )
+                    for v in views
+                )
+            except NodeError as e:  # pragma: no cover - best effort bookkeeping
+                self.log.error("link.gauges_failed", error=str(e))
+            await asyncio.sleep(LINK_GAUGES_SECONDS)
+
     def _credentials_config(self) -> Any:
         # With nothing pinned yet, trust only ourselves: nobody else gets in.
-        pinned = [p.cert_pem for p in self._pins]
+        pinned = [cert for p in self._pins for cert in p.certificates]
         pinned += [a.cert_pem for a in self.ctx.config.auditors]
-        roots = b"".join(pinned) or self._tls_cert
+        own = self._server_identity
+        roots = b"".join(pinned) or own.cert_pem
         return grpc.ssl_server_certificate_configuration(
-            [(self._tls_key, self._tls_cert)], root_certificates=roots
+            [(own.key_pem, own.cert_pem)], root_certificates=roots
         )
 
     def _fetch_credentials(self) -> Any:
@@ -264,6 +334,23 @@ class NodeRuntime:
             return None
         self._pins_changed = False
         return self._credentials_config()
+
+    def _fetch_enrollment_identity(self) -> Any:
+        """The enrollment port presents the current certificate (the one new join tokens
+        name), from the next handshake after a key rotation; None keeps it."""
+        if not self._enrollment_changed:
+            return None
+        self._enrollment_changed = False
+        own = self._enrollment_identity
+        return grpc.ssl_server_certificate_configuration([(own.key_pem, own.cert_pem)])
+
+    def _fetch_intake_identity(self) -> Any:
+        """The intake port, like the enrollment port, presents the current certificate."""
+        if not self._intake_changed:
+            return None
+        self._intake_changed = False
+        own = self._enrollment_identity
+        return grpc.ssl_server_certificate_configuration([(own.key_pem, own.cert_pem)])
 
     def wake(self, peer: str) -> asyncio.Event:
         return self._wake.setdefault(peer, asyncio.Event())
@@ -279,7 +366,7 @@ class NodeRuntime:
         """The linked peer whose pinned certificate is exactly `pem`, if any."""
         fp = fingerprint(pem)
         for pin in self._pins:
-            if pin.fingerprint == fp:
+            if fp in pin.fingerprints:
                 try:
                     named = node_id_from_certificate(pem)
                 except ValidationError:
@@ -421,7 +508,13 @@ class NodeRuntime:
             if task.cancelled():
                 self.log.warning("link.parent_unpinned", peer=parent.peer_id)
                 continue
-            if task.result():  # re-raises what ended the session, as awaiting it would
+            try:
+                got_hello = task.result()
+            except Exception as e:  # a session's bug must not end the dialing for good
+                self.log.error("link.session_crashed", error_kind=type(e).__name__, error=str(e))
+                await self._note_error(NodeId(parent.peer_id), describe(e))
+                got_hello = False
+            if got_hello:
                 delay = cfg.reconnect_min_ms / 1000
             await asyncio.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter
             delay = min(delay * 2, cfg.reconnect_max_ms / 1000)
@@ -430,9 +523,9 @@ class NodeRuntime:
         """One stream to the parent; True if it got as far as exchanging Hellos."""
         peer = NodeId(parent.peer_id)
         creds = grpc.ssl_channel_credentials(
-            root_certificates=parent.cert_pem,
-            private_key=self._tls_key,
-            certificate_chain=self._tls_cert,
+            root_certificates=b"".join(parent.certificates),
+            private_key=self._client_identity.key_pem,
+            certificate_chain=self._client_identity.cert_pem,
         )
         connected = False
 
@@ -452,6 +545,7 @@ class NodeRuntime:
                 said = "" if self._parent_said is None else f"; it last said: {self._parent_said}"
                 await self._note_error(peer, f"cannot reach parent at {parent.address}{said}")
                 self.log.warning("link.unreachable", address=parent.address)
+                await self._follow_parent_rotations(parent)
                 return False
             stub = federation_pb2_grpc.FederationServiceStub(channel)  # type: ignore[no-untyped-call]
             call = stub.Exchange()
@@ -483,6 +577,26 @@ class NodeRuntime:
                     await asyncio.shield(self._mark(peer, False))
         return connected
 
+    async def _follow_parent_rotations(self, parent: links.Pin) -> None:
+        """The parent cannot be reached: if it rotated its keys while this node was away
+        (its certificate is no longer one pinned here), fetch its rotations from its
+        enrollment port and follow them from the pinned key. At most once a minute."""
+        now = asyncio.get_running_loop().time()
+        if now - self._keys_followed_at < KEY_FOLLOW_SECONDS:
+            return
+        self._keys_followed_at = now
+        address = parent.enrollment_address or enrollment_address_after(parent.address or "")
+        peer = NodeId(parent.peer_id)
+        try:
+            chain = await asyncio.to_thread(fetch_key_rotations, address, peer)
+            followed = await self.db.write(rotation.follow_fetched, self.ctx, peer, chain)
+        except NodeError as e:
+            self.log.warning("peer.key_rotations_not_followed", peer=peer, error=str(e))
+            return
+        if followed:
+            self.log.warning("peer.key_rotated", peer=peer, entries=followed, fetched_from=address)
+            await self._refresh_pins()
+
     async def _ended_by_parent(self, peer: NodeId, call: Any) -> None:
         """The stream ended without an error of ours: if the parent ended it with a status
         (e.g. it revoked the link), record what it said."""
@@ -498,6 +612,25 @@ class NodeRuntime:
         self.log.warning("link.closed_by_parent", code=code.name, details=details)
 
     # Checkpoints and metrics -----------------------------------------------------------
+
+    async def _complaint_scheduler(self) -> None:
+        """Every workflow.scheduler_interval_seconds: auto-close and (if configured)
+        escalate what is due (node.services.scheduler.run_due), on the writer thread."""
+        from node.services import scheduler
+
+        while True:
+            try:
+                done = await self.db.write(scheduler.run_due, self.ctx)
+                if done.closed or done.escalated or done.failed:
+                    self.log.info(
+                        "complaints.scheduled",
+                        closed=len(done.closed),
+                        escalated=len(done.escalated),
+                        failed=[t for t, _ in done.failed],
+                    )
+            except NodeError as e:
+                self.log.error("complaints.scheduler_failed", error=str(e))
+            await asyncio.sleep(self.ctx.config.workflow.scheduler_interval_seconds)
 
     async def _checkpoint_signer(self) -> None:
         """Every checkpoint interval: refresh the ledger gauges, and sign if the ledger
@@ -568,7 +701,9 @@ class NodeRuntime:
         if not address:
             return
         servicer = EnrollmentServicer(self.ctx, self.db)
-        server, port = enrollment_server(servicer, self._tls_key, self._tls_cert, address)
+        server, port = enrollment_server(
+            servicer, self._tls_key, self._tls_cert, address, self._fetch_enrollment_identity
+        )
         if port == 0:
             if cfg.enrollment_listen is not None:
                 raise ConfigError(
@@ -616,6 +751,9 @@ class NodeRuntime:
         await server.start()
         self._server = server
         await self._start_enrollment()
+        self._intake = await start_intake(
+            self.ctx, self.db, self._tls_key, self._tls_cert, self._fetch_intake_identity
+        )
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         await self._health.set("lapor.v1.FederationService", health_pb2.HealthCheckResponse.SERVING)
         await self._health.set("lapor.v1.AuditService", health_pb2.HealthCheckResponse.SERVING)
@@ -624,6 +762,8 @@ class NodeRuntime:
             asyncio.create_task(self._dial_parent()),
             asyncio.create_task(self._checkpoint_signer()),
             asyncio.create_task(self._heartbeat()),
+            asyncio.create_task(self._link_gauges()),
+            asyncio.create_task(self._complaint_scheduler()),
         ]
         self.log.info("node.started", listen=cfg.listen, port=self.port)
         return self.port
@@ -635,6 +775,8 @@ class NodeRuntime:
         # A channel torn down mid-connect can take its time to close; never wait forever.
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=self.ctx.config.server.grace_seconds)
+        if self._intake is not None:
+            await self._intake.stop(self.ctx.config.server.grace_seconds)
         if self._enrollment is not None:
             await self._enrollment.stop(self.ctx.config.server.grace_seconds)
         if self._server is not None:

@@ -22,10 +22,11 @@ from typing import Any, Protocol, TypeVar
 
 from node._proto.lapor.v1 import federation_pb2
 from node.errors import NodeError, PeerError, ValidationError
+from node.faults import fault_point
 from node.federation.status import error_for_status
 from node.ids import NodeId
 from node.logs import get_logger
-from node.services import exchange
+from node.services import exchange, routing
 from node.services.context import NodeContext
 
 __all__ = ["DbRunner", "FrameTransport", "LinkSession", "RefusedError"]
@@ -248,7 +249,9 @@ class LinkSession:
                 raise RefusedError(ValidationError(f"unexpected {kind!r} frame"), 0)
 
     async def _commit(self, batch: list[federation_pb2.Delivery]) -> None:
+        fault_point("before_commit")  # TEST ONLY (node.faults): read, not yet committed
         result = await self.db.write(exchange.receive_batch, self.ctx, self.peer, batch)
+        fault_point("after_commit")  # TEST ONLY (node.faults): committed, not yet acked
         if result.replays:
             async with self._send_lock:
                 self.peer_holds = await self.db.read(
@@ -263,6 +266,9 @@ class LinkSession:
         if result.applied:
             self.wake.set()  # responses (receipts) are waiting in the outbox
             self.log.debug("link.committed", count=result.applied, through=result.committed_through)
+        if result.accepted and self.ctx.config.routing.auto:
+            for tracking_id in result.accepted:  # dispose further by the routing rules
+                await self.db.write(routing.auto_dispose, self.ctx, tracking_id)
         if result.error is not None:
             self.log.warning(
                 "link.refused",

@@ -2,11 +2,15 @@
 
 Pure: lines in, lines out; no database, no network, no files. Memory stays bounded: entries
 are streamed and only the tree's frontier (log2 n hashes, and at most 4096 verified leaf
-hashes waiting to join it) and the peers' keys are kept.
+hashes waiting to join it), the node's and its peers' keys (node.ledger.trust.KeysInForce)
+and, with `trust`, the keys the chain of trust reached are kept.
 
 Export format `lapor-node/audit-export` version 1 (docs/auditor-guide.md): JSON lines,
   1. a header  {"type": "header", "format", "version", "node_id", "origin", "vkey",
-               "signing_public_key", "size", "exported_at"};
+               "signing_public_key", "size", "exported_at", "current_vkey", "trust_chain"}:
+               vkey and signing_public_key are the key that started the ledger,
+               current_vkey the one in force at its head (optional: the same as vkey),
+               trust_chain the base64 TrustChain from the national node (optional);
   2. entries   {"type": "entry", "index", "entry", "leaf"} in index order (base64: the
                LedgerEntry bytes as stored, and the leaf hash stored when it was appended);
      each checkpoint {"type": "checkpoint", "size", "note"} placed right after entry
@@ -15,19 +19,28 @@ Export format `lapor-node/audit-export` version 1 (docs/auditor-guide.md): JSON 
 
 Verification (`verify_export`) takes these steps and stops at the first failure, raising
 AuditFailure whose Finding names the kind and the first entry index at fault:
-  1. the header is well-formed; its vkey is the C2SP verifier key of its signing key under
-     the origin `lapor-node/<node_id>`, and equals the auditor's trusted vkey if given;
+  1. the header is well-formed; its vkeys are the C2SP verifier keys of keys under the
+     origin `lapor-node/<node_id>`, vkey that of signing_public_key; the auditor's trusted
+     vkey, if given, is vkey or current_vkey; with `trust` (the national node's vkey), the
+     chain of trust reaches this node's first key from it (node.ledger.trust.walk_chain);
   2. for each entry i: the index is i (else missing or reordered); SHA-256(0x00 || entry)
      equals the leaf committed at append time (else altered, or moved from index j); the
      bytes parse as lapor.v1.LedgerEntry of this node; an embedded SignedEnvelope verifies
-     (c.f. node.envelopes): sent ones under the exported key, received ones under the
-     peer's key from the LinkEstablished entry earlier in this same ledger;
-     the leaf is appended to the recomputed RFC 6962 tree (RFC 9162 section 2.1.1);
-  3. for each checkpoint: its note verifies under the exported key (c2sp.org/signed-note),
-     its body parses strictly with this origin (c2sp.org/tlog-checkpoint), sizes increase,
-     and its root equals the recomputed root at its size. Every checkpoint is a prefix of
-     the one recomputed tree, so successive checkpoints are consistent (RFC 9162 2.1.4);
-  4. the trailer counts what came, and the entry count equals the header's size.
+     (c.f. node.envelopes): sent ones under this node's key in force, received ones under
+     a key of the peer pinned earlier in this same ledger (LinkAgreed, LinkEstablished,
+     then each PeerKeyRotated); a KeyRotated entry, signed by both keys from the key in
+     force, switches this node's key from entry i + 1 on; with `trust`, every signature is
+     by a key the chain (or this ledger's agreements with children, and rotations after
+     them) reached and no revocation cut off; the leaf is appended to the recomputed
+     RFC 6962 tree (RFC 9162 section 2.1.1);
+  3. for each checkpoint of size s: its note verifies under this node's key in force at
+     entry s - 1 (c2sp.org/signed-note; so the old key signs the checkpoint that covers
+     its own hand-over), its body parses strictly with this origin
+     (c2sp.org/tlog-checkpoint), sizes increase, and its root equals the recomputed root
+     at its size. Every checkpoint is a prefix of the one recomputed tree, so successive
+     checkpoints are consistent (RFC 9162 2.1.4);
+  4. the trailer counts what came, the entry count equals the header's size, and the
+     ledger's rotations end at current_vkey.
 """
 
 from __future__ import annotations
@@ -43,8 +56,9 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
-from node._proto.lapor.v1 import envelope_pb2, ledger_pb2
+from node._proto.lapor.v1 import envelope_pb2, ledger_pb2, trust_pb2
 from node.crypto.enrollment import open_agreement, open_revocation
+from node.crypto.rotation import open_rotation
 from node.crypto.signing import VerifyKey
 from node.envelopes import open_envelope
 from node.errors import IntegrityError, NodeError, ProofError, SignatureError, ValidationError
@@ -52,6 +66,15 @@ from node.ids import NodeId
 from node.ledger.checkpoint import Checkpoint, origin_for
 from node.ledger.merkle import Frontier, leaf_hash, verify_consistency, verify_inclusion
 from node.ledger.note import Verifier, format_vkey, open_checkpoint, parse_vkey
+from node.ledger.trust import (
+    ChainError,
+    KeysInForce,
+    TrustedKeys,
+    TrustError,
+    anchor_from_vkey,
+    short_key,
+    walk_chain,
+)
 
 __all__ = [
     "EXPORT_FORMAT",
@@ -110,28 +133,35 @@ class ExportHeader:
 
     node_id: str
     vkey: str
+    """The verifier key of the signing key that started the ledger."""
     signing_public_key: bytes
     size: int
     exported_at: str
+    current_vkey: str = ""
+    """The verifier key in force at the ledger's head ("": the same as `vkey`)."""
+    trust_chain: bytes | None = None
+    """The serialized TrustChain from the national node to this node (None: not given)."""
 
     @property
     def origin(self) -> str:
         return origin_for(self.node_id)
 
     def to_line(self) -> str:
-        return _line(
-            {
-                "type": "header",
-                "format": EXPORT_FORMAT,
-                "version": EXPORT_VERSION,
-                "node_id": self.node_id,
-                "origin": self.origin,
-                "vkey": self.vkey,
-                "signing_public_key": _b64(self.signing_public_key),
-                "size": self.size,
-                "exported_at": self.exported_at,
-            }
-        )
+        fields: dict[str, Any] = {
+            "type": "header",
+            "format": EXPORT_FORMAT,
+            "version": EXPORT_VERSION,
+            "node_id": self.node_id,
+            "origin": self.origin,
+            "vkey": self.vkey,
+            "signing_public_key": _b64(self.signing_public_key),
+            "size": self.size,
+            "exported_at": self.exported_at,
+            "current_vkey": self.current_vkey or self.vkey,
+        }
+        if self.trust_chain is not None:
+            fields["trust_chain"] = _b64(self.trust_chain)
+        return _line(fields)
 
 
 @dataclass(frozen=True)
@@ -145,6 +175,12 @@ class AuditReport:
     checkpoints: int
     root: bytes
     last_checkpoint_size: int | None
+    current_vkey: str = ""
+    """The key in force at the head (differs from `vkey` after a rotation)."""
+    trusted_by: str | None = None
+    """With `trust`: the national node whose key reached this node's keys."""
+    trust_path: tuple[str, ...] = ()
+    """With `trust`: the node ids from the national node down to this one."""
 
 
 # --- writing ----------------------------------------------------------------------------
@@ -204,16 +240,22 @@ def verify_export(
     lines: Iterable[str | bytes],
     *,
     trusted_vkey: str | None = None,
+    trust: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> AuditReport:
     """Verify an export streamed line by line (see the module docstring); raise AuditFailure.
 
     `trusted_vkey` is the node's verifier key as the auditor knows it independently (from
-    the node's parent, or `identity show` read in person); without it the export's own key
-    is used, which proves internal consistency but not whose ledger it is.
+    the node's parent, or `identity show` read in person): the key that started the ledger
+    or the one in force at its head; without it the export's own key is used, which proves
+    internal consistency but not whose ledger it is. `trust` is the national node's
+    verifier key: every signature must then be made by a key the export's chain of trust
+    reaches from it (node.ledger.trust; ValidationError if it is not a vkey).
     `progress(n)` is called with the number of entries verified, every 4096 entries.
     """
-    return _Verifier(iter(lines), trusted_vkey, progress).run()
+    if trust is not None:
+        anchor_from_vkey(trust)
+    return _Verifier(iter(lines), trusted_vkey, progress, trust).run()
 
 
 class _Verifier:
@@ -222,12 +264,14 @@ class _Verifier:
         lines: Iterator[str | bytes],
         trusted_vkey: str | None,
         progress: Callable[[int], None] | None,
+        trust: str | None = None,
     ) -> None:
         self.lines = lines
         self.trusted_vkey = trusted_vkey
+        self.trust = trust
         self.progress = progress
         self.frontier = Frontier()
-        self.peers: dict[str, VerifyKey] = {}
+        self.verifiers: dict[bytes, Verifier] = {}
         self.checkpoints = 0
         self.last_cp: Checkpoint | None = None
         self.pending: list[tuple[int, bytes]] = []
@@ -251,17 +295,21 @@ class _Verifier:
                 signing_public_key=_bytes(obj, "signing_public_key"),
                 size=_int(obj, "size"),
                 exported_at=_str(obj, "exported_at"),
+                current_vkey=_str(obj, "current_vkey") if "current_vkey" in obj else "",
+                trust_chain=_bytes(obj, "trust_chain") if "trust_chain" in obj else None,
             )
             origin = header.origin
             verifier = parse_vkey(header.vkey)
+            current = parse_vkey(header.current_vkey or header.vkey)
             own = VerifyKey(header.signing_public_key)
+            chain = None if header.trust_chain is None else _parse_chain(header.trust_chain)
         except ValidationError as e:
             raise _fail("format", f"malformed header: {e}") from e
-        if obj.get("origin") != origin or verifier.name != origin:
+        if obj.get("origin") != origin or verifier.name != origin or current.name != origin:
             raise _fail(
                 "key",
-                f"expected the origin and key name {origin!r}, found "
-                f"{obj.get('origin')!r} and {verifier.name!r}",
+                f"expected the origin and key names {origin!r}, found "
+                f"{obj.get('origin')!r}, {verifier.name!r} and {current.name!r}",
             )
         if verifier.public_key != header.signing_public_key:
             raise _fail(
@@ -269,14 +317,41 @@ class _Verifier:
                 "expected the vkey to carry the exported signing public key, "
                 f"found another (key ID {verifier.key_id.hex()})",
             )
-        if self.trusted_vkey is not None and header.vkey != self.trusted_vkey:
+        if self.trusted_vkey is not None and self.trusted_vkey not in (
+            header.vkey,
+            header.current_vkey or header.vkey,
+        ):
             raise _fail(
                 "key",
                 f"expected the trusted verifier key {self.trusted_vkey}, found "
                 f"{header.vkey}: this export is signed with another key",
             )
-        self.header, self.verifier, self.own_key = header, verifier, own
+        self.header, self.current_key = header, current.public_key
+        self.keys = KeysInForce(header.node_id, [(-1, own)])
+        if self.trust is not None:
+            self.keys.trusted = self._walk(chain, own)
         return header
+
+    def _walk(self, chain: trust_pb2.TrustChain | None, own: VerifyKey) -> TrustedKeys:
+        """The chain of trust from `self.trust`, which must reach this node's first key."""
+        assert self.trust is not None
+        if chain is None:
+            raise _fail(
+                "trust-chain",
+                "expected the header to carry the chain of trust from the national node "
+                "(trust_chain), found none: the export was made by an older lapor-node; "
+                "ask for a new export",
+            )
+        try:
+            return walk_chain(chain.steps, self.trust, reach=(self.header.node_id, own.raw))
+        except ChainError as e:
+            hint = (
+                ""
+                if chain.steps
+                else " (the chain is empty: the node holds no link agreement with a parent, "
+                "e.g. it was linked by hand with `link add`)"
+            )
+            raise _fail("trust-chain", f"{e}{hint}") from e
 
     def run(self) -> AuditReport:
         header = self._header()
@@ -307,8 +382,17 @@ class _Verifier:
             )
         if self._next() is not None:
             raise _fail("format", "expected nothing after the end line, found more")
+        in_force = self.keys.own_key
+        if in_force.raw != self.current_key:
+            raise _fail(
+                "key",
+                "expected the ledger's key rotations to end at the header's current_vkey "
+                f"(key {short_key(self.current_key)}), found them ending at key "
+                f"{short_key(in_force.raw)}",
+            )
         if self.progress is not None:
             self.progress(count)
+        trusted = self.keys.trusted
         return AuditReport(
             header.node_id,
             header.origin,
@@ -317,6 +401,9 @@ class _Verifier:
             self.checkpoints,
             self.frontier.root(),
             None if self.last_cp is None else self.last_cp.size,
+            current_vkey=vkey_for(header.node_id, in_force.raw),
+            trusted_by=None if trusted is None else trusted.anchor,
+            trust_path=() if trusted is None else trusted.path(header.node_id),
         )
 
     def _body(self) -> dict[str, Any]:
@@ -459,41 +546,49 @@ class _Verifier:
             check(self, i, entry)
 
     def _link_established(self, i: int, entry: ledger_pb2.LedgerEntry) -> None:
+        """A link made by hand: pins the peer's key. It reaches nothing under `trust`."""
         link = entry.link_established
         try:
-            self.peers[link.peer_id] = VerifyKey(link.peer_signing_key)
+            self.keys.pin(link.peer_id, VerifyKey(link.peer_signing_key))
         except ValidationError as e:
             raise _fail("malformed-entry", f"link to {link.peer_id!r}: {e}", index=i) from e
+        self.keys.hand_links[link.peer_id] = i
 
-    def _referral_sent(self, i: int, entry: ledger_pb2.LedgerEntry) -> None:
-        signed = entry.referral_sent.envelope
+    def _envelope_sent(self, i: int, entry: ledger_pb2.LedgerEntry) -> None:
+        """referral_sent, status_update_sent, reply_sent: signed by this node's key in
+        force, to a peer linked before."""
+        kind = str(entry.WhichOneof("kind"))
+        signed = getattr(entry, kind).envelope
         recipient = _peek_recipient(signed)
         self._envelope(
             i,
             signed,
             signer=NodeId(self.header.node_id),
-            key=self.own_key,
+            key=self.keys.own_key,
             recipient=recipient,
-            whose="this node's exported key",
+            whose="this node's key in force",
         )
-        if recipient not in self.peers:
+        self._trusted(i, kind, self.keys.check_own, index=i)
+        if recipient not in self.keys.peers:
             raise _fail(
                 "unknown-peer",
-                f"expected a referral to a linked peer, found one "
-                f"to {recipient!r}, never linked before this entry",
+                f"expected an envelope to a linked peer, found one "
+                f"to {recipient!r}, {self.keys.unknown_peer(recipient)}",
                 index=i,
             )
 
     def _envelope_received(self, i: int, entry: ledger_pb2.LedgerEntry) -> None:
-        """referral_received and receipt_received: signed by a peer linked before."""
+        """referral_received, receipt_received, status_update_received, reply_received:
+        signed by a peer linked before, with its key in force or one it had before (sent
+        before its rotation arrived)."""
         kind = entry.WhichOneof("kind")
         signed = getattr(entry, str(kind)).envelope
-        key = self.peers.get(signed.signer)
+        key = self.keys.peer_key(signed.signer, signed.key_id)
         if key is None:
             raise _fail(
                 "unknown-peer",
-                f"expected an envelope from a linked peer, found "
-                f"one signed as {signed.signer!r}, never linked before this entry",
+                f"expected an envelope from a linked peer, found one signed as "
+                f"{signed.signer!r}, {self.keys.unknown_peer(signed.signer)}",
                 index=i,
             )
         self._envelope(
@@ -504,10 +599,12 @@ class _Verifier:
             recipient=NodeId(self.header.node_id),
             whose=f"{signed.signer}'s key from its link entry",
         )
+        self._trusted(i, str(kind), self.keys.check_peer, signed.signer, key)
 
     def _link_agreed(self, i: int, entry: ledger_pb2.LedgerEntry) -> None:
-        """A link agreement signed by both sides, naming this node: the peer's key from it.
-        The chain of trust it carries is checked by `--trust` (issue 4), not here."""
+        """A link agreement signed by both sides, naming this node with its key in force:
+        the peer's key from it. Under `trust`, an agreement with a child reaches the
+        child's keys; one with the parent must name the parent's keys the chain reached."""
         me = self.header.node_id
         try:
             agreement = open_agreement(entry.link_agreed.agreement)
@@ -526,17 +623,31 @@ class _Verifier:
                 f"{agreement.parent.node_id} and {agreement.child.node_id}",
                 index=i,
             )
-        if not hmac.compare_digest(own.signing_key, self.own_key.raw):
+        if not hmac.compare_digest(own.signing_key, self.keys.own_key.raw):
             raise _fail(
                 "bad-signature",
-                "expected the agreement to name this node's exported key, found another",
+                "expected the agreement to name this node's key in force, found another",
                 index=i,
             )
-        self.peers[peer.node_id] = VerifyKey(peer.signing_key)
+        self.keys.pin(peer.node_id, VerifyKey(peer.signing_key))
+        trusted = self.keys.trusted
+        if trusted is None:
+            return
+        if own is agreement.parent:
+            self._trusted(i, "link_agreed", self.keys.check_own, index=i)
+            self._trusted(
+                i, "link_agreed", trusted.reach_child, me, own, peer, f"entry {i}", in_force=False
+            )
+        else:
+            self._trusted(
+                i, "link_agreed", self.keys.check_peer, peer.node_id, VerifyKey(peer.signing_key)
+            )
 
     def _link_revoked(self, i: int, entry: ledger_pb2.LedgerEntry) -> None:
-        """A revocation signed by the node that made it, naming this node; the peer's key
-        speaks for nothing after it."""
+        """A revocation signed by the node that made it, naming this node (with its key in
+        force, if this node made it); the peer's key speaks for nothing after it. Under
+        `trust` the peer's side is cut off: a child and all below it, or, when this node
+        left its parent, this node itself for every signature after this entry."""
         me = self.header.node_id
         try:
             revocation = open_revocation(entry.link_revoked.revocation)
@@ -551,25 +662,124 @@ class _Verifier:
                 f"{revocation.parent_id} and {revocation.child_id}",
                 index=i,
             )
+        by = revocation.revoked_by or revocation.parent_id
+        mine = (
+            revocation.parent_signing_key
+            if by == revocation.parent_id
+            else revocation.child_signing_key
+        )
+        if by == me and not hmac.compare_digest(mine, self.keys.own_key.raw):
+            raise _fail(
+                "bad-signature",
+                "expected the revocation to be signed by this node's key in force, found "
+                f"key {short_key(mine)}",
+                index=i,
+            )
         peer = revocation.child_id if revocation.parent_id == me else revocation.parent_id
-        self.peers.pop(peer, None)
+        self.keys.peers.pop(peer, None)
+        self.keys.revoked[peer] = i
+        trusted = self.keys.trusted
+        if trusted is None:
+            return
+        why = f"its link was revoked by entry {i}"
+        if revocation.child_id == me:
+            self._trusted(i, "link_revoked", self.keys.check_own, index=i)
+            self.keys.own_cut = (i, f"its link to {peer} was revoked by entry {i}")
+            trusted.cut(me, why)
+        else:
+            trusted.cut(peer, why)
+
+    def _key_rotated(self, i: int, entry: ledger_pb2.LedgerEntry) -> None:
+        """This node's rotation, signed by both keys, from its key in force: from the next
+        entry on (and for checkpoints of size above i + 1) the new key is in force."""
+        rotation = self._rotation(i, entry.key_rotated.rotation)
+        me = self.header.node_id
+        if rotation.node_id != me:
+            raise _fail(
+                "foreign-entry",
+                f"expected a key rotation of {me}, found one of {rotation.node_id}",
+                index=i,
+            )
+        if not hmac.compare_digest(rotation.old_signing_key, self.keys.own_key.raw):
+            raise _fail(
+                "bad-signature",
+                f"expected a rotation from this node's key in force "
+                f"{short_key(self.keys.own_key.raw)}, found one from key "
+                f"{short_key(rotation.old_signing_key)}",
+                index=i,
+            )
+        self.keys.rotate_own(i, VerifyKey(rotation.new_signing_key))
+        if self.keys.trusted is not None:
+            self._trusted(i, "key_rotated", self.keys.check_own, index=i)
+            self._trusted(i, "key_rotated", self.keys.trusted.rotate, rotation, f"entry {i}")
+
+    def _peer_key_rotated(self, i: int, entry: ledger_pb2.LedgerEntry) -> None:
+        """A linked peer's rotation, signed by both keys, from the key pinned for it: the
+        new key is pinned beside the earlier ones."""
+        rotation = self._rotation(i, entry.peer_key_rotated.rotation)
+        peer = rotation.node_id
+        keys = self.keys.peers.get(peer)
+        if not keys:
+            raise _fail(
+                "unknown-peer",
+                f"expected a key rotation of a linked peer, found one of {peer!r}, "
+                f"{self.keys.unknown_peer(peer)}",
+                index=i,
+            )
+        if not hmac.compare_digest(rotation.old_signing_key, keys[-1].raw):
+            raise _fail(
+                "bad-signature",
+                f"expected a rotation of {peer} from the key pinned for it "
+                f"{short_key(keys[-1].raw)}, found one from key "
+                f"{short_key(rotation.old_signing_key)}",
+                index=i,
+            )
+        keys.append(VerifyKey(rotation.new_signing_key))
+        trusted = self.keys.trusted
+        if trusted is not None:
+            self._trusted(
+                i,
+                "peer_key_rotated",
+                self.keys.check_peer,
+                peer,
+                VerifyKey(rotation.old_signing_key),
+            )
+            self._trusted(i, "peer_key_rotated", trusted.rotate, rotation, f"entry {i}")
+
+    def _rotation(self, i: int, signed: trust_pb2.SignedKeyRotation) -> trust_pb2.KeyRotation:
+        try:
+            return open_rotation(signed)
+        except SignatureError as e:
+            raise _fail("bad-signature", f"key rotation: {e}", index=i) from e
+        except ValidationError as e:
+            raise _fail("malformed-entry", f"key rotation: {e}", index=i) from e
 
     def _peer_fork_detected(self, i: int, entry: ledger_pb2.LedgerEntry) -> None:
         """Fork evidence: both notes signed by the linked peer, and truly contradictory."""
         fork = entry.peer_fork_detected
-        key = self.peers.get(fork.peer_id)
-        if key is None:
+        keys = self.keys.peers.get(fork.peer_id)
+        if not keys:
             raise _fail(
-                "unknown-peer", f"fork evidence against {fork.peer_id!r}, never linked", index=i
+                "unknown-peer",
+                f"fork evidence against {fork.peer_id!r}, {self.keys.unknown_peer(fork.peer_id)}",
+                index=i,
             )
-        try:
-            verifier = Verifier.from_public_key(origin_for(fork.peer_id), key.raw)
-            held = open_checkpoint(fork.held_checkpoint, verifier)
-            presented = open_checkpoint(fork.presented_checkpoint, verifier)
-        except (SignatureError, ValidationError) as e:
+        held = presented = None
+        error: NodeError | None = None
+        for key in reversed(keys):  # the key in force, or one the peer had before
+            try:
+                verifier = Verifier.from_public_key(origin_for(fork.peer_id), key.raw)
+                held = open_checkpoint(fork.held_checkpoint, verifier)
+                presented = open_checkpoint(fork.presented_checkpoint, verifier)
+            except (SignatureError, ValidationError) as e:
+                error = error or e
+                continue
+            self._trusted(i, "peer_fork_detected", self.keys.check_peer, fork.peer_id, key)
+            break
+        if held is None or presented is None:
             raise _fail(
-                "bad-signature", f"fork evidence against {fork.peer_id}: {e}", index=i
-            ) from e
+                "bad-signature", f"fork evidence against {fork.peer_id}: {error}", index=i
+            ) from error
         first, second = (held, presented) if held.size <= presented.size else (presented, held)
         try:
             verify_consistency(
@@ -582,6 +792,20 @@ class _Verifier:
             f"fork evidence against {fork.peer_id}: the two checkpoints are consistent",
             index=i,
         )
+
+    def _trusted(
+        self, i: int | None, what: str, check: Callable[..., None], *args: Any, **kw: Any
+    ) -> None:
+        """Run a `trust` check for entry `i` of kind `what` (or this node's checkpoint of
+        size kw["size"]); its TrustError becomes an `untrusted-key` finding."""
+        try:
+            check(*args, **kw)
+        except TrustError as e:
+            raise _fail(
+                "untrusted-key", f"{what}: {e}", index=i, checkpoint_size=kw.get("size")
+            ) from e
+        except ValidationError as e:
+            raise _fail("malformed-entry", f"{what}: {e}", index=i) from e
 
     def _envelope(
         self,
@@ -677,14 +901,23 @@ class _Verifier:
         while self.pending and self.pending[0][0] == self.frontier.size:
             self._check_checkpoint(*self.pending.pop(0))
 
+    def _own_verifier(self, size: int) -> Verifier:
+        """The note verifier of the key that signs this node's checkpoint of `size`."""
+        key = self.keys.own_key_at(size - 1)
+        verifier = self.verifiers.get(key.raw)
+        if verifier is None:
+            verifier = Verifier.from_public_key(self.header.origin, key.raw)
+            self.verifiers[key.raw] = verifier
+        return verifier
+
     def _check_checkpoint(self, size: int, note: bytes) -> None:
+        verifier = self._own_verifier(size)
         try:
-            cp = open_checkpoint(note, self.verifier)
+            cp = open_checkpoint(note, verifier)
         except SignatureError as e:
             raise _fail(
                 "checkpoint-signature",
-                f"expected a signature by {self.verifier.name}"
-                f" (key ID {self.verifier.key_id.hex()}): {e}",
+                f"expected a signature by {verifier.name} (key ID {verifier.key_id.hex()}): {e}",
                 checkpoint_size=size,
             ) from e
         except ValidationError as e:
@@ -713,6 +946,7 @@ class _Verifier:
                 "was changed, inserted or removed",
                 index=first,
             )
+        self._trusted(None, "checkpoint", self.keys.check_own, size=size)
         self.last_cp = cp
         self.checkpoints += 1
 
@@ -727,11 +961,19 @@ class _Verifier:
 
 _KIND_CHECKS: dict[str, Callable[[_Verifier, int, ledger_pb2.LedgerEntry], None]] = {
     "link_established": _Verifier._link_established,
-    "referral_sent": _Verifier._referral_sent,
+    "referral_sent": _Verifier._envelope_sent,
     "referral_received": _Verifier._envelope_received,
     "receipt_received": _Verifier._envelope_received,
+    "status_update_sent": _Verifier._envelope_sent,
+    "status_update_received": _Verifier._envelope_received,
+    "reply_sent": _Verifier._envelope_sent,
+    "reply_received": _Verifier._envelope_received,
+    "sealed_identity_sent": _Verifier._envelope_sent,
+    "sealed_identity_received": _Verifier._envelope_received,
     "link_agreed": _Verifier._link_agreed,
     "link_revoked": _Verifier._link_revoked,
+    "key_rotated": _Verifier._key_rotated,
+    "peer_key_rotated": _Verifier._peer_key_rotated,
     "peer_fork_detected": _Verifier._peer_fork_detected,
 }
 """The checks an entry of each kind gets beyond parsing (step 2), by kind; the others
@@ -758,6 +1000,14 @@ _ENTRY_LEAF = '","leaf":"'
 def _entry_prefix(index: int) -> str:
     """How `export_lines` begins the line of entry `index`, up to its base64 bytes."""
     return f'{{"type":"entry","index":{index},"entry":"'
+
+
+def _parse_chain(data: bytes) -> trust_pb2.TrustChain:
+    """The header's trust_chain as a TrustChain; ValidationError if it does not parse."""
+    try:
+        return trust_pb2.TrustChain.FromString(data)
+    except DecodeError as e:
+        raise ValidationError("expected trust_chain to be a lapor.v1.TrustChain") from e
 
 
 def _peek_recipient(signed: envelope_pb2.SignedEnvelope) -> str:

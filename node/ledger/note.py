@@ -245,9 +245,10 @@ def sign_checkpoint(checkpoint: Checkpoint, name: str, private_key: Ed25519Priva
     return sign_note(checkpoint.to_body(), name, private_key)
 
 
-def open_checkpoint(note: bytes, verifier: Verifier) -> Checkpoint:
-    """Verify a signed checkpoint against one trusted key and parse its body strictly."""
-    text, _ = open_note(note, [verifier])
+def open_checkpoint(note: bytes, verifier: Verifier | Sequence[Verifier]) -> Checkpoint:
+    """Verify a signed checkpoint against a trusted key (or any one of several, e.g. a
+    node's keys before and after a rotation) and parse its body strictly."""
+    text, _ = open_note(note, [verifier] if isinstance(verifier, Verifier) else verifier)
     return Checkpoint.parse(text)
 
 

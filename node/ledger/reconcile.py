@@ -36,6 +36,8 @@ Steps, each run to the end so that EVERY discrepancy is listed:
      vouched for after the sender's export was taken is beyond it. Neither is a
      discrepancy. The same things vouched for BEFORE the export was taken are discrepancies.
      "After" allows SLACK (1 s) for a transaction still committing when the export began.
+     Clocks aside, an envelope is never in flight if the receiver's export records a later
+     one (a higher sequence) from the same sender: envelopes are applied in order.
 
 Finding kinds (stable; `--json` prints them). Discrepancies:
   unverified-export         an export fails `audit verify`; nothing else is checked
@@ -128,6 +130,11 @@ class Pair:
 PAIRS: tuple[Pair, ...] = (
     Pair("referral", sent="referral_sent", received="referral_received"),
     Pair("receipt", sent=None, received="receipt_received"),  # step 4 matches receipts
+    # The complaint lifecycle: status updates go up, reporter replies go down.
+    Pair("status_update", sent="status_update_sent", received="status_update_received"),
+    Pair("reporter_reply", sent="reply_sent", received="reply_received"),
+    # A confidential reporter's identity, sealed, goes down to the holder.
+    Pair("sealed_identity", sent="sealed_identity_sent", received="sealed_identity_received"),
 )
 """The matching table of step 3: a new envelope kind is one line here."""
 
@@ -264,6 +271,7 @@ class _Env(NamedTuple):
     sent_at: dt.datetime
     body_sha256: bytes
     signature: bytes
+    sequence: int = 0  # per link and direction (Envelope.sequence)
 
 
 class _Receipt(NamedTuple):
@@ -305,6 +313,7 @@ class _Scan:
     exported_at: dt.datetime = _NEVER
     report: AuditReport | None = None
     link: _Link | None = None
+    other_keys: list[bytes] = field(default_factory=list)  # the other's keys after rotations
     sent: dict[tuple[str, str], _Env] = field(default_factory=dict)
     received: dict[tuple[str, str], _Env] = field(default_factory=dict)
     receipts: list[_Receipt] = field(default_factory=list)
@@ -401,6 +410,12 @@ class _Scan:
             ):
                 if keys.node_id == self.other:
                     self.link = _Link(index, role, keys.signing_key, keys.tls_cert_sha256)
+        elif kind == "peer_key_rotated":
+            # The other rotated its keys (verify_export checked the record): its later
+            # checkpoints are signed with the new key.
+            rotated = trust_pb2.KeyRotation.FromString(entry.peer_key_rotated.rotation.rotation)
+            if rotated.node_id == self.other:
+                self.other_keys.append(bytes(rotated.new_signing_key))
         elif kind == "peer_fork_detected" and entry.peer_fork_detected.peer_id == self.other:
             fork = _FORKS.get(entry.peer_fork_detected.kind, "of an unknown kind")
             self.found.append(
@@ -430,6 +445,7 @@ class _Scan:
             env.sent_at.ToDatetime(tzinfo=dt.UTC),
             body_sha256,
             signed.signature,
+            env.sequence,
         )
         book = self.sent if is_sent else self.received
         first = book.setdefault((pair.payload, env.message_id), rec)
@@ -468,7 +484,8 @@ class _Scan:
             return None
         origin = origin_for(self.other)
         try:
-            cp = open_checkpoint(note, Verifier.from_public_key(origin, self.link.key))
+            keys = [self.link.key, *self.other_keys]
+            cp = open_checkpoint(note, [Verifier.from_public_key(origin, k) for k in keys])
             if cp.origin != origin:
                 raise ValidationError(f"expected origin {origin}, found {cp.origin}")
         except (NodeError, ValueError) as e:
@@ -699,7 +716,12 @@ class _Comparison:
         """`has` recorded `rec`; `lacks`, whose export may predate it, has no `entry_kind`."""
         sent = f"sent at {_when(rec.sent_at)}"
         taken = f"the {lacks.role}'s export ({_when(lacks.exported_at)})"
-        if self._after(rec, lacks):
+        later = max((r.sequence for r in lacks.received.values()), default=0)
+        if kind == "not-received" and later > rec.sequence:
+            # Envelopes are applied in sequence order: the receiver recorded a later one
+            # from the same sender, so this one reached it before, whatever the clocks say.
+            taken = f"{taken}, which records a later envelope (sequence {later})"
+        elif self._after(rec, lacks):
             return _about("in-flight", rec, has, f"{sent}, after {taken} was taken: not in it yet")
         if kind == "not-received":
             why = f"dropped, or the {lacks.role} rewrote its ledger"

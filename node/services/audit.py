@@ -23,10 +23,11 @@ from typing import Any, TextIO
 from sqlalchemy.orm import Session
 
 from node.errors import NotFoundError, ProofError, StateError, ValidationError
-from node.ledger.audit import ExportHeader, export_lines, proof_document
+from node.ledger.audit import ExportHeader, export_lines, proof_document, vkey_for
 from node.ledger.merkle import leaf_hash, verify_inclusion
 from node.services import checkpoints
 from node.services.context import NodeContext
+from node.services.trust import ledger_keys
 from node.store import queries, tree
 
 __all__ = [
@@ -68,18 +69,23 @@ def export(
     """Write this node's ledger in the audit export format (node.ledger.audit) to `out`.
 
     The export holds the entries exactly as stored (commitments only, no personal data),
-    the leaf hash stored when each was appended, every signed checkpoint, and the public
-    key that verifies them. `progress(done, total)` is called every 4096 entries.
+    the leaf hash stored when each was appended, every signed checkpoint, the public key
+    that started the ledger and the one in force at its head (they differ after `keys
+    rotate`), and this node's chain of trust from the national node
+    (node.services.trust). `progress(done, total)` is called every 4096 entries.
     """
     with ctx.db.read() as session:
         tree.snapshot(session)
         size = queries.ledger_size(session)
+        keys = ledger_keys(session, ctx.signing_key.public.raw, size)
         header = ExportHeader(
             node_id=ctx.node_id,
-            vkey=checkpoints.verifier_key(ctx),
-            signing_public_key=ctx.signing_key.public.raw,
+            vkey=vkey_for(ctx.node_id, keys.first),
+            signing_public_key=keys.first,
             size=size,
             exported_at=ctx.clock.now().isoformat(),
+            current_vkey=vkey_for(ctx.node_id, keys.current),
+            trust_chain=keys.chain.SerializeToString(),
         )
         entries = tree.iter_entries_with_leaves(session, stop=size)
         cps = ((row.size, row.note) for row in tree.iter_checkpoints(session))
@@ -144,11 +150,14 @@ class StoredCheckpoint:
 
 @dataclass(frozen=True)
 class AuditHead:
-    """The ledger's size now, the latest checkpoint (if any), and this node's vkey."""
+    """The ledger's size now, the latest checkpoint (if any), this node's vkey, the vkey
+    that started its ledger (they differ after a key rotation) and its chain of trust."""
 
     ledger_size: int
     checkpoint: StoredCheckpoint | None
     vkey: str
+    first_vkey: str = ""
+    trust_chain: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -190,7 +199,14 @@ def head(ctx: NodeContext) -> AuditHead:
         size = queries.ledger_size(session)
         row = tree.latest_checkpoint(session)
         latest = None if row is None else StoredCheckpoint(row.size, row.note, row.signed_at)
-    return AuditHead(size, latest, checkpoints.verifier_key(ctx))
+        keys = ledger_keys(session, ctx.signing_key.public.raw, size)
+    return AuditHead(
+        size,
+        latest,
+        checkpoints.verifier_key(ctx),
+        vkey_for(ctx.node_id, keys.first),
+        keys.chain.SerializeToString(),
+    )
 
 
 def check_entry_range(ctx: NodeContext, start: int, end: int) -> None:

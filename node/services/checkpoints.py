@@ -6,8 +6,9 @@ signed as a C2SP signed note with the node's Ed25519 key under the key name = th
 Signing follows these steps in one write transaction, holding the ledger-head lock so the
 tree cannot grow meanwhile and two signers cannot interleave:
   1. read the ledger size n; if the latest stored checkpoint already has size n, return it;
-  2. open the latest stored checkpoint with this node's own key (a stored note that does
-     not verify, or whose root is not the stored tree's, stops everything);
+  2. open the latest stored checkpoint with this node's own key, or an earlier one if it
+     was signed before a key rotation (a stored note that does not verify, or whose root
+     is not the stored tree's, stops everything);
   3. compute the root at n and the consistency proof from the latest size to n, both from
      the stored tree with O(log n) reads;
   4. check_extends(latest, new, proof): never sign a checkpoint inconsistent with one
@@ -21,19 +22,22 @@ import datetime as dt
 import hmac
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from node.errors import InconsistentCheckpointError
+from node.errors import InconsistentCheckpointError, SignatureError
 from node.ledger.checkpoint import Checkpoint, check_extends, origin_for
 from node.ledger.note import Verifier, open_checkpoint, sign_checkpoint
+from node.services._keys import refresh_key
 from node.services.context import NodeContext
 from node.store import tree
-from node.store.models import CheckpointRow
+from node.store.models import CheckpointRow, OwnKey
 
 __all__ = [
     "SignedCheckpoint",
     "latest",
     "origin",
+    "own_verifiers",
     "sign",
     "sign_in",
     "verifier",
@@ -61,6 +65,13 @@ def verifier(ctx: NodeContext) -> Verifier:
     return Verifier.from_public_key(origin(ctx), ctx.signing_key.public.raw)
 
 
+def own_verifiers(ctx: NodeContext, session: Session) -> list[Verifier]:
+    """Note verifiers of every key this node has had (node.services.rotation)."""
+    keys = list(session.scalars(select(OwnKey.signing_key).order_by(OwnKey.id)))
+    keys = keys or [ctx.signing_key.public.raw]
+    return [Verifier.from_public_key(origin(ctx), key) for key in keys]
+
+
 def verifier_key(ctx: NodeContext) -> str:
     """The C2SP verifier key text: `<origin>+<hex key id>+<base64(0x01 || public key)>`."""
     return verifier(ctx).vkey
@@ -72,7 +83,11 @@ def _view(row: CheckpointRow) -> SignedCheckpoint:
 
 def _open_stored(ctx: NodeContext, session: Session, row: CheckpointRow) -> Checkpoint:
     """Step 2: the stored note verifies under our key and matches the stored tree."""
-    cp = open_checkpoint(row.note, verifier(ctx))
+    try:
+        cp = open_checkpoint(row.note, verifier(ctx))
+    except SignatureError:
+        # Signed before a key rotation: by one of this node's earlier keys.
+        cp = open_checkpoint(row.note, own_verifiers(ctx, session))
     if cp.origin != origin(ctx) or cp.size != row.size or cp.root != row.root:
         raise InconsistentCheckpointError(
             f"expected the stored checkpoint at size {row.size} to say what its row says, "
@@ -100,8 +115,9 @@ def sign(ctx: NodeContext) -> tuple[SignedCheckpoint, bool]:
 def sign_in(session: Session, ctx: NodeContext) -> tuple[SignedCheckpoint, bool]:
     """`sign`, inside the caller's write transaction: the checkpoint then covers every
     entry the transaction has appended so far, and commits (or not) with them."""
-    # 1. The size, under the head lock.
+    # 1. The size, under the head lock; and the key, in case another process rotated it.
     size = tree.lock_head(session)
+    refresh_key(session, ctx)
     previous_row = tree.latest_checkpoint(session)
     if previous_row is not None and previous_row.size == size:
         return _view(previous_row), False

@@ -1,23 +1,38 @@
-"""Complaint use cases on this node: submit (intake), refer (disposition), and the views."""
+"""Complaint use cases on this node: submit (intake), refer (disposition), and the views.
+
+The other lifecycle actions (verify, hold, archive, follow-up, resolve, return, reply) are
+in node.services.progress, escalation and auto-close in node.services.scheduler; every
+status change goes through node.workflow.lifecycle.apply and is recorded in the ledger in
+the same transaction (docs/complaint-lifecycle.md).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from node._proto.lapor.v1 import complaint_pb2, envelope_pb2, ledger_pb2
 from node.complaints import CHANNELS, CLASSIFICATIONS, ComplaintDraft, seal_content
 from node.errors import NotFoundError, PermissionDeniedError, StateError, ValidationError
 from node.ids import TrackingId, format_tracking_id, parse_node_id, parse_tracking_id
-from node.services import checkpoints
+from node.services import checkpoints, confidential, progress, scheduler
 from node.services._ledger import record
 from node.services._outbox import enqueue
 from node.services.context import NodeContext
 from node.store import queries
-from node.store.models import Complaint, ComplaintContentRow, ComplaintEvent, Link
+from node.store.models import (
+    Complaint,
+    ComplaintContentRow,
+    ComplaintEvent,
+    Link,
+    ReporterIdentityRow,
+)
+from node.workflow import lifecycle
+from node.workflow.lifecycle import Action, Role, Status
 
 __all__ = [
     "ComplaintView",
@@ -32,8 +47,11 @@ __all__ = [
     "summary_of",
 ]
 
-# Statuses from which the holder may dispose a complaint to a child.
-REFERRABLE = frozenset({"submitted", "verified", "accepted", "returned"})
+# Statuses from which the holder may dispose a complaint to a child: directly (submitted,
+# verified, accepted; node.workflow.lifecycle), or after taking it back (returned,
+# escalated: a redispose transition first).
+REFERRABLE = frozenset({"submitted", "verified", "accepted", "returned", "escalated"})
+_TAKE_BACK = frozenset({Status.returned, Status.escalated})
 
 
 def summary_of(row: Complaint) -> complaint_pb2.ComplaintSummary:
@@ -90,7 +108,10 @@ def submit_many(ctx: NodeContext, drafts: Sequence[ComplaintDraft]) -> list[Trac
 
 
 def _submit(session: Session, ctx: NodeContext, draft: ComplaintDraft) -> TrackingId:
-    sealed = seal_content(draft.content())
+    # An anonymous or confidential reporter's identity is kept apart from the content,
+    # which travels with referrals (node.services.confidential).
+    bare, identity = confidential.split(draft)
+    sealed = seal_content(bare.content())
     now = ctx.clock.now()
     serial = queries.next_counter(session, f"tracking:{now.year}")
     tracking_id = format_tracking_id(ctx.node_id, now.year, serial)
@@ -117,6 +138,8 @@ def _submit(session: Session, ctx: NodeContext, draft: ComplaintDraft) -> Tracki
         session,
         ComplaintContentRow(tracking_id=tracking_id, content=sealed.content, salt=sealed.salt),
     )
+    if identity is not None:
+        confidential.keep_identity(session, ctx, tracking_id, identity)
     index = record(
         session,
         ctx,
@@ -163,14 +186,24 @@ def _refer(
         raise NotFoundError(f"no complaint {tracking_id} on this node")
     if row.holder != ctx.node_id:
         raise PermissionDeniedError(
-            f"{tracking_id} is held by {row.holder}, not by this node; only the holder "
-            "may dispose it"
+            f"{ctx.node_id} may not refer {tracking_id}: it is {row.status} and held by "
+            f"{row.holder}; only the holder may dispose it"
         )
     if row.status not in REFERRABLE:
         raise StateError(
-            f"{tracking_id} is {row.status}; it can be referred only when "
+            f"cannot refer {tracking_id}: it is {row.status}; it can be referred only when "
             f"{', '.join(sorted(REFERRABLE))}"
         )
+    if row.status == Status.escalated.value and row.referred_to is None:
+        raise StateError(
+            f"cannot refer {tracking_id}: it is escalated beyond this node (Ombudsman RI), "
+            "not back from a child"
+        )
+    if Status(row.status) in _TAKE_BACK:
+        # A returned or escalated complaint is taken back first: its own transition.
+        progress.transition(session, ctx, row, Action.redispose, Role.parent)
+    role = progress.local_role(row, ctx.node_id, Action.refer)
+    lifecycle.apply(Status(row.status), Action.refer, role)  # refuse before signing anything
     outbox, signed = enqueue(
         session,
         ctx,
@@ -183,9 +216,16 @@ def _refer(
     index = record(
         session, ctx, ledger_pb2.LedgerEntry(referral_sent=ledger_pb2.ReferralSent(envelope=signed))
     )
-    row.status = "referred"
-    row.updated_at = ctx.clock.now()
-    _event(session, ctx, tracking_id, "referred", f"referred to {link.peer_id}", index)
+    row.referred_to, row.referral_message_id = link.peer_id, outbox.message_id
+    progress.transition(
+        session,
+        ctx,
+        row,
+        Action.refer,
+        role,
+        recorded_as=index,
+        summary=f"referred to {link.peer_id}",
+    )
     return outbox.message_id
 
 
@@ -196,6 +236,16 @@ class EventView:
     actor: str
     note: str
     ledger_index: int | None
+
+
+@dataclass(frozen=True)
+class NoteView:
+    """Free text of the lifecycle kept on this node (shown only when content is asked)."""
+
+    at: dt.datetime
+    kind: str
+    author: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -220,6 +270,9 @@ class ComplaintView:
     description: str | None = None
     reporter: str | None = None
     content_kept: bool | None = None  # None: not asked; False: erased or never received
+    referred_to: str | None = None  # the child it was last referred to from this node
+    overdue: tuple[str, ...] = ()  # deadlines missed, e.g. "first_follow_up (due 2026-12-08)"
+    notes: tuple[NoteView, ...] = ()  # only with content
 
 
 def _view(
@@ -228,6 +281,8 @@ def _view(
     content: ComplaintContentRow | None = None,
     *,
     with_content: bool = False,
+    overdue: tuple[str, ...] = (),
+    notes: tuple[NoteView, ...] = (),
 ) -> ComplaintView:
     title = description = reporter = None
     if content is not None:
@@ -256,6 +311,16 @@ def _view(
         description=description,
         reporter=reporter,
         content_kept=None if with_content is False else content is not None,
+        referred_to=row.referred_to,
+        overdue=overdue,
+        notes=notes,
+    )
+
+
+def _overdue(ctx: NodeContext, row: Complaint, now: dt.datetime) -> tuple[str, ...]:
+    return tuple(
+        f"{m.deadline.value} (due {m.due.isoformat()})"
+        for m in scheduler.missed(ctx.config, row, now)
     )
 
 
@@ -270,7 +335,22 @@ def show(ctx: NodeContext, tracking_id: str, *, with_content: bool = False) -> C
             for e in queries.complaint_events(session, tracking_id)
         )
         content = queries.complaint_content(session, tracking_id) if with_content else None
-        return _view(row, history, content, with_content=with_content)
+        notes = (
+            tuple(
+                NoteView(n.at, n.kind, n.author, n.text)
+                for n in progress.notes_of(session, tracking_id)
+            )
+            if with_content
+            else ()
+        )
+        return _view(
+            row,
+            history,
+            content,
+            with_content=with_content,
+            overdue=_overdue(ctx, row, ctx.clock.now()),
+            notes=notes,
+        )
 
 
 def erase(ctx: NodeContext, tracking_id: str, reason: str) -> int:
@@ -292,6 +372,11 @@ def erase(ctx: NodeContext, tracking_id: str, reason: str) -> int:
         if content is None:
             raise StateError(f"{tracking_id} has no content on this node (already erased?)")
         session.delete(content)
+        for note in progress.notes_of(session, tracking_id):
+            session.delete(note)
+        identity = session.get(ReporterIdentityRow, tracking_id)
+        if identity is not None:
+            session.delete(identity)
         index = record(
             session,
             ctx,
@@ -309,10 +394,56 @@ def erase(ctx: NodeContext, tracking_id: str, reason: str) -> int:
 
 
 def list_complaints(
-    ctx: NodeContext, *, status: str | None = None, holder: str | None = None, limit: int = 200
+    ctx: NodeContext,
+    *,
+    status: str | None = None,
+    holder: str | None = None,
+    classification: str | None = None,
+    child: str | None = None,
+    year: int | None = None,
+    overdue_only: bool = False,
+    limit: int = 200,
 ) -> list[ComplaintView]:
+    """Complaints known to this node, oldest first, filtered. ``child``: those this node
+    referred to that child; ``overdue_only``: those with a missed deadline now."""
+    if status is not None and status not in {s.value for s in Status}:
+        _unknown("status", status, [s.value for s in Status])
+    if classification is not None and classification not in CLASSIFICATIONS:
+        _unknown("classification", classification, CLASSIFICATIONS)
+    if child is not None:
+        parse_node_id(child)
+    if limit < 1:
+        raise ValidationError(f"--limit must be at least 1, found {limit}")
+    stmt = select(Complaint).order_by(Complaint.received_at, Complaint.tracking_id)
+    for column, value in (
+        (Complaint.status, status),
+        (Complaint.holder, holder),
+        (Complaint.classification, classification),
+        (Complaint.referred_to, child),
+    ):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if year is not None:
+        start = dt.datetime(year, 1, 1, tzinfo=dt.UTC)
+        stmt = stmt.where(
+            Complaint.submitted_at >= start, Complaint.submitted_at < start.replace(year=year + 1)
+        )
+    if not overdue_only:
+        stmt = stmt.limit(limit)
+    now = ctx.clock.now()
+    views: list[ComplaintView] = []
     with ctx.db.read() as session:
-        return [
-            _view(r)
-            for r in queries.list_complaints(session, status=status, holder=holder, limit=limit)
-        ]
+        # Streamed in pages: --overdue reads until it has `limit`, never the whole table.
+        for r in session.scalars(stmt.execution_options(yield_per=500)):
+            late = _overdue(ctx, r, now)
+            if overdue_only and not late:
+                continue
+            views.append(_view(r, overdue=late))
+            if len(views) >= limit:
+                break
+    return views
+
+
+def _unknown(what: str, value: str, known: Iterable[str]) -> None:
+    names = ", ".join(known)
+    raise ValidationError(f"unknown {what} {value!r}; expected one of: {names}")

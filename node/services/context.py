@@ -7,9 +7,9 @@ from pathlib import Path
 
 from node.clock import Clock, SystemClock
 from node.config import NodeConfig, load_config
-from node.crypto.keyfiles import read_file
 from node.crypto.signing import SigningKey
 from node.ids import NodeId
+from node.services._keys import open_key
 from node.store.db import Database
 
 __all__ = ["NodeContext"]
@@ -32,13 +32,12 @@ class NodeContext:
     ) -> NodeContext:
         """Load node.yaml, the signing key and the database (optionally upgrading it)."""
         config = load_config(config_path)
-        key = SigningKey.from_pem(read_file(config.signing_key, "signing key"))
         db = Database(config.database_url)
         if upgrade:
             db.upgrade()
         else:
             db.check_reachable()
-        return cls(config, db, key, clock or SystemClock())
+        return cls(config, db, open_key(config, db), clock or SystemClock())
 
     def close(self) -> None:
         self.db.dispose()

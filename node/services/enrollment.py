@@ -59,6 +59,7 @@ from node.errors import (
 from node.ids import NodeId, parse_node_id
 from node.services._ledger import record
 from node.services.context import NodeContext
+from node.services.trust import chain_of_trust
 from node.store import lifecycle, queries
 from node.store.models import Invite, Link
 
@@ -279,19 +280,9 @@ def reject(ctx: NodeContext, child: str, reason: str) -> list[ApprovedJoin]:
 
 
 def _own_chain(session: Session) -> trust_pb2.TrustChain:
-    """This node's chain of trust: the chain its parent gave it, and its own agreement."""
-    parent = next(
-        (link for link in queries.list_links(session, active_only=True) if link.role == "parent"),
-        None,
-    )
-    if parent is None or parent.agreement_entry is None:
-        return trust_pb2.TrustChain()
-    rows = list(queries.iter_ledger(session, parent.agreement_entry, parent.agreement_entry + 1))
-    agreed = ledger_pb2.LedgerEntry.FromString(rows[0].entry).link_agreed
-    chain = trust_pb2.TrustChain()
-    chain.steps.extend(agreed.parent_chain.steps)
-    chain.steps.add().agreement.CopyFrom(agreed.agreement)
-    return chain
+    """This node's chain of trust (node.services.trust.chain_of_trust): the chain its
+    parent gave it, its own agreement, and the rotations of both since."""
+    return chain_of_trust(session)
 
 
 def _own_keys(ctx: NodeContext, cert: bytes) -> trust_pb2.NodeKeys:

@@ -3,11 +3,14 @@ which envelopes it owes a peer.
 
 Receiving a batch runs in ONE transaction; each envelope in its own savepoint. For each:
   1. open the envelope (node.envelopes.open_envelope: shape, signer = TLS peer, pinned key,
-     signature over the exact bytes, body, recipient);
+     signature over the exact bytes, body, recipient). After the peer rotated its keys,
+     envelopes it queued before rotating may be signed with its previous key, until its
+     key_rotation envelope itself has arrived (node.services.rotation);
   2. a (sender, message_id) already in the inbox is a redelivery: it changes nothing and
      its original response is sent again;
   3. the sequence must be exactly last + 1 (a gap or a reused number is refused);
-  4. authority: referrals only from the parent, receipts only from a child;
+  4. authority: referrals only from the parent, receipts only from a child; a key
+     rotation only for the sender itself, signed with the key it rotates from;
   5. apply the payload, append its ledger entry, queue any response, record the inbox row.
 The first envelope that fails stops the batch: what came before it is committed and
 acknowledged, it and everything after it are not stored.
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from node._proto.lapor.v1 import envelope_pb2, federation_pb2, ledger_pb2
+from node._proto.lapor.v1 import envelope_pb2, federation_pb2, ledger_pb2, trust_pb2
 from node.complaints import (
     CHANNEL_NAMES,
     CLASSIFICATION_NAMES,
@@ -35,18 +38,22 @@ from node.errors import (
     NodeError,
     PermissionDeniedError,
     SequenceGapError,
+    SignatureError,
     StateError,
     TamperedEntryError,
     ValidationError,
 )
 from node.ids import NodeId
-from node.services import checkpoints, witness
+from node.logs import get_logger
+from node.services import checkpoints, confidential, progress, rotation, witness
 from node.services._ledger import record
 from node.services._outbox import enqueue
 from node.services.complaints import _event
 from node.services.context import NodeContext
 from node.store import queries
 from node.store.models import Complaint, ComplaintContentRow, InboxRow, Link, OutboxRow
+
+log = get_logger()
 
 __all__ = [
     "BatchResult",
@@ -68,6 +75,9 @@ class BatchResult:
     error: NodeError | None = None
     failed_sequence: int = 0
     applied: int = 0
+    # Complaints referred to this node in the batch: routing rules may dispose of them
+    # further once the batch is committed (node.services.routing.auto_dispose).
+    accepted: list[str] = field(default_factory=list)
 
 
 def _delivery(
@@ -118,7 +128,9 @@ def pending(
             (row.sequence, _delivery(row, ctx.node_id, content))
             for row, content in queries.outbox_after(session, peer, after, limit)
         ]
-        held = witness.present(session, ctx, [d for _, d in rows], held)
+        deliveries = [d for _, d in rows]
+        progress.attach_notes(session, deliveries)  # note text beside its commitment
+        held = witness.present(session, ctx, deliveries, held)
         return rows, held
 
 
@@ -168,9 +180,12 @@ def receive_batch(
         key = VerifyKey(link.signing_key)
         receipts: list[tuple[InboxRow, envelope_pb2.Receipt]] = []
         for delivery in deliveries:
+            if key.raw != link.signing_key:  # the peer's key rotation was just followed
+                key = VerifyKey(link.signing_key)
             try:
                 with session.begin_nested():
-                    _receive_one(session, ctx, link, key, delivery, result, receipts)
+                    signer = _signer(session, link, key, delivery)
+                    _receive_one(session, ctx, link, signer, delivery, result, receipts)
             except witness.ForkDetected as e:
                 index = witness.record_fork(session, ctx, link, e)
                 result.error = StateError(
@@ -187,6 +202,16 @@ def receive_batch(
         if result.committed_through or result.applied:
             link.last_seen_at = ctx.clock.now()
     return result
+
+
+def _signer(
+    session: Session, link: Link, key: VerifyKey, delivery: federation_pb2.Delivery
+) -> VerifyKey:
+    """The key that must have signed `delivery`: the peer's pinned key, or an earlier key
+    of the peer while envelopes it queued before rotating are still arriving."""
+    if delivery.envelope.key_id == key.key_id:
+        return key
+    return rotation.verify_key_for(session, link, delivery.envelope.key_id) or key
 
 
 def _send_receipts(
@@ -238,7 +263,7 @@ def _receive_one(
         return
     # Before the sequence: a peer that went back in time reuses sequences too, and what
     # must be caught is the rewritten history, with its evidence.
-    witness.check(link, opened, delivery)
+    witness.check(link, opened, delivery, session)
     if env.sequence <= link.last_in_seq:
         raise StateError(
             f"sequence {env.sequence} from {peer} was already used by another message "
@@ -249,11 +274,23 @@ def _receive_one(
             f"sequence gap from {peer}: expected {link.last_in_seq + 1}, found {env.sequence}"
         )
     kind = opened.payload_kind
+    receipt: envelope_pb2.Receipt | None = None
     if kind == "referral":
-        receipt: envelope_pb2.Receipt | None = _on_referral(session, ctx, link, opened, delivery)
+        if progress.is_known(session, opened):  # referred again after it came back up
+            receipt = progress.on_referral_again(session, ctx, link, opened, delivery)
+        else:
+            receipt = _on_referral(session, ctx, link, opened, delivery)
     elif kind == "receipt":
         _on_receipt(session, ctx, link, opened)
-        receipt = None
+        progress.after_receipt(session, ctx, link, opened)
+    elif kind == "status_update":
+        progress.on_status_update(session, ctx, link, opened, delivery)
+    elif kind == "reporter_reply":
+        progress.on_reporter_reply(session, ctx, link, opened, delivery)
+    elif kind == "key_rotation":
+        _on_key_rotation(session, ctx, link, opened, key)
+    elif kind == "sealed_identity":
+        confidential.on_sealed_identity(session, ctx, link, opened)
     else:  # pragma: no cover - the oneof has no other members yet
         raise ValidationError(f"unsupported payload {kind!r}")
     inbox = InboxRow(
@@ -272,6 +309,8 @@ def _receive_one(
     link.last_in_seq = env.sequence
     result.committed_through = env.sequence
     result.applied += 1
+    if kind == "referral":
+        result.accepted.append(env.referral.complaint.tracking_id)
 
 
 def _on_referral(
@@ -391,3 +430,19 @@ def _on_receipt(session: Session, ctx: NodeContext, link: Link, opened: OpenedEn
         index,
         actor=link.peer_id,
     )
+
+
+def _on_key_rotation(
+    session: Session, ctx: NodeContext, link: Link, opened: OpenedEnvelope, key: VerifyKey
+) -> None:
+    """The peer replaced its keys: the envelope must be signed with the key it rotates
+    from; follow it (re-pin), or note that a rotation fetched earlier has now arrived."""
+    signed = opened.envelope.key_rotation
+    old_key = trust_pb2.KeyRotation.FromString(signed.rotation).old_signing_key
+    if old_key != key.raw:
+        raise SignatureError(
+            f"{link.peer_id}'s key rotation must come in an envelope signed with the key it "
+            "rotates from"
+        )
+    index = rotation.follow(session, ctx, link, signed, in_band=True)
+    log.info("peer.key_rotated", peer=link.peer_id, entry=index, already_followed=index is None)

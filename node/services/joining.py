@@ -169,9 +169,16 @@ def accept(ctx: NodeContext, token: JoinToken, response: enrollment_pb2.JoinResp
     )
 
 
-def record_join(ctx: NodeContext, token: JoinToken, acceptance: Acceptance, address: str) -> int:
+def record_join(
+    ctx: NodeContext,
+    token: JoinToken,
+    acceptance: Acceptance,
+    address: str,
+    enrollment_address: str | None = None,
+) -> int:
     """After the parent confirmed: record LinkAgreed (with the parent's chain) and pin the
-    parent to dial at `address`, in one transaction. Returns the entry's index."""
+    parent to dial at `address` (its joins and key rotations at `enrollment_address`), in
+    one transaction. Returns the entry's index."""
     with ctx.db.write() as session:
         for link in queries.list_links(session, active_only=True):
             if link.role == "parent":
@@ -199,5 +206,6 @@ def record_join(ctx: NodeContext, token: JoinToken, acceptance: Acceptance, addr
             ctx.clock.now(),
         )
         row.agreement_entry = index
+        row.enrollment_address = enrollment_address
         queries.add(session, row)
         return index

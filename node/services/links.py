@@ -21,6 +21,7 @@ import datetime as dt
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from node._proto.lapor.v1 import ledger_pb2
@@ -32,7 +33,7 @@ from node.ids import NodeId, parse_node_id
 from node.services._ledger import record
 from node.services.context import NodeContext
 from node.store import lifecycle, queries
-from node.store.models import Invite, Link
+from node.store.models import Invite, Link, PeerKey
 
 __all__ = [
     "HEARTBEAT_SECONDS",
@@ -67,8 +68,16 @@ def own_card(ctx: NodeContext) -> NodeCard:
     )
 
 
-def add_link(ctx: NodeContext, card: NodeCard, role: str, address: str | None = None) -> None:
-    """Pin `card` as this node's `role` ('parent' or 'child') and record it in the ledger."""
+def add_link(
+    ctx: NodeContext,
+    card: NodeCard,
+    role: str,
+    address: str | None = None,
+    enrollment_address: str | None = None,
+) -> None:
+    """Pin `card` as this node's `role` ('parent' or 'child') and record it in the ledger.
+    A parent is dialed at `address`; its key rotations are fetched at
+    `enrollment_address` (default: the port after `address`)."""
     if role not in ROLES:
         raise ValidationError(f"role must be parent or child, found {role!r}")
     if card.node_id == ctx.node_id:
@@ -99,6 +108,7 @@ def add_link(ctx: NodeContext, card: NodeCard, role: str, address: str | None = 
                 tls_cert_pem=card.tls_cert_pem.decode(),
                 tls_fingerprint=card.tls_fingerprint,
                 address=address,
+                enrollment_address=enrollment_address if role == "parent" else None,
                 created_at=now,
                 next_out_seq=1,
                 acked_out_seq=0,
@@ -122,17 +132,36 @@ def add_link(ctx: NodeContext, card: NodeCard, role: str, address: str | None = 
 
 @dataclass(frozen=True)
 class Pin:
-    """What transport needs to trust a peer."""
+    """What transport needs to trust a peer: its current certificate and, after it rotated
+    its keys, its earlier certificates still within their grace period."""
 
     peer_id: str
     role: str
     cert_pem: bytes
     fingerprint: bytes
     address: str | None
+    earlier: tuple[tuple[bytes, bytes], ...] = ()  # (cert PEM, SHA-256)
+    enrollment_address: str | None = None
+
+    @property
+    def certificates(self) -> list[bytes]:
+        return [self.cert_pem, *(pem for pem, _ in self.earlier)]
+
+    @property
+    def fingerprints(self) -> tuple[bytes, ...]:
+        return (self.fingerprint, *(fp for _, fp in self.earlier))
 
 
 def pins(ctx: NodeContext) -> list[Pin]:
+    now = ctx.clock.now()
     with ctx.db.read() as session:
+        earlier: dict[str, list[tuple[bytes, bytes]]] = {}
+        for row in session.scalars(
+            select(PeerKey).where(PeerKey.tls_valid_until > now).order_by(PeerKey.replaced_at)
+        ):
+            earlier.setdefault(row.peer_id, []).append(
+                (row.tls_cert_pem.encode(), row.tls_fingerprint)
+            )
         return [
             Pin(
                 link.peer_id,
@@ -140,6 +169,8 @@ def pins(ctx: NodeContext) -> list[Pin]:
                 link.tls_cert_pem.encode(),
                 link.tls_fingerprint,
                 link.address,
+                tuple(earlier.get(link.peer_id, ())),
+                link.enrollment_address,
             )
             for link in queries.list_links(session, active_only=True)
         ]
@@ -152,7 +183,8 @@ class LinkView:
     `state`: connected | not connected | never connected (linked, no stream yet) |
     revoked | invited (a token is out) | waiting for approval (a join came, manual mode) |
     approved (the child has yet to confirm) | never linked. `unacked` envelopes wait for
-    the peer's acknowledgement, the oldest queued at `oldest_unacked_at`.
+    the peer's acknowledgement, the oldest queued at `oldest_unacked_at`: the lag is
+    `lag_messages` sequences and `lag_seconds` (that envelope's age).
     """
 
     peer_id: str
@@ -178,6 +210,7 @@ class LinkView:
     agreement_entry: int | None = None
     tls_sha256: str | None = None
     invite_expires_at: dt.datetime | None = None
+    lag_messages: int = 0  # sequences sent or queued past the peer's last acknowledgement
 
     @property
     def unacked(self) -> int:
@@ -225,6 +258,7 @@ def _view(
         revoked_at=link.revoked_at,
         agreement_entry=link.agreement_entry,
         tls_sha256=link.tls_fingerprint.hex(),
+        lag_messages=max(0, link.next_out_seq - 1 - link.acked_out_seq),
     )
 
 

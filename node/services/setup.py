@@ -7,6 +7,7 @@ from pathlib import Path
 from node.clock import Clock, SystemClock
 from node.config import DEFAULT_CONFIG, load_config, render_config
 from node.crypto.keyfiles import write_private, write_public
+from node.crypto.sealing import SealingKey
 from node.crypto.signing import SigningKey
 from node.crypto.tls import generate_tls_identity
 from node.errors import ConfigError
@@ -52,6 +53,8 @@ def init_node(
     config = load_config(config_path)
     if not config.signing_key.exists():
         write_private(config.signing_key, SigningKey.generate().to_pem())
+    if config.sealing_key is not None and not config.sealing_key.exists():
+        write_private(config.sealing_key, SealingKey.generate().to_pem())
     if not config.tls_key.exists() or not config.tls_cert.exists():
         if config.tls_key.exists() != config.tls_cert.exists():
             raise ConfigError(

@@ -34,6 +34,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Sequence
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from node._proto.lapor.v1 import envelope_pb2, federation_pb2, ledger_pb2
@@ -42,6 +43,7 @@ from node.errors import (
     InconsistentCheckpointError,
     NotFoundError,
     ProofError,
+    SignatureError,
     StateError,
     ValidationError,
 )
@@ -54,7 +56,7 @@ from node.metrics import PEER_FORKS, PEER_SUSPENDED
 from node.services._ledger import record
 from node.services.context import NodeContext
 from node.store import queries, tree
-from node.store.models import Link
+from node.store.models import Link, PeerKey
 
 __all__ = [
     "ForkDetected",
@@ -158,8 +160,11 @@ def check(
     link: Link,
     opened: OpenedEnvelope,
     delivery: federation_pb2.Delivery,
+    session: Session | None = None,
 ) -> None:
-    """Witness the checkpoint carried by an envelope from `link`'s peer (module steps)."""
+    """Witness the checkpoint carried by an envelope from `link`'s peer (module steps).
+    With `session`, a checkpoint signed by one of the peer's keys before a key rotation
+    verifies too (node.services.rotation)."""
     note = opened.envelope.checkpoint
     peer = link.peer_id
     if not note:
@@ -170,9 +175,17 @@ def check(
     if link.peer_checkpoint is not None and hmac.compare_digest(note, link.peer_checkpoint):
         _check_receipt(opened, link.peer_checkpoint_size)  # 3. the note we already hold
         return
-    # 1. Signed by the peer's pinned key, for the peer's log.
+    # 1. Signed by the peer's pinned key (or an earlier one of its keys), for its log.
     verifier = Verifier.from_public_key(origin_for(peer), link.signing_key)
-    presented = open_checkpoint(note, verifier)
+    try:
+        presented = open_checkpoint(note, verifier)
+    except SignatureError:
+        earlier = [] if session is None else _earlier_keys(session, peer)
+        if not earlier:
+            raise
+        presented = open_checkpoint(
+            note, [verifier, *(Verifier.from_public_key(origin_for(peer), k) for k in earlier)]
+        )
     if link.peer_checkpoint is None:  # 2. nothing held yet
         _adopt(link, note, presented)
         _check_receipt(opened, presented.size)
@@ -208,6 +221,10 @@ def check(
     if presented.size > held.size:  # 7.
         _adopt(link, note, presented)
     _check_receipt(opened, presented.size)
+
+
+def _earlier_keys(session: Session, peer: str) -> list[bytes]:
+    return list(session.scalars(select(PeerKey.signing_key).where(PeerKey.peer_id == peer)))
 
 
 def _adopt(link: Link, note: bytes, checkpoint: Checkpoint) -> None:

@@ -32,13 +32,17 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "AttachmentBlob",
     "Base",
     "CheckpointRow",
     "Complaint",
+    "ComplaintAttachment",
     "ComplaintContentRow",
     "ComplaintEvent",
+    "ComplaintNoteRow",
     "Counter",
     "InboxRow",
+    "IntakeRequest",
     "Invite",
     "LedgerEntryRow",
     "LedgerHead",
@@ -47,6 +51,7 @@ __all__ = [
     "OutboxRow",
     "OwnKey",
     "PeerKey",
+    "ReporterIdentityRow",
 ]
 
 
@@ -110,6 +115,9 @@ class Link(Base):
     agreement_entry: Mapped[int | None] = mapped_column(BigInteger)
     revoked_entry: Mapped[int | None] = mapped_column(BigInteger)
     connected_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # Key rotation: where a parent serves joins and its key rotations (None: the port
+    # after `address`); a child offline while its parent rotated fetches them there.
+    enrollment_address: Mapped[str | None] = mapped_column(String(255))
 
 
 class Invite(Base):
@@ -161,6 +169,35 @@ class Complaint(Base):
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     content_commitment: Mapped[bytes] = mapped_column(LargeBinary(32))
+    # The lifecycle across the tree (docs/complaint-lifecycle.md): the child it was last
+    # referred to and that referral's message id; the dates the deadline clocks start
+    # from (node.workflow.deadlines); when it was resolved (auto-close) and when the
+    # reporter last replied (restarts the verify clock after a hold).
+    referred_to: Mapped[str | None] = mapped_column(NodeIdCol)
+    referral_message_id: Mapped[str | None] = mapped_column(String(36))
+    verified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    disposed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    replied_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+
+
+class ComplaintNoteRow(Base):
+    """Free text of the lifecycle (a follow-up note, a resolution, a reason, a reporter's
+    reply) with the salt of the commitment the ledger and the envelopes carry; erasable
+    with the complaint's content."""
+
+    __tablename__ = "complaint_notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tracking_id: Mapped[str] = mapped_column(
+        String(100), ForeignKey("complaints.tracking_id"), index=True
+    )
+    commitment: Mapped[bytes] = mapped_column(LargeBinary(32))
+    kind: Mapped[str] = mapped_column(String(16))
+    author: Mapped[str] = mapped_column(NodeIdCol)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    text: Mapped[str] = mapped_column(Text)
+    salt: Mapped[bytes] = mapped_column(LargeBinary(32))
 
 
 class ComplaintContentRow(Base):
@@ -332,3 +369,65 @@ class PeerKey(Base):
     tls_valid_until: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     in_band_pending: Mapped[bool] = mapped_column(Boolean)
     ledger_index: Mapped[int] = mapped_column(BigInteger)
+
+
+class AttachmentBlob(Base):
+    """The bytes of an attachment, stored once by SHA-256 (content-addressed). Personal
+    data, like complaint_contents: a database trigger deletes a blob when the last
+    complaint_attachments row that uses it goes (migration 0008)."""
+
+    __tablename__ = "attachment_blobs"
+
+    sha256: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    stored_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class ComplaintAttachment(Base):
+    """Which blobs a complaint's content lists (its refs are in the content itself). Goes
+    with the content: erasing complaint_contents cascades here, and from here to the blob."""
+
+    __tablename__ = "complaint_attachments"
+
+    tracking_id: Mapped[str] = mapped_column(
+        String(100),
+        ForeignKey("complaint_contents.tracking_id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    sha256: Mapped[bytes] = mapped_column(
+        LargeBinary(32), ForeignKey("attachment_blobs.sha256"), primary_key=True, index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class IntakeRequest(Base):
+    """A gateway's idempotency key and the complaint it created, written in the same
+    transaction as the complaint: (gateway, key) is unique, so a retry can never register
+    a second complaint. `request_sha256` is the canonical submission's hash."""
+
+    __tablename__ = "intake_requests"
+
+    gateway: Mapped[str] = mapped_column(String(63), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    request_sha256: Mapped[bytes] = mapped_column(LargeBinary(32))
+    tracking_id: Mapped[str] = mapped_column(
+        String(100), ForeignKey("complaints.tracking_id"), index=True
+    )
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class ReporterIdentityRow(Base):
+    """Who filed an anonymous or confidential complaint, kept apart from its content (which
+    travels with referrals). On the node where it entered: the identity in clear
+    (`identity`, a ReporterIdentity). On the node it was sealed to: the sealed box
+    (`sealed`, a SealedIdentity) that only this node's sealing key opens. Erasable."""
+
+    __tablename__ = "reporter_identities"
+
+    tracking_id: Mapped[str] = mapped_column(
+        String(100), ForeignKey("complaints.tracking_id"), primary_key=True
+    )
+    identity: Mapped[bytes | None] = mapped_column(LargeBinary)
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

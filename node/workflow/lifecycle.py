@@ -133,6 +133,7 @@ TRANSITIONS: Mapping[tuple[Status, Action], Transition] = MappingProxyType(
         (S.held, A.reporter_reply): _t(S.submitted, "reporter completed it", R.reporter),
         (S.held, A.verify): _t(S.verified, "completed offline (SMS, walk-in)", R.receiving_admin),
         (S.held, A.archive): _t(S.archived, "e.g. no_reporter_reply", R.receiving_admin),
+        (S.submitted, A.refer): _t(S.referred, "verified and disposed at once", R.receiving_admin),
         # Disposition: the node that holds a verified complaint refers it or keeps it.
         (S.verified, A.refer): _t(S.referred, "disposed to a child node", R.holder),
         (S.verified, A.follow_up): _t(S.in_progress, "holder handles it itself", R.holder),

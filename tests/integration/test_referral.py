@@ -67,7 +67,9 @@ def test_referral_crosses_two_levels_and_each_side_shows_it(nodes: NodeFactory) 
     assert [c["tracking_id"] for c in listed] == [tracking]
     # Each hop left both ledgers one entry richer per step: link, referral, receipt.
     assert snapshot(regency)["ledger_entries"] == 2  # link + referral received
-    assert snapshot(province)["ledger_entries"] == 5  # 2 links, received, sent, receipt
+    # 2 links, referral received, referral sent, receipt, and the two status updates it
+    # sent up to the national node: its own acceptance, then the regency's.
+    assert snapshot(province)["ledger_entries"] == 7
 
 
 def test_referral_waits_in_outbox_until_the_child_starts(nodes: NodeFactory) -> None:

@@ -144,7 +144,8 @@ def make_node(root: Path, node_id: str, name: str, database_url: str) -> TestNod
 def link(parent: TestNode, child: TestNode) -> None:
     """Pin each other's cards, as two operators would with `link add`."""
     links.add_link(parent.ctx(), child.card(), "child")
-    links.add_link(child.ctx(), parent.card(), "parent", parent.address)
+    enrollment = parent.ctx().config.server.enrollment_address
+    links.add_link(child.ctx(), parent.card(), "parent", parent.address, enrollment)
 
 
 def snapshot(node: TestNode) -> dict[str, object]:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14lapor/v1/audit.proto\x12\x08lapor.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x16\n\x14GetCheckpointRequest\"\x85\x01\n\x15GetCheckpointResponse\x12\x0c\n\x04note\x18\x01 \x01(\x0c\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12-\n\tsigned_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04vkey\x18\x04 \x01(\t\x12\x13\n\x0bledger_size\x18\x05 \x01(\x04\"/\n\x11GetEntriesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x04\"E\n\x12GetEntriesResponse\x12\r\n\x05index\x18\x01 \x01(\x04\x12\r\n\x05\x65ntry\x18\x02 \x01(\x0c\x12\x11\n\tleaf_hash\x18\x03 \x01(\x0c\"?\n\x16ListCheckpointsRequest\x12\x12\n\nfirst_size\x18\x01 \x01(\x04\x12\x11\n\tlast_size\x18\x02 \x01(\x04\"5\n\x17ListCheckpointsResponse\x12\x0c\n\x04size\x18\x01 \x01(\x04\x12\x0c\n\x04note\x18\x02 \x01(\x0c\"A\n\x18GetInclusionProofRequest\x12\x12\n\nleaf_index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\"\x9f\x01\n\x19GetInclusionProofResponse\x12\x12\n\nleaf_index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\r\n\x05\x65ntry\x18\x03 \x01(\x0c\x12\x11\n\tleaf_hash\x18\x04 \x01(\x0c\x12\x12\n\naudit_path\x18\x05 \x03(\x0c\x12\x0c\n\x04root\x18\x06 \x01(\x0c\x12\x17\n\x0f\x63heckpoint_note\x18\x07 \x01(\x0c\"E\n\x1aGetConsistencyProofRequest\x12\x12\n\nfirst_size\x18\x01 \x01(\x04\x12\x13\n\x0bsecond_size\x18\x02 \x01(\x04\"\xbd\x01\n\x1bGetConsistencyProofResponse\x12\x12\n\nfirst_size\x18\x01 \x01(\x04\x12\x13\n\x0bsecond_size\x18\x02 \x01(\x04\x12\r\n\x05proof\x18\x03 \x03(\x0c\x12\x12\n\nfirst_root\x18\x04 \x01(\x0c\x12\x13\n\x0bsecond_root\x18\x05 \x01(\x0c\x12\x1d\n\x15\x66irst_checkpoint_note\x18\x06 \x01(\x0c\x12\x1e\n\x16second_checkpoint_note\x18\x07 \x01(\x0c\x32\xc7\x03\n\x0c\x41uditService\x12P\n\rGetCheckpoint\x12\x1e.lapor.v1.GetCheckpointRequest\x1a\x1f.lapor.v1.GetCheckpointResponse\x12I\n\nGetEntries\x12\x1b.lapor.v1.GetEntriesRequest\x1a\x1c.lapor.v1.GetEntriesResponse0\x01\x12X\n\x0fListCheckpoints\x12 .lapor.v1.ListCheckpointsRequest\x1a!.lapor.v1.ListCheckpointsResponse0\x01\x12\\\n\x11GetInclusionProof\x12\".lapor.v1.GetInclusionProofRequest\x1a#.lapor.v1.GetInclusionProofResponse\x12\x62\n\x13GetConsistencyProof\x12$.lapor.v1.GetConsistencyProofRequest\x1a%.lapor.v1.GetConsistencyProofResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14lapor/v1/audit.proto\x12\x08lapor.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x16\n\x14GetCheckpointRequest\"\xae\x01\n\x15GetCheckpointResponse\x12\x0c\n\x04note\x18\x01 \x01(\x0c\x12\x0c\n\x04size\x18\x02 \x01(\x04\x12-\n\tsigned_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04vkey\x18\x04 \x01(\t\x12\x13\n\x0bledger_size\x18\x05 \x01(\x04\x12\x12\n\nfirst_vkey\x18\x06 \x01(\t\x12\x13\n\x0btrust_chain\x18\x07 \x01(\x0c\"/\n\x11GetEntriesRequest\x12\r\n\x05start\x18\x01 \x01(\x04\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x04\"E\n\x12GetEntriesResponse\x12\r\n\x05index\x18\x01 \x01(\x04\x12\r\n\x05\x65ntry\x18\x02 \x01(\x0c\x12\x11\n\tleaf_hash\x18\x03 \x01(\x0c\"?\n\x16ListCheckpointsRequest\x12\x12\n\nfirst_size\x18\x01 \x01(\x04\x12\x11\n\tlast_size\x18\x02 \x01(\x04\"5\n\x17ListCheckpointsResponse\x12\x0c\n\x04size\x18\x01 \x01(\x04\x12\x0c\n\x04note\x18\x02 \x01(\x0c\"A\n\x18GetInclusionProofRequest\x12\x12\n\nleaf_index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\"\x9f\x01\n\x19GetInclusionProofResponse\x12\x12\n\nleaf_index\x18\x01 \x01(\x04\x12\x11\n\ttree_size\x18\x02 \x01(\x04\x12\r\n\x05\x65ntry\x18\x03 \x01(\x0c\x12\x11\n\tleaf_hash\x18\x04 \x01(\x0c\x12\x12\n\naudit_path\x18\x05 \x03(\x0c\x12\x0c\n\x04root\x18\x06 \x01(\x0c\x12\x17\n\x0f\x63heckpoint_note\x18\x07 \x01(\x0c\"E\n\x1aGetConsistencyProofRequest\x12\x12\n\nfirst_size\x18\x01 \x01(\x04\x12\x13\n\x0bsecond_size\x18\x02 \x01(\x04\"\xbd\x01\n\x1bGetConsistencyProofResponse\x12\x12\n\nfirst_size\x18\x01 \x01(\x04\x12\x13\n\x0bsecond_size\x18\x02 \x01(\x04\x12\r\n\x05proof\x18\x03 \x03(\x0c\x12\x12\n\nfirst_root\x18\x04 \x01(\x0c\x12\x13\n\x0bsecond_root\x18\x05 \x01(\x0c\x12\x1d\n\x15\x66irst_checkpoint_note\x18\x06 \x01(\x0c\x12\x1e\n\x16second_checkpoint_note\x18\x07 \x01(\x0c\x32\xc7\x03\n\x0c\x41uditService\x12P\n\rGetCheckpoint\x12\x1e.lapor.v1.GetCheckpointRequest\x1a\x1f.lapor.v1.GetCheckpointResponse\x12I\n\nGetEntries\x12\x1b.lapor.v1.GetEntriesRequest\x1a\x1c.lapor.v1.GetEntriesResponse0\x01\x12X\n\x0fListCheckpoints\x12 .lapor.v1.ListCheckpointsRequest\x1a!.lapor.v1.ListCheckpointsResponse0\x01\x12\\\n\x11GetInclusionProof\x12\".lapor.v1.GetInclusionProofRequest\x1a#.lapor.v1.GetInclusionProofResponse\x12\x62\n\x13GetConsistencyProof\x12$.lapor.v1.GetConsistencyProofRequest\x1a%.lapor.v1.GetConsistencyProofResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,23 +35,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETCHECKPOINTREQUEST']._serialized_start=67
   _globals['_GETCHECKPOINTREQUEST']._serialized_end=89
   _globals['_GETCHECKPOINTRESPONSE']._serialized_start=92
-  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=225
-  _globals['_GETENTRIESREQUEST']._serialized_start=227
-  _globals['_GETENTRIESREQUEST']._serialized_end=274
-  _globals['_GETENTRIESRESPONSE']._serialized_start=276
-  _globals['_GETENTRIESRESPONSE']._serialized_end=345
-  _globals['_LISTCHECKPOINTSREQUEST']._serialized_start=347
-  _globals['_LISTCHECKPOINTSREQUEST']._serialized_end=410
-  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_start=412
-  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_end=465
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=467
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=532
-  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_start=535
-  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=694
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=696
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=765
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=768
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=957
-  _globals['_AUDITSERVICE']._serialized_start=960
-  _globals['_AUDITSERVICE']._serialized_end=1415
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=266
+  _globals['_GETENTRIESREQUEST']._serialized_start=268
+  _globals['_GETENTRIESREQUEST']._serialized_end=315
+  _globals['_GETENTRIESRESPONSE']._serialized_start=317
+  _globals['_GETENTRIESRESPONSE']._serialized_end=386
+  _globals['_LISTCHECKPOINTSREQUEST']._serialized_start=388
+  _globals['_LISTCHECKPOINTSREQUEST']._serialized_end=451
+  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_start=453
+  _globals['_LISTCHECKPOINTSRESPONSE']._serialized_end=506
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=508
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=573
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_start=576
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=735
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=737
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=806
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=809
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=998
+  _globals['_AUDITSERVICE']._serialized_start=1001
+  _globals['_AUDITSERVICE']._serialized_end=1456
 # @@protoc_insertion_point(module_scope)

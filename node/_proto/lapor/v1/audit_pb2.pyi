@@ -14,18 +14,22 @@ class GetCheckpointRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetCheckpointResponse(_message.Message):
-    __slots__ = ("note", "size", "signed_at", "vkey", "ledger_size")
+    __slots__ = ("note", "size", "signed_at", "vkey", "ledger_size", "first_vkey", "trust_chain")
     NOTE_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     SIGNED_AT_FIELD_NUMBER: _ClassVar[int]
     VKEY_FIELD_NUMBER: _ClassVar[int]
     LEDGER_SIZE_FIELD_NUMBER: _ClassVar[int]
+    FIRST_VKEY_FIELD_NUMBER: _ClassVar[int]
+    TRUST_CHAIN_FIELD_NUMBER: _ClassVar[int]
     note: bytes
     size: int
     signed_at: _timestamp_pb2.Timestamp
     vkey: str
     ledger_size: int
-    def __init__(self, note: _Optional[bytes] = ..., size: _Optional[int] = ..., signed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., vkey: _Optional[str] = ..., ledger_size: _Optional[int] = ...) -> None: ...
+    first_vkey: str
+    trust_chain: bytes
+    def __init__(self, note: _Optional[bytes] = ..., size: _Optional[int] = ..., signed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., vkey: _Optional[str] = ..., ledger_size: _Optional[int] = ..., first_vkey: _Optional[str] = ..., trust_chain: _Optional[bytes] = ...) -> None: ...
 
 class GetEntriesRequest(_message.Message):
     __slots__ = ("start", "end")

@@ -25,21 +25,23 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18lapor/v1/complaint.proto\x12\x08lapor.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"<\n\x08Reporter\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontact\x18\x02 \x01(\t\x12\x11\n\tid_number\x18\x03 \x01(\t\"n\n\x10\x43omplaintContent\x12\r\n\x05title\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12$\n\x08reporter\x18\x03 \x01(\x0b\x32\x12.lapor.v1.Reporter\x12\x10\n\x08location\x18\x04 \x01(\t\"\xca\x02\n\x10\x43omplaintSummary\x12\x13\n\x0btracking_id\x18\x01 \x01(\t\x12\x13\n\x0borigin_node\x18\x02 \x01(\t\x12\x30\n\x0e\x63lassification\x18\x03 \x01(\x0e\x32\x18.lapor.v1.Classification\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12\x13\n\x0bregion_code\x18\x05 \x01(\t\x12\"\n\x07\x63hannel\x18\x06 \x01(\x0e\x32\x11.lapor.v1.Channel\x12\x11\n\tanonymous\x18\x07 \x01(\x08\x12\x14\n\x0c\x63onfidential\x18\x08 \x01(\x08\x12\x18\n\x10needs_inspection\x18\t \x01(\x08\x12\x30\n\x0csubmitted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12\x63ontent_commitment\x18\x0b \x01(\x0c*\xb7\x01\n\x0e\x43lassification\x12\x1e\n\x1a\x43LASSIFICATION_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43LASSIFICATION_PENGADUAN\x10\x01\x12\x1b\n\x17\x43LASSIFICATION_ASPIRASI\x10\x02\x12\'\n#CLASSIFICATION_PERMINTAAN_INFORMASI\x10\x03\x12!\n\x1d\x43LASSIFICATION_WHISTLEBLOWING\x10\x04*\x9c\x01\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x43HANNEL_WEB\x10\x01\x12\x14\n\x10\x43HANNEL_SMS_1708\x10\x02\x12\x13\n\x0f\x43HANNEL_TWITTER\x10\x03\x12\x16\n\x12\x43HANNEL_MOBILE_APP\x10\x04\x12\x13\n\x0f\x43HANNEL_WALK_IN\x10\x05\x12\x0f\n\x0b\x43HANNEL_API\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18lapor/v1/complaint.proto\x12\x08lapor.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"<\n\x08Reporter\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontact\x18\x02 \x01(\t\x12\x11\n\tid_number\x18\x03 \x01(\t\"\x9c\x01\n\x10\x43omplaintContent\x12\r\n\x05title\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12$\n\x08reporter\x18\x03 \x01(\x0b\x32\x12.lapor.v1.Reporter\x12\x10\n\x08location\x18\x04 \x01(\t\x12,\n\x0b\x61ttachments\x18\x05 \x03(\x0b\x32\x17.lapor.v1.AttachmentRef\"O\n\rAttachmentRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12\x0e\n\x06sha256\x18\x04 \x01(\x0c\"\xca\x02\n\x10\x43omplaintSummary\x12\x13\n\x0btracking_id\x18\x01 \x01(\t\x12\x13\n\x0borigin_node\x18\x02 \x01(\t\x12\x30\n\x0e\x63lassification\x18\x03 \x01(\x0e\x32\x18.lapor.v1.Classification\x12\x10\n\x08\x63\x61tegory\x18\x04 \x01(\t\x12\x13\n\x0bregion_code\x18\x05 \x01(\t\x12\"\n\x07\x63hannel\x18\x06 \x01(\x0e\x32\x11.lapor.v1.Channel\x12\x11\n\tanonymous\x18\x07 \x01(\x08\x12\x14\n\x0c\x63onfidential\x18\x08 \x01(\x08\x12\x18\n\x10needs_inspection\x18\t \x01(\x08\x12\x30\n\x0csubmitted_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1a\n\x12\x63ontent_commitment\x18\x0b \x01(\x0c*\xb7\x01\n\x0e\x43lassification\x12\x1e\n\x1a\x43LASSIFICATION_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43LASSIFICATION_PENGADUAN\x10\x01\x12\x1b\n\x17\x43LASSIFICATION_ASPIRASI\x10\x02\x12\'\n#CLASSIFICATION_PERMINTAAN_INFORMASI\x10\x03\x12!\n\x1d\x43LASSIFICATION_WHISTLEBLOWING\x10\x04*\x9c\x01\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x0f\n\x0b\x43HANNEL_WEB\x10\x01\x12\x14\n\x10\x43HANNEL_SMS_1708\x10\x02\x12\x13\n\x0f\x43HANNEL_TWITTER\x10\x03\x12\x16\n\x12\x43HANNEL_MOBILE_APP\x10\x04\x12\x13\n\x0f\x43HANNEL_WALK_IN\x10\x05\x12\x0f\n\x0b\x43HANNEL_API\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lapor.v1.complaint_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CLASSIFICATION']._serialized_start=579
-  _globals['_CLASSIFICATION']._serialized_end=762
-  _globals['_CHANNEL']._serialized_start=765
-  _globals['_CHANNEL']._serialized_end=921
+  _globals['_CLASSIFICATION']._serialized_start=707
+  _globals['_CLASSIFICATION']._serialized_end=890
+  _globals['_CHANNEL']._serialized_start=893
+  _globals['_CHANNEL']._serialized_end=1049
   _globals['_REPORTER']._serialized_start=71
   _globals['_REPORTER']._serialized_end=131
-  _globals['_COMPLAINTCONTENT']._serialized_start=133
-  _globals['_COMPLAINTCONTENT']._serialized_end=243
-  _globals['_COMPLAINTSUMMARY']._serialized_start=246
-  _globals['_COMPLAINTSUMMARY']._serialized_end=576
+  _globals['_COMPLAINTCONTENT']._serialized_start=134
+  _globals['_COMPLAINTCONTENT']._serialized_end=290
+  _globals['_ATTACHMENTREF']._serialized_start=292
+  _globals['_ATTACHMENTREF']._serialized_end=371
+  _globals['_COMPLAINTSUMMARY']._serialized_start=374
+  _globals['_COMPLAINTSUMMARY']._serialized_end=704
 # @@protoc_insertion_point(module_scope)

@@ -1,10 +1,11 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -50,16 +51,30 @@ class Reporter(_message.Message):
     def __init__(self, name: _Optional[str] = ..., contact: _Optional[str] = ..., id_number: _Optional[str] = ...) -> None: ...
 
 class ComplaintContent(_message.Message):
-    __slots__ = ("title", "description", "reporter", "location")
+    __slots__ = ("title", "description", "reporter", "location", "attachments")
     TITLE_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     REPORTER_FIELD_NUMBER: _ClassVar[int]
     LOCATION_FIELD_NUMBER: _ClassVar[int]
+    ATTACHMENTS_FIELD_NUMBER: _ClassVar[int]
     title: str
     description: str
     reporter: Reporter
     location: str
-    def __init__(self, title: _Optional[str] = ..., description: _Optional[str] = ..., reporter: _Optional[_Union[Reporter, _Mapping]] = ..., location: _Optional[str] = ...) -> None: ...
+    attachments: _containers.RepeatedCompositeFieldContainer[AttachmentRef]
+    def __init__(self, title: _Optional[str] = ..., description: _Optional[str] = ..., reporter: _Optional[_Union[Reporter, _Mapping]] = ..., location: _Optional[str] = ..., attachments: _Optional[_Iterable[_Union[AttachmentRef, _Mapping]]] = ...) -> None: ...
+
+class AttachmentRef(_message.Message):
+    __slots__ = ("name", "media_type", "size", "sha256")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    media_type: str
+    size: int
+    sha256: bytes
+    def __init__(self, name: _Optional[str] = ..., media_type: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[bytes] = ...) -> None: ...
 
 class ComplaintSummary(_message.Message):
     __slots__ = ("tracking_id", "origin_node", "classification", "category", "region_code", "channel", "anonymous", "confidential", "needs_inspection", "submitted_at", "content_commitment")

@@ -26,15 +26,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from node._proto.lapor.v1 import trust_pb2 as lapor_dot_v1_dot_trust__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19lapor/v1/enrollment.proto\x12\x08lapor.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14lapor/v1/trust.proto\"\xc2\x01\n\x0eJoinTranscript\x12\x11\n\tinvite_id\x18\x01 \x01(\t\x12\x15\n\rsecret_sha256\x18\x02 \x01(\x0c\x12\x11\n\tparent_id\x18\x03 \x01(\t\x12\x1e\n\x16parent_tls_cert_sha256\x18\x04 \x01(\x0c\x12!\n\x05\x63hild\x18\x05 \x01(\x0b\x32\x12.lapor.v1.NodeKeys\x12\x30\n\x0crequested_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x7f\n\x0bJoinRequest\x12\x12\n\ntranscript\x18\x01 \x01(\x0c\x12\x19\n\x11signing_signature\x18\x02 \x01(\x0c\x12\x15\n\rtls_signature\x18\x03 \x01(\x0c\x12\x1a\n\x12\x63hild_tls_cert_pem\x18\x04 \x01(\t\x12\x0e\n\x06secret\x18\x05 \x01(\x0c\"\xff\x01\n\x0cJoinResponse\x12$\n\x06status\x18\x01 \x01(\x0e\x32\x14.lapor.v1.JoinStatus\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x13\n\x0bparent_name\x18\x03 \x01(\t\x12\x1a\n\x12parent_signing_key\x18\x04 \x01(\x0c\x12\x1b\n\x13parent_tls_cert_pem\x18\x05 \x01(\t\x12\x11\n\tagreement\x18\x06 \x01(\x0c\x12\x18\n\x10parent_signature\x18\x07 \x01(\x0c\x12*\n\x0cparent_chain\x18\x08 \x01(\x0b\x32\x14.lapor.v1.TrustChain\x12\x11\n\tconfirmed\x18\t \x01(\x08\"_\n\x0e\x43onfirmRequest\x12\x11\n\tinvite_id\x18\x01 \x01(\t\x12\x0e\n\x06secret\x18\x02 \x01(\x0c\x12\x11\n\tagreement\x18\x03 \x01(\x0c\x12\x17\n\x0f\x63hild_signature\x18\x04 \x01(\x0c\"X\n\x0f\x43onfirmResponse\x12\x14\n\x0cledger_index\x18\x01 \x01(\x04\x12/\n\x0brecorded_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*v\n\nJoinStatus\x12\x1b\n\x17JOIN_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13JOIN_STATUS_PENDING\x10\x01\x12\x18\n\x14JOIN_STATUS_REJECTED\x10\x02\x12\x18\n\x14JOIN_STATUS_ACCEPTED\x10\x03\x32\x8a\x01\n\x11\x45nrollmentService\x12\x35\n\x04Join\x12\x15.lapor.v1.JoinRequest\x1a\x16.lapor.v1.JoinResponse\x12>\n\x07\x43onfirm\x12\x18.lapor.v1.ConfirmRequest\x1a\x19.lapor.v1.ConfirmResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19lapor/v1/enrollment.proto\x12\x08lapor.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14lapor/v1/trust.proto\"\xc2\x01\n\x0eJoinTranscript\x12\x11\n\tinvite_id\x18\x01 \x01(\t\x12\x15\n\rsecret_sha256\x18\x02 \x01(\x0c\x12\x11\n\tparent_id\x18\x03 \x01(\t\x12\x1e\n\x16parent_tls_cert_sha256\x18\x04 \x01(\x0c\x12!\n\x05\x63hild\x18\x05 \x01(\x0b\x32\x12.lapor.v1.NodeKeys\x12\x30\n\x0crequested_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x7f\n\x0bJoinRequest\x12\x12\n\ntranscript\x18\x01 \x01(\x0c\x12\x19\n\x11signing_signature\x18\x02 \x01(\x0c\x12\x15\n\rtls_signature\x18\x03 \x01(\x0c\x12\x1a\n\x12\x63hild_tls_cert_pem\x18\x04 \x01(\t\x12\x0e\n\x06secret\x18\x05 \x01(\x0c\"\xff\x01\n\x0cJoinResponse\x12$\n\x06status\x18\x01 \x01(\x0e\x32\x14.lapor.v1.JoinStatus\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x13\n\x0bparent_name\x18\x03 \x01(\t\x12\x1a\n\x12parent_signing_key\x18\x04 \x01(\x0c\x12\x1b\n\x13parent_tls_cert_pem\x18\x05 \x01(\t\x12\x11\n\tagreement\x18\x06 \x01(\x0c\x12\x18\n\x10parent_signature\x18\x07 \x01(\x0c\x12*\n\x0cparent_chain\x18\x08 \x01(\x0b\x32\x14.lapor.v1.TrustChain\x12\x11\n\tconfirmed\x18\t \x01(\x08\"_\n\x0e\x43onfirmRequest\x12\x11\n\tinvite_id\x18\x01 \x01(\t\x12\x0e\n\x06secret\x18\x02 \x01(\x0c\x12\x11\n\tagreement\x18\x03 \x01(\x0c\x12\x17\n\x0f\x63hild_signature\x18\x04 \x01(\x0c\"X\n\x0f\x43onfirmResponse\x12\x14\n\x0cledger_index\x18\x01 \x01(\x04\x12/\n\x0brecorded_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x18\n\x16GetKeyRotationsRequest\"Z\n\x17GetKeyRotationsResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12.\n\trotations\x18\x02 \x03(\x0b\x32\x1b.lapor.v1.SignedKeyRotation*v\n\nJoinStatus\x12\x1b\n\x17JOIN_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13JOIN_STATUS_PENDING\x10\x01\x12\x18\n\x14JOIN_STATUS_REJECTED\x10\x02\x12\x18\n\x14JOIN_STATUS_ACCEPTED\x10\x03\x32\xe2\x01\n\x11\x45nrollmentService\x12\x35\n\x04Join\x12\x15.lapor.v1.JoinRequest\x1a\x16.lapor.v1.JoinResponse\x12>\n\x07\x43onfirm\x12\x18.lapor.v1.ConfirmRequest\x1a\x19.lapor.v1.ConfirmResponse\x12V\n\x0fGetKeyRotations\x12 .lapor.v1.GetKeyRotationsRequest\x1a!.lapor.v1.GetKeyRotationsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lapor.v1.enrollment_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_JOINSTATUS']._serialized_start=865
-  _globals['_JOINSTATUS']._serialized_end=983
+  _globals['_JOINSTATUS']._serialized_start=983
+  _globals['_JOINSTATUS']._serialized_end=1101
   _globals['_JOINTRANSCRIPT']._serialized_start=95
   _globals['_JOINTRANSCRIPT']._serialized_end=289
   _globals['_JOINREQUEST']._serialized_start=291
@@ -45,6 +45,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONFIRMREQUEST']._serialized_end=773
   _globals['_CONFIRMRESPONSE']._serialized_start=775
   _globals['_CONFIRMRESPONSE']._serialized_end=863
-  _globals['_ENROLLMENTSERVICE']._serialized_start=986
-  _globals['_ENROLLMENTSERVICE']._serialized_end=1124
+  _globals['_GETKEYROTATIONSREQUEST']._serialized_start=865
+  _globals['_GETKEYROTATIONSREQUEST']._serialized_end=889
+  _globals['_GETKEYROTATIONSRESPONSE']._serialized_start=891
+  _globals['_GETKEYROTATIONSRESPONSE']._serialized_end=981
+  _globals['_ENROLLMENTSERVICE']._serialized_start=1104
+  _globals['_ENROLLMENTSERVICE']._serialized_end=1330
 # @@protoc_insertion_point(module_scope)

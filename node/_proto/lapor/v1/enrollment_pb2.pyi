@@ -2,10 +2,11 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from node._proto.lapor.v1 import trust_pb2 as _trust_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -92,3 +93,15 @@ class ConfirmResponse(_message.Message):
     ledger_index: int
     recorded_at: _timestamp_pb2.Timestamp
     def __init__(self, ledger_index: _Optional[int] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetKeyRotationsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetKeyRotationsResponse(_message.Message):
+    __slots__ = ("node_id", "rotations")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ROTATIONS_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    rotations: _containers.RepeatedCompositeFieldContainer[_trust_pb2.SignedKeyRotation]
+    def __init__(self, node_id: _Optional[str] = ..., rotations: _Optional[_Iterable[_Union[_trust_pb2.SignedKeyRotation, _Mapping]]] = ...) -> None: ...

@@ -60,6 +60,11 @@ class EnrollmentServiceStub:
                 request_serializer=lapor_dot_v1_dot_enrollment__pb2.ConfirmRequest.SerializeToString,
                 response_deserializer=lapor_dot_v1_dot_enrollment__pb2.ConfirmResponse.FromString,
                 _registered_method=True)
+        self.GetKeyRotations = channel.unary_unary(
+                '/lapor.v1.EnrollmentService/GetKeyRotations',
+                request_serializer=lapor_dot_v1_dot_enrollment__pb2.GetKeyRotationsRequest.SerializeToString,
+                response_deserializer=lapor_dot_v1_dot_enrollment__pb2.GetKeyRotationsResponse.FromString,
+                _registered_method=True)
 
 
 class EnrollmentServiceServicer:
@@ -93,6 +98,15 @@ class EnrollmentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetKeyRotations(self, request, context):
+        """This node's key rotations, oldest first. Public: each is signed by the old and the
+        new key, so a peer that pins an old key follows them to the current one without
+        trusting the connection (a peer that was offline while this node rotated).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EnrollmentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -105,6 +119,11 @@ def add_EnrollmentServiceServicer_to_server(servicer, server):
                     servicer.Confirm,
                     request_deserializer=lapor_dot_v1_dot_enrollment__pb2.ConfirmRequest.FromString,
                     response_serializer=lapor_dot_v1_dot_enrollment__pb2.ConfirmResponse.SerializeToString,
+            ),
+            'GetKeyRotations': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetKeyRotations,
+                    request_deserializer=lapor_dot_v1_dot_enrollment__pb2.GetKeyRotationsRequest.FromString,
+                    response_serializer=lapor_dot_v1_dot_enrollment__pb2.GetKeyRotationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -177,6 +196,33 @@ class EnrollmentService:
             '/lapor.v1.EnrollmentService/Confirm',
             lapor_dot_v1_dot_enrollment__pb2.ConfirmRequest.SerializeToString,
             lapor_dot_v1_dot_enrollment__pb2.ConfirmResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetKeyRotations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lapor.v1.EnrollmentService/GetKeyRotations',
+            lapor_dot_v1_dot_enrollment__pb2.GetKeyRotationsRequest.SerializeToString,
+            lapor_dot_v1_dot_enrollment__pb2.GetKeyRotationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,22 +24,27 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from node._proto.lapor.v1 import complaint_pb2 as lapor_dot_v1_dot_complaint__pb2
+from node._proto.lapor.v1 import privacy_pb2 as lapor_dot_v1_dot_privacy__pb2
 from node._proto.lapor.v1 import trust_pb2 as lapor_dot_v1_dot_trust__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17lapor/v1/envelope.proto\x12\x08lapor.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18lapor/v1/complaint.proto\x1a\x14lapor/v1/trust.proto\"Q\n\x0eSignedEnvelope\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x0e\n\x06signer\x18\x02 \x01(\t\x12\x0e\n\x06key_id\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"\xa2\x02\n\x08\x45nvelope\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12+\n\x07sent_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncheckpoint\x18\x06 \x01(\x0c\x12&\n\x08referral\x18\n \x01(\x0b\x32\x12.lapor.v1.ReferralH\x00\x12$\n\x07receipt\x18\x0b \x01(\x0b\x32\x11.lapor.v1.ReceiptH\x00\x12\x33\n\x0ckey_rotation\x18\x0c \x01(\x0b\x32\x1b.lapor.v1.SignedKeyRotationH\x00\x42\t\n\x07payload\"9\n\x08Referral\x12-\n\tcomplaint\x18\x01 \x01(\x0b\x32\x1a.lapor.v1.ComplaintSummary\"n\n\x07Receipt\x12\x1b\n\x13referral_message_id\x18\x01 \x01(\t\x12\x1c\n\x14referral_body_sha256\x18\x02 \x01(\x0c\x12\x13\n\x0btracking_id\x18\x03 \x01(\t\x12\x13\n\x0b\x65ntry_index\x18\x04 \x01(\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17lapor/v1/envelope.proto\x12\x08lapor.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18lapor/v1/complaint.proto\x1a\x16lapor/v1/privacy.proto\x1a\x14lapor/v1/trust.proto\"Q\n\x0eSignedEnvelope\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x0e\n\x06signer\x18\x02 \x01(\t\x12\x0e\n\x06key_id\x18\x03 \x01(\x0c\x12\x11\n\tsignature\x18\x04 \x01(\x0c\"\xbb\x03\n\x08\x45nvelope\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0e\n\x06sender\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12\x10\n\x08sequence\x18\x04 \x01(\x04\x12+\n\x07sent_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncheckpoint\x18\x06 \x01(\x0c\x12&\n\x08referral\x18\n \x01(\x0b\x32\x12.lapor.v1.ReferralH\x00\x12$\n\x07receipt\x18\x0b \x01(\x0b\x32\x11.lapor.v1.ReceiptH\x00\x12\x33\n\x0ckey_rotation\x18\x0c \x01(\x0b\x32\x1b.lapor.v1.SignedKeyRotationH\x00\x12/\n\rstatus_update\x18\r \x01(\x0b\x32\x16.lapor.v1.StatusUpdateH\x00\x12\x31\n\x0ereporter_reply\x18\x0e \x01(\x0b\x32\x17.lapor.v1.ReporterReplyH\x00\x12\x33\n\x0fsealed_identity\x18\x14 \x01(\x0b\x32\x18.lapor.v1.SealedIdentityH\x00\x42\t\n\x07payload\"9\n\x08Referral\x12-\n\tcomplaint\x18\x01 \x01(\x0b\x32\x1a.lapor.v1.ComplaintSummary\"n\n\x07Receipt\x12\x1b\n\x13referral_message_id\x18\x01 \x01(\t\x12\x1c\n\x14referral_body_sha256\x18\x02 \x01(\x0c\x12\x13\n\x0btracking_id\x18\x03 \x01(\t\x12\x13\n\x0b\x65ntry_index\x18\x04 \x01(\x04\"\xf0\x01\n\x0cStatusUpdate\x12\x13\n\x0btracking_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0e\n\x06holder\x18\x04 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12&\n\x02\x61t\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fnote_commitment\x18\x07 \x01(\x0c\x12\x13\n\x0breason_code\x18\x08 \x01(\t\x12\x36\n\x12holder_sealing_key\x18\t \x01(\x0b\x32\x1a.lapor.v1.SignedSealingKey\"e\n\rReporterReply\x12\x13\n\x0btracking_id\x18\x01 \x01(\t\x12&\n\x02\x61t\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0ftext_commitment\x18\x03 \x01(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lapor.v1.envelope_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SIGNEDENVELOPE']._serialized_start=118
-  _globals['_SIGNEDENVELOPE']._serialized_end=199
-  _globals['_ENVELOPE']._serialized_start=202
-  _globals['_ENVELOPE']._serialized_end=492
-  _globals['_REFERRAL']._serialized_start=494
-  _globals['_REFERRAL']._serialized_end=551
-  _globals['_RECEIPT']._serialized_start=553
-  _globals['_RECEIPT']._serialized_end=663
+  _globals['_SIGNEDENVELOPE']._serialized_start=142
+  _globals['_SIGNEDENVELOPE']._serialized_end=223
+  _globals['_ENVELOPE']._serialized_start=226
+  _globals['_ENVELOPE']._serialized_end=669
+  _globals['_REFERRAL']._serialized_start=671
+  _globals['_REFERRAL']._serialized_end=728
+  _globals['_RECEIPT']._serialized_start=730
+  _globals['_RECEIPT']._serialized_end=840
+  _globals['_STATUSUPDATE']._serialized_start=843
+  _globals['_STATUSUPDATE']._serialized_end=1083
+  _globals['_REPORTERREPLY']._serialized_start=1085
+  _globals['_REPORTERREPLY']._serialized_end=1186
 # @@protoc_insertion_point(module_scope)

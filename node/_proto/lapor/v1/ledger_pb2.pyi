@@ -34,7 +34,7 @@ FORK_KIND_INCONSISTENT: ForkKind
 FORK_KIND_ROLLBACK: ForkKind
 
 class LedgerEntry(_message.Message):
-    __slots__ = ("node_id", "recorded_at", "complaint_registered", "referral_sent", "referral_received", "receipt_received", "link_established", "peer_fork_detected", "peer_suspension_lifted", "content_erased", "link_agreed", "link_revoked", "key_rotated", "peer_key_rotated", "administration_handed_over")
+    __slots__ = ("node_id", "recorded_at", "complaint_registered", "referral_sent", "referral_received", "receipt_received", "link_established", "peer_fork_detected", "peer_suspension_lifted", "content_erased", "link_agreed", "link_revoked", "key_rotated", "peer_key_rotated", "administration_handed_over", "status_changed", "status_update_sent", "status_update_received", "reply_sent", "reply_received", "reply_recorded", "sealed_identity_sent", "sealed_identity_received")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
     COMPLAINT_REGISTERED_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +50,14 @@ class LedgerEntry(_message.Message):
     KEY_ROTATED_FIELD_NUMBER: _ClassVar[int]
     PEER_KEY_ROTATED_FIELD_NUMBER: _ClassVar[int]
     ADMINISTRATION_HANDED_OVER_FIELD_NUMBER: _ClassVar[int]
+    STATUS_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    STATUS_UPDATE_SENT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_UPDATE_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    REPLY_SENT_FIELD_NUMBER: _ClassVar[int]
+    REPLY_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    REPLY_RECORDED_FIELD_NUMBER: _ClassVar[int]
+    SEALED_IDENTITY_SENT_FIELD_NUMBER: _ClassVar[int]
+    SEALED_IDENTITY_RECEIVED_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     recorded_at: _timestamp_pb2.Timestamp
     complaint_registered: ComplaintRegistered
@@ -65,7 +73,15 @@ class LedgerEntry(_message.Message):
     key_rotated: KeyRotated
     peer_key_rotated: PeerKeyRotated
     administration_handed_over: AdministrationHandedOver
-    def __init__(self, node_id: _Optional[str] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complaint_registered: _Optional[_Union[ComplaintRegistered, _Mapping]] = ..., referral_sent: _Optional[_Union[ReferralSent, _Mapping]] = ..., referral_received: _Optional[_Union[ReferralReceived, _Mapping]] = ..., receipt_received: _Optional[_Union[ReceiptReceived, _Mapping]] = ..., link_established: _Optional[_Union[LinkEstablished, _Mapping]] = ..., peer_fork_detected: _Optional[_Union[PeerForkDetected, _Mapping]] = ..., peer_suspension_lifted: _Optional[_Union[PeerSuspensionLifted, _Mapping]] = ..., content_erased: _Optional[_Union[ContentErased, _Mapping]] = ..., link_agreed: _Optional[_Union[LinkAgreed, _Mapping]] = ..., link_revoked: _Optional[_Union[LinkRevoked, _Mapping]] = ..., key_rotated: _Optional[_Union[KeyRotated, _Mapping]] = ..., peer_key_rotated: _Optional[_Union[PeerKeyRotated, _Mapping]] = ..., administration_handed_over: _Optional[_Union[AdministrationHandedOver, _Mapping]] = ...) -> None: ...
+    status_changed: StatusChanged
+    status_update_sent: StatusUpdateSent
+    status_update_received: StatusUpdateReceived
+    reply_sent: ReplySent
+    reply_received: ReplyReceived
+    reply_recorded: ReplyRecorded
+    sealed_identity_sent: SealedIdentitySent
+    sealed_identity_received: SealedIdentityReceived
+    def __init__(self, node_id: _Optional[str] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complaint_registered: _Optional[_Union[ComplaintRegistered, _Mapping]] = ..., referral_sent: _Optional[_Union[ReferralSent, _Mapping]] = ..., referral_received: _Optional[_Union[ReferralReceived, _Mapping]] = ..., receipt_received: _Optional[_Union[ReceiptReceived, _Mapping]] = ..., link_established: _Optional[_Union[LinkEstablished, _Mapping]] = ..., peer_fork_detected: _Optional[_Union[PeerForkDetected, _Mapping]] = ..., peer_suspension_lifted: _Optional[_Union[PeerSuspensionLifted, _Mapping]] = ..., content_erased: _Optional[_Union[ContentErased, _Mapping]] = ..., link_agreed: _Optional[_Union[LinkAgreed, _Mapping]] = ..., link_revoked: _Optional[_Union[LinkRevoked, _Mapping]] = ..., key_rotated: _Optional[_Union[KeyRotated, _Mapping]] = ..., peer_key_rotated: _Optional[_Union[PeerKeyRotated, _Mapping]] = ..., administration_handed_over: _Optional[_Union[AdministrationHandedOver, _Mapping]] = ..., status_changed: _Optional[_Union[StatusChanged, _Mapping]] = ..., status_update_sent: _Optional[_Union[StatusUpdateSent, _Mapping]] = ..., status_update_received: _Optional[_Union[StatusUpdateReceived, _Mapping]] = ..., reply_sent: _Optional[_Union[ReplySent, _Mapping]] = ..., reply_received: _Optional[_Union[ReplyReceived, _Mapping]] = ..., reply_recorded: _Optional[_Union[ReplyRecorded, _Mapping]] = ..., sealed_identity_sent: _Optional[_Union[SealedIdentitySent, _Mapping]] = ..., sealed_identity_received: _Optional[_Union[SealedIdentityReceived, _Mapping]] = ...) -> None: ...
 
 class ComplaintRegistered(_message.Message):
     __slots__ = ("complaint",)
@@ -174,3 +190,67 @@ class AdministrationHandedOver(_message.Message):
     HANDOVER_FIELD_NUMBER: _ClassVar[int]
     handover: _trust_pb2.AdministrationHandover
     def __init__(self, handover: _Optional[_Union[_trust_pb2.AdministrationHandover, _Mapping]] = ...) -> None: ...
+
+class StatusChanged(_message.Message):
+    __slots__ = ("tracking_id", "action", "from_status", "to_status", "actor", "role", "note_commitment", "reason_code")
+    TRACKING_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    FROM_STATUS_FIELD_NUMBER: _ClassVar[int]
+    TO_STATUS_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    NOTE_COMMITMENT_FIELD_NUMBER: _ClassVar[int]
+    REASON_CODE_FIELD_NUMBER: _ClassVar[int]
+    tracking_id: str
+    action: str
+    from_status: str
+    to_status: str
+    actor: str
+    role: str
+    note_commitment: bytes
+    reason_code: str
+    def __init__(self, tracking_id: _Optional[str] = ..., action: _Optional[str] = ..., from_status: _Optional[str] = ..., to_status: _Optional[str] = ..., actor: _Optional[str] = ..., role: _Optional[str] = ..., note_commitment: _Optional[bytes] = ..., reason_code: _Optional[str] = ...) -> None: ...
+
+class StatusUpdateSent(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _envelope_pb2.SignedEnvelope
+    def __init__(self, envelope: _Optional[_Union[_envelope_pb2.SignedEnvelope, _Mapping]] = ...) -> None: ...
+
+class StatusUpdateReceived(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _envelope_pb2.SignedEnvelope
+    def __init__(self, envelope: _Optional[_Union[_envelope_pb2.SignedEnvelope, _Mapping]] = ...) -> None: ...
+
+class ReplySent(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _envelope_pb2.SignedEnvelope
+    def __init__(self, envelope: _Optional[_Union[_envelope_pb2.SignedEnvelope, _Mapping]] = ...) -> None: ...
+
+class ReplyReceived(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _envelope_pb2.SignedEnvelope
+    def __init__(self, envelope: _Optional[_Union[_envelope_pb2.SignedEnvelope, _Mapping]] = ...) -> None: ...
+
+class ReplyRecorded(_message.Message):
+    __slots__ = ("tracking_id", "text_commitment")
+    TRACKING_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_COMMITMENT_FIELD_NUMBER: _ClassVar[int]
+    tracking_id: str
+    text_commitment: bytes
+    def __init__(self, tracking_id: _Optional[str] = ..., text_commitment: _Optional[bytes] = ...) -> None: ...
+
+class SealedIdentitySent(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _envelope_pb2.SignedEnvelope
+    def __init__(self, envelope: _Optional[_Union[_envelope_pb2.SignedEnvelope, _Mapping]] = ...) -> None: ...
+
+class SealedIdentityReceived(_message.Message):
+    __slots__ = ("envelope",)
+    ENVELOPE_FIELD_NUMBER: _ClassVar[int]
+    envelope: _envelope_pb2.SignedEnvelope
+    def __init__(self, envelope: _Optional[_Union[_envelope_pb2.SignedEnvelope, _Mapping]] = ...) -> None: ...

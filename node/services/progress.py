@@ -1,0 +1,608 @@
+"""The complaint lifecycle on this node and across the tree: local transitions, status
+updates travelling up, reporter replies travelling down (docs/complaint-lifecycle.md).
+
+Invariants:
+
+1. Every status change this node makes goes through ``node.workflow.lifecycle.apply`` with
+   the role this node has for the complaint (``local_role``), and is recorded as ONE
+   ``StatusChanged`` ledger entry in the same transaction. So replaying a node's
+   StatusChanged entries for a complaint it kept to itself ends in its stored status.
+2. Free text (a follow-up note, a resolution, a reason, a reporter's reply) is kept in
+   ``complaint_notes`` with a fresh 32-byte salt; ledger entries and envelopes carry only
+   SHA-256(salt || text). The text travels beside the envelope in the Delivery frame
+   (node.services._notes.attach_notes), like complaint content (ADR 0001), and is erased
+   with it.
+3. A node the complaint was referred to (``received_from`` is its parent) sends every
+   change up in the same transaction: a StatusUpdate envelope to that parent, recorded as
+   StatusUpdateSent. A node receiving one checks it comes from the child it referred the
+   complaint to and that its own TRANSITIONS row for (status, action) leads to the status
+   the update names; then it mirrors status and holder, records StatusUpdateReceived and
+   forwards the update up the same way. The node where the complaint entered therefore
+   always knows its status and holder.
+4. Only the holder acts. Any other node is refused with PERMISSION_DENIED naming the
+   status, the holder and the node that tried; an action the status does not allow is
+   FAILED_PRECONDITION (lifecycle.apply, which checks the status first).
+5. A reporter's reply lands where the complaint entered (ReplyRecorded) and goes down hop
+   by hop (ReplySent / ReplyReceived) to the holder, which reopens a resolved complaint;
+   that change then travels up like any other.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.orm import Session
+
+from node._proto.lapor.v1 import envelope_pb2, federation_pb2, ledger_pb2
+from node.complaints import check_commitment, check_summary
+from node.envelopes import OpenedEnvelope, body_sha256
+from node.errors import (
+    NotFoundError,
+    PermissionDeniedError,
+    StateError,
+    TamperedEntryError,
+    ValidationError,
+)
+from node.ids import parse_node_id, parse_tracking_id
+from node.services import _notes, confidential
+from node.services._ledger import record
+from node.services._notes import attach_notes, notes_of
+from node.services._outbox import enqueue
+from node.services.context import NodeContext
+from node.store import queries
+from node.store.models import Complaint, ComplaintContentRow, ComplaintEvent, Link
+from node.workflow import lifecycle
+from node.workflow.lifecycle import Action, Role, Status
+
+__all__ = [
+    "after_receipt",
+    "archive",
+    "attach_notes",
+    "follow_up",
+    "hold",
+    "is_known",
+    "local_role",
+    "notes_of",
+    "on_referral_again",
+    "on_reporter_reply",
+    "on_status_update",
+    "reply",
+    "resolve",
+    "return_",
+    "transition",
+    "verify",
+]
+
+# Actions whose free text is required, with what the operator is asked for.
+_NOTE_REQUIRED = {
+    Action.follow_up: "the follow-up (--note)",
+    Action.resolve: "the resolution (--note)",
+    Action.return_: "why this node has no authority over it (--reason)",
+    Action.escalate: "why it is escalated (--reason)",
+}
+# The statuses in which a complaint has come back up to this node, which now takes it back.
+_CAME_BACK = frozenset({Status.returned, Status.escalated})
+_INTAKE = frozenset({Status.submitted, Status.held})
+# The action of the system's scheduler (or an operator doing its work by hand).
+_SYSTEM_ACTIONS = frozenset({Action.escalate, Action.close})
+
+
+# --- roles and transitions -------------------------------------------------------------
+
+
+def _event(
+    session: Session,
+    ctx: NodeContext,
+    tracking_id: str,
+    status: str,
+    note: str,
+    ledger_index: int | None,
+    actor: str | None = None,
+) -> None:
+    queries.add(
+        session,
+        ComplaintEvent(
+            tracking_id=tracking_id,
+            at=ctx.clock.now(),
+            status=status,
+            actor=actor or ctx.node_id,
+            note=note[:500],
+            ledger_index=ledger_index,
+        ),
+    )
+
+
+def local_role(row: Complaint, me: str, action: Action) -> Role:
+    """The role this node has for ``action`` on ``row``; PermissionDeniedError if it does not
+    hold the complaint (after StateError if the status forbids the action anyway)."""
+    status = Status(row.status)
+    if row.holder != me:
+        if not lifecycle.allowed_roles(status, action):
+            lifecycle.apply(status, action, Role.holder)  # raises the StateError
+        raise PermissionDeniedError(
+            f"{me} may not {action.value} {row.tracking_id}: it is {status.value} and held by "
+            f"{row.holder}; only the node that holds a complaint may act on it"
+        )
+    if action in _SYSTEM_ACTIONS:
+        return Role.system
+    if action is Action.reporter_reply:
+        return Role.reporter
+    if status in _CAME_BACK and row.referred_to is not None:
+        return Role.parent  # it came back up from the child it was referred to
+    if status in _INTAKE:
+        return Role.receiving_admin
+    return Role.holder
+
+
+def _stamp(row: Complaint, action: Action, at: dt.datetime) -> None:
+    """Start or stop the clocks of node.workflow.deadlines for an action."""
+    if action in (Action.verify, Action.redispose):
+        row.verified_at, row.disposed_at = at, None
+    elif action in (Action.refer, Action.accept):
+        row.disposed_at = at
+        row.verified_at = row.verified_at or at
+    elif action is Action.resolve:
+        row.resolved_at = at
+    elif action is Action.reporter_reply:
+        row.replied_at = at
+
+
+def transition(
+    session: Session,
+    ctx: NodeContext,
+    row: Complaint,
+    action: Action,
+    role: Role,
+    *,
+    note: str | None = None,
+    reason_code: str = "",
+    recorded_as: int | None = None,
+    summary: str | None = None,
+) -> int:
+    """Apply ``action`` as ``role`` to ``row`` (locked by the caller), record StatusChanged
+    and, where the complaint came from a parent, send the change up. Returns the entry's
+    index. Return and escalation hand the complaint to the parent it came from.
+
+    ``recorded_as``: the index of an entry the caller already appended that records this
+    transition with more (a referral's ReferralSent); then no StatusChanged is added.
+    """
+    before = Status(row.status)
+    after = lifecycle.apply(before, action, role)
+    if action is Action.return_ and row.received_from is None:
+        raise StateError(
+            f"cannot return {row.tracking_id}: it entered at this node, so there is no parent "
+            "to return it to; refer it to a child or archive it"
+        )
+    now = ctx.clock.now()
+    commitment = b""
+    if note is not None:
+        commitment = _notes.keep_note(
+            session, row.tracking_id, action.value, note, ctx.node_id, now
+        )
+    index = (
+        recorded_as
+        if recorded_as is not None
+        else record(
+            session,
+            ctx,
+            ledger_pb2.LedgerEntry(
+                status_changed=ledger_pb2.StatusChanged(
+                    tracking_id=row.tracking_id,
+                    action=action.value,
+                    from_status=before.value,
+                    to_status=after.value,
+                    actor=ctx.node_id,
+                    role=role.value,
+                    note_commitment=commitment,
+                    reason_code=reason_code,
+                )
+            ),
+        )
+    )
+    row.status = after.value
+    row.updated_at = now
+    _stamp(row, action, now)
+    if action in (Action.return_, Action.escalate):
+        if row.received_from is not None:
+            row.holder = row.received_from
+        else:  # escalated where it entered: beyond the tree (Ombudsman RI); no child has it
+            row.referred_to = None
+    if summary is None:
+        summary = f"{action.value} ({role.value})" + (f": {reason_code}" if reason_code else "")
+        if row.holder != ctx.node_id:
+            summary += f"; now held by {row.holder}"
+    _event(session, ctx, row.tracking_id, after.value, summary, index)
+    if row.received_from is not None:
+        update = envelope_pb2.StatusUpdate(
+            tracking_id=row.tracking_id,
+            action=action.value,
+            status=after.value,
+            holder=row.holder,
+            actor=ctx.node_id,
+            note_commitment=commitment,
+            reason_code=reason_code,
+        )
+        update.at.FromDatetime(now)
+        if action is Action.follow_up and before is Status.accepted and row.confidential:
+            # This node handles it: offer its sealing key for the reporter's identity.
+            update.holder_sealing_key.CopyFrom(confidential.holder_statement(ctx))
+        _send_up(session, ctx, row, update)
+    return index
+
+
+def _parent_link(session: Session, row: Complaint) -> Link:
+    peer = row.received_from or ""
+    link = queries.get_link(session, peer, lock=True)
+    if link is None or link.revoked_at is not None or link.role != "parent":
+        raise StateError(
+            f"{row.tracking_id} came from {peer}, which is no longer linked as this node's "
+            "parent; its status cannot travel up. Link the parent again first"
+        )
+    return link
+
+
+def _send_up(
+    session: Session, ctx: NodeContext, row: Complaint, update: envelope_pb2.StatusUpdate
+) -> None:
+    link = _parent_link(session, row)
+    _, signed = enqueue(session, ctx, link, tracking_id=row.tracking_id, status_update=update)
+    record(
+        session,
+        ctx,
+        ledger_pb2.LedgerEntry(status_update_sent=ledger_pb2.StatusUpdateSent(envelope=signed)),
+    )
+
+
+def _act(
+    ctx: NodeContext,
+    tracking_id: str,
+    action: Action,
+    *,
+    note: str | None = None,
+    reason_code: str = "",
+) -> int:
+    """One operator action on a complaint this node holds, in one transaction."""
+    parse_tracking_id(tracking_id)
+    required = _NOTE_REQUIRED.get(action)
+    text = _notes.note_text(note, required or "the note")
+    if required is not None and text is None:
+        raise ValidationError(f"{action.value} needs {required}")
+    with ctx.db.write() as session:
+        row = _locked(session, tracking_id)
+        role = local_role(row, ctx.node_id, action)
+        return transition(session, ctx, row, action, role, note=text, reason_code=reason_code)
+
+
+def _locked(session: Session, tracking_id: str) -> Complaint:
+    row = queries.get_complaint(session, tracking_id, lock=True)
+    if row is None:
+        raise NotFoundError(f"no complaint {tracking_id} on this node")
+    return row
+
+
+def verify(ctx: NodeContext, tracking_id: str, note: str | None = None) -> int:
+    """The receiving admin checked a submitted (or held) complaint: complete, in scope.
+    With `routing.auto` on, it is then disposed of by the routing rules
+    (node.services.routing.auto_dispose, which never fails the verification)."""
+    index = _act(ctx, tracking_id, Action.verify, note=note)
+    from node.services import routing  # routing -> complaints -> progress
+
+    routing.auto_dispose(ctx, tracking_id)
+    return index
+
+
+def hold(ctx: NodeContext, tracking_id: str, note: str | None = None) -> int:
+    """The receiving admin waits for the reporter to complete the report."""
+    return _act(ctx, tracking_id, Action.hold, note=note)
+
+
+def archive(ctx: NodeContext, tracking_id: str, reason: str, note: str | None = None) -> int:
+    """Reject a complaint with an ArchiveReason code (at intake, or a verified one)."""
+    code = lifecycle.parse_archive_reason(reason)
+    return _act(ctx, tracking_id, Action.archive, note=note, reason_code=code.value)
+
+
+def follow_up(ctx: NodeContext, tracking_id: str, note: str) -> int:
+    """Post a follow-up (tindak lanjut): the first one starts handling the complaint."""
+    return _act(ctx, tracking_id, Action.follow_up, note=note)
+
+
+def resolve(ctx: NodeContext, tracking_id: str, note: str) -> int:
+    """Post the resolution (selesai); the auto-close period starts."""
+    return _act(ctx, tracking_id, Action.resolve, note=note)
+
+
+def return_(ctx: NodeContext, tracking_id: str, reason: str) -> int:
+    """Bukan wewenang: hand the complaint back to the parent that referred it."""
+    return _act(ctx, tracking_id, Action.return_, note=reason)
+
+
+# --- the reporter's reply --------------------------------------------------------------
+
+
+def reply(ctx: NodeContext, tracking_id: str, text: str) -> int:
+    """Record a reporter's reply where the complaint entered; the holder acts on it.
+
+    Here, if this node holds it: a held complaint goes back to submitted, a resolved one
+    is reopened, an open one just gets the reply. Otherwise the reply goes down, hop by
+    hop, to the holder. Returns the ReplyRecorded entry's index.
+    """
+    parse_tracking_id(tracking_id)
+    body = _notes.note_text(text, "the reply (--text)")
+    if body is None:
+        raise ValidationError("the reply needs its text (--text)")
+    with ctx.db.write() as session:
+        row = _locked(session, tracking_id)
+        if row.origin_node != ctx.node_id:
+            raise PermissionDeniedError(
+                f"{tracking_id} entered at {row.origin_node}: the reporter's replies are "
+                "taken there, which forwards them to the holder"
+            )
+        status = Status(row.status)
+        if lifecycle.is_terminal(status):
+            raise StateError(
+                f"{tracking_id} is {status.value}; a reply can no longer reopen it. Register "
+                "a new complaint if the reporter raises the matter again"
+            )
+        now = ctx.clock.now()
+        commitment = _notes.keep_note(session, tracking_id, "reply", body, ctx.node_id, now)
+        index = record(
+            session,
+            ctx,
+            ledger_pb2.LedgerEntry(
+                reply_recorded=ledger_pb2.ReplyRecorded(
+                    tracking_id=tracking_id, text_commitment=commitment
+                )
+            ),
+        )
+        row.replied_at = now
+        _event(session, ctx, tracking_id, row.status, "reporter replied", index)
+        at = envelope_pb2.ReporterReply(tracking_id=tracking_id, text_commitment=commitment)
+        at.at.FromDatetime(now)
+        _deliver_reply(session, ctx, row, at)
+        return index
+
+
+def _deliver_reply(
+    session: Session, ctx: NodeContext, row: Complaint, message: envelope_pb2.ReporterReply
+) -> None:
+    """Act on a reply as the holder, or pass it to the child the complaint went to."""
+    if row.holder == ctx.node_id:
+        if Status(row.status) in (Status.resolved, Status.held):
+            transition(session, ctx, row, Action.reporter_reply, Role.reporter)
+        return
+    if row.holder == row.received_from or row.referred_to is None:
+        # It went back up from here since: the parent forwarded this reply down, so the
+        # new holder has it already.
+        _event(session, ctx, row.tracking_id, row.status, "reply kept; the holder is above", None)
+        return
+    link = queries.get_link(session, row.referred_to, lock=True)
+    if link is None or link.revoked_at is not None or link.role != "child":
+        raise StateError(
+            f"{row.tracking_id} is held below {row.referred_to}, which is no longer linked as "
+            "this node's child; the reply cannot reach the holder. Link the child again first"
+        )
+    _, signed = enqueue(session, ctx, link, tracking_id=row.tracking_id, reporter_reply=message)
+    index = record(
+        session, ctx, ledger_pb2.LedgerEntry(reply_sent=ledger_pb2.ReplySent(envelope=signed))
+    )
+    _event(session, ctx, row.tracking_id, row.status, f"reply forwarded to {link.peer_id}", index)
+
+
+# --- receiving (called from node.services.exchange._receive_one) -----------------------
+
+
+def on_status_update(
+    session: Session,
+    ctx: NodeContext,
+    link: Link,
+    opened: OpenedEnvelope,
+    delivery: federation_pb2.Delivery,
+) -> None:
+    """A child reports a change of a complaint this node referred to it (invariant 3)."""
+    if link.role != "child":
+        raise PermissionDeniedError(
+            f"status updates are accepted only from children; {link.peer_id} is this "
+            f"node's {link.role}"
+        )
+    update = opened.envelope.status_update
+    tracking_id = parse_tracking_id(update.tracking_id)
+    try:
+        action, status = Action(update.action), Status(update.status)
+    except ValueError as e:
+        raise ValidationError(f"status update for {tracking_id}: {e}") from e
+    holder, actor = parse_node_id(update.holder), parse_node_id(update.actor)
+    if not update.HasField("at"):
+        raise ValidationError(f"status update for {tracking_id} has no time")
+    row = queries.get_complaint(session, tracking_id, lock=True)
+    if row is None:
+        raise StateError(f"status update for {tracking_id}, which is not on this node")
+    if row.referred_to != link.peer_id or row.holder == ctx.node_id:
+        raise PermissionDeniedError(
+            f"{link.peer_id} sent a status update for {tracking_id}, which it does not hold "
+            f"for this node (here it is {row.status}, held by {row.holder})"
+        )
+    expected = lifecycle.TRANSITIONS.get((Status(row.status), action))
+    if expected is None or expected.target is not status:
+        raise StateError(
+            f"status update for {tracking_id} says {action.value} made it {status.value}, but "
+            f"here it is {row.status}, from which {action.value} "
+            + ("is not allowed" if expected is None else f"leads to {expected.target.value}")
+        )
+    if update.HasField("holder_sealing_key"):
+        confidential.check_offer(link, update, row)
+    at = update.at.ToDatetime(tzinfo=dt.UTC)
+    _notes.receive_note(
+        session, tracking_id, action.value, update.note_commitment, delivery, actor, at
+    )
+    index = record(
+        session,
+        ctx,
+        ledger_pb2.LedgerEntry(
+            status_update_received=ledger_pb2.StatusUpdateReceived(envelope=opened.signed)
+        ),
+    )
+    row.status, row.holder, row.updated_at = status.value, holder, ctx.clock.now()
+    _stamp(row, action, at)
+    _event(
+        session,
+        ctx,
+        tracking_id,
+        status.value,
+        f"{action.value} by {actor}; held by {holder}",
+        index,
+        actor=actor,
+    )
+    if row.received_from is not None:
+        forwarded = envelope_pb2.StatusUpdate()
+        forwarded.CopyFrom(update)
+        _send_up(session, ctx, row, forwarded)
+    elif update.HasField("holder_sealing_key"):
+        # It entered here: seal the reporter's identity to the node that handles it.
+        confidential.seal_for_holder(session, ctx, row, holder, update.holder_sealing_key)
+
+
+def on_reporter_reply(
+    session: Session,
+    ctx: NodeContext,
+    link: Link,
+    opened: OpenedEnvelope,
+    delivery: federation_pb2.Delivery,
+) -> None:
+    """The parent forwards a reporter's reply towards the holder (invariant 5)."""
+    if link.role != "parent":
+        raise PermissionDeniedError(
+            f"reporter replies are accepted only from the parent; {link.peer_id} is this "
+            f"node's {link.role}"
+        )
+    message = opened.envelope.reporter_reply
+    tracking_id = parse_tracking_id(message.tracking_id)
+    if not message.HasField("at") or len(message.text_commitment) != 32:
+        raise ValidationError(
+            f"reply for {tracking_id}: expected its time and a 32-byte commitment"
+        )
+    row = queries.get_complaint(session, tracking_id, lock=True)
+    if row is None or row.received_from != link.peer_id:
+        raise PermissionDeniedError(
+            f"{link.peer_id} forwarded a reply for {tracking_id}, which it never referred "
+            "to this node"
+        )
+    at = message.at.ToDatetime(tzinfo=dt.UTC)
+    _notes.receive_note(
+        session, tracking_id, "reply", message.text_commitment, delivery, row.origin_node, at
+    )
+    index = record(
+        session,
+        ctx,
+        ledger_pb2.LedgerEntry(reply_received=ledger_pb2.ReplyReceived(envelope=opened.signed)),
+    )
+    row.replied_at = at
+    _event(session, ctx, tracking_id, row.status, f"reporter replied (via {link.peer_id})", index)
+    if lifecycle.is_terminal(Status(row.status)):
+        return
+    forwarded = envelope_pb2.ReporterReply()
+    forwarded.CopyFrom(message)
+    _deliver_reply(session, ctx, row, forwarded)
+
+
+def after_receipt(session: Session, ctx: NodeContext, link: Link, opened: OpenedEnvelope) -> None:
+    """The child's receipt made it the holder (exchange._on_receipt): tell the parent this
+    complaint came from, so the entry node knows who holds it now."""
+    receipt = opened.envelope.receipt
+    row = queries.get_complaint(session, receipt.tracking_id, lock=True)
+    if (
+        row is None
+        or row.referral_message_id != receipt.referral_message_id
+        or row.status != Status.accepted.value
+        or row.holder != link.peer_id
+    ):
+        return
+    at = opened.envelope.sent_at.ToDatetime(tzinfo=dt.UTC)
+    row.disposed_at = row.disposed_at or at
+    if row.received_from is None:
+        return
+    update = envelope_pb2.StatusUpdate(
+        tracking_id=row.tracking_id,
+        action=Action.accept.value,
+        status=Status.accepted.value,
+        holder=link.peer_id,
+        actor=link.peer_id,
+    )
+    update.at.CopyFrom(opened.envelope.sent_at)
+    _send_up(session, ctx, row, update)
+
+
+def is_known(session: Session, opened: OpenedEnvelope) -> bool:
+    """True if the complaint a referral names is already on this node (referred before)."""
+    tracking_id = opened.envelope.referral.complaint.tracking_id
+    return queries.get_complaint(session, tracking_id) is not None
+
+
+def on_referral_again(
+    session: Session,
+    ctx: NodeContext,
+    link: Link,
+    opened: OpenedEnvelope,
+    delivery: federation_pb2.Delivery,
+) -> envelope_pb2.Receipt:
+    """The parent refers again a complaint this node had sent back up (returned or
+    escalated): this node holds it again, from ``accepted``, with fresh clocks."""
+    if link.role != "parent":
+        raise PermissionDeniedError(
+            f"only this node's parent may refer complaints to it; {link.peer_id} is its {link.role}"
+        )
+    summary = opened.envelope.referral.complaint
+    check_summary(summary)
+    row = queries.get_complaint(session, summary.tracking_id, lock=True)
+    if row is None:  # pragma: no cover - is_known said it is here
+        raise StateError(f"{summary.tracking_id} is not on this node")
+    if row.holder != link.peer_id or row.received_from != link.peer_id:
+        raise StateError(
+            f"{summary.tracking_id} is already on this node ({row.status}, held by "
+            f"{row.holder}); {link.peer_id} may refer it again only after it came back up"
+        )
+    if summary.content_commitment != row.content_commitment:
+        raise ValidationError(
+            f"referral {summary.tracking_id} commits to other content than when first referred"
+        )
+    if delivery.content_salt:
+        try:
+            check_commitment(summary.content_commitment, delivery.content, delivery.content_salt)
+        except TamperedEntryError as e:
+            raise ValidationError(f"referral {summary.tracking_id}: {e}") from e
+        if queries.complaint_content(session, summary.tracking_id) is None:
+            queries.add(
+                session,
+                ComplaintContentRow(
+                    tracking_id=summary.tracking_id,
+                    content=delivery.content,
+                    salt=delivery.content_salt,
+                ),
+            )
+    now = ctx.clock.now()
+    row.status, row.holder, row.updated_at = Status.accepted.value, ctx.node_id, now
+    row.received_at, row.disposed_at = now, now
+    row.referred_to = row.referral_message_id = None
+    row.verified_at = row.resolved_at = None
+    index = record(
+        session,
+        ctx,
+        ledger_pb2.LedgerEntry(
+            referral_received=ledger_pb2.ReferralReceived(envelope=opened.signed)
+        ),
+    )
+    _event(
+        session,
+        ctx,
+        summary.tracking_id,
+        Status.accepted.value,
+        f"referred again by {link.peer_id}",
+        index,
+    )
+    receipt = envelope_pb2.Receipt(
+        referral_message_id=opened.envelope.message_id,
+        referral_body_sha256=body_sha256(opened.signed),
+        tracking_id=summary.tracking_id,
+        entry_index=index,
+    )
+    return receipt

@@ -1,0 +1,73 @@
+"""node.crypto.enrollment.verify_chain, as a joining child runs it on its parent's chain:
+rotations change the keys in force, revocations cut the child side off."""
+
+from __future__ import annotations
+
+import pytest
+
+from node._proto.lapor.v1 import trust_pb2
+from node.crypto.enrollment import verify_chain
+from node.errors import SignatureError, ValidationError
+from tests.unit.ledger.test_trust import Keys, agreement, revocation, rotation
+
+
+def test_a_chain_with_rotations_ends_at_the_keys_in_force() -> None:
+    """After the province rotated, the chain ends at its new signing key and certificate;
+    its keys from before the rotation no longer end it."""
+    national, province = Keys("id"), Keys("id-64")
+    chain = [agreement(national, province), rotation(national)]
+    before = province.public
+    chain.append(rotation(province))
+    verify_chain(chain, province.public)
+    with pytest.raises(ValidationError, match="chain of trust ends at id-64 with other keys"):
+        verify_chain(chain, before)
+
+
+def test_a_chain_missing_a_rotation_is_refused() -> None:
+    """A province that rotated but hands out its chain from before: it ends at old keys."""
+    national, province = Keys("id"), Keys("id-64")
+    chain = [agreement(national, province)]
+    rotation(province)  # made, but left out of the chain
+    with pytest.raises(ValidationError, match="ends at id-64 with other keys"):
+        verify_chain(chain, province.public)
+
+
+def test_the_national_nodes_own_rotations_make_a_chain() -> None:
+    """A national node that rotated hands out its rotations: they end at its keys."""
+    national = Keys("id")
+    chain = [rotation(national), rotation(national)]
+    verify_chain(chain, national.public)
+    verify_chain([], national.public)  # no rotation: an empty chain, as before
+
+
+@pytest.mark.parametrize(
+    ("breaking", "error", "message"),
+    [
+        pytest.param("rotation-from-unknown", ValidationError, "does not start", id="rotation"),
+        pytest.param("forged-rotation", SignatureError, "not signed by its new key", id="forged"),
+        pytest.param("after-revocation", ValidationError, "is not a node", id="revoked-parent"),
+        pytest.param("revoked-last", ValidationError, "cut off by a revocation", id="revoked"),
+        pytest.param("empty", ValidationError, "empty step", id="empty"),
+    ],
+)
+def test_broken_chains_are_refused(breaking: str, error: type[Exception], message: str) -> None:
+    """Each broken step stops verify_chain with what is wrong."""
+    national, province, regency = Keys("id"), Keys("id-64"), Keys("id-64-02")
+    chain = [agreement(national, province)]
+    last = province
+    if breaking == "rotation-from-unknown":
+        chain.append(rotation(Keys("id-64")))
+    elif breaking == "forged-rotation":
+        step = rotation(province)
+        step.rotation.new_signature = bytes(64)
+        chain.append(step)
+    elif breaking == "after-revocation":
+        chain.append(revocation(national, province))
+        chain.append(agreement(province, regency))
+        last = regency
+    elif breaking == "revoked-last":
+        chain.append(revocation(national, province))
+    else:
+        chain.append(trust_pb2.TrustStep())
+    with pytest.raises(error, match=message):
+        verify_chain(chain, last.public)
