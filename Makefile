@@ -23,6 +23,7 @@ test: $(STAMP)
 	$(VENV)/bin/ruff format --check node tests scripts bench migrations
 	$(VENV)/bin/mypy node
 	VENV=$(VENV) scripts/buf_lint.sh
+	scripts/ensure_chromium.sh
 	$(PY) -m pytest
 
 lint: $(STAMP)

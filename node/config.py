@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import ipaddress
 import json
 import math
 import os
@@ -83,8 +84,8 @@ class LedgerConfig:
 
 
 @dataclass(frozen=True)
-class MetricsConfig:
-    """Prometheus metrics over plain HTTP; off unless `listen` is set."""
+class _Listener:
+    """A plain-HTTP side service at `listen` (HOST:PORT); off while it is empty."""
 
     listen: str = ""
 
@@ -97,6 +98,11 @@ class MetricsConfig:
         """(host, port) of `listen`; IPv6 hosts without their brackets."""
         host, _, port = self.listen.rpartition(":")
         return host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True)
+class MetricsConfig(_Listener):
+    """Prometheus metrics over plain HTTP; off unless `listen` is set."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +167,7 @@ class NodeConfig:
     federation: FederationConfig = field(default_factory=FederationConfig)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    dashboard: DashboardConfig = field(default_factory=lambda: DashboardConfig())
     log_level: str = "info"
     log_format: str = "json"
     expected_children: tuple[NodeId, ...] = ()
@@ -246,6 +253,50 @@ def _metrics(values: dict[str, Any]) -> MetricsConfig:
             f"node.yaml: metrics.listen must be HOST:PORT (e.g. 127.0.0.1:9464), found {listen!r}"
         )
     return MetricsConfig(listen)
+
+
+@dataclass(frozen=True)
+class DashboardConfig(_Listener):
+    """The read-only web dashboard (node.web, docs/reports.md); off unless `listen` is set.
+    A `listen` that is not a loopback address needs `token_sha256` (of the bearer token
+    `lapor-node report dashboard-token` makes); on loopback the token is optional."""
+
+    token_sha256: bytes | None = None
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback IP addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _dashboard(values: dict[str, Any]) -> DashboardConfig:
+    _refuse_unknown("dashboard", values, {"listen", "token_sha256"})
+    listen = values.get("listen", "") or ""
+    if not listen:
+        return DashboardConfig()
+    listen = _host_port("dashboard.listen", listen, "127.0.0.1:7480")
+    raw = values.get("token_sha256")
+    token: bytes | None = None
+    if raw is not None:
+        if not isinstance(raw, str) or not re.fullmatch(r"[0-9a-f]{64}", raw):
+            raise ConfigError(
+                "node.yaml: dashboard.token_sha256 must be 64 lowercase hex digits (the line "
+                f"`lapor-node report dashboard-token` prints), found {raw!r}"
+            )
+        token = bytes.fromhex(raw)
+    host = listen.rpartition(":")[0].strip("[]")
+    if token is None and not is_loopback(host):
+        raise ConfigError(
+            f"node.yaml: dashboard.listen {listen!r} is not a loopback address, so the "
+            "dashboard needs a token: run `lapor-node report dashboard-token` and add its "
+            "token_sha256 line under dashboard:, or listen on 127.0.0.1"
+        )
+    return DashboardConfig(listen, token)
 
 
 def _host_port(where: str, value: object, example: str) -> str:
@@ -516,6 +567,7 @@ def load_config(path: Path) -> NodeConfig:
         "federation",
         "ledger",
         "metrics",
+        "dashboard",
         "logging",
         "expected_children",
         "auditors",
@@ -575,6 +627,7 @@ def load_config(path: Path) -> NodeConfig:
         federation=_typed("federation", _section(raw, "federation"), FederationConfig),
         ledger=_typed("ledger", _section(raw, "ledger"), LedgerConfig),
         metrics=_metrics(_section(raw, "metrics")),
+        dashboard=_dashboard(_section(raw, "dashboard")),
         log_level=level,
         log_format=fmt,
         expected_children=tuple(c.node_id for c in expected),
@@ -652,6 +705,13 @@ workflow:
 
 metrics:
   listen: ""                   # Prometheus /metrics over HTTP, e.g. "127.0.0.1:9464"; "" = off
+
+# The read-only web dashboard (docs/reports.md): figures per child, overdue complaints,
+# a complaint's trail with ledger proofs. Off while absent. Loopback needs no token; any
+# other address needs token_sha256 (`lapor-node report dashboard-token`).
+# dashboard:
+#   listen: "127.0.0.1:7480"
+#   token_sha256: "<64 hex digits>"
 
 logging:
   level: info                  # debug | info | warning | error

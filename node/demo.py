@@ -20,6 +20,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from node.clock import SystemClock
 from node.complaints import ComplaintDraft
 from node.errors import NodeError, NotFoundError, PeerUnavailableError
 from node.services import complaints, links
@@ -134,6 +135,7 @@ def run_demo(directory: Path, base_port: int | None = None) -> None:
         )
         n.ctx = NodeContext.open(directory / n.node_id / "node.yaml")
         console.print(f"init   {n.node_id:<9} {n.name:<30} 127.0.0.1:{n.port}")
+    dashboard = _enable_dashboard(directory / "id-64" / "node.yaml")
     for n in TREE:
         if n.parent:
             parent = by_id[n.parent]
@@ -175,6 +177,31 @@ def run_demo(directory: Path, base_port: int | None = None) -> None:
         f"\nData, keys and logs are in {directory}/<node id>/ ; try e.g.\n"
         f"  lapor-node complaint list --config {directory}/id-64/node.yaml\n"
         f"  lapor-node link list --config {directory}/id-64/node.yaml"
+    )
+    _print_report(directory / "id-64" / "node.yaml", dashboard)
+
+
+def _enable_dashboard(config: Path) -> str:
+    """Turn on the province's dashboard (loopback, so no token); return its address."""
+    address = f"127.0.0.1:{_free_port()}"
+    config.write_text(config.read_text() + f'\ndashboard:\n  listen: "{address}"\n')
+    return f"http://{address}/"
+
+
+def _print_report(config: Path, dashboard: str) -> None:
+    """The province's figures for this year per child, as its operator would print them,
+    and where its dashboard is served."""
+    year = SystemClock().now().year
+    console.rule(f"[bold]lapor-node report --year {year} --by child (the province)")
+    sys.stdout.flush()
+    subprocess.run(
+        [sys.executable, "-m", "node.cli.main", "report", "--year", str(year), "--by", "child",
+         "--config", str(config)],
+        check=False,
+    )  # fmt: skip
+    console.print(
+        f"\nThe province's dashboard: {dashboard} (read-only; served while "
+        f"`lapor-node serve --config {config}` runs)"
     )
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from node.errors import IntegrityError
 
 __all__ = [
     "AUDIT_CALLS",
@@ -22,6 +24,8 @@ __all__ = [
     "CHECKPOINT_FAILURES",
     "CHECKPOINT_SIGNED",
     "CHECKPOINT_SIZE",
+    "COMPLAINTS",
+    "COMPLAINTS_OVERDUE",
     "INTAKE_SUBMISSIONS",
     "LEDGER_SIZE",
     "LINK_CONNECTED",
@@ -34,9 +38,14 @@ __all__ = [
     "PEER_SUSPENDED",
     "REFUSED",
     "REGISTRY",
+    "SLA_BREACHES",
+    "VERIFICATION_FAILURES",
+    "WORKFLOW_GAUGES_SECONDS",
     "LinkSample",
     "observe_checkpoint",
     "observe_links",
+    "observe_refusal",
+    "observe_workflow",
 ]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -197,3 +206,53 @@ def observe_links(samples: Iterable[LinkSample]) -> None:
                 gauge.remove(gone)
     _linked.clear()
     _linked.update(seen)
+
+
+# The complaint workflow (refreshed by `serve` every WORKFLOW_GAUGES_SECONDS; docs/reports.md)
+
+COMPLAINTS = Gauge(
+    "lapor_node_complaints",
+    "Complaints known to this node, by status (mirrored from children for those referred).",
+    ["status"],
+    registry=REGISTRY,
+)
+COMPLAINTS_OVERDUE = Gauge(
+    "lapor_node_complaints_overdue",
+    "Open complaints known to this node that have missed at least one deadline now.",
+    registry=REGISTRY,
+)
+SLA_BREACHES = Gauge(
+    "lapor_node_sla_breaches",
+    "Open complaints past a service-level deadline now, by deadline (verify, "
+    "first_follow_up, resolve).",
+    ["deadline"],
+    registry=REGISTRY,
+)
+VERIFICATION_FAILURES = Counter(
+    "lapor_node_verification_failures_total",
+    "Envelopes from a peer whose evidence did not check out (bad signature or unknown key, "
+    "broken proof, inconsistent checkpoint, tampered entry), by peer and error kind.",
+    ["peer", "kind"],
+    registry=REGISTRY,
+)
+WORKFLOW_GAUGES_SECONDS = 30.0
+"""How often `serve` refreshes the workflow gauges above."""
+
+
+def observe_workflow(
+    by_status: Mapping[str, int], overdue: int, breaches: Mapping[str, int]
+) -> None:
+    """Set the workflow gauges from one reading (node.services.reports.workflow_sample)."""
+    for status, count in by_status.items():
+        COMPLAINTS.labels(status=status).set(count)
+    COMPLAINTS_OVERDUE.set(overdue)
+    for deadline, count in breaches.items():
+        SLA_BREACHES.labels(deadline=deadline).set(count)
+
+
+def observe_refusal(peer: str, code: str, error: Exception) -> None:
+    """An envelope from `peer` was refused with gRPC `code`: count it, and count it as a
+    verification failure when the error is an integrity one (node.errors.IntegrityError)."""
+    REFUSED.labels(peer=peer, code=code).inc()
+    if isinstance(error, IntegrityError):
+        VERIFICATION_FAILURES.labels(peer=peer, kind=type(error).__name__).inc()

@@ -14,6 +14,7 @@ from node.cli.commands_complaint import complaint
 from node.cli.commands_intake import intake
 from node.cli.commands_keys import keys
 from node.cli.commands_node import demo, identity, init, link, serve
+from node.cli.commands_report import report
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -29,6 +30,7 @@ def cli() -> None:
 for command in (init, serve, identity, keys, link, complaint, audit, admin, demo):
     cli.add_command(command)
 cli.add_command(intake)
+cli.add_command(report)
 
 
 def main() -> None:

@@ -68,12 +68,17 @@ from node.metrics import (
     LEDGER_SIZE,
     LINK_GAUGES_SECONDS,
     REGISTRY,
+    WORKFLOW_GAUGES_SECONDS,
     LinkSample,
     observe_checkpoint,
     observe_links,
+    observe_refusal,
+    observe_workflow,
 )
 from node.services import audit, checkpoints, exchange, links, rotation
 from node.services.context import NodeContext
+from node.services.reports import workflow_sample
+from node.web import DashboardServer, start_dashboard
 
 __all__ = ["NodeRuntime", "exchange_service"]
 
@@ -195,6 +200,7 @@ class NodeRuntime:
         self._health = health.aio.HealthServicer()
         self.port = 0
         self.metrics_port = 0
+        self._dashboard: DashboardServer | None = None
         self.signing_stopped = False
         self.checkpoint_rounds = 0
 
@@ -297,6 +303,17 @@ class NodeRuntime:
             except NodeError as e:  # pragma: no cover - best effort bookkeeping
                 self.log.error("link.heartbeat_failed", error=str(e))
 
+    async def _workflow_gauges(self) -> None:
+        """With metrics on, every WORKFLOW_GAUGES_SECONDS: complaints by status, overdue
+        and SLA breaches (node.services.reports.workflow_sample) as gauges."""
+        while self.ctx.config.metrics.enabled:
+            try:
+                sample = await self.db.read(workflow_sample, self.ctx)
+                observe_workflow(sample.by_status, sample.overdue, sample.breaches)
+            except NodeError as e:  # pragma: no cover - best effort bookkeeping
+                self.log.error("complaints.gauges_failed", error=str(e))
+            await asyncio.sleep(WORKFLOW_GAUGES_SECONDS)
+
     async def _link_gauges(self) -> None:
         """With metrics on, every LINK_GAUGES_SECONDS: each linked peer's sync health as
         `link list` shows it (connected from this process's live streams), as gauges."""
@@ -314,8 +331,8 @@ class NodeRuntime:
                     )
                     for v in views
                 )
-            except NodeError as e:  # pragma: no cover - best effort bookkeeping
-                self.log.error("link.gauges_failed", error=str(e))
+            except Exception as e:  # pragma: no cover - best effort: never stop refreshing
+                self.log.error("link.gauges_failed", error_kind=type(e).__name__, error=str(e))
             await asyncio.sleep(LINK_GAUGES_SECONDS)
 
     def _credentials_config(self) -> Any:
@@ -450,6 +467,7 @@ class NodeRuntime:
             error = "unpinned"
             await context.abort(*dropped)
         except RefusedError as e:
+            observe_refusal(peer, status_for(e.error).name, e.error)
             error = describe(e)
             await self._note_error(peer, error)
             await context.abort(status_for(e.error), str(e.error))
@@ -562,6 +580,7 @@ class NodeRuntime:
                 await session.run()
                 await self._ended_by_parent(peer, call)
             except RefusedError as e:
+                observe_refusal(peer, status_for(e.error).name, e.error)
                 await self._note_error(peer, describe(e))
                 self.log.warning("link.refused_from_parent", error=describe(e))
             except NodeError as e:
@@ -748,6 +767,7 @@ class NodeRuntime:
         if self.port == 0:
             raise ValidationError(f"cannot listen on {cfg.listen}")
         self._start_metrics()
+        self._dashboard = start_dashboard(self.ctx)
         await server.start()
         self._server = server
         await self._start_enrollment()
@@ -764,6 +784,7 @@ class NodeRuntime:
             asyncio.create_task(self._heartbeat()),
             asyncio.create_task(self._link_gauges()),
             asyncio.create_task(self._complaint_scheduler()),
+            asyncio.create_task(self._workflow_gauges()),
         ]
         self.log.info("node.started", listen=cfg.listen, port=self.port)
         return self.port
@@ -782,6 +803,9 @@ class NodeRuntime:
         if self._server is not None:
             await self._server.stop(self.ctx.config.server.grace_seconds)
         await self._stop_metrics()
+        if self._dashboard is not None:
+            await asyncio.to_thread(self._dashboard.stop)
+            self._dashboard = None
         try:
             await self.db.write(links.reset_connections, self.ctx)
         except NodeError as e:  # pragma: no cover - best effort bookkeeping

@@ -30,17 +30,9 @@ _FRONTIER_KEY = "lapor-node.ledger.frontier"
 
 
 def record(session: Session, ctx: NodeContext, entry: ledger_pb2.LedgerEntry) -> int:
-    """Stamp `entry` with this node and the time, append it, and return its index."""
-    tree.lock_head(session)  # take the lock first, so recorded_at follows index order
-    now = ctx.clock.now()
-    entry.node_id = ctx.node_id
-    entry.recorded_at.FromDatetime(now)
-    data = entry.SerializeToString()
-    leaf = leaf_hash(data)
-    index = queries.append_ledger_row(session, data, leaf, now)
-    frontier = _frontier(session, index)
-    tree.insert_nodes(session, frontier.append(leaf))
-    return index
+    """Stamp `entry` with this node and the time, append it, and return its index (the
+    same as `record_many` with one entry: no ORM flush, a few Core statements)."""
+    return record_many(session, ctx, [entry])[0]
 
 
 def record_many(

@@ -3,8 +3,13 @@
 SQLite (the embedded default) runs in WAL mode with foreign keys on, a busy timeout, and
 `synchronous=FULL` so a committed ledger entry survives a power cut. Writers open their
 transaction with BEGIN IMMEDIATE: two processes (a running node and an operator's CLI)
-then queue for the write lock instead of failing on a lock upgrade. PostgreSQL writers lock
-the rows they advance (ledger head, link sequence, counters) with SELECT ... FOR UPDATE.
+then queue for the write lock instead of failing on a lock upgrade. PostgreSQL writers do
+the same with a transaction-level advisory lock taken first (WRITE_LOCK), so writers of
+one node's database are serialized as on SQLite: nearly every write appends to the ledger
+and would queue on its head anyway, and with one lock taken first no two writers can
+deadlock over the rows they then lock (links, ledger head, complaints) in different
+orders. Within a transaction they still lock the rows they advance with SELECT ... FOR
+UPDATE.
 """
 
 from __future__ import annotations
@@ -24,7 +29,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from node.errors import ConfigError
 
-__all__ = ["Database", "migrations_dir"]
+__all__ = ["WRITE_LOCK", "Database", "migrations_dir"]
+
+WRITE_LOCK = 0x6C61706F72
+"""PostgreSQL advisory lock key ("lapor") that every write transaction takes first."""
 
 
 def migrations_dir() -> Path:
@@ -81,6 +89,8 @@ class Database:
     def write(self) -> Iterator[Session]:
         """One write transaction: committed on success, rolled back on any exception."""
         with self._write_sessions() as session, session.begin():
+            if not self.is_sqlite:
+                session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK})
             yield session
 
     @contextlib.contextmanager

@@ -9,6 +9,12 @@ Callers, relative to the province id-64 (the node under test):
   revoked  id-64-07, linked as a child, then revoked
   expired  id-64-09, linked as a child with a certificate that has since expired
   auditor  Ombudsman RI, listed in id-64's node.yaml
+
+RPCs: FederationService.Exchange with each envelope payload, every AuditService method,
+and EnrollmentService.GetKeyRotations. Join and Confirm take no caller identity at all (a
+join token and keys proved inside the request: tests/integration/test_enrollment.py), and
+IntakeService authenticates gateways by token, not node certificates
+(tests/integration/test_intake.py).
 """
 
 from __future__ import annotations
@@ -21,16 +27,27 @@ from pathlib import Path
 import grpc
 import pytest
 
-from node._proto.lapor.v1 import complaint_pb2, envelope_pb2, federation_pb2, federation_pb2_grpc
+from node._proto.lapor.v1 import (
+    complaint_pb2,
+    envelope_pb2,
+    federation_pb2,
+    federation_pb2_grpc,
+    privacy_pb2,
+)
 from node.crypto.keyfiles import write_private, write_public
+from node.crypto.rotation import sign_rotation
+from node.crypto.signing import SigningKey
 from node.crypto.tls import dns_name, generate_tls_identity
+from node.errors import NodeError
 from node.federation.audit_client import AuditCallError, AuditClient, CallerIdentity
+from node.federation.enrollment import fetch_key_rotations
+from node.federation.status import status_for
 from node.ids import NodeId, new_message_id
 from node.services import links
 from tests.conftest import NodeFactory
 from tests.integration.test_audit_service import list_auditor
 from tests.support.nodes import TestNode, link
-from tests.support.peers import envelope, sealed
+from tests.support.peers import envelope, sealed, signing_key
 
 pytestmark = pytest.mark.slow
 
@@ -38,6 +55,8 @@ OK = grpc.StatusCode.OK
 DENIED = grpc.StatusCode.PERMISSION_DENIED
 NO_TLS = grpc.StatusCode.UNAVAILABLE  # the TLS handshake fails: the certificate is not trusted
 STATE = grpc.StatusCode.FAILED_PRECONDITION
+INVALID = grpc.StatusCode.INVALID_ARGUMENT
+Row = dict[str, grpc.StatusCode]
 
 
 @dataclass
@@ -169,7 +188,7 @@ def _envelope(caller: Caller, payload: str) -> envelope_pb2.SignedEnvelope:
         env = envelope(
             caller.node_id, "id-64", 1, referral=envelope_pb2.Referral(complaint=summary)
         )
-    else:
+    elif payload == "receipt":
         env = envelope(
             caller.node_id,
             "id-64",
@@ -180,54 +199,119 @@ def _envelope(caller: Caller, payload: str) -> envelope_pb2.SignedEnvelope:
                 tracking_id="id-64.2026.000001",
             ),
         )
+    elif payload == "status_update":
+        update = envelope_pb2.StatusUpdate(
+            tracking_id="id-64.2026.000001",
+            action="follow_up",
+            status="in_progress",
+            holder=caller.node_id,
+            actor=caller.node_id,
+        )
+        update.at.GetCurrentTime()
+        env = envelope(caller.node_id, "id-64", 1, status_update=update)
+    elif payload == "reporter_reply":
+        reply = envelope_pb2.ReporterReply(
+            tracking_id="id-64.2026.000001", text_commitment=b"\0" * 32
+        )
+        reply.at.GetCurrentTime()
+        env = envelope(caller.node_id, "id-64", 1, reporter_reply=reply)
+    elif payload == "key_rotation":
+        # A rotation of another node than the sender, signed by keys the sender holds.
+        old = signing_key(caller.node)
+        cert = generate_tls_identity(NodeId("id-64-03"), dt.datetime.now(dt.UTC)).cert_pem
+        rotation = sign_rotation(
+            old,
+            SigningKey.generate(),
+            node_id="id-64-03",
+            new_tls_cert_pem=cert,
+            rotated_at=dt.datetime.now(dt.UTC),
+            old_tls_valid_until=dt.datetime.now(dt.UTC),
+        )
+        env = envelope(caller.node_id, "id-64", 1, key_rotation=rotation)
+    else:
+        box = privacy_pb2.SealedIdentity(
+            tracking_id="id-64.2026.000001", recipient_node="id-64", recipient_key=b"\0" * 32
+        )
+        env = envelope(caller.node_id, "id-64", 1, sealed_identity=box)
     return sealed(caller.node, env)
 
 
-def _audit(world: World, caller: Caller, _: str) -> grpc.StatusCode:
+_AUDIT_CALLS: dict[str, Callable[[AuditClient], object]] = {
+    "GetCheckpoint": lambda c: c.get_checkpoint(),
+    "GetEntries": lambda c: list(c.entries(0, 1)),
+    "ListCheckpoints": lambda c: list(c.checkpoints(0, 1)),
+    "GetInclusionProof": lambda c: c.get_inclusion_proof(0, 1),
+    "GetConsistencyProof": lambda c: c.get_consistency_proof(1, 1),
+}
+
+
+def _audit(world: World, caller: Caller, method: str) -> grpc.StatusCode:
     try:
         with AuditClient(world.province.address, world.province.card(), caller.identity) as c:
-            c.get_checkpoint()
+            _AUDIT_CALLS[method](c)
     except AuditCallError as e:
         return e.code
     return OK
 
 
+def _key_rotations(world: World, caller: Caller, _: str) -> grpc.StatusCode:
+    """The enrollment port asks for no client certificate: the rotations are public (each
+    signed by the old and the new key), whoever asks."""
+    address = world.province.ctx().config.server.enrollment_address
+    try:
+        fetch_key_rotations(address, NodeId("id-64"))
+    except NodeError as e:
+        return status_for(e)
+    return OK
+
+
+EXCHANGE_PAYLOADS = (
+    "referral",
+    "receipt",
+    "status_update",
+    "reporter_reply",
+    "key_rotation",
+    "sealed_identity",
+)
 RPCS: dict[str, Callable[[World, Caller, str], grpc.StatusCode]] = {
-    "Exchange/referral": _exchange,
-    "Exchange/receipt": _exchange,
-    "Audit/GetCheckpoint": _audit,
+    **{f"Exchange/{payload}": _exchange for payload in EXCHANGE_PAYLOADS},
+    **{f"Audit/{method}": _audit for method in _AUDIT_CALLS},
+    "Enrollment/GetKeyRotations": _key_rotations,
 }
 
+OUTSIDERS = ("sibling", "unlinked", "revoked", "expired")
+
+
+def _row(parent: grpc.StatusCode, child: grpc.StatusCode, auditor: grpc.StatusCode) -> Row:
+    """Expected outcomes by caller; every caller this node does not trust fails TLS."""
+    return {
+        "parent": parent,
+        "child": child,
+        **dict.fromkeys(OUTSIDERS, NO_TLS),
+        "auditor": auditor,
+    }
+
+
 # rpc -> caller -> expected status
-TABLE: dict[str, dict[str, grpc.StatusCode]] = {
+TABLE: dict[str, Row] = {
     # Only children dial in; a referral comes only from the parent, which never dials.
-    "Exchange/referral": {
-        "parent": DENIED,
-        "child": DENIED,
-        "sibling": NO_TLS,
-        "unlinked": NO_TLS,
-        "revoked": NO_TLS,
-        "expired": NO_TLS,
-        "auditor": DENIED,
-    },
+    "Exchange/referral": _row(parent=DENIED, child=DENIED, auditor=DENIED),
     # A child may send receipts, but only for referrals this node sent it.
-    "Exchange/receipt": {
-        "parent": DENIED,
-        "child": STATE,
-        "sibling": NO_TLS,
-        "unlinked": NO_TLS,
-        "revoked": NO_TLS,
-        "expired": NO_TLS,
-        "auditor": DENIED,
-    },
+    "Exchange/receipt": _row(parent=DENIED, child=STATE, auditor=DENIED),
+    # A child reports changes only of complaints this node referred to it.
+    "Exchange/status_update": _row(parent=DENIED, child=STATE, auditor=DENIED),
+    # Reporter replies and sealed identities come down from the parent only.
+    "Exchange/reporter_reply": _row(parent=DENIED, child=DENIED, auditor=DENIED),
+    "Exchange/sealed_identity": _row(parent=DENIED, child=DENIED, auditor=DENIED),
+    # A node rotates only its own keys.
+    "Exchange/key_rotation": _row(parent=DENIED, child=INVALID, auditor=DENIED),
     # Linked peers and listed auditors may read the ledger; nobody else gets in.
-    "Audit/GetCheckpoint": {
+    **{f"Audit/{method}": _row(parent=OK, child=OK, auditor=OK) for method in _AUDIT_CALLS},
+    # Public: signed records, served to anyone on the enrollment port.
+    "Enrollment/GetKeyRotations": {
         "parent": OK,
         "child": OK,
-        "sibling": NO_TLS,
-        "unlinked": NO_TLS,
-        "revoked": NO_TLS,
-        "expired": NO_TLS,
+        **dict.fromkeys(OUTSIDERS, OK),
         "auditor": OK,
     },
 }

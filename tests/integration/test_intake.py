@@ -309,26 +309,22 @@ def test_concurrent_retries_register_one_complaint(served: Served) -> None:
         assert len(queries.list_complaints(session)) == 1
 
 
-def test_concurrent_first_tries_in_the_database_register_one_complaint(
-    served: Served, db_kind: str
-) -> None:
+def test_concurrent_first_tries_in_the_database_register_one_complaint(served: Served) -> None:
     """Straight against the database, past the server's single writer: concurrent
-    transactions with one key commit one complaint; the others are answered as retries
-    (on PostgreSQL both pass the lookup first, and the unique key decides)."""
+    transactions with one key commit one complaint; the other is answered as a retry.
+    Writers queue on both databases (SQLite: BEGIN IMMEDIATE; PostgreSQL: the advisory
+    write lock, node.store.db), so the second sees the first's key."""
     draft = _draft()
     gateway = served.ctx.config.intake.gateways[0]
-    barrier = threading.Barrier(2, timeout=5)
     original = intake._submit
     registrations: list[int] = []
 
-    def racing(session, ctx, d):  # type: ignore[no-untyped-def]
+    def counting(session, ctx, d):  # type: ignore[no-untyped-def]
         registrations.append(1)
-        if db_kind == "postgresql":
-            barrier.wait()  # both transactions have looked the key up and found nothing
         return original(session, ctx, d)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(intake, "_submit", racing)
+        patch.setattr(intake, "_submit", counting)
         with ThreadPoolExecutor(2) as pool:
             results = list(
                 pool.map(
@@ -338,9 +334,33 @@ def test_concurrent_first_tries_in_the_database_register_one_complaint(
             )
     assert len({r.tracking_id for r in results}) == 1
     assert sorted(r.duplicate for r in results) == [False, True]
-    # PostgreSQL: both registered, one was rolled back by the unique key. SQLite: writers
-    # queue (BEGIN IMMEDIATE), so the second saw the first's key.
-    assert len(registrations) == (2 if db_kind == "postgresql" else 1)
+    assert len(registrations) == 1
+    with served.ctx.db.read() as session:
+        assert len(queries.list_complaints(session)) == 1
+        assert session.execute(select(func.count()).select_from(ComplaintContentRow)).scalar() == 1
+
+
+def test_a_try_that_missed_the_first_key_is_rolled_back_and_answered_as_a_retry(
+    served: Served,
+) -> None:
+    """Defence in depth: a transaction that did not see the first try's key registers a
+    complaint, meets the unique key at commit, is rolled back whole, and is answered as
+    the retry it is."""
+    draft = _draft()
+    gateway = served.ctx.config.intake.gateways[0]
+    first = intake.accept(served.ctx, draft, gateway=gateway, key="race-2")
+    real = store.get_request
+    calls: list[int] = []
+
+    def blind_once(session, gw, key):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return None if len(calls) == 1 else real(session, gw, key)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(store, "get_request", blind_once)
+        second = intake.accept(served.ctx, draft, gateway=gateway, key="race-2")
+    assert (second.tracking_id, second.duplicate) == (first.tracking_id, True)
+    assert len(calls) == 2
     with served.ctx.db.read() as session:
         assert len(queries.list_complaints(session)) == 1
         assert session.execute(select(func.count()).select_from(ComplaintContentRow)).scalar() == 1

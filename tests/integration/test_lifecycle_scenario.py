@@ -67,6 +67,23 @@ def status_changes(node: TestNode) -> list[tuple[str, str]]:
     ]
 
 
+SECRET_NAME, SECRET_CONTACT = "Rahmat Hidayat", "+62 813 4444 0202"
+
+
+def _database_bytes(node: TestNode) -> bytes:
+    """Every value in the node's database, as one byte string to search."""
+    from sqlalchemy import select
+
+    from node.store.models import Base
+
+    parts: list[bytes] = []
+    with node.ctx().db.read() as session:
+        for table in Base.metadata.sorted_tables:
+            for row in session.execute(select(table)):
+                parts.extend(v if isinstance(v, bytes) else str(v).encode() for v in row)
+    return b"\x00".join(parts)
+
+
 def export(node: TestNode) -> list[str]:
     out = io.StringIO()
     audit.export(node.ctx(), out)
@@ -124,6 +141,44 @@ def test_three_complaints_through_the_tree(nodes: NodeFactory) -> None:
     wait_for(national, c, ("escalated", "id-64"))
 
     wait_for(province, c, ("escalated", "id-64"))
+
+    # 4. A confidential complaint, resolved by the first regency: the reporter's identity
+    #    reaches it sealed, and the province it passed through never holds it in clear.
+    d = str(
+        json.loads(
+            national.cli(
+                *SUBMIT,
+                "--title",
+                "Pungutan liar",
+                "--reporter-name",
+                SECRET_NAME,
+                "--reporter-contact",
+                SECRET_CONTACT,
+                "--confidential",
+            ).stdout
+        )["tracking_id"]
+    )
+    national.cli("complaint", "refer", d, "--to", "id-64")
+    wait_for(national, d, ("accepted", "id-64"))
+    province.cli("complaint", "refer", d, "--to", "id-64-02")
+    wait_for(national, d, ("accepted", "id-64-02"))
+    kukar.cli("complaint", "update", d, "--note", "Inspektorat memeriksa petugas")
+    wait_until(
+        lambda: (
+            kukar.cli("complaint", "show", d, "--identity", "--json", check=False).returncode == 0
+        ),
+        what="the sealed identity at the handling regency",
+    )
+    shown_d = json.loads(kukar.cli("complaint", "show", d, "--identity", "--json").stdout)
+    assert shown_d["identity"]["name"] == SECRET_NAME
+    kukar.cli("complaint", "resolve", d, "--note", "Petugas dijatuhi sanksi")
+    wait_for(national, d, ("resolved", "id-64-02"))
+    refused = province.cli("complaint", "show", d, "--identity", check=False)
+    assert refused.returncode == 1 and "holds no reporter identity" in refused.stderr
+    for secret in (SECRET_NAME, SECRET_CONTACT):
+        assert secret.encode() not in _database_bytes(province)
+        assert secret not in province.log_path.read_text()
+
     expected: list[tuple[TestNode, dict[str, tuple[str, str] | None]]] = [
         (
             national,
@@ -163,6 +218,8 @@ def test_three_complaints_through_the_tree(nodes: NodeFactory) -> None:
         (a, "close"),
         (b, "return"),
         (c, "escalate"),
+        (d, "follow_up"),
+        (d, "resolve"),
     ]
     assert status_changes(kutim) == []
 
