@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(VENV)/bin/mypy node
 	VENV=$(VENV) scripts/buf_lint.sh
 	scripts/ensure_chromium.sh
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile  # two workers (the machine's cores), a file each
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check node tests scripts bench migrations

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -23,6 +24,7 @@ from node.cli._common import (
 from node.complaints import CHANNELS, CLASSIFICATIONS, ComplaintDraft
 from node.services import complaints as service
 from node.services import confidential, progress, scheduler
+from node.services.context import NodeContext
 from node.workflow.lifecycle import ArchiveReason, Status
 
 __all__ = ["complaint"]
@@ -282,46 +284,6 @@ def _done(as_json: bool, tracking_id: str, what: str, index: int) -> None:
         console.print(f"{tracking_id}: {what} (ledger entry {index})")
 
 
-@complaint.command("verify")
-@click.argument("tracking_id")
-@click.option("--note", help="What was checked (kept beside the ledger, not in it).")
-@config_option
-@credential_option
-@json_option
-@handle_errors
-def verify(
-    tracking_id: str,
-    note: str | None,
-    config_path: Path | None,
-    credential: Path | None,
-    as_json: bool,
-) -> None:
-    """Mark a submitted (or held) complaint complete and in scope."""
-    with operator_node(config_path, credential) as ctx:
-        index = progress.verify(ctx, tracking_id, note)
-    _done(as_json, tracking_id, "verified", index)
-
-
-@complaint.command("hold")
-@click.argument("tracking_id")
-@click.option("--note", help="What the reporter must complete.")
-@config_option
-@credential_option
-@json_option
-@handle_errors
-def hold(
-    tracking_id: str,
-    note: str | None,
-    config_path: Path | None,
-    credential: Path | None,
-    as_json: bool,
-) -> None:
-    """Hold (tunda) an incomplete complaint until the reporter completes it."""
-    with operator_node(config_path, credential) as ctx:
-        index = progress.hold(ctx, tracking_id, note)
-    _done(as_json, tracking_id, "held", index)
-
-
 @complaint.command("archive")
 @click.argument("tracking_id")
 @click.option("--reason", required=True, type=click.Choice([r.value for r in ArchiveReason]))
@@ -344,85 +306,107 @@ def archive(
     _done(as_json, tracking_id, f"archived ({reason})", index)
 
 
-@complaint.command("update")
-@click.argument("tracking_id")
-@click.option("--note", required=True, help="The follow-up (tindak lanjut) posted.")
-@config_option
-@credential_option
-@json_option
-@handle_errors
-def update(
-    tracking_id: str, note: str, config_path: Path | None, credential: Path | None, as_json: bool
+def _verb(
+    name: str,
+    option: str,
+    option_help: str,
+    act: Callable[[NodeContext, str, str | None], int],
+    done: str,
+    summary: str,
+    *,
+    required: bool,
 ) -> None:
-    """Post a follow-up on a complaint this node holds (the first one starts handling it)."""
-    with operator_node(config_path, credential) as ctx:
-        index = progress.follow_up(ctx, tracking_id, note)
-    _done(as_json, tracking_id, "followed up", index)
+    """Add `complaint NAME TRACKING_ID --OPTION TEXT`: one operator action, with the
+    operator's credential, printing the ledger entry it made."""
+
+    @complaint.command(name, help=summary)
+    @click.argument("tracking_id")
+    @click.option(f"--{option}", "text", required=required, help=option_help)
+    @config_option
+    @credential_option
+    @json_option
+    @handle_errors
+    def command(
+        tracking_id: str,
+        text: str | None,
+        config_path: Path | None,
+        credential: Path | None,
+        as_json: bool,
+    ) -> None:
+        with operator_node(config_path, credential) as ctx:
+            index = act(ctx, tracking_id, text)
+        _done(as_json, tracking_id, done, index)
 
 
-@complaint.command("resolve")
-@click.argument("tracking_id")
-@click.option("--note", required=True, help="The resolution (selesai) posted.")
-@config_option
-@credential_option
-@json_option
-@handle_errors
-def resolve(
-    tracking_id: str, note: str, config_path: Path | None, credential: Path | None, as_json: bool
-) -> None:
-    """Resolve a complaint in progress; it closes by itself if the reporter does not reply."""
-    with operator_node(config_path, credential) as ctx:
-        index = progress.resolve(ctx, tracking_id, note)
-    _done(as_json, tracking_id, "resolved", index)
+def _required(fn: Callable[[NodeContext, str, str], int]) -> Callable[..., int]:
+    """An action whose text click has made required (never None)."""
+    return lambda ctx, tracking_id, text: fn(ctx, tracking_id, text or "")
 
 
-@complaint.command("return")
-@click.argument("tracking_id")
-@click.option("--reason", required=True, help="Why this unit has no authority over it.")
-@config_option
-@credential_option
-@json_option
-@handle_errors
-def return_(
-    tracking_id: str, reason: str, config_path: Path | None, credential: Path | None, as_json: bool
-) -> None:
-    """Bukan wewenang: send a complaint back to the parent that referred it."""
-    with operator_node(config_path, credential) as ctx:
-        index = progress.return_(ctx, tracking_id, reason)
-    _done(as_json, tracking_id, "returned", index)
-
-
-@complaint.command("escalate")
-@click.argument("tracking_id")
-@click.option("--reason", required=True, help="Why it is escalated.")
-@config_option
-@credential_option
-@json_option
-@handle_errors
-def escalate(
-    tracking_id: str, reason: str, config_path: Path | None, credential: Path | None, as_json: bool
-) -> None:
-    """Escalate an overdue complaint this node holds to the parent it came from."""
-    with operator_node(config_path, credential) as ctx:
-        index = scheduler.escalate(ctx, tracking_id, reason)
-    _done(as_json, tracking_id, "escalated", index)
-
-
-@complaint.command("reply")
-@click.argument("tracking_id")
-@click.option("--text", required=True, help="The reporter's reply, as received.")
-@config_option
-@credential_option
-@json_option
-@handle_errors
-def reply(
-    tracking_id: str, text: str, config_path: Path | None, credential: Path | None, as_json: bool
-) -> None:
-    """Record a reporter's reply where the complaint entered; it reaches the holder, and
-    reopens a resolved complaint."""
-    with operator_node(config_path, credential) as ctx:
-        index = progress.reply(ctx, tracking_id, text)
-    _done(as_json, tracking_id, "reply recorded", index)
+_verb(
+    "verify",
+    "note",
+    "What was checked (kept beside the ledger, not in it).",
+    progress.verify,
+    "verified",
+    "Mark a submitted (or held) complaint complete and in scope.",
+    required=False,
+)
+_verb(
+    "hold",
+    "note",
+    "What the reporter must complete.",
+    progress.hold,
+    "held",
+    "Hold (tunda) an incomplete complaint until the reporter completes it.",
+    required=False,
+)
+_verb(
+    "update",
+    "note",
+    "The follow-up (tindak lanjut) posted.",
+    _required(progress.follow_up),
+    "followed up",
+    "Post a follow-up on a complaint this node holds (the first one starts handling it).",
+    required=True,
+)
+_verb(
+    "resolve",
+    "note",
+    "The resolution (selesai) posted.",
+    _required(progress.resolve),
+    "resolved",
+    "Resolve a complaint in progress; it closes by itself if the reporter does not reply.",
+    required=True,
+)
+_verb(
+    "return",
+    "reason",
+    "Why this unit has no authority over it.",
+    _required(progress.return_),
+    "returned",
+    "Bukan wewenang: send a complaint back to the parent that referred it.",
+    required=True,
+)
+_verb(
+    "escalate",
+    "reason",
+    "Why it is escalated.",
+    _required(scheduler.escalate),
+    "escalated",
+    "Escalate an overdue complaint this node holds to the parent it came from.",
+    required=True,
+)
+_verb(
+    "reply",
+    "text",
+    "The reporter's reply, as received.",
+    _required(progress.reply),
+    "reply recorded",
+    "Record a reporter's reply where the complaint entered; it reaches the holder, and "
+    "reopens a resolved complaint.",
+    required=True,
+)
 
 
 @complaint.command("tick")

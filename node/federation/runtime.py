@@ -85,6 +85,7 @@ __all__ = ["NodeRuntime", "exchange_service"]
 T = TypeVar("T")
 PIN_REFRESH_SECONDS = 1.0
 KEY_FOLLOW_SECONDS = 60.0
+OUTBOX_WATCH_SECONDS = 0.01
 CONNECT_TIMEOUT_SECONDS = 5.0
 
 
@@ -293,6 +294,23 @@ class NodeRuntime:
             await self.db.write(links.mark_connected, self.ctx, peer, connected)
         except NodeError as e:  # pragma: no cover - best effort bookkeeping
             self.log.error("link.state_not_recorded", peer=peer, error=str(e))
+
+    async def _outbox_watcher(self) -> None:
+        """Wake the session of a peer as soon as another process (an operator's `refer`)
+        queued something for it: one cheap read every OUTBOX_WATCH_SECONDS for all links,
+        instead of each idle session polling its outbox (which it still does, slowly)."""
+        seen = -1
+        while True:
+            await asyncio.sleep(OUTBOX_WATCH_SECONDS)
+            try:
+                top, peers = await self.db.read(exchange.outbox_written_since, self.ctx, seen)
+            except NodeError as e:  # pragma: no cover - best effort; sessions still poll
+                self.log.error("outbox.watch_failed", error=str(e))
+                continue
+            if seen >= 0:
+                for peer in peers:
+                    self.wake(peer).set()
+            seen = top
 
     async def _heartbeat(self) -> None:
         """While streams are up, refresh their peers' last_seen_at (see links.STALE_AFTER)."""
@@ -782,6 +800,7 @@ class NodeRuntime:
             asyncio.create_task(self._dial_parent()),
             asyncio.create_task(self._checkpoint_signer()),
             asyncio.create_task(self._heartbeat()),
+            asyncio.create_task(self._outbox_watcher()),
             asyncio.create_task(self._link_gauges()),
             asyncio.create_task(self._complaint_scheduler()),
             asyncio.create_task(self._workflow_gauges()),

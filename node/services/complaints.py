@@ -20,6 +20,7 @@ from node.complaints import CHANNELS, CLASSIFICATIONS, ComplaintDraft, seal_cont
 from node.errors import NotFoundError, PermissionDeniedError, StateError, ValidationError
 from node.ids import TrackingId, format_tracking_id, parse_node_id, parse_tracking_id
 from node.services import checkpoints, confidential, progress, scheduler
+from node.services._events import add_event
 from node.services._ledger import record
 from node.services._outbox import enqueue
 from node.services.context import NodeContext
@@ -27,7 +28,6 @@ from node.store import queries
 from node.store.models import (
     Complaint,
     ComplaintContentRow,
-    ComplaintEvent,
     Link,
     ReporterIdentityRow,
 )
@@ -70,28 +70,6 @@ def summary_of(row: Complaint) -> complaint_pb2.ComplaintSummary:
     )
     summary.submitted_at.FromDatetime(row.submitted_at)
     return summary
-
-
-def _event(
-    session: Session,
-    ctx: NodeContext,
-    tracking_id: str,
-    status: str,
-    note: str,
-    ledger_index: int | None,
-    actor: str | None = None,
-) -> None:
-    queries.add(
-        session,
-        ComplaintEvent(
-            tracking_id=tracking_id,
-            at=ctx.clock.now(),
-            status=status,
-            actor=actor or ctx.node_id,
-            note=note,
-            ledger_index=ledger_index,
-        ),
-    )
 
 
 def submit(ctx: NodeContext, draft: ComplaintDraft) -> TrackingId:
@@ -147,7 +125,7 @@ def _submit(session: Session, ctx: NodeContext, draft: ComplaintDraft) -> Tracki
             complaint_registered=ledger_pb2.ComplaintRegistered(complaint=summary_of(row))
         ),
     )
-    _event(session, ctx, tracking_id, "submitted", f"received via {draft.channel}", index)
+    add_event(session, ctx, tracking_id, "submitted", f"received via {draft.channel}", index)
     return tracking_id
 
 
@@ -389,7 +367,7 @@ def erase(ctx: NodeContext, tracking_id: str, reason: str) -> int:
             ),
         )
         row.updated_at = ctx.clock.now()
-        _event(session, ctx, tracking_id, row.status, f"content erased: {reason}", index)
+        add_event(session, ctx, tracking_id, row.status, f"content erased: {reason}", index)
         return index
 
 

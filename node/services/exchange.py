@@ -33,7 +33,7 @@ from node.complaints import (
     check_summary,
 )
 from node.crypto.signing import VerifyKey
-from node.envelopes import OpenedEnvelope, body_sha256, open_envelope
+from node.envelopes import OpenedEnvelope, open_envelope
 from node.errors import (
     NodeError,
     PermissionDeniedError,
@@ -46,9 +46,9 @@ from node.errors import (
 from node.ids import NodeId
 from node.logs import get_logger
 from node.services import checkpoints, confidential, progress, rotation, witness
+from node.services._events import add_event
 from node.services._ledger import record
 from node.services._outbox import enqueue
-from node.services.complaints import _event
 from node.services.context import NodeContext
 from node.store import queries
 from node.store.models import Complaint, ComplaintContentRow, InboxRow, Link, OutboxRow
@@ -132,6 +132,12 @@ def pending(
         progress.attach_notes(session, deliveries)  # note text beside its commitment
         held = witness.present(session, ctx, deliveries, held)
         return rows, held
+
+
+def outbox_written_since(ctx: NodeContext, after_id: int) -> tuple[int, list[str]]:
+    """See node.store.queries.outbox_written_since (the running node's outbox watcher)."""
+    with ctx.db.read() as session:
+        return queries.outbox_written_since(session, after_id)
 
 
 def check_peer_holds(ctx: NodeContext, held: int, root: bytes | None = None) -> None:
@@ -364,27 +370,7 @@ def _on_referral(
                 salt=delivery.content_salt,
             ),
         )
-    index = record(
-        session,
-        ctx,
-        ledger_pb2.LedgerEntry(
-            referral_received=ledger_pb2.ReferralReceived(envelope=opened.signed)
-        ),
-    )
-    _event(
-        session,
-        ctx,
-        summary.tracking_id,
-        "accepted",
-        f"referral received from {link.peer_id}",
-        index,
-    )
-    return envelope_pb2.Receipt(
-        referral_message_id=opened.envelope.message_id,
-        referral_body_sha256=body_sha256(opened.signed),
-        tracking_id=summary.tracking_id,
-        entry_index=index,
-    )
+    return progress.record_referral(session, ctx, opened, f"referral received from {link.peer_id}")
 
 
 def _on_receipt(session: Session, ctx: NodeContext, link: Link, opened: OpenedEnvelope) -> None:
@@ -421,7 +407,7 @@ def _on_receipt(session: Session, ctx: NodeContext, link: Link, opened: OpenedEn
         row.status = "accepted"
         row.holder = link.peer_id
         row.updated_at = now
-    _event(
+    add_event(
         session,
         ctx,
         receipt.tracking_id,

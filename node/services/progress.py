@@ -45,12 +45,13 @@ from node.errors import (
 )
 from node.ids import parse_node_id, parse_tracking_id
 from node.services import _notes, confidential
+from node.services._events import add_event
 from node.services._ledger import record
 from node.services._notes import attach_notes, notes_of
 from node.services._outbox import enqueue
 from node.services.context import NodeContext
 from node.store import queries
-from node.store.models import Complaint, ComplaintContentRow, ComplaintEvent, Link
+from node.store.models import Complaint, ComplaintContentRow, Link
 from node.workflow import lifecycle
 from node.workflow.lifecycle import Action, Role, Status
 
@@ -66,6 +67,7 @@ __all__ = [
     "on_referral_again",
     "on_reporter_reply",
     "on_status_update",
+    "record_referral",
     "reply",
     "resolve",
     "return_",
@@ -88,28 +90,6 @@ _SYSTEM_ACTIONS = frozenset({Action.escalate, Action.close})
 
 
 # --- roles and transitions -------------------------------------------------------------
-
-
-def _event(
-    session: Session,
-    ctx: NodeContext,
-    tracking_id: str,
-    status: str,
-    note: str,
-    ledger_index: int | None,
-    actor: str | None = None,
-) -> None:
-    queries.add(
-        session,
-        ComplaintEvent(
-            tracking_id=tracking_id,
-            at=ctx.clock.now(),
-            status=status,
-            actor=actor or ctx.node_id,
-            note=note[:500],
-            ledger_index=ledger_index,
-        ),
-    )
 
 
 def local_role(row: Complaint, me: str, action: Action) -> Role:
@@ -211,7 +191,7 @@ def transition(
         summary = f"{action.value} ({role.value})" + (f": {reason_code}" if reason_code else "")
         if row.holder != ctx.node_id:
             summary += f"; now held by {row.holder}"
-    _event(session, ctx, row.tracking_id, after.value, summary, index)
+    add_event(session, ctx, row.tracking_id, after.value, summary, index)
     if row.received_from is not None:
         update = envelope_pb2.StatusUpdate(
             tracking_id=row.tracking_id,
@@ -356,7 +336,7 @@ def reply(ctx: NodeContext, tracking_id: str, text: str) -> int:
             ),
         )
         row.replied_at = now
-        _event(session, ctx, tracking_id, row.status, "reporter replied", index)
+        add_event(session, ctx, tracking_id, row.status, "reporter replied", index)
         at = envelope_pb2.ReporterReply(tracking_id=tracking_id, text_commitment=commitment)
         at.at.FromDatetime(now)
         _deliver_reply(session, ctx, row, at)
@@ -374,7 +354,9 @@ def _deliver_reply(
     if row.holder == row.received_from or row.referred_to is None:
         # It went back up from here since: the parent forwarded this reply down, so the
         # new holder has it already.
-        _event(session, ctx, row.tracking_id, row.status, "reply kept; the holder is above", None)
+        add_event(
+            session, ctx, row.tracking_id, row.status, "reply kept; the holder is above", None
+        )
         return
     link = queries.get_link(session, row.referred_to, lock=True)
     if link is None or link.revoked_at is not None or link.role != "child":
@@ -386,7 +368,9 @@ def _deliver_reply(
     index = record(
         session, ctx, ledger_pb2.LedgerEntry(reply_sent=ledger_pb2.ReplySent(envelope=signed))
     )
-    _event(session, ctx, row.tracking_id, row.status, f"reply forwarded to {link.peer_id}", index)
+    add_event(
+        session, ctx, row.tracking_id, row.status, f"reply forwarded to {link.peer_id}", index
+    )
 
 
 # --- receiving (called from node.services.exchange._receive_one) -----------------------
@@ -444,7 +428,7 @@ def on_status_update(
     )
     row.status, row.holder, row.updated_at = status.value, holder, ctx.clock.now()
     _stamp(row, action, at)
-    _event(
+    add_event(
         session,
         ctx,
         tracking_id,
@@ -497,7 +481,9 @@ def on_reporter_reply(
         ledger_pb2.LedgerEntry(reply_received=ledger_pb2.ReplyReceived(envelope=opened.signed)),
     )
     row.replied_at = at
-    _event(session, ctx, tracking_id, row.status, f"reporter replied (via {link.peer_id})", index)
+    add_event(
+        session, ctx, tracking_id, row.status, f"reporter replied (via {link.peer_id})", index
+    )
     if lifecycle.is_terminal(Status(row.status)):
         return
     forwarded = envelope_pb2.ReporterReply()
@@ -584,6 +570,15 @@ def on_referral_again(
     row.received_at, row.disposed_at = now, now
     row.referred_to = row.referral_message_id = None
     row.verified_at = row.resolved_at = None
+    return record_referral(session, ctx, opened, f"referred again by {link.peer_id}")
+
+
+def record_referral(
+    session: Session, ctx: NodeContext, opened: OpenedEnvelope, note: str
+) -> envelope_pb2.Receipt:
+    """Record a referral this node accepted (ReferralReceived, and the `accepted` event)
+    and return the receipt that answers it, naming that ledger entry."""
+    tracking_id = opened.envelope.referral.complaint.tracking_id
     index = record(
         session,
         ctx,
@@ -591,18 +586,10 @@ def on_referral_again(
             referral_received=ledger_pb2.ReferralReceived(envelope=opened.signed)
         ),
     )
-    _event(
-        session,
-        ctx,
-        summary.tracking_id,
-        Status.accepted.value,
-        f"referred again by {link.peer_id}",
-        index,
-    )
-    receipt = envelope_pb2.Receipt(
+    add_event(session, ctx, tracking_id, Status.accepted.value, note, index)
+    return envelope_pb2.Receipt(
         referral_message_id=opened.envelope.message_id,
         referral_body_sha256=body_sha256(opened.signed),
-        tracking_id=summary.tracking_id,
+        tracking_id=tracking_id,
         entry_index=index,
     )
-    return receipt

@@ -300,6 +300,18 @@ def list_complaints(
 # Outbox and inbox ----------------------------------------------------------------------
 
 
+def outbox_written_since(session: Session, after_id: int) -> tuple[int, list[str]]:
+    """(highest outbox row id, peers with rows above `after_id`): what another process (an
+    operator's CLI) queued since the caller last looked. Two index reads."""
+    top = session.execute(select(func.max(OutboxRow.id))).scalar_one_or_none() or 0
+    if top <= after_id:
+        return top, []
+    peers = session.execute(
+        select(OutboxRow.peer_id).where(OutboxRow.id > after_id).distinct()
+    ).scalars()
+    return top, list(peers)
+
+
 def outbox_after(
     session: Session, peer_id: str, after: int, limit: int
 ) -> Sequence[tuple[OutboxRow, ComplaintContentRow | None]]:
