@@ -4,7 +4,9 @@ Two `lapor-node serve` processes on loopback with mutual TLS and their own datab
   1. throughput: N referrals are queued at the province (through the real services, in
      batches), then both nodes start; the clock runs from the province listening until every
      signed receipt is verified and recorded at the province. Each referral is signed,
-     verified, committed with its ledger entry on both sides, and receipted.
+     verified, committed with its ledger entry on both sides, and receipted. This is also
+     the catch-up case (a regency offline while N queue, then reconnected): the drain time
+     and the peak RSS of both processes (VmHWM) are printed.
   2. latency at low load: referrals made one at a time (as an operator's CLI would, from
      another process), each timed from `refer` returning to the receipt being recorded.
   3. baseline: two bare grpc.aio processes with the same mTLS certificates stream N messages
@@ -102,6 +104,17 @@ def serve(config: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+def peak_rss_mb(pid: int) -> float:
+    """The peak resident set size of process `pid` so far, in MB (0 where /proc has none)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def count_accepted(ctx: NodeContext) -> int:
     return sum(1 for v in complaints.list_complaints(ctx, status="accepted", limit=10**9))
 
@@ -145,6 +158,8 @@ def bench_nodes(n: int, kind: str, samples: int, tmp: Path) -> dict[str, float]:
         while count_accepted(p) < n:
             time.sleep(0.02)
         drain_s = time.perf_counter() - t0
+        # Peak resident memory of each process over the catch-up (Linux: VmHWM).
+        peak_mb = [peak_rss_mb(proc.pid) for proc in procs]
         latencies = []
         for _ in range(samples):
             tid = complaints.submit(p, DRAFT)
@@ -172,6 +187,8 @@ def bench_nodes(n: int, kind: str, samples: int, tmp: Path) -> dict[str, float]:
         "frame": size,
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        "regency_peak_mb": peak_mb[0],
+        "province_peak_mb": peak_mb[1],
         "tls": (tmp / "prov"),  # type: ignore[dict-item]
     }
 
@@ -305,6 +322,10 @@ def main() -> None:
     print(
         f"throughput:               {result['rate']:.0f} referrals/s "
         f"({args.n} in {result['drain_s']:.2f} s, signed, verified, ledgered, receipted)"
+    )
+    print(
+        f"catch-up peak RSS:        province {result['province_peak_mb']:.0f} MB, "
+        f"regency {result['regency_peak_mb']:.0f} MB (both started after {args.n} were queued)"
     )
     print(f"bare grpc.aio stream:     {bare:.0f} messages/s (same size, mTLS, acked)")
     print(f"ratio node/bare:          {result['rate'] / bare:.3f}" if bare else "ratio: n/a")

@@ -70,7 +70,7 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class FederationConfig:
-    poll_interval_ms: int = 100
+    poll_interval_ms: int = 1000
     window: int = 1024
     batch: int = 256
     reconnect_min_ms: int = 200
@@ -676,7 +676,8 @@ server:
   grace_seconds: 5             # how long SIGTERM waits for in-flight calls
 
 federation:
-  poll_interval_ms: 100        # how often an idle link looks for new outbox rows
+  poll_interval_ms: 1000       # an idle link also rechecks its outbox this often (rows
+                               # another process queues wake it within 10 ms anyway)
   window: 1024                 # envelopes in flight per link before waiting for acks
   batch: 256                   # envelopes committed per database transaction
   reconnect_min_ms: 200        # backoff after a broken link, doubling, with jitter ...

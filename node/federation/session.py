@@ -4,7 +4,8 @@ Protocol on the stream (see protos/lapor/v1/federation.proto):
   1. each side writes Hello(last sequence it committed from the other), then reads the
      other's Hello; what the peer has is acknowledged, and sending resumes after it;
   2. a sender keeps at most `window` envelopes unacknowledged and reads its outbox in
-     batches; an idle sender wakes on a local signal or every `poll_interval_ms`;
+     batches; an idle sender wakes on a local signal (the runtime's outbox watcher sets it
+     for rows another process queued) or every `poll_interval_ms`;
   3. a receiver commits deliveries in batches of up to `batch` (one transaction) and then
      acknowledges the highest sequence committed; a redelivery gets its original response;
   4. an envelope we refuse ends the session with RefusedError (the edge turns it into a
