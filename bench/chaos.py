@@ -36,13 +36,13 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy.exc import DBAPIError  # noqa: E402
 
+from bench.referral_throughput import database_url, drop_databases  # noqa: E402
 from node.services import complaints, links, progress  # noqa: E402
 from tests.fault.conftest import draft  # noqa: E402
 from tests.fault.invariants import Tally, check_tree, quiet  # noqa: E402
 from tests.support.nodes import TestNode, make_node  # noqa: E402
 from tests.support.proxy import Proxy  # noqa: E402
 
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 SUBMIT_BATCH = 5
 
 
@@ -70,28 +70,6 @@ class Tree:
 
     def node(self, node_id: str) -> TestNode:
         return next(n for n in self.nodes if n.node_id == node_id)
-
-
-def database_url(kind: str, root: Path, name: str) -> str:
-    if kind == "sqlite":
-        return f"sqlite:///{root / f'{name}.db'}"
-    from sqlalchemy import create_engine, text
-
-    db = f"lapor_chaos_{random.getrandbits(40):010x}"
-    with create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT").connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{db}"'))
-    return PG_ADMIN.rsplit("/", 1)[0] + "/" + db
-
-
-def drop_databases(urls: list[str]) -> None:
-    names = [u.rsplit("/", 1)[1] for u in urls if u.startswith("postgresql")]
-    if not names:
-        return
-    from sqlalchemy import create_engine, text
-
-    with create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT").connect() as conn:
-        for name in names:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def build(root: Path, regencies: int, kind: str) -> Tree:
