@@ -41,6 +41,7 @@ __all__ = [
     "WorkflowConfig",
     "default_config_path",
     "load_config",
+    "port_after",
     "render_config",
 ]
 
@@ -62,10 +63,15 @@ class ServerConfig:
         """Where joins are served ("" when off)."""
         if self.enrollment_listen is not None:
             return self.enrollment_listen
-        host, sep, port = self.listen.rpartition(":")
-        if not sep or not port.isdigit() or int(port) >= 65535:
-            return ""
-        return f"{host}:{int(port) + 1}"
+        return port_after(self.listen)
+
+
+def port_after(address: str) -> str:
+    """HOST:PORT+1 of HOST:PORT (where a node serves joins by default); "" if none."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or int(port) >= 65535:
+        return ""
+    return f"{host}:{int(port) + 1}"
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,6 @@ __all__ = [
     "POLL_SECONDS",
     "EnrollmentServicer",
     "JoinResult",
-    "enrollment_address_after",
     "fetch_certificate",
     "fetch_key_rotations",
     "join",
@@ -190,14 +189,6 @@ def fetch_certificate(address: str, timeout: float = CONNECT_TIMEOUT_SECONDS) ->
     if not der:
         raise ssl.SSLError("the server presented no certificate")
     return ssl.DER_cert_to_PEM_cert(der).encode()
-
-
-def enrollment_address_after(address: str) -> str:
-    """The default enrollment address of a node serving federation at `address`: the
-    next port (`server.enrollment_listen`'s default)."""
-    host, port = _host_port(address)
-    host = f"[{host}]" if ":" in host else host
-    return f"{host}:{port + 1}"
 
 
 def fetch_key_rotations(address: str, node: NodeId) -> list[trust_pb2.SignedKeyRotation]:

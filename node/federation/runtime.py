@@ -47,13 +47,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
 from node._proto.lapor.v1 import audit_pb2_grpc, federation_pb2, federation_pb2_grpc
+from node.config import port_after
 from node.crypto.keyfiles import read_file
 from node.crypto.tls import dns_name, fingerprint, node_id_from_certificate
 from node.errors import ConfigError, IntegrityError, NodeError, PeerError, ValidationError
 from node.federation.audit_service import AuditServicer, Caller
 from node.federation.enrollment import (
     EnrollmentServicer,
-    enrollment_address_after,
     enrollment_server,
     fetch_key_rotations,
 )
@@ -622,7 +622,7 @@ class NodeRuntime:
         if now - self._keys_followed_at < KEY_FOLLOW_SECONDS:
             return
         self._keys_followed_at = now
-        address = parent.enrollment_address or enrollment_address_after(parent.address or "")
+        address = parent.enrollment_address or port_after(parent.address or "")
         peer = NodeId(parent.peer_id)
         try:
             chain = await asyncio.to_thread(fetch_key_rotations, address, peer)

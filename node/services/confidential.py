@@ -227,11 +227,6 @@ def on_sealed_identity(
 ) -> None:
     """The parent sends a sealed identity down: keep it if it is for this node (it must
     open), else pass it on towards the holder."""
-    if link.role != "parent":
-        raise PermissionDeniedError(
-            f"sealed identities are accepted only from the parent; {link.peer_id} is this "
-            f"node's {link.role}"
-        )
     box = opened.envelope.sealed_identity
     tracking_id = parse_tracking_id(box.tracking_id)
     row = queries.get_complaint(session, tracking_id, lock=True)

@@ -29,7 +29,6 @@ from node._proto.lapor.v1 import envelope_pb2, federation_pb2, ledger_pb2, trust
 from node.complaints import (
     CHANNEL_NAMES,
     CLASSIFICATION_NAMES,
-    check_commitment,
     check_summary,
 )
 from node.crypto.signing import VerifyKey
@@ -40,7 +39,6 @@ from node.errors import (
     SequenceGapError,
     SignatureError,
     StateError,
-    TamperedEntryError,
     ValidationError,
 )
 from node.ids import NodeId
@@ -280,6 +278,7 @@ def _receive_one(
             f"sequence gap from {peer}: expected {link.last_in_seq + 1}, found {env.sequence}"
         )
     kind = opened.payload_kind
+    _check_sender_role(link, kind)
     receipt: envelope_pb2.Receipt | None = None
     if kind == "referral":
         if progress.is_known(session, opened):  # referred again after it came back up
@@ -319,6 +318,29 @@ def _receive_one(
         result.accepted.append(env.referral.complaint.tracking_id)
 
 
+# Which side of a link may send each payload (DESIGN.md, authority): down the tree come
+# referrals, reporters' replies and sealed identities; up come receipts and status updates;
+# either side may rotate its own keys.
+_SENT_BY: dict[str, tuple[str, str]] = {
+    "referral": ("parent", "referrals"),
+    "reporter_reply": ("parent", "reporter replies"),
+    "sealed_identity": ("parent", "sealed identities"),
+    "receipt": ("child", "receipts"),
+    "status_update": ("child", "status updates"),
+}
+
+
+def _check_sender_role(link: Link, kind: str) -> None:
+    rule = _SENT_BY.get(kind)
+    if kind != "key_rotation" and rule is None:
+        raise ValidationError(f"unsupported payload {kind!r}")
+    if rule is not None and link.role != rule[0]:
+        raise PermissionDeniedError(
+            f"{rule[1]} are accepted only from this node's {rule[0]}; {link.peer_id} is "
+            f"its {link.role}"
+        )
+
+
 def _on_referral(
     session: Session,
     ctx: NodeContext,
@@ -326,17 +348,9 @@ def _on_referral(
     opened: OpenedEnvelope,
     delivery: federation_pb2.Delivery,
 ) -> envelope_pb2.Receipt:
-    if link.role != "parent":
-        raise PermissionDeniedError(
-            f"only this node's parent may refer complaints to it; {link.peer_id} is its {link.role}"
-        )
     summary = opened.envelope.referral.complaint
     check_summary(summary)
-    if delivery.content or delivery.content_salt:
-        try:
-            check_commitment(summary.content_commitment, delivery.content, delivery.content_salt)
-        except TamperedEntryError as e:
-            raise ValidationError(f"referral {summary.tracking_id}: {e}") from e
+    content = progress.referral_content(summary, delivery)
     if queries.get_complaint(session, summary.tracking_id) is not None:
         raise StateError(f"{summary.tracking_id} is already on this node")
     now = ctx.clock.now()
@@ -361,23 +375,12 @@ def _on_referral(
             content_commitment=summary.content_commitment,
         ),
     )
-    if delivery.content_salt:
-        queries.add(
-            session,
-            ComplaintContentRow(
-                tracking_id=summary.tracking_id,
-                content=delivery.content,
-                salt=delivery.content_salt,
-            ),
-        )
+    if content is not None:
+        queries.add(session, content)
     return progress.record_referral(session, ctx, opened, f"referral received from {link.peer_id}")
 
 
 def _on_receipt(session: Session, ctx: NodeContext, link: Link, opened: OpenedEnvelope) -> None:
-    if link.role != "child":
-        raise PermissionDeniedError(
-            f"receipts are accepted only from children; {link.peer_id} is this node's {link.role}"
-        )
     receipt = opened.envelope.receipt
     sent = queries.outbox_by_message(session, receipt.referral_message_id)
     if sent is None or sent.peer_id != link.peer_id or sent.kind != "referral":

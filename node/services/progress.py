@@ -33,7 +33,7 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
-from node._proto.lapor.v1 import envelope_pb2, federation_pb2, ledger_pb2
+from node._proto.lapor.v1 import complaint_pb2, envelope_pb2, federation_pb2, ledger_pb2
 from node.complaints import check_commitment, check_summary
 from node.envelopes import OpenedEnvelope, body_sha256
 from node.errors import (
@@ -384,11 +384,6 @@ def on_status_update(
     delivery: federation_pb2.Delivery,
 ) -> None:
     """A child reports a change of a complaint this node referred to it (invariant 3)."""
-    if link.role != "child":
-        raise PermissionDeniedError(
-            f"status updates are accepted only from children; {link.peer_id} is this "
-            f"node's {link.role}"
-        )
     update = opened.envelope.status_update
     tracking_id = parse_tracking_id(update.tracking_id)
     try:
@@ -454,11 +449,6 @@ def on_reporter_reply(
     delivery: federation_pb2.Delivery,
 ) -> None:
     """The parent forwards a reporter's reply towards the holder (invariant 5)."""
-    if link.role != "parent":
-        raise PermissionDeniedError(
-            f"reporter replies are accepted only from the parent; {link.peer_id} is this "
-            f"node's {link.role}"
-        )
     message = opened.envelope.reporter_reply
     tracking_id = parse_tracking_id(message.tracking_id)
     if not message.HasField("at") or len(message.text_commitment) != 32:
@@ -518,6 +508,22 @@ def after_receipt(session: Session, ctx: NodeContext, link: Link, opened: Opened
     _send_up(session, ctx, row, update)
 
 
+def referral_content(
+    summary: complaint_pb2.ComplaintSummary, delivery: federation_pb2.Delivery
+) -> ComplaintContentRow | None:
+    """The content carried beside a referral, checked against the summary's commitment
+    (ValidationError if it does not open it); None if the referral carries none."""
+    if not (delivery.content or delivery.content_salt):
+        return None
+    try:
+        check_commitment(summary.content_commitment, delivery.content, delivery.content_salt)
+    except TamperedEntryError as e:
+        raise ValidationError(f"referral {summary.tracking_id}: {e}") from e
+    return ComplaintContentRow(
+        tracking_id=summary.tracking_id, content=delivery.content, salt=delivery.content_salt
+    )
+
+
 def is_known(session: Session, opened: OpenedEnvelope) -> bool:
     """True if the complaint a referral names is already on this node (referred before)."""
     tracking_id = opened.envelope.referral.complaint.tracking_id
@@ -533,10 +539,6 @@ def on_referral_again(
 ) -> envelope_pb2.Receipt:
     """The parent refers again a complaint this node had sent back up (returned or
     escalated): this node holds it again, from ``accepted``, with fresh clocks."""
-    if link.role != "parent":
-        raise PermissionDeniedError(
-            f"only this node's parent may refer complaints to it; {link.peer_id} is its {link.role}"
-        )
     summary = opened.envelope.referral.complaint
     check_summary(summary)
     row = queries.get_complaint(session, summary.tracking_id, lock=True)
@@ -551,20 +553,9 @@ def on_referral_again(
         raise ValidationError(
             f"referral {summary.tracking_id} commits to other content than when first referred"
         )
-    if delivery.content_salt:
-        try:
-            check_commitment(summary.content_commitment, delivery.content, delivery.content_salt)
-        except TamperedEntryError as e:
-            raise ValidationError(f"referral {summary.tracking_id}: {e}") from e
-        if queries.complaint_content(session, summary.tracking_id) is None:
-            queries.add(
-                session,
-                ComplaintContentRow(
-                    tracking_id=summary.tracking_id,
-                    content=delivery.content,
-                    salt=delivery.content_salt,
-                ),
-            )
+    content = referral_content(summary, delivery)
+    if content is not None and queries.complaint_content(session, summary.tracking_id) is None:
+        queries.add(session, content)
     now = ctx.clock.now()
     row.status, row.holder, row.updated_at = Status.accepted.value, ctx.node_id, now
     row.received_at, row.disposed_at = now, now
