@@ -42,6 +42,7 @@ from node.federation.runtime import exchange_service  # noqa: E402
 from node.services import complaints, exchange, links  # noqa: E402
 from node.services.context import NodeContext  # noqa: E402
 from node.services.setup import init_node  # noqa: E402
+from tests.support.nodes import free_port, free_ports  # noqa: E402
 
 DRAFT = ComplaintDraft(
     title="Jalan poros Tenggarong-Samarinda berlubang di km 12",
@@ -54,12 +55,6 @@ DRAFT = ComplaintDraft(
     reporter_contact="081200000000",
 )
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, timeout: float = 30) -> None:
@@ -125,7 +120,7 @@ def frame_size(ctx: NodeContext, peer: str) -> int:
 
 
 def bench_nodes(n: int, kind: str, samples: int, tmp: Path) -> dict[str, float]:
-    pp, rp = free_port(), free_port()
+    pp, rp = free_ports(2)
     prov = init_node(
         tmp / "prov",
         "id-64",

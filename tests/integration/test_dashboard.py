@@ -34,7 +34,7 @@ from tests.integration.test_report_cli import (
     build_tree,
     run_cli,
 )
-from tests.support.nodes import free_port, wait_until
+from tests.support.nodes import free_ports, wait_until
 
 TOKEN = "s3cret-dashboard-token-for-tests"
 
@@ -224,7 +224,7 @@ def test_dashboard_in_chromium(
     the figures `report --json` prints; the metrics agree; a screenshot is saved under the
     test's tmp dir (its path is printed)."""
     chromium = _chromium()
-    port, metrics_port = free_port(), free_port()
+    port, metrics_port = free_ports(2)
     province, kukar = tree.province, tree.kukar
     text = province.config.read_text().replace(
         'metrics:\n  listen: ""', f'metrics:\n  listen: "127.0.0.1:{metrics_port}"'

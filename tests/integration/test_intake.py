@@ -32,7 +32,7 @@ from node.services.setup import init_node
 from node.store import intake as store
 from node.store import queries
 from node.store.models import Base, ComplaintContentRow
-from tests.support.nodes import free_port
+from tests.support.nodes import free_port, free_ports
 
 pytestmark = pytest.mark.slow
 
@@ -84,12 +84,12 @@ def served(tmp_path: Path, database_url: str) -> Iterator[Served]:
     """A node with intake on a free loopback port and two gateways (sms, web), running
     NodeRuntime on its own event loop until the test ends."""
     tokens = {"sms": intake.new_token(), "web": intake.new_token()}
-    port = free_port()
+    port, listen_port = free_ports(2)
     path = init_node(
         tmp_path / "node",
         "id-64",
         "Provinsi Kalimantan Timur",
-        listen=f"127.0.0.1:{free_port()}",
+        listen=f"127.0.0.1:{listen_port}",
         database_url=database_url,
     )
     config = path.read_text()

@@ -19,9 +19,20 @@ from node.services.setup import init_node
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free loopback ports, all bound at once while they are chosen (ports
+    picked one after another can repeat)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def wait_until(predicate, timeout: float = 15.0, interval: float = 0.05, what: str = "condition"):  # type: ignore[no-untyped-def]
@@ -123,7 +134,7 @@ class TestNode:
 
 
 def make_node(root: Path, node_id: str, name: str, database_url: str) -> TestNode:
-    port = free_port()
+    port, enrollment_port = free_ports(2)
     directory = root / node_id
     init_node(directory, node_id, name, listen=f"127.0.0.1:{port}", database_url=database_url)
     # Tests want quick reconnects and an idle poll that does not slow them down.
@@ -135,7 +146,7 @@ def make_node(root: Path, node_id: str, name: str, database_url: str) -> TestNod
     # test node's).
     text = text.replace(
         f'listen: "127.0.0.1:{port}"',
-        f'listen: "127.0.0.1:{port}"\n  enrollment_listen: "127.0.0.1:{free_port()}"',
+        f'listen: "127.0.0.1:{port}"\n  enrollment_listen: "127.0.0.1:{enrollment_port}"',
     )
     (directory / "node.yaml").write_text(text)
     return TestNode(node_id, name, directory, port, database_url)
