@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import grpc  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
 from node._proto.lapor.v1 import federation_pb2, federation_pb2_grpc  # noqa: E402
 from node.complaints import ComplaintDraft  # noqa: E402
@@ -42,6 +43,7 @@ from node.federation.runtime import exchange_service  # noqa: E402
 from node.services import complaints, exchange, links  # noqa: E402
 from node.services.context import NodeContext  # noqa: E402
 from node.services.setup import init_node  # noqa: E402
+from node.store.models import Complaint  # noqa: E402
 from tests.support.nodes import free_port, free_ports  # noqa: E402
 
 DRAFT = ComplaintDraft(
@@ -90,13 +92,32 @@ def drop_databases(urls: list[str]) -> None:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def serve(config: Path, log: Path) -> subprocess.Popen[bytes]:
+def serve(config: Path, log: Path, profile: Path | None = None) -> subprocess.Popen[bytes]:
+    """`lapor-node serve` in its own process; watched by py-spy (collapsed stacks written
+    to `profile` when the process ends) when one is given."""
+    cmd = [sys.executable, "-m", "node.cli.main", "serve", "--config", str(config)]
     with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "node.cli.main", "serve", "--config", str(config)],
-            stdout=out,
-            stderr=out,
-        )
+        proc = subprocess.Popen(cmd, stdout=out, stderr=out)
+        if profile is not None:
+            spy = Path(sys.executable).with_name("py-spy")
+            subprocess.Popen(
+                [
+                    str(spy),
+                    "record",
+                    "--nonblocking",
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "100",
+                    "-o",
+                    str(profile),
+                    "--pid",
+                    str(proc.pid),
+                ],
+                stdout=out,
+                stderr=out,
+            )
+        return proc
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -111,7 +132,15 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def count_accepted(ctx: NodeContext) -> int:
-    return sum(1 for v in complaints.list_complaints(ctx, status="accepted", limit=10**9))
+    """How many complaints the province holds as accepted (one COUNT, so that polling it
+    takes no CPU from the two nodes being measured)."""
+    with ctx.db.read() as session:
+        return (
+            session.scalar(
+                select(func.count()).select_from(Complaint).where(Complaint.status == "accepted")
+            )
+            or 0
+        )
 
 
 def frame_size(ctx: NodeContext, peer: str) -> int:
@@ -119,7 +148,9 @@ def frame_size(ctx: NodeContext, peer: str) -> int:
     return federation_pb2.Frame(delivery=rows[0][1]).ByteSize()
 
 
-def bench_nodes(n: int, kind: str, samples: int, tmp: Path) -> dict[str, float]:
+def bench_nodes(
+    n: int, kind: str, samples: int, tmp: Path, profile: Path | None = None
+) -> dict[str, float]:
     pp, rp = free_ports(2)
     prov = init_node(
         tmp / "prov",
@@ -144,9 +175,9 @@ def bench_nodes(n: int, kind: str, samples: int, tmp: Path) -> dict[str, float]:
         complaints.refer_many(p, ids, "id-64-02")
     queue_s = time.perf_counter() - t0
     size = frame_size(p, "id-64-02")
-    procs = [serve(reg, tmp / "reg.log")]
+    procs = [serve(reg, tmp / "reg.log", profile and profile / "regency.txt")]
     wait_port(rp)
-    procs.append(serve(prov, tmp / "prov.log"))
+    procs.append(serve(prov, tmp / "prov.log", profile and profile / "province.txt"))
     try:
         wait_port(pp)
         t0 = time.perf_counter()
@@ -307,9 +338,17 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=5000, help="referrals for the throughput run")
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--latency-samples", type=int, default=50)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="run both nodes under py-spy; collapsed stacks go to DIR/province.txt and "
+        "DIR/regency.txt",
+    )
     args = parser.parse_args()
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="lapor-bench-") as tmp:
-        result = bench_nodes(args.n, args.database, args.latency_samples, Path(tmp))
+        result = bench_nodes(args.n, args.database, args.latency_samples, Path(tmp), args.profile)
         bare = bench_bare(args.n, int(result["frame"]), Path(tmp) / "prov", Path(tmp) / "reg")
     print(f"database:                 {args.database}")
     print(f"referral frame size:      {int(result['frame'])} bytes")

@@ -5,9 +5,12 @@ Protocol on the stream (see protos/lapor/v1/federation.proto):
      other's Hello; what the peer has is acknowledged, and sending resumes after it;
   2. a sender keeps at most `window` envelopes unacknowledged and reads its outbox in
      batches; an idle sender wakes on a local signal (the runtime's outbox watcher sets it
-     for rows another process queued) or every `poll_interval_ms`;
-  3. a receiver commits deliveries in batches of up to `batch` (one transaction) and then
-     acknowledges the highest sequence committed; a redelivery gets its original response;
+     for rows another process queued) or every `poll_interval_ms`. What one read returns
+     goes out in Deliveries frames within the limits the receiver's Hello states (a peer
+     that states none gets one Delivery frame per envelope);
+  3. a receiver commits deliveries in batches of about `batch` (one transaction; whole
+     frames, so up to one frame more) and then acknowledges the highest sequence
+     committed; a redelivery gets its original response;
   4. an envelope we refuse ends the session with RefusedError (the edge turns it into a
      gRPC status or a Rejection frame); a Rejection from the peer ends it with PeerError.
 The frame queue between the reader and the committer is bounded, so a slow receiver
@@ -34,6 +37,9 @@ __all__ = ["DbRunner", "FrameTransport", "LinkSession", "RefusedError"]
 
 PROTOCOL_VERSION = 1
 HELLO_TIMEOUT_SECONDS = 10.0
+# A Deliveries frame this node sends or takes is at most this share of the gRPC message
+# limit (server.max_message_bytes): the rest is headroom for framing.
+FRAME_SHARE = 2
 T = TypeVar("T")
 
 
@@ -89,6 +95,10 @@ class LinkSession:
         self.poll = cfg.poll_interval_ms / 1000
         self.acked = 0
         self.sent = 0
+        # What this side takes in one Deliveries frame (its Hello), and what the peer takes.
+        self.frame_bytes = ctx.config.server.max_message_bytes // FRAME_SHARE
+        self.peer_frame_deliveries = 0
+        self.peer_frame_bytes = 0
         # The size of our checkpoint the peer holds (its Hello, then what we sent since).
         self.peer_holds = 0
         # Proofs are made against peer_holds, so making them and writing the frames they
@@ -111,6 +121,8 @@ class LinkSession:
                             last_received_sequence=last_in,
                             held_checkpoint_size=state.held_checkpoint_size,
                             held_checkpoint_root=state.held_checkpoint_root,
+                            max_frame_deliveries=self.batch,
+                            max_frame_bytes=self.frame_bytes,
                         )
                     )
                 )
@@ -144,6 +156,8 @@ class LinkSession:
                 raise RefusedError(e, 0) from e
         self.acked = self.sent = peer_has
         self.peer_holds = first.hello.held_checkpoint_size
+        self.peer_frame_deliveries = first.hello.max_frame_deliveries
+        self.peer_frame_bytes = first.hello.max_frame_bytes
         self.log.info("link.up", resume_after=peer_has, last_received=last_in)
         if self.on_hello is not None:
             await self.on_hello()
@@ -211,12 +225,60 @@ class LinkSession:
                     min(self.batch, room),
                     self.peer_holds,
                 )
-                for sequence, delivery in rows:
-                    await self.transport.write(federation_pb2.Frame(delivery=delivery))
-                    self.sent = sequence
+                for last, frame in self._frames(rows):
+                    await self.transport.write(frame)
+                    self.sent = last
             if not rows:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), self.poll)
+
+    def _frames(
+        self, rows: list[tuple[int, federation_pb2.Delivery]]
+    ) -> list[tuple[int, federation_pb2.Frame]]:
+        """(sequence, delivery) rows as (last sequence, frame): as few Deliveries frames as
+        the peer's limits allow, and a Delivery frame for one that is alone (or for a peer
+        that takes no Deliveries)."""
+        groups: list[list[federation_pb2.Delivery]] = []
+        lasts: list[int] = []
+        size = 0
+        for sequence, delivery in rows:
+            cost = delivery.ByteSize() + 8  # the item's tag and length
+            if (
+                not groups
+                or len(groups[-1]) >= self.peer_frame_deliveries
+                or size + cost > self.peer_frame_bytes
+            ):
+                groups.append([])
+                lasts.append(0)
+                size = 0
+            groups[-1].append(delivery)
+            lasts[-1] = sequence
+            size += cost
+        return [
+            (
+                last,
+                federation_pb2.Frame(delivery=group[0])
+                if len(group) == 1
+                else federation_pb2.Frame(deliveries=federation_pb2.Deliveries(items=group)),
+            )
+            for last, group in zip(lasts, groups, strict=True)
+        ]
+
+    def _items(self, frame: federation_pb2.Frame) -> list[federation_pb2.Delivery]:
+        """The deliveries a Delivery or Deliveries frame carries (within this side's
+        limits: a peer that sends more is refused)."""
+        if frame.WhichOneof("kind") == "delivery":
+            return [frame.delivery]
+        items = list(frame.deliveries.items)
+        if len(items) > self.batch or frame.ByteSize() > self.frame_bytes:
+            raise RefusedError(
+                ValidationError(
+                    f"a Deliveries frame of {len(items)} envelopes and {frame.ByteSize()} bytes "
+                    f"is over this node's limits ({self.batch}, {self.frame_bytes} bytes)"
+                ),
+                0,
+            )
+        return items
 
     async def _commit_loop(self) -> None:
         held: federation_pb2.Frame | None = None
@@ -226,18 +288,18 @@ class LinkSession:
             if frame is None:
                 return
             kind = frame.WhichOneof("kind")
-            if kind == "delivery":
-                batch = [frame.delivery]
+            if kind in ("delivery", "deliveries"):
+                batch = self._items(frame)
                 ended = False
                 while len(batch) < self.batch and not self._queue.empty():
                     nxt = self._queue.get_nowait()
                     if nxt is None:
                         ended = True
                         break
-                    if nxt.WhichOneof("kind") != "delivery":
+                    if nxt.WhichOneof("kind") not in ("delivery", "deliveries"):
                         held = nxt
                         break
-                    batch.append(nxt.delivery)
+                    batch.extend(self._items(nxt))
                 await self._commit(batch)
                 if ended:
                     return

@@ -1,7 +1,10 @@
 """The federation use cases: what a node does with envelopes that arrive on a link, and
 which envelopes it owes a peer.
 
-Receiving a batch runs in ONE transaction; each envelope in its own savepoint. For each:
+Receiving a batch runs in ONE transaction. Runs of first-time referrals or of receipts go
+through the bulk path (node.services.bulk), which checks each envelope as below and writes
+the whole run with a few statements; any other envelope goes through the per-envelope path,
+in its own savepoint:
   1. open the envelope (node.envelopes.open_envelope: shape, signer = TLS peer, pinned key,
      signature over the exact bytes, body, recipient). After the peer rotated its keys,
      envelopes it queued before rotating may be signed with its previous key, until its
@@ -43,7 +46,7 @@ from node.errors import (
 )
 from node.ids import NodeId
 from node.logs import get_logger
-from node.services import checkpoints, confidential, progress, rotation, witness
+from node.services import bulk, checkpoints, confidential, progress, rotation, witness
 from node.services._events import add_event
 from node.services._ledger import record
 from node.services._outbox import enqueue
@@ -183,7 +186,18 @@ def receive_batch(
         witness.refuse_if_suspended(link)
         key = VerifyKey(link.signing_key)
         receipts: list[tuple[InboxRow, envelope_pb2.Receipt]] = []
-        for delivery in deliveries:
+        position = 0
+        while position < len(deliveries):
+            run = bulk.receive_run(session, ctx, link, deliveries[position:])
+            if run.taken:
+                position += run.taken
+                result.committed_through = run.through
+                result.applied += run.taken
+                result.accepted.extend(run.accepted)
+                if position == len(deliveries):
+                    break
+            delivery = deliveries[position]
+            position += 1
             if key.raw != link.signing_key:  # the peer's key rotation was just followed
                 key = VerifyKey(link.signing_key)
             try:

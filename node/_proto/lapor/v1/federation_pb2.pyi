@@ -20,28 +20,34 @@ class ExchangeResponse(_message.Message):
     def __init__(self, frame: _Optional[_Union[Frame, _Mapping]] = ...) -> None: ...
 
 class Frame(_message.Message):
-    __slots__ = ("hello", "delivery", "ack", "rejection")
+    __slots__ = ("hello", "delivery", "ack", "rejection", "deliveries")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     DELIVERY_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
     REJECTION_FIELD_NUMBER: _ClassVar[int]
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     delivery: Delivery
     ack: Ack
     rejection: Rejection
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., delivery: _Optional[_Union[Delivery, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., rejection: _Optional[_Union[Rejection, _Mapping]] = ...) -> None: ...
+    deliveries: Deliveries
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., delivery: _Optional[_Union[Delivery, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., rejection: _Optional[_Union[Rejection, _Mapping]] = ..., deliveries: _Optional[_Union[Deliveries, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("protocol_version", "last_received_sequence", "held_checkpoint_size", "held_checkpoint_root")
+    __slots__ = ("protocol_version", "last_received_sequence", "held_checkpoint_size", "held_checkpoint_root", "max_frame_deliveries", "max_frame_bytes")
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     LAST_RECEIVED_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     HELD_CHECKPOINT_SIZE_FIELD_NUMBER: _ClassVar[int]
     HELD_CHECKPOINT_ROOT_FIELD_NUMBER: _ClassVar[int]
+    MAX_FRAME_DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    MAX_FRAME_BYTES_FIELD_NUMBER: _ClassVar[int]
     protocol_version: int
     last_received_sequence: int
     held_checkpoint_size: int
     held_checkpoint_root: bytes
-    def __init__(self, protocol_version: _Optional[int] = ..., last_received_sequence: _Optional[int] = ..., held_checkpoint_size: _Optional[int] = ..., held_checkpoint_root: _Optional[bytes] = ...) -> None: ...
+    max_frame_deliveries: int
+    max_frame_bytes: int
+    def __init__(self, protocol_version: _Optional[int] = ..., last_received_sequence: _Optional[int] = ..., held_checkpoint_size: _Optional[int] = ..., held_checkpoint_root: _Optional[bytes] = ..., max_frame_deliveries: _Optional[int] = ..., max_frame_bytes: _Optional[int] = ...) -> None: ...
 
 class Delivery(_message.Message):
     __slots__ = ("envelope", "content", "content_salt", "proof_held_size", "consistency_proof")
@@ -56,6 +62,12 @@ class Delivery(_message.Message):
     proof_held_size: int
     consistency_proof: _containers.RepeatedScalarFieldContainer[bytes]
     def __init__(self, envelope: _Optional[_Union[_envelope_pb2.SignedEnvelope, _Mapping]] = ..., content: _Optional[bytes] = ..., content_salt: _Optional[bytes] = ..., proof_held_size: _Optional[int] = ..., consistency_proof: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class Deliveries(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[Delivery]
+    def __init__(self, items: _Optional[_Iterable[_Union[Delivery, _Mapping]]] = ...) -> None: ...
 
 class Ack(_message.Message):
     __slots__ = ("sequence",)

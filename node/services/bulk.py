@@ -1,0 +1,458 @@
+"""The bulk path of exchange.receive_batch: a run of first-time referrals (at a child) or of
+receipts (at a parent) applied with a few statements for the whole run, not several per
+envelope. Under load nearly every envelope on a link is one of these two.
+
+`receive_run` takes the longest prefix of the deliveries that it can apply by itself and
+returns its length; exchange.receive_batch takes the next delivery through the
+per-envelope path and then offers the rest here again. What the bulk path takes it checks
+exactly as the per-envelope path would (the same open_envelope, sequence, sender role,
+summary, commitment and witness checks, the same lookups made for the whole run at
+once), and it writes the same rows and ledger entries. The first delivery that is
+anything else ends the run, and the per-envelope path decides about it, with its
+savepoint, its error or its evidence:
+  - a key other than the peer's pinned one (after a key rotation), or a bad signature;
+  - a redelivery (already in the inbox, or twice in the run), or a sequence out of order;
+  - another payload, or a payload this side of the link may not receive;
+  - a referral of a complaint this node already has (or that the run already took), or
+    one whose summary or content fails a check;
+  - a receipt that does not match the referral as sent, for a complaint the run already
+    took, or whose status must go on up (the complaint came from this node's parent);
+  - a checkpoint that witness.check refuses (the link's checkpoint is left as it was).
+So the bulk path decides nothing differently; it only does the same work in bulk.
+
+Steps, in the batch's transaction, for the run it takes:
+  1. open the envelopes (signatures), then look up inbox, complaints and sent referrals
+     for the whole run (node.store.batches);
+  2. check each envelope in order, as above, up to the first that is not taken;
+  3. append the run's ledger entries with one record_many;
+  4. referrals: insert complaints, contents and events; sign one checkpoint covering the
+     run; sign and queue one receipt per referral; insert the inbox rows pointing at them.
+     Receipts: update the complaints they accept, insert events and inbox rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import hmac
+from collections.abc import Sequence
+
+from sqlalchemy.orm import Session
+
+from node._proto.lapor.v1 import envelope_pb2, federation_pb2, ledger_pb2
+from node.complaints import CHANNEL_NAMES, CLASSIFICATION_NAMES, check_summary
+from node.crypto.signing import VerifyKey
+from node.envelopes import OpenedEnvelope, body_sha256, open_envelope, seal
+from node.errors import NodeError
+from node.ids import NodeId, new_message_id
+from node.services import checkpoints, progress, witness
+from node.services._events import MAX_NOTE
+from node.services._ledger import record_many
+from node.services.context import NodeContext
+from node.store import batches, queries
+from node.store.models import (
+    Complaint,
+    ComplaintContentRow,
+    ComplaintEvent,
+    InboxRow,
+    Link,
+    OutboxRow,
+)
+
+__all__ = ["RunResult", "receive_run"]
+
+# The payload a run carries on each side of a link: referrals come down from the parent,
+# receipts up from a child (exchange._SENT_BY).
+_RUN_KIND = {"parent": "referral", "child": "receipt"}
+
+
+@dataclasses.dataclass
+class RunResult:
+    taken: int = 0
+    through: int = 0  # the last sequence taken
+    accepted: list[str] = dataclasses.field(default_factory=list)  # complaints referred here
+
+
+@dataclasses.dataclass(frozen=True)
+class _Taken:
+    opened: OpenedEnvelope
+    delivery: federation_pb2.Delivery
+    content: ComplaintContentRow | None = None  # a referral's content, checked
+    # A receipt's complaint update: (tracking_id, status, holder, updated_at, disposed_at).
+    accept: tuple[str, str, str, dt.datetime, dt.datetime | None] | None = None
+
+
+def receive_run(
+    session: Session,
+    ctx: NodeContext,
+    link: Link,
+    deliveries: Sequence[federation_pb2.Delivery],
+) -> RunResult:
+    """Apply the longest prefix of `deliveries` (from `link`'s peer, in order) that the bulk
+    path takes (module docstring); `link` is locked by the caller's transaction."""
+    kind = _RUN_KIND.get(link.role)
+    if kind is None or not deliveries:
+        return RunResult()
+    opened = _open_prefix(ctx, link, kind, deliveries)
+    if not opened:
+        return RunResult()
+    taken = _check_prefix(session, ctx, link, kind, opened, deliveries)
+    if not taken:
+        return RunResult()
+    if kind == "referral":
+        accepted = _apply_referrals(session, ctx, link, taken)
+    else:
+        _apply_receipts(session, ctx, link, taken)
+        accepted = []
+    through = taken[-1].opened.envelope.sequence
+    link.last_in_seq = through
+    return RunResult(len(taken), through, accepted)
+
+
+def _open_prefix(
+    ctx: NodeContext, link: Link, kind: str, deliveries: Sequence[federation_pb2.Delivery]
+) -> list[OpenedEnvelope]:
+    """Open deliveries while they are signed with the peer's pinned key and carry `kind`."""
+    key = VerifyKey(link.signing_key)
+    peer = NodeId(link.peer_id)
+    opened: list[OpenedEnvelope] = []
+    for delivery in deliveries:
+        if delivery.envelope.key_id != key.key_id:
+            break
+        try:
+            one = open_envelope(delivery.envelope, peer=peer, peer_key=key, me=ctx.node_id)
+        except NodeError:
+            break
+        if one.payload_kind != kind:
+            break
+        opened.append(one)
+    return opened
+
+
+def _check_prefix(
+    session: Session,
+    ctx: NodeContext,
+    link: Link,
+    kind: str,
+    opened: Sequence[OpenedEnvelope],
+    deliveries: Sequence[federation_pb2.Delivery],
+) -> list[_Taken]:
+    """The deliveries the run takes, checked in order (module steps 1-2)."""
+    seen = batches.seen_messages(session, link.peer_id, [o.envelope.message_id for o in opened])
+    check: _ReferralCheck | _ReceiptCheck
+    if kind == "referral":
+        tracking_ids = [o.envelope.referral.complaint.tracking_id for o in opened]
+        existing = batches.existing_complaints(session, tracking_ids)
+        check = _ReferralCheck(existing)
+    else:
+        receipts = [o.envelope.receipt for o in opened]
+        check = _ReceiptCheck(
+            ctx,
+            link,
+            batches.sent_referrals(session, [r.referral_message_id for r in receipts]),
+            batches.complaint_states(session, [r.tracking_id for r in receipts]),
+        )
+    taken: list[_Taken] = []
+    message_ids: set[str] = set()
+    expected = link.last_in_seq + 1
+    for one, delivery in zip(opened, deliveries, strict=False):
+        env = one.envelope
+        if env.message_id in seen or env.message_id in message_ids or env.sequence != expected:
+            break
+        item = check(one, delivery)
+        if item is None:
+            break
+        held = (link.peer_checkpoint, link.peer_checkpoint_size)
+        try:
+            witness.check(link, one, delivery, session)
+        except NodeError:
+            link.peer_checkpoint, link.peer_checkpoint_size = held
+            break
+        taken.append(item)
+        message_ids.add(env.message_id)
+        expected += 1
+    return taken
+
+
+class _ReferralCheck:
+    """A first-time referral whose summary and content pass (exchange._on_referral)."""
+
+    def __init__(self, existing: set[str]) -> None:
+        self.existing = existing
+
+    def __call__(self, one: OpenedEnvelope, delivery: federation_pb2.Delivery) -> _Taken | None:
+        summary = one.envelope.referral.complaint
+        if summary.tracking_id in self.existing:
+            return None
+        try:
+            check_summary(summary)
+            content = progress.referral_content(summary, delivery)
+        except NodeError:
+            return None
+        self.existing.add(summary.tracking_id)
+        return _Taken(one, delivery, content=content)
+
+
+class _ReceiptCheck:
+    """A receipt for a referral as this node sent it, whose complaint needs no status
+    update sent on up (exchange._on_receipt and progress.after_receipt)."""
+
+    def __init__(
+        self,
+        ctx: NodeContext,
+        link: Link,
+        sent: dict[str, batches.SentReferral],
+        states: dict[str, batches.ComplaintState],
+    ) -> None:
+        self.peer = link.peer_id
+        self.now = ctx.clock.now()
+        self.sent = sent
+        self.states = states
+        self.done: set[str] = set()
+
+    def __call__(self, one: OpenedEnvelope, delivery: federation_pb2.Delivery) -> _Taken | None:
+        receipt = one.envelope.receipt
+        sent = self.sent.get(receipt.referral_message_id)
+        state = self.states.get(receipt.tracking_id)
+        if (
+            sent is None
+            or sent.peer_id != self.peer
+            or sent.kind != "referral"
+            or not hmac.compare_digest(
+                hashlib.sha256(sent.body).digest(), receipt.referral_body_sha256
+            )
+            or receipt.tracking_id != sent.tracking_id
+            or state is None
+            or receipt.tracking_id in self.done
+        ):
+            return None
+        status, holder, updated = state.status, state.holder, None
+        if status == "referred":
+            status, holder, updated = "accepted", self.peer, self.now
+        disposed = state.disposed_at
+        if (
+            state.referral_message_id == receipt.referral_message_id
+            and status == "accepted"
+            and holder == self.peer
+        ):
+            if state.received_from is not None:
+                return None  # its status goes on up: progress.after_receipt does that
+            disposed = disposed or one.envelope.sent_at.ToDatetime(tzinfo=self.now.tzinfo)
+        self.done.add(receipt.tracking_id)
+        if updated is None and disposed == state.disposed_at:
+            return _Taken(one, delivery)
+        return _Taken(
+            one,
+            delivery,
+            accept=(receipt.tracking_id, status, holder, updated or self.now, disposed),
+        )
+
+
+def _inbox_rows(
+    link: Link, taken: Sequence[_Taken], at: dt.datetime, responses: Sequence[int | None]
+) -> list[tuple[object, ...]]:
+    return [
+        (
+            link.peer_id,
+            t.opened.envelope.message_id,
+            t.opened.envelope.sequence,
+            t.opened.payload_kind,
+            t.delivery.envelope.body,
+            t.delivery.envelope.key_id,
+            t.delivery.envelope.signature,
+            at,
+            response,
+        )
+        for t, response in zip(taken, responses, strict=True)
+    ]
+
+
+_INBOX_COLUMNS = (
+    "sender",
+    "message_id",
+    "sequence",
+    "kind",
+    "body",
+    "key_id",
+    "signature",
+    "received_at",
+    "response_outbox_id",
+)
+_COMPLAINT_COLUMNS = (
+    "tracking_id",
+    "origin_node",
+    "classification",
+    "category",
+    "region_code",
+    "channel",
+    "anonymous",
+    "confidential",
+    "needs_inspection",
+    "status",
+    "holder",
+    "received_from",
+    "submitted_at",
+    "received_at",
+    "updated_at",
+    "content_commitment",
+)
+_EVENT_COLUMNS = ("tracking_id", "at", "status", "actor", "note", "ledger_index")
+_OUTBOX_COLUMNS = (
+    "peer_id",
+    "sequence",
+    "message_id",
+    "kind",
+    "tracking_id",
+    "carries_content",
+    "body",
+    "key_id",
+    "signature",
+    "created_at",
+)
+
+
+def _apply_referrals(
+    session: Session, ctx: NodeContext, link: Link, taken: Sequence[_Taken]
+) -> list[str]:
+    """Module step 4 for referrals; return the tracking ids now held here."""
+    indexes = record_many(
+        session,
+        ctx,
+        [
+            ledger_pb2.LedgerEntry(
+                referral_received=ledger_pb2.ReferralReceived(envelope=t.opened.signed)
+            )
+            for t in taken
+        ],
+    )
+    now = ctx.clock.now()
+    peer = link.peer_id
+    summaries = [t.opened.envelope.referral.complaint for t in taken]
+    queries.insert_many(
+        session,
+        Complaint,
+        _COMPLAINT_COLUMNS,
+        [
+            (
+                s.tracking_id,
+                s.origin_node,
+                CLASSIFICATION_NAMES[s.classification],
+                s.category,
+                s.region_code,
+                CHANNEL_NAMES[s.channel],
+                s.anonymous,
+                s.confidential,
+                s.needs_inspection,
+                "accepted",
+                ctx.node_id,
+                peer,
+                s.submitted_at.ToDatetime(tzinfo=now.tzinfo),
+                now,
+                now,
+                s.content_commitment,
+            )
+            for s in summaries
+        ],
+    )
+    queries.insert_many(
+        session,
+        ComplaintContentRow,
+        ("tracking_id", "content", "salt"),
+        [(t.content.tracking_id, t.content.content, t.content.salt) for t in taken if t.content],
+    )
+    note = f"referral received from {peer}"[:MAX_NOTE]
+    queries.insert_many(
+        session,
+        ComplaintEvent,
+        _EVENT_COLUMNS,
+        [
+            (s.tracking_id, now, "accepted", ctx.node_id, note, i)
+            for s, i in zip(summaries, indexes, strict=True)
+        ],
+    )
+    # The receipts, under one checkpoint that covers every entry they name.
+    checkpoint = checkpoints.sign_in(session, ctx)[0].note
+    first = link.next_out_seq
+    outbox = []
+    for n, (t, index) in enumerate(zip(taken, indexes, strict=True)):
+        receipt = envelope_pb2.Receipt(
+            referral_message_id=t.opened.envelope.message_id,
+            referral_body_sha256=body_sha256(t.opened.signed),
+            tracking_id=summaries[n].tracking_id,
+            entry_index=index,
+        )
+        envelope = envelope_pb2.Envelope(
+            message_id=new_message_id(),
+            sender=ctx.node_id,
+            recipient=peer,
+            sequence=first + n,
+            checkpoint=checkpoint,
+            receipt=receipt,
+        )
+        envelope.sent_at.FromDatetime(now)
+        signed = seal(envelope, ctx.signing_key)
+        outbox.append(
+            (
+                peer,
+                first + n,
+                envelope.message_id,
+                "receipt",
+                receipt.tracking_id,
+                False,
+                signed.body,
+                signed.key_id,
+                signed.signature,
+                now,
+            )
+        )
+    queries.insert_many(session, OutboxRow, _OUTBOX_COLUMNS, outbox)
+    link.next_out_seq = first + len(outbox)
+    ids = batches.outbox_ids(session, peer, first, first + len(outbox) - 1)
+    queries.insert_many(
+        session,
+        InboxRow,
+        _INBOX_COLUMNS,
+        _inbox_rows(link, taken, now, [ids[first + n] for n in range(len(taken))]),
+    )
+    return [s.tracking_id for s in summaries]
+
+
+def _apply_receipts(
+    session: Session, ctx: NodeContext, link: Link, taken: Sequence[_Taken]
+) -> None:
+    """Module step 4 for receipts."""
+    indexes = record_many(
+        session,
+        ctx,
+        [
+            ledger_pb2.LedgerEntry(
+                receipt_received=ledger_pb2.ReceiptReceived(envelope=t.opened.signed)
+            )
+            for t in taken
+        ],
+    )
+    now = ctx.clock.now()
+    peer = link.peer_id
+    batches.mark_accepted(session, [t.accept for t in taken if t.accept is not None])
+    queries.insert_many(
+        session,
+        ComplaintEvent,
+        _EVENT_COLUMNS,
+        [
+            (
+                t.opened.envelope.receipt.tracking_id,
+                now,
+                "accepted",
+                peer,
+                f"receipt from {peer} (its ledger entry {t.opened.envelope.receipt.entry_index})"[
+                    :MAX_NOTE
+                ],
+                index,
+            )
+            for t, index in zip(taken, indexes, strict=True)
+        ],
+    )
+    queries.insert_many(
+        session, InboxRow, _INBOX_COLUMNS, _inbox_rows(link, taken, now, [None] * len(taken))
+    )
