@@ -78,7 +78,7 @@ class RunResult:
 class _Taken:
     opened: OpenedEnvelope
     delivery: federation_pb2.Delivery
-    content: ComplaintContentRow | None = None  # a referral's content, checked
+    carries_content: bool = False  # a referral's content, checked
     # A receipt's complaint update: (tracking_id, status, holder, updated_at, disposed_at).
     accept: tuple[str, str, str, dt.datetime, dt.datetime | None] | None = None
 
@@ -187,11 +187,11 @@ class _ReferralCheck:
             return None
         try:
             check_summary(summary)
-            content = progress.referral_content(summary, delivery)
+            carries_content = progress.checked_content(summary, delivery)
         except NodeError:
             return None
         self.existing.add(summary.tracking_id)
-        return _Taken(one, delivery, content=content)
+        return _Taken(one, delivery, carries_content=carries_content)
 
 
 class _ReceiptCheck:
@@ -359,7 +359,11 @@ def _apply_referrals(
         session,
         ComplaintContentRow,
         ("tracking_id", "content", "salt"),
-        [(t.content.tracking_id, t.content.content, t.content.salt) for t in taken if t.content],
+        [
+            (s.tracking_id, t.delivery.content, t.delivery.content_salt)
+            for s, t in zip(summaries, taken, strict=True)
+            if t.carries_content
+        ],
     )
     note = f"referral received from {peer}"[:MAX_NOTE]
     queries.insert_many(

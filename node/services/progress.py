@@ -513,15 +513,25 @@ def referral_content(
 ) -> ComplaintContentRow | None:
     """The content carried beside a referral, checked against the summary's commitment
     (ValidationError if it does not open it); None if the referral carries none."""
-    if not (delivery.content or delivery.content_salt):
+    if not checked_content(summary, delivery):
         return None
+    return ComplaintContentRow(
+        tracking_id=summary.tracking_id, content=delivery.content, salt=delivery.content_salt
+    )
+
+
+def checked_content(
+    summary: complaint_pb2.ComplaintSummary, delivery: federation_pb2.Delivery
+) -> bool:
+    """True if a referral carries content, and it opens the summary's commitment;
+    ValidationError if it does not; False if it carries none."""
+    if not (delivery.content or delivery.content_salt):
+        return False
     try:
         check_commitment(summary.content_commitment, delivery.content, delivery.content_salt)
     except TamperedEntryError as e:
         raise ValidationError(f"referral {summary.tracking_id}: {e}") from e
-    return ComplaintContentRow(
-        tracking_id=summary.tracking_id, content=delivery.content, salt=delivery.content_salt
-    )
+    return True
 
 
 def is_known(session: Session, opened: OpenedEnvelope) -> bool:

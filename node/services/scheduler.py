@@ -8,6 +8,8 @@ Invariants:
 2. The scheduler acts only on complaints this node holds, each in its own transaction
    through node.services.progress.transition (role ``system``): one complaint that cannot
    be changed does not stop the others, and each change is in the ledger and travels up.
+   What is due is found first in one streamed read (skipping in SQL what is too young to
+   be due), so a node holding many complaints opens write transactions only for those.
 3. ``resolved`` complaints are closed once ``deadlines.auto_close`` working days passed with
    no reply. Overdue ones are escalated only when ``workflow.auto_escalate`` is true; a
    ``referred`` complaint (waiting for the child's receipt) is reported, never escalated
@@ -21,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from sqlalchemy import select
 
@@ -36,6 +38,7 @@ from node.workflow import lifecycle
 from node.workflow.calendar import WorkingCalendar, local_date
 from node.workflow.deadlines import (
     Classification,
+    DeadlinePolicy,
     MissedDeadline,
     auto_close_is_due,
     overdue,
@@ -114,18 +117,47 @@ class DueSummary:
     failed: tuple[tuple[str, str], ...] = ()  # (tracking id, why) of actions that failed
 
 
-def _held_here(ctx: NodeContext) -> list[tuple[str, str]]:
-    """(tracking id, status) of the complaints this node holds in a scheduled status."""
+def _too_young(policy: DeadlinePolicy) -> dt.timedelta:
+    """No clock starts before a complaint's receipt here, and the shortest deadline is
+    `d` working days, so nothing received less than d - 1 days ago can be due (the day
+    less is for local dates, which may be a day after the UTC one)."""
+    return dt.timedelta(days=max(0, min(getattr(policy, f.name) for f in fields(policy)) - 1))
+
+
+def _due_here(ctx: NodeContext, now: dt.datetime) -> list[tuple[str, str]]:
+    """(tracking id, status) of the complaints this node holds that have something due at
+    `now`: a resolved one to close, or a missed deadline. One read transaction, streamed,
+    that skips in SQL those too young to be due; writes happen only for what is due."""
+    due: list[tuple[str, str]] = []
     with ctx.db.read() as session:
-        rows = session.execute(
-            select(Complaint.tracking_id, Complaint.status)
+        rows = session.scalars(
+            select(Complaint)
             .where(
                 Complaint.holder == ctx.node_id,
                 Complaint.status.in_([s.value for s in _SCHEDULED]),
+                Complaint.received_at <= now - _too_young(ctx.config.deadlines),
             )
             .order_by(Complaint.tracking_id)
-        ).all()
-    return [(t, s) for t, s in rows]
+            .execution_options(yield_per=500)
+        )
+        for row in rows:
+            if (
+                _closes_now(ctx, row, now)
+                if row.status == Status.resolved.value
+                else missed(ctx.config, row, now)
+            ):
+                due.append((row.tracking_id, row.status))
+    return due
+
+
+def _closes_now(ctx: NodeContext, row: Complaint, now: dt.datetime) -> bool:
+    tz = ctx.config.timezone
+    return row.resolved_at is not None and auto_close_is_due(
+        local_date(row.resolved_at, tz),
+        local_date(now, tz),
+        calendar_for(ctx.config),
+        ctx.config.deadlines,
+    )
 
 
 def run_due(ctx: NodeContext) -> DueSummary:
@@ -135,19 +167,14 @@ def run_due(ctx: NodeContext) -> DueSummary:
     escalated: list[str] = []
     late: list[str] = []
     failed: list[tuple[str, str]] = []
-    for tracking_id, status in _held_here(ctx):
+    for tracking_id, status in _due_here(ctx, now):
         try:
             with ctx.db.write() as session:
                 row = queries.get_complaint(session, tracking_id, lock=True)
                 if row is None or row.holder != ctx.node_id or row.status != status:
                     continue  # changed since it was listed
                 if status == Status.resolved.value:
-                    if row.resolved_at is not None and auto_close_is_due(
-                        local_date(row.resolved_at, ctx.config.timezone),
-                        local_date(now, ctx.config.timezone),
-                        calendar_for(ctx.config),
-                        ctx.config.deadlines,
-                    ):
+                    if _closes_now(ctx, row, now):
                         progress.transition(session, ctx, row, Action.close, Role.system)
                         closed.append(tracking_id)
                     continue
