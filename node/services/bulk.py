@@ -312,20 +312,24 @@ _OUTBOX_COLUMNS = (
 )
 
 
+def _record_received(
+    session: Session, ctx: NodeContext, field: str, taken: Sequence[_Taken]
+) -> list[int]:
+    """Append one ledger entry per envelope taken (its `field`: referral_received or
+    receipt_received, holding the envelope as signed); return their indexes."""
+    entries = []
+    for t in taken:
+        entry = ledger_pb2.LedgerEntry()
+        getattr(entry, field).envelope.CopyFrom(t.opened.signed)
+        entries.append(entry)
+    return record_many(session, ctx, entries)
+
+
 def _apply_referrals(
     session: Session, ctx: NodeContext, link: Link, taken: Sequence[_Taken]
 ) -> list[str]:
     """Module step 4 for referrals; return the tracking ids now held here."""
-    indexes = record_many(
-        session,
-        ctx,
-        [
-            ledger_pb2.LedgerEntry(
-                referral_received=ledger_pb2.ReferralReceived(envelope=t.opened.signed)
-            )
-            for t in taken
-        ],
-    )
+    indexes = _record_received(session, ctx, "referral_received", taken)
     now = ctx.clock.now()
     peer = link.peer_id
     summaries = [t.opened.envelope.referral.complaint for t in taken]
@@ -426,16 +430,7 @@ def _apply_receipts(
     session: Session, ctx: NodeContext, link: Link, taken: Sequence[_Taken]
 ) -> None:
     """Module step 4 for receipts."""
-    indexes = record_many(
-        session,
-        ctx,
-        [
-            ledger_pb2.LedgerEntry(
-                receipt_received=ledger_pb2.ReceiptReceived(envelope=t.opened.signed)
-            )
-            for t in taken
-        ],
-    )
+    indexes = _record_received(session, ctx, "receipt_received", taken)
     now = ctx.clock.now()
     peer = link.peer_id
     batches.mark_accepted(session, [t.accept for t in taken if t.accept is not None])
