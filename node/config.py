@@ -76,7 +76,7 @@ def port_after(address: str) -> str:
 
 @dataclass(frozen=True)
 class FederationConfig:
-    poll_interval_ms: int = 1000
+    poll_interval_ms: int = 10000
     window: int = 1024
     batch: int = 256
     reconnect_min_ms: int = 200
@@ -682,7 +682,7 @@ server:
   grace_seconds: 5             # how long SIGTERM waits for in-flight calls
 
 federation:
-  poll_interval_ms: 1000       # an idle link also rechecks its outbox this often (rows
+  poll_interval_ms: 10000      # an idle link also rechecks its outbox this often (rows
                                # another process queues wake it within 10 ms anyway)
   window: 1024                 # envelopes in flight per link before waiting for acks
   batch: 256                   # envelopes committed per database transaction

@@ -226,8 +226,10 @@ class LinkSession:
                     self.peer_holds,
                 )
                 for last, frame in self._frames(rows):
-                    await self.transport.write(frame)
+                    # Before the write: the peer may commit and acknowledge the frame before
+                    # this coroutine runs again, and an Ack beyond `sent` is refused.
                     self.sent = last
+                    await self.transport.write(frame)
             if not rows:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), self.poll)

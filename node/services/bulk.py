@@ -72,6 +72,7 @@ class RunResult:
     taken: int = 0
     through: int = 0  # the last sequence taken
     accepted: list[str] = dataclasses.field(default_factory=list)  # complaints referred here
+    responses: list[int] = dataclasses.field(default_factory=list)  # receipts queued (row ids)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,14 +101,15 @@ def receive_run(
     taken = _check_prefix(session, ctx, link, kind, opened, deliveries)
     if not taken:
         return RunResult()
+    accepted: list[str] = []
+    responses: list[int] = []
     if kind == "referral":
-        accepted = _apply_referrals(session, ctx, link, taken)
+        accepted, responses = _apply_referrals(session, ctx, link, taken)
     else:
         _apply_receipts(session, ctx, link, taken)
-        accepted = []
     through = taken[-1].opened.envelope.sequence
     link.last_in_seq = through
-    return RunResult(len(taken), through, accepted)
+    return RunResult(len(taken), through, accepted, responses)
 
 
 def _open_prefix(
@@ -327,8 +329,9 @@ def _record_received(
 
 def _apply_referrals(
     session: Session, ctx: NodeContext, link: Link, taken: Sequence[_Taken]
-) -> list[str]:
-    """Module step 4 for referrals; return the tracking ids now held here."""
+) -> tuple[list[str], list[int]]:
+    """Module step 4 for referrals; return the tracking ids now held here and the outbox
+    row ids of their receipts."""
     indexes = _record_received(session, ctx, "referral_received", taken)
     now = ctx.clock.now()
     peer = link.peer_id
@@ -417,13 +420,9 @@ def _apply_referrals(
     queries.insert_many(session, OutboxRow, _OUTBOX_COLUMNS, outbox)
     link.next_out_seq = first + len(outbox)
     ids = batches.outbox_ids(session, peer, first, first + len(outbox) - 1)
-    queries.insert_many(
-        session,
-        InboxRow,
-        _INBOX_COLUMNS,
-        _inbox_rows(link, taken, now, [ids[first + n] for n in range(len(taken))]),
-    )
-    return [s.tracking_id for s in summaries]
+    responses = [ids[first + n] for n in range(len(taken))]
+    queries.insert_many(session, InboxRow, _INBOX_COLUMNS, _inbox_rows(link, taken, now, responses))
+    return [s.tracking_id for s in summaries], responses
 
 
 def _apply_receipts(

@@ -79,6 +79,9 @@ class BatchResult:
     # Complaints referred to this node in the batch: routing rules may dispose of them
     # further once the batch is committed (node.services.routing.auto_dispose).
     accepted: list[str] = field(default_factory=list)
+    # Responses queued by this batch: a redelivery later in the same batch gets none
+    # replayed, since the link sends them in sequence anyway.
+    fresh_responses: set[int] = field(default_factory=set)
 
 
 def _delivery(
@@ -194,6 +197,7 @@ def receive_batch(
                 result.committed_through = run.through
                 result.applied += run.taken
                 result.accepted.extend(run.accepted)
+                result.fresh_responses.update(run.responses)
                 if position == len(deliveries):
                     break
             delivery = deliveries[position]
@@ -270,7 +274,9 @@ def _receive_one(
     if seen is not None:
         if seen.body != delivery.envelope.body:
             raise StateError(f"message id {env.message_id} was already used for another message")
-        if seen.response_outbox_id is not None:
+        if seen.response_outbox_id is not None and (
+            seen.response_outbox_id not in result.fresh_responses
+        ):
             response = queries.get_outbox(session, seen.response_outbox_id)
             if response is not None:
                 content = queries.complaint_content(session, response.tracking_id or "")
