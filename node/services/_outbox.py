@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy.orm import Session
 
 from node._proto.lapor.v1 import envelope_pb2
@@ -12,7 +14,7 @@ from node.services.context import NodeContext
 from node.store import queries
 from node.store.models import Link, OutboxRow
 
-__all__ = ["enqueue"]
+__all__ = ["enqueue", "sealed"]
 
 
 def enqueue(
@@ -36,16 +38,7 @@ def enqueue(
     now = ctx.clock.now()
     sequence = link.next_out_seq
     link.next_out_seq = sequence + 1
-    envelope = envelope_pb2.Envelope(
-        message_id=new_message_id(),
-        sender=ctx.node_id,
-        recipient=link.peer_id,
-        sequence=sequence,
-        checkpoint=checkpoint,
-        **payload,  # type: ignore[arg-type]
-    )
-    envelope.sent_at.FromDatetime(now)
-    signed = seal(envelope, ctx.signing_key)
+    envelope, signed = sealed(ctx, link.peer_id, sequence, checkpoint, now, **payload)
     row = OutboxRow(
         peer_id=link.peer_id,
         sequence=sequence,
@@ -60,3 +53,25 @@ def enqueue(
     )
     queries.add(session, row, flush=True)  # the caller may need row.id
     return row, signed
+
+
+def sealed(
+    ctx: NodeContext,
+    peer: str,
+    sequence: int,
+    checkpoint: bytes,
+    now: dt.datetime,
+    **payload: object,
+) -> tuple[envelope_pb2.Envelope, envelope_pb2.SignedEnvelope]:
+    """A new envelope from this node to `peer` with `sequence`, `checkpoint` and one
+    payload, sent at `now`, and it signed with the node's key (not stored)."""
+    envelope = envelope_pb2.Envelope(
+        message_id=new_message_id(),
+        sender=ctx.node_id,
+        recipient=peer,
+        sequence=sequence,
+        checkpoint=checkpoint,
+        **payload,  # type: ignore[arg-type]
+    )
+    envelope.sent_at.FromDatetime(now)
+    return envelope, seal(envelope, ctx.signing_key)

@@ -41,14 +41,15 @@ from collections.abc import Sequence
 from sqlalchemy.orm import Session
 
 from node._proto.lapor.v1 import envelope_pb2, federation_pb2, ledger_pb2
-from node.complaints import CHANNEL_NAMES, CLASSIFICATION_NAMES, check_summary
+from node.complaints import check_summary
 from node.crypto.signing import VerifyKey
-from node.envelopes import OpenedEnvelope, body_sha256, open_envelope, seal
+from node.envelopes import OpenedEnvelope, body_sha256, open_envelope
 from node.errors import NodeError
-from node.ids import NodeId, new_message_id
+from node.ids import NodeId
 from node.services import checkpoints, progress, witness
 from node.services._events import MAX_NOTE
 from node.services._ledger import record_many
+from node.services._outbox import sealed
 from node.services.context import NodeContext
 from node.store import batches, queries
 from node.store.models import (
@@ -281,24 +282,6 @@ _INBOX_COLUMNS = (
     "received_at",
     "response_outbox_id",
 )
-_COMPLAINT_COLUMNS = (
-    "tracking_id",
-    "origin_node",
-    "classification",
-    "category",
-    "region_code",
-    "channel",
-    "anonymous",
-    "confidential",
-    "needs_inspection",
-    "status",
-    "holder",
-    "received_from",
-    "submitted_at",
-    "received_at",
-    "updated_at",
-    "content_commitment",
-)
 _EVENT_COLUMNS = ("tracking_id", "at", "status", "actor", "note", "ledger_index")
 _OUTBOX_COLUMNS = (
     "peer_id",
@@ -336,32 +319,8 @@ def _apply_referrals(
     now = ctx.clock.now()
     peer = link.peer_id
     summaries = [t.opened.envelope.referral.complaint for t in taken]
-    queries.insert_many(
-        session,
-        Complaint,
-        _COMPLAINT_COLUMNS,
-        [
-            (
-                s.tracking_id,
-                s.origin_node,
-                CLASSIFICATION_NAMES[s.classification],
-                s.category,
-                s.region_code,
-                CHANNEL_NAMES[s.channel],
-                s.anonymous,
-                s.confidential,
-                s.needs_inspection,
-                "accepted",
-                ctx.node_id,
-                peer,
-                s.submitted_at.ToDatetime(tzinfo=now.tzinfo),
-                now,
-                now,
-                s.content_commitment,
-            )
-            for s in summaries
-        ],
-    )
+    rows = [progress.referred_complaint(ctx, link, s, now) for s in summaries]
+    queries.insert_many(session, Complaint, tuple(rows[0]), [tuple(r.values()) for r in rows])
     queries.insert_many(
         session,
         ComplaintContentRow,
@@ -393,16 +352,7 @@ def _apply_referrals(
             tracking_id=summaries[n].tracking_id,
             entry_index=index,
         )
-        envelope = envelope_pb2.Envelope(
-            message_id=new_message_id(),
-            sender=ctx.node_id,
-            recipient=peer,
-            sequence=first + n,
-            checkpoint=checkpoint,
-            receipt=receipt,
-        )
-        envelope.sent_at.FromDatetime(now)
-        signed = seal(envelope, ctx.signing_key)
+        envelope, signed = sealed(ctx, peer, first + n, checkpoint, now, receipt=receipt)
         outbox.append(
             (
                 peer,

@@ -30,8 +30,6 @@ from sqlalchemy.orm import Session
 
 from node._proto.lapor.v1 import envelope_pb2, federation_pb2, ledger_pb2, trust_pb2
 from node.complaints import (
-    CHANNEL_NAMES,
-    CLASSIFICATION_NAMES,
     check_summary,
 )
 from node.crypto.signing import VerifyKey
@@ -373,27 +371,8 @@ def _on_referral(
     content = progress.referral_content(summary, delivery)
     if queries.get_complaint(session, summary.tracking_id) is not None:
         raise StateError(f"{summary.tracking_id} is already on this node")
-    now = ctx.clock.now()
     queries.add(
-        session,
-        Complaint(
-            tracking_id=summary.tracking_id,
-            origin_node=summary.origin_node,
-            classification=CLASSIFICATION_NAMES[summary.classification],
-            category=summary.category,
-            region_code=summary.region_code,
-            channel=CHANNEL_NAMES[summary.channel],
-            anonymous=summary.anonymous,
-            confidential=summary.confidential,
-            needs_inspection=summary.needs_inspection,
-            status="accepted",
-            holder=ctx.node_id,
-            received_from=link.peer_id,
-            submitted_at=summary.submitted_at.ToDatetime(tzinfo=now.tzinfo),
-            received_at=now,
-            updated_at=now,
-            content_commitment=summary.content_commitment,
-        ),
+        session, Complaint(**progress.referred_complaint(ctx, link, summary, ctx.clock.now()))
     )
     if content is not None:
         queries.add(session, content)

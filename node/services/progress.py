@@ -34,7 +34,12 @@ import datetime as dt
 from sqlalchemy.orm import Session
 
 from node._proto.lapor.v1 import complaint_pb2, envelope_pb2, federation_pb2, ledger_pb2
-from node.complaints import check_commitment, check_summary
+from node.complaints import (
+    CHANNEL_NAMES,
+    CLASSIFICATION_NAMES,
+    check_commitment,
+    check_summary,
+)
 from node.envelopes import OpenedEnvelope, body_sha256
 from node.errors import (
     NotFoundError,
@@ -518,6 +523,31 @@ def referral_content(
     return ComplaintContentRow(
         tracking_id=summary.tracking_id, content=delivery.content, salt=delivery.content_salt
     )
+
+
+def referred_complaint(
+    ctx: NodeContext, link: Link, summary: complaint_pb2.ComplaintSummary, now: dt.datetime
+) -> dict[str, object]:
+    """The columns of a complaint this node accepts from `link`'s peer (its parent) with a
+    first referral: what the signed summary says, held here, accepted at `now`."""
+    return {
+        "tracking_id": summary.tracking_id,
+        "origin_node": summary.origin_node,
+        "classification": CLASSIFICATION_NAMES[summary.classification],
+        "category": summary.category,
+        "region_code": summary.region_code,
+        "channel": CHANNEL_NAMES[summary.channel],
+        "anonymous": summary.anonymous,
+        "confidential": summary.confidential,
+        "needs_inspection": summary.needs_inspection,
+        "status": "accepted",
+        "holder": ctx.node_id,
+        "received_from": link.peer_id,
+        "submitted_at": summary.submitted_at.ToDatetime(tzinfo=now.tzinfo),
+        "received_at": now,
+        "updated_at": now,
+        "content_commitment": summary.content_commitment,
+    }
 
 
 def checked_content(

@@ -16,9 +16,9 @@ from node.clock import FixedClock
 from node.complaints import ComplaintDraft
 from node.errors import PermissionDeniedError, StateError
 from node.ledger.reconcile import reconcile_exports
-from node.services import audit, complaints, exchange, progress, scheduler
+from node.services import audit, complaints, progress, scheduler
 from node.store import queries
-from tests.support.nodes import TestNode, link
+from tests.support.nodes import TestNode, carry, link
 
 NodeFactory = Callable[[str, str], TestNode]
 
@@ -66,25 +66,6 @@ def tree(nodes: NodeFactory) -> Iterator[Tree]:
     link(t.province, t.kukar)
     link(t.province, t.kutim)
     yield t
-
-
-def carry(sender: TestNode, receiver: TestNode) -> int:
-    """Deliver the sender's pending envelopes to the receiver as a link session does (Hello
-    state, witness proofs, acknowledgement), with the note text beside them; return how
-    many were applied. A refused envelope fails the test."""
-    s_ctx, r_ctx = sender.ctx(), receiver.ctx()
-    state = exchange.hello_state(r_ctx, s_ctx.node_id)
-    rows, _ = exchange.pending(
-        s_ctx, r_ctx.node_id, state.last_received, 1000, state.held_checkpoint_size
-    )
-    deliveries = [d for _, d in rows]
-    with s_ctx.db.read() as session:
-        progress.attach_notes(session, deliveries)
-    result = exchange.receive_batch(r_ctx, s_ctx.node_id, deliveries)
-    assert result.error is None, result.error
-    if result.committed_through:
-        exchange.acknowledge(s_ctx, r_ctx.node_id, result.committed_through)
-    return result.applied
 
 
 def settle(t: Tree) -> None:

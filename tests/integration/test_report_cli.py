@@ -20,8 +20,8 @@ import pytest
 from node.clock import FixedClock
 from node.complaints import ComplaintDraft
 from node.errors import NotFoundError, ValidationError
-from node.services import checkpoints, complaints, exchange, progress, reports, scheduler
-from tests.support.nodes import TestNode, link
+from node.services import checkpoints, complaints, progress, reports, scheduler
+from tests.support.nodes import TestNode, carry, link
 
 NodeFactory = Callable[[str, str], TestNode]
 
@@ -58,23 +58,6 @@ class ReportTree:
     kutim_ids: list[str]
     own_id: str  # submitted at the province, never verified
     confidential_id: str  # one of kukar_ids, accepted and never followed up
-
-
-def carry(sender: TestNode, receiver: TestNode) -> int:
-    """Deliver the sender's pending envelopes as a link session does (with note text)."""
-    s_ctx, r_ctx = sender.ctx(), receiver.ctx()
-    state = exchange.hello_state(r_ctx, s_ctx.node_id)
-    rows, _ = exchange.pending(
-        s_ctx, r_ctx.node_id, state.last_received, 1000, state.held_checkpoint_size
-    )
-    deliveries = [d for _, d in rows]
-    with s_ctx.db.read() as session:
-        progress.attach_notes(session, deliveries)
-    result = exchange.receive_batch(r_ctx, s_ctx.node_id, deliveries)
-    assert result.error is None, result.error
-    if result.committed_through:
-        exchange.acknowledge(s_ctx, r_ctx.node_id, result.committed_through)
-    return result.applied
 
 
 def settle(t: ReportTree) -> None:

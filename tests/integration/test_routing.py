@@ -14,9 +14,9 @@ from structlog.testing import capture_logs
 
 from node.complaints import ComplaintDraft
 from node.errors import NotFoundError, PermissionDeniedError, StateError, ValidationError
-from node.services import complaints, exchange, links, progress, routing
+from node.services import complaints, links, progress, routing
 from node.services.context import NodeContext
-from tests.support.nodes import TestNode, link, snapshot
+from tests.support.nodes import TestNode, carry, link, snapshot
 
 NodeFactory = Callable[[str, str], TestNode]
 
@@ -84,24 +84,6 @@ def kaltim(nodes: NodeFactory) -> Iterator[Province]:
     for child in (p.kukar, p.kutim, p.samarinda):
         link(province, child)
     yield p
-
-
-def carry(sender: TestNode, receiver: TestNode) -> int:
-    """Deliver the sender's pending envelopes to the receiver as a link session does (with
-    the note text beside them); a refused envelope fails the test."""
-    s_ctx, r_ctx = sender.ctx(), receiver.ctx()
-    state = exchange.hello_state(r_ctx, s_ctx.node_id)
-    rows, _ = exchange.pending(
-        s_ctx, r_ctx.node_id, state.last_received, 1000, state.held_checkpoint_size
-    )
-    deliveries = [d for _, d in rows]
-    with s_ctx.db.read() as session:
-        progress.attach_notes(session, deliveries)
-    result = exchange.receive_batch(r_ctx, s_ctx.node_id, deliveries)
-    assert result.error is None, result.error
-    if result.committed_through:
-        exchange.acknowledge(s_ctx, r_ctx.node_id, result.committed_through)
-    return result.applied
 
 
 def settle(p: Province) -> None:

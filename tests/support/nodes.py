@@ -208,3 +208,11 @@ def hand_over(sender: TestNode, receiver: TestNode, limit: int = 1000) -> exchan
     if result.committed_through:
         exchange.acknowledge(s_ctx, r_ctx.node_id, result.committed_through)
     return result
+
+
+def carry(sender: TestNode, receiver: TestNode) -> int:
+    """`hand_over` for a test that expects every envelope to be taken: a refused one fails
+    the test; return how many were applied."""
+    result = hand_over(sender, receiver)
+    assert result.error is None, result.error
+    return result.applied
