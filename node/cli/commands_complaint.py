@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 import click
 from rich.table import Table
@@ -86,26 +87,46 @@ def submit(
 
 
 @complaint.command("refer")
-@click.argument("tracking_id")
-@click.option("--to", "child", required=True, help="The child node id to dispose it to.")
+@click.argument("tracking_ids", metavar="TRACKING_ID...", nargs=-1)
+@click.option("--to", "child", required=True, help="The child node id to dispose them to.")
+@click.option(
+    "--ids-from",
+    type=click.File("r"),
+    help="Also refer the tracking ids in this file, one per line ('-': standard input).",
+)
 @config_option
 @credential_option
 @json_option
 @handle_errors
 def refer(
-    tracking_id: str,
+    tracking_ids: tuple[str, ...],
     child: str,
+    ids_from: TextIO | None,
     config_path: Path | None,
     credential: Path | None,
     as_json: bool,
 ) -> None:
-    """Dispose a complaint to a child; it is delivered as soon as the child is connected."""
+    """Dispose complaints to a child, all or none; each is delivered as soon as the child
+    is connected. A backlog of thousands goes in one command (--ids-from)."""
+    wanted = list(tracking_ids)
+    if ids_from is not None:
+        wanted += [line.strip() for line in ids_from if line.strip()]
+    if not wanted:
+        raise click.UsageError("give at least one TRACKING_ID (or --ids-from FILE)")
     with operator_node(config_path, credential) as ctx:
-        message_id = service.refer(ctx, tracking_id, child)
+        message_ids = service.refer_many(ctx, wanted, child)
+    referred = [
+        {"tracking_id": t, "message_id": m} for t, m in zip(wanted, message_ids, strict=True)
+    ]
     if as_json:
-        emit_json({"tracking_id": tracking_id, "to": child, "message_id": message_id})
+        # One complaint: its fields at the top, as before several could be referred at once.
+        emit_json(
+            {"to": child, **(referred[0] if len(referred) == 1 else {}), "referred": referred}
+        )
+    elif len(referred) == 1:
+        console.print(f"{wanted[0]} referred to {child} (message {message_ids[0]})")
     else:
-        console.print(f"{tracking_id} referred to {child} (message {message_id})")
+        console.print(f"{len(referred)} complaints referred to {child}")
 
 
 @complaint.command("list")

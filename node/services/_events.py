@@ -3,13 +3,16 @@ data, pointing at the ledger entry that records the step when there is one."""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
+
 from sqlalchemy.orm import Session
 
 from node.services.context import NodeContext
 from node.store import queries
 from node.store.models import ComplaintEvent
 
-__all__ = ["add_event"]
+__all__ = ["EventRow", "add_event", "add_events"]
 
 MAX_NOTE = 500  # the column's size: longer text belongs in a note beside the ledger
 
@@ -33,4 +36,17 @@ def add_event(
             note=note[:MAX_NOTE],
             ledger_index=ledger_index,
         ),
+    )
+
+
+# (tracking_id, at, status, actor, note, ledger_index): one row of add_events.
+EventRow = tuple[str, dt.datetime, str, str, str, int | None]
+_COLUMNS = ("tracking_id", "at", "status", "actor", "note", "ledger_index")
+
+
+def add_events(session: Session, rows: Sequence[EventRow]) -> None:
+    """Insert many events at once (node.store.queries.insert_many); notes are cut to
+    MAX_NOTE as add_event cuts them."""
+    queries.insert_many(
+        session, ComplaintEvent, _COLUMNS, [(*row[:4], row[4][:MAX_NOTE], row[5]) for row in rows]
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
@@ -14,7 +15,7 @@ from node.services.context import NodeContext
 from node.store import queries
 from node.store.models import Link, OutboxRow
 
-__all__ = ["enqueue", "sealed"]
+__all__ = ["enqueue", "sealed", "store_sealed"]
 
 
 def enqueue(
@@ -75,3 +76,47 @@ def sealed(
     )
     envelope.sent_at.FromDatetime(now)
     return envelope, seal(envelope, ctx.signing_key)
+
+
+_COLUMNS = (
+    "peer_id",
+    "sequence",
+    "message_id",
+    "kind",
+    "tracking_id",
+    "carries_content",
+    "body",
+    "key_id",
+    "signature",
+    "created_at",
+)
+
+
+def store_sealed(
+    session: Session,
+    rows: Sequence[tuple[envelope_pb2.Envelope, envelope_pb2.SignedEnvelope, str | None, bool]],
+    at: dt.datetime,
+) -> None:
+    """Insert envelopes made by `sealed` into the outbox in bulk, in the order given: each
+    with the complaint it concerns and whether its content goes with it. The caller moved
+    the link's next_out_seq past their sequences, under the link's lock, as enqueue does."""
+    queries.insert_many(
+        session,
+        OutboxRow,
+        _COLUMNS,
+        [
+            (
+                envelope.recipient,
+                envelope.sequence,
+                envelope.message_id,
+                envelope.WhichOneof("payload") or "",
+                tracking_id,
+                carries_content,
+                signed.body,
+                signed.key_id,
+                signed.signature,
+                at,
+            )
+            for envelope, signed, tracking_id, carries_content in rows
+        ],
+    )

@@ -47,18 +47,16 @@ from node.envelopes import OpenedEnvelope, body_sha256, open_envelope
 from node.errors import NodeError
 from node.ids import NodeId
 from node.services import checkpoints, progress, witness
-from node.services._events import MAX_NOTE
+from node.services._events import add_events
 from node.services._ledger import record_many
-from node.services._outbox import sealed
+from node.services._outbox import sealed, store_sealed
 from node.services.context import NodeContext
 from node.store import batches, queries
 from node.store.models import (
     Complaint,
     ComplaintContentRow,
-    ComplaintEvent,
     InboxRow,
     Link,
-    OutboxRow,
 )
 
 __all__ = ["RunResult", "receive_run"]
@@ -282,19 +280,6 @@ _INBOX_COLUMNS = (
     "received_at",
     "response_outbox_id",
 )
-_EVENT_COLUMNS = ("tracking_id", "at", "status", "actor", "note", "ledger_index")
-_OUTBOX_COLUMNS = (
-    "peer_id",
-    "sequence",
-    "message_id",
-    "kind",
-    "tracking_id",
-    "carries_content",
-    "body",
-    "key_id",
-    "signature",
-    "created_at",
-)
 
 
 def _record_received(
@@ -331,11 +316,9 @@ def _apply_referrals(
             if t.carries_content
         ],
     )
-    note = f"referral received from {peer}"[:MAX_NOTE]
-    queries.insert_many(
+    note = f"referral received from {peer}"
+    add_events(
         session,
-        ComplaintEvent,
-        _EVENT_COLUMNS,
         [
             (s.tracking_id, now, "accepted", ctx.node_id, note, i)
             for s, i in zip(summaries, indexes, strict=True)
@@ -353,21 +336,8 @@ def _apply_referrals(
             entry_index=index,
         )
         envelope, signed = sealed(ctx, peer, first + n, checkpoint, now, receipt=receipt)
-        outbox.append(
-            (
-                peer,
-                first + n,
-                envelope.message_id,
-                "receipt",
-                receipt.tracking_id,
-                False,
-                signed.body,
-                signed.key_id,
-                signed.signature,
-                now,
-            )
-        )
-    queries.insert_many(session, OutboxRow, _OUTBOX_COLUMNS, outbox)
+        outbox.append((envelope, signed, receipt.tracking_id, False))
+    store_sealed(session, outbox, now)
     link.next_out_seq = first + len(outbox)
     ids = batches.outbox_ids(session, peer, first, first + len(outbox) - 1)
     responses = [ids[first + n] for n in range(len(taken))]
@@ -383,19 +353,15 @@ def _apply_receipts(
     now = ctx.clock.now()
     peer = link.peer_id
     batches.mark_accepted(session, [t.accept for t in taken if t.accept is not None])
-    queries.insert_many(
+    add_events(
         session,
-        ComplaintEvent,
-        _EVENT_COLUMNS,
         [
             (
                 t.opened.envelope.receipt.tracking_id,
                 now,
                 "accepted",
                 peer,
-                f"receipt from {peer} (its ledger entry {t.opened.envelope.receipt.entry_index})"[
-                    :MAX_NOTE
-                ],
+                f"receipt from {peer} (its ledger entry {t.opened.envelope.receipt.entry_index})",
                 index,
             )
             for t, index in zip(taken, indexes, strict=True)

@@ -17,12 +17,12 @@ from sqlalchemy.orm import Session
 
 from node._proto.lapor.v1 import complaint_pb2, envelope_pb2, ledger_pb2
 from node.complaints import CHANNELS, CLASSIFICATIONS, ComplaintDraft, seal_content
-from node.errors import NotFoundError, PermissionDeniedError, StateError, ValidationError
+from node.errors import NodeError, NotFoundError, PermissionDeniedError, StateError, ValidationError
 from node.ids import TrackingId, format_tracking_id, parse_node_id, parse_tracking_id
 from node.services import checkpoints, confidential, progress, scheduler
-from node.services._events import add_event
-from node.services._ledger import record
-from node.services._outbox import enqueue
+from node.services._events import add_event, add_events
+from node.services._ledger import record, record_many
+from node.services._outbox import enqueue, sealed, store_sealed
 from node.services.context import NodeContext
 from node.store import queries
 from node.store.models import (
@@ -78,55 +78,86 @@ def submit(ctx: NodeContext, draft: ComplaintDraft) -> TrackingId:
 
 
 def submit_many(ctx: NodeContext, drafts: Sequence[ComplaintDraft]) -> list[TrackingId]:
-    """Register several complaints in one transaction (all or none)."""
+    """Register several complaints in one transaction (all or none): one block of tracking
+    numbers, one ledger append and one insert per table for the batch (`_submit_all`)."""
     for draft in drafts:
         draft.validate()
     with ctx.db.write() as session:
-        return [_submit(session, ctx, draft) for draft in drafts]
+        return _submit_all(session, ctx, drafts)
 
 
 def _submit(session: Session, ctx: NodeContext, draft: ComplaintDraft) -> TrackingId:
-    # An anonymous or confidential reporter's identity is kept apart from the content,
-    # which travels with referrals (node.services.confidential).
-    bare, identity = confidential.split(draft)
-    sealed = seal_content(bare.content())
+    return _submit_all(session, ctx, [draft])[0]
+
+
+def _submit_all(
+    session: Session, ctx: NodeContext, drafts: Sequence[ComplaintDraft]
+) -> list[TrackingId]:
+    """Register validated `drafts` in the caller's transaction, numbered in order; the
+    same rows and ledger entries as registering each in turn, at one time `now`."""
+    if not drafts:
+        return []
     now = ctx.clock.now()
-    serial = queries.next_counter(session, f"tracking:{now.year}")
-    tracking_id = format_tracking_id(ctx.node_id, now.year, serial)
-    row = Complaint(
-        tracking_id=tracking_id,
-        origin_node=ctx.node_id,
-        classification=draft.classification,
-        category=draft.category,
-        region_code=draft.region_code,
-        channel=draft.channel,
-        anonymous=draft.anonymous,
-        confidential=draft.confidential,
-        needs_inspection=draft.needs_inspection,
-        status="submitted",
-        holder=ctx.node_id,
-        received_from=None,
-        submitted_at=now,
-        received_at=now,
-        updated_at=now,
-        content_commitment=sealed.commitment,
-    )
-    queries.add(session, row)
-    queries.add(
-        session,
-        ComplaintContentRow(tracking_id=tracking_id, content=sealed.content, salt=sealed.salt),
-    )
-    if identity is not None:
+    first = queries.next_counter(session, f"tracking:{now.year}", len(drafts))
+    rows: list[dict[str, object]] = []
+    contents: list[tuple[str, bytes, bytes]] = []
+    identities = []
+    entries = []
+    for serial, draft in enumerate(drafts, first):
+        # An anonymous or confidential reporter's identity is kept apart from the content,
+        # which travels with referrals (node.services.confidential).
+        bare, identity = confidential.split(draft)
+        sealed = seal_content(bare.content())
+        tracking_id = format_tracking_id(ctx.node_id, now.year, serial)
+        row = {
+            "tracking_id": tracking_id,
+            "origin_node": ctx.node_id,
+            "classification": draft.classification,
+            "category": draft.category,
+            "region_code": draft.region_code,
+            "channel": draft.channel,
+            "anonymous": draft.anonymous,
+            "confidential": draft.confidential,
+            "needs_inspection": draft.needs_inspection,
+            "status": "submitted",
+            "holder": ctx.node_id,
+            "received_from": None,
+            "submitted_at": now,
+            "received_at": now,
+            "updated_at": now,
+            "content_commitment": sealed.commitment,
+        }
+        rows.append(row)
+        contents.append((tracking_id, sealed.content, sealed.salt))
+        if identity is not None:
+            identities.append((tracking_id, identity))
+        entries.append(
+            ledger_pb2.LedgerEntry(
+                complaint_registered=ledger_pb2.ComplaintRegistered(
+                    complaint=summary_of(Complaint(**row))
+                )
+            )
+        )
+    queries.insert_many(session, Complaint, tuple(rows[0]), [tuple(r.values()) for r in rows])
+    queries.insert_many(session, ComplaintContentRow, ("tracking_id", "content", "salt"), contents)
+    for tracking_id, identity in identities:
         confidential.keep_identity(session, ctx, tracking_id, identity)
-    index = record(
+    indexes = record_many(session, ctx, entries)
+    add_events(
         session,
-        ctx,
-        ledger_pb2.LedgerEntry(
-            complaint_registered=ledger_pb2.ComplaintRegistered(complaint=summary_of(row))
-        ),
+        [
+            (
+                str(row["tracking_id"]),
+                now,
+                "submitted",
+                ctx.node_id,
+                f"received via {row['channel']}",
+                i,
+            )
+            for row, i in zip(rows, indexes, strict=True)
+        ],
     )
-    add_event(session, ctx, tracking_id, "submitted", f"received via {draft.channel}", index)
-    return tracking_id
+    return [TrackingId(str(row["tracking_id"])) for row in rows]
 
 
 def refer(ctx: NodeContext, tracking_id: str, to_child: str) -> str:
@@ -139,7 +170,15 @@ def refer(ctx: NodeContext, tracking_id: str, to_child: str) -> str:
 
 
 def refer_many(ctx: NodeContext, tracking_ids: Sequence[str], to_child: str) -> list[str]:
-    """Dispose several complaints to one child in one transaction (all or none)."""
+    """Dispose several complaints to one child in one transaction (all or none); return
+    their message ids, in order.
+
+    Complaints this node holds that can be referred as they stand (no take-back first, no
+    status change to send up to a parent) are referred in runs (`_ReferralRun`): one read,
+    one ledger append and one insert per table for the run. Any other is referred on its
+    own by `_refer`, which also raises the error for one that may not be referred.
+    Either way each complaint gets the same signed referral, ledger entry and event.
+    """
     for tracking_id in tracking_ids:
         parse_tracking_id(tracking_id)
     child = parse_node_id(to_child)
@@ -153,7 +192,91 @@ def refer_many(ctx: NodeContext, tracking_ids: Sequence[str], to_child: str) -> 
         # One checkpoint for the whole batch, signed after the link is locked so the link's
         # envelopes carry checkpoints in sequence order.
         checkpoint = checkpoints.sign_in(session, ctx)[0].note
-        return [_refer(session, ctx, link, tracking_id, checkpoint) for tracking_id in tracking_ids]
+        rows = queries.complaints_for_update(session, tracking_ids)
+        run = _ReferralRun(session, ctx, link, checkpoint)
+        message_ids = []
+        for tracking_id in tracking_ids:
+            row = rows.get(tracking_id)
+            message_id = run.take(row) if row is not None else None
+            if message_id is None:
+                run.store()  # what the run took goes first: sequences and ledger in order
+                message_id = _refer(session, ctx, link, tracking_id, checkpoint)
+            message_ids.append(message_id)
+        run.store()
+        return message_ids
+
+
+class _ReferralRun:
+    """Referrals of complaints that need nothing but the referral itself: each is checked,
+    signed and its row changed when taken; the ledger entries, outbox rows and events of
+    the run are written together by `store`."""
+
+    def __init__(self, session: Session, ctx: NodeContext, link: Link, checkpoint: bytes):
+        self.session, self.ctx, self.link, self.checkpoint = session, ctx, link, checkpoint
+        self.now = ctx.clock.now()
+        self.taken: list[tuple[envelope_pb2.Envelope, envelope_pb2.SignedEnvelope, str]] = []
+
+    def take(self, row: Complaint) -> str | None:
+        """Refer `row` in this run and return the message id, or None if `_refer` must."""
+        me = self.ctx.node_id
+        if (
+            row.holder != me
+            or row.status not in REFERRABLE
+            or Status(row.status) in _TAKE_BACK
+            or row.received_from is not None
+        ):
+            return None
+        role = progress.local_role(row, me, Action.refer)
+        try:
+            after = lifecycle.apply(Status(row.status), Action.refer, role)
+        except NodeError:
+            return None  # _refer raises it
+        link = self.link
+        envelope, signed = sealed(
+            self.ctx,
+            link.peer_id,
+            link.next_out_seq,
+            self.checkpoint,
+            self.now,
+            referral=envelope_pb2.Referral(complaint=summary_of(row)),
+        )
+        link.next_out_seq += 1
+        # As progress.transition(refer) with the ReferralSent entry recorded as it.
+        row.referred_to, row.referral_message_id = link.peer_id, envelope.message_id
+        row.status, row.updated_at = after.value, self.now
+        progress.stamp(row, Action.refer, self.now)
+        self.taken.append((envelope, signed, after.value))
+        return envelope.message_id
+
+    def store(self) -> None:
+        if not self.taken:
+            return
+        session, now, peer = self.session, self.now, self.link.peer_id
+        indexes = record_many(
+            session,
+            self.ctx,
+            [
+                ledger_pb2.LedgerEntry(referral_sent=ledger_pb2.ReferralSent(envelope=signed))
+                for _, signed, _ in self.taken
+            ],
+        )
+        tracking_ids = [envelope.referral.complaint.tracking_id for envelope, _, _ in self.taken]
+        store_sealed(
+            session,
+            [
+                (e, signed, t, True)
+                for (e, signed, _), t in zip(self.taken, tracking_ids, strict=True)
+            ],
+            now,
+        )
+        add_events(
+            session,
+            [
+                (t, now, status, self.ctx.node_id, f"referred to {peer}", i)
+                for t, (_, _, status), i in zip(tracking_ids, self.taken, indexes, strict=True)
+            ],
+        )
+        self.taken = []
 
 
 def _refer(

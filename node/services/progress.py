@@ -76,6 +76,7 @@ __all__ = [
     "reply",
     "resolve",
     "return_",
+    "stamp",
     "transition",
     "verify",
 ]
@@ -119,7 +120,7 @@ def local_role(row: Complaint, me: str, action: Action) -> Role:
     return Role.holder
 
 
-def _stamp(row: Complaint, action: Action, at: dt.datetime) -> None:
+def stamp(row: Complaint, action: Action, at: dt.datetime) -> None:
     """Start or stop the clocks of node.workflow.deadlines for an action."""
     if action in (Action.verify, Action.redispose):
         row.verified_at, row.disposed_at = at, None
@@ -186,7 +187,7 @@ def transition(
     )
     row.status = after.value
     row.updated_at = now
-    _stamp(row, action, now)
+    stamp(row, action, now)
     if action in (Action.return_, Action.escalate):
         if row.received_from is not None:
             row.holder = row.received_from
@@ -427,7 +428,7 @@ def on_status_update(
         ),
     )
     row.status, row.holder, row.updated_at = status.value, holder, ctx.clock.now()
-    _stamp(row, action, at)
+    stamp(row, action, at)
     add_event(
         session,
         ctx,

@@ -35,6 +35,7 @@ __all__ = [
     "append_ledger_rows",
     "complaint_content",
     "complaint_events",
+    "complaints_for_update",
     "get_complaint",
     "get_inbox",
     "get_link",
@@ -78,17 +79,19 @@ def list_links(session: Session, *, active_only: bool = False) -> Sequence[Link]
 # Counters and the ledger ---------------------------------------------------------------
 
 
-def next_counter(session: Session, name: str) -> int:
-    """Increment and return counter `name` (starting at 1), locking it until commit."""
+def next_counter(session: Session, name: str, count: int = 1) -> int:
+    """Advance counter `name` by `count` and return the first of those `count` values (the
+    first ever is 1), locking the counter until commit."""
     row = session.execute(
         select(Counter).where(Counter.name == name).with_for_update()
     ).scalar_one_or_none()
     if row is None:
-        add(session, Counter(name=name, value=1))
+        add(session, Counter(name=name, value=count))
         return 1
-    row.value += 1
+    first = row.value + 1
+    row.value += count
     session.flush()
-    return row.value
+    return first
 
 
 def append_ledger_row(session: Session, entry: bytes, leaf_hash: bytes, at: dt.datetime) -> int:
@@ -268,6 +271,24 @@ def get_complaint(session: Session, tracking_id: str, *, lock: bool = False) -> 
     if lock:
         stmt = stmt.with_for_update()
     return session.execute(stmt).scalar_one_or_none()
+
+
+_IN_CHUNK = 500  # values per IN (...) list: well inside every database's parameter limit
+
+
+def complaints_for_update(session: Session, tracking_ids: Iterable[str]) -> dict[str, Complaint]:
+    """The complaints with these tracking ids that exist, by tracking id, locked until
+    commit (as get_complaint with lock=True), read a few hundred at a time."""
+    wanted = list(dict.fromkeys(tracking_ids))
+    found: dict[str, Complaint] = {}
+    for first in range(0, len(wanted), _IN_CHUNK):
+        stmt = (
+            select(Complaint)
+            .where(Complaint.tracking_id.in_(wanted[first : first + _IN_CHUNK]))
+            .with_for_update()
+        )
+        found.update((row.tracking_id, row) for row in session.execute(stmt).scalars())
+    return found
 
 
 def complaint_content(session: Session, tracking_id: str) -> ComplaintContentRow | None:

@@ -87,3 +87,46 @@ def test_errors_name_the_status_and_what_to_do(nodes: NodeFactory) -> None:
     assert "Invalid value for '--reason'" in out
     out = run(node, "complaint", "list", "--status", "selesai", ok=False).output
     assert "Invalid value for '--status'" in out
+
+
+def test_refer_a_backlog_in_one_command(nodes: NodeFactory) -> None:
+    """`complaint refer ID... --ids-from FILE --to CHILD`: all at once, in order, with one
+    message each; one that may not be referred refers none and says which."""
+    from tests.support.nodes import link
+
+    province = nodes("id-64", "Provinsi Kalimantan Timur")
+    link(province, nodes("id-64-02", "Kabupaten Kutai Kartanegara"))
+    tids = [json.loads(run(province, *SUBMIT).output)["tracking_id"] for _ in range(5)]
+    listing = province.directory / "backlog.txt"
+    listing.write_text("\n".join(tids[2:]) + "\n\n")
+    out = json.loads(
+        run(
+            province,
+            "complaint",
+            "refer",
+            *tids[:2],
+            "--ids-from",
+            str(listing),
+            "--to",
+            "id-64-02",
+            "--json",
+        ).output
+    )
+    assert out["to"] == "id-64-02"
+    assert [r["tracking_id"] for r in out["referred"]] == tids
+    assert len({r["message_id"] for r in out["referred"]}) == 5
+    one = json.loads(run(province, *SUBMIT).output)["tracking_id"]
+    other = json.loads(run(province, *SUBMIT).output)["tracking_id"]
+    refused = run(province, "complaint", "refer", other, tids[0], "--to", "id-64-02", ok=False)
+    assert f"cannot refer {tids[0]}: it is referred" in refused.output
+    assert "Traceback" not in refused.output
+    shown = json.loads(run(province, "complaint", "show", other, "--json").output)
+    assert shown["status"] == "submitted"  # the refusal referred none of the two
+    single = json.loads(
+        run(province, "complaint", "refer", one, "--to", "id-64-02", "--json").output
+    )
+    assert (
+        single["tracking_id"] == one and single["referred"][0]["message_id"] == single["message_id"]
+    )
+    empty = run(province, "complaint", "refer", "--to", "id-64-02", ok=False)
+    assert "at least one TRACKING_ID" in empty.output

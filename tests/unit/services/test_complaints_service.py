@@ -151,7 +151,7 @@ def test_submit_is_all_or_nothing(nodes: NodeFactory, monkeypatch: pytest.Monkey
         raise RuntimeError("disk full")
 
     with monkeypatch.context() as patch:
-        patch.setattr(complaints, "add_event", broken)
+        patch.setattr(complaints, "add_events", broken)
         with pytest.raises(RuntimeError, match="disk full"):
             complaints.submit(ctx, DRAFT)
     assert snapshot(node) == before
