@@ -652,12 +652,15 @@ class NodeRuntime:
 
     async def _complaint_scheduler(self) -> None:
         """Every workflow.scheduler_interval_seconds: auto-close and (if configured)
-        escalate what is due (node.services.scheduler.run_due), on the writer thread."""
+        escalate what is due (node.services.scheduler.run_due). What is due is listed on a
+        reader thread (a pass over the open complaints), and only acted on by the writer."""
         from node.services import scheduler
 
         while True:
             try:
-                done = await self.db.write(scheduler.run_due, self.ctx)
+                now = self.ctx.clock.now()
+                listed = await self.db.read(scheduler.due_now, self.ctx, now)
+                done = await self.db.write(scheduler.run_due, self.ctx, listed, now)
                 if done.closed or done.escalated or done.failed:
                     self.log.info(
                         "complaints.scheduled",

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from node._proto.lapor.v1 import ledger_pb2
 from node.ledger.merkle import CompletedNode, Frontier, leaf_hash
 from node.services.context import NodeContext
+from node.services.trust import TRUST_KINDS
 from node.store import queries, tree
 
 __all__ = ["record", "record_many"]
@@ -42,7 +43,8 @@ def record_many(
 
     The same leaves, tree nodes and head as calling `record` on each in turn, except that
     the batch shares one recorded_at, read once under the lock. The rows and the nodes go
-    in with one bulk insert each (node.store.queries.insert_many), not row by row. An
+    in with one bulk insert each (node.store.queries.insert_many), not row by row; entries
+    of a trust kind are also named in ledger_trust_entries (node.services.trust). An
     empty batch does nothing, not even lock the head.
     """
     if not entries:
@@ -55,14 +57,17 @@ def record_many(
     frontier = _frontier(session, start)
     rows: list[tuple[bytes, bytes]] = []
     completed: list[CompletedNode] = []
-    for entry in entries:
+    trust: list[int] = []
+    for n, entry in enumerate(entries):
+        if entry.WhichOneof("kind") in TRUST_KINDS:
+            trust.append(start + n)
         entry.node_id = node_id
         entry.recorded_at.CopyFrom(stamp)
         data = entry.SerializeToString()
         leaf = leaf_hash(data)
         rows.append((data, leaf))
         completed.extend(frontier.append(leaf))
-    queries.append_ledger_rows(session, start, rows, now)
+    queries.append_ledger_rows(session, start, rows, now, trust)
     tree.insert_nodes_bulk(session, completed)
     return list(range(start, start + len(rows)))
 

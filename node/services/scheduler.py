@@ -46,7 +46,7 @@ from node.workflow.deadlines import (
 from node.workflow.holidays import load_holidays
 from node.workflow.lifecycle import Action, Role, Status
 
-__all__ = ["DueSummary", "calendar_for", "escalate", "missed", "run_due"]
+__all__ = ["DueSummary", "calendar_for", "due_now", "escalate", "missed", "run_due"]
 
 _INSPECTABLE = frozenset({Classification.pengaduan.value, Classification.whistleblowing.value})
 _SCHEDULED = (
@@ -160,14 +160,25 @@ def _closes_now(ctx: NodeContext, row: Complaint, now: dt.datetime) -> bool:
     )
 
 
-def run_due(ctx: NodeContext) -> DueSummary:
-    """Close and (when configured) escalate what is due now; see the module docstring."""
-    now = ctx.clock.now()
+def due_now(ctx: NodeContext, now: dt.datetime) -> list[tuple[str, str]]:
+    """What run_due would act on at `now`, read only: `serve` lists it on a reader thread,
+    so that its pass over the open complaints does not hold up the writer thread."""
+    return _due_here(ctx, now)
+
+
+def run_due(
+    ctx: NodeContext,
+    listed: list[tuple[str, str]] | None = None,
+    now: dt.datetime | None = None,
+) -> DueSummary:
+    """Close and (when configured) escalate what is due now; see the module docstring.
+    `listed`: what due_now(ctx, now) returned, each checked again under its lock here."""
+    now = now or ctx.clock.now()
     closed: list[str] = []
     escalated: list[str] = []
     late: list[str] = []
     failed: list[tuple[str, str]] = []
-    for tracking_id, status in _due_here(ctx, now):
+    for tracking_id, status in _due_here(ctx, now) if listed is None else listed:
         try:
             with ctx.db.write() as session:
                 row = queries.get_complaint(session, tracking_id, lock=True)

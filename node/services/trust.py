@@ -17,9 +17,11 @@ parent is revoked hands joining children an empty chain, as one linked by hand.
 
 The ledger's keys (`ledger_keys`): the signing key that started the ledger is the old key
 of its first KeyRotated entry (or the key in force, if it never rotated); the key in force
-at the head is the new key of the last. Reading them takes one pass over the ledger, in
-chunks; only entries whose bytes hold the tag of a kind it reads (LedgerEntry fields 18,
-20 and 21, which every serialization of those kinds contains) are parsed.
+at the head is the new key of the last. Both read only the entries of the kinds above:
+record_many names each in ledger_trust_entries as it appends it (migration 0010 named
+those of older ledgers), so neither reads the rest of the ledger, which the checkpoint
+signer (every minute) and the Audit service's GetCheckpoint would otherwise read whole
+(docs/decisions/0015-trust-entries-indexed.md).
 """
 
 from __future__ import annotations
@@ -33,12 +35,10 @@ from node._proto.lapor.v1 import ledger_pb2, trust_pb2
 from node.crypto.enrollment import open_agreement
 from node.store import queries
 
-__all__ = ["LedgerKeys", "chain_of_trust", "ledger_keys"]
+__all__ = ["TRUST_KINDS", "LedgerKeys", "chain_of_trust", "ledger_keys"]
 
-_TRUST_TAGS = (b"\x92\x01", b"\xa2\x01", b"\xaa\x01")
-"""The varint tags of LedgerEntry fields 18, 20 and 21 (link_agreed, key_rotated,
-peer_key_rotated), wire type 2."""
-_TRUST_KINDS = frozenset({"link_agreed", "key_rotated", "peer_key_rotated"})
+TRUST_KINDS = frozenset({"link_agreed", "key_rotated", "peer_key_rotated"})
+"""The LedgerEntry kinds the chain of trust and the ledger's keys are read from."""
 
 
 @dataclass(frozen=True)
@@ -55,13 +55,10 @@ def _trust_entries(
     session: Session, start: int = 0, stop: int | None = None
 ) -> Iterator[tuple[int, ledger_pb2.LedgerEntry]]:
     """(index, entry) of the entries of a trust kind in [start, stop), in index order."""
-    for row in queries.iter_ledger(session, start, stop):
-        data = row.entry
-        if not any(tag in data for tag in _TRUST_TAGS):
-            continue
+    for idx, data in queries.trust_entries(session, start, stop):
         entry = ledger_pb2.LedgerEntry.FromString(data)
-        if entry.WhichOneof("kind") in _TRUST_KINDS:
-            yield row.idx, entry
+        if entry.WhichOneof("kind") in TRUST_KINDS:
+            yield idx, entry
 
 
 def _build(session: Session, stop: int | None) -> tuple[trust_pb2.TrustChain, bytes, bytes]:

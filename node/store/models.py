@@ -278,6 +278,19 @@ class LedgerEntryRow(Base):
     recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
 
+class LedgerTrustEntryRow(Base):
+    """The index of each ledger entry of a kind that makes this node's chain of trust
+    (link_agreed, key_rotated, peer_key_rotated), written with the entry, so that the chain
+    and the ledger's keys are read without a pass over the whole ledger
+    (node.services.trust; docs/decisions/0015-trust-entries-indexed.md)."""
+
+    __tablename__ = "ledger_trust_entries"
+
+    # No foreign key: ledger_entries refuses TRUNCATE with its own insert-only trigger,
+    # which a referencing table would pre-empt with a foreign-key error.
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+
+
 class LedgerHead(Base):
     """One row: the ledger's size. Appends lock it, so indexes are dense and ordered."""
 

@@ -24,6 +24,7 @@ from node.store.models import (
     InboxRow,
     LedgerEntryRow,
     LedgerHead,
+    LedgerTrustEntryRow,
     Link,
     OutboxRow,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "outbox_after",
     "outbox_by_message",
     "outbox_depth",
+    "trust_entries",
 ]
 
 
@@ -107,10 +109,15 @@ def append_ledger_row(session: Session, entry: bytes, leaf_hash: bytes, at: dt.d
 
 
 def append_ledger_rows(
-    session: Session, start: int, rows: Sequence[tuple[bytes, bytes]], at: dt.datetime
+    session: Session,
+    start: int,
+    rows: Sequence[tuple[bytes, bytes]],
+    at: dt.datetime,
+    trust: Sequence[int] = (),
 ) -> None:
     """Insert ledger rows `start`, `start` + 1, ... from (entry, leaf hash) pairs in bulk
-    (`insert_many`), and move the head past them.
+    (`insert_many`), and move the head past them; the indexes in `trust` (entries of a
+    trust kind, node.services.trust) are also written to ledger_trust_entries.
 
     The caller holds the head lock (node.store.tree.lock_head) and read `start` under it;
     StateError if the head is not at `start`.
@@ -123,6 +130,7 @@ def append_ledger_rows(
         ("idx", "entry", "leaf_hash", "recorded_at"),
         [(start + n, entry, leaf, at) for n, (entry, leaf) in enumerate(rows)],
     )
+    insert_many(session, LedgerTrustEntryRow, ("idx",), [(idx,) for idx in trust])
     # ORM-enabled, so a LedgerHead that `append_ledger_row` loaded in this session follows.
     moved = session.execute(
         update(LedgerHead)
@@ -238,6 +246,20 @@ def _sqlite_insert(
 
 def ledger_size(session: Session) -> int:
     return session.execute(select(LedgerHead.size).where(LedgerHead.id == 1)).scalar_one()
+
+
+def trust_entries(session: Session, start: int, stop: int | None) -> list[tuple[int, bytes]]:
+    """(index, entry) of the entries in [start, stop) that ledger_trust_entries names, in
+    index order (a handful in any ledger: read in one query)."""
+    stmt = (
+        select(LedgerEntryRow.idx, LedgerEntryRow.entry)
+        .join(LedgerTrustEntryRow, LedgerTrustEntryRow.idx == LedgerEntryRow.idx)
+        .where(LedgerEntryRow.idx >= start)
+        .order_by(LedgerEntryRow.idx)
+    )
+    if stop is not None:
+        stmt = stmt.where(LedgerEntryRow.idx < stop)
+    return [(idx, entry) for idx, entry in session.execute(stmt)]
 
 
 def iter_ledger(
