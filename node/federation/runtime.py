@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import random
+import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -300,17 +301,26 @@ class NodeRuntime:
         queued something for it: one cheap read every OUTBOX_WATCH_SECONDS for all links,
         instead of each idle session polling its outbox (which it still does, slowly)."""
         seen = -1
-        while True:
-            await asyncio.sleep(OUTBOX_WATCH_SECONDS)
-            try:
-                top, peers = await self.db.read(exchange.outbox_written_since, self.ctx, seen)
-            except NodeError as e:  # pragma: no cover - best effort; sessions still poll
-                self.log.error("outbox.watch_failed", error=str(e))
-                continue
-            if seen >= 0:
-                for peer in peers:
-                    self.wake(peer).set()
-            seen = top
+        # On SQLite, the read runs only after a commit (of any connection): an idle node
+        # looks at the WAL index alone (node.store.db.CommitProbe), on this thread.
+        probe = self.ctx.db.commit_probe()
+        try:
+            while True:
+                await asyncio.sleep(OUTBOX_WATCH_SECONDS)
+                try:
+                    if probe is not None and not probe.changed():
+                        continue
+                    top, peers = await self.db.read(exchange.outbox_written_since, self.ctx, seen)
+                except (NodeError, sqlite3.Error) as e:  # pragma: no cover - best effort
+                    self.log.error("outbox.watch_failed", error=str(e))  # sessions still poll
+                    continue
+                if seen >= 0:
+                    for peer in peers:
+                        self.wake(peer).set()
+                seen = top
+        finally:
+            if probe is not None:
+                probe.close()
 
     async def _heartbeat(self) -> None:
         """While streams are up, refresh their peers' last_seen_at (see links.STALE_AFTER)."""

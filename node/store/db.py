@@ -15,6 +15,7 @@ UPDATE.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -29,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from node.errors import ConfigError
 
-__all__ = ["WRITE_LOCK", "Database", "migrations_dir"]
+__all__ = ["WRITE_LOCK", "CommitProbe", "Database", "migrations_dir"]
 
 WRITE_LOCK = 0x6C61706F72
 """PostgreSQL advisory lock key ("lapor") that every write transaction takes first."""
@@ -123,7 +124,35 @@ class Database:
         """The URL without any password, for messages."""
         return self._writer.url.render_as_string(hide_password=True)
 
+    def commit_probe(self) -> CommitProbe | None:
+        """A CommitProbe on SQLite; None on PostgreSQL, which has no such cheap check."""
+        if not self.is_sqlite:
+            return None
+        return CommitProbe(self._writer.url.database or "")
+
     def dispose(self) -> None:
         self._writer.dispose()
         if self._reader is not self._writer:
             self._reader.dispose()
+
+
+class CommitProbe:
+    """Whether anything was committed to a SQLite database since the last look, by any
+    connection (of this process or another), from SQLite's `PRAGMA data_version` on a
+    connection of its own: a read of the WAL index, no transaction and no table read, so
+    a watcher can look every few milliseconds for next to nothing and run its query only
+    when something changed. Use it from one thread."""
+
+    def __init__(self, path: str) -> None:
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._version: int | None = None
+
+    def changed(self) -> bool:
+        """True at the first look and whenever a commit happened since the last one."""
+        (version,) = self._conn.execute("PRAGMA data_version").fetchone()
+        changed = version != self._version
+        self._version = version
+        return bool(changed)
+
+    def close(self) -> None:
+        self._conn.close()

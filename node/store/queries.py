@@ -344,13 +344,16 @@ def list_complaints(
 
 
 def outbox_written_since(session: Session, after_id: int) -> tuple[int, list[str]]:
-    """(highest outbox row id, peers with rows above `after_id`): what another process (an
-    operator's CLI) queued since the caller last looked. Two index reads."""
+    """(highest outbox row id, peers with rows above `after_id` up to it): what another
+    process (an operator's CLI) queued since the caller last looked. Two index reads."""
     top = session.execute(select(func.max(OutboxRow.id))).scalar_one_or_none() or 0
     if top <= after_id:
         return top, []
+    # Bounded on both sides: with `id > after_id` alone SQLite's planner scans a whole
+    # index of the outbox (DISTINCT over ix_outbox_pending, 20 ms at 300,000 rows) instead
+    # of reading the rowid range (0.2 ms).
     peers = session.execute(
-        select(OutboxRow.peer_id).where(OutboxRow.id > after_id).distinct()
+        select(OutboxRow.peer_id).where(OutboxRow.id > after_id, OutboxRow.id <= top).distinct()
     ).scalars()
     return top, list(peers)
 
