@@ -36,9 +36,9 @@ server keeps serving, so the ledger can still be audited.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import random
-import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -79,6 +79,7 @@ from node.metrics import (
 from node.services import audit, checkpoints, exchange, links, rotation
 from node.services.context import NodeContext
 from node.services.reports import workflow_sample
+from node.store.db import CommitProbe
 from node.web import DashboardServer, start_dashboard
 
 __all__ = ["NodeRuntime", "exchange_service"]
@@ -301,19 +302,34 @@ class NodeRuntime:
         queued something for it: one cheap read every OUTBOX_WATCH_SECONDS for all links,
         instead of each idle session polling its outbox (which it still does, slowly)."""
         seen = -1
-        # On SQLite, the read runs only after a commit (of any connection): an idle node
-        # looks at the WAL index alone (node.store.db.CommitProbe), on this thread.
-        probe = self.ctx.db.commit_probe()
+        # The outbox is read only when the probe's version moved since a read covered it
+        # (SQLite's data_version, PostgreSQL's outbox sequence: node.store.db.CommitProbe);
+        # without a probe (it failed: a new one is made at the next look), every time.
+        probe: CommitProbe | None = None
+        covered: int | None = None
         try:
             while True:
                 await asyncio.sleep(OUTBOX_WATCH_SECONDS)
+                version: int | None = None
                 try:
-                    if probe is not None and not probe.changed():
+                    if probe is None:
+                        probe = await self.db.read(self.ctx.db.commit_probe)
+                    version = await self.db.read(probe.version)
+                    if version == covered:
                         continue
+                except Exception as e:  # pragma: no cover - best effort: read the outbox
+                    if probe is not None:  # logged once, not at every failed first look
+                        self.log.warning("outbox.probe_failed", error_kind=type(e).__name__)
+                        with contextlib.suppress(Exception):
+                            await self.db.read(probe.close)
+                    probe, version = None, None
+                try:
                     top, peers = await self.db.read(exchange.outbox_written_since, self.ctx, seen)
-                except (NodeError, sqlite3.Error) as e:  # pragma: no cover - best effort
-                    self.log.error("outbox.watch_failed", error=str(e))  # sessions still poll
+                except NodeError as e:  # pragma: no cover - best effort; sessions still poll
+                    self.log.error("outbox.watch_failed", error=str(e))
                     continue
+                if probe is not None and version is not None and probe.covered(version, top):
+                    covered = version
                 if seen >= 0:
                     for peer in peers:
                         self.wake(peer).set()

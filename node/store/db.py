@@ -19,7 +19,7 @@ import sqlite3
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -124,11 +124,11 @@ class Database:
         """The URL without any password, for messages."""
         return self._writer.url.render_as_string(hide_password=True)
 
-    def commit_probe(self) -> CommitProbe | None:
-        """A CommitProbe on SQLite; None on PostgreSQL, which has no such cheap check."""
-        if not self.is_sqlite:
-            return None
-        return CommitProbe(self._writer.url.database or "")
+    def commit_probe(self) -> CommitProbe:
+        """A CommitProbe for this database (module CommitProbe)."""
+        if self.is_sqlite:
+            return _SqliteProbe(self._writer.url.database or "")
+        return _OutboxSequenceProbe(self._writer)
 
     def dispose(self) -> None:
         self._writer.dispose()
@@ -136,23 +136,69 @@ class Database:
             self._reader.dispose()
 
 
-class CommitProbe:
-    """Whether anything was committed to a SQLite database since the last look, by any
-    connection (of this process or another), from SQLite's `PRAGMA data_version` on a
-    connection of its own: a read of the WAL index, no transaction and no table read, so
-    a watcher can look every few milliseconds for next to nothing and run its query only
-    when something changed. Use it from one thread."""
+class CommitProbe(Protocol):
+    """What the outbox watcher asks every few milliseconds instead of reading the outbox:
+    a version that moves when the outbox may have changed, far cheaper to read. The
+    watcher reads the outbox when the version moved, and counts it seen once the read
+    covered it (`covered`). Use one from one thread at a time."""
+
+    def version(self) -> int: ...
+
+    def covered(self, version: int, top: int) -> bool:
+        """Whether a read of the outbox whose highest row id was `top`, made after
+        `version` was read, saw everything that moved it."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class _SqliteProbe:
+    """SQLite's `PRAGMA data_version` on a connection of its own: it moves whenever any
+    other connection (of this process or another) commits, so any read made after it saw
+    the commit. A read of the WAL index: no transaction, no table read."""
 
     def __init__(self, path: str) -> None:
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._version: int | None = None
 
-    def changed(self) -> bool:
-        """True at the first look and whenever a commit happened since the last one."""
+    def version(self) -> int:
         (version,) = self._conn.execute("PRAGMA data_version").fetchone()
-        changed = version != self._version
-        self._version = version
-        return bool(changed)
+        return int(version)
+
+    def covered(self, version: int, top: int) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class _OutboxSequenceProbe:
+    """PostgreSQL: the outbox id sequence's last value, on a connection of its own in
+    autocommit (one round trip, no snapshot). An insert moves it before it commits, so a
+    read counts only once its highest id reaches it; until then the watcher reads at each
+    look. (An insert rolled back leaves the sequence ahead of every row: the watcher then
+    reads at each look until the next row is committed.)"""
+
+    def __init__(self, engine: Engine) -> None:
+        # A DBAPI connection outside the pool: a pooled one would go back in autocommit.
+        cargs, cparams = engine.dialect.create_connect_args(engine.url)
+        self._conn = engine.dialect.loaded_dbapi.connect(*cargs, **cparams)
+        self._conn.autocommit = True
+        with contextlib.closing(self._conn.cursor()) as cur:
+            cur.execute("SELECT pg_get_serial_sequence('outbox', 'id')")
+            row = cur.fetchone()
+        if row is None or row[0] is None:
+            self._conn.close()
+            raise ConfigError("the outbox table has no id sequence; run the migrations")
+        self._query = f"SELECT last_value, is_called FROM {row[0]}"  # noqa: S608 - catalog name
+
+    def version(self) -> int:
+        with contextlib.closing(self._conn.cursor()) as cur:
+            cur.execute(self._query)
+            last_value, is_called = cur.fetchone()
+        return int(last_value) if is_called else 0
+
+    def covered(self, version: int, top: int) -> bool:
+        return top >= version
 
     def close(self) -> None:
         self._conn.close()

@@ -151,33 +151,3 @@ def test_sqlite_foreign_keys_are_enforced(tmp_path: Path) -> None:
                 )
         finally:
             db.dispose()
-
-
-def test_the_commit_probe_sees_commits_of_any_connection(tmp_path: Path) -> None:
-    """CommitProbe (the outbox watcher's check): true at first, false while nothing is
-    committed (reads included), true after a commit by this process's writer or by another
-    process's connection, once each; PostgreSQL gets none."""
-    import sqlite3
-
-    with fresh_database("sqlite", tmp_path) as url:
-        db = Database(url)
-        try:
-            db.upgrade()
-            probe = db.commit_probe()
-            assert probe is not None
-            assert probe.changed() is True
-            assert probe.changed() is False
-            with db.read() as session:
-                queries.ledger_size(session)
-            assert probe.changed() is False
-            with db.write() as session:
-                queries.append_ledger_row(session, b"entry 0", leaf_hash(b"entry 0"), NOW)
-            assert (probe.changed(), probe.changed()) == (True, False)
-            other = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
-            other.execute("INSERT INTO counters (name, value) VALUES ('x', 1)")
-            other.close()
-            assert (probe.changed(), probe.changed()) == (True, False)
-            probe.close()
-        finally:
-            db.dispose()
-    assert Database("postgresql+psycopg://nobody@127.0.0.1:1/none").commit_probe() is None
