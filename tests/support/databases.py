@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from alembic.config import Config as AlembicConfig
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
@@ -67,3 +68,14 @@ def fresh_database(kind: str, tmp: Path) -> Iterator[str]:
             )
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
+
+
+def alembic_config(url: str) -> AlembicConfig:
+    """Alembic's configuration for upgrading the database at `url` to a given revision
+    (the migrations as shipped, node.store.db.migrations_dir)."""
+    from node.store.db import migrations_dir
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config as AlembicConfig
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, event, select, text
 from sqlalchemy.engine import Engine
@@ -22,9 +21,9 @@ from node.services import checkpoints, complaints
 from node.services._ledger import record
 from node.services.context import NodeContext
 from node.store import tree
-from node.store.db import migrations_dir
 from node.store.models import Base, LedgerEntryRow, LedgerNodeRow
 from tests.conftest import NodeFactory
+from tests.support.databases import alembic_config
 
 DRAFT = ComplaintDraft(
     title="Lampu jalan mati",
@@ -203,16 +202,9 @@ def test_ledger_tables_refuse_update_and_delete(ctx: NodeContext) -> None:
             session.execute(text(statement))
 
 
-def _alembic(url: str) -> AlembicConfig:
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(migrations_dir()))
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    return cfg
-
-
 def test_upgrade_builds_the_tree_of_existing_entries(database_url: str) -> None:
     """Upgrading a 0001 database that has entries fills ledger_nodes from them."""
-    command.upgrade(_alembic(database_url), "0001")
+    command.upgrade(alembic_config(database_url), "0001")
     engine = create_engine(database_url)
     entries = [_entry(i).SerializeToString() for i in range(11)]
     with engine.begin() as conn:
@@ -225,7 +217,7 @@ def test_upgrade_builds_the_tree_of_existing_entries(database_url: str) -> None:
                 {"i": i, "e": data, "h": leaf_hash(data)},
             )
         conn.execute(text("UPDATE ledger_head SET size = 11"))
-    command.upgrade(_alembic(database_url), "head")
+    command.upgrade(alembic_config(database_url), "head")
     from sqlalchemy.orm import Session
 
     with Session(engine) as session:
@@ -235,7 +227,7 @@ def test_upgrade_builds_the_tree_of_existing_entries(database_url: str) -> None:
 
 def test_models_and_migrations_agree_on_the_ledger_tables(database_url: str) -> None:
     """After upgrade to head, Alembic finds no difference for ledger_nodes and checkpoints."""
-    command.upgrade(_alembic(database_url), "head")
+    command.upgrade(alembic_config(database_url), "head")
     engine = create_engine(database_url)
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)

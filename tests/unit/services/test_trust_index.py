@@ -9,7 +9,6 @@ import datetime as dt
 import io
 
 from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import create_engine, select, text
 
 from node._proto.lapor.v1 import ledger_pb2
@@ -19,10 +18,10 @@ from node.services import audit, complaints, rotation
 from node.services.context import NodeContext
 from node.services.trust import TRUST_KINDS
 from node.store import queries
-from node.store.db import migrations_dir
 from node.store.models import LedgerTrustEntryRow
 from tests.conftest import NodeFactory
 from tests.fault.conftest import draft
+from tests.support.databases import alembic_config
 from tests.support.nodes import link
 
 
@@ -68,18 +67,11 @@ def test_each_trust_entry_is_named_as_it_is_appended(nodes: NodeFactory) -> None
     assert report.entries == head.ledger_size
 
 
-def _alembic(url: str) -> AlembicConfig:
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(migrations_dir()))
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    return cfg
-
-
 def test_upgrade_names_the_trust_entries_already_stored(database_url: str) -> None:
     """A 0009 database with 12,000 entries (more than one backfill chunk): two of a trust
     kind, one that only holds a trust kind's tag bytes and one that is no LedgerEntry at
     all; after upgrading, the index names the two."""
-    command.upgrade(_alembic(database_url), "0009")
+    command.upgrade(alembic_config(database_url), "0009")
     plain = ledger_pb2.LedgerEntry(node_id="id-64").SerializeToString()
     rotated = ledger_pb2.LedgerEntry(
         node_id="id-64", key_rotated=ledger_pb2.KeyRotated()
@@ -105,7 +97,7 @@ def test_upgrade_names_the_trust_entries_already_stored(database_url: str) -> No
             [{"i": i, "e": data, "h": leaf_hash(data)} for i, data in enumerate(entries)],
         )
         conn.execute(text("UPDATE ledger_head SET size = 12000"))
-    command.upgrade(_alembic(database_url), "head")
+    command.upgrade(alembic_config(database_url), "head")
     with engine.connect() as conn:
         named = list(conn.scalars(text("SELECT idx FROM ledger_trust_entries ORDER BY idx")))
     engine.dispose()
