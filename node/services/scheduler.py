@@ -124,10 +124,12 @@ def _too_young(policy: DeadlinePolicy) -> dt.timedelta:
     return dt.timedelta(days=max(0, min(getattr(policy, f.name) for f in fields(policy)) - 1))
 
 
-def _due_here(ctx: NodeContext, now: dt.datetime) -> list[tuple[str, str]]:
+def due_now(ctx: NodeContext, now: dt.datetime) -> list[tuple[str, str]]:
     """(tracking id, status) of the complaints this node holds that have something due at
     `now`: a resolved one to close, or a missed deadline. One read transaction, streamed,
-    that skips in SQL those too young to be due; writes happen only for what is due."""
+    that skips in SQL those too young to be due; writes happen only for what is due (in
+    run_due). `serve` lists them on a reader thread, so that this pass over the open
+    complaints does not hold up the writer thread."""
     due: list[tuple[str, str]] = []
     with ctx.db.read() as session:
         rows = session.scalars(
@@ -160,12 +162,6 @@ def _closes_now(ctx: NodeContext, row: Complaint, now: dt.datetime) -> bool:
     )
 
 
-def due_now(ctx: NodeContext, now: dt.datetime) -> list[tuple[str, str]]:
-    """What run_due would act on at `now`, read only: `serve` lists it on a reader thread,
-    so that its pass over the open complaints does not hold up the writer thread."""
-    return _due_here(ctx, now)
-
-
 def run_due(
     ctx: NodeContext,
     listed: list[tuple[str, str]] | None = None,
@@ -178,7 +174,7 @@ def run_due(
     escalated: list[str] = []
     late: list[str] = []
     failed: list[tuple[str, str]] = []
-    for tracking_id, status in _due_here(ctx, now) if listed is None else listed:
+    for tracking_id, status in due_now(ctx, now) if listed is None else listed:
         try:
             with ctx.db.write() as session:
                 row = queries.get_complaint(session, tracking_id, lock=True)
