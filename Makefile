@@ -24,7 +24,9 @@ test: $(STAMP)
 	$(VENV)/bin/mypy node
 	VENV=$(VENV) scripts/buf_lint.sh
 	scripts/ensure_chromium.sh
-	$(PY) -m pytest -n 2 --dist loadfile  # two workers (the machine's cores), a file each
+	# Two workers (the machine's cores), a file each. A crashed worker is not replaced: the
+	# run fails at once naming its test (xdist's loadfile scheduler can hang replacing it).
+	$(PY) -m pytest -n 2 --dist loadfile --max-worker-restart=0
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check node tests scripts bench migrations

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -140,7 +141,8 @@ class CommitProbe(Protocol):
     """What the outbox watcher asks every few milliseconds instead of reading the outbox:
     a version that moves when the outbox may have changed, far cheaper to read. The
     watcher reads the outbox when the version moved, and counts it seen once the read
-    covered it (`covered`). Use one from one thread at a time."""
+    covered it (`covered`). `version` may run on any thread, and `close` may be called
+    from another while it does (a watcher cancelled mid-read): `close` waits for it."""
 
     def version(self) -> int: ...
 
@@ -152,16 +154,38 @@ class CommitProbe(Protocol):
     def close(self) -> None: ...
 
 
+class _ProbeConnection:
+    """A probe's own DBAPI connection and the lock that keeps `close` from freeing it
+    under a query still running on another thread (for sqlite3, a use after free)."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+
+    def fetchone(self, query: str) -> tuple[Any, ...]:
+        with self._lock, contextlib.closing(self._conn.cursor()) as cur:
+            cur.execute(query)
+            row = cur.fetchone()
+        if row is None:
+            raise ConfigError(f"the commit probe's query returned nothing: {query}")
+        return tuple(row)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
 class _SqliteProbe:
     """SQLite's `PRAGMA data_version` on a connection of its own: it moves whenever any
     other connection (of this process or another) commits, so any read made after it saw
     the commit. A read of the WAL index: no transaction, no table read."""
 
     def __init__(self, path: str) -> None:
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn = _ProbeConnection(conn)
 
     def version(self) -> int:
-        (version,) = self._conn.execute("PRAGMA data_version").fetchone()
+        (version,) = self._conn.fetchone("PRAGMA data_version")
         return int(version)
 
     def covered(self, version: int, top: int) -> bool:
@@ -181,20 +205,17 @@ class _OutboxSequenceProbe:
     def __init__(self, engine: Engine) -> None:
         # A DBAPI connection outside the pool: a pooled one would go back in autocommit.
         cargs, cparams = engine.dialect.create_connect_args(engine.url)
-        self._conn = engine.dialect.loaded_dbapi.connect(*cargs, **cparams)
-        self._conn.autocommit = True
-        with contextlib.closing(self._conn.cursor()) as cur:
-            cur.execute("SELECT pg_get_serial_sequence('outbox', 'id')")
-            row = cur.fetchone()
-        if row is None or row[0] is None:
+        conn = engine.dialect.loaded_dbapi.connect(*cargs, **cparams)
+        conn.autocommit = True
+        self._conn = _ProbeConnection(conn)
+        (sequence,) = self._conn.fetchone("SELECT pg_get_serial_sequence('outbox', 'id')")
+        if sequence is None:
             self._conn.close()
             raise ConfigError("the outbox table has no id sequence; run the migrations")
-        self._query = f"SELECT last_value, is_called FROM {row[0]}"  # noqa: S608 - catalog name
+        self._query = f"SELECT last_value, is_called FROM {sequence}"  # noqa: S608 - catalog name
 
     def version(self) -> int:
-        with contextlib.closing(self._conn.cursor()) as cur:
-            cur.execute(self._query)
-            last_value, is_called = cur.fetchone()
+        last_value, is_called = self._conn.fetchone(self._query)
         return int(last_value) if is_called else 0
 
     def covered(self, version: int, top: int) -> bool:

@@ -71,3 +71,50 @@ def test_a_read_before_the_row_commits_does_not_cover_it(nodes: NodeFactory) -> 
         assert after != before and probe.covered(after, top)
     finally:
         probe.close()
+
+
+_CLOSE_UNDER_READS = """
+import sys, threading
+from node.store.db import Database
+
+db = Database(sys.argv[1])
+failed = 0
+for _ in range(int(sys.argv[2])):
+    probe = db.commit_probe()
+    looking = [threading.Event(), threading.Event()]
+    def look(n: int) -> None:
+        global failed
+        while True:
+            try:
+                probe.version()
+                looking[n].set()
+            except Exception:  # closed under it: a clean error, then stop
+                failed += 1
+                return
+    threads = [threading.Thread(target=look, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for event in looking:
+        event.wait()
+    probe.close()
+    for thread in threads:
+        thread.join()
+print(failed)
+"""
+
+
+def test_closing_waits_for_a_version_read_on_another_thread(nodes: NodeFactory) -> None:
+    """The watcher is cancelled while its probe reads on a reader thread, and closes the
+    probe from the event loop: the close must wait, not free the connection under the
+    query (with sqlite3 that killed the process with SIGSEGV). Run in a process of its own
+    so that a crash is this test's failure; every look after the close fails cleanly."""
+    ctx = nodes("id-64", "Provinsi Kalimantan Timur").ctx()
+    rounds = 200
+    run = subprocess.run(
+        [sys.executable, "-c", _CLOSE_UNDER_READS, ctx.db.url, str(rounds)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, f"exit {run.returncode}: {run.stderr[-2000:]}"
+    assert int(run.stdout) == 2 * rounds
