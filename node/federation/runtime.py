@@ -79,7 +79,7 @@ from node.metrics import (
 from node.services import audit, checkpoints, exchange, links, rotation
 from node.services.context import NodeContext
 from node.services.reports import workflow_sample
-from node.store.db import CommitProbe
+from node.store.db import DataVersionProbe
 from node.web import DashboardServer, start_dashboard
 
 __all__ = ["NodeRuntime", "exchange_service"]
@@ -87,7 +87,8 @@ __all__ = ["NodeRuntime", "exchange_service"]
 T = TypeVar("T")
 PIN_REFRESH_SECONDS = 1.0
 KEY_FOLLOW_SECONDS = 60.0
-OUTBOX_WATCH_SECONDS = 0.01
+OUTBOX_WATCH_SECONDS = 0.01  # SQLite's poll of data_version
+OUTBOX_LISTEN_RETRY_SECONDS = 1.0  # PostgreSQL: listening again after a failure
 CONNECT_TIMEOUT_SECONDS = 5.0
 
 
@@ -299,14 +300,43 @@ class NodeRuntime:
 
     async def _outbox_watcher(self) -> None:
         """Wake the session of a peer as soon as another process (an operator's `refer`)
-        queued something for it: one cheap read every OUTBOX_WATCH_SECONDS for all links,
-        instead of each idle session polling its outbox (which it still does, slowly)."""
+        queued something for it, instead of each idle session polling its outbox (which it
+        still does, slowly): on PostgreSQL when the commit is notified, on SQLite within
+        OUTBOX_WATCH_SECONDS."""
+        if self.ctx.db.is_sqlite:
+            await self._outbox_poller()
+        else:
+            await self._outbox_listener()
+
+    async def _outbox_listener(self) -> None:
+        """PostgreSQL: the notifications of migration 0011's trigger name the peers
+        (node.store.db.OutboxNotifications). Each time it starts listening, every session
+        is woken once: rows may have been queued while nothing listened."""
+        failed = False
+        while True:
+            try:
+                async with self.ctx.db.outbox_notifications() as queued:
+                    failed = False
+                    for event in list(self._wake.values()):
+                        event.set()
+                    async for peer in queued:
+                        self.wake(peer).set()
+            except Exception as e:  # best effort: the sessions still poll
+                if not failed:  # logged once, not at every failed try while it is down
+                    self.log.warning(
+                        "outbox.listen_failed", error_kind=type(e).__name__, error=str(e)
+                    )
+                failed = True
+            await asyncio.sleep(OUTBOX_LISTEN_RETRY_SECONDS)
+
+    async def _outbox_poller(self) -> None:
+        """SQLite: every OUTBOX_WATCH_SECONDS its data_version (node.store.db.
+        DataVersionProbe); only when that moved, one read of the outbox for the peers of
+        the rows queued since the last. Without a probe (it failed: a new one is made at
+        the next look), the outbox is read every time."""
         seen = -1
-        # The outbox is read only when the probe's version moved since a read covered it
-        # (SQLite's data_version, PostgreSQL's outbox sequence: node.store.db.CommitProbe);
-        # without a probe (it failed: a new one is made at the next look), every time.
-        probe: CommitProbe | None = None
-        covered: int | None = None
+        probe: DataVersionProbe | None = None
+        read_at: int | None = None  # the version the last read of the outbox followed
         try:
             while True:
                 await asyncio.sleep(OUTBOX_WATCH_SECONDS)
@@ -315,7 +345,7 @@ class NodeRuntime:
                     if probe is None:
                         probe = await self.db.read(self.ctx.db.commit_probe)
                     version = await self.db.read(probe.version)
-                    if version == covered:
+                    if version == read_at:
                         continue
                 except Exception as e:  # pragma: no cover - best effort: read the outbox
                     if probe is not None:  # logged once, not at every failed first look
@@ -328,8 +358,7 @@ class NodeRuntime:
                 except NodeError as e:  # pragma: no cover - best effort; sessions still poll
                     self.log.error("outbox.watch_failed", error=str(e))
                     continue
-                if probe is not None and version is not None and probe.covered(version, top):
-                    covered = version
+                read_at = version
                 if seen >= 0:
                     for peer in peers:
                         self.wake(peer).set()

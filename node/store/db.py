@@ -17,10 +17,10 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -31,7 +31,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from node.errors import ConfigError
 
-__all__ = ["WRITE_LOCK", "CommitProbe", "Database", "migrations_dir"]
+__all__ = [
+    "OUTBOX_CHANNEL",
+    "WRITE_LOCK",
+    "DataVersionProbe",
+    "Database",
+    "OutboxNotifications",
+    "migrations_dir",
+]
 
 WRITE_LOCK = 0x6C61706F72
 """PostgreSQL advisory lock key ("lapor") that every write transaction takes first."""
@@ -125,11 +132,17 @@ class Database:
         """The URL without any password, for messages."""
         return self._writer.url.render_as_string(hide_password=True)
 
-    def commit_probe(self) -> CommitProbe:
-        """A CommitProbe for this database (module CommitProbe)."""
+    def commit_probe(self) -> DataVersionProbe:
+        """SQLite: the outbox watcher's probe (DataVersionProbe)."""
+        if not self.is_sqlite:
+            raise ConfigError("the data_version probe is SQLite's; PostgreSQL notifies")
+        return DataVersionProbe(self._writer.url.database or "")
+
+    def outbox_notifications(self) -> OutboxNotifications:
+        """PostgreSQL: the outbox watcher's notifications (OutboxNotifications)."""
         if self.is_sqlite:
-            return _SqliteProbe(self._writer.url.database or "")
-        return _OutboxSequenceProbe(self._writer)
+            raise ConfigError("SQLite has no notifications; its watcher polls data_version")
+        return OutboxNotifications(self._writer)
 
     def dispose(self) -> None:
         self._writer.dispose()
@@ -137,89 +150,81 @@ class Database:
             self._reader.dispose()
 
 
-class CommitProbe(Protocol):
-    """What the outbox watcher asks every few milliseconds instead of reading the outbox:
-    a version that moves when the outbox may have changed, far cheaper to read. The
-    watcher reads the outbox when the version moved, and counts it seen once the read
-    covered it (`covered`). `version` may run on any thread, and `close` may be called
-    from another while it does (a watcher cancelled mid-read): `close` waits for it."""
+class DataVersionProbe:
+    """What SQLite's outbox watcher asks every few milliseconds instead of reading the
+    outbox: `PRAGMA data_version` on a connection of its own. It moves whenever another
+    connection (of this process or another) commits, so a read of the outbox made after
+    it saw the commit. A read of the WAL index: no transaction, no table read.
 
-    def version(self) -> int: ...
+    `version` may run on any thread, and `close` may be called from another while it does
+    (a watcher cancelled mid-read): the lock makes `close` wait for it, where sqlite3
+    would free the connection under the running query."""
 
-    def covered(self, version: int, top: int) -> bool:
-        """Whether a read of the outbox whose highest row id was `top`, made after
-        `version` was read, saw everything that moved it."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class _ProbeConnection:
-    """A probe's own DBAPI connection and the lock that keeps `close` from freeing it
-    under a query still running on another thread (for sqlite3, a use after free)."""
-
-    def __init__(self, conn: Any) -> None:
-        self._conn = conn
+    def __init__(self, path: str) -> None:
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._lock = threading.Lock()
 
-    def fetchone(self, query: str) -> tuple[Any, ...]:
-        with self._lock, contextlib.closing(self._conn.cursor()) as cur:
-            cur.execute(query)
-            row = cur.fetchone()
-        if row is None:
-            raise ConfigError(f"the commit probe's query returned nothing: {query}")
-        return tuple(row)
+    def version(self) -> int:
+        with self._lock:
+            (version,) = self._conn.execute("PRAGMA data_version").fetchone()
+        return int(version)
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
 
 
-class _SqliteProbe:
-    """SQLite's `PRAGMA data_version` on a connection of its own: it moves whenever any
-    other connection (of this process or another) commits, so any read made after it saw
-    the commit. A read of the WAL index: no transaction, no table read."""
-
-    def __init__(self, path: str) -> None:
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._conn = _ProbeConnection(conn)
-
-    def version(self) -> int:
-        (version,) = self._conn.fetchone("PRAGMA data_version")
-        return int(version)
-
-    def covered(self, version: int, top: int) -> bool:
-        return True
-
-    def close(self) -> None:
-        self._conn.close()
+OUTBOX_CHANNEL = "lapor_outbox"
 
 
-class _OutboxSequenceProbe:
-    """PostgreSQL: the outbox id sequence's last value, on a connection of its own in
-    autocommit (one round trip, no snapshot). An insert moves it before it commits, so a
-    read counts only once its highest id reaches it; until then the watcher reads at each
-    look. (An insert rolled back leaves the sequence ahead of every row: the watcher then
-    reads at each look until the next row is committed.)"""
+class OutboxNotifications:
+    """PostgreSQL's outbox watcher: the peer of each row queued in the outbox, from the
+    notification that migration 0011's trigger sends on OUTBOX_CHANNEL. PostgreSQL
+    delivers it when the transaction that queued the row commits, whichever process made
+    it, so a read made after it sees the row; one per peer per transaction.
+
+        async with db.outbox_notifications() as queued:
+            async for peer in queued: ...
+
+    On a connection of its own (psycopg's, async, in autocommit) for as long as the block
+    runs; a notification sent while no block listens is not kept."""
 
     def __init__(self, engine: Engine) -> None:
-        # A DBAPI connection outside the pool: a pooled one would go back in autocommit.
-        cargs, cparams = engine.dialect.create_connect_args(engine.url)
-        conn = engine.dialect.loaded_dbapi.connect(*cargs, **cparams)
-        conn.autocommit = True
-        self._conn = _ProbeConnection(conn)
-        (sequence,) = self._conn.fetchone("SELECT pg_get_serial_sequence('outbox', 'id')")
-        if sequence is None:
-            self._conn.close()
-            raise ConfigError("the outbox table has no id sequence; run the migrations")
-        self._query = f"SELECT last_value, is_called FROM {sequence}"  # noqa: S608 - catalog name
+        self._args = engine.dialect.create_connect_args(engine.url)
+        self._conn: Any = None
+        self._notes: AsyncGenerator[Any, None] | None = None
 
-    def version(self) -> int:
-        last_value, is_called = self._conn.fetchone(self._query)
-        return int(last_value) if is_called else 0
+    async def __aenter__(self) -> OutboxNotifications:
+        import psycopg
 
-    def covered(self, version: int, top: int) -> bool:
-        return top >= version
+        cargs, cparams = self._args
+        self._conn = await psycopg.AsyncConnection.connect(*cargs, autocommit=True, **cparams)
+        try:
+            await self._conn.execute(f"LISTEN {OUTBOX_CHANNEL}")
+        except BaseException:
+            await self._conn.close()
+            raise
+        return self
 
-    def close(self) -> None:
-        self._conn.close()
+    def __aiter__(self) -> OutboxNotifications:
+        return self
+
+    async def __anext__(self) -> str:
+        """The next peer notified. A wait cancelled (a timeout) loses nothing: psycopg keeps
+        what arrives meanwhile for the next one."""
+        assert self._conn is not None, "use OutboxNotifications in `async with`"
+        if self._notes is None:
+            self._notes = self._conn.notifies()
+        try:
+            note = await anext(self._notes)
+        except BaseException:
+            self._notes = None  # psycopg's generator ends with the wait that failed
+            raise
+        return str(note.payload)
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            if self._notes is not None:
+                await self._notes.aclose()
+        finally:
+            await self._conn.close()

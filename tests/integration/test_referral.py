@@ -8,7 +8,7 @@ import pytest
 
 from node.services import exchange
 from tests.conftest import NodeFactory
-from tests.support.nodes import link, snapshot, status_of, wait_until
+from tests.support.nodes import TestNode, link, snapshot, status_of, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -114,3 +114,31 @@ def test_restarted_nodes_resume_without_redelivering(nodes: NodeFactory) -> None
     wait_until(lambda: status_of(province, second) == ("accepted", "id-64-02"), what="second")
     assert snapshot(regency)["links"] == [("id-64", 3, 2)]  # 2 receipts sent, 2 referrals in
     assert exchange.hello_state(province.ctx(), "id-64-02").last_received == 2  # type: ignore[arg-type]
+
+
+def test_a_referral_queued_by_the_cli_wakes_the_running_node(nodes: NodeFactory) -> None:
+    """An operator's `refer` runs in a process of its own: the running province learns of
+    the row from its outbox watcher (SQLite's data_version, PostgreSQL's notification), not
+    from its idle poll, here set to ten minutes so that only the watcher can deliver it."""
+    province = nodes("id-64", "Provinsi Kalimantan Timur")
+    regency = nodes("id-64-02", "Kabupaten Kutai Kartanegara")
+    link(province, regency)
+    for node in (province, regency):
+        text = node.config.read_text()
+        assert "poll_interval_ms: 10000" in text
+        node.config.write_text(text.replace("poll_interval_ms: 10000", "poll_interval_ms: 600000"))
+        node.start()
+    wait_until(lambda: _connected(province, "id-64-02"), what="the regency's stream")
+    for _ in range(2):  # the second while the link has been idle
+        tracking = json.loads(province.cli(*SUBMIT).stdout)["tracking_id"]
+        province.cli("complaint", "refer", tracking, "--to", "id-64-02")
+        wait_until(
+            lambda t=tracking: status_of(province, t) == ("accepted", "id-64-02"),
+            timeout=60,
+            what="the regency's receipt",
+        )
+
+
+def _connected(node: TestNode, peer: str) -> bool:
+    listing = json.loads(node.cli("link", "list", "--json").stdout)
+    return any(row["peer_id"] == peer and row["connected"] for row in listing)

@@ -1,0 +1,204 @@
+"""What the outbox watcher waits on (node.store.db): on SQLite a version (DataVersionProbe)
+that stays put while the outbox is left alone and moves when a row is queued by this
+process or another (an operator's CLI); on PostgreSQL a notification naming the peer,
+sent when the transaction that queued the row commits (migration 0011), whichever process
+made it, once per peer per transaction, and never for a transaction rolled back."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from node.services import checkpoints, complaints, exchange
+from node.services.complaints import _refer
+from node.services.context import NodeContext
+from node.store import queries
+from tests.conftest import NodeFactory
+from tests.fault.conftest import draft
+from tests.support.nodes import TestNode, link
+
+SQLITE = pytest.mark.parametrize("db_kind", ["sqlite"])
+POSTGRESQL = pytest.mark.parametrize(
+    "db_kind", [pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+
+
+def _province_with_children(nodes: NodeFactory) -> TestNode:
+    province = nodes("id-64", "Provinsi Kalimantan Timur")
+    link(province, nodes("id-64-02", "Kabupaten Kutai Kartanegara"))
+    link(province, nodes("id-64-03", "Kabupaten Berau"))
+    return province
+
+
+class _HeldReferral(threading.Thread):
+    """A referral queued in a write transaction that stays open until `finish` is set,
+    then commits, or rolls back if `commit` is False."""
+
+    def __init__(self, ctx: NodeContext, tracking_id: str, peer: str, *, commit: bool) -> None:
+        super().__init__()
+        self.ctx, self.tracking_id, self.peer, self.commit = ctx, tracking_id, peer, commit
+        self.queued, self.finish = threading.Event(), threading.Event()
+        self.rolled_back = False
+
+    def run(self) -> None:
+        try:
+            with self.ctx.db.write() as session:
+                link_row = queries.get_link(session, self.peer, lock=True)
+                assert link_row is not None
+                checkpoint = checkpoints.sign_in(session, self.ctx)[0].note
+                _refer(session, self.ctx, link_row, self.tracking_id, checkpoint)
+                session.flush()
+                self.queued.set()
+                self.finish.wait(30)
+                if not self.commit:
+                    raise _RollBack
+        except _RollBack:
+            self.rolled_back = True
+
+
+class _RollBack(Exception):
+    pass
+
+
+@SQLITE
+def test_the_version_moves_for_rows_queued_by_any_process(nodes: NodeFactory) -> None:
+    province = _province_with_children(nodes)
+    ctx = province.ctx()
+    tracking_ids = complaints.submit_many(ctx, [draft(n) for n in range(2)])
+    probe = ctx.db.commit_probe()
+    try:
+        first = probe.version()
+        complaints.list_complaints(ctx)
+        exchange.outbox_written_since(ctx, -1)
+        assert probe.version() == first  # reads leave it
+        complaints.refer(ctx, tracking_ids[0], "id-64-02")
+        second = probe.version()
+        assert second != first
+        assert probe.version() == second
+        cli = [sys.executable, "-m", "node.cli.main", "complaint", "refer", tracking_ids[1]]
+        cli += ["--to", "id-64-02", "--config", str(province.config)]
+        subprocess.run(cli, check=True, capture_output=True)
+        assert probe.version() not in (first, second)
+    finally:
+        probe.close()
+
+
+def _listen(ctx: NodeContext, act: Callable[[], object], quiet: float = 0.5) -> list[str]:
+    """The peers notified while `act` runs on another thread, and for `quiet` seconds
+    after it returns."""
+
+    async def run() -> list[str]:
+        seen: list[str] = []
+        async with ctx.db.outbox_notifications() as queued:
+
+            async def collect() -> None:
+                async for peer in queued:
+                    seen.append(peer)
+
+            collector = asyncio.create_task(collect())
+            await asyncio.to_thread(act)
+            await asyncio.sleep(quiet)
+            collector.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await collector
+        return seen
+
+    return asyncio.run(run())
+
+
+@POSTGRESQL
+def test_a_commit_notifies_each_peer_it_queued_for_once(nodes: NodeFactory) -> None:
+    province = _province_with_children(nodes)
+    ctx = province.ctx()
+    tids = complaints.submit_many(ctx, [draft(n) for n in range(6)])
+    assert _listen(ctx, lambda: complaints.list_complaints(ctx)) == []
+    assert _listen(ctx, lambda: complaints.refer(ctx, tids[0], "id-64-02")) == ["id-64-02"]
+    # Three rows for one peer in one transaction: one notification.
+    assert _listen(ctx, lambda: complaints.refer_many(ctx, tids[1:4], "id-64-03")) == ["id-64-03"]
+    cli = [sys.executable, "-m", "node.cli.main", "complaint", "refer", tids[4]]
+    cli += ["--to", "id-64-02", "--config", str(province.config)]
+    assert _listen(ctx, lambda: subprocess.run(cli, check=True, capture_output=True)) == [
+        "id-64-02"
+    ]
+
+
+@POSTGRESQL
+def test_nothing_is_notified_before_the_commit_nor_for_a_rollback(nodes: NodeFactory) -> None:
+    province = _province_with_children(nodes)
+    ctx = province.ctx()
+    tids = complaints.submit_many(ctx, [draft(n) for n in range(2)])
+
+    async def run() -> None:
+        async with ctx.db.outbox_notifications() as queued:
+            for tracking_id, peer, commit in (
+                (tids[0], "id-64-02", True),
+                (tids[1], "id-64-03", False),
+            ):
+                held = _HeldReferral(ctx, tracking_id, peer, commit=commit)
+                held.start()
+                assert await asyncio.to_thread(held.queued.wait, 30)
+                with pytest.raises(TimeoutError):  # queued, not committed
+                    await asyncio.wait_for(anext(queued), 0.5)
+                held.finish.set()
+                await asyncio.to_thread(held.join, 30)
+                if commit:
+                    assert await asyncio.wait_for(anext(queued), 10) == peer
+                else:
+                    assert held.rolled_back
+                    with pytest.raises(TimeoutError):
+                        await asyncio.wait_for(anext(queued), 0.5)
+
+    asyncio.run(run())
+
+
+_CLOSE_UNDER_READS = """
+import sys, threading
+from node.store.db import Database
+
+db = Database(sys.argv[1])
+failed = 0
+for _ in range(int(sys.argv[2])):
+    probe = db.commit_probe()
+    looking = [threading.Event(), threading.Event()]
+    def look(n: int) -> None:
+        global failed
+        while True:
+            try:
+                probe.version()
+                looking[n].set()
+            except Exception:  # closed under it: a clean error, then stop
+                failed += 1
+                return
+    threads = [threading.Thread(target=look, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for event in looking:
+        event.wait()
+    probe.close()
+    for thread in threads:
+        thread.join()
+print(failed)
+"""
+
+
+@SQLITE
+def test_closing_waits_for_a_version_read_on_another_thread(nodes: NodeFactory) -> None:
+    """The watcher is cancelled while its probe reads on a reader thread, and closes the
+    probe from the event loop: the close must wait, not free the connection under the
+    query (with sqlite3 that killed the process with SIGSEGV). Run in a process of its own
+    so that a crash is this test's failure; every look after the close fails cleanly."""
+    ctx = nodes("id-64", "Provinsi Kalimantan Timur").ctx()
+    rounds = 200
+    run = subprocess.run(
+        [sys.executable, "-c", _CLOSE_UNDER_READS, ctx.db.url, str(rounds)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, f"exit {run.returncode}: {run.stderr[-2000:]}"
+    assert int(run.stdout) == 2 * rounds
