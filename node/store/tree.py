@@ -5,9 +5,12 @@ Invariants:
 - `ledger_nodes` holds exactly the complete subtrees of the tree over `ledger_entries`
   (node.ledger.merkle, "Persistence"); `insert_nodes` is called in the transaction that
   appends the leaf completing them, so the two tables commit together.
-- A frontier, a root or a proof costs ONE query: the (level, idx) pairs a computation will
-  read depend only on the sizes and the index, so they are found first by a dry run with a
-  recording reader, then fetched together, then the computation runs on the fetched nodes.
+- A frontier, a root or a proof costs at most ONE query: the (level, idx) pairs a
+  computation will read depend only on the sizes and the index, so they are found first by
+  a dry run with a recording reader, then fetched together, then the computation runs on
+  the fetched nodes. A complete node never changes, so within one transaction (or one
+  savepoint) the nodes read or inserted are kept (`_stored`) and not read again: the
+  checkpoint signed after an append reads none of the nodes the append read or wrote.
 - Reads never lock: proofs and exports run in read transactions beside the writer.
 """
 
@@ -16,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from sqlalchemy import Select, and_, bindparam, insert, or_, select
 from sqlalchemy.orm import Session
@@ -58,6 +61,11 @@ class StoredTree:
     def __init__(self, session: Session) -> None:
         self._session = session
         self._cache: dict[tuple[int, int], bytes] = {}
+
+    def remember(self, nodes: Iterable[CompletedNode]) -> None:
+        """Nodes this transaction inserted."""
+        for level, idx, value in nodes:
+            self._cache[(level, idx)] = value
 
     def load(self, pairs: Iterable[tuple[int, int]]) -> None:
         """Fetch the nodes (level, idx) in `pairs` with one query."""
@@ -119,12 +127,27 @@ class _Recorder:
         return _PLACEHOLDER
 
 
+_TREE_KEY = "lapor-node.ledger.nodes"
+
+
+def _stored(session: Session) -> StoredTree:
+    """The StoredTree of the session's innermost transaction: a savepoint gets its own, so
+    nodes inserted in one that is rolled back are never answered from memory."""
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    cached = session.info.get(_TREE_KEY)
+    if isinstance(cached, tuple) and cached[0] is transaction:
+        return cast(StoredTree, cached[1])
+    stored = StoredTree(session)
+    session.info[_TREE_KEY] = (transaction, stored)
+    return stored
+
+
 def _with_nodes(session: Session, compute: Callable[[merkle.NodeReader], T]) -> T:
     recorder = _Recorder()
     compute(recorder)
-    tree = StoredTree(session)
-    tree.load(recorder.asked)
-    return compute(tree)
+    stored = _stored(session)
+    stored.load(recorder.asked)
+    return compute(stored)
 
 
 def frontier(session: Session, size: int) -> Frontier:
@@ -149,15 +172,18 @@ def consistency_proof(session: Session, size1: int, size2: int) -> list[Hash]:
 
 def insert_nodes(session: Session, completed: Iterable[CompletedNode]) -> None:
     """Insert the complete nodes an append produced (in the appending transaction)."""
+    completed = list(completed)
     rows = [{"level": level, "idx": idx, "hash": value} for level, idx, value in completed]
     if rows:
         session.execute(insert(LedgerNodeRow), rows)
+        _stored(session).remember(completed)
 
 
 def insert_nodes_bulk(session: Session, completed: Sequence[CompletedNode]) -> None:
     """Insert the complete nodes of a batch append in bulk (node.store.queries.insert_many),
     in the appending transaction."""
     queries.insert_many(session, LedgerNodeRow, ("level", "idx", "hash"), completed)
+    _stored(session).remember(completed)
 
 
 def snapshot(session: Session) -> None:
