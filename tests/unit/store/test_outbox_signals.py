@@ -115,11 +115,13 @@ def _listen(ctx: NodeContext, act: Callable[[], object], quiet: float = 0.5) -> 
 def test_a_commit_notifies_each_peer_it_queued_for_once(nodes: NodeFactory) -> None:
     province = _province_with_children(nodes)
     ctx = province.ctx()
-    tids = complaints.submit_many(ctx, [draft(n) for n in range(6)])
+    tids = complaints.submit_many(ctx, [draft(n) for n in range(6 + 2 * queries._PG_COPY_ROWS)])
     assert _listen(ctx, lambda: complaints.list_complaints(ctx)) == []
     assert _listen(ctx, lambda: complaints.refer(ctx, tids[0], "id-64-02")) == ["id-64-02"]
     # Three rows for one peer in one transaction: one notification.
     assert _listen(ctx, lambda: complaints.refer_many(ctx, tids[1:4], "id-64-03")) == ["id-64-03"]
+    # Rows enough for insert_many to COPY them (a trigger fires for COPY as for INSERT).
+    assert _listen(ctx, lambda: complaints.refer_many(ctx, tids[6:], "id-64-02")) == ["id-64-02"]
     cli = [sys.executable, "-m", "node.cli.main", "complaint", "refer", tids[4]]
     cli += ["--to", "id-64-02", "--config", str(province.config)]
     assert _listen(ctx, lambda: subprocess.run(cli, check=True, capture_output=True)) == [
