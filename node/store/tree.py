@@ -134,6 +134,8 @@ def _stored(session: Session) -> StoredTree:
     """The StoredTree of the session's innermost transaction: a savepoint gets its own, so
     nodes inserted in one that is rolled back are never answered from memory."""
     transaction = session.get_nested_transaction() or session.get_transaction()
+    if transaction is None:  # not begun yet: nothing to key a cache on
+        return StoredTree(session)
     cached = session.info.get(_TREE_KEY)
     if isinstance(cached, tuple) and cached[0] is transaction:
         return cast(StoredTree, cached[1])
