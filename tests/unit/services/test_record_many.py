@@ -168,6 +168,30 @@ def test_record_and_record_many_mix_in_one_transaction(ctx: NodeContext) -> None
             assert tree.root(session, size) == reference.root(size)
 
 
+def test_the_transaction_keeps_the_nodes_it_read_or_wrote(ctx: NodeContext) -> None:
+    """Roots and proofs in the appending transaction read no node it already read or
+    wrote (node.store.tree._stored), and a savepoint rolled back leaves none of its nodes
+    behind: the roots over positions it had filled are those of what replaced it."""
+    reads = _node_reads(ctx)
+    with ctx.db.write() as session:
+        record_many(session, ctx, [_entry(n) for n in range(7)])
+        before = len(reads)
+        seven = tree.root(session, 7)
+        assert len(reads) == before  # the frontier read and the nodes written: all at hand
+        with pytest.raises(_Undo), session.begin_nested():
+            record_many(session, ctx, [_entry(n) for n in range(90, 95)])
+            assert tree.root(session, 12) != seven
+            raise _Undo
+        record_many(session, ctx, [_entry(n) for n in range(7, 12)])
+        roots = {size: tree.root(session, size) for size in (1, 7, 8, 10, 12)}
+        proofs = {size: tree.consistency_proof(session, size, 12) for size in (3, 7, 9)}
+    reference = _reference(ctx)
+    assert reference.size == 12
+    assert roots == {size: reference.root(size) for size in roots}
+    with ctx.db.read() as session:
+        assert proofs == {size: tree.consistency_proof(session, size, 12) for size in proofs}
+
+
 def test_a_later_transaction_continues_after_a_batch(ctx: NodeContext) -> None:
     """Batches committed one after another extend the same tree."""
     with ctx.db.write() as session:
