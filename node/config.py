@@ -683,7 +683,8 @@ server:
 
 federation:
   poll_interval_ms: 10000      # an idle link also rechecks its outbox this often (rows
-                               # another process queues wake it within 10 ms anyway)
+                               # another process queues wake it anyway: on PostgreSQL at
+                               # their commit, on SQLite within 10 ms)
   window: 1024                 # envelopes in flight per link before waiting for acks
   batch: 256                   # envelopes committed per database transaction
   reconnect_min_ms: 200        # backoff after a broken link, doubling, with jitter ...

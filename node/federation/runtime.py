@@ -343,7 +343,7 @@ class NodeRuntime:
                 version: int | None = None
                 try:
                     if probe is None:
-                        probe = await self.db.read(self.ctx.db.commit_probe)
+                        probe = await self.db.read(self.ctx.db.data_version_probe)
                     version = await self.db.read(probe.version)
                     if version == read_at:
                         continue

@@ -3,13 +3,12 @@ that makes the change the entry records, so both commit or neither does.
 
 Each append also writes the tree nodes it completes (node.store.tree), in the same
 transaction: the entry, its leaf hash and every node above it commit together. The tree's
-right edge (its frontier) is read from the store under the ledger-head lock, so any number
-of processes (the server, an operator's CLI) can append. Within one transaction the
-frontier is kept in the session and reused while its size still equals the head; after a
-rolled-back savepoint the sizes differ and it is read again, and a new transaction always
-reads it again. `record_many` appends a batch the same way with one lock, one frontier read
-and one bulk insert per table, and leaves the same cached frontier behind, so the two mix
-freely in one transaction.
+right edge (its frontier) is rebuilt from the stored nodes under the ledger-head lock, so
+any number of processes (the server, an operator's CLI) can append. Within one transaction
+the nodes already read or written are kept (node.store.tree), so only its first append
+reads the frontier from the database. `record_many` appends a batch the same way with one
+lock, one frontier and one bulk insert per table, so the two mix freely in one
+transaction.
 """
 
 from __future__ import annotations
@@ -20,14 +19,12 @@ from google.protobuf import timestamp_pb2
 from sqlalchemy.orm import Session
 
 from node._proto.lapor.v1 import ledger_pb2
-from node.ledger.merkle import CompletedNode, Frontier, leaf_hash
+from node.ledger.merkle import CompletedNode, leaf_hash
 from node.services.context import NodeContext
 from node.services.trust import TRUST_KINDS
 from node.store import queries, tree
 
 __all__ = ["record", "record_many"]
-
-_FRONTIER_KEY = "lapor-node.ledger.frontier"
 
 
 def record(session: Session, ctx: NodeContext, entry: ledger_pb2.LedgerEntry) -> int:
@@ -54,7 +51,7 @@ def record_many(
     stamp = timestamp_pb2.Timestamp()
     stamp.FromDatetime(now)
     node_id = ctx.node_id
-    frontier = _frontier(session, start)
+    frontier = tree.frontier(session, start)
     rows: list[tuple[bytes, bytes]] = []
     completed: list[CompletedNode] = []
     trust: list[int] = []
@@ -70,21 +67,3 @@ def record_many(
     queries.append_ledger_rows(session, start, rows, now, trust)
     tree.insert_nodes_bulk(session, completed)
     return list(range(start, start + len(rows)))
-
-
-def _frontier(session: Session, size: int) -> Frontier:
-    """The frontier at `size` for appending: this transaction's cached one while its size
-    is still the head's, else read from the store; the caller appends to it."""
-    transaction = session.get_transaction()
-    cached = session.info.get(_FRONTIER_KEY)
-    if (
-        isinstance(cached, tuple)
-        and cached[0] is transaction
-        and isinstance(cached[1], Frontier)
-        and cached[1].size == size
-    ):
-        frontier = cached[1]
-    else:
-        frontier = tree.frontier(session, size)
-    session.info[_FRONTIER_KEY] = (transaction, frontier)
-    return frontier

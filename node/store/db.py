@@ -132,7 +132,7 @@ class Database:
         """The URL without any password, for messages."""
         return self._writer.url.render_as_string(hide_password=True)
 
-    def commit_probe(self) -> DataVersionProbe:
+    def data_version_probe(self) -> DataVersionProbe:
         """SQLite: the outbox watcher's probe (DataVersionProbe)."""
         if not self.is_sqlite:
             raise ConfigError("the data_version probe is SQLite's; PostgreSQL notifies")

@@ -8,9 +8,9 @@ Invariants:
 - A frontier, a root or a proof costs at most ONE query: the (level, idx) pairs a
   computation will read depend only on the sizes and the index, so they are found first by
   a dry run with a recording reader, then fetched together, then the computation runs on
-  the fetched nodes. A complete node never changes, so within one transaction (or one
-  savepoint) the nodes read or inserted are kept (`_stored`) and not read again: the
-  checkpoint signed after an append reads none of the nodes the append read or wrote.
+  the fetched nodes. A complete node never changes, so within one transaction the nodes
+  read or inserted are kept (`_stored`) and not read again: the next append's frontier
+  and the checkpoint signed after an append read none of them.
 - Reads never lock: proofs and exports run in read transactions beside the writer.
 """
 
@@ -63,7 +63,7 @@ class StoredTree:
         self._cache: dict[tuple[int, int], bytes] = {}
 
     def remember(self, nodes: Iterable[CompletedNode]) -> None:
-        """Nodes this transaction inserted."""
+        """Nodes this transaction inserted (over any it held for the same positions)."""
         for level, idx, value in nodes:
             self._cache[(level, idx)] = value
 
@@ -131,9 +131,11 @@ _TREE_KEY = "lapor-node.ledger.nodes"
 
 
 def _stored(session: Session) -> StoredTree:
-    """The StoredTree of the session's innermost transaction: a savepoint gets its own, so
-    nodes inserted in one that is rolled back are never answered from memory."""
-    transaction = session.get_nested_transaction() or session.get_transaction()
+    """The StoredTree of the session's transaction. A savepoint rolled back leaves the
+    nodes it inserted here, but none is read before it is written again: a computation at
+    size n reads only nodes complete within the first n leaves, and the appends that take
+    the head back past a position insert every node they complete, over the old ones."""
+    transaction = session.get_transaction()
     if transaction is None:  # not begun yet: nothing to key a cache on
         return StoredTree(session)
     cached = session.info.get(_TREE_KEY)

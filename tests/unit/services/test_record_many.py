@@ -170,8 +170,9 @@ def test_record_and_record_many_mix_in_one_transaction(ctx: NodeContext) -> None
 
 def test_the_transaction_keeps_the_nodes_it_read_or_wrote(ctx: NodeContext) -> None:
     """Roots and proofs in the appending transaction read no node it already read or
-    wrote (node.store.tree._stored), and a savepoint rolled back leaves none of its nodes
-    behind: the roots over positions it had filled are those of what replaced it."""
+    wrote (node.store.tree._stored); the nodes a rolled-back savepoint wrote are replaced
+    by those of the appends that fill the same positions again, so the roots and proofs
+    over them are those of what replaced it."""
     reads = _node_reads(ctx)
     with ctx.db.write() as session:
         record_many(session, ctx, [_entry(n) for n in range(7)])

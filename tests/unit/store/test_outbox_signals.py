@@ -70,7 +70,7 @@ def test_the_version_moves_for_rows_queued_by_any_process(nodes: NodeFactory) ->
     province = _province_with_children(nodes)
     ctx = province.ctx()
     tracking_ids = complaints.submit_many(ctx, [draft(n) for n in range(2)])
-    probe = ctx.db.commit_probe()
+    probe = ctx.db.data_version_probe()
     try:
         first = probe.version()
         complaints.list_complaints(ctx)
@@ -165,7 +165,7 @@ from node.store.db import Database
 db = Database(sys.argv[1])
 failed = 0
 for _ in range(int(sys.argv[2])):
-    probe = db.commit_probe()
+    probe = db.data_version_probe()
     looking = [threading.Event(), threading.Event()]
     def look(n: int) -> None:
         global failed
