@@ -1,5 +1,8 @@
 """Ed25519 signing keys and domain-separated signatures.
 
+Keys are kept and stored with `cryptography`; the signatures themselves are computed by
+node.crypto.ed25519 (libsodium).
+
 Invariant: every signature lapor-node makes is over `purpose prefix || message`, with a
 prefix per purpose, so a signature made for one purpose never validates for another.
 Checkpoints are signed as C2SP signed notes (node.ledger.note), whose text begins with the
@@ -12,10 +15,10 @@ import hashlib
 from dataclasses import dataclass
 from typing import NewType
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from node.crypto import ed25519
 from node.errors import SignatureError, ValidationError
 
 __all__ = [
@@ -76,12 +79,8 @@ class VerifyKey:
     def verify(self, purpose: bytes, message: bytes, signature: bytes) -> None:
         """Return if `signature` is this key's over purpose || message; else SignatureError."""
         _check_purpose(purpose)
-        try:
-            Ed25519PublicKey.from_public_bytes(self.raw).verify(signature, purpose + message)
-        except InvalidSignature as e:
-            raise SignatureError(
-                f"signature does not verify under key {self.key_id.hex()[:16]}"
-            ) from e
+        if not ed25519.verify(self.raw, purpose + message, signature):
+            raise SignatureError(f"signature does not verify under key {self.key_id.hex()[:16]}")
 
 
 class SigningKey:
@@ -89,11 +88,8 @@ class SigningKey:
 
     def __init__(self, private: Ed25519PrivateKey) -> None:
         self._private = private
-        self.public = VerifyKey(
-            private.public_key().public_bytes(
-                serialization.Encoding.Raw, serialization.PublicFormat.Raw
-            )
-        )
+        self._secret = ed25519.secret_key(private)
+        self.public = VerifyKey(private.public_key().public_bytes_raw())
 
     @classmethod
     def generate(cls) -> SigningKey:
@@ -124,4 +120,4 @@ class SigningKey:
 
     def sign(self, purpose: bytes, message: bytes) -> bytes:
         _check_purpose(purpose)
-        return self._private.sign(purpose + message)
+        return ed25519.sign(self._secret, purpose + message)

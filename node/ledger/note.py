@@ -29,12 +29,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NewType
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
 
+from node.crypto import ed25519
 from node.errors import SignatureError, TooLargeError, ValidationError
 from node.ledger.checkpoint import Checkpoint
 
@@ -69,8 +69,8 @@ MAX_NOTE_SIZE = 1 << 20
 _SIGNATURE_PREFIX = EM_DASH + " "
 _ENVELOPE_DOMAIN = b"lapor-node/envelope/"
 _KEY_ID_SIZE = 4
-_PUBLIC_KEY_SIZE = 32
-_SIGNATURE_SIZE = 64
+_PUBLIC_KEY_SIZE = ed25519.PUBLIC_KEY_SIZE
+_SIGNATURE_SIZE = ed25519.SIGNATURE_SIZE
 
 
 @dataclass(frozen=True)
@@ -127,13 +127,11 @@ class Verifier:
                 f"expected a {_SIGNATURE_SIZE}-byte signature by {self.name!r}, "
                 f"found {len(signature)} bytes"
             )
-        try:
-            Ed25519PublicKey.from_public_bytes(self.public_key).verify(signature, text)
-        except InvalidSignature as e:
+        if not ed25519.verify(self.public_key, text, signature):
             raise SignatureError(
                 f"expected a valid signature by {self.name!r} (key ID {self.key_id.hex()}), "
                 "found one that does not verify"
-            ) from e
+            )
 
 
 def key_id(name: str, public_key_bytes: bytes) -> KeyId:
@@ -181,7 +179,7 @@ def sign_note(text: bytes, name: str, private_key: Ed25519PrivateKey) -> bytes:
             "expected a note text, found one that starts with the envelope signing domain"
         )
     public = private_key.public_key().public_bytes_raw()
-    blob = _key_id(name, public) + private_key.sign(text)
+    blob = _key_id(name, public) + ed25519.sign(ed25519.secret_key(private_key), text)
     line = f"{_SIGNATURE_PREFIX}{name} {base64.b64encode(blob).decode('ascii')}\n"
     note = text + b"\n" + line.encode("utf-8")
     if len(note) > MAX_NOTE_SIZE:
