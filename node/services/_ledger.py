@@ -46,7 +46,7 @@ def record_many(
     """
     if not entries:
         return []
-    start = tree.lock_head(session)
+    start = tree.advance_head(session, len(entries))
     now = ctx.clock.now()
     stamp = timestamp_pb2.Timestamp()
     stamp.FromDatetime(now)

@@ -97,17 +97,23 @@ def receive_run(
     opened = _open_prefix(ctx, link, kind, deliveries)
     if not opened:
         return RunResult()
-    taken = _check_prefix(session, ctx, link, kind, opened, deliveries)
-    if not taken:
-        return RunResult()
-    accepted: list[str] = []
-    responses: list[int] = []
-    if kind == "referral":
-        accepted, responses = _apply_referrals(session, ctx, link, taken)
-    else:
-        _apply_receipts(session, ctx, link, taken)
-    through = taken[-1].opened.envelope.sequence
-    link.last_in_seq = through
+    # What the batch staged before this run is written first, so the run's lookups see it;
+    # within the run the changes to `link` (its peer's checkpoint, sequences) stay staged
+    # and go in with one UPDATE, not one per lookup that follows them. The run writes
+    # everything else with Core statements, and reads `link` only from this object.
+    session.flush()
+    with session.no_autoflush:
+        taken = _check_prefix(session, ctx, link, kind, opened, deliveries)
+        if not taken:
+            return RunResult()
+        accepted: list[str] = []
+        responses: list[int] = []
+        if kind == "referral":
+            accepted, responses = _apply_referrals(session, ctx, link, taken)
+        else:
+            _apply_receipts(session, ctx, link, taken)
+        through = taken[-1].opened.envelope.sequence
+        link.last_in_seq = through
     return RunResult(len(taken), through, accepted, responses)
 
 

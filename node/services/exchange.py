@@ -159,14 +159,13 @@ def prove(ctx: NodeContext, deliveries: Sequence[federation_pb2.Delivery], held:
 def acknowledge(ctx: NodeContext, peer: NodeId, through: int) -> None:
     """The peer committed everything we sent up to `through`."""
     with ctx.db.write() as session:
-        link = _active_link(session, peer, lock=True)
-        if through >= link.next_out_seq:
+        next_out = queries.acknowledge_outbox(session, peer, through, ctx.clock.now())
+        if next_out is None:
+            raise PermissionDeniedError(f"{peer} is not linked to this node")
+        if through >= next_out:  # raised inside the transaction: the link is left as it was
             raise StateError(
-                f"{peer} acknowledged sequence {through}, but the last one sent is "
-                f"{link.next_out_seq - 1}"
+                f"{peer} acknowledged sequence {through}, but the last one sent is {next_out - 1}"
             )
-        queries.acknowledge_outbox(session, peer, through, ctx.clock.now())
-        link.last_seen_at = ctx.clock.now()
 
 
 def record_link_error(ctx: NodeContext, peer: NodeId, message: str | None) -> None:

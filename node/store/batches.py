@@ -119,10 +119,12 @@ def mark_accepted(
 ) -> None:
     """Set (status, holder, updated_at, disposed_at) of each complaint in `rows` (given as
     (tracking_id, status, holder, updated_at, disposed_at)) with one executemany. Complaint
-    objects this session holds are expired, so they are read again when next used."""
+    objects this session holds are expired, so they are read again when next used; any it
+    has staged are written first, so no later flush writes over this update."""
     if not rows:
         return
-    session.flush()
+    if any(isinstance(obj, Complaint) for obj in (*session.new, *session.dirty)):
+        session.flush()
     session.connection().execute(
         _MARK_ACCEPTED,
         [

@@ -9,12 +9,11 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Insert, LargeBinary, Table, bindparam, func, insert, select, update
+from sqlalchemy import Insert, LargeBinary, Table, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import CursorResult, Dialect
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
-from node.errors import StateError
 from node.store.models import (
     Base,
     Complaint,
@@ -116,11 +115,11 @@ def append_ledger_rows(
     trust: Sequence[int] = (),
 ) -> None:
     """Insert ledger rows `start`, `start` + 1, ... from (entry, leaf hash) pairs in bulk
-    (`insert_many`), and move the head past them; the indexes in `trust` (entries of a
-    trust kind, node.services.trust) are also written to ledger_trust_entries.
+    (`insert_many`); the indexes in `trust` (entries of a trust kind, node.services.trust)
+    are also written to ledger_trust_entries.
 
-    The caller holds the head lock (node.store.tree.lock_head) and read `start` under it;
-    StateError if the head is not at `start`.
+    The caller moved the head past them in this transaction (node.store.tree.advance_head),
+    which returned `start` and holds the head's lock until commit.
     """
     if not rows:
         return
@@ -131,14 +130,6 @@ def append_ledger_rows(
         [(start + n, entry, leaf, at) for n, (entry, leaf) in enumerate(rows)],
     )
     insert_many(session, LedgerTrustEntryRow, ("idx",), [(idx,) for idx in trust])
-    # ORM-enabled, so a LedgerHead that `append_ledger_row` loaded in this session follows.
-    moved = session.execute(
-        update(LedgerHead)
-        .where(LedgerHead.id == 1, LedgerHead.size == start)
-        .values(size=start + len(rows))
-    )
-    if cast("CursorResult[Any]", moved).rowcount != 1:
-        raise StateError(f"expected the ledger head at {start} (locked), found it elsewhere")
 
 
 def insert_many(
@@ -427,20 +418,33 @@ def outbox_by_message(session: Session, message_id: str) -> OutboxRow | None:
     ).scalar_one_or_none()
 
 
-def acknowledge_outbox(session: Session, peer_id: str, upto: int, at: dt.datetime) -> None:
-    """Mark every outbox row for `peer_id` up to sequence `upto` as acknowledged."""
-    session.execute(
-        update(OutboxRow)
-        .where(
-            OutboxRow.peer_id == peer_id, OutboxRow.sequence <= upto, OutboxRow.acked_at.is_(None)
-        )
-        .values(acked_at=at)
-    )
-    session.execute(
+def acknowledge_outbox(session: Session, peer_id: str, upto: int, at: dt.datetime) -> int | None:
+    """`peer_id` acknowledged our envelopes up to sequence `upto` at `at`: move its active
+    link's acked_out_seq up to `upto` (never down) and its last_seen_at to `at`, locking the
+    link, and mark the outbox rows up to `upto` acknowledged. Return the link's next_out_seq
+    (the caller refuses an `upto` at or beyond it, rolling this back), or None, changing
+    nothing, if there is no active link with `peer_id`."""
+    next_out = session.execute(
         update(Link)
-        .where(Link.peer_id == peer_id, Link.acked_out_seq < upto)
-        .values(acked_out_seq=upto)
-    )
+        .where(Link.peer_id == peer_id, Link.revoked_at.is_(None))
+        .values(
+            acked_out_seq=case((Link.acked_out_seq < upto, upto), else_=Link.acked_out_seq),
+            last_seen_at=at,
+        )
+        .returning(Link.next_out_seq)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if next_out is not None and upto < next_out:
+        session.execute(
+            update(OutboxRow)
+            .where(
+                OutboxRow.peer_id == peer_id,
+                OutboxRow.sequence <= upto,
+                OutboxRow.acked_at.is_(None),
+            )
+            .values(acked_at=at)
+        )
+    return next_out
 
 
 def outbox_depth(session: Session, peer_id: str) -> int:

@@ -21,7 +21,7 @@ import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar, cast
 
-from sqlalchemy import Select, and_, bindparam, insert, or_, select
+from sqlalchemy import Select, and_, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from node.errors import NotFoundError
@@ -33,6 +33,7 @@ from node.store.models import CheckpointRow, LedgerEntryRow, LedgerHead, LedgerN
 __all__ = [
     "StoredTree",
     "add_checkpoint",
+    "advance_head",
     "checkpoint_at",
     "checkpoint_covering",
     "checkpoint_of_size",
@@ -197,11 +198,44 @@ def snapshot(session: Session) -> None:
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
+_HEAD_KEY = "lapor-node.ledger.head"
+
+
+def _innermost(session: Session) -> object:
+    return session.get_nested_transaction() or session.get_transaction()
+
+
 def lock_head(session: Session) -> int:
-    """Lock the ledger head until commit and return the ledger size."""
-    return session.execute(
+    """Lock the ledger head until commit and return the ledger size.
+
+    No query when this transaction, at the same savepoint, already locked or moved the head
+    (`advance_head`): the lock keeps every other writer from moving it meanwhile. A
+    savepoint's own size is never taken for its parent's, since a savepoint rolled back
+    takes its appends with it."""
+    innermost = _innermost(session)
+    known = session.info.get(_HEAD_KEY)
+    if innermost is not None and isinstance(known, tuple) and known[0] is innermost:
+        return cast(int, known[1])
+    size = session.execute(
         select(LedgerHead.size).where(LedgerHead.id == 1).with_for_update()
     ).scalar_one()
+    session.info[_HEAD_KEY] = (innermost, size)
+    return size
+
+
+def advance_head(session: Session, count: int) -> int:
+    """Lock the ledger head until commit and move it `count` entries on, in one statement;
+    return the size before (the index of the first new entry). Every append moves the
+    head through here, so `lock_head` never answers from a size this transaction moved."""
+    size = session.execute(
+        update(LedgerHead)
+        .where(LedgerHead.id == 1)
+        .values(size=LedgerHead.size + count)
+        .returning(LedgerHead.size)
+        .execution_options(synchronize_session=False)
+    ).scalar_one()
+    session.info[_HEAD_KEY] = (_innermost(session), size)
+    return size - count
 
 
 def iter_entries_with_leaves(
@@ -232,8 +266,8 @@ def iter_entries_with_leaves(
 
 
 def add_checkpoint(session: Session, size: int, root: bytes, note: bytes, at: dt.datetime) -> None:
-    session.add(CheckpointRow(size=size, root=root, note=note, signed_at=at))
-    session.flush()
+    """Insert a signed checkpoint (a statement of its own: it flushes nothing else)."""
+    session.execute(insert(CheckpointRow).values(size=size, root=root, note=note, signed_at=at))
 
 
 def latest_checkpoint(session: Session) -> CheckpointRow | None:

@@ -101,3 +101,39 @@ def test_other_payloads_between_runs_go_through_the_per_envelope_path(
     assert {complaints.show(p, t).status for t in ids[1:]} == {"accepted"}
     tally = check_tree([p, c], [(p.node_id, c.node_id)])
     assert tally.problems == []
+
+
+def test_a_run_writes_its_link_once(nodes: NodeFactory) -> None:
+    """A run's changes to the link (the peer's checkpoint, the sequences in and out, when
+    it was last seen) go in with one UPDATE, at the child taking referrals and at the
+    parent taking their receipts; an acknowledgement is one more; the links read back
+    with all of them."""
+    from sqlalchemy import event
+
+    from node.store.models import Link
+
+    parent, child = _pair(nodes)
+    p, c = parent.ctx(), child.ctx()
+    _, batch = _deliveries(parent, child, 3)
+    updates: list[str] = []
+
+    def before(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement.startswith("UPDATE links"):
+            updates.append(statement)
+
+    for ctx in (p, c):
+        event.listen(ctx.db._writer, "before_cursor_execute", before)
+    assert exchange.receive_batch(c, p.node_id, batch).applied == 3
+    assert len(updates) == 1
+    exchange.acknowledge(p, c.node_id, 3)
+    assert len(updates) == 2
+    updates.clear()
+    assert hand_over(child, parent).applied == 3  # the parent's run, then the child's ack
+    assert len(updates) == 2
+    for ctx, peer in ((c, p.node_id), (p, c.node_id)):
+        with ctx.db.read() as session:
+            row = session.get(Link, peer)
+            assert row is not None
+            assert (row.next_out_seq, row.acked_out_seq, row.last_in_seq) == (4, 3, 3)
+            assert row.peer_checkpoint is not None and row.peer_checkpoint_size > 0
+            assert row.last_seen_at is not None

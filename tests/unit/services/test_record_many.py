@@ -227,3 +227,40 @@ def test_an_empty_batch_is_a_no_op(ctx: NodeContext) -> None:
         assert len(statements) == before
     with ctx.db.read() as session:
         assert _stored(session) == (0, [], [])
+
+
+def test_the_head_size_is_known_without_a_query_only_where_it_is_true(ctx: NodeContext) -> None:
+    """After record_many, lock_head in the same transaction reads nothing (the append moved
+    the head in one statement that returned it). In a savepoint, or back in the parent after
+    one, it reads the head again: a savepoint rolled back takes its appends with it, and one
+    released leaves the parent's earlier size stale."""
+    heads: list[str] = []
+
+    def before(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "ledger_head" in statement:
+            heads.append(statement)
+
+    event.listen(ctx.db._writer, "before_cursor_execute", before)
+    with ctx.db.write() as session:
+        assert record_many(session, ctx, [_entry(n) for n in range(3)]) == [0, 1, 2]
+        assert len(heads) == 1  # the UPDATE ... RETURNING that moved it
+        assert tree.lock_head(session) == 3
+        assert len(heads) == 1
+        with pytest.raises(_Undo), session.begin_nested():
+            assert tree.lock_head(session) == 3
+            assert record_many(session, ctx, [_entry(n) for n in range(3, 5)]) == [3, 4]
+            assert tree.lock_head(session) == 5
+            raise _Undo
+        assert tree.lock_head(session) == 3
+        with session.begin_nested():
+            assert record_many(session, ctx, [_entry(n) for n in range(3, 7)]) == [3, 4, 5, 6]
+        assert tree.lock_head(session) == 7
+        reads = len(heads)
+        assert tree.lock_head(session) == 7
+        assert len(heads) == reads
+    with ctx.db.write() as session:
+        assert tree.lock_head(session) == 7
+        assert record_many(session, ctx, [_entry(7)]) == [7]
+    with ctx.db.read() as session:
+        assert queries.ledger_size(session) == 8
+        assert tree.root(session, 8) == _reference(ctx).root()

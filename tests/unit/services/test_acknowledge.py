@@ -1,0 +1,68 @@
+"""exchange.acknowledge: a peer's Ack moves the link and marks the outbox in one short
+transaction, never backwards, and an Ack that cannot be true changes nothing."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from node.errors import PermissionDeniedError, StateError
+from node.services import complaints, exchange, links
+from node.store.models import Link, OutboxRow
+from tests.conftest import NodeFactory
+from tests.fault.conftest import draft
+from tests.support.nodes import TestNode, link
+
+
+def _sent(nodes: NodeFactory, count: int) -> tuple[TestNode, TestNode]:
+    parent = nodes("id-64", "Provinsi Kalimantan Timur")
+    child = nodes("id-64-02", "Kabupaten Kutai Kartanegara")
+    link(parent, child)
+    p = parent.ctx()
+    complaints.refer_many(
+        p, complaints.submit_many(p, [draft(i) for i in range(count)]), "id-64-02"
+    )
+    return parent, child
+
+
+def _state(node: TestNode) -> tuple[int, object, list[int]]:
+    with node.ctx().db.read() as session:
+        row = session.get(Link, "id-64-02")
+        assert row is not None
+        acked = session.scalars(
+            select(OutboxRow.sequence)
+            .where(OutboxRow.acked_at.is_not(None))
+            .order_by(OutboxRow.sequence)
+        ).all()
+        return row.acked_out_seq, row.last_seen_at, list(acked)
+
+
+def test_an_ack_marks_what_it_covers_and_never_goes_back(nodes: NodeFactory) -> None:
+    parent, _ = _sent(nodes, 5)
+    exchange.acknowledge(parent.ctx(), "id-64-02", 3)
+    acked, seen, rows = _state(parent)
+    assert (acked, rows) == (3, [1, 2, 3]) and seen is not None
+    exchange.acknowledge(parent.ctx(), "id-64-02", 2)  # an older Ack, arriving late
+    assert _state(parent)[0::2] == (3, [1, 2, 3])
+    exchange.acknowledge(parent.ctx(), "id-64-02", 5)
+    assert _state(parent)[0::2] == (5, [1, 2, 3, 4, 5])
+
+
+def test_an_ack_beyond_what_was_sent_changes_nothing(nodes: NodeFactory) -> None:
+    parent, _ = _sent(nodes, 3)
+    exchange.acknowledge(parent.ctx(), "id-64-02", 1)
+    before = _state(parent)
+    with pytest.raises(StateError, match="acknowledged sequence 4, but the last one sent is 3"):
+        exchange.acknowledge(parent.ctx(), "id-64-02", 4)
+    assert _state(parent) == before
+
+
+def test_an_ack_on_a_revoked_or_unknown_link_is_refused(nodes: NodeFactory) -> None:
+    parent, _ = _sent(nodes, 2)
+    with pytest.raises(PermissionDeniedError, match="id-99 is not linked"):
+        exchange.acknowledge(parent.ctx(), "id-99", 1)
+    links.revoke(parent.ctx(), "id-64-02", "test")
+    before = _state(parent)
+    with pytest.raises(PermissionDeniedError, match="id-64-02 is not linked"):
+        exchange.acknowledge(parent.ctx(), "id-64-02", 1)
+    assert _state(parent) == before
