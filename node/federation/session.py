@@ -10,7 +10,10 @@ Protocol on the stream (see protos/lapor/v1/federation.proto):
      that states none gets one Delivery frame per envelope);
   3. a receiver commits deliveries in batches of about `batch` (one transaction; whole
      frames, so up to one frame more) and then acknowledges the highest sequence
-     committed; a redelivery gets its original response;
+     committed; a redelivery gets its original response. A batch of at most READY_BATCH
+     (low traffic) sends the responses it queued straight from the commit's result,
+     before its Ack, when they are exactly what the outbox would give back
+     (exchange.Outgoing); otherwise the send loop reads them from the outbox;
   4. an envelope we refuse ends the session with RefusedError (the edge turns it into a
      gRPC status or a Rejection frame); a Rejection from the peer ends it with PeerError.
 The frame queue between the reader and the committer is bounded, so a slow receiver
@@ -20,6 +23,7 @@ slows the sender through HTTP/2 flow control and memory stays bounded.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
@@ -40,6 +44,11 @@ HELLO_TIMEOUT_SECONDS = 10.0
 # A Deliveries frame this node sends or takes is at most this share of the gRPC message
 # limit (server.max_message_bytes): the rest is headroom for framing.
 FRAME_SHARE = 2
+# A batch of at most this many envelopes (traffic is low) has its responses sent from the
+# commit's own result, ahead of its Ack, instead of read back from the outbox: a referral's
+# receipt leaves as soon as it is committed. Bigger batches (load) leave the responses to
+# the send loop, which reads them in bulk anyway.
+READY_BATCH = 8
 T = TypeVar("T")
 
 
@@ -104,6 +113,10 @@ class LinkSession:
         # Proofs are made against peer_holds, so making them and writing the frames they
         # go with happen under one lock, in send order (the send loop and replays).
         self._send_lock = asyncio.Lock()
+        # Responses our commits queued, ready to send without reading them back from the
+        # outbox (exchange.Outgoing), oldest first; at most `window` envelopes are kept.
+        self._ready: collections.deque[exchange.Outgoing] = collections.deque()
+        self._ready_count = 0
         self._acked_changed = asyncio.Event()
         self._queue: asyncio.Queue[federation_pb2.Frame | None] = asyncio.Queue(cfg.window)
         self.log = get_logger(node_id=ctx.node_id, peer=peer)
@@ -217,22 +230,70 @@ class LinkSession:
                 continue
             self.wake.clear()
             async with self._send_lock:
-                rows, self.peer_holds = await self.db.read(
-                    exchange.pending,
-                    self.ctx,
-                    self.peer,
-                    self.sent,
-                    min(self.batch, room),
-                    self.peer_holds,
-                )
-                for last, frame in self._frames(rows):
-                    # Before the write: the peer may commit and acknowledge the frame before
-                    # this coroutine runs again, and an Ack beyond `sent` is refused.
-                    self.sent = last
-                    await self.transport.write(frame)
+                ready = self._take_ready(min(self.batch, room))
+                if ready is not None:
+                    rows = ready
+                else:
+                    rows, self.peer_holds = await self.db.read(
+                        exchange.pending,
+                        self.ctx,
+                        self.peer,
+                        self.sent,
+                        min(self.batch, room),
+                        self.peer_holds,
+                    )
+                await self._write_rows(rows)
             if not rows:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), self.poll)
+
+    async def _write_rows(self, rows: list[tuple[int, federation_pb2.Delivery]]) -> None:
+        """Write (sequence, delivery) rows in frames (call under the send lock)."""
+        for last, frame in self._frames(rows):
+            # Before the write: the peer may commit and acknowledge the frame before
+            # this coroutine runs again, and an Ack beyond `sent` is refused.
+            self.sent = last
+            await self.transport.write(frame)
+
+    async def _send_ready(self) -> None:
+        """Send what a commit just queued, if it can go as it is and the send loop is not
+        busy, ahead of that commit's Ack: the peer then takes our responses before it
+        spends a write on the Ack. Otherwise the send loop sends them, woken by the commit."""
+        room = self.window - (self.sent - self.acked)
+        if room <= 0 or self._send_lock.locked():
+            return
+        async with self._send_lock:
+            rows = self._take_ready(min(self.batch, room))
+            if rows:
+                await self._write_rows(rows)
+
+    def _keep_ready(self, outgoing: exchange.Outgoing) -> None:
+        self._ready.append(outgoing)
+        self._ready_count += len(outgoing.rows)
+        if self._ready_count > self.window:  # the peer is not acknowledging: the outbox has them
+            self._ready.clear()
+            self._ready_count = 0
+
+    def _take_ready(self, limit: int) -> list[tuple[int, federation_pb2.Delivery]] | None:
+        """The next envelopes to send, from a commit of ours, if they are exactly what
+        `pending` would read now: they follow what was sent, and their proofs were made for
+        the checkpoint the peer holds now. None: read the outbox. (Call under the send
+        lock.) What was sent another way meanwhile is dropped."""
+        while self._ready and self._ready[0].rows[0][0] <= self.sent:
+            self._ready_count -= len(self._ready.popleft().rows)
+        if not self._ready:
+            return None
+        head = self._ready[0]
+        if (
+            head.rows[0][0] != self.sent + 1
+            or head.basis != self.peer_holds
+            or len(head.rows) > limit
+        ):
+            return None
+        self._ready.popleft()
+        self._ready_count -= len(head.rows)
+        self.peer_holds = head.held
+        return head.rows
 
     def _frames(
         self, rows: list[tuple[int, federation_pb2.Delivery]]
@@ -315,8 +376,12 @@ class LinkSession:
 
     async def _commit(self, batch: list[federation_pb2.Delivery]) -> None:
         fault_point("before_commit")  # TEST ONLY (node.faults): read, not yet committed
-        result = await self.db.write(exchange.receive_batch, self.ctx, self.peer, batch)
+        held = self.peer_holds if len(batch) <= READY_BATCH else None
+        result = await self.db.write(exchange.receive_batch, self.ctx, self.peer, batch, held)
         fault_point("after_commit")  # TEST ONLY (node.faults): committed, not yet acked
+        if result.outgoing is not None:
+            self._keep_ready(result.outgoing)
+            await self._send_ready()
         if result.replays:
             async with self._send_lock:
                 self.peer_holds = await self.db.read(

@@ -72,6 +72,8 @@ class RunResult:
     through: int = 0  # the last sequence taken
     accepted: list[str] = dataclasses.field(default_factory=list)  # complaints referred here
     responses: list[int] = dataclasses.field(default_factory=list)  # receipts queued (row ids)
+    # The receipts queued, as stored in the outbox: (sequence, signed envelope).
+    queued: list[tuple[int, envelope_pb2.SignedEnvelope]] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,15 +108,13 @@ def receive_run(
         taken = _check_prefix(session, ctx, link, kind, opened, deliveries)
         if not taken:
             return RunResult()
-        accepted: list[str] = []
-        responses: list[int] = []
+        result = RunResult(len(taken), taken[-1].opened.envelope.sequence)
         if kind == "referral":
-            accepted, responses = _apply_referrals(session, ctx, link, taken)
+            _apply_referrals(session, ctx, link, taken, result)
         else:
             _apply_receipts(session, ctx, link, taken)
-        through = taken[-1].opened.envelope.sequence
-        link.last_in_seq = through
-    return RunResult(len(taken), through, accepted, responses)
+        link.last_in_seq = result.through
+    return result
 
 
 def _open_prefix(
@@ -302,10 +302,10 @@ def _record_received(
 
 
 def _apply_referrals(
-    session: Session, ctx: NodeContext, link: Link, taken: Sequence[_Taken]
-) -> tuple[list[str], list[int]]:
-    """Module step 4 for referrals; return the tracking ids now held here and the outbox
-    row ids of their receipts."""
+    session: Session, ctx: NodeContext, link: Link, taken: Sequence[_Taken], result: RunResult
+) -> None:
+    """Module step 4 for referrals; `result` gets the tracking ids now held here and the
+    receipts queued (their outbox row ids and their sequences and signed envelopes)."""
     indexes = _record_received(session, ctx, "referral_received", taken)
     now = ctx.clock.now()
     peer = link.peer_id
@@ -348,7 +348,9 @@ def _apply_referrals(
     ids = batches.outbox_ids(session, peer, first, first + len(outbox) - 1)
     responses = [ids[first + n] for n in range(len(taken))]
     queries.insert_many(session, InboxRow, _INBOX_COLUMNS, _inbox_rows(link, taken, now, responses))
-    return [s.tracking_id for s in summaries], responses
+    result.accepted = [s.tracking_id for s in summaries]
+    result.responses = responses
+    result.queued = [(first + n, signed) for n, (_, signed, _, _) in enumerate(outbox)]
 
 
 def _apply_receipts(

@@ -57,6 +57,7 @@ log = get_logger()
 __all__ = [
     "BatchResult",
     "HelloState",
+    "Outgoing",
     "acknowledge",
     "check_peer_holds",
     "hello_state",
@@ -80,6 +81,21 @@ class BatchResult:
     # Responses queued by this batch: a redelivery later in the same batch gets none
     # replayed, since the link sends them in sequence anyway.
     fresh_responses: set[int] = field(default_factory=set)
+    # The same responses ready to send, when the caller said what the peer holds (see
+    # Outgoing).
+    outgoing: Outgoing | None = None
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """Every envelope a batch queued for its peer, as `pending` would read them back from
+    the outbox for a peer holding our checkpoint of size `basis`, with the proofs that
+    needs; after them it holds size `held`. The link session sends them as they are when
+    nothing else went out between (node.federation.session)."""
+
+    basis: int
+    held: int
+    rows: list[tuple[int, federation_pb2.Delivery]]
 
 
 def _delivery(
@@ -177,15 +193,22 @@ def record_link_error(ctx: NodeContext, peer: NodeId, message: str | None) -> No
 
 
 def receive_batch(
-    ctx: NodeContext, peer: NodeId, deliveries: Sequence[federation_pb2.Delivery]
+    ctx: NodeContext,
+    peer: NodeId,
+    deliveries: Sequence[federation_pb2.Delivery],
+    held: int | None = None,
 ) -> BatchResult:
-    """Apply `deliveries` from `peer` in order (see the module docstring)."""
+    """Apply `deliveries` from `peer` in order (see the module docstring). With `held`, the
+    size of our checkpoint the peer holds, the result also carries the responses queued,
+    ready to send (Outgoing), when the bulk path queued all of them."""
     result = BatchResult()
     with ctx.db.write() as session:
         link = _active_link(session, peer, lock=True)
         witness.refuse_if_suspended(link)
         key = VerifyKey(link.signing_key)
         receipts: list[tuple[InboxRow, envelope_pb2.Receipt]] = []
+        first_out = link.next_out_seq
+        queued: list[tuple[int, envelope_pb2.SignedEnvelope]] = []
         position = 0
         while position < len(deliveries):
             run = bulk.receive_run(session, ctx, link, deliveries[position:])
@@ -195,6 +218,7 @@ def receive_batch(
                 result.applied += run.taken
                 result.accepted.extend(run.accepted)
                 result.fresh_responses.update(run.responses)
+                queued.extend(run.queued)
                 if position == len(deliveries):
                     break
             delivery = deliveries[position]
@@ -220,7 +244,40 @@ def receive_batch(
         _send_receipts(session, ctx, link, receipts)
         if result.committed_through or result.applied:
             link.last_seen_at = ctx.clock.now()
+        if held is not None and queued and len(queued) == link.next_out_seq - first_out:
+            result.outgoing = _outgoing(session, ctx, queued, held)
     return result
+
+
+def _outgoing(
+    session: Session,
+    ctx: NodeContext,
+    queued: Sequence[tuple[int, envelope_pb2.SignedEnvelope]],
+    held: int,
+) -> Outgoing | None:
+    """`queued` as `pending` would read them back (see Outgoing), or None if the proofs
+    cannot be made; the send loop then reads the outbox and meets that error itself."""
+    rows = [
+        (
+            sequence,
+            federation_pb2.Delivery(
+                envelope=envelope_pb2.SignedEnvelope(
+                    body=signed.body,
+                    signer=ctx.node_id,
+                    key_id=signed.key_id,
+                    signature=signed.signature,
+                )
+            ),
+        )
+        for sequence, signed in queued
+    ]
+    deliveries = [delivery for _, delivery in rows]
+    progress.attach_notes(session, deliveries)
+    try:
+        after = witness.present(session, ctx, deliveries, held)
+    except NodeError:
+        return None
+    return Outgoing(held, after, rows)
 
 
 def _signer(

@@ -118,17 +118,26 @@ class FakeParent:
     """A scripted parent server with `identity`'s keys: it answers the real child's dial with
     Hello and the given frames, and records what the child sends back."""
 
-    def __init__(self, identity: TestNode, script: list[federation_pb2.Frame], expect: int) -> None:
+    def __init__(
+        self,
+        identity: TestNode,
+        script: list[federation_pb2.Frame],
+        expect: int,
+        pause: float = 0.0,
+    ) -> None:
         self.identity = identity
         self.script = script
         self.expect = expect
+        self.pause = pause  # seconds between the first frame (Hello) and the rest
         self.received: list[federation_pb2.Frame] = []
         self.done = asyncio.Event()
 
     async def Exchange(
         self, request_iterator: AsyncIterator[object], context: grpc.aio.ServicerContext
     ) -> None:
-        for frame in self.script:
+        for n, frame in enumerate(self.script):
+            if n == 1 and self.pause:
+                await asyncio.sleep(self.pause)
             await context.write(federation_pb2.ExchangeResponse(frame=frame))
         while len(self.received) < self.expect:
             request = await context.read()
