@@ -256,11 +256,13 @@ class LinkSession:
             await self.transport.write(frame)
 
     async def _send_ready(self) -> None:
-        """Send what a commit just queued, if it can go as it is and the send loop is not
-        busy, ahead of that commit's Ack: the peer then takes our responses before it
-        spends a write on the Ack. Otherwise the send loop sends them, woken by the commit."""
+        """Send what a commit just queued, if it can go as it is, ahead of that commit's
+        Ack: the peer then takes our responses before it spends a write on the Ack. If the
+        send loop is sending, wait for it: it may be sending them itself (on PostgreSQL the
+        commit's own notification can wake it first), and then they are dropped here;
+        whatever cannot go as it is, the send loop sends, woken by the commit."""
         room = self.window - (self.sent - self.acked)
-        if room <= 0 or self._send_lock.locked():
+        if room <= 0:
             return
         async with self._send_lock:
             rows = self._take_ready(min(self.batch, room))

@@ -26,7 +26,19 @@ from node.errors import TamperedEntryError, ValidationError
 from node.store import queries
 from node.store.models import ComplaintNoteRow
 
-__all__ = ["MAX_NOTE_CHARS", "attach_notes", "keep_note", "note_text", "notes_of", "receive_note"]
+__all__ = [
+    "MAX_NOTE_CHARS",
+    "NOTE_KINDS",
+    "attach_notes",
+    "keep_note",
+    "note_text",
+    "notes_of",
+    "receive_note",
+]
+
+NOTE_KINDS = frozenset({"status_update", "reporter_reply"})
+"""The payloads that may commit to a note (the outbox's `kind`): only these need
+`attach_notes`."""
 
 MAX_NOTE_CHARS = 20_000
 

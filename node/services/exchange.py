@@ -50,7 +50,7 @@ from node.services._ledger import record
 from node.services._outbox import enqueue
 from node.services.context import NodeContext
 from node.store import queries
-from node.store.models import Complaint, ComplaintContentRow, InboxRow, Link, OutboxRow
+from node.store.models import Complaint, InboxRow, Link
 
 log = get_logger()
 
@@ -99,16 +99,22 @@ class Outgoing:
 
 
 def _delivery(
-    row: OutboxRow, signer: str, content: ComplaintContentRow | None
+    signer: str,
+    body: bytes,
+    key_id: bytes,
+    signature: bytes,
+    content: bytes = b"",
+    content_salt: bytes = b"",
 ) -> federation_pb2.Delivery:
+    """A stored envelope as it is sent, with the content that goes beside it, if any."""
     delivery = federation_pb2.Delivery(
         envelope=envelope_pb2.SignedEnvelope(
-            body=row.body, signer=signer, key_id=row.key_id, signature=row.signature
+            body=body, signer=signer, key_id=key_id, signature=signature
         )
     )
-    if content is not None:
-        delivery.content = content.content
-        delivery.content_salt = content.salt
+    if content:
+        delivery.content = content
+        delivery.content_salt = content_salt
     return delivery
 
 
@@ -142,13 +148,31 @@ def pending(
     """Envelopes owed to `peer` with sequence > `after`, oldest first, with the consistency
     proofs a peer holding our checkpoint of size `held` needs; and the size it will hold."""
     with ctx.db.read() as session:
+        items = queries.outbox_after(session, peer, after, limit)
         rows = [
-            (row.sequence, _delivery(row, ctx.node_id, content))
-            for row, content in queries.outbox_after(session, peer, after, limit)
+            (
+                item.sequence,
+                _delivery(
+                    ctx.node_id,
+                    item.body,
+                    item.key_id,
+                    item.signature,
+                    item.content,
+                    item.content_salt,
+                ),
+            )
+            for item in items
         ]
-        deliveries = [d for _, d in rows]
-        progress.attach_notes(session, deliveries)  # note text beside its commitment
-        held = witness.present(session, ctx, deliveries, held)
+        # Note text beside its commitment, for the payloads that may commit to one.
+        progress.attach_notes(
+            session,
+            [
+                d
+                for (_, d), item in zip(rows, items, strict=True)
+                if item.kind in progress.NOTE_KINDS
+            ],
+        )
+        held = witness.present(session, ctx, [d for _, d in rows], held)
         return rows, held
 
 
@@ -258,23 +282,11 @@ def _outgoing(
     """`queued` as `pending` would read them back (see Outgoing), or None if the proofs
     cannot be made; the send loop then reads the outbox and meets that error itself."""
     rows = [
-        (
-            sequence,
-            federation_pb2.Delivery(
-                envelope=envelope_pb2.SignedEnvelope(
-                    body=signed.body,
-                    signer=ctx.node_id,
-                    key_id=signed.key_id,
-                    signature=signed.signature,
-                )
-            ),
-        )
+        (sequence, _delivery(ctx.node_id, signed.body, signed.key_id, signed.signature))
         for sequence, signed in queued
     ]
-    deliveries = [delivery for _, delivery in rows]
-    progress.attach_notes(session, deliveries)
-    try:
-        after = witness.present(session, ctx, deliveries, held)
+    try:  # receipts: no note goes beside them (progress.NOTE_KINDS)
+        after = witness.present(session, ctx, [d for _, d in rows], held)
     except NodeError:
         return None
     return Outgoing(held, after, rows)
@@ -333,9 +345,19 @@ def _receive_one(
         ):
             response = queries.get_outbox(session, seen.response_outbox_id)
             if response is not None:
-                content = queries.complaint_content(session, response.tracking_id or "")
+                content = (
+                    queries.complaint_content(session, response.tracking_id or "")
+                    if response.carries_content
+                    else None
+                )
                 result.replays.append(
-                    _delivery(response, ctx.node_id, content if response.carries_content else None)
+                    _delivery(
+                        ctx.node_id,
+                        response.body,
+                        response.key_id,
+                        response.signature,
+                        *(() if content is None else (content.content, content.salt)),
+                    )
                 )
         result.committed_through = max(result.committed_through, seen.sequence)
         return

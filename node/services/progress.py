@@ -52,7 +52,7 @@ from node.ids import parse_node_id, parse_tracking_id
 from node.services import _notes, confidential
 from node.services._events import add_event
 from node.services._ledger import record
-from node.services._notes import attach_notes, notes_of
+from node.services._notes import NOTE_KINDS, attach_notes, notes_of
 from node.services._outbox import enqueue
 from node.services.context import NodeContext
 from node.store import queries
@@ -61,6 +61,7 @@ from node.workflow import lifecycle
 from node.workflow.lifecycle import Action, Role, Status
 
 __all__ = [
+    "NOTE_KINDS",
     "after_receipt",
     "archive",
     "attach_notes",

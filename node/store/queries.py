@@ -7,7 +7,7 @@ import datetime as dt
 import functools
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Insert, LargeBinary, Table, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql
@@ -29,6 +29,7 @@ from node.store.models import (
 )
 
 __all__ = [
+    "OutboxItem",
     "acknowledge_outbox",
     "add",
     "append_ledger_row",
@@ -391,12 +392,32 @@ def outbox_written_since(session: Session, after_id: int) -> tuple[int, list[str
     return top, list(peers)
 
 
-def outbox_after(
-    session: Session, peer_id: str, after: int, limit: int
-) -> Sequence[tuple[OutboxRow, ComplaintContentRow | None]]:
-    """Outbox rows for `peer_id` with sequence > `after`, oldest first, with their content."""
+class OutboxItem(NamedTuple):
+    """What a link sends of one outbox row: the envelope as signed, and the complaint's
+    content beside it when the row carries it (else empty)."""
+
+    sequence: int
+    kind: str
+    body: bytes
+    key_id: bytes
+    signature: bytes
+    content: bytes
+    content_salt: bytes
+
+
+def outbox_after(session: Session, peer_id: str, after: int, limit: int) -> list[OutboxItem]:
+    """Outbox rows for `peer_id` with sequence > `after`, oldest first, with their content
+    (plain rows: no ORM objects are built for what is only sent)."""
     stmt = (
-        select(OutboxRow, ComplaintContentRow)
+        select(
+            OutboxRow.sequence,
+            OutboxRow.kind,
+            OutboxRow.body,
+            OutboxRow.key_id,
+            OutboxRow.signature,
+            ComplaintContentRow.content,
+            ComplaintContentRow.salt,
+        )
         .outerjoin(
             ComplaintContentRow,
             (ComplaintContentRow.tracking_id == OutboxRow.tracking_id) & OutboxRow.carries_content,
@@ -405,7 +426,10 @@ def outbox_after(
         .order_by(OutboxRow.sequence)
         .limit(limit)
     )
-    return [(o, c) for o, c in session.execute(stmt).all()]
+    return [
+        OutboxItem(sequence, kind, body, key_id, signature, content or b"", salt or b"")
+        for sequence, kind, body, key_id, signature, content, salt in session.execute(stmt)
+    ]
 
 
 def get_outbox(session: Session, outbox_id: int) -> OutboxRow | None:
