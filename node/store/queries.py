@@ -448,16 +448,21 @@ def acknowledge_outbox(session: Session, peer_id: str, upto: int, at: dt.datetim
     link, and mark the outbox rows up to `upto` acknowledged. Return the link's next_out_seq
     (the caller refuses an `upto` at or beyond it, rolling this back), or None, changing
     nothing, if there is no active link with `peer_id`."""
-    next_out = session.execute(
+    active = (Link.peer_id == peer_id) & Link.revoked_at.is_(None)
+    move = (
         update(Link)
-        .where(Link.peer_id == peer_id, Link.revoked_at.is_(None))
+        .where(active)
         .values(
             acked_out_seq=case((Link.acked_out_seq < upto, upto), else_=Link.acked_out_seq),
             last_seen_at=at,
         )
-        .returning(Link.next_out_seq)
         .execution_options(synchronize_session=False)
-    ).scalar_one_or_none()
+    )
+    if session.get_bind().dialect.update_returning:
+        next_out = session.execute(move.returning(Link.next_out_seq)).scalar_one_or_none()
+    else:  # SQLite older than 3.35: no RETURNING
+        session.execute(move)
+        next_out = session.execute(select(Link.next_out_seq).where(active)).scalar_one_or_none()
     if next_out is not None and upto < next_out:
         session.execute(
             update(OutboxRow)

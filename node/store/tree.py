@@ -224,16 +224,21 @@ def lock_head(session: Session) -> int:
 
 
 def advance_head(session: Session, count: int) -> int:
-    """Lock the ledger head until commit and move it `count` entries on, in one statement;
-    return the size before (the index of the first new entry). Every append moves the
-    head through here, so `lock_head` never answers from a size this transaction moved."""
-    size = session.execute(
+    """Lock the ledger head until commit and move it `count` entries on, in one statement
+    (two on a SQLite older than 3.35, which has no RETURNING); return the size before (the
+    index of the first new entry). Every append moves the head through here, so
+    `lock_head` never answers from a size this transaction moved."""
+    move = (
         update(LedgerHead)
         .where(LedgerHead.id == 1)
         .values(size=LedgerHead.size + count)
-        .returning(LedgerHead.size)
         .execution_options(synchronize_session=False)
-    ).scalar_one()
+    )
+    if session.get_bind().dialect.update_returning:
+        size = session.execute(move.returning(LedgerHead.size)).scalar_one()
+    else:
+        session.execute(move)
+        size = session.execute(select(LedgerHead.size).where(LedgerHead.id == 1)).scalar_one()
     session.info[_HEAD_KEY] = (_innermost(session), size)
     return size - count
 

@@ -14,9 +14,16 @@ from tests.fault.conftest import draft
 from tests.support.nodes import TestNode, link
 
 
-def _sent(nodes: NodeFactory, count: int) -> tuple[TestNode, TestNode]:
+@pytest.fixture(params=[True, False], ids=["returning", "no-returning"])
+def returning(request: pytest.FixtureRequest) -> bool:
+    """With UPDATE ... RETURNING, and without it, as on a SQLite older than 3.35."""
+    return bool(request.param)
+
+
+def _sent(nodes: NodeFactory, count: int, returning: bool) -> tuple[TestNode, TestNode]:
     parent = nodes("id-64", "Provinsi Kalimantan Timur")
     child = nodes("id-64-02", "Kabupaten Kutai Kartanegara")
+    parent.ctx().db._writer.dialect.update_returning = returning
     link(parent, child)
     p = parent.ctx()
     complaints.refer_many(
@@ -37,8 +44,10 @@ def _state(node: TestNode) -> tuple[int, object, list[int]]:
         return row.acked_out_seq, row.last_seen_at, list(acked)
 
 
-def test_an_ack_marks_what_it_covers_and_never_goes_back(nodes: NodeFactory) -> None:
-    parent, _ = _sent(nodes, 5)
+def test_an_ack_marks_what_it_covers_and_never_goes_back(
+    nodes: NodeFactory, returning: bool
+) -> None:
+    parent, _ = _sent(nodes, 5, returning)
     exchange.acknowledge(parent.ctx(), "id-64-02", 3)
     acked, seen, rows = _state(parent)
     assert (acked, rows) == (3, [1, 2, 3]) and seen is not None
@@ -48,8 +57,8 @@ def test_an_ack_marks_what_it_covers_and_never_goes_back(nodes: NodeFactory) -> 
     assert _state(parent)[0::2] == (5, [1, 2, 3, 4, 5])
 
 
-def test_an_ack_beyond_what_was_sent_changes_nothing(nodes: NodeFactory) -> None:
-    parent, _ = _sent(nodes, 3)
+def test_an_ack_beyond_what_was_sent_changes_nothing(nodes: NodeFactory, returning: bool) -> None:
+    parent, _ = _sent(nodes, 3, returning)
     exchange.acknowledge(parent.ctx(), "id-64-02", 1)
     before = _state(parent)
     with pytest.raises(StateError, match="acknowledged sequence 4, but the last one sent is 3"):
@@ -57,8 +66,10 @@ def test_an_ack_beyond_what_was_sent_changes_nothing(nodes: NodeFactory) -> None
     assert _state(parent) == before
 
 
-def test_an_ack_on_a_revoked_or_unknown_link_is_refused(nodes: NodeFactory) -> None:
-    parent, _ = _sent(nodes, 2)
+def test_an_ack_on_a_revoked_or_unknown_link_is_refused(
+    nodes: NodeFactory, returning: bool
+) -> None:
+    parent, _ = _sent(nodes, 2, returning)
     with pytest.raises(PermissionDeniedError, match="id-99 is not linked"):
         exchange.acknowledge(parent.ctx(), "id-99", 1)
     links.revoke(parent.ctx(), "id-64-02", "test")
