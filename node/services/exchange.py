@@ -345,20 +345,12 @@ def _receive_one(
         ):
             response = queries.get_outbox(session, seen.response_outbox_id)
             if response is not None:
-                content = (
-                    queries.complaint_content(session, response.tracking_id or "")
-                    if response.carries_content
-                    else None
-                )
-                result.replays.append(
-                    _delivery(
-                        ctx.node_id,
-                        response.body,
-                        response.key_id,
-                        response.signature,
-                        *(() if content is None else (content.content, content.salt)),
-                    )
-                )
+                replay = _delivery(ctx.node_id, response.body, response.key_id, response.signature)
+                if response.carries_content:
+                    content = queries.complaint_content(session, response.tracking_id or "")
+                    if content is not None:
+                        replay.content, replay.content_salt = content.content, content.salt
+                result.replays.append(replay)
         result.committed_through = max(result.committed_through, seen.sequence)
         return
     # Before the sequence: a peer that went back in time reuses sequences too, and what

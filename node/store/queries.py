@@ -9,7 +9,18 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Insert, LargeBinary, Table, bindparam, case, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    LargeBinary,
+    Table,
+    bindparam,
+    case,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
@@ -51,6 +62,7 @@ __all__ = [
     "outbox_by_message",
     "outbox_depth",
     "trust_entries",
+    "update_returning",
 ]
 
 
@@ -278,6 +290,24 @@ def _sqlite_insert(
     return compiled[0], compiled[1], per_statement, _bind_processors(table, columns, dialect)
 
 
+def update_returning(
+    session: Session, column: Any, where: ColumnElement[bool], **values: Any
+) -> Any | None:
+    """UPDATE the row of `column`'s table matching `where` (one at most) with `values`, and
+    return `column` as the update left it, or None if no row matched. One statement with
+    RETURNING; an UPDATE and a SELECT on a SQLite older than 3.35, which has none."""
+    move = (
+        update(column.table)
+        .where(where)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if session.get_bind().dialect.update_returning:
+        return session.execute(move.returning(column)).scalar_one_or_none()
+    session.execute(move)
+    return session.execute(select(column).where(where)).scalar_one_or_none()
+
+
 def ledger_size(session: Session) -> int:
     return session.execute(select(LedgerHead.size).where(LedgerHead.id == 1)).scalar_one()
 
@@ -448,21 +478,13 @@ def acknowledge_outbox(session: Session, peer_id: str, upto: int, at: dt.datetim
     link, and mark the outbox rows up to `upto` acknowledged. Return the link's next_out_seq
     (the caller refuses an `upto` at or beyond it, rolling this back), or None, changing
     nothing, if there is no active link with `peer_id`."""
-    active = (Link.peer_id == peer_id) & Link.revoked_at.is_(None)
-    move = (
-        update(Link)
-        .where(active)
-        .values(
-            acked_out_seq=case((Link.acked_out_seq < upto, upto), else_=Link.acked_out_seq),
-            last_seen_at=at,
-        )
-        .execution_options(synchronize_session=False)
+    next_out = update_returning(
+        session,
+        Link.next_out_seq,
+        (Link.peer_id == peer_id) & Link.revoked_at.is_(None),
+        acked_out_seq=case((Link.acked_out_seq < upto, upto), else_=Link.acked_out_seq),
+        last_seen_at=at,
     )
-    if session.get_bind().dialect.update_returning:
-        next_out = session.execute(move.returning(Link.next_out_seq)).scalar_one_or_none()
-    else:  # SQLite older than 3.35: no RETURNING
-        session.execute(move)
-        next_out = session.execute(select(Link.next_out_seq).where(active)).scalar_one_or_none()
     if next_out is not None and upto < next_out:
         session.execute(
             update(OutboxRow)

@@ -19,9 +19,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TypeVar, cast
+from typing import TypeVar
 
-from sqlalchemy import Select, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Select, and_, bindparam, insert, or_, select
 from sqlalchemy.orm import Session
 
 from node.errors import NotFoundError
@@ -128,6 +128,20 @@ class _Recorder:
         return _PLACEHOLDER
 
 
+def _recall(session: Session, key: str, owner: object) -> object | None:
+    """What this session keeps under `key` for `owner` (a transaction or savepoint), or
+    None if it keeps nothing there or kept it for another."""
+    kept = session.info.get(key)
+    if owner is None or not isinstance(kept, tuple) or kept[0] is not owner:
+        return None
+    value: object = kept[1]
+    return value
+
+
+def _keep(session: Session, key: str, owner: object, value: object) -> None:
+    session.info[key] = (owner, value)
+
+
 _TREE_KEY = "lapor-node.ledger.nodes"
 
 
@@ -137,13 +151,12 @@ def _stored(session: Session) -> StoredTree:
     size n reads only nodes complete within the first n leaves, and the appends that take
     the head back past a position insert every node they complete, over the old ones."""
     transaction = session.get_transaction()
-    if transaction is None:  # not begun yet: nothing to key a cache on
-        return StoredTree(session)
-    cached = session.info.get(_TREE_KEY)
-    if isinstance(cached, tuple) and cached[0] is transaction:
-        return cast(StoredTree, cached[1])
+    stored = _recall(session, _TREE_KEY, transaction)
+    if isinstance(stored, StoredTree):
+        return stored
     stored = StoredTree(session)
-    session.info[_TREE_KEY] = (transaction, stored)
+    if transaction is not None:  # not begun yet: nothing to keep it for
+        _keep(session, _TREE_KEY, transaction, stored)
     return stored
 
 
@@ -213,13 +226,13 @@ def lock_head(session: Session) -> int:
     savepoint's own size is never taken for its parent's, since a savepoint rolled back
     takes its appends with it."""
     innermost = _innermost(session)
-    known = session.info.get(_HEAD_KEY)
-    if innermost is not None and isinstance(known, tuple) and known[0] is innermost:
-        return cast(int, known[1])
+    size = _recall(session, _HEAD_KEY, innermost)
+    if isinstance(size, int):
+        return size
     size = session.execute(
         select(LedgerHead.size).where(LedgerHead.id == 1).with_for_update()
     ).scalar_one()
-    session.info[_HEAD_KEY] = (innermost, size)
+    _keep(session, _HEAD_KEY, innermost, size)
     return size
 
 
@@ -228,19 +241,13 @@ def advance_head(session: Session, count: int) -> int:
     (two on a SQLite older than 3.35, which has no RETURNING); return the size before (the
     index of the first new entry). Every append moves the head through here, so
     `lock_head` never answers from a size this transaction moved."""
-    move = (
-        update(LedgerHead)
-        .where(LedgerHead.id == 1)
-        .values(size=LedgerHead.size + count)
-        .execution_options(synchronize_session=False)
+    size = queries.update_returning(
+        session, LedgerHead.size, LedgerHead.id == 1, size=LedgerHead.size + count
     )
-    if session.get_bind().dialect.update_returning:
-        size = session.execute(move.returning(LedgerHead.size)).scalar_one()
-    else:
-        session.execute(move)
-        size = session.execute(select(LedgerHead.size).where(LedgerHead.id == 1)).scalar_one()
-    session.info[_HEAD_KEY] = (_innermost(session), size)
-    return size - count
+    if size is None:  # pragma: no cover - the migrations create the one head row
+        raise NotFoundError("expected the ledger head row, found none; run the migrations")
+    _keep(session, _HEAD_KEY, _innermost(session), size)
+    return int(size) - count
 
 
 def iter_entries_with_leaves(

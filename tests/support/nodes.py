@@ -195,16 +195,20 @@ def status_of(node: TestNode, tracking_id: str) -> tuple[str, str] | None:
     return view.status, view.holder
 
 
-def hand_over(sender: TestNode, receiver: TestNode, limit: int = 1000) -> exchange.BatchResult:
+def hand_over(
+    sender: TestNode, receiver: TestNode, limit: int = 1000, held: int | None = None
+) -> exchange.BatchResult:
     """Carry the sender's unacknowledged envelopes to the receiver in one batch, as a link
-    session would (Hello state, witness proofs, acknowledgement), without the network."""
+    session would (Hello state, witness proofs, acknowledgement), without the network;
+    `held` (the size of the receiver's checkpoint the sender holds) asks the receiver for
+    its responses ready to send (exchange.Outgoing)."""
     s_ctx, r_ctx = sender.ctx(), receiver.ctx()
     state = exchange.hello_state(r_ctx, s_ctx.node_id)
     exchange.check_peer_holds(s_ctx, state.held_checkpoint_size, state.held_checkpoint_root)
     rows, _ = exchange.pending(
         s_ctx, r_ctx.node_id, state.last_received, limit, state.held_checkpoint_size
     )
-    result = exchange.receive_batch(r_ctx, s_ctx.node_id, [d for _, d in rows])
+    result = exchange.receive_batch(r_ctx, s_ctx.node_id, [d for _, d in rows], held)
     if result.committed_through:
         exchange.acknowledge(s_ctx, r_ctx.node_id, result.committed_through)
     return result

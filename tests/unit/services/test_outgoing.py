@@ -25,15 +25,6 @@ def _refer(parent: TestNode, count: int, start: int = 0) -> None:
     complaints.refer_many(p, ids, "id-64-02")
 
 
-def _receive(parent: TestNode, child: TestNode, held: int | None) -> exchange.BatchResult:
-    p, c = parent.ctx(), child.ctx()
-    state = exchange.hello_state(c, p.node_id)
-    rows, _ = exchange.pending(p, c.node_id, state.last_received, 1000, state.held_checkpoint_size)
-    result = exchange.receive_batch(c, p.node_id, [d for _, d in rows], held)
-    exchange.acknowledge(p, c.node_id, result.committed_through)
-    return result
-
-
 def _as_read_back(child: TestNode, after: int, held: int) -> tuple[list[tuple[int, bytes]], int]:
     rows, after_held = exchange.pending(child.ctx(), "id-64", after, 1000, held)  # type: ignore[arg-type]
     return [(sequence, d.SerializeToString()) for sequence, d in rows], after_held
@@ -43,7 +34,7 @@ def _as_read_back(child: TestNode, after: int, held: int) -> tuple[list[tuple[in
 def test_the_ready_responses_are_what_the_outbox_gives_back(nodes: NodeFactory, count: int) -> None:
     parent, child = _pair(nodes)
     _refer(parent, count)
-    first = _receive(parent, child, held=0)
+    first = hand_over(parent, child, held=0)
     assert first.outgoing is not None
     assert first.outgoing.basis == 0
     got = [(sequence, d.SerializeToString()) for sequence, d in first.outgoing.rows]
@@ -53,7 +44,7 @@ def test_the_ready_responses_are_what_the_outbox_gives_back(nodes: NodeFactory, 
     assert hand_over(child, parent).applied == count
     holds = first.outgoing.held
     _refer(parent, count, start=100)
-    second = _receive(parent, child, held=holds)
+    second = hand_over(parent, child, held=holds)
     assert second.outgoing is not None
     assert all(len(d.consistency_proof) > 0 for _, d in second.outgoing.rows[:1])
     got = [(sequence, d.SerializeToString()) for sequence, d in second.outgoing.rows]
@@ -63,6 +54,6 @@ def test_the_ready_responses_are_what_the_outbox_gives_back(nodes: NodeFactory, 
 def test_without_held_nothing_is_made_ready(nodes: NodeFactory) -> None:
     parent, child = _pair(nodes)
     _refer(parent, 2)
-    result = _receive(parent, child, held=None)
+    result = hand_over(parent, child, held=None)
     assert result.applied == 2
     assert result.outgoing is None
