@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from node.store.models import Complaint, InboxRow, OutboxRow
+from node.store.queries import one_of
 
 __all__ = [
     "ComplaintState",
@@ -52,7 +53,7 @@ def seen_messages(session: Session, sender: str, message_ids: Collection[str]) -
     return set(
         session.scalars(
             select(InboxRow.message_id).where(
-                InboxRow.sender == sender, InboxRow.message_id.in_(list(message_ids))
+                InboxRow.sender == sender, one_of(session, InboxRow.message_id, message_ids)
             )
         )
     )
@@ -64,7 +65,9 @@ def existing_complaints(session: Session, tracking_ids: Collection[str]) -> set[
         return set()
     return set(
         session.scalars(
-            select(Complaint.tracking_id).where(Complaint.tracking_id.in_(list(tracking_ids)))
+            select(Complaint.tracking_id).where(
+                one_of(session, Complaint.tracking_id, tracking_ids)
+            )
         )
     )
 
@@ -80,7 +83,7 @@ def sent_referrals(session: Session, message_ids: Collection[str]) -> dict[str, 
             OutboxRow.kind,
             OutboxRow.body,
             OutboxRow.tracking_id,
-        ).where(OutboxRow.message_id.in_(list(message_ids)))
+        ).where(one_of(session, OutboxRow.message_id, message_ids))
     )
     return {m: SentReferral(p, k, b, t) for m, p, k, b, t in rows}
 
@@ -97,7 +100,7 @@ def complaint_states(session: Session, tracking_ids: Collection[str]) -> dict[st
             Complaint.referral_message_id,
             Complaint.received_from,
             Complaint.disposed_at,
-        ).where(Complaint.tracking_id.in_(list(tracking_ids)))
+        ).where(one_of(session, Complaint.tracking_id, tracking_ids))
     )
     return {t: ComplaintState(s, h, r, f, d) for t, s, h, r, f, d in rows}
 

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Insert,
     LargeBinary,
     Table,
+    any_,
     bindparam,
     case,
     func,
@@ -362,6 +363,21 @@ def get_complaint(session: Session, tracking_id: str, *, lock: bool = False) -> 
 _IN_CHUNK = 500  # values per IN (...) list: well inside every database's parameter limit
 
 
+def one_of(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
+    """`column` IN `values`, written for `session`'s database.
+
+    On PostgreSQL it is `column = ANY(:values)`, with one array parameter. psycopg prepares
+    a statement it runs often, and PostgreSQL then keeps one generic plan for it. For an IN
+    list of separate parameters that plan filtered every row of the table through the whole
+    list (a list of parameters is not hashed, a constant one would be): looking up a batch
+    of 256 in an inbox of 10,000 rows took 22 ms, and it grew with the table. With one array
+    parameter the plan probes the index once per value. Elsewhere it is IN (...)."""
+    if session.get_bind().dialect.name == "postgresql":
+        array = bindparam(None, list(values), type_=postgresql.ARRAY(column.type))
+        return cast(ColumnElement[bool], column == any_(array))
+    return cast(ColumnElement[bool], column.in_(list(values)))
+
+
 def complaints_for_update(session: Session, tracking_ids: Iterable[str]) -> dict[str, Complaint]:
     """The complaints with these tracking ids that exist, by tracking id, locked until
     commit (as get_complaint with lock=True), read a few hundred at a time."""
@@ -370,7 +386,7 @@ def complaints_for_update(session: Session, tracking_ids: Iterable[str]) -> dict
     for first in range(0, len(wanted), _IN_CHUNK):
         stmt = (
             select(Complaint)
-            .where(Complaint.tracking_id.in_(wanted[first : first + _IN_CHUNK]))
+            .where(one_of(session, Complaint.tracking_id, wanted[first : first + _IN_CHUNK]))
             .with_for_update()
         )
         found.update((row.tracking_id, row) for row in session.execute(stmt).scalars())
