@@ -323,11 +323,7 @@ def presented_identities(ctx: NodeContext, parent: str | None) -> tuple[Identity
         if parent is not None and len(rows) > 1:
             first_unacked = session.scalar(
                 select(OutboxRow)
-                .where(
-                    OutboxRow.peer_id == parent,
-                    OutboxRow.kind == "key_rotation",
-                    OutboxRow.acked_at.is_(None),
-                )
+                .where(queries.unacknowledged(parent), OutboxRow.kind == "key_rotation")
                 .order_by(OutboxRow.sequence)
                 .limit(1)
             )

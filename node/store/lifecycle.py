@@ -10,6 +10,7 @@ from collections.abc import Collection, Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from node.store import queries
 from node.store.models import Invite, Link, OutboxRow
 
 __all__ = [
@@ -61,9 +62,7 @@ def live_invites(session: Session, now: dt.datetime) -> Sequence[Invite]:
 def oldest_unacked(session: Session, peer_id: str) -> dt.datetime | None:
     """When the oldest envelope `peer_id` has not acknowledged was queued (None: none)."""
     value = session.execute(
-        select(func.min(OutboxRow.created_at)).where(
-            OutboxRow.peer_id == peer_id, OutboxRow.acked_at.is_(None)
-        )
+        select(func.min(OutboxRow.created_at)).where(queries.unacknowledged(peer_id))
     ).scalar_one()
     if value is None:
         return None

@@ -21,7 +21,6 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     ForeignKey,
-    Index,
     Integer,
     LargeBinary,
     String,
@@ -229,13 +228,11 @@ class ComplaintEvent(Base):
 
 
 class OutboxRow(Base):
-    """A signed envelope waiting for (or delivered with) the peer's acknowledgement."""
+    """A signed envelope waiting for (or delivered with) the peer's acknowledgement: it is
+    acknowledged when its sequence is at most its link's acked_out_seq (decision 0020)."""
 
     __tablename__ = "outbox"
-    __table_args__ = (
-        UniqueConstraint("peer_id", "sequence", name="uq_outbox_peer_sequence"),
-        Index("ix_outbox_pending", "peer_id", "acked_at", "sequence"),
-    )
+    __table_args__ = (UniqueConstraint("peer_id", "sequence", name="uq_outbox_peer_sequence"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     peer_id: Mapped[str] = mapped_column(NodeIdCol, ForeignKey("links.peer_id"))
@@ -248,7 +245,6 @@ class OutboxRow(Base):
     key_id: Mapped[bytes] = mapped_column(LargeBinary(32))
     signature: Mapped[bytes] = mapped_column(LargeBinary(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
-    acked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
 class InboxRow(Base):

@@ -491,34 +491,28 @@ def outbox_by_message(session: Session, message_id: str) -> OutboxRow | None:
 def acknowledge_outbox(session: Session, peer_id: str, upto: int, at: dt.datetime) -> int | None:
     """`peer_id` acknowledged our envelopes up to sequence `upto` at `at`: move its active
     link's acked_out_seq up to `upto` (never down) and its last_seen_at to `at`, locking the
-    link, and mark the outbox rows up to `upto` acknowledged. Return the link's next_out_seq
-    (the caller refuses an `upto` at or beyond it, rolling this back), or None, changing
-    nothing, if there is no active link with `peer_id`."""
-    next_out = update_returning(
+    link. That is the whole acknowledgement: an outbox row is acknowledged when its sequence
+    is at most acked_out_seq (decision 0020). Return the link's next_out_seq (the caller
+    refuses an `upto` at or beyond it, rolling this back), or None, changing nothing, if
+    there is no active link with `peer_id`."""
+    return update_returning(
         session,
         Link.next_out_seq,
         (Link.peer_id == peer_id) & Link.revoked_at.is_(None),
         acked_out_seq=case((Link.acked_out_seq < upto, upto), else_=Link.acked_out_seq),
         last_seen_at=at,
     )
-    if next_out is not None and upto < next_out:
-        session.execute(
-            update(OutboxRow)
-            .where(
-                OutboxRow.peer_id == peer_id,
-                OutboxRow.sequence <= upto,
-                OutboxRow.acked_at.is_(None),
-            )
-            .values(acked_at=at)
-        )
-    return next_out
+
+
+def unacknowledged(peer_id: str) -> ColumnElement[bool]:
+    """The condition on OutboxRow of the rows for `peer_id` that it has not acknowledged."""
+    acked = select(Link.acked_out_seq).where(Link.peer_id == peer_id).scalar_subquery()
+    return cast(ColumnElement[bool], (OutboxRow.peer_id == peer_id) & (OutboxRow.sequence > acked))
 
 
 def outbox_depth(session: Session, peer_id: str) -> int:
     return session.execute(
-        select(func.count())
-        .select_from(OutboxRow)
-        .where(OutboxRow.peer_id == peer_id, OutboxRow.acked_at.is_(None))
+        select(func.count()).select_from(OutboxRow).where(unacknowledged(peer_id))
     ).scalar_one()
 
 

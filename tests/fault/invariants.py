@@ -26,7 +26,7 @@ from node.ledger.audit import verify_export
 from node.ledger.reconcile import reconcile_exports
 from node.services import audit, checkpoints, links
 from node.services.context import NodeContext
-from node.store.models import InboxRow, LedgerEntryRow, OutboxRow
+from node.store.models import InboxRow, LedgerEntryRow, Link, OutboxRow
 
 __all__ = ["Tally", "check_tree", "quiet", "received_ids"]
 
@@ -83,8 +83,9 @@ def received_ids(ctx: NodeContext, sender: str) -> Counter[str]:
 def _outbox(ctx: NodeContext, peer: str) -> list[tuple[str, str, bool]]:
     """(message id, kind, acknowledged) of every envelope this node queued for `peer`."""
     with ctx.db.read() as session:
+        acked = session.scalar(select(Link.acked_out_seq).where(Link.peer_id == peer)) or 0
         return [
-            (row.message_id, row.kind, row.acked_at is not None)
+            (row.message_id, row.kind, row.sequence <= acked)
             for row in session.scalars(
                 select(OutboxRow).where(OutboxRow.peer_id == peer).order_by(OutboxRow.sequence)
             )

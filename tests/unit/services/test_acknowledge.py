@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from node.errors import PermissionDeniedError, StateError
 from node.services import complaints, exchange, links
+from node.store import queries
 from node.store.models import Link, OutboxRow
 from tests.conftest import NodeFactory
 from tests.fault.conftest import draft
@@ -38,9 +39,13 @@ def _state(node: TestNode) -> tuple[int, object, list[int]]:
         assert row is not None
         acked = session.scalars(
             select(OutboxRow.sequence)
-            .where(OutboxRow.acked_at.is_not(None))
+            .where(OutboxRow.peer_id == "id-64-02", ~queries.unacknowledged("id-64-02"))
             .order_by(OutboxRow.sequence)
         ).all()
+        queued = session.scalars(
+            select(OutboxRow.sequence).where(OutboxRow.peer_id == "id-64-02")
+        ).all()
+        assert queries.outbox_depth(session, "id-64-02") == len(queued) - len(acked)
         return row.acked_out_seq, row.last_seen_at, list(acked)
 
 
