@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from node.store import queries
@@ -60,15 +60,16 @@ def live_invites(session: Session, now: dt.datetime) -> Sequence[Invite]:
 
 
 def oldest_unacked(session: Session, peer_id: str) -> dt.datetime | None:
-    """When the oldest envelope `peer_id` has not acknowledged was queued (None: none)."""
-    value = session.execute(
-        select(func.min(OutboxRow.created_at)).where(queries.unacknowledged(peer_id))
-    ).scalar_one()
-    if value is None:
-        return None
-    if isinstance(value, str):  # SQLite returns an aggregate of a DateTime column as text
-        value = dt.datetime.fromisoformat(value)
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    """When the oldest envelope `peer_id` has not acknowledged was queued (None: none): the
+    first past the link's acked_out_seq (envelopes are queued in sequence order), read
+    with one probe of the (peer_id, sequence) index whatever the backlog, where a MIN over
+    the unacknowledged rows read every one of them."""
+    return session.scalar(
+        select(OutboxRow.created_at)
+        .where(queries.unacknowledged(peer_id))
+        .order_by(OutboxRow.sequence)
+        .limit(1)
+    )
 
 
 def set_connected(session: Session, peer_id: str, since: dt.datetime | None) -> None:

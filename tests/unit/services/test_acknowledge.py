@@ -1,14 +1,17 @@
-"""exchange.acknowledge: a peer's Ack moves the link and marks the outbox in one short
-transaction, never backwards, and an Ack that cannot be true changes nothing."""
+"""exchange.acknowledge: a peer's Ack moves the link in one short transaction, never
+backwards, and an Ack that cannot be true changes nothing; the outbox rows it covers are
+acknowledged by that alone (decision 0020)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from node.errors import PermissionDeniedError, StateError
 from node.services import complaints, exchange, links
-from node.store import queries
+from node.store import lifecycle, queries
 from node.store.models import Link, OutboxRow
 from tests.conftest import NodeFactory
 from tests.fault.conftest import draft
@@ -82,3 +85,27 @@ def test_an_ack_on_a_revoked_or_unknown_link_is_refused(
     with pytest.raises(PermissionDeniedError, match="id-64-02 is not linked"):
         exchange.acknowledge(parent.ctx(), "id-64-02", 1)
     assert _state(parent) == before
+
+
+def test_the_oldest_unacknowledged_is_the_first_past_the_ack(
+    nodes: NodeFactory, returning: bool
+) -> None:
+    parent, _ = _sent(nodes, 5, returning)
+    queued = dt.datetime(2021, 2, 1, 9, 0, tzinfo=dt.UTC)
+    with parent.ctx().db.write() as session:  # each row queued a minute after the one before
+        for sequence in range(1, 6):
+            session.execute(
+                update(OutboxRow)
+                .where(OutboxRow.peer_id == "id-64-02", OutboxRow.sequence == sequence)
+                .values(created_at=queued + dt.timedelta(minutes=sequence))
+            )
+
+    def oldest() -> dt.datetime | None:
+        with parent.ctx().db.read() as session:
+            return lifecycle.oldest_unacked(session, "id-64-02")
+
+    assert oldest() == queued + dt.timedelta(minutes=1)
+    exchange.acknowledge(parent.ctx(), "id-64-02", 3)
+    assert oldest() == queued + dt.timedelta(minutes=4)
+    exchange.acknowledge(parent.ctx(), "id-64-02", 5)
+    assert oldest() is None
