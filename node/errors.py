@@ -12,7 +12,8 @@
     │   ├── SignatureError            bad signature or unknown key (UNAUTHENTICATED)
     │   ├── ProofError                an inclusion or consistency proof fails
     │   ├── InconsistentCheckpointError  two checkpoints that cannot both be true
-    │   └── TamperedEntryError        a ledger entry differs from what was committed
+    │   ├── TamperedEntryError        a ledger entry differs from what was committed
+    │   └── FenceError                the ledger does not extend the checkpoint this node signed
     └── PeerError                     a peer or the transport failed
         └── PeerUnavailableError      the peer cannot be reached now
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "FenceError",
     "InconsistentCheckpointError",
     "IntegrityError",
     "NodeError",
@@ -91,6 +93,11 @@ class InconsistentCheckpointError(IntegrityError):
 
 class TamperedEntryError(IntegrityError):
     """A ledger entry differs from what its tree or its signatures committed to."""
+
+
+class FenceError(IntegrityError):
+    """This node's ledger is not a consistent extension of the largest checkpoint it has
+    signed, kept outside the database (node.services.fence): signing now would fork it."""
 
 
 class PeerError(NodeError):

@@ -29,7 +29,7 @@ from node.crypto.card import NodeCard
 from node.crypto.enrollment import AddressPair, JoinToken
 from node.errors import ValidationError
 from node.logs import configure_logging
-from node.services import checkpoints, enrollment, links, witness
+from node.services import checkpoints, datadir, enrollment, fence, links, witness
 from node.services.context import NodeContext
 from node.services.setup import init_node
 
@@ -104,7 +104,12 @@ def serve(config_path: Path | None) -> None:
     """
     with open_node(config_path, upgrade=True) as ctx:
         configure_logging(ctx.config.log_level, ctx.config.log_format)
-        asyncio.run(_serve(ctx))
+        lock = datadir.hold(ctx.config)
+        try:
+            fence.check_node_at_start(ctx)
+            asyncio.run(_serve(ctx))
+        finally:
+            lock.release()
 
 
 async def _serve(ctx: NodeContext) -> None:

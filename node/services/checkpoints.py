@@ -12,8 +12,11 @@ tree cannot grow meanwhile and two signers cannot interleave:
   3. compute the root at n and the consistency proof from the latest size to n, both from
      the stored tree with O(log n) reads;
   4. check_extends(latest, new, proof): never sign a checkpoint inconsistent with one
-     already signed (c2sp.org/tlog-checkpoint, "Signatures");
-  5. sign, store, commit.
+     already signed (c2sp.org/tlog-checkpoint, "Signatures"); and the same against the
+     signing fence, the largest checkpoint signed, kept outside the database
+     (node.services.fence), which a deleted, restored or rewritten database cannot move;
+  5. sign, store, commit; the fence advances to the new note as the commit completes,
+     before it returns, and so before the note can leave the node.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from sqlalchemy.orm import Session
 from node.errors import InconsistentCheckpointError, SignatureError
 from node.ledger.checkpoint import Checkpoint, check_extends, origin_for
 from node.ledger.note import Verifier, open_checkpoint, sign_checkpoint
+from node.services import fence
 from node.services._keys import refresh_key
 from node.services.context import NodeContext
 from node.store import tree
@@ -128,10 +132,12 @@ def sign_in(session: Session, ctx: NodeContext) -> tuple[SignedCheckpoint, bool]
     proof = [] if previous is None else tree.consistency_proof(session, previous.size, size)
     # 4. Never sign two inconsistent checkpoints.
     check_extends(previous, new, proof)
-    # 5. Sign and store.
+    fence.check_in(session, ctx.config, new.origin, size, previous_row)
+    # 5. Sign and store; the fence follows at commit.
     note = sign_checkpoint(new, origin(ctx), ctx.signing_key.ed25519)
     now = ctx.clock.now()
     tree.add_checkpoint(session, size, new.root, note, now)
+    fence.advance_at_commit(session, ctx.config, note, size)
     return SignedCheckpoint(size, new.root, note, now), True
 
 

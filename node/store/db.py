@@ -24,7 +24,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -121,11 +121,28 @@ class Database:
             raise ConfigError(f"cannot open the database at {self.safe_url}: {e.orig}") from e
 
     def check_reachable(self) -> None:
+        """Raise ConfigError unless the database answers and holds a node's schema (a
+        missing or emptied database is told as such, never as a missing table later)."""
+        path = self._reader.url.database if self.is_sqlite else None
+        if path and path != ":memory:" and not Path(path).exists():
+            raise ConfigError(
+                f"the database file {path} does not exist. If this node already ran, restore "
+                f"its database from a backup (docs/operator-guide.md, 'The signing fence'); a "
+                f"new node is made with `lapor-node init`"
+            )
         try:
             with self._reader.connect() as conn:
                 conn.execute(text("SELECT 1"))
+                has_schema = inspect(conn).has_table("alembic_version")
         except OperationalError as e:
             raise ConfigError(f"cannot open the database at {self.safe_url}: {e.orig}") from e
+        if not has_schema:
+            raise ConfigError(
+                f"the database at {self.safe_url} holds no lapor-node tables: it is missing, "
+                f"empty or not this node's. If this node already ran, restore its database "
+                f"from a backup (docs/operator-guide.md, 'The signing fence'); a new node is "
+                f"made with `lapor-node init`"
+            )
 
     @property
     def safe_url(self) -> str:

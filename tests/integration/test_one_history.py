@@ -1,0 +1,76 @@
+"""Operating mistakes that would fork a node, tried as an operator makes them: a second
+`serve` of the same node, and a deleted database under keys that already signed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from node.complaints import ComplaintDraft
+from node.services import checkpoints, complaints
+from tests.conftest import NodeFactory
+from tests.support.databases import fresh_database
+from tests.support.nodes import TestNode
+
+DRAFT = ComplaintDraft(
+    title="Jalan rusak",
+    description="Lubang besar di jalan poros",
+    classification="pengaduan",
+    category="infrastruktur",
+    region_code="64.02",
+    channel="walk_in",
+)
+
+
+def _serve(node: TestNode) -> subprocess.CompletedProcess[str]:
+    """`serve` expected to stop by itself (refused): its exit code and output."""
+    return subprocess.run(
+        [sys.executable, "-m", "node.cli.main", "serve", "--config", str(node.config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_second_serve_of_a_running_node_stops_with_one_line(nodes: NodeFactory) -> None:
+    """The data directory is held by the running serve: the second one says so and exits."""
+    node = nodes("id-64", "Provinsi Kalimantan Timur")
+    node.start()
+    try:
+        second = _serve(node)
+        assert second.returncode != 0
+        assert "already running for the node in" in second.stderr
+        assert f"(pid {node.process.pid})" in second.stderr  # type: ignore[union-attr]
+        assert "Traceback" not in second.stderr
+        assert node.process is not None and node.process.poll() is None
+    finally:
+        node.stop()
+    node.start()  # the lock went with the first process
+    node.stop()
+
+
+def test_a_database_deleted_under_signed_keys_is_refused_not_started_again(
+    nodes: NodeFactory, db_kind: str, tmp_path: Path
+) -> None:
+    """After a checkpoint was signed, an empty database in its place: every command says
+    what happened in one line, and `serve` refuses to sign a second history."""
+    node = nodes("id-64", "Provinsi Kalimantan Timur")
+    complaints.submit(node.ctx(), DRAFT)
+    signed, _ = checkpoints.sign(node.ctx())
+    assert signed.size > 0
+    node.close()
+    with fresh_database(db_kind, tmp_path) as empty:
+        config = node.config.read_text()
+        assert node.database_url in config
+        node.config.write_text(config.replace(node.database_url, empty))
+        if db_kind == "sqlite":
+            Path(empty.removeprefix("sqlite:///")).unlink(missing_ok=True)
+        listed = node.cli("link", "list", check=False)
+        assert listed.returncode != 0
+        assert "Traceback" not in listed.stderr
+        assert "restore its database from a backup" in listed.stderr
+        refused = _serve(node)
+        assert refused.returncode != 0, refused.stderr
+        assert "Traceback" not in refused.stderr
+        assert "deleted, rolled back or restored from an older copy" in refused.stderr
