@@ -17,13 +17,13 @@ from sqlalchemy import text
 from node._proto.lapor.v1 import envelope_pb2, federation_pb2, ledger_pb2
 from node.complaints import ComplaintDraft
 from node.envelopes import seal
-from node.errors import InconsistentCheckpointError, StateError
+from node.errors import FenceError, InconsistentCheckpointError, StateError
 from node.ledger.audit import verify_export
 from node.ledger.checkpoint import Checkpoint, origin_for
 from node.ledger.merkle import verify_consistency
 from node.ledger.note import Verifier, open_checkpoint, sign_checkpoint
 from node.metrics import PEER_FORKS, PEER_SUSPENDED
-from node.services import audit, checkpoints, complaints, exchange, witness
+from node.services import audit, checkpoints, complaints, exchange, fence, witness
 from node.services.context import NodeContext
 from node.store import queries, tree
 from tests.conftest import NodeFactory
@@ -253,6 +253,8 @@ def test_a_node_restored_from_an_old_backup_is_caught(pair: Pair, db_kind: str) 
     province = pair.province
     backup = str(province.directory / "old-backup.db")
     _copy_sqlite(province.database_url, backup)
+    fence_file = fence.fence_path(province.ctx().config)
+    old_fence = fence_file.read_bytes()
     pair.refer_and_receipt(2)
     _, held_size, _ = _link(pair.national.ctx(), "id-64")
     province.ctx().db.dispose()
@@ -260,8 +262,15 @@ def test_a_node_restored_from_an_old_backup_is_caught(pair: Pair, db_kind: str) 
     province._ctx = None
     with pytest.raises(InconsistentCheckpointError, match="went back in time"):
         exchange.check_peer_holds(province.ctx(), held_size)
-    # The restored province grows another history, longer than what national holds: it
+    # Its own signing fence refuses to sign over the older database (node.services.fence)
+    # ...
+    complaints.submit(province.ctx(), _draft(99))
+    with pytest.raises(FenceError, match="this node signed"):
+        checkpoints.sign(province.ctx())
+    # ... unless its keys folder, fence and all, was restored from the same old backup. The
+    # restored province then grows another history, longer than what national holds: it
     # still refuses (it never signed the checkpoint national holds) ...
+    fence_file.write_bytes(old_fence)
     for n in range(held_size + 1):
         complaints.submit(province.ctx(), _draft(100 + n))
     grown, _ = checkpoints.sign(province.ctx())
