@@ -102,10 +102,11 @@ def serve(config_path: Path | None) -> None:
 
     Stops cleanly on SIGTERM or SIGINT.
     """
-    with open_node(config_path, upgrade=True) as ctx:
+    with datadir.private_files(), open_node(config_path, upgrade=True) as ctx:
         configure_logging(ctx.config.log_level, ctx.config.log_format)
         lock = datadir.hold(ctx.config)
         try:
+            datadir.check_private(ctx.config)
             fence.check_node_at_start(ctx)
             asyncio.run(_serve(ctx))
         finally:

@@ -33,6 +33,9 @@ class NodeContext:
         """Load node.yaml, the signing key and the database (optionally upgrading it)."""
         config = load_config(config_path)
         db = Database(config.database_url)
+        if upgrade and config.signing_key.exists():
+            # A node that has keys has run: never create its database afresh.
+            db.check_file_exists()
         if upgrade:
             db.upgrade()
         else:

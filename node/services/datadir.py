@@ -1,4 +1,9 @@
-"""One `serve` per node: an exclusive lock on the node's data directory.
+"""One `serve` per node, on a private data directory.
+
+The data directory (the folder that holds node.yaml) holds reporters' names, phone
+numbers and NIKs in its database: `init` makes it 0700 and every file it writes 0600
+(`private_files`), and `serve` refuses to start while the folder, the keys folder or a
+database file is open to other users (`check_private`), naming the command that fixes it.
 
 Invariant: while a `serve` process runs, it holds an exclusive advisory lock (flock) on
 `<data directory>/serve.lock`, the folder that holds node.yaml. A second `serve` of the
@@ -14,14 +19,17 @@ always have (docs/decisions/0012-one-writer-at-a-time.md).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from node.config import NodeConfig
 from node.errors import ConfigError
 
-__all__ = ["LOCK_NAME", "DataDirLock", "hold"]
+__all__ = ["LOCK_NAME", "DataDirLock", "check_private", "hold", "private_files"]
 
 LOCK_NAME = "serve.lock"
 
@@ -65,3 +73,37 @@ def _holder(fd: int) -> str:
     except (OSError, UnicodeDecodeError):
         return ""
     return f" (pid {pid})" if pid.isdigit() else ""
+
+
+@contextlib.contextmanager
+def private_files() -> Iterator[None]:
+    """Files and folders created inside are readable by their owner only (umask 077)."""
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def _sqlite_files(database_url: str) -> list[Path]:
+    if not database_url.startswith("sqlite:///"):
+        return []
+    db = Path(database_url.removeprefix("sqlite:///"))
+    return [p for p in (db, Path(f"{db}-wal"), Path(f"{db}-shm")) if p.exists()]
+
+
+def check_private(config: NodeConfig) -> None:
+    """Raise ConfigError, naming the fix, if the data directory, the keys folder or a
+    SQLite database file can be read by anyone but their owner."""
+    folders = [config.base_dir, config.signing_key.parent]
+    files = _sqlite_files(config.database_url)
+    open_to_others = [p for p in [*folders, *files] if stat.S_IMODE(p.stat().st_mode) & 0o077 != 0]
+    if not open_to_others:
+        return
+    fixes = [f"chmod 700 {p}" for p in open_to_others if p.is_dir()]
+    fixes += [f"chmod 600 {p}" for p in open_to_others if not p.is_dir()]
+    raise ConfigError(
+        f"{', '.join(str(p) for p in open_to_others)} can be read by other users of this "
+        f"machine, and the node's data holds reporters' personal data; make them private "
+        f"({'; '.join(fixes)}) and start again"
+    )

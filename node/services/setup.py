@@ -12,6 +12,7 @@ from node.crypto.signing import SigningKey
 from node.crypto.tls import generate_tls_identity
 from node.errors import ConfigError
 from node.ids import parse_node_id
+from node.services import datadir
 from node.store.db import Database
 
 __all__ = ["init_node"]
@@ -32,14 +33,32 @@ def init_node(
 
     With `directory`, `node_id` and `name`: write DIR/node.yaml first. With only
     `config_path`: use that existing node.yaml and create whatever it names that is missing.
-    Keys are never overwritten; the database is upgraded to head either way.
+    Keys are never overwritten; the database is upgraded to head either way. The folder
+    is made 0700 and every file written here 0600 (node.services.datadir).
     """
+    with datadir.private_files():
+        return _init_node(
+            directory, node_id, name, config_path, listen, database_url, timezone, clock
+        )
+
+
+def _init_node(
+    directory: Path | None,
+    node_id: str | None,
+    name: str | None,
+    config_path: Path | None,
+    listen: str,
+    database_url: str,
+    timezone: str,
+    clock: Clock | None,
+) -> Path:
     clock = clock or SystemClock()
     if directory is not None:
         if not node_id or not name:
             raise ConfigError("init with --dir needs --id and --name")
         parse_node_id(node_id)
         directory.mkdir(parents=True, exist_ok=True)
+        directory.chmod(0o700)
         config_path = directory / DEFAULT_CONFIG
         if config_path.exists():
             raise ConfigError(f"{config_path} already exists: this directory holds a node")

@@ -56,7 +56,7 @@ def migrations_dir() -> Path:
 
 
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": 30})
+    engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -85,7 +85,7 @@ class Database:
             self._writer = _sqlite_engine(url, immediate=True)
             self._reader = _sqlite_engine(url, immediate=False)
         else:
-            self._writer = create_engine(url, pool_pre_ping=True)
+            self._writer = create_engine(url, pool_pre_ping=True, hide_parameters=True)
             self._reader = self._writer
         self._write_sessions = sessionmaker(self._writer, expire_on_commit=False)
         self._read_sessions = sessionmaker(self._reader, expire_on_commit=False)
@@ -120,9 +120,9 @@ class Database:
         except OperationalError as e:
             raise ConfigError(f"cannot open the database at {self.safe_url}: {e.orig}") from e
 
-    def check_reachable(self) -> None:
-        """Raise ConfigError unless the database answers and holds a node's schema (a
-        missing or emptied database is told as such, never as a missing table later)."""
+    def check_file_exists(self) -> None:
+        """Raise ConfigError if this is a SQLite database whose file does not exist
+        (connecting would create an empty one)."""
         path = self._reader.url.database if self.is_sqlite else None
         if path and path != ":memory:" and not Path(path).exists():
             raise ConfigError(
@@ -130,6 +130,11 @@ class Database:
                 f"its database from a backup (docs/operator-guide.md, 'The signing fence'); a "
                 f"new node is made with `lapor-node init`"
             )
+
+    def check_reachable(self) -> None:
+        """Raise ConfigError unless the database answers and holds a node's schema (a
+        missing or emptied database is told as such, never as a missing table later)."""
+        self.check_file_exists()
         try:
             with self._reader.connect() as conn:
                 conn.execute(text("SELECT 1"))

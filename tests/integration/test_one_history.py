@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -65,12 +67,36 @@ def test_a_database_deleted_under_signed_keys_is_refused_not_started_again(
         assert node.database_url in config
         node.config.write_text(config.replace(node.database_url, empty))
         if db_kind == "sqlite":
-            Path(empty.removeprefix("sqlite:///")).unlink(missing_ok=True)
+            path = Path(empty.removeprefix("sqlite:///"))
+            path.unlink(missing_ok=True)
+            gone = _serve(node)
+            assert gone.returncode != 0
+            assert "does not exist" in gone.stderr and "restore" in gone.stderr
+            assert "Traceback" not in gone.stderr
+            assert not path.exists(), "serve must not create a node's database afresh"
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # an empty file instead
         listed = node.cli("link", "list", check=False)
         assert listed.returncode != 0
         assert "Traceback" not in listed.stderr
-        assert "restore its database from a backup" in listed.stderr
+        assert "holds no lapor-node tables" in listed.stderr
         refused = _serve(node)
         assert refused.returncode != 0, refused.stderr
         assert "Traceback" not in refused.stderr
         assert "deleted, rolled back or restored from an older copy" in refused.stderr
+
+
+def test_init_makes_the_node_private_and_serve_refuses_an_open_one(nodes: NodeFactory) -> None:
+    """The folder is 0700 and its files 0600 from init; opened up, serve names the fix."""
+    node = nodes("id-64", "Provinsi Kalimantan Timur")
+    assert stat.S_IMODE(node.directory.stat().st_mode) == 0o700
+    for path in node.directory.rglob("*"):
+        if path.is_file():
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    node.directory.chmod(0o755)
+    refused = _serve(node)
+    assert refused.returncode != 0
+    assert f"chmod 700 {node.directory}" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    node.directory.chmod(0o700)
+    node.start()
+    node.stop()
