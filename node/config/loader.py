@@ -111,6 +111,8 @@ def _line(error: Any) -> str:
         return f"{where} must be {error['ctx']['expected']}, found {value!r}"
     if kind == "missing":
         return f"{where} is required"
+    if kind == "invalid_key":  # a key YAML read as a number, a date, ...
+        return f"unknown key {loc[-1]!r} in '{_where(loc[:-1]) or 'the top level'}'"
     return f"{where}: {error['msg']}"
 
 

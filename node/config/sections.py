@@ -53,7 +53,7 @@ def problem(message: str, kind: str = "config") -> PydanticCustomError:
     kind "config": the message follows the key path after a space ("must be ...");
     "config_at": after a colon ("invalid node id ..."); "config_line": it is the whole line.
     """
-    return PydanticCustomError(kind, message.replace("{", "{{").replace("}", "}}"))
+    return PydanticCustomError(kind, "{message}", {"message": message})
 
 
 def _default(cls: type[Any], name: str) -> Any:

@@ -181,3 +181,26 @@ def test_init_with_a_bad_value_creates_nothing(
     assert result.exit_code != 0
     assert message in result.output
     assert not target.exists()
+
+
+@pytest.mark.parametrize(
+    ("section", "line"),
+    [
+        pytest.param(
+            "intake: {gateways: {a: 1}}\n",
+            "node.yaml: intake.gateways must be a list of {name, channels, token_sha256}",
+            id="braces-kept",
+        ),
+        pytest.param(
+            "dashboard: {1: 2}\n", "node.yaml: unknown key 1 in 'dashboard'", id="number-as-key"
+        ),
+        pytest.param(
+            'intake:\n  listen: "127.0.0.1:7466"\n  gateways: [{name: a, channels: [web]}]\n',
+            "node.yaml: intake.gateways[0].token_sha256 is required",
+            id="missing-key",
+        ),
+    ],
+)
+def test_refusals_read_as_plain_sentences(tmp_path: Path, section: str, line: str) -> None:
+    """Schema refusals are the project's sentences, not pydantic's wording or escapes."""
+    assert _refusal(tmp_path, RENDERED + section).splitlines() == [line]
