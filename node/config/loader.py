@@ -23,7 +23,7 @@ from node.crypto.tls import fingerprint
 from node.errors import ConfigError, ValidationError
 from node.ids import NodeId
 from node.workflow.deadlines import DeadlinePolicy
-from node.workflow.routing import parse_rules
+from node.workflow.routing import Rule, parse_rules
 
 __all__ = ["load_config", "parse_text", "validate"]
 
@@ -193,6 +193,14 @@ def _auditors(items: tuple[Auditor, ...], base: Path) -> tuple[m.AuditorConfig, 
     return tuple(auditors)
 
 
+def _rules(raw: object, node_id: NodeId) -> tuple[Rule, ...]:
+    """routing.rules, checked by node.workflow.routing (each message names its rule)."""
+    try:
+        return parse_rules(raw, node_id)
+    except ConfigError as e:
+        raise ConfigError(f"node.yaml: {e}") from e
+
+
 def build(doc: NodeYaml, path: Path) -> m.NodeConfig:
     """The frozen NodeConfig of a validated node.yaml at `path`."""
     base = path.parent
@@ -237,7 +245,7 @@ def build(doc: NodeYaml, path: Path) -> m.NodeConfig:
             w.holidays_extra,
             w.holidays_removed,
         ),
-        routing=m.RoutingConfig(doc.routing.auto, parse_rules(doc.routing.rules, node_id)),
+        routing=m.RoutingConfig(doc.routing.auto, _rules(doc.routing.rules, node_id)),
     )
 
 

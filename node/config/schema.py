@@ -5,14 +5,15 @@ validates a file against them, node.config.template renders the commented node.y
 their field descriptions and examples, and the committed node.yaml is that rendering.
 
 Invariants:
-1. A node.yaml is read once, here; the rest of the code receives a frozen NodeConfig
-   (node.config.model) and never sees raw YAML.
+1. A node.yaml is read once, by node.config.loader against NodeYaml; the rest of the
+   code receives a frozen NodeConfig (node.config.model) and never sees raw YAML.
 2. Every refusal is one line per problem, naming the key path and what is expected
    ("node.yaml: server.listen must be HOST:PORT (e.g. 127.0.0.1:7400), found ..."), never
    a raw pydantic report, and no partial config is returned.
 3. Every relative path is relative to the folder that holds the file, so a data directory
    can be moved or copied whole.
-4. Defaults are those of node.config.model's dataclasses (read from there, written once).
+4. Each default is written once: the schema reads those node.config.model's dataclasses
+   have from there (default_of), and holds the rest (paths, database URL, time zone).
 """
 
 from __future__ import annotations
@@ -37,15 +38,15 @@ from node.config.sections import (
     Section,
     Server,
     Workflow,
+    default_of,
     file_path,
     key,
     listen_address,
     positive_int,
     problem,
 )
-from node.errors import ConfigError, ValidationError
-from node.ids import NodeId, parse_node_id
-from node.workflow.routing import parse_rules
+from node.errors import ValidationError
+from node.ids import parse_node_id
 
 __all__ = ["SECTIONS", "Auditor", "Gateway", "Intake", "NodeYaml", "Routing", "Section"]
 
@@ -177,7 +178,7 @@ class Intake(Section):
         "      channels: [sms_1708]\n"
         '      token_sha256: "..."          # printed by `intake gateway add`; never the token\n'
     )
-    listen: str = key("", 'HOST:PORT; "" turns it off')
+    listen: str = key(default_of(m.IntakeConfig, "listen"), 'HOST:PORT; "" turns it off')
     max_attachment_bytes: int = positive_int(
         m.IntakeConfig,
         "max_attachment_bytes",
@@ -253,7 +254,9 @@ class Routing(Section):
             "",
         ]
     )
-    auto: bool = key(False, "dispose by the rules when verified or accepted")
+    auto: bool = key(
+        default_of(m.RoutingConfig, "auto"), "dispose by the rules when verified or accepted"
+    )
     rules: Any = key(None, "{region, categories, classifications, to, name} each")
 
 
@@ -315,11 +318,7 @@ class NodeYaml(Section):
                 "enrollment port",
                 "config_line",
             )
-        try:
-            parse_rules(self.routing.rules, NodeId(self.node.id))
-        except ConfigError as e:
-            raise problem(str(e), "config_line") from e
-        return self
+        return self  # routing.rules need the node id: node.config.loader parses them
 
 
 # Top-level keys in the order node.yaml lists them.

@@ -36,6 +36,7 @@ __all__ = [
     "Section",
     "Server",
     "Workflow",
+    "default_of",
     "file_path",
     "key",
     "listen_address",
@@ -56,7 +57,7 @@ def problem(message: str, kind: str = "config") -> PydanticCustomError:
     return PydanticCustomError(kind, "{message}", {"message": message})
 
 
-def _default(cls: type[Any], name: str) -> Any:
+def default_of(cls: type[Any], name: str) -> Any:
     """The default of dataclass `cls`'s field `name` (node.config.model holds them)."""
     return next(f.default for f in fields(cls) if f.name == name)
 
@@ -76,7 +77,7 @@ def _host_port(value: object, example: str) -> str:
 
 
 def listen_address(value: object, example: str) -> str:
-    """A listen key that may be "" (off) or empty (also off)."""
+    """A side service's listen key: HOST:PORT, or "" (or nothing) to leave it off."""
     return "" if value in (None, "") else _host_port(value, example)
 
 
@@ -204,9 +205,9 @@ class Keys(Section):
 
 
 class Server(Section):
-    listen: str = key(_default(m.ServerConfig, "listen"), "mutual-TLS gRPC for linked peers only")
+    listen: str = key(default_of(m.ServerConfig, "listen"), "mutual-TLS gRPC for linked peers only")
     enrollment_listen: str | None = key(
-        _default(m.ServerConfig, "enrollment_listen"),
+        default_of(m.ServerConfig, "enrollment_listen"),
         "",
         note="Where children run `lapor-node link join` (TLS with this node's certificate, "
         'no client certificate). Default: the port after listen\'s (here {next}); "" '
@@ -214,12 +215,12 @@ class Server(Section):
         commented="{next}",
     )
     max_message_bytes: int = key(
-        _default(m.ServerConfig, "max_message_bytes"),
+        default_of(m.ServerConfig, "max_message_bytes"),
         "larger messages are refused with RESOURCE_EXHAUSTED",
         gt=0,
     )
     grace_seconds: float = key(
-        _default(m.ServerConfig, "grace_seconds"),
+        default_of(m.ServerConfig, "grace_seconds"),
         "how long SIGTERM waits for in-flight calls",
         gt=0,
     )
@@ -248,7 +249,7 @@ class Server(Section):
 
 
 def positive_int(cls: type[Any], name: str, doc: str, **extra: Any) -> Any:
-    return key(_default(cls, name), doc, **extra, gt=0)
+    return key(default_of(cls, name), doc, **extra, gt=0)
 
 
 class Federation(Section):
@@ -277,21 +278,10 @@ class Federation(Section):
 
 class Ledger(Section):
     checkpoint_interval_seconds: float = key(
-        _default(m.LedgerConfig, "checkpoint_interval_seconds"),
+        default_of(m.LedgerConfig, "checkpoint_interval_seconds"),
         "`serve` signs a checkpoint this often if the ledger grew",
         gt=0,
     )
-
-
-_DEADLINE_DOCS = {
-    "verify": "from receipt, or the reporter's reply after a hold",
-    "first_follow_up": "from the latest disposition",
-    "resolve": "pengaduan, whistleblowing",
-    "resolve_needs_inspection": "berkadar pengawasan",
-    "resolve_aspirasi": "",
-    "resolve_permintaan_informasi": "",
-    "auto_close": "reply period after resolved, then the system closes",
-}
 
 
 class Deadlines(Section):
@@ -300,19 +290,23 @@ class Deadlines(Section):
         "Friday minus Indonesia's national holidays and collective leave (packaged for "
         "2020-2027)."
     )
-    verify: int = positive_int(DeadlinePolicy, "verify", _DEADLINE_DOCS["verify"])
+    verify: int = positive_int(
+        DeadlinePolicy, "verify", "from receipt, or the reporter's reply after a hold"
+    )
     first_follow_up: int = positive_int(
-        DeadlinePolicy, "first_follow_up", _DEADLINE_DOCS["first_follow_up"]
+        DeadlinePolicy, "first_follow_up", "from the latest disposition"
     )
-    resolve: int = positive_int(DeadlinePolicy, "resolve", _DEADLINE_DOCS["resolve"])
+    resolve: int = positive_int(DeadlinePolicy, "resolve", "pengaduan, whistleblowing")
     resolve_needs_inspection: int = positive_int(
-        DeadlinePolicy, "resolve_needs_inspection", _DEADLINE_DOCS["resolve_needs_inspection"]
+        DeadlinePolicy, "resolve_needs_inspection", "berkadar pengawasan"
     )
-    resolve_aspirasi: int = positive_int(DeadlinePolicy, "resolve_aspirasi", "")
+    resolve_aspirasi: int = positive_int(DeadlinePolicy, "resolve_aspirasi", "suggestions")
     resolve_permintaan_informasi: int = positive_int(
-        DeadlinePolicy, "resolve_permintaan_informasi", ""
+        DeadlinePolicy, "resolve_permintaan_informasi", "requests for information"
     )
-    auto_close: int = positive_int(DeadlinePolicy, "auto_close", _DEADLINE_DOCS["auto_close"])
+    auto_close: int = positive_int(
+        DeadlinePolicy, "auto_close", "reply period after resolved, then the system closes"
+    )
 
     @_model_validator(mode="before")
     @classmethod
@@ -337,16 +331,16 @@ def _dates(value: object) -> object:
 
 class Workflow(Section):
     auto_escalate: bool = key(
-        _default(m.WorkflowConfig, "auto_escalate"),
+        default_of(m.WorkflowConfig, "auto_escalate"),
         "true: the scheduler escalates overdue complaints",
     )
     scheduler_interval_seconds: float = key(
-        _default(m.WorkflowConfig, "scheduler_interval_seconds"),
+        default_of(m.WorkflowConfig, "scheduler_interval_seconds"),
         "how often `serve` runs it (also: `complaint tick`)",
         gt=0,
     )
     collective_leave: bool = key(
-        _default(m.WorkflowConfig, "collective_leave"), "cuti bersama counts as a holiday"
+        default_of(m.WorkflowConfig, "collective_leave"), "cuti bersama counts as a holiday"
     )
     holidays_extra: tuple[dt.date, ...] = key((), "YYYY-MM-DD dates, e.g. regional holidays")
     holidays_removed: tuple[dt.date, ...] = key((), "packaged holidays this office works")
@@ -359,7 +353,7 @@ class Metrics(Section):
         "Prometheus /metrics over plain HTTP (no TLS, no authentication): keep it on "
         'loopback or a monitoring network, e.g. "127.0.0.1:9464".'
     )
-    listen: str = key("", 'HOST:PORT; "" turns it off')
+    listen: str = key(default_of(m.MetricsConfig, "listen"), 'HOST:PORT; "" turns it off')
 
     @field_validator("listen", mode="before")
     @classmethod
@@ -379,8 +373,10 @@ class Dashboard(Section):
     example: ClassVar[str] = (
         'dashboard:\n  listen: "127.0.0.1:7480"\n  token_sha256: "<64 hex digits>"\n'
     )
-    listen: str = key("", 'HOST:PORT; "" turns it off')
-    token_sha256: str | None = key(None, "of the token `report dashboard-token` made")
+    listen: str = key(default_of(m.DashboardConfig, "listen"), 'HOST:PORT; "" turns it off')
+    token_sha256: str | None = key(
+        default_of(m.DashboardConfig, "token_sha256"), "of the token `report dashboard-token` made"
+    )
 
     @field_validator("listen", mode="before")
     @classmethod
@@ -391,9 +387,9 @@ class Dashboard(Section):
     @classmethod
     def _token(cls, value: object) -> object:
         if value is not None and not (isinstance(value, str) and _HEX64.fullmatch(value)):
-            raise problem(
+            raise problem(  # not echoed: it may be the token itself, pasted by mistake
                 "must be 64 lowercase hex digits (the line `lapor-node report "
-                f"dashboard-token` prints), found {value!r}"
+                "dashboard-token` prints), never the token itself"
             )
         return value
 
@@ -412,6 +408,8 @@ class Dashboard(Section):
 
 class Logging(Section):
     level: Literal["debug", "info", "warning", "error"] = key(
-        "info", "debug | info | warning | error", plain=True
+        default_of(m.NodeConfig, "log_level"), "debug | info | warning | error", plain=True
     )
-    format: Literal["json", "console"] = key("json", "json (structlog) | console", plain=True)
+    format: Literal["json", "console"] = key(
+        default_of(m.NodeConfig, "log_format"), "json (structlog) | console", plain=True
+    )

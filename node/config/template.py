@@ -22,8 +22,10 @@ from node.config.schema import Auditor, NodeYaml, Section
 
 __all__ = ["EXAMPLE", "render_config", "render_example"]
 
-_WIDTH = 92  # rendered lines stay within this many columns
-_COLUMN = 31  # where trailing comments start, unless the key and value are longer
+_BLOCK_WIDTH = 90  # comment paragraphs stay within this many columns
+_WIDTH = 94  # lines with a trailing comment, within this many
+_COLUMN = 31  # where trailing comments start at the least ...
+_MAX_COLUMN = 37  # ... and at the most, unless a key and value are longer
 
 _HEADER = """\
 # lapor-node configuration. Relative paths are relative to this file's folder.
@@ -61,7 +63,7 @@ EXAMPLE: dict[str, Any] = {
 
 
 def _comment(text: str, indent: str = "") -> list[str]:
-    width = _WIDTH - 2 - len(indent) - 2
+    width = _BLOCK_WIDTH - len(indent) - 2
     return [f"{indent}# {line}" for line in _wrap(text, width)]
 
 
@@ -91,32 +93,34 @@ def _extra(info: FieldInfo) -> dict[str, Any]:
     return dict(extra) if isinstance(extra, dict) else {}
 
 
-def _keyed(key: str, value: str, doc: str, indent: str) -> list[str]:
+def _keyed(line: str, doc: str, column: int) -> list[str]:
     """`key: value  # doc`, the doc wrapped onto continuation lines under its column."""
-    line = f"{indent}{key}: {value}"
     if not doc:
         return [line]
-    column = max(_COLUMN, len(line) + 2)
-    parts = _wrap(doc, max(_WIDTH - column, 30))
+    column = max(column, len(line) + 2)
+    parts = _wrap(doc, max(_WIDTH - column - 2, 30))
     lines = [f"{line.ljust(column)}# {parts[0]}"]
     lines += [f"{' ' * column}# {part}" for part in parts[1:]]
     return lines
 
 
 def _section(name: str, section: BaseModel, context: dict[str, str]) -> list[str]:
-    lines = [f"{name}:"]
+    """A section's keys with their values; comments aligned unless a line is too long."""
+    rows: list[tuple[list[str], str, str]] = []  # (lines above, key: value, comment)
     for key, info in type(section).model_fields.items():
         extra = _extra(info)
-        if "note" in extra:
-            lines += _comment(extra["note"].format(**context), "  ")
+        above = _comment(extra["note"].format(**context), "  ") if "note" in extra else []
         if "commented" in extra:
             value = json.dumps(extra["commented"].format(**context))
-            lines.append(f"  # {key}: {value}")
+            rows.append((above, f"  # {key}: {value}", ""))
             continue
-        if key in ("rules", "gateways", "token_sha256"):
-            continue  # shown in the section's example
         value = _scalar(getattr(section, key), bool(extra.get("plain")))
-        lines += _keyed(key, value, info.description or "", "  ")
+        rows.append((above, f"  {key}: {value}", info.description or ""))
+    fitting = [len(line) + 2 for _, line, doc in rows if doc and len(line) + 2 <= _MAX_COLUMN]
+    column = max([_COLUMN, *fitting])
+    lines = [f"{name}:"]
+    for above, line, doc in rows:
+        lines += above + _keyed(line, doc, column)
     return lines
 
 

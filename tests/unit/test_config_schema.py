@@ -64,7 +64,6 @@ def test_every_key_of_the_schema_is_documented() -> None:
         if not isinstance(info.annotation, type) or not issubclass(info.annotation, Section)
         if not info.description
         and not (isinstance(info.json_schema_extra, dict) and "note" in info.json_schema_extra)
-        and key not in ("resolve_aspirasi", "resolve_permintaan_informasi")
     ]
     assert len(_sections()) >= 15
     assert undocumented == []
