@@ -204,3 +204,12 @@ def test_init_with_a_bad_value_creates_nothing(
 def test_refusals_read_as_plain_sentences(tmp_path: Path, section: str, line: str) -> None:
     """Schema refusals are the project's sentences, not pydantic's wording or escapes."""
     assert _refusal(tmp_path, RENDERED + section).splitlines() == [line]
+
+
+def test_a_pasted_dashboard_token_is_not_echoed(tmp_path: Path) -> None:
+    """A token pasted where its SHA-256 belongs is refused without repeating it."""
+    token = "tok_9f2c6d1e8b7a4c3d2e1f0a9b8c7d6e5f"
+    text = RENDERED + f'dashboard:\n  listen: "0.0.0.0:7480"\n  token_sha256: "{token}"\n'
+    message = _refusal(tmp_path, text)
+    assert "dashboard.token_sha256 must be 64 lowercase hex digits" in message
+    assert token not in message
