@@ -57,16 +57,16 @@ def _init_node(
         if not node_id or not name:
             raise ConfigError("init with --dir needs --id and --name")
         parse_node_id(node_id)
+        # Rendered first: a bad --listen or --timezone is refused before anything exists.
+        text = render_config(
+            node_id, name, listen=listen, database_url=database_url, timezone=timezone
+        )
         directory.mkdir(parents=True, exist_ok=True)
         directory.chmod(0o700)
         config_path = directory / DEFAULT_CONFIG
         if config_path.exists():
             raise ConfigError(f"{config_path} already exists: this directory holds a node")
-        config_path.write_text(
-            render_config(
-                node_id, name, listen=listen, database_url=database_url, timezone=timezone
-            )
-        )
+        config_path.write_text(text)
     if config_path is None:
         raise ConfigError("init needs --dir DIR --id ID --name NAME, or an existing --config")
     config = load_config(config_path)

@@ -1,0 +1,415 @@
+"""The sections of node.yaml as pydantic models (node.config.schema assembles them).
+
+Each field carries its default (read from node.config.model, so it is written once) and
+its description, which is the key's comment in the rendered node.yaml. Validators raise
+`problem(...)`, whose text node.config.loader turns into one line naming the key path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import fields
+from typing import Any, ClassVar, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import model_validator as _model_validator
+from pydantic_core import PydanticCustomError
+
+from node.config import model as m
+from node.errors import ConfigError, ValidationError
+from node.ids import parse_node_id
+from node.workflow.calendar import INDONESIAN_TIME_ZONES
+from node.workflow.deadlines import DeadlinePolicy
+
+__all__ = [
+    "Dashboard",
+    "Database",
+    "Deadlines",
+    "Federation",
+    "Keys",
+    "Ledger",
+    "Logging",
+    "Metrics",
+    "Node",
+    "Section",
+    "Server",
+    "Workflow",
+    "default_of",
+    "file_path",
+    "key",
+    "listen_address",
+    "positive_int",
+    "problem",
+]
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def problem(message: str, kind: str = "config") -> PydanticCustomError:
+    """A refusal in the schema's own words.
+
+    kind "config": the message follows the key path after a space ("must be ...");
+    "config_at": after a colon ("invalid node id ..."); "config_line": it is the whole line.
+    """
+    return PydanticCustomError(kind, "{message}", {"message": message})
+
+
+def default_of(cls: type[Any], name: str) -> Any:
+    """The default of dataclass `cls`'s field `name` (node.config.model holds them)."""
+    return next(f.default for f in fields(cls) if f.name == name)
+
+
+def _host_port(value: object, example: str) -> str:
+    """HOST:PORT with a port in 1..65535; IPv6 hosts in brackets ([::1]:7400)."""
+    expected = f"must be HOST:PORT (e.g. {example})"
+    if not isinstance(value, str):
+        raise problem(f"{expected}, found {value!r}")
+    host, sep, port = value.rpartition(":")
+    bare = host.strip("[]")
+    if not sep or not bare or not port.isdigit() or not 0 < int(port) < 65536:
+        raise problem(f"{expected}, found {value!r}")
+    if ":" in bare and not (host.startswith("[") and host.endswith("]")):
+        raise problem(f"{expected}, with an IPv6 host in brackets ([::1]:7400), found {value!r}")
+    return value
+
+
+def listen_address(value: object, example: str) -> str:
+    """A side service's listen key: HOST:PORT, or "" (or nothing) to leave it off."""
+    return "" if value in (None, "") else _host_port(value, example)
+
+
+class Section(BaseModel):
+    """A mapping of node.yaml: unknown keys refused, values never coerced from strings.
+
+    `comment` is printed above the section in the rendered node.yaml; `example`, when
+    set, is printed commented out instead of the section (a section that is off unless
+    written).
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+    shape: ClassVar[str] = "a mapping"
+    comment: ClassVar[str] = ""
+    example: ClassVar[str] = ""
+
+    @_model_validator(mode="before")
+    @classmethod
+    def _mapping(cls, value: object) -> object:
+        return cls.as_mapping(value)
+
+    @classmethod
+    def as_mapping(cls, value: object) -> object:
+        """`value` as this section's mapping (None, an empty section, is {})."""
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            found = type(value).__name__
+            raise PydanticCustomError(
+                "not_mapping",
+                "must be {shape}, found {found}",
+                {"shape": cls.shape, "found": found, "value": repr(value)},
+            )
+        return value
+
+
+def key(
+    default: Any,
+    text: str,
+    *,
+    gt: int | None = None,
+    validate_default: bool | None = None,
+    **extra: Any,
+) -> Any:
+    """A node.yaml key: its default (... when required), `text` its comment in node.yaml;
+    extra: rendering hints (note: lines above the key; plain: a string printed unquoted;
+    commented: printed commented out, with this value)."""
+    return Field(
+        default,
+        gt=gt,
+        description=text,
+        json_schema_extra=extra or None,
+        validate_default=validate_default,
+    )
+
+
+class Node(Section):
+    id: str = key(..., "Kemendagri region code slug: id, id-64, id-64-02, ...")
+    name: str = key(..., "the unit's name, shown to peers and in reports")
+    timezone: str = key("Asia/Jakarta", "working days and deadlines are counted in this zone")
+
+    @field_validator("id")
+    @classmethod
+    def _node_id(cls, value: str) -> str:
+        try:
+            return parse_node_id(value)
+        except ValidationError as e:
+            raise problem(str(e), "config_at") from e
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name(cls, value: object) -> object:
+        if not isinstance(value, str) or not value.strip():
+            raise problem("must be the unit's name, e.g. 'Provinsi Kalimantan Timur'")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise problem(
+                f"unknown time zone {value!r}; expected an IANA name such as "
+                f"{', '.join(INDONESIAN_TIME_ZONES)}",
+                "config_at",
+            ) from e
+        return value
+
+
+class Database(Section):
+    url: str = key(
+        "sqlite:///node.db",
+        "",
+        note="Embedded default. For production: postgresql+psycopg://user@host:5432/dbname",
+    )
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _url(cls, value: object) -> object:
+        if not isinstance(value, str) or not value:
+            raise problem(f"must be a SQLAlchemy URL, found {value!r}")
+        return value
+
+
+def file_path(value: object) -> object:
+    if not isinstance(value, str) or not value.strip():
+        raise problem(f"must be a file path, found {value!r}")
+    return value
+
+
+class Keys(Section):
+    signing: str = key(
+        "keys/signing.pem", "Ed25519: envelopes and checkpoints (mode 0600)", plain=True
+    )
+    tls_key: str = key("keys/tls.key", "ECDSA P-256 TLS key (mode 0600)", plain=True)
+    tls_cert: str = key(
+        "keys/tls.crt", "self-signed; SAN lapor-node://<id> and <id>.lapor-node", plain=True
+    )
+    sealing: str = key(
+        "keys/sealing.pem", "X25519: opens confidential reporters' identities (0600)", plain=True
+    )
+
+    _paths = field_validator("signing", "tls_key", "tls_cert", "sealing", mode="before")(file_path)
+
+
+class Server(Section):
+    listen: str = key(default_of(m.ServerConfig, "listen"), "mutual-TLS gRPC for linked peers only")
+    enrollment_listen: str | None = key(
+        default_of(m.ServerConfig, "enrollment_listen"),
+        "",
+        note="Where children run `lapor-node link join` (TLS with this node's certificate, "
+        'no client certificate). Default: the port after listen\'s (here {next}); "" '
+        "turns joins off. Open it in the firewall while regencies are joining.",
+        commented="{next}",
+    )
+    max_message_bytes: int = key(
+        default_of(m.ServerConfig, "max_message_bytes"),
+        "larger messages are refused with RESOURCE_EXHAUSTED",
+        gt=0,
+    )
+    grace_seconds: float = key(
+        default_of(m.ServerConfig, "grace_seconds"),
+        "how long SIGTERM waits for in-flight calls",
+        gt=0,
+    )
+
+    @field_validator("listen", mode="before")
+    @classmethod
+    def _listen(cls, value: object) -> str:
+        if not isinstance(value, str):
+            raise problem(f"must be str (HOST:PORT, e.g. 127.0.0.1:7400), found {value!r}")
+        return _host_port(value, "127.0.0.1:7400")
+
+    @field_validator("enrollment_listen", mode="before")
+    @classmethod
+    def _enrollment(cls, value: object) -> str | None:
+        return None if value is None else listen_address(value, "127.0.0.1:7465")
+
+    @_model_validator(mode="after")
+    def _distinct(self) -> Server:
+        if self.enrollment_listen and self.enrollment_listen == self.listen:
+            raise problem(
+                "server.enrollment_listen must differ from server.listen (both are "
+                f'{self.listen!r}); use another port, or "" to turn joins off',
+                "config_line",
+            )
+        return self
+
+
+def positive_int(cls: type[Any], name: str, doc: str, **extra: Any) -> Any:
+    return key(default_of(cls, name), doc, **extra, gt=0)
+
+
+class Federation(Section):
+    poll_interval_ms: int = positive_int(
+        m.FederationConfig,
+        "poll_interval_ms",
+        "an idle link also rechecks its outbox this often (rows another process queues wake "
+        "it anyway: on PostgreSQL at their commit, on SQLite within 10 ms)",
+    )
+    window: int = positive_int(
+        m.FederationConfig, "window", "envelopes in flight per link before waiting for acks"
+    )
+    batch: int = positive_int(
+        m.FederationConfig, "batch", "envelopes committed per database transaction"
+    )
+    reconnect_min_ms: int = positive_int(
+        m.FederationConfig,
+        "reconnect_min_ms",
+        "backoff after a broken link, doubling, with jitter ...",
+    )
+    reconnect_max_ms: int = positive_int(m.FederationConfig, "reconnect_max_ms", "... up to this")
+    keepalive_seconds: int = positive_int(
+        m.FederationConfig, "keepalive_seconds", "HTTP/2 pings keep NAT mappings open"
+    )
+
+
+class Ledger(Section):
+    checkpoint_interval_seconds: float = key(
+        default_of(m.LedgerConfig, "checkpoint_interval_seconds"),
+        "`serve` signs a checkpoint this often if the ledger grew",
+        gt=0,
+    )
+
+
+class Deadlines(Section):
+    comment: ClassVar[str] = (
+        "Service-level deadlines in working days (docs/complaint-lifecycle.md): Monday to "
+        "Friday minus Indonesia's national holidays and collective leave (packaged for "
+        "2020-2027)."
+    )
+    verify: int = positive_int(
+        DeadlinePolicy, "verify", "from receipt, or the reporter's reply after a hold"
+    )
+    first_follow_up: int = positive_int(
+        DeadlinePolicy, "first_follow_up", "from the latest disposition"
+    )
+    resolve: int = positive_int(DeadlinePolicy, "resolve", "pengaduan, whistleblowing")
+    resolve_needs_inspection: int = positive_int(
+        DeadlinePolicy, "resolve_needs_inspection", "berkadar pengawasan"
+    )
+    resolve_aspirasi: int = positive_int(DeadlinePolicy, "resolve_aspirasi", "suggestions")
+    resolve_permintaan_informasi: int = positive_int(
+        DeadlinePolicy, "resolve_permintaan_informasi", "requests for information"
+    )
+    auto_close: int = positive_int(
+        DeadlinePolicy, "auto_close", "reply period after resolved, then the system closes"
+    )
+
+    @_model_validator(mode="before")
+    @classmethod
+    def _mapping(cls, value: object) -> object:
+        value = cls.as_mapping(value)
+        try:  # the workflow module's own rules and wording (one key per message)
+            DeadlinePolicy.from_mapping(value)  # type: ignore[arg-type]
+        except ConfigError as e:
+            raise problem(str(e), "config_line") from e
+        return value
+
+
+def _dates(value: object) -> object:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(
+        isinstance(d, dt.date) and not isinstance(d, dt.datetime) for d in value
+    ):
+        raise problem(f"must be a list of dates (YYYY-MM-DD), found {value!r}")
+    return tuple(value)
+
+
+class Workflow(Section):
+    auto_escalate: bool = key(
+        default_of(m.WorkflowConfig, "auto_escalate"),
+        "true: the scheduler escalates overdue complaints",
+    )
+    scheduler_interval_seconds: float = key(
+        default_of(m.WorkflowConfig, "scheduler_interval_seconds"),
+        "how often `serve` runs it (also: `complaint tick`)",
+        gt=0,
+    )
+    collective_leave: bool = key(
+        default_of(m.WorkflowConfig, "collective_leave"), "cuti bersama counts as a holiday"
+    )
+    holidays_extra: tuple[dt.date, ...] = key((), "YYYY-MM-DD dates, e.g. regional holidays")
+    holidays_removed: tuple[dt.date, ...] = key((), "packaged holidays this office works")
+
+    _date_lists = field_validator("holidays_extra", "holidays_removed", mode="before")(_dates)
+
+
+class Metrics(Section):
+    comment: ClassVar[str] = (
+        "Prometheus /metrics over plain HTTP (no TLS, no authentication): keep it on "
+        'loopback or a monitoring network, e.g. "127.0.0.1:9464".'
+    )
+    listen: str = key(default_of(m.MetricsConfig, "listen"), 'HOST:PORT; "" turns it off')
+
+    @field_validator("listen", mode="before")
+    @classmethod
+    def _listen(cls, value: object) -> str:
+        return listen_address(value, "127.0.0.1:9464")
+
+
+class Dashboard(Section):
+    comment: ClassVar[str] = (
+        "The read-only web dashboard (docs/reports.md): each child's follow-up and resolved "
+        "shares, who is connected, what is overdue, complaints per month, a complaint's "
+        "trail with its ledger proofs. Off while absent. On a loopback address anyone on "
+        "this machine may look; any other address needs token_sha256 (`lapor-node report "
+        "dashboard-token` prints a token and this line). Plain HTTP: off loopback, put TLS "
+        "in front of it."
+    )
+    example: ClassVar[str] = (
+        'dashboard:\n  listen: "127.0.0.1:7480"\n  token_sha256: "<64 hex digits>"\n'
+    )
+    listen: str = key(default_of(m.DashboardConfig, "listen"), 'HOST:PORT; "" turns it off')
+    token_sha256: str | None = key(
+        default_of(m.DashboardConfig, "token_sha256"), "of the token `report dashboard-token` made"
+    )
+
+    @field_validator("listen", mode="before")
+    @classmethod
+    def _listen(cls, value: object) -> str:
+        return listen_address(value, "127.0.0.1:7480")
+
+    @field_validator("token_sha256", mode="before")
+    @classmethod
+    def _token(cls, value: object) -> object:
+        if value is not None and not (isinstance(value, str) and _HEX64.fullmatch(value)):
+            raise problem(  # not echoed: it may be the token itself, pasted by mistake
+                "must be 64 lowercase hex digits (the line `lapor-node report "
+                "dashboard-token` prints), never the token itself"
+            )
+        return value
+
+    @_model_validator(mode="after")
+    def _token_off_loopback(self) -> Dashboard:
+        host = self.listen.rpartition(":")[0].strip("[]")
+        if self.listen and self.token_sha256 is None and not m.is_loopback(host):
+            raise problem(
+                f"dashboard.listen {self.listen!r} is not a loopback address, so the "
+                "dashboard needs a token: run `lapor-node report dashboard-token` and add "
+                "its token_sha256 line under dashboard:, or listen on 127.0.0.1",
+                "config_line",
+            )
+        return self
+
+
+class Logging(Section):
+    level: Literal["debug", "info", "warning", "error"] = key(
+        default_of(m.NodeConfig, "log_level"), "debug | info | warning | error", plain=True
+    )
+    format: Literal["json", "console"] = key(
+        default_of(m.NodeConfig, "log_format"), "json (structlog) | console", plain=True
+    )
