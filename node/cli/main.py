@@ -10,6 +10,7 @@ from node import __version__
 from node.cli import commands_routing  # noqa: F401 - adds `complaint route|dispose`
 from node.cli.commands_admin import admin
 from node.cli.commands_audit import audit
+from node.cli.commands_backup import backup
 from node.cli.commands_complaint import complaint
 from node.cli.commands_intake import intake
 from node.cli.commands_keys import keys
@@ -31,6 +32,7 @@ for command in (init, serve, identity, keys, link, complaint, audit, admin, demo
     cli.add_command(command)
 cli.add_command(intake)
 cli.add_command(report)
+cli.add_command(backup)
 
 
 def main() -> None:

@@ -1,0 +1,146 @@
+"""`lapor-node backup create|verify|restore`, as an operator runs them on a node that
+serves: the database deleted and restored from the latest backup, an older backup
+refused by the signing fence, a damaged backup caught."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from node.complaints import ComplaintDraft
+from node.services import audit, checkpoints, complaints
+from node.store import tree
+from tests.conftest import NodeFactory
+from tests.support.databases import fresh_database
+from tests.support.nodes import TestNode
+
+DRAFT = ComplaintDraft(
+    title="Jalan rusak",
+    description="Lubang besar di jalan poros",
+    classification="pengaduan",
+    category="infrastruktur",
+    region_code="64.02",
+    channel="walk_in",
+)
+
+
+def _grow(node: TestNode, count: int) -> int:
+    """Submit `count` complaints and sign a checkpoint over them: the signed size."""
+    for _ in range(count):
+        complaints.submit(node.ctx(), DRAFT)
+    signed, _ = checkpoints.sign(node.ctx())
+    return signed.size
+
+
+def _backup(node: TestNode, out: Path) -> dict[str, object]:
+    done = node.cli("backup", "create", "--out", str(out), "--json")
+    manifest: dict[str, object] = json.loads(done.stdout)
+    return manifest
+
+
+def _lapor(*args: str) -> subprocess.CompletedProcess[str]:
+    """A command that acts on no node (no --config), as an auditor of a backup runs it."""
+    argv = [sys.executable, "-m", "node.cli.main", *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+
+
+def _lose_database(node: TestNode, db_kind: str, empty_url: str) -> None:
+    """The database is gone: the SQLite file deleted, or node.yaml pointed at a new,
+    empty PostgreSQL database (the old server lost)."""
+    node.close()
+    if db_kind == "sqlite":
+        path = Path(node.database_url.removeprefix("sqlite:///"))
+        for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            p.unlink(missing_ok=True)
+        return
+    config = node.config.read_text()
+    assert node.database_url in config
+    node.config.write_text(config.replace(node.database_url, empty_url))
+    node.database_url = empty_url
+
+
+def test_a_deleted_database_comes_back_from_the_latest_backup(
+    nodes: NodeFactory, db_kind: str, tmp_path: Path
+) -> None:
+    """Backed up while serving; the database deleted; restored; the node serves again on
+    the same ledger, and the backup's manifest says what the ledger was."""
+    node = nodes("id-64", "Provinsi Kalimantan Timur")
+    size = _grow(node, 3)
+    node.start()
+    try:
+        manifest = _backup(node, tmp_path / "backup")
+    finally:
+        node.stop()
+    head = audit.head(node.ctx())
+    assert manifest["ledger"] == {"size": head.ledger_size, "root": _root(node, head.ledger_size)}
+    assert manifest["fence"] == {"size": size}
+    assert stat.S_IMODE((tmp_path / "backup").stat().st_mode) == 0o700
+    for path in (tmp_path / "backup").rglob("*"):
+        if path.is_file():
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    verified = _lapor("backup", "verify", str(tmp_path / "backup"), "--json")
+    assert verified.returncode == 0, verified.stderr
+    assert json.loads(verified.stdout)["ledger"] == manifest["ledger"]
+
+    with fresh_database(db_kind, tmp_path) as empty:
+        _lose_database(node, db_kind, empty)
+        node.cli("backup", "restore", str(tmp_path / "backup"))
+        assert audit.head(node.ctx()).ledger_size == head.ledger_size
+        node.start()  # the fence accepts the restored ledger
+        node.stop()
+        assert _grow(node, 1) > size
+        node.close()
+
+
+def _root(node: TestNode, size: int) -> str:
+    with node.ctx().db.read() as session:
+        return tree.root(session, size).hex()
+
+
+def test_an_older_backup_is_refused_and_changes_nothing(
+    nodes: NodeFactory, db_kind: str, tmp_path: Path
+) -> None:
+    """A backup from before the last signature would fork the node: refused with what to
+    do, and the database (or the empty one) is left as it was."""
+    node = nodes("id-64", "Provinsi Kalimantan Timur")
+    _grow(node, 1)
+    _backup(node, tmp_path / "old")
+    fenced = _grow(node, 2)
+    with fresh_database(db_kind, tmp_path) as empty:
+        _lose_database(node, db_kind, empty)
+        refused = node.cli("backup", "restore", str(tmp_path / "old"), check=False)
+        assert refused.returncode != 0
+        assert f"at least {fenced} entries" in refused.stderr
+        assert "Traceback" not in refused.stderr
+        if db_kind == "sqlite":
+            assert not Path(node.database_url.removeprefix("sqlite:///")).exists()
+        else:
+            listed = node.cli("link", "list", check=False)
+            assert "holds no lapor-node tables" in listed.stderr
+
+
+def test_a_damaged_or_foreign_backup_is_refused(nodes: NodeFactory, tmp_path: Path) -> None:
+    """A changed byte is named by `verify` and stops `restore`; another node's backup and a
+    restore under a running serve are refused."""
+    node = nodes("id-64", "Provinsi Kalimantan Timur")
+    other = nodes("id-64-02", "Kabupaten Kutai Kartanegara")
+    _grow(node, 1)
+    _backup(node, tmp_path / "b")
+    _backup(other, tmp_path / "other")
+    node.start()
+    try:
+        busy = node.cli("backup", "restore", str(tmp_path / "b"), check=False)
+        assert busy.returncode != 0 and "already running" in busy.stderr
+    finally:
+        node.stop()
+    foreign = node.cli("backup", "restore", str(tmp_path / "other"), check=False)
+    assert foreign.returncode != 0 and "expected a backup of id-64" in foreign.stderr
+    yaml = tmp_path / "b" / "node.yaml"
+    yaml.write_text(yaml.read_text() + "# changed\n")
+    damaged = _lapor("backup", "verify", str(tmp_path / "b"))
+    assert damaged.returncode != 0 and "expected node.yaml to have SHA-256" in damaged.stderr
+    refused = node.cli("backup", "restore", str(tmp_path / "b"), check=False)
+    assert refused.returncode != 0 and "node.yaml" in refused.stderr
