@@ -29,9 +29,10 @@ from node.crypto.card import NodeCard
 from node.crypto.enrollment import AddressPair, JoinToken
 from node.errors import ValidationError
 from node.logs import configure_logging
-from node.services import checkpoints, datadir, enrollment, fence, links, witness
+from node.services import checkpoints, datadir, enrollment, links, witness
 from node.services.context import NodeContext
 from node.services.setup import init_node
+from node.services.startup_checks import check_before_serving
 
 __all__ = ["demo", "identity", "init", "link", "serve"]
 
@@ -106,8 +107,7 @@ def serve(config_path: Path | None) -> None:
         configure_logging(ctx.config.log_level, ctx.config.log_format)
         lock = datadir.hold(ctx.config)
         try:
-            datadir.check_private(ctx.config)
-            fence.check_node_at_start(ctx)
+            check_before_serving(ctx)
             asyncio.run(_serve(ctx))
         finally:
             lock.release()

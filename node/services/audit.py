@@ -16,14 +16,21 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 from sqlalchemy.orm import Session
 
 from node.errors import NotFoundError, ProofError, StateError, ValidationError
-from node.ledger.audit import ExportHeader, export_lines, proof_document, vkey_for
+from node.ledger.audit import (
+    AuditReport,
+    ExportHeader,
+    export_lines,
+    proof_document,
+    verify_export,
+    vkey_for,
+)
 from node.ledger.merkle import leaf_hash, verify_inclusion
 from node.services import checkpoints
 from node.services.context import NodeContext
@@ -47,6 +54,7 @@ __all__ = [
     "head",
     "inclusion",
     "inclusion_proof",
+    "verify_own",
 ]
 
 ENTRY_PAGE = 1000
@@ -75,22 +83,9 @@ def export(
     (node.services.trust). `progress(done, total)` is called every 4096 entries.
     """
     with ctx.db.read() as session:
-        tree.snapshot(session)
-        size = queries.ledger_size(session)
-        keys = ledger_keys(session, ctx.signing_key.public.raw, size)
-        header = ExportHeader(
-            node_id=ctx.node_id,
-            vkey=vkey_for(ctx.node_id, keys.first),
-            signing_public_key=keys.first,
-            size=size,
-            exported_at=ctx.clock.now().isoformat(),
-            current_vkey=vkey_for(ctx.node_id, keys.current),
-            trust_chain=keys.chain.SerializeToString(),
-        )
-        entries = tree.iter_entries_with_leaves(session, stop=size)
-        cps = ((row.size, row.note) for row in tree.iter_checkpoints(session))
+        size, lines = _export_lines(ctx, session)
         n_entries = n_checkpoints = 0
-        for line in export_lines(header, entries, cps):
+        for line in lines:
             out.write(line)
             if line.startswith('{"type":"entry"'):
                 n_entries += 1
@@ -101,6 +96,37 @@ def export(
     if progress is not None:
         progress(n_entries, size)
     return ExportSummary(n_entries, n_checkpoints)
+
+
+def _export_lines(ctx: NodeContext, session: Session) -> tuple[int, Iterator[str]]:
+    """The ledger's size and its export's lines, streamed from one snapshot."""
+    tree.snapshot(session)
+    size = queries.ledger_size(session)
+    keys = ledger_keys(session, ctx.signing_key.public.raw, size)
+    header = ExportHeader(
+        node_id=ctx.node_id,
+        vkey=vkey_for(ctx.node_id, keys.first),
+        signing_public_key=keys.first,
+        size=size,
+        exported_at=ctx.clock.now().isoformat(),
+        current_vkey=vkey_for(ctx.node_id, keys.current),
+        trust_chain=keys.chain.SerializeToString(),
+    )
+    entries = tree.iter_entries_with_leaves(session, stop=size)
+    cps = ((row.size, row.note) for row in tree.iter_checkpoints(session))
+    return size, export_lines(header, entries, cps)
+
+
+def verify_own(ctx: NodeContext) -> AuditReport:
+    """Verify this node's own ledger as an auditor would (node.ledger.audit.verify_export),
+    against the key in this node's signing key file, before `serve` signs anything over
+    it: every entry's signatures, leaves and tree, every stored checkpoint. Raises
+    AuditFailure (an IntegrityError) at the first finding: an entry written into the
+    database by anything but this node, or a ledger changed after it was committed."""
+    trusted = vkey_for(ctx.node_id, ctx.signing_key.public.raw)
+    with ctx.db.read() as session:
+        _, lines = _export_lines(ctx, session)
+        return verify_export(lines, trusted_vkey=trusted)
 
 
 def inclusion_proof(ctx: NodeContext, index: int) -> dict[str, Any]:

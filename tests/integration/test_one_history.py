@@ -9,11 +9,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from node._proto.lapor.v1 import envelope_pb2, ledger_pb2
 from node.complaints import ComplaintDraft
+from node.crypto.signing import SigningKey
+from node.envelopes import seal
 from node.services import checkpoints, complaints
+from node.services._ledger import record
 from tests.conftest import NodeFactory
 from tests.support.databases import fresh_database
 from tests.support.nodes import TestNode
+from tests.support.peers import envelope
 
 DRAFT = ComplaintDraft(
     title="Jalan rusak",
@@ -100,3 +105,34 @@ def test_init_makes_the_node_private_and_serve_refuses_an_open_one(nodes: NodeFa
     node.directory.chmod(0o700)
     node.start()
     node.stop()
+
+
+def test_a_forged_entry_in_the_ledger_table_is_never_signed_over(nodes: NodeFactory) -> None:
+    """An entry appended to the ledger table by someone with database access, signed by a
+    fresh key, tree and head made consistent: serve refuses to start and signs nothing."""
+    node = nodes("id-64-02", "Kabupaten Kutai Kartanegara")
+    complaints.submit(node.ctx(), DRAFT)
+    signed, _ = checkpoints.sign(node.ctx())
+    forged = envelope(
+        "id-64",
+        "id-64-02",
+        1,
+        receipt=envelope_pb2.Receipt(tracking_id="id-64.2026.000001"),
+    )
+    with node.ctx().db.write() as session:
+        record(
+            session,
+            node.ctx(),
+            ledger_pb2.LedgerEntry(
+                referral_received=ledger_pb2.ReferralReceived(
+                    envelope=seal(forged, SigningKey.generate())
+                )
+            ),
+        )
+    node.close()
+    refused = _serve(node)
+    assert refused.returncode != 0
+    assert "expected this node's own ledger to verify" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    latest = checkpoints.latest(node.ctx())
+    assert latest is not None and latest.size == signed.size
