@@ -20,6 +20,7 @@ from node.cli._common import (
     json_option,
     open_node,
     operator_node,
+    plain,
     when,
 )
 from node.complaints import CHANNELS, CLASSIFICATIONS, ComplaintDraft
@@ -124,9 +125,11 @@ def refer(
             {"to": child, **(referred[0] if len(referred) == 1 else {}), "referred": referred}
         )
     elif len(referred) == 1:
-        console.print(f"{wanted[0]} referred to {child} (message {message_ids[0]})")
+        console.print(
+            f"{plain(wanted[0])} referred to {plain(child)} (message {plain(message_ids[0])})"
+        )
     else:
-        console.print(f"{len(referred)} complaints referred to {child}")
+        console.print(f"{len(referred)} complaints referred to {plain(child)}")
 
 
 @complaint.command("list")
@@ -181,15 +184,20 @@ def list_(
     )
     for v in views:
         table.add_row(
-            v.tracking_id,
-            v.status,
-            v.holder,
-            v.received_from or "-",
-            v.classification,
-            v.category,
-            v.region_code,
-            when(v.updated_at),
-            ", ".join(v.overdue) or "-",
+            *(
+                plain(cell)
+                for cell in (
+                    v.tracking_id,
+                    v.status,
+                    v.holder,
+                    v.received_from or "-",
+                    v.classification,
+                    v.category,
+                    v.region_code,
+                    when(v.updated_at),
+                    ", ".join(v.overdue) or "-",
+                )
+            )
         )
     console.print(table)
 
@@ -228,36 +236,43 @@ def show(
         return
     if reporter is not None:
         console.print(
-            f"reporter (kept apart from the content): {reporter['name']}, "
-            f"{reporter['contact']}, {reporter['id_number']}"
+            f"reporter (kept apart from the content): {plain(reporter['name'])}, "
+            f"{plain(reporter['contact'])}, {plain(reporter['id_number'])}"
         )
-    console.print(f"[bold]{view.tracking_id}[/]  {view.status}  held by {view.holder}")
     console.print(
-        f"entered at {view.origin_node}"
-        + (f"; came from {view.received_from}" if view.received_from else "")
-        + (f"; last referred to {view.referred_to}" if view.referred_to else "")
+        f"[bold]{plain(view.tracking_id)}[/]  {plain(view.status)}  held by {plain(view.holder)}"
+    )
+    console.print(
+        f"entered at {plain(view.origin_node)}"
+        + (f"; came from {plain(view.received_from)}" if view.received_from else "")
+        + (f"; last referred to {plain(view.referred_to)}" if view.referred_to else "")
     )
     if view.overdue:
-        console.print(f"[bold red]overdue:[/] {', '.join(view.overdue)}")
+        console.print(f"[bold red]overdue:[/] {plain(', '.join(view.overdue))}")
     console.print(
-        f"{view.classification} / {view.category} / region {view.region_code} / "
-        f"via {view.channel}"
-        + ("  [anonymous]" if view.anonymous else "")
-        + ("  [confidential]" if view.confidential else "")
+        plain(
+            f"{view.classification} / {view.category} / region {view.region_code} / "
+            f"via {view.channel}"
+            + ("  [anonymous]" if view.anonymous else "")
+            + ("  [confidential]" if view.confidential else "")
+        )
     )
     if view.title is not None:
-        console.print(f"title: {view.title}\nreporter: {view.reporter}\n{view.description}")
+        console.print(
+            f"title: {plain(view.title)}\nreporter: {plain(view.reporter)}\n"
+            f"{plain(view.description)}"
+        )
     elif view.content_kept is False:
         console.print("content: not kept on this node (erased, or never received)")
     for n in view.notes:
-        console.print(f"{when(n.at)}  {n.kind} by {n.author}: {n.text}")
+        console.print(plain(f"{when(n.at)}  {n.kind} by {n.author}: {n.text}"))
     table = Table("at (UTC)", "status", "by", "note", "ledger #")
     for e in view.history:
         table.add_row(
             when(e.at),
-            e.status,
-            e.actor,
-            e.note,
+            plain(e.status),
+            plain(e.actor),
+            plain(e.note),
             "-" if e.ledger_index is None else str(e.ledger_index),
         )
     console.print(table)
@@ -287,14 +302,15 @@ def erase(
     """Delete a complaint's content and salt from this node; every proof stays valid."""
     if not yes:
         click.confirm(
-            f"Erase the content of {tracking_id} on this node? It cannot be undone", abort=True
+            f"Erase the content of {plain(tracking_id)} on this node? It cannot be undone",
+            abort=True,
         )
     with operator_node(config_path, credential) as ctx:
         index = service.erase(ctx, tracking_id, reason)
     if as_json:
         emit_json({"tracking_id": tracking_id, "erased": True, "ledger_index": index})
         return
-    console.print(f"erased the content of {tracking_id} (ledger entry {index})")
+    console.print(f"erased the content of {plain(tracking_id)} (ledger entry {index})")
 
 
 def _done(as_json: bool, tracking_id: str, what: str, index: int) -> None:
@@ -302,7 +318,7 @@ def _done(as_json: bool, tracking_id: str, what: str, index: int) -> None:
     if as_json:
         emit_json(with_status)
     else:
-        console.print(f"{tracking_id}: {what} (ledger entry {index})")
+        console.print(f"{plain(tracking_id)}: {plain(what)} (ledger entry {index})")
 
 
 @complaint.command("archive")
@@ -447,4 +463,4 @@ def tick(config_path: Path | None, credential: Path | None, as_json: bool) -> No
         f"closed {len(done.closed)}, escalated {len(done.escalated)}, overdue {len(done.overdue)}"
     )
     for tracking_id, why in done.failed:
-        console.print(f"[red]{tracking_id}[/]: {why}")
+        console.print(f"[red]{plain(tracking_id)}[/]: {plain(why)}")
