@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -87,14 +87,28 @@ def submit(
         click.echo(tracking_id)
 
 
+def _ids_from_option(fn: Callable[..., None]) -> Callable[..., None]:
+    return click.option(
+        "--ids-from",
+        type=click.File("r"),
+        help="Also the tracking ids in this file, one per line ('-': standard input).",
+    )(fn)
+
+
+def _tracking_ids(given: tuple[str, ...], ids_from: TextIO | None) -> list[str]:
+    """The ids given as arguments, then those in --ids-from (blank lines skipped)."""
+    wanted = list(given)
+    if ids_from is not None:
+        wanted += [line.strip() for line in ids_from if line.strip()]
+    if not wanted:
+        raise click.UsageError("give at least one TRACKING_ID (or --ids-from FILE)")
+    return wanted
+
+
 @complaint.command("refer")
 @click.argument("tracking_ids", metavar="TRACKING_ID...", nargs=-1)
 @click.option("--to", "child", required=True, help="The child node id to dispose them to.")
-@click.option(
-    "--ids-from",
-    type=click.File("r"),
-    help="Also refer the tracking ids in this file, one per line ('-': standard input).",
-)
+@_ids_from_option
 @config_option
 @credential_option
 @json_option
@@ -109,11 +123,7 @@ def refer(
 ) -> None:
     """Dispose complaints to a child, all or none; each is delivered as soon as the child
     is connected. A backlog of thousands goes in one command (--ids-from)."""
-    wanted = list(tracking_ids)
-    if ids_from is not None:
-        wanted += [line.strip() for line in ids_from if line.strip()]
-    if not wanted:
-        raise click.UsageError("give at least one TRACKING_ID (or --ids-from FILE)")
+    wanted = _tracking_ids(tracking_ids, ids_from)
     with operator_node(config_path, credential) as ctx:
         message_ids = service.refer_many(ctx, wanted, child)
     referred = [
@@ -398,23 +408,66 @@ _verb(
     "Hold (tunda) an incomplete complaint until the reporter completes it.",
     required=False,
 )
-_verb(
+
+
+def _bulk_verb(
+    name: str,
+    option_help: str,
+    act: Callable[[NodeContext, Sequence[str], str], list[int]],
+    done: str,
+    summary: str,
+) -> None:
+    """Add `complaint NAME TRACKING_ID... [--ids-from FILE] --note TEXT`: the same operator
+    action on several complaints, all or none, in one transaction (as `refer`)."""
+
+    @complaint.command(name, help=summary)
+    @click.argument("tracking_ids", metavar="TRACKING_ID...", nargs=-1)
+    @click.option("--note", "text", required=True, help=option_help)
+    @_ids_from_option
+    @config_option
+    @credential_option
+    @json_option
+    @handle_errors
+    def command(
+        tracking_ids: tuple[str, ...],
+        text: str,
+        ids_from: TextIO | None,
+        config_path: Path | None,
+        credential: Path | None,
+        as_json: bool,
+    ) -> None:
+        wanted = _tracking_ids(tracking_ids, ids_from)
+        with operator_node(config_path, credential) as ctx:
+            indices = act(ctx, wanted, text)
+        if len(wanted) == 1:  # as before several could be given at once
+            _done(as_json, wanted[0], done, indices[0])
+            return
+        entries = [
+            {"tracking_id": t, "ledger_index": i} for t, i in zip(wanted, indices, strict=True)
+        ]
+        if as_json:
+            emit_json({"action": done, "count": len(entries), "done": entries})
+        else:
+            console.print(
+                f"{len(entries)} complaints {done} (ledger entries {indices[0]} to {indices[-1]})"
+            )
+
+
+_bulk_verb(
     "update",
-    "note",
-    "The follow-up (tindak lanjut) posted.",
-    _required(progress.follow_up),
+    "The follow-up (tindak lanjut) posted, the same on each.",
+    progress.follow_up_many,
     "followed up",
-    "Post a follow-up on a complaint this node holds (the first one starts handling it).",
-    required=True,
+    "Post a follow-up on complaints this node holds (the first one starts handling each); "
+    "several at once (or --ids-from FILE) are all followed up or none.",
 )
-_verb(
+_bulk_verb(
     "resolve",
-    "note",
-    "The resolution (selesai) posted.",
-    _required(progress.resolve),
+    "The resolution (selesai) posted, the same on each.",
+    progress.resolve_many,
     "resolved",
-    "Resolve a complaint in progress; it closes by itself if the reporter does not reply.",
-    required=True,
+    "Resolve complaints in progress; each closes by itself if the reporter does not reply. "
+    "Several at once (or --ids-from FILE) are all resolved or none.",
 )
 _verb(
     "return",
