@@ -151,7 +151,13 @@ def refer(
 @click.option("--child", help="Only complaints this node referred to this child.")
 @click.option("--year", type=int, help="Only complaints submitted in this year.")
 @click.option("--overdue", is_flag=True, help="Only complaints that missed a deadline.")
-@click.option("--limit", type=int, default=200, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=200,
+    show_default=True,
+    help="At most this many (0: all); the output says when there are more.",
+)
 @config_option
 @json_option
 @handle_errors
@@ -166,9 +172,10 @@ def list_(
     config_path: Path | None,
     as_json: bool,
 ) -> None:
-    """Complaints known to this node, oldest first."""
+    """Complaints known to this node, oldest first. `--json` prints a list (`jq -r
+    '.[].tracking_id'`); when --limit cuts it short, standard error says how many match."""
     with open_node(config_path) as ctx:
-        views = service.list_complaints(
+        listing = service.list_complaints_counted(
             ctx,
             status=status,
             holder=holder,
@@ -178,8 +185,16 @@ def list_(
             overdue_only=overdue,
             limit=limit,
         )
+    views = listing.views
+    shown = (
+        f"showing {len(views)} of {listing.total} complaints; --limit 0 lists all"
+        if len(views) < listing.total
+        else f"{listing.total} complaint{'' if listing.total == 1 else 's'}"
+    )
     if as_json:
         emit_json(views)
+        if len(views) < listing.total:  # stdout stays the list scripts read
+            click.echo(shown, err=True)
         return
     table = Table(
         "tracking id",
@@ -210,6 +225,7 @@ def list_(
             )
         )
     console.print(table)
+    console.print(shown)
 
 
 @complaint.command("show")
