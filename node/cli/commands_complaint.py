@@ -23,6 +23,7 @@ from node.cli._common import (
     plain,
     when,
 )
+from node.cli.commands_routing import dispose, route
 from node.complaints import CHANNELS, CLASSIFICATIONS, ComplaintDraft
 from node.services import complaints as service
 from node.services import confidential, progress, scheduler
@@ -35,6 +36,10 @@ __all__ = ["complaint"]
 @click.group()
 def complaint() -> None:
     """Complaints on this node."""
+
+
+complaint.add_command(route)  # the routing rules' dry run and disposal (docs/routing.md)
+complaint.add_command(dispose)
 
 
 @complaint.command("submit")

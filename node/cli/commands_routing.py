@@ -1,5 +1,5 @@
 """`lapor-node complaint route|dispose`: disposing complaints by node.yaml's routing rules
-(docs/routing.md). Added to the `complaint` group; node.cli.main imports this module."""
+(docs/routing.md). node.cli.commands_complaint adds them to the `complaint` group."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from node.cli._common import (
     operator_node,
     plain,
 )
-from node.cli.commands_complaint import complaint
 from node.logs import configure_logging
 from node.services import complaints
 from node.services import routing as service
@@ -53,7 +52,7 @@ def _print(tracking_id: str, decision: Decision) -> None:
     console.print(table)
 
 
-@complaint.command("route")
+@click.command("route")
 @click.argument("tracking_id")
 @config_option
 @json_option
@@ -69,7 +68,7 @@ def route(tracking_id: str, config_path: Path | None, as_json: bool) -> None:
         _print(tracking_id, decision)
 
 
-@complaint.command("dispose")
+@click.command("dispose")
 @click.argument("tracking_id")
 @click.option(
     "--to",
