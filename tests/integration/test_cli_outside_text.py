@@ -117,3 +117,8 @@ def test_names_in_node_yaml_print_as_text(nodes: NodeFactory) -> None:
         "kebersihan", "--region", "64.02")  # fmt: skip
     out = run(node, "report", "--year", "2026", "--by", "child").output
     assert_shown(out, WORDS, CLOSER)
+
+    gateway = f"    - name: {json.dumps(CLOSER)}\n      channels: [web]\n"
+    node.config.write_text(text + f"intake:\n  gateways:\n{gateway}")
+    refused = run(node, "intake", "gateway", "list", ok=False).output
+    assert "must be a lowercase slug" in refused and CLOSER in refused  # quoted, not markup
