@@ -10,9 +10,9 @@ import dataclasses
 import datetime as dt
 import io
 import json
-import os
 import subprocess
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -124,10 +124,16 @@ def tree(nodes: NodeFactory) -> Iterator[ReportTree]:
 
 
 def run_cli(node: TestNode, *args: str, now: str = FAKE_NOW) -> subprocess.CompletedProcess[str]:
-    """`lapor-node ARGS --config NODE` in a process whose clock reads `now`."""
-    argv = [sys.executable, "-m", "node.cli.main", *args, "--config", str(node.config)]
-    env = {**os.environ, "COLUMNS": "250", "LAPOR_NODE_FAKE_NOW": now}
-    return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+    """`lapor-node ARGS --config NODE` in process (click's runner) with the clock reading
+    `now`; an exception the CLI let escape is in stderr as the traceback a process would
+    have printed."""
+    result = CliRunner().invoke(
+        cli, [*args, "--config", str(node.config)], env={"LAPOR_NODE_FAKE_NOW": now}
+    )
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, stderr)
 
 
 def child(report: reports.Report, node_id: str) -> reports.ChildFigures:
