@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import functools
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,7 +15,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from node.config import default_config_path
@@ -26,16 +29,66 @@ __all__ = [
     "console",
     "credential_option",
     "emit_json",
+    "group_options",
     "handle_errors",
     "json_option",
     "open_node",
     "operator_node",
+    "plain",
     "progress_bar",
 ]
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+# C0 controls but tab and newline, DEL, C1 controls (CSI and friends), and the bidirectional
+# overrides and isolates that make a terminal show text in another order than it is stored.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def plain(value: object, *, markup: bool = True) -> str:
+    """Text from outside (a complaint's title or description, a name, an id, an error
+    message quoting input) made safe to print: control characters are dropped, so no
+    escape sequence reaches the terminal, and rich markup is escaped, so `[dinaikkan]`
+    prints as written and `[/]` or `[link=...]` are never interpreted by `console`.
+    `markup=False` for text printed without rich (click.echo, CSV): only the dropping."""
+    text = _UNPRINTABLE.sub("", str(value))
+    return escape(text) if markup else text
+
+
+def group_options(click_ctx: click.Context, accepted: frozenset[str]) -> dict[str, Any]:
+    """The options given on the parent group (`lapor-node report --config X backlog`) that
+    the subcommand running in `click_ctx` must use, by parameter name.
+
+    An option of the group the subcommand does not take, or one given on both with
+    different values, is refused: an option is never silently dropped."""
+    parent = click_ctx.parent
+    if parent is None:
+        return {}
+    inherited: dict[str, Any] = {}
+    for param in parent.command.params:
+        name = param.name
+        if name is None or parent.get_parameter_source(name) in (None, ParameterSource.DEFAULT):
+            continue
+        flag = param.opts[0] if param.opts else name
+        value = parent.params[name]
+        if name not in accepted:
+            raise click.UsageError(
+                f"{flag} belongs to `{parent.command_path}` itself and does not apply to "
+                f"`{click_ctx.command_path}`; leave it out",
+                ctx=click_ctx,
+            )
+        own = click_ctx.get_parameter_source(name)
+        if own not in (None, ParameterSource.DEFAULT) and click_ctx.params[name] != value:
+            raise click.UsageError(
+                f"{flag} is given twice with different values ({value!r} before "
+                f"{click_ctx.info_name!r}, {click_ctx.params[name]!r} after it); give it once",
+                ctx=click_ctx,
+            )
+        inherited[name] = value
+    return inherited
 
 
 def config_option(fn: F) -> F:
@@ -68,7 +121,7 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except NodeError as e:
-            err_console.print(f"[bold red]error:[/] {e}", markup=True, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {plain(e)}", markup=True, soft_wrap=True)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]

@@ -15,6 +15,7 @@ from node.cli._common import (
     json_option,
     open_node,
     operator_node,
+    plain,
 )
 from node.services import admin as service
 
@@ -58,11 +59,11 @@ def handover(
         f"{result.previous_operator} ({result.previous_unit})" if result.previous_unit else "nobody"
     )
     console.print(
-        f"administration handed over from {before} to {result.operator} ({result.unit}); "
-        f"ledger entry {result.ledger_index}"
+        f"administration handed over from {plain(before)} to {plain(result.operator)} "
+        f"({plain(result.unit)}); ledger entry {result.ledger_index}"
     )
     console.print(
-        f"the new operator's credential is in {result.credential_file} (mode 0600); "
+        f"the new operator's credential is in {plain(result.credential_file)} (mode 0600); "
         "the previous credential no longer works"
     )
 
@@ -81,4 +82,4 @@ def show(config_path: Path | None, as_json: bool) -> None:
     if view is None:
         console.print("no operator credential issued yet (run `lapor-node init`)")
         return
-    console.print(f"{view.operator} ({view.unit}), since {view.issued_at}")
+    console.print(plain(f"{view.operator} ({view.unit}), since {view.issued_at}"))

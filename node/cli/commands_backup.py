@@ -15,6 +15,7 @@ from node.cli._common import (
     handle_errors,
     json_option,
     operator_node,
+    plain,
 )
 from node.config import default_config_path, load_config
 from node.services import backup as service
@@ -34,7 +35,7 @@ def _show(manifest: service.Manifest, what: str, as_json: bool) -> None:
         return
     fenced = "none" if manifest.fence_size is None else f"size {manifest.fence_size}"
     console.print(
-        f"{what}: {manifest.node_id}, {manifest.database_kind}, ledger size "
+        f"{what}: {plain(manifest.node_id)}, {manifest.database_kind}, ledger size "
         f"{manifest.ledger_size} (root {manifest.ledger_root.hex()}), fence {fenced}, "
         f"{len(manifest.files)} files checksummed"
     )

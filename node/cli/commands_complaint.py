@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -20,8 +20,10 @@ from node.cli._common import (
     json_option,
     open_node,
     operator_node,
+    plain,
     when,
 )
+from node.cli.commands_routing import dispose, route
 from node.complaints import CHANNELS, CLASSIFICATIONS, ComplaintDraft
 from node.services import complaints as service
 from node.services import confidential, progress, scheduler
@@ -34,6 +36,10 @@ __all__ = ["complaint"]
 @click.group()
 def complaint() -> None:
     """Complaints on this node."""
+
+
+complaint.add_command(route)  # the routing rules' dry run and disposal (docs/routing.md)
+complaint.add_command(dispose)
 
 
 @complaint.command("submit")
@@ -86,14 +92,28 @@ def submit(
         click.echo(tracking_id)
 
 
+def _ids_from_option(fn: Callable[..., None]) -> Callable[..., None]:
+    return click.option(
+        "--ids-from",
+        type=click.File("r"),
+        help="Also the tracking ids in this file, one per line ('-': standard input).",
+    )(fn)
+
+
+def _tracking_ids(given: tuple[str, ...], ids_from: TextIO | None) -> list[str]:
+    """The ids given as arguments, then those in --ids-from (blank lines skipped)."""
+    wanted = list(given)
+    if ids_from is not None:
+        wanted += [line.strip() for line in ids_from if line.strip()]
+    if not wanted:
+        raise click.UsageError("give at least one TRACKING_ID (or --ids-from FILE)")
+    return wanted
+
+
 @complaint.command("refer")
 @click.argument("tracking_ids", metavar="TRACKING_ID...", nargs=-1)
 @click.option("--to", "child", required=True, help="The child node id to dispose them to.")
-@click.option(
-    "--ids-from",
-    type=click.File("r"),
-    help="Also refer the tracking ids in this file, one per line ('-': standard input).",
-)
+@_ids_from_option
 @config_option
 @credential_option
 @json_option
@@ -108,11 +128,7 @@ def refer(
 ) -> None:
     """Dispose complaints to a child, all or none; each is delivered as soon as the child
     is connected. A backlog of thousands goes in one command (--ids-from)."""
-    wanted = list(tracking_ids)
-    if ids_from is not None:
-        wanted += [line.strip() for line in ids_from if line.strip()]
-    if not wanted:
-        raise click.UsageError("give at least one TRACKING_ID (or --ids-from FILE)")
+    wanted = _tracking_ids(tracking_ids, ids_from)
     with operator_node(config_path, credential) as ctx:
         message_ids = service.refer_many(ctx, wanted, child)
     referred = [
@@ -124,9 +140,11 @@ def refer(
             {"to": child, **(referred[0] if len(referred) == 1 else {}), "referred": referred}
         )
     elif len(referred) == 1:
-        console.print(f"{wanted[0]} referred to {child} (message {message_ids[0]})")
+        console.print(
+            f"{plain(wanted[0])} referred to {plain(child)} (message {plain(message_ids[0])})"
+        )
     else:
-        console.print(f"{len(referred)} complaints referred to {child}")
+        console.print(f"{len(referred)} complaints referred to {plain(child)}")
 
 
 @complaint.command("list")
@@ -138,7 +156,13 @@ def refer(
 @click.option("--child", help="Only complaints this node referred to this child.")
 @click.option("--year", type=int, help="Only complaints submitted in this year.")
 @click.option("--overdue", is_flag=True, help="Only complaints that missed a deadline.")
-@click.option("--limit", type=int, default=200, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=200,
+    show_default=True,
+    help="At most this many (0: all); the output says when there are more.",
+)
 @config_option
 @json_option
 @handle_errors
@@ -153,9 +177,10 @@ def list_(
     config_path: Path | None,
     as_json: bool,
 ) -> None:
-    """Complaints known to this node, oldest first."""
+    """Complaints known to this node, oldest first. `--json` prints a list (`jq -r
+    '.[].tracking_id'`); when --limit cuts it short, standard error says how many match."""
     with open_node(config_path) as ctx:
-        views = service.list_complaints(
+        listing = service.list_complaints_counted(
             ctx,
             status=status,
             holder=holder,
@@ -165,8 +190,16 @@ def list_(
             overdue_only=overdue,
             limit=limit,
         )
+    views = listing.views
+    shown = (
+        f"showing {len(views)} of {listing.total} complaints; --limit 0 lists all"
+        if len(views) < listing.total
+        else f"{listing.total} complaint{'' if listing.total == 1 else 's'}"
+    )
     if as_json:
         emit_json(views)
+        if len(views) < listing.total:  # stdout stays the list scripts read
+            click.echo(shown, err=True)
         return
     table = Table(
         "tracking id",
@@ -181,17 +214,23 @@ def list_(
     )
     for v in views:
         table.add_row(
-            v.tracking_id,
-            v.status,
-            v.holder,
-            v.received_from or "-",
-            v.classification,
-            v.category,
-            v.region_code,
-            when(v.updated_at),
-            ", ".join(v.overdue) or "-",
+            *(
+                plain(cell)
+                for cell in (
+                    v.tracking_id,
+                    v.status,
+                    v.holder,
+                    v.received_from or "-",
+                    v.classification,
+                    v.category,
+                    v.region_code,
+                    when(v.updated_at),
+                    ", ".join(v.overdue) or "-",
+                )
+            )
         )
     console.print(table)
+    console.print(shown)
 
 
 @complaint.command("show")
@@ -228,36 +267,43 @@ def show(
         return
     if reporter is not None:
         console.print(
-            f"reporter (kept apart from the content): {reporter['name']}, "
-            f"{reporter['contact']}, {reporter['id_number']}"
+            f"reporter (kept apart from the content): {plain(reporter['name'])}, "
+            f"{plain(reporter['contact'])}, {plain(reporter['id_number'])}"
         )
-    console.print(f"[bold]{view.tracking_id}[/]  {view.status}  held by {view.holder}")
     console.print(
-        f"entered at {view.origin_node}"
-        + (f"; came from {view.received_from}" if view.received_from else "")
-        + (f"; last referred to {view.referred_to}" if view.referred_to else "")
+        f"[bold]{plain(view.tracking_id)}[/]  {plain(view.status)}  held by {plain(view.holder)}"
+    )
+    console.print(
+        f"entered at {plain(view.origin_node)}"
+        + (f"; came from {plain(view.received_from)}" if view.received_from else "")
+        + (f"; last referred to {plain(view.referred_to)}" if view.referred_to else "")
     )
     if view.overdue:
-        console.print(f"[bold red]overdue:[/] {', '.join(view.overdue)}")
+        console.print(f"[bold red]overdue:[/] {plain(', '.join(view.overdue))}")
     console.print(
-        f"{view.classification} / {view.category} / region {view.region_code} / "
-        f"via {view.channel}"
-        + ("  [anonymous]" if view.anonymous else "")
-        + ("  [confidential]" if view.confidential else "")
+        plain(
+            f"{view.classification} / {view.category} / region {view.region_code} / "
+            f"via {view.channel}"
+            + ("  [anonymous]" if view.anonymous else "")
+            + ("  [confidential]" if view.confidential else "")
+        )
     )
     if view.title is not None:
-        console.print(f"title: {view.title}\nreporter: {view.reporter}\n{view.description}")
+        console.print(
+            f"title: {plain(view.title)}\nreporter: {plain(view.reporter)}\n"
+            f"{plain(view.description)}"
+        )
     elif view.content_kept is False:
         console.print("content: not kept on this node (erased, or never received)")
     for n in view.notes:
-        console.print(f"{when(n.at)}  {n.kind} by {n.author}: {n.text}")
+        console.print(plain(f"{when(n.at)}  {n.kind} by {n.author}: {n.text}"))
     table = Table("at (UTC)", "status", "by", "note", "ledger #")
     for e in view.history:
         table.add_row(
             when(e.at),
-            e.status,
-            e.actor,
-            e.note,
+            plain(e.status),
+            plain(e.actor),
+            plain(e.note),
             "-" if e.ledger_index is None else str(e.ledger_index),
         )
     console.print(table)
@@ -287,14 +333,15 @@ def erase(
     """Delete a complaint's content and salt from this node; every proof stays valid."""
     if not yes:
         click.confirm(
-            f"Erase the content of {tracking_id} on this node? It cannot be undone", abort=True
+            f"Erase the content of {plain(tracking_id)} on this node? It cannot be undone",
+            abort=True,
         )
     with operator_node(config_path, credential) as ctx:
         index = service.erase(ctx, tracking_id, reason)
     if as_json:
         emit_json({"tracking_id": tracking_id, "erased": True, "ledger_index": index})
         return
-    console.print(f"erased the content of {tracking_id} (ledger entry {index})")
+    console.print(f"erased the content of {plain(tracking_id)} (ledger entry {index})")
 
 
 def _done(as_json: bool, tracking_id: str, what: str, index: int) -> None:
@@ -302,7 +349,7 @@ def _done(as_json: bool, tracking_id: str, what: str, index: int) -> None:
     if as_json:
         emit_json(with_status)
     else:
-        console.print(f"{tracking_id}: {what} (ledger entry {index})")
+        console.print(f"{plain(tracking_id)}: {plain(what)} (ledger entry {index})")
 
 
 @complaint.command("archive")
@@ -382,23 +429,66 @@ _verb(
     "Hold (tunda) an incomplete complaint until the reporter completes it.",
     required=False,
 )
-_verb(
+
+
+def _bulk_verb(
+    name: str,
+    option_help: str,
+    act: Callable[[NodeContext, Sequence[str], str], list[int]],
+    done: str,
+    summary: str,
+) -> None:
+    """Add `complaint NAME TRACKING_ID... [--ids-from FILE] --note TEXT`: the same operator
+    action on several complaints, all or none, in one transaction (as `refer`)."""
+
+    @complaint.command(name, help=summary)
+    @click.argument("tracking_ids", metavar="TRACKING_ID...", nargs=-1)
+    @click.option("--note", "text", required=True, help=option_help)
+    @_ids_from_option
+    @config_option
+    @credential_option
+    @json_option
+    @handle_errors
+    def command(
+        tracking_ids: tuple[str, ...],
+        text: str,
+        ids_from: TextIO | None,
+        config_path: Path | None,
+        credential: Path | None,
+        as_json: bool,
+    ) -> None:
+        wanted = _tracking_ids(tracking_ids, ids_from)
+        with operator_node(config_path, credential) as ctx:
+            indices = act(ctx, wanted, text)
+        if len(wanted) == 1:  # as before several could be given at once
+            _done(as_json, wanted[0], done, indices[0])
+            return
+        entries = [
+            {"tracking_id": t, "ledger_index": i} for t, i in zip(wanted, indices, strict=True)
+        ]
+        if as_json:
+            emit_json({"action": done, "count": len(entries), "done": entries})
+        else:
+            console.print(
+                f"{len(entries)} complaints {done} (ledger entries {indices[0]} to {indices[-1]})"
+            )
+
+
+_bulk_verb(
     "update",
-    "note",
-    "The follow-up (tindak lanjut) posted.",
-    _required(progress.follow_up),
+    "The follow-up (tindak lanjut) posted, the same on each.",
+    progress.follow_up_many,
     "followed up",
-    "Post a follow-up on a complaint this node holds (the first one starts handling it).",
-    required=True,
+    "Post a follow-up on complaints this node holds (the first one starts handling each); "
+    "several at once (or --ids-from FILE) are all followed up or none.",
 )
-_verb(
+_bulk_verb(
     "resolve",
-    "note",
-    "The resolution (selesai) posted.",
-    _required(progress.resolve),
+    "The resolution (selesai) posted, the same on each.",
+    progress.resolve_many,
     "resolved",
-    "Resolve a complaint in progress; it closes by itself if the reporter does not reply.",
-    required=True,
+    "Resolve complaints in progress; each closes by itself if the reporter does not reply. "
+    "Several at once (or --ids-from FILE) are all resolved or none.",
 )
 _verb(
     "return",
@@ -447,4 +537,4 @@ def tick(config_path: Path | None, credential: Path | None, as_json: bool) -> No
         f"closed {len(done.closed)}, escalated {len(done.escalated)}, overdue {len(done.overdue)}"
     )
     for tracking_id, why in done.failed:
-        console.print(f"[red]{tracking_id}[/]: {why}")
+        console.print(f"[red]{plain(tracking_id)}[/]: {plain(why)}")

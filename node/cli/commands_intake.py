@@ -18,6 +18,7 @@ from node.cli._common import (
     handle_errors,
     json_option,
     open_node,
+    plain,
 )
 from node.complaints import CLASSIFICATIONS, ComplaintDraft
 from node.config import GATEWAY_CHANNELS, default_config_path, load_config
@@ -123,10 +124,12 @@ def gateway_list(config_path: Path | None, as_json: bool) -> None:
     if as_json:
         emit_json({"listen": config.listen, "gateways": rows})
         return
-    console.print(f"intake: {config.listen or 'off (intake.listen is empty)'}")
+    console.print(f"intake: {plain(config.listen or 'off (intake.listen is empty)')}")
     table = Table("name", "channels", "token SHA-256")
     for row in rows:
-        table.add_row(str(row["name"]), ", ".join(row["channels"]), str(row["token_sha256"])[:16])
+        table.add_row(
+            plain(row["name"]), plain(", ".join(row["channels"])), str(row["token_sha256"])[:16]
+        )
     console.print(table)
 
 
@@ -154,7 +157,7 @@ def attachments(tracking_id: str, config_path: Path | None, as_json: bool) -> No
         return
     table = Table("name", "media type", "bytes", "SHA-256", "kept")
     for row in rows:
-        table.add_row(*(str(row[k]) for k in ("name", "media_type", "size", "sha256", "kept")))
+        table.add_row(*(plain(row[k]) for k in ("name", "media_type", "size", "sha256", "kept")))
     console.print(table)
 
 
@@ -201,7 +204,9 @@ def attachment(
             }
         )
         return
-    console.print(f"wrote {ref.name} ({ref.media_type}, {ref.size} bytes) to {out}")
+    console.print(
+        f"wrote {plain(ref.name)} ({plain(ref.media_type)}, {ref.size} bytes) to {plain(out)}"
+    )
 
 
 @intake.command("submit")
@@ -275,6 +280,6 @@ def submit(
             }
         )
         return
-    click.echo(response.tracking_id)
+    click.echo(plain(response.tracking_id, markup=False))  # the node's answer: outside text too
     note = " (a retry: already registered)" if response.duplicate else ""
-    click.echo(f"idempotency key {key}{note}", err=True)
+    click.echo(f"idempotency key {plain(key, markup=False)}{note}", err=True)

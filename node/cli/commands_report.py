@@ -9,13 +9,21 @@ import hashlib
 import io
 import json
 import secrets
-from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 from rich.table import Table
 
-from node.cli._common import config_option, console, handle_errors, open_node, when
+from node.cli._common import (
+    config_option,
+    console,
+    group_options,
+    handle_errors,
+    open_node,
+    plain,
+    when,
+)
 from node.errors import ValidationError
 from node.services import reports as service
 from node.workflow.reports import Figures
@@ -38,13 +46,38 @@ def _format_option(fn: Any) -> Any:
 
 
 def _year_option(fn: Any) -> Any:
+    # Required, but it may be given before the subcommand (`report --year 2022 backlog`):
+    # checked once the group's options are merged in (_settle).
     return click.option(
-        "--year", type=int, required=True, help="Complaints submitted in this year (UTC)."
+        "--year", type=int, help="Complaints submitted in this year (UTC). Required."
     )(fn)
+
+
+def _settle(click_ctx: click.Context, accepted: frozenset[str] | None) -> dict[str, Any]:
+    """The command's options, with those given on `report` before the subcommand merged in
+    (or refused: node.cli._common.group_options), and the format resolved into `fmt`
+    (--json is --format json; beside another --format it is refused). `accepted`: the
+    group's options the subcommand takes; None for `report` itself."""
+    inherited = {} if accepted is None else group_options(click_ctx, accepted)
+    params = {**click_ctx.params, **inherited}
+    if "fmt" in params and params["as_json"]:
+        explicit = "fmt" in inherited or (
+            click_ctx.get_parameter_source("fmt") is not ParameterSource.DEFAULT
+        )
+        if explicit and params["fmt"] != "json":
+            raise click.UsageError(
+                f"--json and --format {params['fmt']} disagree; give one", ctx=click_ctx
+            )
+        params["fmt"] = "json"
+    return params
 
 
 def _print_json(document: dict[str, Any]) -> None:
     click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+NO_UPDATE = "no update yet"
+"""The "as of" of a child that has sent no status update yet."""
 
 
 def _median(value: float | None) -> str:
@@ -75,8 +108,8 @@ _CSV_COLUMNS = (
 
 def _csv_row(scope: str, name: str, connected: str, as_of: str, f: Figures) -> list[object]:
     return [
-        scope,
-        name,
+        plain(scope, markup=False),
+        plain(name, markup=False),
         connected,
         as_of,
         f.received,
@@ -111,6 +144,7 @@ def _figures_row(f: Figures) -> list[str]:
         str(f.verified),
         str(f.referred),
         str(f.followed_up),
+        str(f.in_progress),
         str(f.follow_up_share),
         str(f.resolved),
         str(f.resolved_share),
@@ -123,39 +157,40 @@ def _figures_row(f: Figures) -> list[str]:
 
 def _report_table(r: service.Report) -> None:
     console.print(
-        f"{r.node_id} {r.name}: complaints submitted in {r.year} (as of {when(r.generated_at)} UTC)"
+        f"{plain(r.node_id)} {plain(r.name)}: complaints submitted in {r.year} "
+        f"(as of {when(r.generated_at)} UTC)"
     )
     if r.note:
-        console.print(r.note)
+        console.print(plain(r.note))
     table = Table()
     table.add_column("scope", overflow="fold")
     table.add_column("link", overflow="fold")
-    table.add_column("as of", overflow="fold")
-    for head in ("recv", "verif", "ref", "f/u"):
+    table.add_column("as of", no_wrap=True)
+    for head in ("recv", "verif", "ref", "f/u", "in prog"):
         table.add_column(head, justify="right")
     table.add_column("follow-up share", no_wrap=True)
     table.add_column("res", justify="right")
     table.add_column("resolved share", no_wrap=True)
     for head in ("not f/u", "overdue", "med wd f/u", "med wd res"):
         table.add_column(head, justify="right")
-    table.add_row(r.node_id, "", "", *_figures_row(r.figures))
+    table.add_row(plain(r.node_id), "", "", *_figures_row(r.figures))
     for c in r.children:
-        link = "connected" if c.connected else c.state
-        as_of = "-" if c.as_of is None else c.as_of.strftime("%Y-%m-%d %H:%M")
-        table.add_row(f"{c.node_id} {c.name}".strip(), link, as_of, *_figures_row(c.figures))
+        as_of = NO_UPDATE if c.as_of is None else c.as_of.strftime("%Y-%m-%d %H:%M")
+        name = plain(f"{c.node_id} {c.name}".strip())
+        table.add_row(name, plain(c.state), as_of, *_figures_row(c.figures))
     console.print(table)
     console.print(
         "recv received, verif verified, ref referred to a child, f/u followed up (in_progress, "
-        "resolved or closed), res resolved or closed; shares are percents rounded half up to "
-        "one decimal; med wd: median working days from submission; as of: the latest status "
-        "update from that child (UTC)"
+        "resolved or closed), in prog in_progress, res resolved or closed; shares are percents "
+        "rounded half up to one decimal; med wd: median working days from submission; as of: "
+        "the latest status update from that child (UTC)"
     )
     if r.expected_children:
         console.print(
             f"{r.connected_children} of {r.expected_children} expected children connected"
         )
     for m in r.missing_children:
-        console.print(f"  not connected: {m.node_id} {m.name} ({m.state})")
+        console.print(f"  not connected: {plain(m.node_id)} {plain(m.name)} ({plain(m.state)})")
 
 
 @click.group(invoke_without_command=True)
@@ -172,29 +207,24 @@ def _report_table(r: service.Report) -> None:
 @config_option
 @click.pass_context
 @handle_errors
-def report(
-    click_ctx: click.Context,
-    year: int | None,
-    by: str | None,
-    child: str | None,
-    fmt: str,
-    as_json: bool,
-    config_path: Path | None,
-) -> None:
-    """A year's figures: received, verified, referred, followed up, resolved, overdue,
-    the follow-up and resolved shares, median working days; per child with --by child.
+def report(click_ctx: click.Context, /, **_: Any) -> None:
+    """A year's figures: received, verified, referred, followed up, in progress, resolved,
+    overdue, the follow-up and resolved shares, median working days; per child with --by
+    child.
 
-    `report backlog` lists what is still open against a deadline."""
+    `report backlog` lists what is still open against a deadline. Options given before a
+    subcommand (`report --config FILE backlog ...`) apply to it, or are refused if it does
+    not take them."""
     if click_ctx.invoked_subcommand is not None:
-        return
-    if year is None:
+        return  # the subcommand takes the options given here (_settle)
+    p = _settle(click_ctx, None)
+    if p["year"] is None:
         raise ValidationError("say which year: lapor-node report --year 2026 [--by child]")
-    with open_node(config_path) as ctx:
-        r = service.report(ctx, year, by_child=by == "child", child=child)
-    fmt = "json" if as_json else fmt
-    if fmt == "json":
+    with open_node(p["config_path"]) as ctx:
+        r = service.report(ctx, p["year"], by_child=p["by"] == "child", child=p["child"])
+    if p["fmt"] == "json":
         _print_json(service.to_document(r))
-    elif fmt == "csv":
+    elif p["fmt"] == "csv":
         click.echo(_report_csv(r), nl=False)
     else:
         _report_table(r)
@@ -219,7 +249,8 @@ def _backlog_csv(b: service.Backlog) -> str:
     )  # fmt: skip
     for i in b.items:
         writer.writerow(
-            [i.tracking_id, i.child, i.status, i.holder, str(i.confidential).lower(),
+            [plain(i.tracking_id, markup=False), plain(i.child, markup=False), i.status,
+             plain(i.holder, markup=False), str(i.confidential).lower(),
              i.submitted_on.isoformat(), "; ".join(i.overdue), b.days_left,
              "" if b.working_days_left is None else b.working_days_left]
         )  # fmt: skip
@@ -231,22 +262,22 @@ def _backlog_table(b: service.Backlog) -> None:
     if b.working_days_left is not None:
         left += f", {b.working_days_left} working days"
     console.print(
-        f"{b.node_id}: {len(b.items)} complaints of {b.year} still open; deadline "
+        f"{plain(b.node_id)}: {len(b.items)} complaints of {b.year} still open; deadline "
         f"{b.deadline.isoformat()} ({left} left from {b.today.isoformat()})"
     )
     if b.open_by_child:
         console.print(
-            "open per child: " + ", ".join(f"{k} {v}" for k, v in b.open_by_child.items())
+            "open per child: " + ", ".join(f"{plain(k)} {v}" for k, v in b.open_by_child.items())
         )
     table = Table("tracking id", "child", "status", "holder", "submitted", "overdue")
     for i in b.items:
         table.add_row(
-            i.tracking_id + (" (confidential)" if i.confidential else ""),
-            i.child,
-            i.status,
-            i.holder,
+            plain(i.tracking_id) + (" (confidential)" if i.confidential else ""),
+            plain(i.child),
+            plain(i.status),
+            plain(i.holder),
             i.submitted_on.isoformat(),
-            ", ".join(i.overdue) or "-",
+            plain(", ".join(i.overdue) or "-"),
         )
     console.print(table)
 
@@ -258,17 +289,22 @@ def _backlog_table(b: service.Backlog) -> None:
 )
 @_format_option
 @config_option
+@click.pass_context
 @handle_errors
-def backlog(year: int, deadline: str, fmt: str, as_json: bool, config_path: Path | None) -> None:
+def backlog(click_ctx: click.Context, /, **_: Any) -> None:
     """Every complaint of a year still open (not resolved, closed or archived), per child,
     with the days left until the deadline."""
-    day = _parse_date(deadline)
-    with open_node(config_path) as ctx:
-        b = service.backlog(ctx, year, day)
-    fmt = "json" if as_json else fmt
-    if fmt == "json":
+    p = _settle(click_ctx, frozenset({"year", "fmt", "as_json", "config_path"}))
+    if p["year"] is None:
+        raise click.UsageError(
+            "Missing option '--year' (before or after `backlog`).", ctx=click_ctx
+        )
+    day = _parse_date(p["deadline"])
+    with open_node(p["config_path"]) as ctx:
+        b = service.backlog(ctx, p["year"], day)
+    if p["fmt"] == "json":
         _print_json(service.to_document(b))
-    elif fmt == "csv":
+    elif p["fmt"] == "csv":
         click.echo(_backlog_csv(b), nl=False)
     else:
         _backlog_table(b)
@@ -278,9 +314,11 @@ def backlog(year: int, deadline: str, fmt: str, as_json: bool, config_path: Path
 
 
 @report.command("dashboard-token")
-def dashboard_token() -> None:
+@click.pass_context
+def dashboard_token(click_ctx: click.Context) -> None:
     """Make a token for a dashboard on a non-loopback address: prints the token (give it to
     the people who may look) and the line for node.yaml (only its SHA-256 is kept)."""
+    group_options(click_ctx, frozenset())  # it reads no node: any option of `report` is refused
     token = secrets.token_urlsafe(32)
     digest = hashlib.sha256(token.encode()).hexdigest()
     click.echo(f"token: {token}")

@@ -1,5 +1,5 @@
 """`lapor-node complaint route|dispose`: disposing complaints by node.yaml's routing rules
-(docs/routing.md). Added to the `complaint` group; node.cli.main imports this module."""
+(docs/routing.md). node.cli.commands_complaint adds them to the `complaint` group."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from node.cli._common import (
     json_option,
     open_node,
     operator_node,
+    plain,
 )
-from node.cli.commands_complaint import complaint
 from node.logs import configure_logging
 from node.services import complaints
 from node.services import routing as service
@@ -30,25 +30,29 @@ __all__ = ["dispose", "route"]
 
 def _print(tracking_id: str, decision: Decision) -> None:
     if decision.target is not None:
-        console.print(f"[bold]{tracking_id}[/] would go to [bold]{decision.target}[/]")
+        console.print(
+            f"[bold]{plain(tracking_id)}[/] would go to [bold]{plain(decision.target)}[/]"
+        )
     else:
-        console.print(f"[bold]{tracking_id}[/] would stay on this node")
-    console.print(f"why: {decision.reason}")
+        console.print(f"[bold]{plain(tracking_id)}[/] would stay on this node")
+    console.print(f"why: {plain(decision.reason)}")
     if decision.facts is not None:
         f = decision.facts
         console.print(
-            f"complaint: region {f.region_code}, category {f.category!r}, "
-            f"classification {f.classification}"
+            plain(
+                f"complaint: region {f.region_code}, category {f.category!r}, "
+                f"classification {f.classification}"
+            )
         )
     if not decision.considered:
         return
     table = Table("rule", "matches", "outcome", title="rules considered (routing.rules)")
     for c in decision.considered:
-        table.add_row(describe(c.rule), "yes" if c.matched else "no", c.outcome)
+        table.add_row(plain(describe(c.rule)), "yes" if c.matched else "no", plain(c.outcome))
     console.print(table)
 
 
-@complaint.command("route")
+@click.command("route")
 @click.argument("tracking_id")
 @config_option
 @json_option
@@ -64,7 +68,7 @@ def route(tracking_id: str, config_path: Path | None, as_json: bool) -> None:
         _print(tracking_id, decision)
 
 
-@complaint.command("dispose")
+@click.command("dispose")
 @click.argument("tracking_id")
 @click.option(
     "--to",
@@ -94,5 +98,5 @@ def dispose(
             {"tracking_id": tracking_id, "to": to, "message_id": message_id, "reason": reason}
         )
         return
-    console.print(f"{tracking_id} referred to {to} (message {message_id})")
-    console.print(f"why: {reason}")
+    console.print(f"{plain(tracking_id)} referred to {plain(to)} (message {plain(message_id)})")
+    console.print(f"why: {plain(reason)}")

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from node._proto.lapor.v1 import complaint_pb2, envelope_pb2, ledger_pb2
@@ -36,10 +36,12 @@ from node.workflow import lifecycle
 from node.workflow.lifecycle import Action, Role, Status
 
 __all__ = [
+    "ComplaintListing",
     "ComplaintView",
     "EventView",
     "erase",
     "list_complaints",
+    "list_complaints_counted",
     "refer",
     "refer_many",
     "show",
@@ -508,16 +510,60 @@ def list_complaints(
     overdue_only: bool = False,
     limit: int = 200,
 ) -> list[ComplaintView]:
-    """Complaints known to this node, oldest first, filtered. ``child``: those this node
-    referred to that child; ``overdue_only``: those with a missed deadline now."""
+    """Complaints known to this node, oldest first, filtered, at most ``limit`` (0: all).
+    ``child``: those this node referred to that child; ``overdue_only``: those with a
+    missed deadline now."""
+    return _listing(
+        ctx, status, holder, classification, child, year, overdue_only, limit, count=False
+    ).views
+
+
+@dataclass(frozen=True)
+class ComplaintListing:
+    """`complaint list`: the complaints shown (at most the limit) and how many match."""
+
+    views: list[ComplaintView]
+    total: int
+
+
+def list_complaints_counted(
+    ctx: NodeContext,
+    *,
+    status: str | None = None,
+    holder: str | None = None,
+    classification: str | None = None,
+    child: str | None = None,
+    year: int | None = None,
+    overdue_only: bool = False,
+    limit: int = 200,
+) -> ComplaintListing:
+    """As `list_complaints`, with the number of complaints that match the filters, so
+    that a listing cut at ``limit`` says so."""
+    return _listing(
+        ctx, status, holder, classification, child, year, overdue_only, limit, count=True
+    )
+
+
+def _listing(
+    ctx: NodeContext,
+    status: str | None,
+    holder: str | None,
+    classification: str | None,
+    child: str | None,
+    year: int | None,
+    overdue_only: bool,
+    limit: int,
+    *,
+    count: bool,
+) -> ComplaintListing:
     if status is not None and status not in {s.value for s in Status}:
         _unknown("status", status, [s.value for s in Status])
     if classification is not None and classification not in CLASSIFICATIONS:
         _unknown("classification", classification, CLASSIFICATIONS)
     if child is not None:
         parse_node_id(child)
-    if limit < 1:
-        raise ValidationError(f"--limit must be at least 1, found {limit}")
+    if limit < 0:
+        raise ValidationError(f"--limit must be 0 (all) or more, found {limit}")
     stmt = select(Complaint).order_by(Complaint.received_at, Complaint.tracking_id)
     for column, value in (
         (Complaint.status, status),
@@ -532,20 +578,26 @@ def list_complaints(
         stmt = stmt.where(
             Complaint.submitted_at >= start, Complaint.submitted_at < start.replace(year=year + 1)
         )
-    if not overdue_only:
-        stmt = stmt.limit(limit)
     now = ctx.clock.now()
     views: list[ComplaintView] = []
+    total = 0
     with ctx.db.read() as session:
-        # Streamed in pages: --overdue reads until it has `limit`, never the whole table.
+        if count and not overdue_only:
+            total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+        if limit and not overdue_only:
+            stmt = stmt.limit(limit)
+        # Streamed in pages: --overdue reads until it has `limit` (or, counting, to the end).
         for r in session.scalars(stmt.execution_options(yield_per=500)):
             late = _overdue(ctx, r, now)
             if overdue_only and not late:
                 continue
-            views.append(_view(r, overdue=late))
-            if len(views) >= limit:
+            if not limit or len(views) < limit:
+                views.append(_view(r, overdue=late))
+            if overdue_only:
+                total += 1
+            if limit and len(views) >= limit and not (count and overdue_only):
                 break
-    return views
+    return ComplaintListing(views, total if count else len(views))
 
 
 def _unknown(what: str, value: str, known: Iterable[str]) -> None:

@@ -30,6 +30,7 @@ Invariants:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
@@ -42,6 +43,7 @@ from node.complaints import (
 )
 from node.envelopes import OpenedEnvelope, body_sha256
 from node.errors import (
+    NodeError,
     NotFoundError,
     PermissionDeniedError,
     StateError,
@@ -66,6 +68,7 @@ __all__ = [
     "archive",
     "attach_notes",
     "follow_up",
+    "follow_up_many",
     "hold",
     "is_known",
     "local_role",
@@ -76,6 +79,7 @@ __all__ = [
     "record_referral",
     "reply",
     "resolve",
+    "resolve_many",
     "return_",
     "stamp",
     "transition",
@@ -258,6 +262,58 @@ def _act(
         row = _locked(session, tracking_id)
         role = local_role(row, ctx.node_id, action)
         return transition(session, ctx, row, action, role, note=text, reason_code=reason_code)
+
+
+def _act_many(
+    ctx: NodeContext, tracking_ids: Sequence[str], action: Action, note: str
+) -> list[int]:
+    """The same operator action on several complaints this node holds, all or none, in one
+    transaction (as `complaints.refer_many`); returns each one's ledger index, in order.
+
+    Every complaint is locked before the first changes (one statement, so two batches
+    cannot wait on each other row by row); the first one refused names itself, and the
+    transaction is rolled back with nothing changed."""
+    if not tracking_ids:
+        raise ValidationError("give at least one tracking id")
+    seen: set[str] = set()
+    for tracking_id in tracking_ids:
+        parse_tracking_id(tracking_id)
+        if tracking_id in seen:
+            raise ValidationError(f"{tracking_id} is given twice; give each complaint once")
+        seen.add(tracking_id)
+    required = _NOTE_REQUIRED[action]
+    text = _notes.note_text(note, required)
+    if text is None:
+        raise ValidationError(f"{action.value} needs {required}")
+    total = len(tracking_ids)
+    with ctx.db.write() as session:
+        rows = queries.complaints_for_update(session, tracking_ids)
+        indices = []
+        for n, tracking_id in enumerate(tracking_ids, 1):
+            try:
+                row = rows.get(tracking_id)
+                if row is None:
+                    raise NotFoundError(f"no complaint {tracking_id} on this node")
+                role = local_role(row, ctx.node_id, action)
+                indices.append(transition(session, ctx, row, action, role, note=text))
+            except NodeError as e:
+                if total == 1:
+                    raise
+                raise type(e)(
+                    f"complaint {n} of {total}: {e}; nothing was changed: fix or leave out "
+                    f"{tracking_id} and run the command again"
+                ) from e
+        return indices
+
+
+def follow_up_many(ctx: NodeContext, tracking_ids: Sequence[str], note: str) -> list[int]:
+    """Post the same follow-up on several complaints, all or none (one transaction)."""
+    return _act_many(ctx, tracking_ids, Action.follow_up, note)
+
+
+def resolve_many(ctx: NodeContext, tracking_ids: Sequence[str], note: str) -> list[int]:
+    """Post the same resolution on several complaints, all or none (one transaction)."""
+    return _act_many(ctx, tracking_ids, Action.resolve, note)
 
 
 def _locked(session: Session, tracking_id: str) -> Complaint:

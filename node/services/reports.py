@@ -33,6 +33,10 @@ from node.ids import parse_node_id, parse_tracking_id
 from node.ledger.audit import check_proof_document, proof_document
 from node.services import audit, checkpoints, links, scheduler
 from node.services.context import NodeContext
+
+# `link list`'s wording of a link's state, so that a child is worded the same in both
+# (docs/reports.md); kept private in links.py, which owns the states.
+from node.services.links import _why as _link_state
 from node.store import queries
 from node.store.models import Complaint, ComplaintEvent, InboxRow, LedgerEntryRow
 from node.workflow.calendar import WorkingCalendar, local_date
@@ -326,7 +330,10 @@ def report(
                     f"{only} is not a child of this node (expected, linked or referred to); "
                     f"its children: {known}"
                 )
-    missing = tuple(MissingChild(v.peer_id, v.name, _why(v)) for v in link_report.not_connected)
+    # Worded as `link list` words them (docs/reports.md: the same states).
+    missing = tuple(
+        MissingChild(v.peer_id, v.name, _link_state(v)) for v in link_report.not_connected
+    )
     return Report(
         node_id=ctx.node_id,
         name=ctx.config.name,
@@ -339,12 +346,6 @@ def report(
         connected_children=link_report.connected,
         note=note,
     )
-
-
-def _why(view: links.LinkView) -> str:
-    if view.state == "not connected" and view.last_seen_at is not None:
-        return f"not connected, last seen {view.last_seen_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
-    return view.state
 
 
 def _child(view: links.LinkView, as_of: dict[str, dt.datetime], tally: Tally) -> ChildFigures:

@@ -10,17 +10,20 @@ import dataclasses
 import datetime as dt
 import io
 import json
-import os
 import subprocess
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 
 import pytest
+from click.testing import CliRunner
 
+from node.cli import _common
+from node.cli.main import cli
 from node.clock import FixedClock
 from node.complaints import ComplaintDraft
 from node.errors import NotFoundError, ValidationError
-from node.services import checkpoints, complaints, progress, reports, scheduler
+from node.services import checkpoints, complaints, links, progress, reports, scheduler
 from tests.support.nodes import TestNode, carry, link
 
 NodeFactory = Callable[[str, str], TestNode]
@@ -121,10 +124,16 @@ def tree(nodes: NodeFactory) -> Iterator[ReportTree]:
 
 
 def run_cli(node: TestNode, *args: str, now: str = FAKE_NOW) -> subprocess.CompletedProcess[str]:
-    """`lapor-node ARGS --config NODE` in a process whose clock reads `now`."""
-    argv = [sys.executable, "-m", "node.cli.main", *args, "--config", str(node.config)]
-    env = {**os.environ, "COLUMNS": "250", "LAPOR_NODE_FAKE_NOW": now}
-    return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+    """`lapor-node ARGS --config NODE` in process (click's runner) with the clock reading
+    `now`; an exception the CLI let escape is in stderr as the traceback a process would
+    have printed."""
+    result = CliRunner().invoke(
+        cli, [*args, "--config", str(node.config)], env={"LAPOR_NODE_FAKE_NOW": now}
+    )
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += "".join(traceback.format_exception(result.exception))
+    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, stderr)
 
 
 def child(report: reports.Report, node_id: str) -> reports.ChildFigures:
@@ -232,6 +241,67 @@ def test_cli_json_matches_the_service_and_hides_reporters(tree: ReportTree) -> N
     for out in (result.stdout, table.stdout, as_csv.stdout, backlog.stdout):
         for private in (TITLE, REPORTER, CONTACT, "Petugas"):
             assert private not in out
+
+
+def test_table_has_in_progress_and_says_no_update_yet(
+    tree: ReportTree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table has the "in progress" column docs/reports.md lists (Kukar: 1), and a
+    connected child that never sent a status update is "no update yet", not "-"."""
+    monkeypatch.setattr(_common.console, "width", 250)  # one line per row
+    p = tree.province.ctx()
+    links.mark_connected(p, "id-64-08", True)  # Kutai Timur connected now, never updated
+    tree.province.close()
+    result = CliRunner().invoke(
+        cli,
+        ["report", "--year", "2020", "--by", "child", "--config", str(tree.province.config)],
+        env={"LAPOR_NODE_FAKE_NOW": FAKE_NOW},
+    )
+    assert result.exit_code == 0, result.output
+    assert "in prog" in result.output and "in prog in_progress" in result.output
+    rows = {line.split()[1]: line for line in result.output.splitlines() if "│ id-64" in line}
+    kukar_cells = [c.strip() for c in rows["id-64-02"].split("│")]
+    assert kukar_cells[4:9] == ["21", "21", "21", "19", "1"]  # recv verif ref f/u in prog
+    kutim_cells = [c.strip() for c in rows["id-64-08"].split("│")]
+    assert kutim_cells[2:4] == ["connected", "no update yet"]
+
+
+def test_report_words_a_disconnected_child_as_link_list_does(tree: ReportTree) -> None:
+    """A child seen once and gone: `report` names its state in the words of `link list`
+    (docs/reports.md: the same states)."""
+    p = tree.province.ctx()
+    links.mark_connected(p, "id-64-08", True)
+    tree.clock.advance(dt.timedelta(hours=3))
+    r = reports.report(p, 2020, by_child=True)
+    summary = links.link_report(p).summary()
+    for m in r.missing_children:
+        assert f"{m.node_id} {m.name} ({m.state})" in summary
+    kutim = next(m for m in r.missing_children if m.node_id == "id-64-08")
+    assert kutim.state == "last seen 2020-04-30 02:00:00 UTC"
+
+
+def test_group_options_reach_backlog_on_the_right_node(nodes: NodeFactory) -> None:
+    """`report --config A --json --year 2020 backlog --deadline D`, run where the default
+    node.yaml is another node's, answers about A, in JSON (issue 21.1)."""
+    province = nodes("id-64", "Provinsi Kalimantan Timur")
+    regency = nodes("id-64-02", "Kabupaten Kutai Kartanegara")
+    for node in (province, regency):
+        node.close()
+    args = ["report", "--config", str(province.config), "--json", "--year", "2020"]
+    result = CliRunner().invoke(
+        cli,
+        [*args, "backlog", "--deadline", "2020-12-31"],
+        env={"LAPOR_NODE_FAKE_NOW": FAKE_NOW, "LAPOR_NODE_CONFIG": str(regency.config)},
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["node_id"] == "id-64"
+    csv_out = CliRunner().invoke(
+        cli,
+        ["report", "--format", "csv", "backlog", "--year", "2020", "--deadline", "2020-12-31"],
+        env={"LAPOR_NODE_FAKE_NOW": FAKE_NOW, "LAPOR_NODE_CONFIG": str(regency.config)},
+    )
+    assert csv_out.exit_code == 0, csv_out.output
+    assert csv_out.output.startswith("tracking_id,child,status")
 
 
 LATER = "2021-02-01T09:00:00+08:00"
