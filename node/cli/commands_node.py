@@ -65,6 +65,12 @@ __all__ = ["demo", "identity", "init", "link", "serve"]
     show_default=True,
     help="Time zone for working days (Asia/Jakarta, Asia/Makassar, Asia/Jayapura).",
 )
+@click.option(
+    "--unit",
+    help='The unit that runs the node, e.g. "Inspektorat Kabupaten Kutai Kartanegara": '
+    "recorded in the ledger and shown by `admin show` (default: the node's name, not in "
+    "the ledger until the first handover).",
+)
 @config_option
 @handle_errors
 def init(
@@ -74,6 +80,7 @@ def init(
     listen: str,
     database_url: str,
     timezone: str,
+    unit: str | None,
     config_path: Path | None,
 ) -> None:
     """Create a node: keys, TLS certificate, node.yaml and its database at the latest schema.
@@ -91,6 +98,7 @@ def init(
         listen=listen,
         database_url=database_url,
         timezone=timezone,
+        unit=unit,
     )
     console.print(f"node ready: {path}")
     console.print(f"next: lapor-node identity export --config {path} --out card.json")
