@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from structlog.testing import capture_logs
 
 from node.clock import FAKE_NOW_ENV, FixedClock
@@ -92,6 +93,30 @@ def test_keys_show_gives_the_certificate_end_and_the_init_time(
     text = _cli(config, "keys", "show", now=START).stdout
     assert "TLS valid until" in text and (START + LIFE).strftime("%Y-%m-%d %H:%M:%S") in text
     assert "1970" not in text
+
+
+def test_fake_now_reaches_the_certificate_init_makes(database_url: str, tmp_path: Path) -> None:
+    """`lapor-node init` under LAPOR_NODE_FAKE_NOW makes a certificate valid from that
+    instant (less five minutes) for 825 days, and `keys show` dates the first generation
+    then (node.clock: what the test clock moves)."""
+    directory = tmp_path / "kukar"
+    made = subprocess.run(
+        [
+            sys.executable, "-m", "node.cli.main", "init", "--dir", str(directory),
+            "--id", KUKAR[0], "--name", KUKAR[1], "--database-url", database_url,
+        ],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, FAKE_NOW_ENV: START.isoformat()},
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    config = directory / "node.yaml"
+    cert = x509.load_pem_x509_certificate(
+        read_file(load_config(config).tls_cert, "TLS certificate")
+    )
+    assert cert.not_valid_before_utc == START - dt.timedelta(minutes=5)
+    assert cert.not_valid_after_utc == START + LIFE
+    shown = json.loads(_cli(config, "keys", "show", "--json").stdout)
+    assert shown[0]["activated_at"] == START.isoformat()
 
 
 def test_keys_show_warns_30_days_ahead_and_once_expired(database_url: str, tmp_path: Path) -> None:
