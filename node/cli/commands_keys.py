@@ -56,7 +56,10 @@ def rotate(grace: str, config_path: Path | None, credential: Path | None, as_jso
         return
     console.print(f"keys rotated; ledger entry {result.ledger_index} (KeyRotated)")
     console.print(f"  new verifier key: {vkey_for(node_id, result.new_key)}")
-    console.print(f"  new TLS certificate SHA-256: {result.new_tls_fingerprint.hex()}")
+    console.print(
+        f"  new TLS certificate SHA-256: {result.new_tls_fingerprint.hex()}, valid until "
+        f"{when(result.new_tls_valid_until)}"
+    )
     peers = ", ".join(result.peers) or "none linked"
     console.print(f"  rotation queued to: {peers}")
     console.print(

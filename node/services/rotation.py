@@ -188,6 +188,7 @@ class Rotated:
     peers: tuple[str, ...]
     old_tls_valid_until: dt.datetime
     open_invites: int
+    new_tls_valid_until: dt.datetime  # the new certificate's own end (notAfter)
 
 
 def parse_grace(value: dt.timedelta) -> dt.timedelta:
@@ -288,6 +289,7 @@ def _rotate_in(
         tuple(peers),
         until,
         open_invites,
+        valid_until(cert_pem),
     )
 
 

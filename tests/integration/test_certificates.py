@@ -134,6 +134,13 @@ def test_keys_show_warns_30_days_ahead_and_once_expired(database_url: str, tmp_p
     late = _cli(config, "keys", "show", now=end + dt.timedelta(days=1))
     assert "certificate expired" in late.stderr and "lapor-node keys rotate" in late.stderr
     assert "(expired)" in late.stdout
+    # `keys rotate` renews it: 825 days from the rotation, and the warning is gone.
+    renewed_at = end + dt.timedelta(days=1)
+    rotated = _cli(config, "keys", "rotate", now=renewed_at)
+    assert rotated.returncode == 0, rotated.stderr
+    assert f"valid until {renewed_at + LIFE:%Y-%m-%d %H:%M:%S}" in rotated.stdout
+    after = _cli(config, "keys", "show", now=renewed_at)
+    assert after.stderr == "" and after.stdout.count("(expired)") == 1
 
 
 def test_keys_rotate_renews_the_certificate(nodes: NodeFactory) -> None:
@@ -147,7 +154,7 @@ def test_keys_rotate_renews_the_certificate(nodes: NodeFactory) -> None:
     base = regency.ctx()
     ctx = NodeContext(base.config, base.db, base.signing_key, clock)
     done = rotation.rotate(ctx, dt.timedelta(hours=72))
-    assert _cert_end(regency) == late + LIFE
+    assert _cert_end(regency) == late + LIFE == done.new_tls_valid_until
     current = rotation.current_identity(ctx.config)
     server, client = rotation.presented_identities(ctx, None)
     assert server == current and client == current
