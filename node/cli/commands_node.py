@@ -556,7 +556,9 @@ def link_list(config_path: Path | None, as_json: bool) -> None:
 _CERT_STYLE = {"expired": "bold red", "expiring": "yellow", "valid": "default"}
 
 
-def _cert_end(pinned: dict[str | None, certificates.CertificateExpiry], peer: str) -> object:
+def _cert_end(
+    pinned: dict[str | None, certificates.CertificateExpiry], peer: str
+) -> dt.datetime | None:
     found = pinned.get(peer)
     return None if found is None else found.valid_until
 
