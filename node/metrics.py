@@ -20,6 +20,7 @@ from node.errors import IntegrityError
 __all__ = [
     "AUDIT_CALLS",
     "CALLS_REFUSED",
+    "CERTIFICATE_EXPIRY",
     "CHECKPOINT_AGE",
     "CHECKPOINT_FAILURES",
     "CHECKPOINT_SIGNED",
@@ -41,7 +42,9 @@ __all__ = [
     "SLA_BREACHES",
     "VERIFICATION_FAILURES",
     "WORKFLOW_GAUGES_SECONDS",
+    "CertificateSample",
     "LinkSample",
+    "observe_certificates",
     "observe_checkpoint",
     "observe_links",
     "observe_refusal",
@@ -256,3 +259,39 @@ def observe_refusal(peer: str, code: str, error: Exception) -> None:
     REFUSED.labels(peer=peer, code=code).inc()
     if isinstance(error, IntegrityError):
         VERIFICATION_FAILURES.labels(peer=peer, kind=type(error).__name__).inc()
+
+
+# TLS certificates (set by `serve` at start and every minute; node.services.certificates) --
+
+CERTIFICATE_EXPIRY = Gauge(
+    "lapor_node_certificate_expiry_timestamp_seconds",
+    "When a TLS certificate stops being valid (its notAfter), in Unix seconds: this node's "
+    'own (certificate="own") and the one pinned for each linked peer (certificate="peer").',
+    ["certificate", "peer"],
+    registry=REGISTRY,
+)
+
+
+class CertificateSample(NamedTuple):
+    """One certificate's end: `certificate` is own or peer; `peer` is empty for own."""
+
+    certificate: str
+    peer: str
+    valid_until: float  # Unix seconds
+
+
+_certificates: set[tuple[str, str]] = set()
+
+
+def observe_certificates(samples: Iterable[CertificateSample]) -> None:
+    """Set the expiry gauge to `samples`; a certificate no longer current (a peer unlinked)
+    loses its series."""
+    seen: set[tuple[str, str]] = set()
+    for s in samples:
+        seen.add((s.certificate, s.peer))
+        CERTIFICATE_EXPIRY.labels(certificate=s.certificate, peer=s.peer).set(s.valid_until)
+    for gone in _certificates - seen:
+        with contextlib.suppress(KeyError):
+            CERTIFICATE_EXPIRY.remove(*gone)
+    _certificates.clear()
+    _certificates.update(seen)

@@ -12,6 +12,7 @@ from node.cli._common import (
     console,
     credential_option,
     emit_json,
+    err_console,
     handle_errors,
     json_option,
     open_node,
@@ -19,6 +20,7 @@ from node.cli._common import (
     when,
 )
 from node.ledger.audit import vkey_for
+from node.services import certificates
 from node.services import rotation as service
 from node.services.enrollment import parse_duration
 
@@ -54,7 +56,10 @@ def rotate(grace: str, config_path: Path | None, credential: Path | None, as_jso
         return
     console.print(f"keys rotated; ledger entry {result.ledger_index} (KeyRotated)")
     console.print(f"  new verifier key: {vkey_for(node_id, result.new_key)}")
-    console.print(f"  new TLS certificate SHA-256: {result.new_tls_fingerprint.hex()}")
+    console.print(
+        f"  new TLS certificate SHA-256: {result.new_tls_fingerprint.hex()}, valid until "
+        f"{when(result.new_tls_valid_until)}"
+    )
     peers = ", ".join(result.peers) or "none linked"
     console.print(f"  rotation queued to: {peers}")
     console.print(
@@ -72,10 +77,13 @@ def rotate(grace: str, config_path: Path | None, credential: Path | None, as_jso
 @json_option
 @handle_errors
 def show(config_path: Path | None, as_json: bool) -> None:
-    """Every generation of this node's keys, the current one last."""
+    """Every generation of this node's keys, the current one last, with the end of each
+    TLS certificate's validity (`keys rotate` renews it; warned 30 days ahead)."""
     with open_node(config_path) as ctx:
         rows = service.generations(ctx)
         node_id = ctx.node_id
+        now = ctx.clock.now()
+        warning = certificates.own_certificate(ctx).warning(now)
     if as_json:
         emit_json(
             [
@@ -86,24 +94,31 @@ def show(config_path: Path | None, as_json: bool) -> None:
                     "rotation_entry": g.rotation_entry,
                     "retired_at": g.retired_at,
                     "tls_valid_until": g.tls_valid_until,
+                    "tls_accepted_until": g.tls_accepted_until,
                 }
                 for g in rows
             ]
         )
         return
-    table = Table("since", "verifier key", "TLS SHA-256", "KeyRotated entry", "state")
+    table = Table(
+        "since", "verifier key", "TLS SHA-256", "TLS valid until", "KeyRotated entry", "state"
+    )
     for g in rows:
         if g.retired_at is None:
             state = "current"
         else:
             state = (
-                f"retired {when(g.retired_at)}; old TLS accepted until {when(g.tls_valid_until)}"
+                f"retired {when(g.retired_at)}; old TLS accepted until {when(g.tls_accepted_until)}"
             )
+        ended = now >= g.tls_valid_until
         table.add_row(
-            when(g.activated_at) if g.rotation_entry is not None else "init",
+            when(g.activated_at) + ("" if g.rotation_entry is not None else " (init)"),
             vkey_for(node_id, g.signing_key),
             g.tls_fingerprint.hex()[:16],
+            when(g.tls_valid_until) + (" (expired)" if ended else ""),
             "" if g.rotation_entry is None else str(g.rotation_entry),
             state,
         )
     console.print(table)
+    if warning is not None:
+        err_console.print(f"[yellow]{warning}[/yellow]", soft_wrap=True)

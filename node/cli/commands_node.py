@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import signal
 import sys
 import threading
+from dataclasses import asdict
 from pathlib import Path
 
 import click
-from rich.table import Table
+from rich.table import Column, Table
 
 from node.cli._common import (
     config_option,
@@ -27,9 +29,9 @@ from node.cli._common import (
 from node.config import ServerConfig
 from node.crypto.card import NodeCard
 from node.crypto.enrollment import AddressPair, JoinToken
-from node.errors import ValidationError
+from node.errors import NodeError, ValidationError
 from node.logs import configure_logging
-from node.services import checkpoints, datadir, enrollment, links, witness
+from node.services import certificates, checkpoints, datadir, enrollment, links, witness
 from node.services.context import NodeContext
 from node.services.setup import init_node
 from node.services.startup_checks import check_before_serving
@@ -64,6 +66,12 @@ __all__ = ["demo", "identity", "init", "link", "serve"]
     show_default=True,
     help="Time zone for working days (Asia/Jakarta, Asia/Makassar, Asia/Jayapura).",
 )
+@click.option(
+    "--unit",
+    help='The unit that runs the node, e.g. "Inspektorat Kabupaten Kutai Kartanegara": '
+    "recorded in the ledger and shown by `admin show` (default: the node's name, not in "
+    "the ledger until the first handover).",
+)
 @config_option
 @handle_errors
 def init(
@@ -73,6 +81,7 @@ def init(
     listen: str,
     database_url: str,
     timezone: str,
+    unit: str | None,
     config_path: Path | None,
 ) -> None:
     """Create a node: keys, TLS certificate, node.yaml and its database at the latest schema.
@@ -90,6 +99,7 @@ def init(
         listen=listen,
         database_url=database_url,
         timezone=timezone,
+        unit=unit,
     )
     console.print(f"node ready: {path}")
     console.print(f"next: lapor-node identity export --config {path} --out card.json")
@@ -121,16 +131,34 @@ async def _serve(ctx: NodeContext) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    watch = certificates.CertificateWatch(ctx)
+    await _check_certificates(watch)
     port = await runtime.start()
     click.echo(f"lapor-node {ctx.node_id} serving on port {port}", err=True)
+    watching = asyncio.create_task(_watch_certificates(watch))
     try:
         await stop.wait()
         _exit_if_shutdown_hangs(ctx.config.server.grace_seconds * 3 + 10)
     finally:
+        watching.cancel()
         try:
             await asyncio.wait_for(runtime.stop(), ctx.config.server.grace_seconds * 3 + 5)
         except TimeoutError:
             click.echo("shutdown took too long; exiting anyway", err=True)
+
+
+async def _watch_certificates(watch: certificates.CertificateWatch) -> None:
+    """Every WATCH_SECONDS: the certificate expiry gauge, and warnings in the log."""
+    while True:
+        await asyncio.sleep(certificates.WATCH_SECONDS)
+        await _check_certificates(watch)
+
+
+async def _check_certificates(watch: certificates.CertificateWatch) -> None:
+    try:
+        await asyncio.to_thread(watch.check)
+    except NodeError as e:  # best effort: never stop serving for it
+        watch.log.error("certificate.check_failed", error=str(e))
 
 
 def _exit_if_shutdown_hangs(seconds: float) -> None:
@@ -373,6 +401,7 @@ def link_join(
         )
 
     with operator_node(config_path, credential) as ctx:
+        certificates.require_own_valid(ctx)
         result = join(ctx, parsed, wait=waiting, on_pending=pending)
     if as_json:
         emit_json(result)
@@ -479,8 +508,12 @@ def link_list(config_path: Path | None, as_json: bool) -> None:
     not, last seen, the outbox waiting for them and its lag; then the tally."""
     with open_node(config_path) as ctx:
         report = links.link_report(ctx)
+        pinned = {c.peer: c for c in certificates.peer_certificates(ctx)}
+        now = ctx.clock.now()
     if as_json:
-        emit_json(report.rows)
+        emit_json(
+            [{**asdict(v), "tls_valid_until": _cert_end(pinned, v.peer_id)} for v in report.rows]
+        )
         return
     table = Table(
         "peer",
@@ -495,6 +528,7 @@ def link_list(config_path: Path | None, as_json: bool) -> None:
         "lag",
         "witnessed",
         "last error",
+        Column("certificate until", no_wrap=True),
     )
     for v in report.rows:
         style = _STATE_STYLE.get(v.state, "yellow")
@@ -516,12 +550,32 @@ def link_list(config_path: Path | None, as_json: bool) -> None:
                 else ""
             )
             + (v.last_error or ""),
+            _cert_cell(pinned.get(v.peer_id), now),
         )
     console.print(table)
     if any(not v.expected and v.role == "child" for v in report.rows):
         console.print("* not in expected_children (node.yaml)")
     if report.expected:
         console.print(report.summary(), soft_wrap=True)
+
+
+_CERT_STYLE = {"expired": "bold red", "expiring": "yellow", "valid": "default"}
+
+
+def _cert_end(
+    pinned: dict[str | None, certificates.CertificateExpiry], peer: str
+) -> dt.datetime | None:
+    found = pinned.get(peer)
+    return None if found is None else found.valid_until
+
+
+def _cert_cell(cert: certificates.CertificateExpiry | None, now: dt.datetime) -> str:
+    """The end of the certificate pinned for a peer: red once ended, yellow within 30 days."""
+    if cert is None:
+        return "-"
+    state = cert.state(now)
+    text = cert.valid_until.astimezone(dt.UTC).strftime("%Y-%m-%d")
+    return f"[{_CERT_STYLE[state]}]{text}{'' if state == 'valid' else f' ({state})'}[/]"
 
 
 def _lag(messages: int, seconds: float | None) -> str:

@@ -4,6 +4,10 @@ The certificate carries two SANs: the URI `lapor-node://<node_id>` (the identity
 DNS name `<node_id>.lapor-node` (what a dialer names with ssl_target_name_override).
 Peers pin the certificate itself; its SHA-256 over DER is the fingerprint operators compare.
 
+Validity: a certificate is valid from five minutes before the moment it is made (its
+`issued_at` is that moment) for `CERTIFICATE_DAYS` days; `valid_until` reads its end. TLS
+libraries check validity against the machine's real clock at each handshake.
+
 Auditors get the same kind of key and certificate, with the URI SAN
 `lapor-node-auditor://<slug of their name>` and no DNS name: they only ever dial, and a
 certificate can never be mistaken for a node's (node_id_from_certificate refuses it).
@@ -24,19 +28,26 @@ from node.errors import ValidationError
 from node.ids import NodeId, parse_node_id
 
 __all__ = [
+    "CERTIFICATE_DAYS",
     "TlsIdentity",
     "auditor_slug",
     "dns_name",
     "fingerprint",
     "generate_auditor_identity",
     "generate_tls_identity",
+    "issued_at",
     "node_id_from_certificate",
+    "valid_until",
 ]
 
 URI_SCHEME = "lapor-node://"
 AUDITOR_URI_SCHEME = "lapor-node-auditor://"
 DNS_SUFFIX = ".lapor-node"
 _SLUG_MAX = 63
+CERTIFICATE_DAYS = 825
+"""How long a certificate made by `init` or `keys rotate` is valid (the CA/Browser Forum's
+former ceiling; `keys rotate` makes a new one)."""
+_BACKDATE = dt.timedelta(minutes=5)
 
 
 class TlsIdentity:
@@ -64,7 +75,7 @@ def _self_signed(
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_before(now - _BACKDATE)
         .not_valid_after(now + dt.timedelta(days=valid_days))
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
@@ -80,7 +91,9 @@ def _self_signed(
     )
 
 
-def generate_tls_identity(node_id: NodeId, now: dt.datetime, valid_days: int = 825) -> TlsIdentity:
+def generate_tls_identity(
+    node_id: NodeId, now: dt.datetime, valid_days: int = CERTIFICATE_DAYS
+) -> TlsIdentity:
     """A fresh key and a self-signed certificate for `node_id`, valid from `now`."""
     sans: list[x509.GeneralName] = [
         x509.UniformResourceIdentifier(f"{URI_SCHEME}{node_id}"),
@@ -99,7 +112,9 @@ def auditor_slug(name: str) -> str:
     return slug
 
 
-def generate_auditor_identity(name: str, now: dt.datetime, valid_days: int = 825) -> TlsIdentity:
+def generate_auditor_identity(
+    name: str, now: dt.datetime, valid_days: int = CERTIFICATE_DAYS
+) -> TlsIdentity:
     """A fresh key and a self-signed certificate for the auditor `name`, valid from `now`.
 
     Built like a node's (ECDSA P-256, self-signed, usable as its own trust root) but named
@@ -120,6 +135,17 @@ def _load(cert_pem: bytes) -> x509.Certificate:
 def fingerprint(cert_pem: bytes) -> bytes:
     """SHA-256 of the certificate's DER encoding."""
     return hashlib.sha256(_load(cert_pem).public_bytes(serialization.Encoding.DER)).digest()
+
+
+def valid_until(cert_pem: bytes) -> dt.datetime:
+    """The end of the certificate's validity (notAfter), timezone-aware UTC."""
+    return _load(cert_pem).not_valid_after_utc
+
+
+def issued_at(cert_pem: bytes) -> dt.datetime:
+    """When a certificate made here was made: its notBefore plus the five minutes it is
+    backdated by (for a certificate made elsewhere, five minutes after its notBefore)."""
+    return _load(cert_pem).not_valid_before_utc + _BACKDATE
 
 
 def node_id_from_certificate(cert_pem: bytes) -> NodeId:

@@ -271,6 +271,12 @@ def _call(what: str, parent: str, address: str, fn: Callable[[], T]) -> T:
     except grpc.RpcError as e:
         code = e.code() if hasattr(e, "code") else grpc.StatusCode.UNKNOWN
         details = e.details() if hasattr(e, "details") else str(e)
+        if "certificate has expired" in str(details).lower():
+            raise PeerError(
+                f"{what}: certificate expired: {parent}'s TLS certificate has expired, and "
+                f"retrying does not help: its operator must rotate keys (`lapor-node keys "
+                f"rotate` on {parent}); a join then needs a new token from them"
+            ) from e
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             raise PeerUnavailableError(
                 f"{what}: cannot reach {parent} at {address} ({code.name}: {details}); "

@@ -7,7 +7,10 @@ Local authentication (docs/operator-guide.md, "Who may operate a node"):
 - Every CLI command that changes the node (intake, disposition, erasure, links, keys,
   handover) presents the credential: `--credential FILE`, else $LAPOR_NODE_CREDENTIAL,
   else `operator.credential` beside node.yaml. It must be the one active credential.
-- `init` issues the first credential to whoever creates the node. `admin handover` issues
+- `init` issues the first credential to whoever creates the node, recorded as
+  INIT_OPERATOR of the unit `init --unit` names (else of the node's name); with --unit an
+  AdministrationHandedOver entry from nobody records that unit in the ledger at once.
+  `admin handover` issues
   the next one, revokes the previous one at once, and records in the ledger which unit
   administers the node and who operates it (AdministrationHandedOver), so the history
   survives a change of team (Inspectorate -> Diskominfo).
@@ -18,6 +21,7 @@ the credential is what makes a handover take effect for people who keep a copy o
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import os
@@ -39,6 +43,7 @@ __all__ = [
     "CREDENTIAL_ENV",
     "CREDENTIAL_FILE",
     "CREDENTIAL_PREFIX",
+    "INIT_OPERATOR",
     "Handover",
     "OperatorView",
     "authenticate",
@@ -46,12 +51,14 @@ __all__ = [
     "current",
     "handover",
     "issue_initial",
+    "unit_name",
 ]
 
 CREDENTIAL_PREFIX = "lapor-operator1."
 CREDENTIAL_FILE = "operator.credential"
 CREDENTIAL_ENV = "LAPOR_NODE_CREDENTIAL"
 _MAX_NAME = 200
+INIT_OPERATOR = "the operator who ran init"
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,12 @@ def _name(what: str, value: str) -> str:
     return value
 
 
+def unit_name(value: str) -> str:
+    """An operator-given unit name, checked (not empty, at most 200 characters) and with its
+    whitespace collapsed."""
+    return _name("--unit", value)
+
+
 def _stage_credential(path: Path, credential: str, *, replace: bool) -> Path:
     """Write the credential beside `path` (0600); the caller moves it in after commit."""
     if path.exists() and not replace:
@@ -121,26 +134,67 @@ def _stage_credential(path: Path, credential: str, *, replace: bool) -> Path:
     return staged
 
 
-def issue_initial(ctx: NodeContext, unit: str) -> Path | None:
-    """At `init`: the first credential, to whoever creates the node (no ledger entry; the
-    first handover records who administers the node). None if one exists already."""
+def issue_initial(ctx: NodeContext, unit: str, *, in_ledger: bool = False) -> Path | None:
+    """At `init`: the first credential, to whoever creates the node, as INIT_OPERATOR of
+    `unit`. Without `in_ledger` nothing is recorded in the ledger (the first handover names
+    `unit` as the previous one); with it (init --unit), an AdministrationHandedOver entry
+    from nobody to `unit` records from the start who runs the node. None if a credential
+    exists already (init run again); naming another unit then is an error."""
+    unit = _name("--unit" if in_ledger else "unit", unit)
     path = ctx.config.base_dir / CREDENTIAL_FILE
     with ctx.db.write() as session:
-        if _active(session) is not None:
+        active = _active(session)
+        if active is not None:
+            if in_ledger and active.unit != unit:
+                raise ConfigError(
+                    f"this node is already administered by {active.operator} ({active.unit}); "
+                    "init does not change that: use `lapor-node admin handover --unit ...`"
+                )
             return None
         credential = _new_credential()
+        now = ctx.clock.now()
+        index: int | None = None
+        if in_ledger:
+            index = _record_handover(session, ctx, unit, INIT_OPERATOR, credential, None, now)
         session.add(
             OperatorRow(
-                unit=_name("unit", unit),
-                operator="the operator who ran init",
+                unit=unit,
+                operator=INIT_OPERATOR,
                 credential_sha256=_digest(credential),
-                issued_at=ctx.clock.now(),
+                issued_at=now,
+                ledger_index=index,
             )
         )
         session.flush()
         staged = _stage_credential(path, credential, replace=True)
     staged.replace(path)
     return path
+
+
+def _record_handover(
+    session: Session,
+    ctx: NodeContext,
+    unit: str,
+    operator: str,
+    credential: str,
+    previous: OperatorRow | None,
+    now: dt.datetime,
+) -> int:
+    """Append the AdministrationHandedOver entry (from `previous`, or from nobody)."""
+    entry = ledger_pb2.LedgerEntry(
+        administration_handed_over=ledger_pb2.AdministrationHandedOver(
+            handover=trust_pb2.AdministrationHandover(
+                node_id=ctx.node_id,
+                unit=unit,
+                operator=operator,
+                credential_sha256=_digest(credential),
+                previous_unit="" if previous is None else previous.unit,
+                previous_operator="" if previous is None else previous.operator,
+            )
+        )
+    )
+    entry.administration_handed_over.handover.handed_over_at.FromDatetime(now)
+    return record(session, ctx, entry)
 
 
 def authenticate(ctx: NodeContext, path: Path | None = None) -> OperatorView:
@@ -192,20 +246,7 @@ def handover(
     now = ctx.clock.now()
     with ctx.db.write() as session:
         previous = _active(session)
-        entry = ledger_pb2.LedgerEntry(
-            administration_handed_over=ledger_pb2.AdministrationHandedOver(
-                handover=trust_pb2.AdministrationHandover(
-                    node_id=ctx.node_id,
-                    unit=unit,
-                    operator=operator,
-                    credential_sha256=_digest(credential),
-                    previous_unit="" if previous is None else previous.unit,
-                    previous_operator="" if previous is None else previous.operator,
-                )
-            )
-        )
-        entry.administration_handed_over.handover.handed_over_at.FromDatetime(now)
-        index = record(session, ctx, entry)
+        index = _record_handover(session, ctx, unit, operator, credential, previous, now)
         if previous is not None:
             previous.revoked_at = now
         session.add(

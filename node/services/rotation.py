@@ -25,6 +25,9 @@ Presenting certificates during the grace period (`presented_identities`):
   - as a client (dialing the parent), the old certificate until the parent acknowledged
     the rotation envelope, then the new one. A parent that was offline through the whole
     grace period thus still lets the child in, receives the rotation and re-pins.
+  - An old certificate whose own validity has ended is never presented (every handshake
+    with it fails): a node that rotates because its certificate expired presents the new
+    one at once, and children that pin the old one follow through GetKeyRotations.
 
 The other side (`follow`): a key_rotation envelope from a peer, signed with the key pinned
 for it, re-pins the link to the new key and certificate, keeps the old certificate
@@ -52,7 +55,7 @@ from node.config import NodeConfig
 from node.crypto.keyfiles import read_file, write_private, write_public
 from node.crypto.rotation import follow_rotations, open_rotation, sign_rotation
 from node.crypto.signing import SigningKey, VerifyKey
-from node.crypto.tls import fingerprint, generate_tls_identity
+from node.crypto.tls import fingerprint, generate_tls_identity, issued_at, valid_until
 from node.errors import IntegrityError, SignatureError, StateError, ValidationError
 from node.ids import NodeId
 from node.services import checkpoints
@@ -91,14 +94,16 @@ MAX_GRACE = dt.timedelta(days=90)
 
 @dataclass(frozen=True)
 class Generation:
-    """One generation of this node's keys, for `keys show`."""
+    """One generation of this node's keys, for `keys show`. The first generation was
+    activated when `init` made its certificate."""
 
     signing_key: bytes
     tls_fingerprint: bytes
     activated_at: dt.datetime
     rotation_entry: int | None
     retired_at: dt.datetime | None
-    tls_valid_until: dt.datetime | None
+    tls_accepted_until: dt.datetime | None  # a retired certificate: the grace period's end
+    tls_valid_until: dt.datetime  # the certificate's own end of validity (notAfter)
 
 
 def _rows(session: Session) -> list[OwnKey]:
@@ -115,7 +120,7 @@ def _ensure_first(session: Session, ctx: NodeContext) -> list[OwnKey]:
             signing_key=ctx.signing_key.public.raw,
             tls_cert_pem=cert.decode(),
             tls_fingerprint=fingerprint(cert),
-            activated_at=ctx.clock.now(),
+            activated_at=issued_at(cert),
         )
         queries.add(session, first, flush=True)
         rows = [first]
@@ -128,7 +133,15 @@ def generations(ctx: NodeContext) -> list[Generation]:
     if not rows:
         cert = read_file(ctx.config.tls_cert, "TLS certificate")
         return [
-            Generation(ctx.signing_key.public.raw, fingerprint(cert), _epoch(), None, None, None)
+            Generation(
+                ctx.signing_key.public.raw,
+                fingerprint(cert),
+                issued_at(cert),
+                None,
+                None,
+                None,
+                valid_until(cert),
+            )
         ]
     return [
         Generation(
@@ -138,13 +151,10 @@ def generations(ctx: NodeContext) -> list[Generation]:
             r.rotation_entry,
             r.retired_at,
             r.tls_valid_until,
+            valid_until(r.tls_cert_pem.encode()),
         )
         for r in rows
     ]
-
-
-def _epoch() -> dt.datetime:
-    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def own_rotations(session: Session) -> list[trust_pb2.SignedKeyRotation]:
@@ -178,6 +188,7 @@ class Rotated:
     peers: tuple[str, ...]
     old_tls_valid_until: dt.datetime
     open_invites: int
+    new_tls_valid_until: dt.datetime  # the new certificate's own end (notAfter)
 
 
 def parse_grace(value: dt.timedelta) -> dt.timedelta:
@@ -278,6 +289,7 @@ def _rotate_in(
         tuple(peers),
         until,
         open_invites,
+        valid_until(cert_pem),
     )
 
 
@@ -316,7 +328,7 @@ def presented_identities(ctx: NodeContext, parent: str | None) -> tuple[Identity
         rows = _rows(session)
         server: OwnKey | None = None
         for row in rows:
-            if row.retired_at is not None and row.tls_valid_until and row.tls_valid_until > now:
+            if _still_presented(row, now):
                 server = row
                 break
         client: OwnKey | None = None
@@ -329,7 +341,24 @@ def presented_identities(ctx: NodeContext, parent: str | None) -> tuple[Identity
             )
             if first_unacked is not None:
                 client = _generation_before(session, rows, first_unacked)
+                if not _valid_at(client, now):
+                    client = None
     return _identity_of(ctx.config, server), _identity_of(ctx.config, client)
+
+
+def _valid_at(row: OwnKey, now: dt.datetime) -> bool:
+    return now < valid_until(row.tls_cert_pem.encode())
+
+
+def _still_presented(row: OwnKey, now: dt.datetime) -> bool:
+    """A retired certificate is presented during its grace period, unless it has ended: an
+    expired certificate fails every handshake, so the current one is presented instead."""
+    return (
+        row.retired_at is not None
+        and row.tls_valid_until is not None
+        and row.tls_valid_until > now
+        and _valid_at(row, now)
+    )
 
 
 def _generation_before(session: Session, rows: Sequence[OwnKey], outbox: OutboxRow) -> OwnKey:

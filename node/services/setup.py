@@ -27,18 +27,21 @@ def init_node(
     listen: str = "127.0.0.1:7400",
     database_url: str = "sqlite:///node.db",
     timezone: str = "Asia/Jakarta",
+    unit: str | None = None,
     clock: Clock | None = None,
 ) -> Path:
     """Create a node and return the path of its node.yaml.
 
     With `directory`, `node_id` and `name`: write DIR/node.yaml first. With only
     `config_path`: use that existing node.yaml and create whatever it names that is missing.
-    Keys are never overwritten; the database is upgraded to head either way. The folder
-    is made 0700 and every file written here 0600 (node.services.datadir).
+    Keys are never overwritten; the database is upgraded to head either way. `unit` (init
+    --unit) names the unit that runs the node from the start, in the ledger too
+    (node.services.admin.issue_initial). The folder is made 0700 and every file written
+    here 0600 (node.services.datadir).
     """
     with datadir.private_files():
         return _init_node(
-            directory, node_id, name, config_path, listen, database_url, timezone, clock
+            directory, node_id, name, config_path, listen, database_url, timezone, unit, clock
         )
 
 
@@ -50,9 +53,14 @@ def _init_node(
     listen: str,
     database_url: str,
     timezone: str,
+    unit: str | None,
     clock: Clock | None,
 ) -> Path:
+    from node.services import admin
+
     clock = clock or SystemClock()
+    if unit is not None:
+        unit = admin.unit_name(unit)  # checked before anything is written
     if directory is not None:
         if not node_id or not name:
             raise ConfigError("init with --dir needs --id and --name")
@@ -88,12 +96,14 @@ def _init_node(
         db.upgrade()
     finally:
         db.dispose()
-    from node.services import admin
     from node.services.context import NodeContext
 
     ctx = NodeContext.open(config.path, clock=clock)
     try:
-        admin.issue_initial(ctx, config.name)
+        if unit is None:
+            admin.issue_initial(ctx, config.name)
+        else:
+            admin.issue_initial(ctx, unit, in_ledger=True)
     finally:
         ctx.close()
     return config.path

@@ -184,10 +184,14 @@ def _overdue(items: Iterable[Mapping[str, Any]], query: str) -> str:
 
 
 def overview_page(
-    report: Mapping[str, Any], overdue: Sequence[Mapping[str, Any]], query: str = ""
+    report: Mapping[str, Any],
+    overdue: Sequence[Mapping[str, Any]],
+    query: str = "",
+    warnings: Sequence[str] = (),
 ) -> str:
     """The overview: this node's figures, each child's, who is not connected, what is
-    overdue, and complaints per month. ``query`` is appended to links (e.g. ``?year=``)."""
+    overdue, and complaints per month. ``query`` is appended to links (e.g. ``?year=``);
+    ``warnings`` (certificates ending within 30 days) are shown first."""
     scope = report["node_id"]
     f = report["figures"]
     missing = "".join(
@@ -201,8 +205,11 @@ def overview_page(
         else ""
     )
     note = f'<p class="muted">{escape(report["note"])}</p>' if report.get("note") else ""
+    alerts = "".join(
+        f'<p class="error" data-figure="certificate-warning">{escape(w)}</p>' for w in warnings
+    )
     body = (
-        f"<h1>{escape(scope)} {escape(report['name'])}</h1>"
+        f"{alerts}<h1>{escape(scope)} {escape(report['name'])}</h1>"
         f'<p class="muted">Complaints submitted in <b data-figure="year">{report["year"]}</b>; '
         f"figures as of {escape(_when(report['generated_at']))}. Followed up = in progress, "
         "resolved or closed; shares rounded half up to one decimal; wd = working days from "

@@ -3,7 +3,8 @@
 Invariants:
 
 1. Read-only: only GET and HEAD are served (anything else is 405), and every handler
-   calls read functions of node.services.reports and node.services.complaints; nothing
+   calls read functions of node.services.reports, node.services.complaints and (the
+   certificate warnings on the overview) node.services.certificates; nothing
    here writes to the database or signs.
 2. Who may look: on a loopback address anyone on this machine; with
    ``dashboard.token_sha256`` set (required off loopback, node.config) only a request
@@ -30,7 +31,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from node.errors import ConfigError, NodeError, NotFoundError, ValidationError
 from node.logs import get_logger
-from node.services import complaints, reports
+from node.services import certificates, complaints, reports
 from node.services.context import NodeContext
 from node.web.pages import error_page, overview_page, trail_page
 
@@ -126,7 +127,8 @@ class DashboardServer:
             year = _year(ctx, query)
             document = reports.to_document(reports.report(ctx, year, by_child=True))
             overdue = self._overdue(year)
-            return _html(overview_page(document, overdue, f"?year={year}"))
+            warnings = certificates.warnings(ctx)
+            return _html(overview_page(document, overdue, f"?year={year}", warnings))
         if path == "/api/report":
             year = _year(ctx, query)
             return _json(reports.to_document(reports.report(ctx, year, by_child=True)))
