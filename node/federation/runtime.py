@@ -51,7 +51,7 @@ from node._proto.lapor.v1 import audit_pb2_grpc, federation_pb2, federation_pb2_
 from node.config import port_after
 from node.crypto.keyfiles import read_file
 from node.crypto.tls import dns_name, fingerprint, node_id_from_certificate
-from node.errors import ConfigError, IntegrityError, NodeError, PeerError, ValidationError
+from node.errors import ConfigError, IntegrityError, NodeError, ValidationError
 from node.federation.audit_service import AuditServicer, Caller
 from node.federation.enrollment import (
     EnrollmentServicer,
@@ -61,6 +61,7 @@ from node.federation.enrollment import (
 from node.federation.intake import IntakeServer, start_intake
 from node.federation.session import LinkSession, RefusedError, describe
 from node.federation.status import status_for
+from node.federation.transports import ClientTransport, ServerTransport
 from node.ids import NodeId
 from node.logs import get_logger
 from node.metrics import (
@@ -123,51 +124,6 @@ class _Db:
     def shutdown(self) -> None:
         self._writer.shutdown(wait=True)
         self._readers.shutdown(wait=True)
-
-
-class _ServerTransport:
-    def __init__(self, context: grpc.aio.ServicerContext) -> None:
-        self._context = context
-        self._lock = asyncio.Lock()
-
-    async def read(self) -> federation_pb2.Frame | None:
-        request = await self._context.read()
-        if request is grpc.aio.EOF:
-            return None
-        return request.frame  # type: ignore[no-any-return]
-
-    async def write(self, frame: federation_pb2.Frame) -> None:
-        async with self._lock:
-            await self._context.write(federation_pb2.ExchangeResponse(frame=frame))
-
-    async def finish(self) -> None:
-        return None
-
-
-class _ClientTransport:
-    def __init__(self, call: Any) -> None:
-        self._call = call
-        self._lock = asyncio.Lock()
-
-    async def read(self) -> federation_pb2.Frame | None:
-        response = await self._call.read()
-        if response is grpc.aio.EOF:
-            return None
-        return response.frame  # type: ignore[no-any-return]
-
-    async def write(self, frame: federation_pb2.Frame) -> None:
-        async with self._lock:
-            try:
-                await self._call.write(federation_pb2.ExchangeRequest(frame=frame))
-            except asyncio.InvalidStateError as e:
-                # The call ended (the connection broke, the parent died) before this write:
-                # grpc.aio says so with InvalidStateError, not AioRpcError. End the session
-                # as a failed read would, so the dialer reconnects.
-                raise PeerError("the stream to the parent ended (connection lost)") from e
-
-    async def finish(self) -> None:
-        async with self._lock:
-            await self._call.done_writing()
 
 
 class NodeRuntime:
@@ -528,7 +484,7 @@ class NodeRuntime:
             await self._mark(peer, True)
 
         session = LinkSession(
-            self.ctx, peer, _ServerTransport(context), self.db, self.wake(peer), on_hello=hello
+            self.ctx, peer, ServerTransport(context), self.db, self.wake(peer), on_hello=hello
         )
         error: str | None = None
         try:
@@ -643,7 +599,7 @@ class NodeRuntime:
             session = LinkSession(
                 self.ctx,
                 peer,
-                _ClientTransport(call),
+                ClientTransport(call),
                 self.db,
                 self.wake(peer),
                 on_hello=hello,

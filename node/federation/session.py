@@ -28,6 +28,8 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
+import grpc
+
 from node._proto.lapor.v1 import federation_pb2
 from node.errors import NodeError, PeerError, ValidationError
 from node.faults import fault_point
@@ -50,6 +52,9 @@ FRAME_SHARE = 2
 # the send loop, which reads them in bulk anyway.
 READY_BATCH = 8
 T = TypeVar("T")
+# What a transport's read raises when the stream breaks (grpc.aio's errors derive from
+# RpcError): the end of the session, not a fault of ours.
+_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (grpc.RpcError, OSError)
 
 
 class FrameTransport(Protocol):
@@ -174,10 +179,14 @@ class LinkSession:
         self.log.info("link.up", resume_after=peer_has, last_received=last_in)
         if self.on_hello is not None:
             await self.on_hello()
-        reader = asyncio.create_task(self._read_loop())
-        tasks = [asyncio.create_task(self._send_loop()), reader]
+        reader = asyncio.create_task(self._read_loop(), name="read")
+        tasks = [
+            asyncio.create_task(self._commit_loop(), name="commit"),
+            reader,
+            asyncio.create_task(self._send_loop(), name="send"),
+        ]
         try:
-            await self._commit_loop()
+            await self._supervise(tasks)
         except RefusedError as e:
             if self.in_band_rejections:
                 await self._reject(e, reader)
@@ -185,9 +194,48 @@ class LinkSession:
         finally:
             for task in tasks:
                 task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await asyncio.wait(tasks)
+            for task in tasks:  # what a task raised after the session ended is not news
+                if not task.cancelled():
+                    task.exception()
+
+    async def _supervise(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Wait on the session's tasks; the session lasts as long as all of them.
+
+        The commit loop returning means the peer closed the stream (the reader queued its
+        end): the session is over. The reader may end first (it queued the end; the
+        committer drains the queue). Any task that raises ends the session with its error,
+        and any other task that stops is a fault: a send loop that died must never leave a
+        link that receives and acknowledges but no longer sends."""
+        pending = set(tasks)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                name = task.get_name()
+                if task.cancelled():
+                    raise PeerError(f"the link's {name} task was cancelled; the link reconnects")
+                error = task.exception()
+                if error is not None:
+                    raise self._task_error(name, error)
+                if name == "commit":
+                    return
+                if name != "read":
+                    raise PeerError(f"the link's {name} task stopped; the link reconnects")
+
+    def _task_error(self, name: str, error: BaseException) -> BaseException:
+        """What a failed task ends the session with: our own errors (and the transport's)
+        as they are; anything else, a bug, logged by type and named without its text
+        (it may quote content), as a PeerError the caller records on the link."""
+        if isinstance(error, RefusedError | NodeError | grpc.aio.AioRpcError):
+            if name != "commit":
+                self.log.warning("link.task_failed", task=name, error_kind=type(error).__name__)
+            return error
+        self.log.error("link.task_failed", task=name, error_kind=type(error).__name__)
+        failure = PeerError(
+            f"the link's {name} task failed ({type(error).__name__}); the link reconnects"
+        )
+        failure.__cause__ = error
+        return failure
 
     async def _reject(self, error: RefusedError, reader: asyncio.Task[None]) -> None:
         """Tell the peer what we refused, then let it end the call: cancelling a pending
@@ -216,10 +264,12 @@ class LinkSession:
                 await self._queue.put(frame)
                 if frame is None:
                     return
-        finally:
-            # Whatever stopped the reader, the committer must not wait forever.
-            with contextlib.suppress(asyncio.QueueFull):
-                self._queue.put_nowait(None)
+        except _TRANSPORT_ERRORS as e:
+            # The stream broke: the committer still takes what was read before (a
+            # Rejection among it), then the session ends as if the peer had closed it; the
+            # dialer reads the call's status.
+            self.log.info("link.stream_broken", error_kind=type(e).__name__)
+            await self._queue.put(None)
 
     async def _send_loop(self) -> None:
         while True:
