@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import random
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -59,6 +58,7 @@ from node.federation.enrollment import (
     fetch_key_rotations,
 )
 from node.federation.intake import IntakeServer, start_intake
+from node.federation.reconnect import CONNECT_TIMEOUT_SECONDS, ReconnectPolicy
 from node.federation.session import LinkSession, RefusedError, describe
 from node.federation.status import status_for
 from node.federation.transports import ClientTransport, ServerTransport
@@ -90,7 +90,6 @@ PIN_REFRESH_SECONDS = 1.0
 KEY_FOLLOW_SECONDS = 60.0
 OUTBOX_WATCH_SECONDS = 0.01  # SQLite's poll of data_version
 OUTBOX_LISTEN_RETRY_SECONDS = 1.0  # PostgreSQL: listening again after a failure
-CONNECT_TIMEOUT_SECONDS = 5.0
 
 
 def exchange_service(handler: Callable[..., Any]) -> grpc.GenericRpcHandler:
@@ -147,7 +146,7 @@ class NodeRuntime:
         self._pins_changed = True
         self._wake: dict[str, asyncio.Event] = {}
         self._sessions: dict[str, asyncio.Task[Any]] = {}
-        self._parent_session: tuple[links.Pin, asyncio.Task[bool]] | None = None
+        self._parent_session: tuple[links.Pin, asyncio.Task[float | None]] | None = None
         self._dropped: dict[str, tuple[grpc.StatusCode, str]] = {}
         self._connected: set[str] = set()
         self._parent_said: str | None = None
@@ -529,13 +528,18 @@ class NodeRuntime:
             ("grpc.keepalive_timeout_ms", 10_000),
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.max_pings_without_data", 0),
+            # One channel serves one session and one dial of CONNECT_TIMEOUT_SECONDS: its own
+            # retries stay inside that window; waits between dials are the policy's.
             ("grpc.initial_reconnect_backoff_ms", cfg.federation.reconnect_min_ms),
-            ("grpc.max_reconnect_backoff_ms", cfg.federation.reconnect_max_ms),
+            (
+                "grpc.max_reconnect_backoff_ms",
+                min(cfg.federation.reconnect_max_ms, int(CONNECT_TIMEOUT_SECONDS * 1000)),
+            ),
         ]
 
     async def _dial_parent(self) -> None:
         cfg = self.ctx.config.federation
-        delay = cfg.reconnect_min_ms / 1000
+        policy = ReconnectPolicy.from_ms(cfg.reconnect_min_ms, cfg.reconnect_max_ms)
         while True:
             parent = next((p for p in self._pins if p.role == "parent"), None)
             if parent is None or not parent.address:
@@ -556,29 +560,30 @@ class NodeRuntime:
                 self.log.warning("link.parent_unpinned", peer=parent.peer_id)
                 continue
             try:
-                got_hello = task.result()
+                up_for = task.result()
             except Exception as e:  # a session's bug must not end the dialing for good
-                self.log.error("link.session_crashed", error_kind=type(e).__name__, error=str(e))
+                self.log.error("link.session_crashed", error_kind=type(e).__name__)
                 await self._note_error(NodeId(parent.peer_id), describe(e))
-                got_hello = False
-            if got_hello:
-                delay = cfg.reconnect_min_ms / 1000
-            await asyncio.sleep(delay * random.uniform(0.5, 1.5))  # noqa: S311 - jitter
-            delay = min(delay * 2, cfg.reconnect_max_ms / 1000)
+                up_for = None
+            delay = policy.delay_after(up_for)
+            self.log.info("link.redial", after_seconds=round(delay, 3), up_for=up_for)
+            await asyncio.sleep(delay)
 
-    async def _one_parent_session(self, parent: links.Pin) -> bool:
-        """One stream to the parent; True if it got as far as exchanging Hellos."""
+    async def _one_parent_session(self, parent: links.Pin) -> float | None:
+        """One stream to the parent; how long it was up after the Hellos (None: it never
+        got that far), for the reconnect rule (node.federation.reconnect)."""
         peer = NodeId(parent.peer_id)
         creds = grpc.ssl_channel_credentials(
             root_certificates=b"".join(parent.certificates),
             private_key=self._client_identity.key_pem,
             certificate_chain=self._client_identity.cert_pem,
         )
-        connected = False
+        loop = asyncio.get_running_loop()
+        up_since: float | None = None
 
         async def hello() -> None:
-            nonlocal connected
-            connected = True
+            nonlocal up_since
+            up_since = loop.time()
             self._parent_said = None
             await self._note_error(peer, None)
             await self._mark(peer, True)
@@ -593,7 +598,7 @@ class NodeRuntime:
                 await self._note_error(peer, f"cannot reach parent at {parent.address}{said}")
                 self.log.warning("link.unreachable", address=parent.address)
                 await self._follow_parent_rotations(parent)
-                return False
+                return None
             stub = federation_pb2_grpc.FederationServiceStub(channel)  # type: ignore[no-untyped-call]
             call = stub.Exchange()
             session = LinkSession(
@@ -621,9 +626,9 @@ class NodeRuntime:
                 self.log.warning("link.rpc_error", code=e.code().name, details=e.details())
             finally:
                 call.cancel()
-                if connected:
+                if up_since is not None:
                     await asyncio.shield(self._mark(peer, False))
-        return connected
+        return None if up_since is None else loop.time() - up_since
 
     async def _follow_parent_rotations(self, parent: links.Pin) -> None:
         """The parent cannot be reached: if it rotated its keys while this node was away
