@@ -58,6 +58,7 @@ from node.federation.enrollment import (
     fetch_key_rotations,
 )
 from node.federation.intake import IntakeServer, start_intake
+from node.federation.liveness import Liveness
 from node.federation.reconnect import CONNECT_TIMEOUT_SECONDS, ReconnectPolicy
 from node.federation.session import LinkSession, RefusedError, describe
 from node.federation.status import status_for
@@ -149,6 +150,7 @@ class NodeRuntime:
         self._parent_session: tuple[links.Pin, asyncio.Task[float | None]] | None = None
         self._dropped: dict[str, tuple[grpc.StatusCode, str]] = {}
         self._connected: set[str] = set()
+        self._live: dict[str, LinkSession] = {}  # the running session with each peer
         self._parent_said: str | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._server: grpc.aio.Server | None = None
@@ -323,11 +325,23 @@ class NodeRuntime:
                 probe.close()
 
     async def _heartbeat(self) -> None:
-        """While streams are up, refresh their peers' last_seen_at (see links.STALE_AFTER)."""
+        """Refresh last_seen_at (see links.STALE_AFTER) of the peers whose live session
+        heard from them since the last round: only the peer's own traffic (its frames,
+        its heartbeat Acks) counts, never that a stream is merely open."""
+        beat = Liveness(self.ctx.config.federation.keepalive_seconds).beat_seconds
+        interval = min(links.HEARTBEAT_SECONDS, beat)
+        loop = asyncio.get_running_loop()
+        since = loop.time()
         while True:
-            await asyncio.sleep(links.HEARTBEAT_SECONDS)
+            await asyncio.sleep(interval)
+            heard = sorted(
+                peer
+                for peer, session in self._live.items()
+                if peer in self._connected and session.silence.heard_at > since
+            )
+            since = loop.time()
             try:
-                await self.db.write(links.heartbeat, self.ctx, sorted(self._connected))
+                await self.db.write(links.heartbeat, self.ctx, heard)
             except NodeError as e:  # pragma: no cover - best effort bookkeeping
                 self.log.error("link.heartbeat_failed", error=str(e))
 
@@ -485,6 +499,7 @@ class NodeRuntime:
         session = LinkSession(
             self.ctx, peer, ServerTransport(context), self.db, self.wake(peer), on_hello=hello
         )
+        self._live[peer] = session
         error: str | None = None
         try:
             await session.run()
@@ -504,6 +519,8 @@ class NodeRuntime:
             await self._note_error(peer, error)
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
         finally:
+            if self._live.get(peer) is session:
+                del self._live[peer]
             if self._sessions.get(peer) is current:
                 del self._sessions[peer]
                 self._dropped.pop(peer, None)
@@ -520,12 +537,14 @@ class NodeRuntime:
 
     def _channel_options(self, parent: str) -> list[tuple[str, Any]]:
         cfg = self.ctx.config
+        liveness = Liveness(cfg.federation.keepalive_seconds)
         return [
             ("grpc.ssl_target_name_override", dns_name(parent)),
             ("grpc.max_send_message_length", cfg.server.max_message_bytes),
             ("grpc.max_receive_message_length", cfg.server.max_message_bytes),
-            ("grpc.keepalive_time_ms", cfg.federation.keepalive_seconds * 1000),
-            ("grpc.keepalive_timeout_ms", 10_000),
+            ("grpc.keepalive_time_ms", liveness.ping_ms),
+            ("grpc.keepalive_timeout_ms", liveness.ping_timeout_ms),
+            ("grpc.http2.ping_timeout_ms", liveness.ping_timeout_ms),
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.max_pings_without_data", 0),
             # One channel serves one session and one dial of CONNECT_TIMEOUT_SECONDS: its own
@@ -610,6 +629,7 @@ class NodeRuntime:
                 on_hello=hello,
                 in_band_rejections=True,
             )
+            self._live[peer] = session
             try:
                 await session.run()
                 await self._ended_by_parent(peer, call)
@@ -626,6 +646,8 @@ class NodeRuntime:
                 self.log.warning("link.rpc_error", code=e.code().name, details=e.details())
             finally:
                 call.cancel()
+                if self._live.get(peer) is session:
+                    del self._live[peer]
                 if up_since is not None:
                     await asyncio.shield(self._mark(peer, False))
         return None if up_since is None else loop.time() - up_since
@@ -782,12 +804,21 @@ class NodeRuntime:
         await self.db.write(links.reset_connections, self.ctx)
         await self._refresh_pins()
         cfg = self.ctx.config.server
+        liveness = Liveness(self.ctx.config.federation.keepalive_seconds)
         server = grpc.aio.server(
             options=[
                 ("grpc.max_send_message_length", cfg.max_message_bytes),
                 ("grpc.max_receive_message_length", cfg.max_message_bytes),
                 ("grpc.keepalive_permit_without_calls", 1),
-                ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+                # The server pings too: a child behind a black hole is noticed here as well
+                # (node.federation.liveness).
+                ("grpc.keepalive_time_ms", liveness.ping_ms),
+                ("grpc.keepalive_timeout_ms", liveness.ping_timeout_ms),
+                # grpc 1.85 closes a connection whose ping goes unanswered only after
+                # http2.ping_timeout_ms (default 60 s), whatever keepalive_timeout_ms says.
+                ("grpc.http2.ping_timeout_ms", liveness.ping_timeout_ms),
+                ("grpc.http2.max_pings_without_data", 0),
+                ("grpc.http2.min_ping_interval_without_data_ms", min(5_000, liveness.ping_ms)),
                 ("grpc.http2.max_ping_strikes", 0),
             ]
         )

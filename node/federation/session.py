@@ -33,6 +33,7 @@ import grpc
 from node._proto.lapor.v1 import federation_pb2
 from node.errors import NodeError, PeerError, ValidationError
 from node.faults import fault_point
+from node.federation.liveness import Liveness, SilenceWatch
 from node.federation.status import error_for_status
 from node.ids import NodeId
 from node.logs import get_logger
@@ -124,12 +125,17 @@ class LinkSession:
         self._ready_count = 0
         self._acked_changed = asyncio.Event()
         self._queue: asyncio.Queue[federation_pb2.Frame | None] = asyncio.Queue(cfg.window)
+        # Liveness (node.federation.liveness): our heartbeat Acks, the peer's silence.
+        self.liveness = Liveness(cfg.keepalive_seconds)
+        self.committed = 0  # the last sequence committed from the peer (what our Acks say)
+        self.silence = SilenceWatch(0.0)  # started again when the session runs
         self.log = get_logger(node_id=ctx.node_id, peer=peer)
 
     async def run(self) -> None:
         """Run until the peer closes the stream; raise RefusedError or PeerError on faults."""
         state = await self.db.read(exchange.hello_state, self.ctx, self.peer)
-        last_in = state.last_received
+        last_in = self.committed = state.last_received
+        self.silence = SilenceWatch(asyncio.get_running_loop().time())
         try:
             async with asyncio.timeout(HELLO_TIMEOUT_SECONDS):
                 await self.transport.write(
@@ -149,6 +155,7 @@ class LinkSession:
             raise PeerError(f"no Hello from {self.peer} within {HELLO_TIMEOUT_SECONDS}s") from e
         if first is None:
             return
+        self.silence.heard(asyncio.get_running_loop().time())
         if first.WhichOneof("kind") != "hello":
             raise RefusedError(ValidationError("expected Hello as the first frame"), 0)
         if first.hello.protocol_version != PROTOCOL_VERSION:
@@ -184,11 +191,16 @@ class LinkSession:
             asyncio.create_task(self._commit_loop(), name="commit"),
             reader,
             asyncio.create_task(self._send_loop(), name="send"),
+            asyncio.create_task(self._beat_loop(), name="heartbeat"),
+            asyncio.create_task(self._watch_loop(), name="silence watch"),
         ]
         try:
             await self._supervise(tasks)
         except RefusedError as e:
             if self.in_band_rejections:
+                for task in tasks:  # nothing else may write after the Rejection
+                    if task is not reader:
+                        task.cancel()
                 await self._reject(e, reader)
             raise
         finally:
@@ -258,9 +270,16 @@ class LinkSession:
             await asyncio.wait_for(asyncio.shield(reader), HELLO_TIMEOUT_SECONDS)
 
     async def _read_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while True:
+                self.silence.waiting(loop.time())
                 frame = await self.transport.read()
+                if frame is not None:
+                    beat = frame.WhichOneof("kind") == "ack" and frame.ack.sequence <= self.acked
+                    self.silence.heard(loop.time(), heartbeat=beat)
+                if self._queue.full():
+                    self.silence.busy()  # we are slow, not the peer silent
                 await self._queue.put(frame)
                 if frame is None:
                     return
@@ -270,6 +289,27 @@ class LinkSession:
             # dialer reads the call's status.
             self.log.info("link.stream_broken", error_kind=type(e).__name__)
             await self._queue.put(None)
+
+    async def _beat_loop(self) -> None:
+        """Every beat: an Ack of what we committed, so the peer hears us however idle the
+        link (a repeated Ack changes nothing on its side)."""
+        while True:
+            await asyncio.sleep(self.liveness.beat_seconds)
+            await self.transport.write(
+                federation_pb2.Frame(ack=federation_pb2.Ack(sequence=self.committed))
+            )
+
+    async def _watch_loop(self) -> None:
+        """End the session when a heartbeating peer goes silent (node.federation.liveness)."""
+        limit = self.liveness.silence_seconds
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.liveness.check_seconds)
+            if self.silence.too_quiet(loop.time(), limit):
+                raise PeerError(
+                    f"heard nothing from {self.peer} for {limit:.0f} s (its heartbeat stopped: "
+                    "the network may be dropping packets); reconnecting"
+                )
 
     async def _send_loop(self) -> None:
         while True:
@@ -442,6 +482,7 @@ class LinkSession:
                 for replay in result.replays:
                     await self.transport.write(federation_pb2.Frame(delivery=replay))
         if result.committed_through:
+            self.committed = result.committed_through
             await self.transport.write(
                 federation_pb2.Frame(ack=federation_pb2.Ack(sequence=result.committed_through))
             )
