@@ -23,7 +23,6 @@ slows the sender through HTTP/2 flow control and memory stays bounded.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
@@ -33,6 +32,7 @@ import grpc
 from node._proto.lapor.v1 import federation_pb2
 from node.errors import NodeError, PeerError, ValidationError
 from node.faults import fault_point
+from node.federation import frames
 from node.federation.liveness import Liveness, SilenceWatch
 from node.federation.status import error_for_status
 from node.ids import NodeId
@@ -121,8 +121,7 @@ class LinkSession:
         self._send_lock = asyncio.Lock()
         # Responses our commits queued, ready to send without reading them back from the
         # outbox (exchange.Outgoing), oldest first; at most `window` envelopes are kept.
-        self._ready: collections.deque[exchange.Outgoing] = collections.deque()
-        self._ready_count = 0
+        self._ready = frames.ReadyQueue(cfg.window)
         self._acked_changed = asyncio.Event()
         self._queue: asyncio.Queue[federation_pb2.Frame | None] = asyncio.Queue(cfg.window)
         # Liveness (node.federation.liveness): our heartbeat Acks, the peer's silence.
@@ -313,7 +312,7 @@ class LinkSession:
 
     async def _send_loop(self) -> None:
         while True:
-            room = self.window - (self.sent - self.acked)
+            room = frames.room(self.window, self.sent, self.acked)
             if room <= 0:
                 self._acked_changed.clear()
                 await self._acked_changed.wait()
@@ -339,7 +338,7 @@ class LinkSession:
 
     async def _write_rows(self, rows: list[tuple[int, federation_pb2.Delivery]]) -> None:
         """Write (sequence, delivery) rows in frames (call under the send lock)."""
-        for last, frame in self._frames(rows):
+        for last, frame in frames.pack(rows, self.peer_frame_deliveries, self.peer_frame_bytes):
             # Before the write: the peer may commit and acknowledge the frame before
             # this coroutine runs again, and an Ack beyond `sent` is refused.
             self.sent = last
@@ -351,7 +350,7 @@ class LinkSession:
         send loop is sending, wait for it: it may be sending them itself (on PostgreSQL the
         commit's own notification can wake it first), and then they are dropped here;
         whatever cannot go as it is, the send loop sends, woken by the commit."""
-        room = self.window - (self.sent - self.acked)
+        room = frames.room(self.window, self.sent, self.acked)
         if room <= 0:
             return
         async with self._send_lock:
@@ -359,81 +358,22 @@ class LinkSession:
             if rows:
                 await self._write_rows(rows)
 
-    def _keep_ready(self, outgoing: exchange.Outgoing) -> None:
-        self._ready.append(outgoing)
-        self._ready_count += len(outgoing.rows)
-        if self._ready_count > self.window:  # the peer is not acknowledging: the outbox has them
-            self._ready.clear()
-            self._ready_count = 0
-
-    def _take_ready(self, limit: int) -> list[tuple[int, federation_pb2.Delivery]] | None:
-        """The next envelopes to send, from a commit of ours, if they are exactly what
-        `pending` would read now: they follow what was sent, and their proofs were made for
-        the checkpoint the peer holds now. None: read the outbox. (Call under the send
-        lock.) What was sent another way meanwhile is dropped."""
-        while self._ready and self._ready[0].rows[0][0] <= self.sent:
-            self._ready_count -= len(self._ready.popleft().rows)
-        if not self._ready:
+    def _take_ready(self, limit: int) -> list[frames.Row] | None:
+        """The next envelopes to send from a commit of ours, if they are exactly what
+        `pending` would read now (frames.ReadyQueue); None: read the outbox. (Call under
+        the send lock.)"""
+        taken = self._ready.take(self.sent, self.peer_holds, limit)
+        if taken is None:
             return None
-        head = self._ready[0]
-        if (
-            head.rows[0][0] != self.sent + 1
-            or head.basis != self.peer_holds
-            or len(head.rows) > limit
-        ):
-            return None
-        self._ready.popleft()
-        self._ready_count -= len(head.rows)
-        self.peer_holds = head.held
-        return head.rows
-
-    def _frames(
-        self, rows: list[tuple[int, federation_pb2.Delivery]]
-    ) -> list[tuple[int, federation_pb2.Frame]]:
-        """(sequence, delivery) rows as (last sequence, frame): as few Deliveries frames as
-        the peer's limits allow, and a Delivery frame for one that is alone (or for a peer
-        that takes no Deliveries)."""
-        groups: list[list[federation_pb2.Delivery]] = []
-        lasts: list[int] = []
-        size = 0
-        for sequence, delivery in rows:
-            cost = delivery.ByteSize() + 8  # the item's tag and length
-            if (
-                not groups
-                or len(groups[-1]) >= self.peer_frame_deliveries
-                or size + cost > self.peer_frame_bytes
-            ):
-                groups.append([])
-                lasts.append(0)
-                size = 0
-            groups[-1].append(delivery)
-            lasts[-1] = sequence
-            size += cost
-        return [
-            (
-                last,
-                federation_pb2.Frame(delivery=group[0])
-                if len(group) == 1
-                else federation_pb2.Frame(deliveries=federation_pb2.Deliveries(items=group)),
-            )
-            for last, group in zip(lasts, groups, strict=True)
-        ]
+        rows, self.peer_holds = taken
+        return rows
 
     def _items(self, frame: federation_pb2.Frame) -> list[federation_pb2.Delivery]:
-        """The deliveries a Delivery or Deliveries frame carries (within this side's
-        limits: a peer that sends more is refused)."""
-        if frame.WhichOneof("kind") == "delivery":
-            return [frame.delivery]
-        items = list(frame.deliveries.items)
-        if len(items) > self.batch or frame.ByteSize() > self.frame_bytes:
-            raise RefusedError(
-                ValidationError(
-                    f"a Deliveries frame of {len(items)} envelopes and {frame.ByteSize()} bytes "
-                    f"is over this node's limits ({self.batch}, {self.frame_bytes} bytes)"
-                ),
-                0,
-            )
-        return items
+        """The deliveries a frame carries (within this side's limits: more is refused)."""
+        try:
+            return frames.unpack(frame, self.batch, self.frame_bytes)
+        except ValidationError as e:
+            raise RefusedError(e, 0) from e
 
     async def _commit_loop(self) -> None:
         held: federation_pb2.Frame | None = None
@@ -472,7 +412,7 @@ class LinkSession:
         result = await self.db.write(exchange.receive_batch, self.ctx, self.peer, batch, held)
         fault_point("after_commit")  # TEST ONLY (node.faults): committed, not yet acked
         if result.outgoing is not None:
-            self._keep_ready(result.outgoing)
+            self._ready.keep(result.outgoing)
             await self._send_ready()
         if result.replays:
             async with self._send_lock:
