@@ -15,9 +15,18 @@ Protocol on the stream (see protos/lapor/v1/federation.proto):
      before its Ack, when they are exactly what the outbox would give back
      (exchange.Outgoing); otherwise the send loop reads them from the outbox;
   4. an envelope we refuse ends the session with RefusedError (the edge turns it into a
-     gRPC status or a Rejection frame); a Rejection from the peer ends it with PeerError.
+     gRPC status or a Rejection frame); a Rejection from the peer ends it with PeerError;
+  5. each side writes a heartbeat (an Ack of what it committed) every keepalive_seconds/3
+     and ends the session when a heartbeating peer falls silent (node.federation.liveness).
 The frame queue between the reader and the committer is bounded, so a slow receiver
-slows the sender through HTTP/2 flow control and memory stays bounded.
+slows the sender through HTTP/2 flow control and memory stays bounded. Packing frames and
+the window are pure (node.federation.frames).
+
+Supervision: the reader, committer, sender, heartbeat and silence watch run as tasks of
+one session, which lasts as long as all of them. The committer returning (the peer closed
+the stream) ends it; any task that raises or stops ends it with that error (a bug's text
+is not quoted: its type is logged and recorded), so the link is never left half-alive, and
+the dialer reconnects.
 """
 
 from __future__ import annotations

@@ -28,13 +28,6 @@ KEEPALIVE_SECONDS = 6  # small, so the test is short: a silent peer is noticed i
 MARGIN = 15.0  # seconds on top of each configured bound, for a busy machine
 
 
-@pytest.fixture(params=[pytest.param("sqlite", id="sqlite")])
-def db_kind(request: pytest.FixtureRequest) -> str:
-    """The black hole reaches the database only through the connection marks, which
-    test_restart.py and the unit tests run on both kinds."""
-    return str(request.param)
-
-
 @pytest.fixture
 def frozen_link(nodes: NodeFactory) -> Iterator[tuple[Link, FreezableProxy, int]]:
     """A province and a regency dialing it through a FreezableProxy; the province serves
