@@ -23,7 +23,7 @@ from rich.table import Table
 from node.clock import SystemClock
 from node.complaints import ComplaintDraft
 from node.errors import NodeError, NotFoundError, PeerUnavailableError
-from node.services import complaints, links
+from node.services import audit, complaints, links
 from node.services.context import NodeContext
 from node.services.setup import init_node
 
@@ -252,10 +252,7 @@ def _run_complaints(by_id: dict[str, _Node]) -> None:
     for n in TREE:
         assert n.ctx is not None
         views = links.list_links(n.ctx)
-        with n.ctx.db.read() as session:
-            from node.store import queries
-
-            size = queries.ledger_size(session)
+        size = audit.head(n.ctx).ledger_size
         ledger.add_row(
             n.node_id,
             str(size),

@@ -15,22 +15,34 @@ Protocol on the stream (see protos/lapor/v1/federation.proto):
      before its Ack, when they are exactly what the outbox would give back
      (exchange.Outgoing); otherwise the send loop reads them from the outbox;
   4. an envelope we refuse ends the session with RefusedError (the edge turns it into a
-     gRPC status or a Rejection frame); a Rejection from the peer ends it with PeerError.
+     gRPC status or a Rejection frame); a Rejection from the peer ends it with PeerError;
+  5. each side writes a heartbeat (an Ack of what it committed) every keepalive_seconds/3
+     and ends the session when a heartbeating peer falls silent (node.federation.liveness).
 The frame queue between the reader and the committer is bounded, so a slow receiver
-slows the sender through HTTP/2 flow control and memory stays bounded.
+slows the sender through HTTP/2 flow control and memory stays bounded. Packing frames and
+the window are pure (node.federation.frames).
+
+Supervision: the reader, committer, sender, heartbeat and silence watch run as tasks of
+one session, which lasts as long as all of them. The committer returning (the peer closed
+the stream) ends it; any task that raises or stops ends it with that error (a bug's text
+is not quoted: its type is logged and recorded), so the link is never left half-alive, and
+the dialer reconnects.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
+import grpc
+
 from node._proto.lapor.v1 import federation_pb2
 from node.errors import NodeError, PeerError, ValidationError
 from node.faults import fault_point
+from node.federation import frames
+from node.federation.liveness import Liveness, SilenceWatch
 from node.federation.status import error_for_status
 from node.ids import NodeId
 from node.logs import get_logger
@@ -50,6 +62,9 @@ FRAME_SHARE = 2
 # the send loop, which reads them in bulk anyway.
 READY_BATCH = 8
 T = TypeVar("T")
+# What a transport's read raises when the stream breaks (grpc.aio's errors derive from
+# RpcError): the end of the session, not a fault of ours.
+_TRANSPORT_ERRORS: tuple[type[Exception], ...] = (grpc.RpcError, OSError)
 
 
 class FrameTransport(Protocol):
@@ -115,16 +130,20 @@ class LinkSession:
         self._send_lock = asyncio.Lock()
         # Responses our commits queued, ready to send without reading them back from the
         # outbox (exchange.Outgoing), oldest first; at most `window` envelopes are kept.
-        self._ready: collections.deque[exchange.Outgoing] = collections.deque()
-        self._ready_count = 0
+        self._ready = frames.ReadyQueue(cfg.window)
         self._acked_changed = asyncio.Event()
         self._queue: asyncio.Queue[federation_pb2.Frame | None] = asyncio.Queue(cfg.window)
+        # Liveness (node.federation.liveness): our heartbeat Acks, the peer's silence.
+        self.liveness = Liveness(cfg.keepalive_seconds)
+        self.committed = 0  # the last sequence committed from the peer (what our Acks say)
+        self.silence = SilenceWatch(0.0)  # started again when the session runs
         self.log = get_logger(node_id=ctx.node_id, peer=peer)
 
     async def run(self) -> None:
         """Run until the peer closes the stream; raise RefusedError or PeerError on faults."""
         state = await self.db.read(exchange.hello_state, self.ctx, self.peer)
-        last_in = state.last_received
+        last_in = self.committed = state.last_received
+        self.silence = SilenceWatch(asyncio.get_running_loop().time())
         try:
             async with asyncio.timeout(HELLO_TIMEOUT_SECONDS):
                 await self.transport.write(
@@ -144,6 +163,7 @@ class LinkSession:
             raise PeerError(f"no Hello from {self.peer} within {HELLO_TIMEOUT_SECONDS}s") from e
         if first is None:
             return
+        self.silence.heard(asyncio.get_running_loop().time())
         if first.WhichOneof("kind") != "hello":
             raise RefusedError(ValidationError("expected Hello as the first frame"), 0)
         if first.hello.protocol_version != PROTOCOL_VERSION:
@@ -174,20 +194,68 @@ class LinkSession:
         self.log.info("link.up", resume_after=peer_has, last_received=last_in)
         if self.on_hello is not None:
             await self.on_hello()
-        reader = asyncio.create_task(self._read_loop())
-        tasks = [asyncio.create_task(self._send_loop()), reader]
+        reader = asyncio.create_task(self._read_loop(), name="read")
+        tasks = [
+            asyncio.create_task(self._commit_loop(), name="commit"),
+            reader,
+            asyncio.create_task(self._send_loop(), name="send"),
+            asyncio.create_task(self._beat_loop(), name="heartbeat"),
+            asyncio.create_task(self._watch_loop(), name="silence watch"),
+        ]
         try:
-            await self._commit_loop()
+            await self._supervise(tasks)
         except RefusedError as e:
             if self.in_band_rejections:
+                for task in tasks:  # nothing else may write after the Rejection
+                    if task is not reader:
+                        task.cancel()
                 await self._reject(e, reader)
             raise
         finally:
             for task in tasks:
                 task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await asyncio.wait(tasks)
+            for task in tasks:  # what a task raised after the session ended is not news
+                if not task.cancelled():
+                    task.exception()
+
+    async def _supervise(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Wait on the session's tasks; the session lasts as long as all of them.
+
+        The commit loop returning means the peer closed the stream (the reader queued its
+        end): the session is over. The reader may end first (it queued the end; the
+        committer drains the queue). Any task that raises ends the session with its error,
+        and any other task that stops is a fault: a send loop that died must never leave a
+        link that receives and acknowledges but no longer sends."""
+        pending = set(tasks)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                name = task.get_name()
+                if task.cancelled():
+                    raise PeerError(f"the link's {name} task was cancelled; the link reconnects")
+                error = task.exception()
+                if error is not None:
+                    raise self._task_error(name, error)
+                if name == "commit":
+                    return
+                if name != "read":
+                    raise PeerError(f"the link's {name} task stopped; the link reconnects")
+
+    def _task_error(self, name: str, error: BaseException) -> BaseException:
+        """What a failed task ends the session with: our own errors (and the transport's)
+        as they are; anything else, a bug, logged by type and named without its text
+        (it may quote content), as a PeerError the caller records on the link."""
+        if isinstance(error, RefusedError | NodeError | grpc.aio.AioRpcError):
+            if name != "commit":
+                self.log.warning("link.task_failed", task=name, error_kind=type(error).__name__)
+            return error
+        self.log.error("link.task_failed", task=name, error_kind=type(error).__name__)
+        failure = PeerError(
+            f"the link's {name} task failed ({type(error).__name__}); the link reconnects"
+        )
+        failure.__cause__ = error
+        return failure
 
     async def _reject(self, error: RefusedError, reader: asyncio.Task[None]) -> None:
         """Tell the peer what we refused, then let it end the call: cancelling a pending
@@ -210,20 +278,50 @@ class LinkSession:
             await asyncio.wait_for(asyncio.shield(reader), HELLO_TIMEOUT_SECONDS)
 
     async def _read_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while True:
+                self.silence.waiting(loop.time())
                 frame = await self.transport.read()
+                if frame is not None:
+                    beat = frame.WhichOneof("kind") == "ack" and frame.ack.sequence <= self.acked
+                    self.silence.heard(loop.time(), heartbeat=beat)
+                if self._queue.full():
+                    self.silence.busy()  # we are slow, not the peer silent
                 await self._queue.put(frame)
                 if frame is None:
                     return
-        finally:
-            # Whatever stopped the reader, the committer must not wait forever.
-            with contextlib.suppress(asyncio.QueueFull):
-                self._queue.put_nowait(None)
+        except _TRANSPORT_ERRORS as e:
+            # The stream broke: the committer still takes what was read before (a
+            # Rejection among it), then the session ends as if the peer had closed it; the
+            # dialer reads the call's status.
+            self.log.info("link.stream_broken", error_kind=type(e).__name__)
+            await self._queue.put(None)
+
+    async def _beat_loop(self) -> None:
+        """Every beat: an Ack of what we committed, so the peer hears us however idle the
+        link (a repeated Ack changes nothing on its side)."""
+        while True:
+            await asyncio.sleep(self.liveness.beat_seconds)
+            await self.transport.write(
+                federation_pb2.Frame(ack=federation_pb2.Ack(sequence=self.committed))
+            )
+
+    async def _watch_loop(self) -> None:
+        """End the session when a heartbeating peer goes silent (node.federation.liveness)."""
+        limit = self.liveness.silence_seconds
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.liveness.check_seconds)
+            if self.silence.too_quiet(loop.time(), limit):
+                raise PeerError(
+                    f"heard nothing from {self.peer} for {limit:.0f} s (its heartbeat stopped: "
+                    "the network may be dropping packets); reconnecting"
+                )
 
     async def _send_loop(self) -> None:
         while True:
-            room = self.window - (self.sent - self.acked)
+            room = frames.room(self.window, self.sent, self.acked)
             if room <= 0:
                 self._acked_changed.clear()
                 await self._acked_changed.wait()
@@ -249,7 +347,7 @@ class LinkSession:
 
     async def _write_rows(self, rows: list[tuple[int, federation_pb2.Delivery]]) -> None:
         """Write (sequence, delivery) rows in frames (call under the send lock)."""
-        for last, frame in self._frames(rows):
+        for last, frame in frames.pack(rows, self.peer_frame_deliveries, self.peer_frame_bytes):
             # Before the write: the peer may commit and acknowledge the frame before
             # this coroutine runs again, and an Ack beyond `sent` is refused.
             self.sent = last
@@ -261,7 +359,7 @@ class LinkSession:
         send loop is sending, wait for it: it may be sending them itself (on PostgreSQL the
         commit's own notification can wake it first), and then they are dropped here;
         whatever cannot go as it is, the send loop sends, woken by the commit."""
-        room = self.window - (self.sent - self.acked)
+        room = frames.room(self.window, self.sent, self.acked)
         if room <= 0:
             return
         async with self._send_lock:
@@ -269,81 +367,22 @@ class LinkSession:
             if rows:
                 await self._write_rows(rows)
 
-    def _keep_ready(self, outgoing: exchange.Outgoing) -> None:
-        self._ready.append(outgoing)
-        self._ready_count += len(outgoing.rows)
-        if self._ready_count > self.window:  # the peer is not acknowledging: the outbox has them
-            self._ready.clear()
-            self._ready_count = 0
-
-    def _take_ready(self, limit: int) -> list[tuple[int, federation_pb2.Delivery]] | None:
-        """The next envelopes to send, from a commit of ours, if they are exactly what
-        `pending` would read now: they follow what was sent, and their proofs were made for
-        the checkpoint the peer holds now. None: read the outbox. (Call under the send
-        lock.) What was sent another way meanwhile is dropped."""
-        while self._ready and self._ready[0].rows[0][0] <= self.sent:
-            self._ready_count -= len(self._ready.popleft().rows)
-        if not self._ready:
+    def _take_ready(self, limit: int) -> list[frames.Row] | None:
+        """The next envelopes to send from a commit of ours, if they are exactly what
+        `pending` would read now (frames.ReadyQueue); None: read the outbox. (Call under
+        the send lock.)"""
+        taken = self._ready.take(self.sent, self.peer_holds, limit)
+        if taken is None:
             return None
-        head = self._ready[0]
-        if (
-            head.rows[0][0] != self.sent + 1
-            or head.basis != self.peer_holds
-            or len(head.rows) > limit
-        ):
-            return None
-        self._ready.popleft()
-        self._ready_count -= len(head.rows)
-        self.peer_holds = head.held
-        return head.rows
-
-    def _frames(
-        self, rows: list[tuple[int, federation_pb2.Delivery]]
-    ) -> list[tuple[int, federation_pb2.Frame]]:
-        """(sequence, delivery) rows as (last sequence, frame): as few Deliveries frames as
-        the peer's limits allow, and a Delivery frame for one that is alone (or for a peer
-        that takes no Deliveries)."""
-        groups: list[list[federation_pb2.Delivery]] = []
-        lasts: list[int] = []
-        size = 0
-        for sequence, delivery in rows:
-            cost = delivery.ByteSize() + 8  # the item's tag and length
-            if (
-                not groups
-                or len(groups[-1]) >= self.peer_frame_deliveries
-                or size + cost > self.peer_frame_bytes
-            ):
-                groups.append([])
-                lasts.append(0)
-                size = 0
-            groups[-1].append(delivery)
-            lasts[-1] = sequence
-            size += cost
-        return [
-            (
-                last,
-                federation_pb2.Frame(delivery=group[0])
-                if len(group) == 1
-                else federation_pb2.Frame(deliveries=federation_pb2.Deliveries(items=group)),
-            )
-            for last, group in zip(lasts, groups, strict=True)
-        ]
+        rows, self.peer_holds = taken
+        return rows
 
     def _items(self, frame: federation_pb2.Frame) -> list[federation_pb2.Delivery]:
-        """The deliveries a Delivery or Deliveries frame carries (within this side's
-        limits: a peer that sends more is refused)."""
-        if frame.WhichOneof("kind") == "delivery":
-            return [frame.delivery]
-        items = list(frame.deliveries.items)
-        if len(items) > self.batch or frame.ByteSize() > self.frame_bytes:
-            raise RefusedError(
-                ValidationError(
-                    f"a Deliveries frame of {len(items)} envelopes and {frame.ByteSize()} bytes "
-                    f"is over this node's limits ({self.batch}, {self.frame_bytes} bytes)"
-                ),
-                0,
-            )
-        return items
+        """The deliveries a frame carries (within this side's limits: more is refused)."""
+        try:
+            return frames.unpack(frame, self.batch, self.frame_bytes)
+        except ValidationError as e:
+            raise RefusedError(e, 0) from e
 
     async def _commit_loop(self) -> None:
         held: federation_pb2.Frame | None = None
@@ -382,7 +421,7 @@ class LinkSession:
         result = await self.db.write(exchange.receive_batch, self.ctx, self.peer, batch, held)
         fault_point("after_commit")  # TEST ONLY (node.faults): committed, not yet acked
         if result.outgoing is not None:
-            self._keep_ready(result.outgoing)
+            self._ready.keep(result.outgoing)
             await self._send_ready()
         if result.replays:
             async with self._send_lock:
@@ -392,6 +431,7 @@ class LinkSession:
                 for replay in result.replays:
                     await self.transport.write(federation_pb2.Frame(delivery=replay))
         if result.committed_through:
+            self.committed = result.committed_through
             await self.transport.write(
                 federation_pb2.Frame(ack=federation_pb2.Ack(sequence=result.committed_through))
             )

@@ -1,0 +1,200 @@
+"""The child's side of its link: dial the parent, run one LinkSession per connection, and
+dial again by the reconnect rule (node.federation.reconnect).
+
+A parent that cannot be reached may have rotated its keys while this node was away: its
+rotations are fetched from its enrollment port and followed from the pinned key (at most
+once a minute). A parent that ends the stream with a status (it revoked the link, say) has
+what it said recorded as the link's last error, and quoted when it cannot be reached."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+
+from node._proto.lapor.v1 import federation_pb2_grpc
+from node.config import port_after
+from node.crypto.tls import dns_name
+from node.errors import NodeError
+from node.federation.enrollment import fetch_key_rotations
+from node.federation.live import LiveLinks
+from node.federation.liveness import Liveness
+from node.federation.pins import PIN_REFRESH_SECONDS, Pins
+from node.federation.reconnect import CONNECT_TIMEOUT_SECONDS, ReconnectPolicy
+from node.federation.session import LinkSession, RefusedError, describe
+from node.federation.status import status_for
+from node.federation.transports import ClientTransport
+from node.federation.workers import DbWorkers
+from node.ids import NodeId
+from node.metrics import observe_refusal
+from node.services import links, rotation
+from node.services.context import NodeContext
+
+__all__ = ["KEY_FOLLOW_SECONDS", "ParentDialer"]
+
+KEY_FOLLOW_SECONDS = 60.0
+
+
+class ParentDialer:
+    def __init__(
+        self, ctx: NodeContext, db: DbWorkers, pins: Pins, live: LiveLinks, log: Any
+    ) -> None:
+        self.ctx = ctx
+        self.db = db
+        self.pins = pins
+        self.live = live
+        self.log = log
+        self.parent_said: str | None = None  # the status the parent last ended a stream with
+        self._keys_followed_at = 0.0
+
+    def _channel_options(self, parent: str) -> list[tuple[str, Any]]:
+        cfg = self.ctx.config
+        liveness = Liveness(cfg.federation.keepalive_seconds)
+        return [
+            ("grpc.ssl_target_name_override", dns_name(parent)),
+            ("grpc.max_send_message_length", cfg.server.max_message_bytes),
+            ("grpc.max_receive_message_length", cfg.server.max_message_bytes),
+            ("grpc.keepalive_time_ms", liveness.ping_ms),
+            ("grpc.keepalive_timeout_ms", liveness.ping_timeout_ms),
+            ("grpc.http2.ping_timeout_ms", liveness.ping_timeout_ms),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.max_pings_without_data", 0),
+            # One channel serves one session and one dial of CONNECT_TIMEOUT_SECONDS: its own
+            # retries stay inside that window; waits between dials are the policy's.
+            ("grpc.initial_reconnect_backoff_ms", cfg.federation.reconnect_min_ms),
+            (
+                "grpc.max_reconnect_backoff_ms",
+                min(cfg.federation.reconnect_max_ms, int(CONNECT_TIMEOUT_SECONDS * 1000)),
+            ),
+        ]
+
+    async def run(self) -> None:
+        cfg = self.ctx.config.federation
+        policy = ReconnectPolicy.from_ms(cfg.reconnect_min_ms, cfg.reconnect_max_ms)
+        while True:
+            parent = self.pins.parent()
+            if parent is None or not parent.address:
+                await asyncio.sleep(PIN_REFRESH_SECONDS)
+                continue
+            # A task of its own, so the pin refresher can end it when the link is revoked.
+            task = asyncio.create_task(self._one_session(parent))
+            self.pins.parent_session = (parent, task)
+            try:
+                await asyncio.wait([task])
+            except asyncio.CancelledError:
+                task.cancel()
+                await asyncio.wait([task], timeout=self.ctx.config.server.grace_seconds)
+                raise
+            finally:
+                self.pins.parent_session = None
+            if task.cancelled():
+                self.log.warning("link.parent_unpinned", peer=parent.peer_id)
+                continue
+            try:
+                up_for = task.result()
+            except Exception as e:  # a session's bug must not end the dialing for good
+                self.log.error("link.session_crashed", error_kind=type(e).__name__)
+                await self.live.note_error(NodeId(parent.peer_id), describe(e))
+                up_for = None
+            delay = policy.delay_after(up_for)
+            self.log.info("link.redial", after_seconds=round(delay, 3), up_for=up_for)
+            await asyncio.sleep(delay)
+
+    async def _one_session(self, parent: links.Pin) -> float | None:
+        """One stream to the parent; how long it was up after the Hellos (None: it never
+        got that far), for the reconnect rule (node.federation.reconnect)."""
+        peer = NodeId(parent.peer_id)
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=b"".join(parent.certificates),
+            private_key=self.pins.client_identity.key_pem,
+            certificate_chain=self.pins.client_identity.cert_pem,
+        )
+        loop = asyncio.get_running_loop()
+        up_since: float | None = None
+
+        async def hello() -> None:
+            nonlocal up_since
+            up_since = loop.time()
+            self.parent_said = None
+            await self.live.note_error(peer, None)
+            await self.live.mark(peer, True)
+
+        async with grpc.aio.secure_channel(
+            parent.address or "", creds, options=self._channel_options(peer)
+        ) as channel:
+            try:
+                await asyncio.wait_for(channel.channel_ready(), CONNECT_TIMEOUT_SECONDS)
+            except TimeoutError:
+                said = "" if self.parent_said is None else f"; it last said: {self.parent_said}"
+                await self.live.note_error(peer, f"cannot reach parent at {parent.address}{said}")
+                self.log.warning("link.unreachable", address=parent.address)
+                await self._follow_rotations(parent)
+                return None
+            stub = federation_pb2_grpc.FederationServiceStub(channel)  # type: ignore[no-untyped-call]
+            call = stub.Exchange()
+            session = LinkSession(
+                self.ctx,
+                peer,
+                ClientTransport(call),
+                self.db,
+                self.live.wake(peer),
+                on_hello=hello,
+                in_band_rejections=True,
+            )
+            self.live.sessions[peer] = session
+            try:
+                await session.run()
+                await self._ended_by_parent(peer, call)
+            except RefusedError as e:
+                observe_refusal(peer, status_for(e.error).name, e.error)
+                await self.live.note_error(peer, describe(e))
+                self.log.warning("link.refused_from_parent", error=describe(e))
+            except NodeError as e:
+                await self.live.note_error(peer, describe(e))
+                self.log.warning("link.failed", error=describe(e))
+            except grpc.aio.AioRpcError as e:
+                message = f"{e.code().name}: {e.details()}"
+                await self.live.note_error(peer, message)
+                self.log.warning("link.rpc_error", code=e.code().name, details=e.details())
+            finally:
+                call.cancel()
+                if self.live.sessions.get(peer) is session:
+                    del self.live.sessions[peer]
+                if up_since is not None:
+                    await asyncio.shield(self.live.mark(peer, False))
+        return None if up_since is None else loop.time() - up_since
+
+    async def _follow_rotations(self, parent: links.Pin) -> None:
+        """The parent cannot be reached: if it rotated its keys while this node was away
+        (its certificate is no longer one pinned here), fetch its rotations from its
+        enrollment port and follow them from the pinned key. At most once a minute."""
+        now = asyncio.get_running_loop().time()
+        if now - self._keys_followed_at < KEY_FOLLOW_SECONDS:
+            return
+        self._keys_followed_at = now
+        address = parent.enrollment_address or port_after(parent.address or "")
+        peer = NodeId(parent.peer_id)
+        try:
+            chain = await asyncio.to_thread(fetch_key_rotations, address, peer)
+            followed = await self.db.write(rotation.follow_fetched, self.ctx, peer, chain)
+        except NodeError as e:
+            self.log.warning("peer.key_rotations_not_followed", peer=peer, error=str(e))
+            return
+        if followed:
+            self.log.warning("peer.key_rotated", peer=peer, entries=followed, fetched_from=address)
+            await self.pins.refresh()
+
+    async def _ended_by_parent(self, peer: NodeId, call: Any) -> None:
+        """The stream ended without an error of ours: if the parent ended it with a status
+        (e.g. it revoked the link), record what it said."""
+        try:
+            code = await asyncio.wait_for(call.code(), 1.0)
+            details = await call.details()
+        except (TimeoutError, grpc.aio.AioRpcError):
+            return
+        if code in (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED):
+            return
+        self.parent_said = f"{code.name}: {details}"
+        await self.live.note_error(peer, self.parent_said)
+        self.log.warning("link.closed_by_parent", code=code.name, details=details)

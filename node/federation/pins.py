@@ -1,0 +1,171 @@
+"""The pinned-certificate set of the running node, and what follows from it: the trust
+roots of the mutual-TLS server (re-read at each handshake through dynamic server
+credentials), the certificate each port presents (after `keys rotate`, the old one for a
+while: node.services.rotation.presented_identities), and revocation.
+
+The refresher re-reads the active links every PIN_REFRESH_SECONDS. A new child is trusted
+from its next handshake; a peer whose link was revoked (or whose pinned certificate
+changed) loses its live stream at once (its session task is cancelled; a child is told
+why), and a parent whose pin changed has its session ended so that the dialer dials the
+new pin."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+
+from node.crypto.keyfiles import read_file
+from node.errors import NodeError
+from node.federation.live import LiveLinks
+from node.federation.workers import DbWorkers
+from node.services import links, rotation
+from node.services.context import NodeContext
+
+__all__ = ["PIN_REFRESH_SECONDS", "Pins"]
+
+PIN_REFRESH_SECONDS = 1.0
+
+
+class Pins:
+    def __init__(self, ctx: NodeContext, db: DbWorkers, live: LiveLinks, log: Any) -> None:
+        self.ctx = ctx
+        self.db = db
+        self.live = live
+        self.log = log
+        self.tls_key = read_file(ctx.config.tls_key, "TLS key")
+        self.tls_cert = read_file(ctx.config.tls_cert, "TLS certificate")
+        # What this node presents: after `keys rotate`, the old certificate for a while
+        # (node.services.rotation.presented_identities); else the configured files.
+        current = rotation.Identity(self.tls_key, self.tls_cert)
+        self.server_identity = current
+        self.client_identity = current
+        self.enrollment_identity = current
+        self._enrollment_changed = self._intake_changed = False
+        self.pins: list[links.Pin] = []
+        self.changed = True
+        # The dialer's running session with the parent, ended here if the parent's pin
+        # changes or goes (node.federation.dialer).
+        self.parent_session: tuple[links.Pin, asyncio.Task[Any]] | None = None
+
+    def parent(self) -> links.Pin | None:
+        return next((p for p in self.pins if p.role == "parent"), None)
+
+    def role_of(self, peer: str) -> str | None:
+        return next((p.role for p in self.pins if p.peer_id == peer), None)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(PIN_REFRESH_SECONDS)
+            try:
+                await self.refresh()
+            except NodeError as e:
+                self.log.error("pins.refresh_failed", error=str(e))
+
+    async def refresh(self) -> None:
+        pins = await self.db.read(links.pins, self.ctx)
+        if [(p.peer_id, p.fingerprints, p.address) for p in pins] != [
+            (p.peer_id, p.fingerprints, p.address) for p in self.pins
+        ]:
+            # Gone: a pin with a certificate no longer accepted (revoked, re-pinned, or an
+            # earlier certificate past its grace period). A new certificate added beside
+            # the old one (the peer rotated its keys) ends no stream.
+            kept = {(p.peer_id, fp) for p in pins for fp in p.fingerprints}
+            gone = [
+                p for p in self.pins if any((p.peer_id, fp) not in kept for fp in p.fingerprints)
+            ]
+            self.pins = pins
+            self.changed = True
+            self.log.info("pins.loaded", peers=[p.peer_id for p in pins])
+            for pin in gone:
+                self._drop(pin)
+        parent = self.parent_session
+        if parent is not None and not parent[1].done():
+            now = next((p for p in self.pins if p.peer_id == parent[0].peer_id), None)
+            if (
+                now is None
+                or not set(parent[0].fingerprints) <= set(now.fingerprints)
+                or now.address != (parent[0].address)
+            ):
+                parent[1].cancel()
+        await self._refresh_identities()
+
+    async def _refresh_identities(self) -> None:
+        """Which certificate to present, as a server and to the parent (key rotation)."""
+        parent = next((p.peer_id for p in self.pins if p.role == "parent"), None)
+        server, client = await self.db.read(rotation.presented_identities, self.ctx, parent)
+        if server != self.server_identity:
+            self.server_identity = server
+            self.changed = True
+            self.log.info("tls.identity_changed", role="server")
+        if client != self.client_identity:
+            self.client_identity = client
+            self.log.info("tls.identity_changed", role="client")
+        current = await asyncio.to_thread(rotation.current_identity, self.ctx.config)
+        if current != self.enrollment_identity:
+            self.tls_key, self.tls_cert = current.key_pem, current.cert_pem
+            self.enrollment_identity = current
+            self._enrollment_changed = self._intake_changed = True
+
+    def _drop(self, pin: links.Pin) -> None:
+        """`pin` is no longer trusted (revoked, or re-pinned to another certificate): close
+        its live stream now."""
+        task = self.live.tasks.get(pin.peer_id)
+        repinned = any(p.peer_id == pin.peer_id for p in self.pins)
+        if task is not None and not task.done():
+            self.live.dropped[pin.peer_id] = (
+                (
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"{self.ctx.node_id} now pins another certificate for {pin.peer_id}; "
+                    "reconnect with it",
+                )
+                if repinned
+                else (
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    f"{self.ctx.node_id} ended its link with {pin.peer_id}; this node refuses "
+                    "its connections from now on. Its operator can tell you why "
+                    "(`lapor-node link list` there shows the revocation)",
+                )
+            )
+            task.cancel()
+        self.log.warning(
+            "link.unpinned", peer=pin.peer_id, repinned=repinned, closed_stream=task is not None
+        )
+
+    # TLS callbacks (called by gRPC at each handshake) ---------------------------------
+
+    def server_configuration(self) -> Any:
+        """The main port's certificate and trust roots: the pinned peers and the listed
+        auditors. With nothing pinned yet, trust only ourselves: nobody else gets in."""
+        pinned = [cert for p in self.pins for cert in p.certificates]
+        pinned += [a.cert_pem for a in self.ctx.config.auditors]
+        own = self.server_identity
+        roots = b"".join(pinned) or own.cert_pem
+        return grpc.ssl_server_certificate_configuration(
+            [(own.key_pem, own.cert_pem)], root_certificates=roots
+        )
+
+    def fetch_server_configuration(self) -> Any:
+        """None keeps the current configuration."""
+        if not self.changed:
+            return None
+        self.changed = False
+        return self.server_configuration()
+
+    def fetch_enrollment_identity(self) -> Any:
+        """The enrollment port presents the current certificate (the one new join tokens
+        name), from the next handshake after a key rotation; None keeps it."""
+        if not self._enrollment_changed:
+            return None
+        self._enrollment_changed = False
+        own = self.enrollment_identity
+        return grpc.ssl_server_certificate_configuration([(own.key_pem, own.cert_pem)])
+
+    def fetch_intake_identity(self) -> Any:
+        """The intake port, like the enrollment port, presents the current certificate."""
+        if not self._intake_changed:
+            return None
+        self._intake_changed = False
+        own = self.enrollment_identity
+        return grpc.ssl_server_certificate_configuration([(own.key_pem, own.cert_pem)])

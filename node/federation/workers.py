@@ -1,0 +1,29 @@
+"""Database work off the event loop for the running node: one writer thread (SQLite has
+one writer anyway) and a few reader threads. A LinkSession's DbRunner."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+__all__ = ["DbWorkers"]
+
+T = TypeVar("T")
+
+
+class DbWorkers:
+    def __init__(self) -> None:
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="db-write")
+        self._readers = ThreadPoolExecutor(4, thread_name_prefix="db-read")
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._readers, fn, *args)
+
+    def shutdown(self) -> None:
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
