@@ -24,6 +24,7 @@ test: $(STAMP)
 	$(VENV)/bin/mypy node
 	VENV=$(VENV) scripts/buf_lint.sh
 	scripts/ensure_chromium.sh
+	scripts/ensure_promtool.sh
 	# Two workers (the machine's cores), a file each. A crashed worker is not replaced: the
 	# run fails at once naming its test (xdist's loadfile scheduler can hang replacing it).
 	$(PY) -m pytest -n 2 --dist loadfile --max-worker-restart=0

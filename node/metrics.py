@@ -8,17 +8,28 @@ are node ids and fixed kinds, never complaint content or reporter data.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import NamedTuple
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 from node.errors import IntegrityError
 
 __all__ = [
     "AUDIT_CALLS",
+    "BUILD_INFO",
     "CALLS_REFUSED",
     "CERTIFICATE_EXPIRY",
     "CHECKPOINT_AGE",
@@ -27,7 +38,9 @@ __all__ = [
     "CHECKPOINT_SIZE",
     "COMPLAINTS",
     "COMPLAINTS_OVERDUE",
+    "DELIVERY_LATENCY",
     "INTAKE_SUBMISSIONS",
+    "KEY_GRACE_END",
     "LEDGER_SIZE",
     "LINK_CONNECTED",
     "LINK_GAUGES_SECONDS",
@@ -39,16 +52,22 @@ __all__ = [
     "PEER_SUSPENDED",
     "REFUSED",
     "REGISTRY",
+    "RPC_DURATION",
     "SLA_BREACHES",
     "VERIFICATION_FAILURES",
     "WORKFLOW_GAUGES_SECONDS",
     "CertificateSample",
     "LinkSample",
+    "init_peer_series",
     "observe_certificates",
     "observe_checkpoint",
+    "observe_delivery",
+    "observe_key_graces",
     "observe_links",
     "observe_refusal",
+    "observe_rpc",
     "observe_workflow",
+    "time_rpc",
 ]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -272,6 +291,20 @@ CERTIFICATE_EXPIRY = Gauge(
 )
 
 
+# Process, platform and build; latency histograms; series for every configured peer -------
+# (issue 20.3; deploy/prometheus and deploy/grafana use these names)
+
+ProcessCollector(registry=REGISTRY)  # process_cpu_seconds_total, process_open_fds, ...
+PlatformCollector(registry=REGISTRY)  # python_info
+GCCollector(registry=REGISTRY)  # python_gc_*
+
+BUILD_INFO = Info(
+    "lapor_node_build",
+    "The running lapor-node's version (the installed distribution's), always 1.",
+    registry=REGISTRY,
+)
+
+
 class CertificateSample(NamedTuple):
     """One certificate's end: `certificate` is own or peer; `peer` is empty for own."""
 
@@ -295,3 +328,121 @@ def observe_certificates(samples: Iterable[CertificateSample]) -> None:
             CERTIFICATE_EXPIRY.remove(*gone)
     _certificates.clear()
     _certificates.update(seen)
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("lapor-node")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - run from a tree
+        return "unknown"
+
+
+BUILD_INFO.info({"version": _version()})
+
+# Seconds, from a few hundred milliseconds (both nodes up) to days (a child offline).
+DELIVERY_BUCKETS = (0.25, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 14400.0, 86400.0, 604800.0)
+DELIVERY_LATENCY = Histogram(
+    "lapor_node_delivery_latency_seconds",
+    "From queuing a referral for a peer to committing the peer's signed receipt for it.",
+    ["peer"],
+    buckets=DELIVERY_BUCKETS,
+    registry=REGISTRY,
+)
+RPC_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+RPC_DURATION = Histogram(
+    "lapor_node_rpc_duration_seconds",
+    "Time this node took to handle one gRPC call or stream message batch, by method.",
+    ["method"],
+    buckets=RPC_BUCKETS,
+    registry=REGISTRY,
+)
+
+
+def observe_delivery(peer: str, seconds: float) -> None:
+    """A referral to `peer` was acknowledged by its receipt `seconds` after it was queued
+    (a negative figure, from clocks moved back, counts as 0)."""
+    DELIVERY_LATENCY.labels(peer=peer).observe(max(seconds, 0.0))
+
+
+def observe_rpc(method: str, seconds: float) -> None:
+    """This node handled one call of `method` (e.g. "Audit.GetCheckpoint") in `seconds`."""
+    RPC_DURATION.labels(method=method).observe(max(seconds, 0.0))
+
+
+@contextlib.contextmanager
+def time_rpc(method: str) -> Iterator[None]:
+    """Observe the time the block takes as one call of `method`, however it ends."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        observe_rpc(method, time.perf_counter() - start)
+
+
+KEY_GRACE_END = Gauge(
+    "lapor_node_key_grace_end_timestamp_seconds",
+    "When a retired TLS certificate stops being accepted after a key rotation, in Unix "
+    'seconds: this node\'s own (certificate="own", peer="") and the old ones of each peer '
+    '(certificate="peer"); no series once every grace period has ended.',
+    ["certificate", "peer"],
+    registry=REGISTRY,
+)
+_graces: set[tuple[str, str]] = set()
+
+
+def observe_key_graces(ends: Mapping[tuple[str, str], float]) -> None:
+    """Set the grace-end gauge to `ends`, {(certificate, peer): Unix seconds} (the latest end
+    of each), dropping series whose grace period is over (node.services.monitoring)."""
+    for (certificate, peer), end in ends.items():
+        KEY_GRACE_END.labels(certificate=certificate, peer=peer).set(end)
+    for gone in _graces - set(ends):
+        with contextlib.suppress(KeyError):
+            KEY_GRACE_END.remove(*gone)
+    _graces.clear()
+    _graces.update(ends)
+
+
+# The label values a peer's series can take before its first event: fork kinds
+# (node.services.witness), integrity error kinds (node.errors.IntegrityError's tree) and
+# the gRPC codes node.federation.status gives refusals.
+FORK_KINDS = ("same-size", "inconsistent", "rollback")
+REFUSAL_CODES = (
+    "FAILED_PRECONDITION",
+    "INTERNAL",
+    "INVALID_ARGUMENT",
+    "NOT_FOUND",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "UNAUTHENTICATED",
+    "UNAVAILABLE",
+    "UNKNOWN",
+)
+
+
+def _integrity_kinds() -> tuple[str, ...]:
+    kinds: list[str] = []
+    todo: list[type[Exception]] = [IntegrityError]
+    while todo:
+        cls = todo.pop()
+        kinds.append(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return tuple(sorted(kinds))
+
+
+def init_peer_series(peers: Iterable[str]) -> None:
+    """Create every per-peer series at zero for `peers` (the configured or linked peer ids),
+    so that rates and alerts see 0, not nothing, before a peer's first event. Existing
+    values are kept; call it at start and whenever the set of peers changes."""
+    integrity_kinds = _integrity_kinds()
+    for peer in peers:
+        for kind in FORK_KINDS:
+            PEER_FORKS.labels(peer=peer, kind=kind)
+        for kind in integrity_kinds:
+            VERIFICATION_FAILURES.labels(peer=peer, kind=kind)
+        for code in REFUSAL_CODES:
+            REFUSED.labels(peer=peer, code=code)
+        DELIVERY_LATENCY.labels(peer=peer)
+        if peer not in _linked:  # observe_links owns the gauges of linked peers
+            PEER_SUSPENDED.labels(peer=peer)
+            for gauge in _LINK_GAUGES:
+                gauge.labels(peer=peer)

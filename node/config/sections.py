@@ -287,8 +287,8 @@ class Ledger(Section):
 class Deadlines(Section):
     comment: ClassVar[str] = (
         "Service-level deadlines in working days (docs/complaint-lifecycle.md): Monday to "
-        "Friday minus Indonesia's national holidays and collective leave (packaged for "
-        "2020-2027)."
+        "Friday minus Indonesia's national holidays and collective leave (from 2020, by the "
+        "holidays package)."
     )
     verify: int = positive_int(
         DeadlinePolicy, "verify", "from receipt, or the reporter's reply after a hold"

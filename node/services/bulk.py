@@ -46,7 +46,7 @@ from node.crypto.signing import VerifyKey
 from node.envelopes import OpenedEnvelope, body_sha256, open_envelope
 from node.errors import NodeError
 from node.ids import NodeId
-from node.services import checkpoints, progress, witness
+from node.services import checkpoints, monitoring, progress, witness
 from node.services._events import add_events
 from node.services._ledger import record_many
 from node.services._outbox import sealed, store_sealed
@@ -83,6 +83,7 @@ class _Taken:
     carries_content: bool = False  # a referral's content, checked
     # A receipt's complaint update: (tracking_id, status, holder, updated_at, disposed_at).
     accept: tuple[str, str, str, dt.datetime, dt.datetime | None] | None = None
+    queued_at: dt.datetime | None = None  # a receipt's referral, when it was queued
 
 
 def receive_run(
@@ -248,11 +249,12 @@ class _ReceiptCheck:
             disposed = disposed or one.envelope.sent_at.ToDatetime(tzinfo=self.now.tzinfo)
         self.done.add(receipt.tracking_id)
         if updated is None and disposed == state.disposed_at:
-            return _Taken(one, delivery)
+            return _Taken(one, delivery, queued_at=sent.queued_at)
         return _Taken(
             one,
             delivery,
             accept=(receipt.tracking_id, status, holder, updated or self.now, disposed),
+            queued_at=sent.queued_at,
         )
 
 
@@ -361,6 +363,9 @@ def _apply_receipts(
     now = ctx.clock.now()
     peer = link.peer_id
     batches.mark_accepted(session, [t.accept for t in taken if t.accept is not None])
+    for t in taken:
+        if t.queued_at is not None:
+            monitoring.delivered_at_commit(session, peer, t.queued_at, now)
     add_events(
         session,
         [

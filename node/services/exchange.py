@@ -44,7 +44,15 @@ from node.errors import (
 )
 from node.ids import NodeId
 from node.logs import get_logger
-from node.services import bulk, checkpoints, confidential, progress, rotation, witness
+from node.services import (
+    bulk,
+    checkpoints,
+    confidential,
+    monitoring,
+    progress,
+    rotation,
+    witness,
+)
 from node.services._events import add_event
 from node.services._ledger import record
 from node.services._outbox import enqueue
@@ -475,6 +483,7 @@ def _on_receipt(session: Session, ctx: NodeContext, link: Link, opened: OpenedEn
         ledger_pb2.LedgerEntry(receipt_received=ledger_pb2.ReceiptReceived(envelope=opened.signed)),
     )
     now = ctx.clock.now()
+    monitoring.delivered_at_commit(session, link.peer_id, sent.created_at, now)
     if row.status == "referred":
         row.status = "accepted"
         row.holder = link.peer_id

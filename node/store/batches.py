@@ -33,6 +33,7 @@ class SentReferral:
     kind: str
     body: bytes
     tracking_id: str | None
+    queued_at: dt.datetime  # the row's created_at: delivery latency runs from it
 
 
 @dataclass(frozen=True)
@@ -83,9 +84,10 @@ def sent_referrals(session: Session, message_ids: Collection[str]) -> dict[str, 
             OutboxRow.kind,
             OutboxRow.body,
             OutboxRow.tracking_id,
+            OutboxRow.created_at,
         ).where(one_of(session, OutboxRow.message_id, message_ids))
     )
-    return {m: SentReferral(p, k, b, t) for m, p, k, b, t in rows}
+    return {m: SentReferral(p, k, b, t, q) for m, p, k, b, t, q in rows}
 
 
 def complaint_states(session: Session, tracking_ids: Collection[str]) -> dict[str, ComplaintState]:

@@ -1,36 +1,42 @@
-"""Indonesia's public holidays and cuti bersama, from the packaged data file.
+"""Indonesia's public holidays and cuti bersama, from the `holidays` package.
 
 Invariants:
 
-1. The data is read only from ``node/workflow/data/holidays-id.yaml`` inside the package
-   (importlib.resources), parsed once, and checked before use: every entry is a date in a
-   year that has a ``sources`` entry, with a name and a known kind; no date appears twice.
-   A file that breaks these rules is a ConfigError naming the entry.
-2. ``load_holidays`` refuses years the file does not cover rather than returning fewer
-   holidays than exist: a missing year would silently move every deadline in it.
+1. The days off come from `holidays` (python-holidays, Indonesia): its ``public``
+   category gives the libur nasional (national holidays and the election days made
+   holidays by Keppres), its ``government`` category the cuti bersama (collective leave of
+   the SKB 3 Menteri). A date in both is a libur nasional. The package is updated every
+   year as decrees are published; upgrading it is how a new year's list arrives.
+   docs/decisions/0022-calendar-from-holidays.md compares it with the table this module
+   used to ship (2020-2027) and explains every difference.
+2. The years covered (``covered_years``) run from FIRST_YEAR, the first the project
+   checked against the decrees, to the package's last; a year outside them is a
+   ConfigError rather than fewer holidays than exist: a missing year would silently move
+   every deadline in it. Dates the package only estimates (Hijri and lunar holidays past
+   the last confirmed year) are ``tentative``.
 3. Operator overrides (``extra``, ``removed``, from node.yaml) are applied last. Removing
    a date that is not a packaged holiday, or both adding and removing one date, is a
    ConfigError: both are almost always typos in node.yaml.
 
-This is the only I/O in node.workflow, and it reads package data, not the filesystem.
+Pure: the package computes the dates; nothing here reads a clock, a file or the network.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Iterable, Mapping
+import importlib.metadata
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from importlib import resources
 from types import MappingProxyType
 
-import yaml
+from holidays.countries.indonesia import Indonesia
 
 from node.errors import ConfigError
 
 __all__ = [
-    "DATA_FILE",
+    "FIRST_YEAR",
     "Holiday",
     "HolidayKind",
     "covered_years",
@@ -39,7 +45,10 @@ __all__ = [
     "load_holidays",
 ]
 
-DATA_FILE = "data/holidays-id.yaml"
+_LANGUAGE = "id"  # names as the decrees give them
+FIRST_YEAR = 2020
+"""No complaint of a lapor-node predates it, and the package's earlier years were never
+checked against the decrees here (docs/decisions/0022-calendar-from-holidays.md)."""
 
 
 class HolidayKind(StrEnum):
@@ -49,12 +58,9 @@ class HolidayKind(StrEnum):
     cuti_bersama = "cuti_bersama"
 
 
-_KINDS = frozenset(k.value for k in HolidayKind)
-
-
 @dataclass(frozen=True, slots=True)
 class Holiday:
-    """One day off, as the data file lists it."""
+    """One day off, as the package lists it (coinciding holidays share one entry)."""
 
     day: date
     name: str
@@ -62,90 +68,37 @@ class Holiday:
     tentative: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class _Data:
-    entries: tuple[Holiday, ...]
-    sources: Mapping[int, tuple[str, ...]]
-
-
-def _fail(where: str, problem: str) -> ConfigError:
-    return ConfigError(f"packaged holiday data {DATA_FILE}: {where}: {problem}")
-
-
-def _parse_sources(raw: object) -> dict[int, tuple[str, ...]]:
-    if not isinstance(raw, list):
-        raise _fail("sources", f"expected a list, found {type(raw).__name__}")
-    sources: dict[int, tuple[str, ...]] = {}
-    for i, item in enumerate(raw):
-        where = f"sources[{i}]"
-        if not isinstance(item, dict):
-            raise _fail(where, "expected a mapping with year and decrees")
-        year, decrees = item.get("year"), item.get("decrees")
-        if isinstance(year, bool) or not isinstance(year, int):
-            raise _fail(where, f"year must be an int, found {year!r}")
-        if not isinstance(decrees, list) or not all(isinstance(d, str) for d in decrees):
-            raise _fail(where, "decrees must be a list of strings")
-        if year in sources:
-            raise _fail(where, f"year {year} listed twice")
-        sources[year] = tuple(decrees)
-    return sources
-
-
-def _parse_entry(i: int, item: object, years: Collection[int]) -> Holiday:
-    where = f"holidays[{i}]"
-    if not isinstance(item, dict):
-        raise _fail(where, "expected a mapping with date, name and kind")
-    unknown = set(item) - {"date", "name", "kind", "tentative"}
-    if unknown:
-        raise _fail(where, f"unknown keys {sorted(unknown)}")
-    day, name, kind = item.get("date"), item.get("name"), item.get("kind")
-    tentative = item.get("tentative", False)
-    if not isinstance(day, date) or isinstance(day, datetime):
-        raise _fail(where, f"date must be an ISO date (YYYY-MM-DD), found {day!r}")
-    if day.year not in years:
-        raise _fail(where, f"{day} is in a year with no sources entry")
-    if not isinstance(name, str) or not name.strip():
-        raise _fail(where, f"{day}: name must be a non-empty string")
-    if not isinstance(kind, str) or kind not in _KINDS:
-        raise _fail(where, f"{day}: kind must be one of {[k.value for k in HolidayKind]}")
-    if not isinstance(tentative, bool):
-        raise _fail(where, f"{day}: tentative must be true or false")
-    return Holiday(day=day, name=name, kind=HolidayKind(kind), tentative=tentative)
+@functools.cache
+def covered_years() -> frozenset[int]:
+    """The years the calendar covers: FIRST_YEAR to the package's last for Indonesia."""
+    return frozenset(range(max(FIRST_YEAR, Indonesia.start_year), Indonesia.end_year + 1))
 
 
 @functools.cache
-def _data() -> _Data:
-    text = resources.files("node.workflow").joinpath(DATA_FILE).read_text(encoding="utf-8")
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        raise _fail("file", f"not valid YAML ({e})") from e
-    if not isinstance(doc, dict) or doc.get("version") != 1:
-        raise _fail("file", "expected a mapping with version: 1")
-    sources = _parse_sources(doc.get("sources"))
-    raw = doc.get("holidays")
-    if not isinstance(raw, list):
-        raise _fail("holidays", "expected a list")
-    entries = tuple(_parse_entry(i, item, sources) for i, item in enumerate(raw))
-    seen: set[date] = set()
-    for h in entries:
-        if h.day in seen:
-            raise _fail("holidays", f"{h.day} is listed twice; merge coinciding holidays")
-        seen.add(h.day)
-    return _Data(
-        entries=tuple(sorted(entries, key=lambda h: h.day)),
-        sources=MappingProxyType(sources),
-    )
-
-
-def covered_years() -> frozenset[int]:
-    """The years the packaged data describes (each has a sources entry)."""
-    return frozenset(_data().sources)
+def _by_year() -> Mapping[int, tuple[Holiday, ...]]:
+    # One instance per category for every covered year at once: building one per year
+    # costs ten times as much.
+    years = sorted(covered_years())
+    public = Indonesia(years=years, categories=("public",), language=_LANGUAGE)
+    government = Indonesia(years=years, categories=("government",), language=_LANGUAGE)
+    estimated = public.tr(public.estimated_label) % ""  # " (perkiraan)"
+    by_year: dict[int, list[Holiday]] = {year: [] for year in years}
+    for day in sorted(set(public) | set(government)):
+        if day in public:
+            name, kind = public[day], HolidayKind.libur_nasional
+        else:
+            name, kind = government[day], HolidayKind.cuti_bersama
+        by_year[day.year].append(Holiday(day, name, kind, tentative=estimated in name))
+    return MappingProxyType({year: tuple(entries) for year, entries in by_year.items()})
 
 
 def holiday_sources() -> Mapping[int, tuple[str, ...]]:
-    """The decrees each year's list was compiled from, by year."""
-    return _data().sources
+    """Where each covered year's list comes from, by year: the package and its version."""
+    source = (
+        f"holidays {importlib.metadata.version('holidays')} (python-holidays), Indonesia: "
+        "categories public (libur nasional) and government (cuti bersama)",
+    )
+    return MappingProxyType(dict.fromkeys(sorted(covered_years()), source))
 
 
 def _select_years(years: Iterable[int] | None) -> frozenset[int]:
@@ -156,7 +109,7 @@ def _select_years(years: Iterable[int] | None) -> frozenset[int]:
     missing = sorted(wanted - covered)
     if missing:
         raise ConfigError(
-            f"no packaged holiday data for {', '.join(map(str, missing))} "
+            f"no holiday data for {', '.join(map(str, missing))} "
             f"(covered: {min(covered)}-{max(covered)}); list that year's holidays "
             "in node.yaml and load only covered years from the package"
         )
@@ -165,8 +118,13 @@ def _select_years(years: Iterable[int] | None) -> frozenset[int]:
 
 def holiday_entries(years: Iterable[int] | None = None) -> tuple[Holiday, ...]:
     """The packaged entries for ``years`` (all covered years if None), sorted by date."""
-    chosen = _select_years(years)
-    return tuple(h for h in _data().entries if h.day.year in chosen)
+    data = _by_year()
+    return tuple(h for year in sorted(_select_years(years)) for h in data[year])
+
+
+@functools.cache
+def _all_days() -> frozenset[date]:
+    return frozenset(h.day for h in holiday_entries())
 
 
 def load_holidays(
@@ -194,8 +152,7 @@ def load_holidays(
         raise ConfigError(
             f"holiday override lists {', '.join(map(str, both))} as both added and removed"
         )
-    packaged = {h.day for h in _data().entries}
-    unknown = sorted(removed_days - packaged)
+    unknown = sorted(removed_days - _all_days())
     if unknown:
         raise ConfigError(
             f"cannot remove {', '.join(map(str, unknown))}: not a packaged holiday "

@@ -1,17 +1,18 @@
-"""The packaged Indonesian holiday data and the loader's overrides."""
+"""Indonesia's holidays from the `holidays` package, and the loader's overrides.
+
+The facts checked here (fixed holidays, Easter, the amendments of 2020-2023) held for the
+hand-written table this module used to ship, and hold for the package; the table itself
+is compared with the package in test_holidays_reference.py."""
 
 from __future__ import annotations
 
 from collections import Counter
 from datetime import date, timedelta
-from importlib import resources
 
 import pytest
-import yaml
 
 from node.errors import ConfigError
 from node.workflow.holidays import (
-    DATA_FILE,
     HolidayKind,
     covered_years,
     holiday_entries,
@@ -20,15 +21,9 @@ from node.workflow.holidays import (
 )
 
 YEARS = range(2020, 2028)
-ENTRIES = holiday_entries()
+ALL_ENTRIES = holiday_entries()
+ENTRIES = holiday_entries(YEARS)  # the old table's years, where its facts were checked
 BY_DATE = {h.day: h for h in ENTRIES}
-
-
-def _raw() -> dict[str, object]:
-    text = resources.files("node.workflow").joinpath(DATA_FILE).read_text(encoding="utf-8")
-    doc = yaml.safe_load(text)
-    assert isinstance(doc, dict)
-    return doc
 
 
 def _easter(year: int) -> date:
@@ -52,27 +47,22 @@ def test_easter_helper_known_dates() -> None:
     assert _easter(2027) == date(2027, 3, 28)
 
 
-def test_covers_2020_to_2027() -> None:
-    """The data covers exactly 2020-2027, each year with a sources entry."""
-    assert covered_years() == frozenset(YEARS)
-    assert {h.day.year for h in ENTRIES} == set(YEARS)
+def test_covers_from_2020_to_the_packages_last_year() -> None:
+    """The old table's 2020-2027 and the package's years after it are covered; 2019 and
+    earlier are not (never checked against the decrees)."""
+    years = covered_years()
+    assert min(years) == 2020
+    assert years >= set(range(2020, 2101))
+    assert {h.day.year for h in ALL_ENTRIES} == set(years)
+    with pytest.raises(ConfigError, match="2019"):
+        load_holidays([2019])
 
 
-def test_file_lists_entries_in_date_order() -> None:
-    """The raw file is chronological, so each date sits in its own year's section."""
-    raw = _raw()["holidays"]
-    assert isinstance(raw, list)
-    dates = [item["date"] for item in raw]
-    assert dates == sorted(dates)
-    assert all(isinstance(d, date) for d in dates)
-
-
-def test_no_date_is_listed_twice() -> None:
-    """Coinciding holidays share one entry, so no date repeats."""
-    raw = _raw()["holidays"]
-    assert isinstance(raw, list)
-    counts = Counter(item["date"] for item in raw)
-    assert [d for d, n in counts.items() if n > 1] == []
+def test_entries_in_date_order_no_date_twice() -> None:
+    """Entries come in date order, coinciding holidays sharing one entry."""
+    days = [h.day for h in ALL_ENTRIES]
+    assert days == sorted(days)
+    assert [d for d, n in Counter(days).items() if n > 1] == []
 
 
 @pytest.mark.parametrize("year", YEARS)
@@ -173,44 +163,49 @@ def test_2020_december_matches_the_fourth_amendment() -> None:
     assert december == [date(2020, 12, 24), date(2020, 12, 25), date(2020, 12, 31)]
 
 
-def test_tentative_entries_are_only_in_2026_and_2027() -> None:
-    """Only dates we could not confirm by decree are tentative, all in 2026-2027."""
-    tentative = {h.day.year for h in ENTRIES if h.tentative}
-    assert tentative == {2026, 2027}
-    assert all("perkiraan" in h.name for h in ENTRIES if h.tentative and h.day.year == 2027)
+def test_tentative_entries_are_the_packages_estimates() -> None:
+    """Dates the package only estimates are tentative and say so (perkiraan); 2020-2026 is
+    settled, and in 2027 only the two Idul Fitri days and Idul Adha are not."""
+    tentative = [h for h in ALL_ENTRIES if h.tentative]
+    assert all("perkiraan" in h.name for h in tentative)
+    assert not any("perkiraan" in h.name for h in ALL_ENTRIES if not h.tentative)
+    assert [h.day for h in tentative if h.day.year in YEARS] == [
+        date(2027, 3, 10),
+        date(2027, 3, 11),
+        date(2027, 5, 17),
+    ]
+    assert any(h.day.year == 2040 for h in tentative)
+    assert not [
+        h for h in ALL_ENTRIES if h.kind is HolidayKind.cuti_bersama and h.day.weekday() > 4
+    ]
 
 
-def test_2027_has_no_cuti_bersama() -> None:
-    """No 2027 SKB was known, so no collective leave is invented for it."""
-    assert [h for h in ENTRIES if h.day.year == 2027 and h.kind is HolidayKind.cuti_bersama] == []
+@pytest.mark.parametrize("year", [2028, 2035, 2050])
+def test_years_beyond_the_old_table(year: int) -> None:
+    """Years past 2027 have their fixed and Easter-based holidays, and no invented leave."""
+    days = load_holidays([year])
+    for month, day in [(1, 1), (5, 1), (6, 1), (8, 17), (12, 25)]:
+        assert date(year, month, day) in days
+    easter = _easter(year)
+    assert {easter - timedelta(days=2), easter, easter + timedelta(days=39)} <= days
+    national = load_holidays([year], include_collective_leave=False)
+    assert national == days  # no cuti bersama before its SKB is published
+    assert 15 <= len(days) <= 20
 
 
-def test_sources_name_the_decrees() -> None:
-    """Every year up to 2026 cites its SKB; the 2020 and 2021 COVID-19 cuts are cited."""
+def test_sources_name_the_package() -> None:
+    """Each covered year names the package and version its list comes from."""
     sources = holiday_sources()
-    for year in range(2020, 2027):
-        assert sources[year], year
-        assert any("SKB" in d for d in sources[year])
-    assert any("744 Tahun 2020" in d for d in sources[2020])
-    assert any("281 Tahun 2021" in d for d in sources[2021])
-    assert any("712 Tahun 2021" in d for d in sources[2021])
-    assert sources[2027] == ()
-
-
-def test_file_header_explains_tentative() -> None:
-    """The data file's header comment says what tentative means and how to override."""
-    text = resources.files("node.workflow").joinpath(DATA_FILE).read_text(encoding="utf-8")
-    header = text.split("version:", 1)[0]
-    assert "tentative" in header
-    assert "node.yaml" in header
+    assert set(sources) == set(covered_years())
+    assert all("holidays" in s and "Indonesia" in s for s in sources[2027])
 
 
 def test_load_all_years_with_and_without_cuti_bersama() -> None:
     """load_holidays returns every entry, or only libur nasional when asked."""
     everything = load_holidays()
     national = load_holidays(include_collective_leave=False)
-    assert everything == {h.day for h in ENTRIES}
-    assert national == {h.day for h in ENTRIES if h.kind is HolidayKind.libur_nasional}
+    assert everything == {h.day for h in ALL_ENTRIES}
+    assert national == {h.day for h in ALL_ENTRIES if h.kind is HolidayKind.libur_nasional}
     assert date(2020, 12, 24) in everything - national
 
 
@@ -222,9 +217,12 @@ def test_load_selected_years() -> None:
 
 
 def test_uncovered_year_is_refused() -> None:
-    """Asking for a year with no data is a ConfigError, not a silent empty set."""
-    with pytest.raises(ConfigError, match="2031"):
-        load_holidays([2026, 2031])
+    """Asking for a year the package does not know is a ConfigError, not a silent empty
+    set; 2031 (past the old table) is covered."""
+    assert load_holidays([2026, 2031])
+    beyond = max(covered_years()) + 1
+    with pytest.raises(ConfigError, match=str(beyond)):
+        load_holidays([2026, beyond])
 
 
 def test_overrides_add_and_remove() -> None:
