@@ -19,9 +19,6 @@ DASHBOARD = DEPLOY / "grafana" / "lapor-node.json"
 
 # Prometheus's own series, not the node's.
 PROMETHEUS_BUILTIN = frozenset({"up"})
-# Exported by serve from the certs branch (node.metrics.CERTIFICATE_EXPIRY); drop this
-# entry once that branch is merged, so the check covers it too.
-FROM_OTHER_BRANCHES: frozenset[str] = frozenset()
 
 _NAME = re.compile(r"\b((?:lapor_node|process|python)_[a-z0-9_]+|up)\b")
 _SUFFIXES = ("_bucket", "_count", "_sum", "_created")
@@ -70,7 +67,7 @@ def _names(exprs: list[str]) -> set[str]:
 
 def _unknown(names: set[str]) -> set[str]:
     exported = _exported()
-    allowed = exported | PROMETHEUS_BUILTIN | FROM_OTHER_BRANCHES
+    allowed = exported | PROMETHEUS_BUILTIN
     return {n for n in names if n not in allowed and not any(n.endswith(s) for s in _SUFFIXES)} | {
         n
         for n in names
