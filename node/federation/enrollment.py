@@ -46,6 +46,7 @@ from node.federation.status import status_for
 from node.ids import NodeId
 from node.logs import get_logger
 from node.metrics import CALLS_REFUSED
+from node.rpc_timing import RpcTimer
 from node.services import enrollment, joining, rotation
 from node.services.context import NodeContext
 
@@ -152,7 +153,9 @@ def enrollment_server(
         options=[
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ]
+            ("grpc.so_reuseport", 0),
+        ],
+        interceptors=[RpcTimer()],
     )
     enrollment_pb2_grpc.add_EnrollmentServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     initial = grpc.ssl_server_certificate_configuration([(key_pem, cert_pem)])

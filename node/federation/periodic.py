@@ -29,7 +29,7 @@ from node.metrics import (
     observe_links,
     observe_workflow,
 )
-from node.services import audit, checkpoints, links
+from node.services import audit, checkpoints, links, monitoring
 from node.services.context import NodeContext
 from node.services.reports import workflow_sample
 
@@ -100,6 +100,10 @@ class PeriodicJobs:
                     )
                     for v in views
                 )
+                # Every peer's series exist from the start (a link made since appears here
+                # within a round), and the key rotation grace periods' ends.
+                await self.db.read(monitoring.init_peers, self.ctx)
+                await self.db.read(monitoring.refresh_key_graces, self.ctx)
             except Exception as e:  # pragma: no cover - best effort: never stop refreshing
                 self.log.error("link.gauges_failed", error_kind=type(e).__name__, error=str(e))
             await asyncio.sleep(LINK_GAUGES_SECONDS)

@@ -26,7 +26,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from node._proto.lapor.v1 import audit_pb2_grpc
-from node.errors import NodeError, ValidationError
+from node.errors import NodeError
 from node.federation.audit_service import AuditServicer
 from node.federation.dialer import ParentDialer
 from node.federation.endpoints import Endpoints
@@ -34,9 +34,10 @@ from node.federation.live import LiveLinks
 from node.federation.outbox_watch import OutboxWatch
 from node.federation.periodic import PeriodicJobs
 from node.federation.pins import Pins
-from node.federation.server import ExchangeServer, exchange_service, server_options
+from node.federation.server import ExchangeServer, bind, exchange_service, server_options
 from node.federation.workers import DbWorkers
 from node.logs import get_logger
+from node.rpc_timing import RpcTimer
 from node.services import links
 from node.services.context import NodeContext
 
@@ -86,7 +87,7 @@ class NodeRuntime:
         await self.db.write(links.reset_connections, self.ctx)
         await self.pins.refresh()
         cfg = self.ctx.config.server
-        server = grpc.aio.server(options=server_options(self.ctx))
+        server = grpc.aio.server(options=server_options(self.ctx), interceptors=[RpcTimer()])
         server.add_generic_rpc_handlers((self.exchange.handler(),))
         auditing = AuditServicer(self.ctx, self.db, self.exchange.identify)
         audit_pb2_grpc.add_AuditServiceServicer_to_server(auditing, server)  # type: ignore[no-untyped-call]
@@ -97,9 +98,7 @@ class NodeRuntime:
             self.pins.fetch_server_configuration,
             require_client_authentication=True,
         )
-        self.port = server.add_secure_port(cfg.listen, creds)
-        if self.port == 0:
-            raise ValidationError(f"cannot listen on {cfg.listen}")
+        self.port = bind(server, cfg.listen, creds, "server.listen")
         self.endpoints.start_metrics_and_dashboard()
         await server.start()
         self._server = server

@@ -21,7 +21,7 @@ import grpc
 
 from node._proto.lapor.v1 import federation_pb2
 from node.crypto.tls import fingerprint, node_id_from_certificate
-from node.errors import NodeError, ValidationError
+from node.errors import ConfigError, NodeError, ValidationError
 from node.federation.audit_service import Caller
 from node.federation.live import LiveLinks
 from node.federation.liveness import Liveness
@@ -192,6 +192,9 @@ def server_options(ctx: NodeContext) -> list[tuple[str, Any]]:
     return [
         ("grpc.max_send_message_length", cfg.max_message_bytes),
         ("grpc.max_receive_message_length", cfg.max_message_bytes),
+        # One process per port: without this a second node (or a second serve of this one)
+        # binds the same port and the kernel splits peers' connections between the two.
+        ("grpc.so_reuseport", 0),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.keepalive_time_ms", liveness.ping_ms),
         ("grpc.keepalive_timeout_ms", liveness.ping_timeout_ms),
@@ -202,3 +205,21 @@ def server_options(ctx: NodeContext) -> list[tuple[str, Any]]:
         ("grpc.http2.min_ping_interval_without_data_ms", min(5_000, liveness.ping_ms)),
         ("grpc.http2.max_ping_strikes", 0),
     ]
+
+
+def bind(server: grpc.aio.Server, address: str, creds: Any, key: str) -> int:
+    """Bind `server` to `address` (node.yaml's `key`) and return the port, or raise
+    ConfigError in one line saying what to do (a port held by another program included:
+    ports are bound without SO_REUSEPORT)."""
+    try:
+        port = int(server.add_secure_port(address, creds))
+    except RuntimeError:
+        port = 0
+    if port == 0:
+        _, _, number = address.rpartition(":")
+        raise ConfigError(
+            f"cannot listen on {address} ({key} in node.yaml): another program (or another "
+            f"lapor-node) holds the port, or the host is not an address of this machine; stop "
+            f"that program (`ss -ltnp 'sport = :{number}'` names it) or choose another port"
+        )
+    return port

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -136,3 +137,28 @@ def test_a_forged_entry_in_the_ledger_table_is_never_signed_over(nodes: NodeFact
     assert "Traceback" not in refused.stderr
     latest = checkpoints.latest(node.ctx())
     assert latest is not None and latest.size == signed.size
+
+
+def test_a_port_already_held_is_refused_in_one_line(nodes: NodeFactory) -> None:
+    """Another node configured with a running node's port, or any program holding it: serve
+    stops naming the address and what to do (no SO_REUSEPORT sharing, no traceback)."""
+    first = nodes("id-64", "Provinsi Kalimantan Timur")
+    second = nodes("id-64-02", "Kabupaten Kutai Kartanegara")
+    config = second.config.read_text()
+    assert second.address in config
+    second.config.write_text(config.replace(second.address, first.address))
+    first.start()
+    try:
+        refused = _serve(second)
+        assert refused.returncode != 0
+        assert f"cannot listen on {first.address} (server.listen in node.yaml)" in refused.stderr
+        assert "Traceback" not in refused.stderr
+    finally:
+        first.stop()
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", first.port))
+        held.listen()
+        refused = _serve(first)
+    assert refused.returncode != 0
+    assert f"cannot listen on {first.address}" in refused.stderr
+    assert "Traceback" not in refused.stderr
