@@ -272,7 +272,10 @@ class Federation(Section):
     )
     reconnect_max_ms: int = positive_int(m.FederationConfig, "reconnect_max_ms", "... up to this")
     keepalive_seconds: int = positive_int(
-        m.FederationConfig, "keepalive_seconds", "HTTP/2 pings keep NAT mappings open"
+        m.FederationConfig,
+        "keepalive_seconds",
+        "K: liveness of a link; heartbeat every K/3, a peer silent for 2K/3 is cut off, "
+        "HTTP/2 pings every K/2 (time out at K/3) keep NAT mappings open",
     )
 
 

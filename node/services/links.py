@@ -9,8 +9,10 @@ running node stops trusting its certificate at the next handshake, closes its li
 within about a second (node.federation.runtime), and refuses its calls.
 
 Connection state is the running node's: `serve` sets `connected_since` when a stream
-exchanged Hellos and clears it when it ends, refreshes `last_seen_at` while it lasts
-(every HEARTBEAT_SECONDS), and clears every mark when it starts and stops. A mark whose
+exchanged Hellos and clears it when it ends, refreshes `last_seen_at` only for peers whose
+own traffic (frames, heartbeat Acks) arrived since the last round (at most every
+HEARTBEAT_SECONDS; node.federation.periodic), and clears every mark when it starts and
+stops. A mark whose
 last_seen_at is older than STALE_AFTER (a node killed without a chance to clear it) does
 not count as connected.
 """
