@@ -123,12 +123,15 @@ class ComplaintDraft:
 
     def validate(self) -> None:
         """Raise ValidationError naming the first field that is wrong (never its value)."""
+        # The limits apply to the value as stored and sent, spaces included: stripping
+        # only decides whether there is any text at all.
         _require(
-            0 < len(self.title.strip()) <= MAX_TITLE, f"title must be 1 to {MAX_TITLE} characters"
+            bool(self.title.strip()) and len(self.title) <= MAX_TITLE,
+            f"title must be 1 to {MAX_TITLE} characters, spaces included",
         )
         _require(
-            0 < len(self.description.strip()) <= MAX_DESCRIPTION,
-            f"description must be 1 to {MAX_DESCRIPTION} characters",
+            bool(self.description.strip()) and len(self.description) <= MAX_DESCRIPTION,
+            f"description must be 1 to {MAX_DESCRIPTION} characters, spaces included",
         )
         _require(
             self.classification in CLASSIFICATIONS,
