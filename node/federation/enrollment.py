@@ -41,6 +41,7 @@ from node.errors import (
     PermissionDeniedError,
     StateError,
 )
+from node.federation import limits
 from node.federation.session import DbRunner
 from node.federation.status import status_for
 from node.ids import NodeId
@@ -152,6 +153,7 @@ def enrollment_server(
         options=[
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            *limits.server_options(),
         ]
     )
     enrollment_pb2_grpc.add_EnrollmentServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]

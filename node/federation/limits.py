@@ -38,6 +38,7 @@ __all__ = [
     "count_connections",
     "raise_open_files",
     "server_options",
+    "watch",
 ]
 
 # Descriptors kept for the node's own work, never given to incoming gRPC connections.
@@ -165,7 +166,7 @@ class ConnectionWatch:
     """Logs a warning when a gRPC port is at its connection cap (gRPC then closes every
     new connection to it at once), naming the port, and a line when it is below again."""
 
-    def __init__(self, ports: dict[str, int], cap: int, interval: float = WATCH_SECONDS):
+    def __init__(self, ports: dict[str, int], cap: int, interval: float = WATCH_SECONDS) -> None:
         self.ports = {name: port for name, port in ports.items() if port}
         self.cap = cap
         self.interval = interval
@@ -201,3 +202,10 @@ class ConnectionWatch:
                 await asyncio.to_thread(self.check)
             except Exception as e:  # pragma: no cover - best effort: keep watching
                 self.log.warning("limits.watch_failed", error_kind=type(e).__name__)
+
+
+async def watch(server: Any, **ports: int) -> None:
+    """Run a ConnectionWatch over the named `ports` (0: not open) with the cap that
+    `server_options(server)` gives them."""
+    cap = getattr(server, "max_connections_per_port", None) or connection_cap()
+    await ConnectionWatch(ports, int(cap)).run()

@@ -52,6 +52,7 @@ from node.config import port_after
 from node.crypto.keyfiles import read_file
 from node.crypto.tls import dns_name, fingerprint, node_id_from_certificate
 from node.errors import ConfigError, IntegrityError, NodeError, PeerError, ValidationError
+from node.federation import limits
 from node.federation.audit_service import AuditServicer, Caller
 from node.federation.enrollment import (
     EnrollmentServicer,
@@ -818,6 +819,7 @@ class NodeRuntime:
         self.log.info("enrollment.started", listen=address, port=port)
 
     async def start(self) -> int:
+        limits.raise_open_files()
         await self.db.write(links.reset_connections, self.ctx)
         await self._refresh_pins()
         cfg = self.ctx.config.server
@@ -828,6 +830,7 @@ class NodeRuntime:
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
                 ("grpc.http2.max_ping_strikes", 0),
+                *limits.server_options(cfg),
             ]
         )
         handler = exchange_service(self.Exchange)
@@ -862,6 +865,14 @@ class NodeRuntime:
             asyncio.create_task(self._link_gauges()),
             asyncio.create_task(self._complaint_scheduler()),
             asyncio.create_task(self._workflow_gauges()),
+            asyncio.create_task(
+                limits.watch(
+                    cfg,
+                    main=self.port,
+                    enrollment=self.enrollment_port,
+                    intake=self._intake.port if self._intake else 0,
+                )
+            ),
         ]
         self.log.info("node.started", listen=cfg.listen, port=self.port)
         return self.port
