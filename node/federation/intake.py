@@ -94,6 +94,50 @@ class IntakeLimits:
         )
 
 
+@dataclass(frozen=True)
+class _Unparsed:
+    """What the server hands the servicer for bytes that are not the expected message: the
+    servicer answers INVALID_ARGUMENT itself (gRPC would answer UNKNOWN)."""
+
+    message: str
+
+
+def _lenient(cls: Any) -> Callable[[bytes], Any]:
+    def parse(data: bytes) -> Any:
+        try:
+            return cls.FromString(data)
+        except DecodeError:
+            return _Unparsed(cls.DESCRIPTOR.name)
+
+    return parse
+
+
+def _unparsed_error(unparsed: _Unparsed) -> ValidationError:
+    return ValidationError(
+        f"a message of the call does not parse as a {unparsed.message} (its text fields "
+        "must be UTF-8); fix the gateway's encoding, retrying the same bytes will not help"
+    )
+
+
+def _handlers(servicer: IntakeServicer) -> grpc.GenericRpcHandler:
+    """The IntakeService methods, each request parsed leniently (_lenient)."""
+    return grpc.method_handlers_generic_handler(
+        "lapor.v1.IntakeService",
+        {
+            "Submit": grpc.stream_unary_rpc_method_handler(
+                servicer.Submit,
+                request_deserializer=_lenient(intake_pb2.SubmitRequest),
+                response_serializer=intake_pb2.SubmitResponse.SerializeToString,
+            ),
+            "GetStatus": grpc.unary_unary_rpc_method_handler(
+                servicer.GetStatus,
+                request_deserializer=_lenient(intake_pb2.GetStatusRequest),
+                response_serializer=intake_pb2.GetStatusResponse.SerializeToString,
+            ),
+        },
+    )
+
+
 class _Refused(Exception):
     def __init__(self, code: grpc.StatusCode, message: str) -> None:
         super().__init__(message)
@@ -170,11 +214,9 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
                     "retry with the same idempotency key",
                 ) from None
             except DecodeError as e:
-                raise ValidationError(
-                    "a message of the call does not parse as a SubmitRequest (its text "
-                    "fields must be UTF-8); fix the gateway's encoding, retrying the same "
-                    "bytes will not help"
-                ) from e
+                raise _unparsed_error(_Unparsed("SubmitRequest")) from e
+            if isinstance(request, _Unparsed):
+                raise _unparsed_error(request)
             yield request
 
     async def _receive(
@@ -272,6 +314,8 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         try:
             gateway = self._gateway(context)
             gateway_name = gateway.name
+            if isinstance(request, _Unparsed):
+                raise _unparsed_error(request)
             view = await self.db.read(intake.status, self.ctx, gateway, request.tracking_id)
         except _Refused as e:
             await self._refuse(context, "GetStatus", None, gateway_name, e.code, e.message)
@@ -348,8 +392,7 @@ async def start_intake(
         )
         * CALL_BACKSTOP,
     )
-    servicer = IntakeServicer(ctx, db, call_limits)
-    intake_pb2_grpc.add_IntakeServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    server.add_generic_rpc_handlers((_handlers(IntakeServicer(ctx, db, call_limits)),))
     creds = grpc.dynamic_ssl_server_credentials(
         grpc.ssl_server_certificate_configuration([(key_pem, cert_pem)]),
         fetch_identity or (lambda: None),

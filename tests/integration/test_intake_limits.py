@@ -211,3 +211,19 @@ def test_invalid_utf8_is_invalid_argument_and_stores_nothing(start: Start) -> No
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
     assert "UTF-8" in caught.value.details()  # type: ignore[attr-defined]
     assert _counts(node.ctx) == before
+
+
+def test_get_status_with_invalid_utf8_is_invalid_argument(start: Start) -> None:
+    """GetStatus whose tracking id is not UTF-8: INVALID_ARGUMENT, not INTERNAL."""
+    node = start()
+    with node.channel() as channel:
+        get_status = channel.unary_unary(
+            "/lapor.v1.IntakeService/GetStatus",
+            request_serializer=lambda raw: raw,
+            response_deserializer=intake_pb2.GetStatusResponse.FromString,
+        )
+        metadata = [("authorization", f"Bearer {node.tokens['sms']}")]
+        with pytest.raises(grpc.RpcError) as caught:
+            get_status(b"\x0a\x01\xff", metadata=metadata, timeout=WAIT)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert "UTF-8" in caught.value.details()  # type: ignore[attr-defined]
