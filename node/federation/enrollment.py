@@ -86,7 +86,13 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
         except NodeError as e:
             code = status_for(e)
             CALLS_REFUSED.labels(method=method, code=code.name).inc()
-            self.log.warning("enrollment.refused", method=method, code=code.name, reason=str(e))
+            self.log.warning(
+                "enrollment.refused",
+                method=method,
+                code=code.name,
+                reason=str(e),
+                peer_address=context.peer(),
+            )
             await context.abort(code, str(e))
             raise  # pragma: no cover - abort raises
         except Exception as e:

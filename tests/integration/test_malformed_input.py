@@ -5,13 +5,17 @@ recorded as the link's last error, and leave nothing stored."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import grpc
 import pytest
 from sqlalchemy import select
 
-from node._proto.lapor.v1 import federation_pb2, trust_pb2
+from node._proto.lapor.v1 import enrollment_pb2, enrollment_pb2_grpc, federation_pb2, trust_pb2
+from node.crypto.enrollment import AddressPair, sign_join
+from node.crypto.tls import dns_name
+from node.services import enrollment, joining
 from node.store.models import Link
 from tests.conftest import NodeFactory
 from tests.support.nodes import TestNode, link, snapshot, wait_until
@@ -67,10 +71,13 @@ def _last_error(node: TestNode, peer: str) -> str | None:
         return row.last_error
 
 
-def _warnings(node: TestNode, event: str) -> list[dict[str, object]]:
+def _events(node: TestNode) -> list[dict[str, object]]:
     lines = [line for line in node.log_path.read_text().splitlines() if line.startswith("{")]
-    events = [json.loads(line) for line in lines]
-    return [e for e in events if e.get("event") == event and e.get("level") == "warning"]
+    return [json.loads(line) for line in lines]
+
+
+def _warnings(node: TestNode, event: str) -> list[dict[str, object]]:
+    return [e for e in _events(node) if e.get("event") == event and e.get("level") == "warning"]
 
 
 @pytest.mark.parametrize(("frames", "words"), CASES)
@@ -90,3 +97,43 @@ def test_malformed_input_is_invalid_argument_logged_and_recorded(
     assert any(e.get("peer") == regency.node_id for e in refused), refused
     after = snapshot(province)
     assert after == before
+
+
+def test_a_join_time_out_of_the_calendar_is_invalid_argument_over_the_wire(
+    province_and_child: tuple[TestNode, TestNode],
+) -> None:
+    """A signed Join whose time no calendar holds: INVALID_ARGUMENT saying so and a warning
+    naming the caller's address (before: INTERNAL, with an error-level log)."""
+    province, regency = province_and_child
+    parent = province.ctx()
+    addresses = [AddressPair(province.address, parent.config.server.enrollment_address)]
+    token = enrollment.invite(
+        parent, "id-64-08", "Kutai Timur", dt.timedelta(hours=1), "auto", addresses
+    )
+    cert = parent.config.tls_cert.read_bytes()
+    honest = joining.join_request(regency.ctx(), token, cert)
+    transcript = enrollment_pb2.JoinTranscript.FromString(honest.transcript)
+    transcript.requested_at.seconds = 253402300800  # the first second after 9999-12-31
+    data = transcript.SerializeToString()
+    child = regency.ctx()
+    ed, tls = sign_join(data, child.signing_key, child.config.tls_key.read_bytes())
+    request = enrollment_pb2.JoinRequest(
+        transcript=data,
+        signing_signature=ed,
+        tls_signature=tls,
+        child_tls_cert_pem=honest.child_tls_cert_pem,
+        secret=honest.secret,
+    )
+    before = snapshot(province)
+    options = [("grpc.ssl_target_name_override", dns_name(province.node_id))]
+    creds = grpc.ssl_channel_credentials(root_certificates=cert)
+    with grpc.secure_channel(parent.config.server.enrollment_address, creds, options) as channel:
+        stub = enrollment_pb2_grpc.EnrollmentServiceStub(channel)  # type: ignore[no-untyped-call]
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.Join(request, timeout=30)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert "time is out of range" in caught.value.details()  # type: ignore[attr-defined]
+    refused = wait_until(lambda: _warnings(province, "enrollment.refused"), what="a warning")
+    assert refused[0]["peer_address"]
+    assert not [e for e in _events(province) if e.get("level") in ("error", "critical")]
+    assert snapshot(province) == before
