@@ -288,9 +288,10 @@ def receive_batch(
                 result.error = e
                 result.failed_sequence = link.last_in_seq + 1
                 break
-            except (DecodeError, OverflowError) as e:
-                # A nested message that does not parse, or a number beyond what the
-                # database holds: the sender's error, refused like any malformed envelope.
+            except (DecodeError, OverflowError, ValueError) as e:
+                # A nested message that does not parse, a number beyond what the database
+                # holds, a time beyond the calendar: the sender's error, refused like any
+                # malformed envelope.
                 result.error = ValidationError(
                     f"envelope {link.last_in_seq + 1} from {peer} carries a field that does "
                     f"not parse or is out of range ({type(e).__name__}); nothing of it was "

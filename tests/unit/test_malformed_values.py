@@ -9,11 +9,14 @@ from collections.abc import Iterator
 import pytest
 from structlog.testing import capture_logs
 
-from node._proto.lapor.v1 import enrollment_pb2, federation_pb2
+from node._proto.lapor.v1 import complaint_pb2, enrollment_pb2, envelope_pb2, federation_pb2
 from node.clock import FixedClock
+from node.complaints import check_summary
 from node.crypto.enrollment import open_join_request, sign_join
+from node.crypto.signing import SigningKey
+from node.envelopes import open_envelope, seal
 from node.errors import ValidationError
-from node.ids import NodeId
+from node.ids import NodeId, new_message_id
 from node.services import enrollment, exchange, joining, links
 from node.services.context import NodeContext
 from node.store import queries, tree
@@ -114,3 +117,33 @@ def test_a_join_time_out_of_the_calendar_is_invalid_argument(
     with capture_logs() as logs, pytest.raises(ValidationError, match="time is out of range"):
         enrollment.check_join(parent, request)
     assert not [e for e in logs if e["log_level"] in ("error", "critical")]
+
+
+@pytest.mark.parametrize(("seconds", "nanos"), [(253402300800, 0), (-62135596801, 0), (0, -1)])
+def test_an_envelope_time_out_of_the_calendar_is_refused_at_the_edge(
+    seconds: int, nanos: int
+) -> None:
+    """open_envelope refuses a sent_at no calendar holds, and check_summary a submitted_at:
+    later code turns them into datetimes (which raised ValueError)."""
+    key = SigningKey.generate()
+    env = envelope_pb2.Envelope(
+        message_id=new_message_id(), sender="id-64-02", recipient="id-64", sequence=1
+    )
+    env.receipt.SetInParent()
+    env.sent_at.seconds, env.sent_at.nanos = seconds, nanos
+    with pytest.raises(ValidationError, match="sent_at is not a time between"):
+        open_envelope(
+            seal(env, key), peer=NodeId("id-64-02"), peer_key=key.public, me=NodeId("id-64")
+        )
+    summary = complaint_pb2.ComplaintSummary(
+        tracking_id="id-64.2026.000001",
+        origin_node="id-64",
+        classification=complaint_pb2.CLASSIFICATION_PENGADUAN,
+        category="jalan",
+        region_code="64.02",
+        channel=complaint_pb2.CHANNEL_WEB,
+        content_commitment=bytes(32),
+    )
+    summary.submitted_at.seconds, summary.submitted_at.nanos = seconds, nanos
+    with pytest.raises(ValidationError, match="submitted_at is not a time between"):
+        check_summary(summary)
