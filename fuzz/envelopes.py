@@ -1,8 +1,9 @@
-"""Envelopes and Delivery frames, as the parent receives them from its child: signed with
-the child's real key and (most of the time) carrying the child's real checkpoint, so every
-check after the signature and the witness is reached; edge-valued headers, arbitrary
-payload bytes (a key rotation's inner message included), arbitrary consistency proofs;
-through node.services.exchange.receive_batch."""
+"""Envelopes and Delivery frames, as the parent receives them from its child and the child
+from its parent: signed with the sender's real key and (most of the time) carrying its
+real checkpoint, so every check after the signature and the witness is reached;
+edge-valued headers and complaint summaries, arbitrary payload bytes (a key rotation's
+inner message included), arbitrary consistency proofs; through
+node.services.exchange.receive_batch."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from hypothesis import strategies as st
 
 from fuzz._harness import Harness
 from fuzz._nodes import Pair, linked_pair
-from fuzz._values import mostly, node_ids, short_bytes, timestamps, u64
-from node._proto.lapor.v1 import envelope_pb2, federation_pb2, trust_pb2
+from fuzz._values import mostly, node_ids, short_bytes, texts, timestamps, u64
+from node._proto.lapor.v1 import complaint_pb2, envelope_pb2, federation_pb2, trust_pb2
 from node.crypto.signing import ENVELOPE_PURPOSE
 from node.ids import NodeId, new_message_id
 from node.services import checkpoints, exchange
@@ -28,6 +29,7 @@ _PAYLOADS = ["key_rotation", "referral", "receipt", "status_update", "reporter_r
 
 @dataclass(frozen=True)
 class _Input:
+    down: bool  # from the parent to the child (else up)
     envelope: envelope_pb2.Envelope | None  # None: `tail` is the whole body
     own_checkpoint: bool  # carry the child's real checkpoint
     tail: bytes
@@ -40,28 +42,49 @@ class _Input:
 @dataclass(frozen=True)
 class _State:
     pair: Pair
-    checkpoint: bytes
+    child_checkpoint: bytes
+    parent_checkpoint: bytes
 
 
 @contextlib.contextmanager
 def _setup(folder: Path) -> Iterator[_State]:
     with linked_pair(folder) as pair:
-        with pair.child.db.write() as session:
-            note = checkpoints.sign_in(session, pair.child)[0].note
-        yield _State(pair, note)
+        notes = []
+        for ctx in (pair.child, pair.parent):
+            with ctx.db.write() as session:
+                notes.append(checkpoints.sign_in(session, ctx)[0].note)
+        yield _State(pair, *notes)
+
+
+def _summary(draw: st.DrawFn) -> complaint_pb2.ComplaintSummary:
+    summary = complaint_pb2.ComplaintSummary(
+        tracking_id=draw(mostly("id-64.2026.000001", texts(30))),
+        origin_node=draw(mostly("id-64", node_ids())),
+        classification=draw(mostly(1, st.integers(-(1 << 31), (1 << 31) - 1))),
+        category=draw(mostly("jalan", texts(20))),
+        region_code=draw(mostly("64.02", texts(10))),
+        channel=draw(mostly(1, st.integers(-(1 << 31), (1 << 31) - 1))),
+        content_commitment=draw(mostly(bytes(32), short_bytes(40))),
+    )
+    summary.submitted_at.seconds, summary.submitted_at.nanos = draw(
+        mostly((1_800_000_000, 0), timestamps())
+    )
+    return summary
 
 
 @st.composite
 def _inputs(draw: st.DrawFn) -> _Input:
     env = None
     own = False
+    down = draw(st.booleans())
+    sender, recipient = ("id-64", "id-64-02") if down else ("id-64-02", "id-64")
     if draw(st.integers(0, 9)) == 0:
         tail = draw(st.binary(max_size=300))
     else:
         env = envelope_pb2.Envelope(
             message_id=draw(mostly(None, node_ids())) or new_message_id(),
-            sender=draw(mostly("id-64-02", node_ids())),
-            recipient=draw(mostly("id-64", node_ids())),
+            sender=draw(mostly(sender, node_ids())),
+            recipient=draw(mostly(recipient, node_ids())),
             sequence=draw(mostly(1, u64())),
         )
         own = draw(st.integers(0, 3)) > 0
@@ -79,6 +102,8 @@ def _inputs(draw: st.DrawFn) -> _Input:
                     new_signature=draw(short_bytes(70)),
                 )
             )
+        elif kind == "referral" and draw(st.booleans()):
+            env.referral.complaint.CopyFrom(_summary(draw))
         elif kind == "tail":
             tail = draw(st.binary(max_size=200))
         else:
@@ -86,6 +111,7 @@ def _inputs(draw: st.DrawFn) -> _Input:
             getattr(env, kind).SetInParent()
             tail = draw(mostly(b"", st.binary(max_size=120)))
     return _Input(
+        down,
         env,
         own,
         tail,
@@ -102,12 +128,17 @@ def _target(state: _State, value: _Input) -> None:
         env = envelope_pb2.Envelope()
         env.CopyFrom(value.envelope)
         if value.own_checkpoint:
-            env.checkpoint = state.checkpoint
+            env.checkpoint = state.parent_checkpoint if value.down else state.child_checkpoint
         body = env.SerializeToString() + value.tail
-    key = state.pair.child.signing_key
+    sender, receiver = (
+        (state.pair.parent, state.pair.child)
+        if value.down
+        else (state.pair.child, state.pair.parent)
+    )
+    key = sender.signing_key
     signed = envelope_pb2.SignedEnvelope(
         body=body,
-        signer="id-64-02",
+        signer=sender.node_id,
         key_id=key.public.key_id,
         signature=key.sign(ENVELOPE_PURPOSE, body),
     )
@@ -117,8 +148,7 @@ def _target(state: _State, value: _Input) -> None:
         proof_held_size=value.proof_held_size,
         consistency_proof=value.proof,
     )
-    parent = state.pair.parent
-    result = exchange.receive_batch(parent, NodeId("id-64-02"), [delivery], value.held)
+    result = exchange.receive_batch(receiver, NodeId(sender.node_id), [delivery], value.held)
     if result.error is not None:
         raise result.error
 
