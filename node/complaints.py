@@ -12,6 +12,7 @@ import hmac
 import os
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from node._proto.lapor.v1 import complaint_pb2
 from node.errors import TamperedEntryError, ValidationError
@@ -25,6 +26,7 @@ __all__ = [
     "Sealed",
     "check_commitment",
     "check_summary",
+    "check_timestamp",
     "seal_content",
 ]
 
@@ -54,6 +56,21 @@ MAX_ATTACHMENTS = 20
 MAX_ATTACHMENT_NAME = 255
 # A media type as RFC 6838 names it (type/subtype), lowercase, without parameters.
 _MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
+
+
+# The range of google.protobuf.Timestamp: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+_MIN_SECONDS = -62_135_596_800
+_MAX_SECONDS = 253_402_300_799
+
+
+def check_timestamp(stamp: Any, what: str) -> None:
+    """A Timestamp from outside is within the calendar (ValidationError), so turning it
+    into a datetime cannot fail deep inside a transaction."""
+    _require(
+        _MIN_SECONDS <= stamp.seconds <= _MAX_SECONDS and 0 <= stamp.nanos < 1_000_000_000,
+        f"{what} is not a time between the years 1 and 9999 (seconds {stamp.seconds}, "
+        f"nanos {stamp.nanos})",
+    )
 
 
 def _require(ok: bool, message: str) -> None:
@@ -123,12 +140,15 @@ class ComplaintDraft:
 
     def validate(self) -> None:
         """Raise ValidationError naming the first field that is wrong (never its value)."""
+        # The limits apply to the value as stored and sent, spaces included: stripping
+        # only decides whether there is any text at all.
         _require(
-            0 < len(self.title.strip()) <= MAX_TITLE, f"title must be 1 to {MAX_TITLE} characters"
+            bool(self.title.strip()) and len(self.title) <= MAX_TITLE,
+            f"title must be 1 to {MAX_TITLE} characters, spaces included",
         )
         _require(
-            0 < len(self.description.strip()) <= MAX_DESCRIPTION,
-            f"description must be 1 to {MAX_DESCRIPTION} characters",
+            bool(self.description.strip()) and len(self.description) <= MAX_DESCRIPTION,
+            f"description must be 1 to {MAX_DESCRIPTION} characters, spaces included",
         )
         _require(
             self.classification in CLASSIFICATIONS,
@@ -222,3 +242,4 @@ def check_summary(summary: complaint_pb2.ComplaintSummary) -> None:
         f"content commitment must be 32 bytes, found {len(summary.content_commitment)}",
     )
     _require(summary.HasField("submitted_at"), "submitted_at is missing")
+    check_timestamp(summary.submitted_at, "submitted_at")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from google.protobuf.message import DecodeError
 
 from node._proto.lapor.v1 import envelope_pb2
+from node.complaints import check_timestamp
 from node.crypto.signing import ENVELOPE_PURPOSE, SigningKey, VerifyKey
 from node.errors import PermissionDeniedError, SignatureError, StateError, ValidationError
 from node.ids import NodeId, parse_message_id
@@ -93,6 +94,7 @@ def open_envelope(
         raise ValidationError("malformed envelope: sequence must be >= 1, found 0")
     if not envelope.HasField("sent_at"):
         raise ValidationError("malformed envelope: sent_at is missing")
+    check_timestamp(envelope.sent_at, "malformed envelope: sent_at")
     if envelope.WhichOneof("payload") is None:
         raise ValidationError("malformed envelope: no payload")
     if envelope.sender != signed.signer:

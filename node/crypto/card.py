@@ -10,7 +10,6 @@ public: no secret is ever written to it. Format (JSON, versioned):
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from dataclasses import dataclass
 
@@ -69,7 +68,7 @@ class NodeCard:
         node_id = parse_node_id(data["node_id"])
         try:
             raw = base64.b64decode(data["signing_key"], validate=True)
-        except binascii.Error as e:
+        except ValueError as e:  # binascii.Error, and non-ASCII text
             raise ValidationError("node card signing_key is not base64") from e
         cert = data["tls_certificate"].encode()
         named = node_id_from_certificate(cert)

@@ -229,7 +229,7 @@ class JoinToken:
             )
         try:
             token = cls._from_fields(data)
-        except (ValidationError, TypeError, ValueError, OverflowError) as e:
+        except (ValidationError, TypeError, ValueError, OverflowError, OSError) as e:
             raise ValidationError(f"the join token is damaged ({e}); {damaged}") from e
         tag = _unb64(data["tag"], "tag")
         expected = cls._tag(token.secret, {k: v for k, v in data.items() if k != "tag"})
@@ -377,8 +377,20 @@ def open_join_request(request: enrollment_pb2.JoinRequest) -> OpenedJoin:
         child_signing_key=key,
         child_cert_pem=cert,
         child_tls_sha256=bytes(child.tls_cert_sha256),
-        requested_at=transcript.requested_at.ToDatetime(tzinfo=dt.UTC),
+        requested_at=_transcript_time(transcript.requested_at),
     )
+
+
+def _transcript_time(stamp: Any) -> dt.datetime:
+    """A transcript's time as a datetime; a time no calendar holds (seconds or nanos out of
+    the range of google.protobuf.Timestamp) is the caller's error."""
+    try:
+        return stamp.ToDatetime(tzinfo=dt.UTC)  # type: ignore[no-any-return]
+    except (ValueError, OverflowError, OSError) as e:
+        raise ValidationError(
+            "the join transcript's time is out of range (a Timestamp lies between the years "
+            "1 and 9999); set the joining node's clock right and run `link join` again"
+        ) from e
 
 
 # --- agreements, revocations and chains --------------------------------------------------

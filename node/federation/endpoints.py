@@ -51,6 +51,11 @@ class Endpoints:
             self.ctx, self.db, pins.tls_key, pins.tls_cert, pins.fetch_intake_identity
         )
 
+    @property
+    def intake_port(self) -> int:
+        """The intake port bound (0: intake off or not started)."""
+        return 0 if self._intake is None else self._intake.port
+
     async def stop_joins_and_intake(self) -> None:
         grace = self.ctx.config.server.grace_seconds
         if self._intake is not None:

@@ -41,6 +41,7 @@ from node.errors import (
     PermissionDeniedError,
     StateError,
 )
+from node.federation import limits
 from node.federation.session import DbRunner
 from node.federation.status import status_for
 from node.ids import NodeId
@@ -86,7 +87,13 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
         except NodeError as e:
             code = status_for(e)
             CALLS_REFUSED.labels(method=method, code=code.name).inc()
-            self.log.warning("enrollment.refused", method=method, code=code.name, reason=str(e))
+            self.log.warning(
+                "enrollment.refused",
+                method=method,
+                code=code.name,
+                reason=str(e),
+                peer_address=context.peer(),
+            )
             await context.abort(code, str(e))
             raise  # pragma: no cover - abort raises
         except Exception as e:
@@ -154,6 +161,7 @@ def enrollment_server(
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
+            *limits.server_options(),
         ],
         interceptors=[RpcTimer()],
     )

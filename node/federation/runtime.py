@@ -27,6 +27,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from node._proto.lapor.v1 import audit_pb2_grpc
 from node.errors import NodeError
+from node.federation import limits
 from node.federation.audit_service import AuditServicer
 from node.federation.dialer import ParentDialer
 from node.federation.endpoints import Endpoints
@@ -84,6 +85,7 @@ class NodeRuntime:
         return self.live.wake(peer)
 
     async def start(self) -> int:
+        limits.raise_open_files()
         await self.db.write(links.reset_connections, self.ctx)
         await self.pins.refresh()
         cfg = self.ctx.config.server
@@ -105,7 +107,17 @@ class NodeRuntime:
         await self.endpoints.start_joins_and_intake()
         for service in ("", "lapor.v1.FederationService", "lapor.v1.AuditService"):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
-        jobs = [self.pins.run(), self.dialer.run(), self.outbox_watch.run()]
+        ports = {
+            "main": self.port,
+            "enrollment": self.endpoints.enrollment_port,
+            "intake": self.endpoints.intake_port,
+        }
+        jobs = [
+            self.pins.run(),
+            self.dialer.run(),
+            self.outbox_watch.run(),
+            limits.watch(cfg, **ports),
+        ]
         self._tasks = [asyncio.create_task(job) for job in jobs + self.periodic.jobs()]
         self.log.info("node.started", listen=cfg.listen, port=self.port)
         return self.port

@@ -22,6 +22,7 @@ import grpc
 from node._proto.lapor.v1 import federation_pb2
 from node.crypto.tls import fingerprint, node_id_from_certificate
 from node.errors import ConfigError, NodeError, ValidationError
+from node.federation import limits
 from node.federation.audit_service import Caller
 from node.federation.live import LiveLinks
 from node.federation.liveness import Liveness
@@ -204,6 +205,7 @@ def server_options(ctx: NodeContext) -> list[tuple[str, Any]]:
         ("grpc.http2.max_pings_without_data", 0),
         ("grpc.http2.min_ping_interval_without_data_ms", min(5_000, liveness.ping_ms)),
         ("grpc.http2.max_ping_strikes", 0),
+        *limits.server_options(cfg),
     ]
 
 

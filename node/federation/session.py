@@ -174,6 +174,11 @@ class LinkSession:
                 ),
                 0,
             )
+        try:  # its numbers within what a link holds (issue 21.10)
+            exchange.check_hello(first.hello)
+        except ValidationError as e:
+            self.log.warning("link.refused", sequence=0, error="ValidationError", reason=str(e))
+            raise RefusedError(e, 0) from e
         peer_has = first.hello.last_received_sequence
         if first.hello.held_checkpoint_size:
             await self.db.read(

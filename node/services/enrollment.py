@@ -57,6 +57,7 @@ from node.errors import (
     ValidationError,
 )
 from node.ids import NodeId, parse_node_id
+from node.logs import get_logger
 from node.services._ledger import record
 from node.services.context import NodeContext
 from node.services.trust import chain_of_trust
@@ -83,6 +84,9 @@ MAX_TTL = dt.timedelta(days=30)
 _TTL = re.compile(r"^([0-9]+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _WILDCARDS = {"0.0.0.0", "[::]", "::", ""}  # noqa: S104 - hosts a child cannot dial
+_HEX = re.compile(r"^[0-9a-f]{1,8}$")
+_INVITE = re.compile(r"^[0-9a-f]{32}\Z")
+log = get_logger()
 
 
 def _when(value: dt.datetime) -> str:
@@ -311,18 +315,35 @@ def _accepted(
 def _find_invite(
     session: Session, ctx: NodeContext, invite_id: str, secret: bytes, *, lock: bool = True
 ) -> Invite:
-    row = lifecycle.get_invite(session, invite_id, lock=lock)
+    """The invite a token names, if its secret matches. An unknown invite and a wrong
+    secret get the same answer, so a caller cannot learn which invites exist; the log
+    tells the operator which it was (the invite id's first digits, never the secret)."""
+    # An id that is not 32 hex digits names no invite (and is never sent to the database).
+    row = lifecycle.get_invite(session, invite_id, lock=lock) if _INVITE.match(invite_id) else None
     if row is None:
-        raise PermissionDeniedError(
-            f"{ctx.node_id} issued no invite {invite_id[:8]}...: this token was not made by "
-            f"this node, or it was altered; ask the operator of {ctx.node_id} for a new one"
-        )
-    if not hmac.compare_digest(secret_sha256(secret), row.secret_sha256):
-        raise PermissionDeniedError(
-            f"the token's secret does not match invite {invite_id[:8]}... of {ctx.node_id}: "
-            "the token was altered; ask its operator for a new one"
-        )
-    return row
+        reason = "no invite with this id"
+    elif not hmac.compare_digest(secret_sha256(secret), row.secret_sha256):
+        reason = "the secret does not match the invite"
+    else:
+        return row
+    log.warning(
+        "join.token_refused",
+        reason=reason,
+        invite=_invite_prefix(invite_id),
+        action="a child presented a token this node did not issue, or an altered one; "
+        "if it was meant to join, issue it a new token with `lapor-node link invite`",
+    )
+    raise PermissionDeniedError(
+        f"{ctx.node_id} has no open invite that this token matches: the token was not made "
+        f"by this node, or it was altered; ask the operator of {ctx.node_id} for a new one"
+    )
+
+
+def _invite_prefix(invite_id: str) -> str:
+    """The first digits of an invite id as the log shows them: hex only, so a caller's
+    text never reaches the log."""
+    prefix = invite_id[:8]
+    return prefix if _HEX.fullmatch(prefix) else "(not an invite id)"
 
 
 def check_join(ctx: NodeContext, request: enrollment_pb2.JoinRequest) -> OpenedJoin:

@@ -26,6 +26,7 @@ import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from google.protobuf.message import DecodeError
 from sqlalchemy.orm import Session
 
 from node._proto.lapor.v1 import envelope_pb2, federation_pb2, ledger_pb2, trust_pb2
@@ -62,11 +63,17 @@ from node.store.models import Complaint, InboxRow, Link
 
 log = get_logger()
 
+# Sequences and checkpoint sizes are stored as signed 64-bit integers: a peer's number
+# beyond this is malformed input, refused before it reaches the database.
+MAX_SEQUENCE = (1 << 63) - 1
+
 __all__ = [
+    "MAX_SEQUENCE",
     "BatchResult",
     "HelloState",
     "Outgoing",
     "acknowledge",
+    "check_hello",
     "check_peer_holds",
     "hello_state",
     "pending",
@@ -190,9 +197,24 @@ def outbox_written_since(ctx: NodeContext, after_id: int) -> tuple[int, list[str
         return queries.outbox_written_since(session, after_id)
 
 
+def _check_number(value: int, what: str) -> None:
+    if not 0 <= value <= MAX_SEQUENCE:
+        raise ValidationError(
+            f"{what} must be between 0 and 2^63-1, found {value}: the peer's node sent a "
+            "malformed number; its operator should check its version and database"
+        )
+
+
+def check_hello(hello: federation_pb2.Hello) -> None:
+    """The numbers of a peer's Hello are within what a link can hold (ValidationError)."""
+    _check_number(hello.last_received_sequence, "a Hello's last received sequence")
+    _check_number(hello.held_checkpoint_size, "a Hello's held checkpoint size")
+
+
 def check_peer_holds(ctx: NodeContext, held: int, root: bytes | None = None) -> None:
     """The peer's Hello says it holds our checkpoint of size `held` with `root`
     (witness.check_held)."""
+    _check_number(held, "the checkpoint size the peer holds")
     with ctx.db.read() as session:
         witness.check_held(session, held, root)
 
@@ -206,6 +228,7 @@ def prove(ctx: NodeContext, deliveries: Sequence[federation_pb2.Delivery], held:
 
 def acknowledge(ctx: NodeContext, peer: NodeId, through: int) -> None:
     """The peer committed everything we sent up to `through`."""
+    _check_number(through, "an acknowledged sequence")
     with ctx.db.write() as session:
         next_out = queries.acknowledge_outbox(session, peer, through, ctx.clock.now())
         if next_out is None:
@@ -271,6 +294,17 @@ def receive_batch(
                 break
             except NodeError as e:
                 result.error = e
+                result.failed_sequence = link.last_in_seq + 1
+                break
+            except (DecodeError, OverflowError, ValueError) as e:
+                # A nested message that does not parse, a number beyond what the database
+                # holds, a time beyond the calendar: the sender's error, refused like any
+                # malformed envelope.
+                result.error = ValidationError(
+                    f"envelope {link.last_in_seq + 1} from {peer} carries a field that does "
+                    f"not parse or is out of range ({type(e).__name__}); nothing of it was "
+                    "stored"
+                )
                 result.failed_sequence = link.last_in_seq + 1
                 break
         _send_receipts(session, ctx, link, receipts)
@@ -505,7 +539,13 @@ def _on_key_rotation(
     """The peer replaced its keys: the envelope must be signed with the key it rotates
     from; follow it (re-pin), or note that a rotation fetched earlier has now arrived."""
     signed = opened.envelope.key_rotation
-    old_key = trust_pb2.KeyRotation.FromString(signed.rotation).old_signing_key
+    try:
+        old_key = trust_pb2.KeyRotation.FromString(signed.rotation).old_signing_key
+    except DecodeError as e:
+        raise ValidationError(
+            f"{link.peer_id}'s key rotation does not parse as a KeyRotation; nothing of it "
+            "was stored"
+        ) from e
     if old_key != key.raw:
         raise SignatureError(
             f"{link.peer_id}'s key rotation must come in an envelope signed with the key it "

@@ -24,8 +24,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 
+from node.errors import ValidationError
 from node.store.models import (
     Base,
     Complaint,
@@ -296,7 +298,22 @@ def update_returning(
 ) -> Any | None:
     """UPDATE the row of `column`'s table matching `where` (one at most) with `values`, and
     return `column` as the update left it, or None if no row matched. One statement with
-    RETURNING; an UPDATE and a SELECT on a SQLite older than 3.35, which has none."""
+    RETURNING; an UPDATE and a SELECT on a SQLite older than 3.35, which has none.
+    A value the column cannot hold (an integer beyond 64 bits: OverflowError on SQLite,
+    out of range on PostgreSQL) is the caller's input: ValidationError, nothing changed
+    (callers check their input first; this keeps a miss from becoming an internal error)."""
+    try:
+        return _update_returning(session, column, where, values)
+    except (OverflowError, DataError) as e:
+        raise ValidationError(
+            f"a value for {column.table.name} is out of the range the database holds "
+            f"({type(e).__name__}); nothing was changed"
+        ) from e
+
+
+def _update_returning(
+    session: Session, column: Any, where: ColumnElement[bool], values: dict[str, Any]
+) -> Any | None:
     move = (
         update(column.table)
         .where(where)

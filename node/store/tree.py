@@ -30,6 +30,9 @@ from node.ledger.merkle import CompletedNode, Frontier, Hash
 from node.store import queries
 from node.store.models import CheckpointRow, LedgerEntryRow, LedgerHead, LedgerNodeRow
 
+# Sizes and indexes are stored as signed 64-bit integers.
+MAX_STORED_SIZE = (1 << 63) - 1
+
 __all__ = [
     "StoredTree",
     "add_checkpoint",
@@ -289,7 +292,11 @@ def latest_checkpoint(session: Session) -> CheckpointRow | None:
 
 
 def checkpoint_of_size(session: Session, size: int) -> CheckpointRow | None:
-    """The checkpoint this node signed at exactly `size`, if any."""
+    """The checkpoint this node signed at exactly `size`, if any. A size no ledger can
+    have (negative, or beyond the 64-bit integers the database holds; a peer's message
+    may say anything) has none, on every database alike."""
+    if not 0 <= size <= MAX_STORED_SIZE:
+        return None
     return session.get(CheckpointRow, size)
 
 

@@ -1,0 +1,211 @@
+"""Limits that keep a node answering under connection floods and slow callers (issue 21.9).
+
+What holds, whatever a peer, gateway or stranger does with its connections:
+  1. At start the soft RLIMIT_NOFILE is raised to the hard limit (`raise_open_files`):
+     systemd starts services with 1,024, far below what a node may need.
+  2. Every gRPC port gets `server_options`: connections whose TLS handshake does not end
+     within `handshake_seconds` are closed; connections with no call for `idle_seconds`
+     are closed; and each port takes at most `connection_cap` connections at once, so the
+     gRPC ports together never use more than the descriptors left after RESERVED_FILES
+     (the database, log and key files, the dashboard and metrics ports, outgoing
+     channels). gRPC closes a connection over the cap as soon as it is accepted.
+  3. `ConnectionWatch` looks at the ports' connections every few seconds (Linux:
+     /proc/net/tcp*) and logs a warning naming the port when one is at its cap, i.e.
+     when gRPC is refusing connections there, and when it stops.
+Intake's per-gateway call limits and per-call deadline live in node.federation.intake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import resource
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from node.logs import get_logger
+
+__all__ = [
+    "DEFAULT_HANDSHAKE_SECONDS",
+    "DEFAULT_IDLE_SECONDS",
+    "GRPC_PORTS",
+    "RESERVED_FILES",
+    "ConnectionWatch",
+    "OpenFiles",
+    "connection_cap",
+    "count_connections",
+    "raise_open_files",
+    "server_options",
+    "watch",
+]
+
+# Descriptors kept for the node's own work, never given to incoming gRPC connections.
+RESERVED_FILES = 256
+# The gRPC ports a node may open: federation, enrollment, intake.
+GRPC_PORTS = 3
+# Fewest connections a port takes, however low the descriptor limit (a node under a
+# limit this low is told so in the log at start).
+MIN_CONNECTIONS = 16
+# Most connections a port takes, however high the limit: a node has tens of peers and
+# gateways, never thousands.
+MAX_CONNECTIONS = 4096
+DEFAULT_HANDSHAKE_SECONDS = 10.0
+DEFAULT_IDLE_SECONDS = 300.0
+WATCH_SECONDS = 5.0
+
+_ESTABLISHED = "01"
+_SYN_RECV = "03"
+_PROC_TCP = (Path("/proc/net/tcp"), Path("/proc/net/tcp6"))
+
+
+@dataclass(frozen=True)
+class OpenFiles:
+    """The process's descriptor limit before and after `raise_open_files`."""
+
+    before: int
+    soft: int
+    hard: int
+
+
+def raise_open_files() -> OpenFiles:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (the most an unprivileged process
+    may), log what it is, and warn when it leaves little room for connections."""
+    log = get_logger()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    before = soft
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as e:
+            log.warning("limits.open_files_not_raised", soft=soft, hard=hard, error=str(e))
+    files = OpenFiles(before, soft, hard)
+    caps = connection_cap(soft)
+    if soft - RESERVED_FILES < GRPC_PORTS * 64:
+        log.warning(
+            "limits.open_files_low",
+            soft=soft,
+            hard=hard,
+            connections_per_port=caps,
+            action="raise the service's open-file limit (systemd: LimitNOFILE=65536) so "
+            "the node can take more connections",
+        )
+    else:
+        log.info("limits.open_files", before=before, soft=soft, hard=hard, per_port=caps)
+    return files
+
+
+def connection_cap(soft_limit: int | None = None) -> int:
+    """How many connections one gRPC port takes at once under the descriptor limit."""
+    if soft_limit is None:
+        soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft_limit == resource.RLIM_INFINITY or soft_limit <= 0:
+        return MAX_CONNECTIONS
+    share = (soft_limit - RESERVED_FILES) // GRPC_PORTS
+    return max(MIN_CONNECTIONS, min(MAX_CONNECTIONS, share))
+
+
+def server_options(
+    server: Any = None,
+    *,
+    handshake_seconds: float | None = None,
+    idle_seconds: float | None = None,
+    connections: int | None = None,
+) -> list[tuple[str, int]]:
+    """gRPC server options for one port: handshake timeout, idle timeout, connection cap.
+    `server` is node.yaml's `server:` section (or None); its optional keys
+    `handshake_timeout_seconds`, `idle_timeout_seconds` and `max_connections_per_port`
+    override the defaults, and explicit arguments override both."""
+    if handshake_seconds is None:
+        handshake_seconds = float(
+            getattr(server, "handshake_timeout_seconds", DEFAULT_HANDSHAKE_SECONDS)
+        )
+    if idle_seconds is None:
+        idle_seconds = float(getattr(server, "idle_timeout_seconds", DEFAULT_IDLE_SECONDS))
+    if connections is None:
+        connections = getattr(server, "max_connections_per_port", None) or connection_cap()
+    return [
+        ("grpc.server_handshake_timeout_ms", max(1, int(handshake_seconds * 1000))),
+        ("grpc.max_connection_idle_ms", max(1, int(idle_seconds * 1000))),
+        ("grpc.max_allowed_incoming_connections", int(connections)),
+    ]
+
+
+def _hex_port(local: str) -> int:
+    return int(local.rsplit(":", 1)[1], 16)
+
+
+def count_connections(
+    ports: Iterable[int], tables: Sequence[Path] = _PROC_TCP
+) -> dict[int, int] | None:
+    """Established (or half-open) TCP connections to each of `ports` on this host, from
+    /proc/net/tcp and tcp6; None where those files do not exist (not Linux)."""
+    wanted = {p: 0 for p in ports if p}
+    found = False
+    for table in tables:
+        try:
+            lines = table.read_text().splitlines()[1:]
+        except OSError:
+            continue
+        found = True
+        for line in lines:
+            fields = line.split()
+            if len(fields) < 4 or fields[3] not in (_ESTABLISHED, _SYN_RECV):
+                continue
+            with contextlib.suppress(ValueError, IndexError):
+                port = _hex_port(fields[1])
+                if port in wanted:
+                    wanted[port] += 1
+    return wanted if found else None
+
+
+class ConnectionWatch:
+    """Logs a warning when a gRPC port is at its connection cap (gRPC then closes every
+    new connection to it at once), naming the port, and a line when it is below again."""
+
+    def __init__(self, ports: dict[str, int], cap: int, interval: float = WATCH_SECONDS) -> None:
+        self.ports = {name: port for name, port in ports.items() if port}
+        self.cap = cap
+        self.interval = interval
+        self.full: set[str] = set()
+        self.log = get_logger()
+
+    def check(self, counts: dict[int, int] | None = None) -> set[str]:
+        """Look once; return the names of the ports at their cap."""
+        if counts is None:
+            counts = count_connections(self.ports.values())
+        if counts is None:
+            return set()
+        full = {name for name, port in self.ports.items() if counts.get(port, 0) >= self.cap}
+        for name in sorted(full - self.full):
+            self.log.warning(
+                "limits.connections_refused",
+                port_name=name,
+                port=self.ports[name],
+                connections=counts.get(self.ports[name], 0),
+                cap=self.cap,
+                action="new connections to this port are closed until some end; if these "
+                "are not your peers or gateways, block their addresses at the firewall",
+            )
+        for name in sorted(self.full - full):
+            self.log.info("limits.connections_accepted_again", port_name=name, cap=self.cap)
+        self.full = full
+        return full
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await asyncio.to_thread(self.check)
+            except Exception as e:  # pragma: no cover - best effort: keep watching
+                self.log.warning("limits.watch_failed", error_kind=type(e).__name__)
+
+
+async def watch(server: Any, **ports: int) -> None:
+    """Run a ConnectionWatch over the named `ports` (0: not open) with the cap that
+    `server_options(server)` gives them."""
+    cap = getattr(server, "max_connections_per_port", None) or connection_cap()
+    await ConnectionWatch(ports, int(cap)).run()

@@ -1,0 +1,107 @@
+"""node.federation.limits: the descriptor limit raised at start, each gRPC port's options
+and connection cap, and the warning when a port refuses connections (issue 21.9)."""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from structlog.testing import capture_logs
+
+from node.federation import limits
+
+
+@pytest.mark.parametrize(
+    ("soft", "cap"),
+    [
+        pytest.param(1024, (1024 - limits.RESERVED_FILES) // limits.GRPC_PORTS, id="systemd"),
+        pytest.param(300, limits.MIN_CONNECTIONS, id="tiny"),
+        pytest.param(1 << 20, limits.MAX_CONNECTIONS, id="large"),
+        pytest.param(resource.RLIM_INFINITY, limits.MAX_CONNECTIONS, id="unlimited"),
+    ],
+)
+def test_the_ports_together_stay_within_the_descriptor_limit(soft: int, cap: int) -> None:
+    """Each port's cap is its share of what is left after the reserve, within bounds."""
+    assert limits.connection_cap(soft) == cap
+    if soft == 1024:
+        assert limits.GRPC_PORTS * cap + limits.RESERVED_FILES <= soft
+
+
+def test_server_options_close_slow_handshakes_and_idle_connections() -> None:
+    """Defaults, then node.yaml's optional keys, then explicit arguments."""
+    options = dict(limits.server_options(None))
+    assert options["grpc.server_handshake_timeout_ms"] == limits.DEFAULT_HANDSHAKE_SECONDS * 1000
+    assert options["grpc.max_connection_idle_ms"] == limits.DEFAULT_IDLE_SECONDS * 1000
+    assert options["grpc.max_allowed_incoming_connections"] == limits.connection_cap()
+    server = SimpleNamespace(
+        handshake_timeout_seconds=2, idle_timeout_seconds=30, max_connections_per_port=50
+    )
+    assert dict(limits.server_options(server)) == {
+        "grpc.server_handshake_timeout_ms": 2000,
+        "grpc.max_connection_idle_ms": 30_000,
+        "grpc.max_allowed_incoming_connections": 50,
+    }
+    assert (
+        dict(limits.server_options(server, connections=7))["grpc.max_allowed_incoming_connections"]
+        == 7
+    )
+
+
+def test_serve_raises_the_soft_limit_to_the_hard_limit() -> None:
+    """Under `prlimit --nofile=512:4096` the soft limit becomes 4096."""
+    code = (
+        "import resource; from node.federation.limits import raise_open_files; "
+        "f = raise_open_files(); "
+        "print(f.before, f.soft, resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
+    )
+    ran = subprocess.run(
+        ["prlimit", "--nofile=512:4096", sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert ran.stdout.splitlines()[-1].split() == ["512", "4096", "4096"]
+
+
+TABLE = """\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1D28 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 1
+   1: 0100007F:1D28 0100007F:C350 01 00000000:00000000 00:00000000 00000000  1000        0 2
+   2: 0100007F:1D28 0100007F:C351 01 00000000:00000000 00:00000000 00000000  1000        0 3
+   3: 0100007F:1D28 0100007F:C352 06 00000000:00000000 00:00000000 00000000  1000        0 4
+   4: 0100007F:C350 0100007F:1D28 01 00000000:00000000 00:00000000 00000000  1000        0 5
+   5: 0100007F:1D29 0100007F:C353 03 00000000:00000000 00:00000000 00000000  1000        0 6
+"""
+
+
+def test_connections_are_counted_per_local_port(tmp_path: Path) -> None:
+    """Established and half-open connections to our ports; not listeners, not our own
+    outgoing sockets, not closing ones."""
+    table = tmp_path / "tcp"
+    table.write_text(TABLE)
+    assert limits.count_connections([0x1D28, 0x1D29, 7], [table]) == {
+        0x1D28: 2,
+        0x1D29: 1,
+        7: 0,
+    }
+    assert limits.count_connections([0x1D28], [tmp_path / "absent"]) is None
+
+
+def test_a_port_at_its_cap_is_named_in_a_warning_once() -> None:
+    """The warning comes when the port reaches its cap, not again while it stays there;
+    an info line when it is below again."""
+    watch = limits.ConnectionWatch({"main": 7464, "intake": 7466, "enrollment": 0}, cap=3)
+    with capture_logs() as logs:
+        assert watch.check({7464: 3, 7466: 1}) == {"main"}
+        assert watch.check({7464: 5, 7466: 1}) == {"main"}
+        assert watch.check({7464: 1, 7466: 1}) == set()
+    assert [(e["event"], e["log_level"], e["port_name"]) for e in logs] == [
+        ("limits.connections_refused", "warning", "main"),
+        ("limits.connections_accepted_again", "info", "main"),
+    ]
+    assert logs[0]["port"] == 7464 and logs[0]["cap"] == 3
