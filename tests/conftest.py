@@ -38,7 +38,7 @@ def nodes(db_kind: str, tmp_path: Path) -> Iterator[NodeFactory]:
     stack: list[object] = []
 
     def factory(node_id: str, name: str) -> TestNode:
-        cm = fresh_database(db_kind, tmp_path)
+        cm = fresh_database(db_kind, tmp_path, migrated=True)
         url = cm.__enter__()
         stack.append(cm)
         node = make_node(tmp_path, node_id, name, url)

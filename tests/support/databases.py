@@ -7,7 +7,10 @@ CI=true, where they fail: CI must test PostgreSQL.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,17 +50,68 @@ def require_postgres() -> None:
     pytest.skip(f"{reason} (start it, or set LAPOR_TEST_PG_URL)")
 
 
-@contextmanager
-def fresh_database(kind: str, tmp: Path) -> Iterator[str]:
-    """Yield the URL of an empty database of `kind` ('sqlite' or 'postgresql')."""
+# One database at Alembic's head per test process and kind, copied for every node a test
+# makes: running every revision costs each node 0.4 s on SQLite and 1.2 s on PostgreSQL;
+# a copy costs a millisecond (a file) or a template clone. Dropped at the process's exit.
+_templates: dict[str, str] = {}
+
+
+def _migrated_template(kind: str) -> str:
+    """The path (SQLite) or database name (PostgreSQL) of this process's migrated template."""
+    if kind in _templates:
+        return _templates[kind]
+    from node.store.db import Database
+
     if kind == "sqlite":
-        yield f"sqlite:///{tmp / f'node-{uuid.uuid4().hex[:8]}.db'}"
-        return
-    require_postgres()
-    name = f"lapor_test_{uuid.uuid4().hex[:12]}"
+        folder = Path(tempfile.mkdtemp(prefix="lapor-template-"))
+        path = folder / "template.db"
+        db = Database(f"sqlite:///{path}")
+        db.upgrade()
+        db.dispose()
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        _templates[kind] = str(path)
+        return str(path)
+    name = f"lapor_test_template_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    db = Database(PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}")
+    db.upgrade()
+    db.dispose()
+    atexit.register(_drop_database, name)
+    _templates[kind] = name
+    return name
+
+
+def _drop_database(name: str) -> None:
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+            {"n": name},
+        )
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+@contextmanager
+def fresh_database(kind: str, tmp: Path, *, migrated: bool = False) -> Iterator[str]:
+    """Yield the URL of an empty database of `kind` ('sqlite' or 'postgresql'); with
+    `migrated`, one already at Alembic's head (a copy of this process's template)."""
+    if kind == "sqlite":
+        path = tmp / f"node-{uuid.uuid4().hex[:8]}.db"
+        if migrated:
+            shutil.copyfile(_migrated_template(kind), path)
+            path.chmod(0o600)
+        yield f"sqlite:///{path}"
+        return
+    require_postgres()
+    name = f"lapor_test_{uuid.uuid4().hex[:12]}"
+    template = f' TEMPLATE "{_migrated_template(kind)}"' if migrated else ""
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"{template}'))
     try:
         yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     finally:

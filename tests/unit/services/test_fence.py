@@ -137,7 +137,7 @@ def test_an_empty_database_under_signed_keys_refuses_to_sign(
     config = node.ctx().config
     _append(node.ctx(), 3)
     checkpoints.sign(node.ctx())
-    with fresh_database(db_kind, tmp_path) as url:
+    with fresh_database(db_kind, tmp_path, migrated=True) as url:
         ctx = _use_database(node, url)
         try:
             with (
