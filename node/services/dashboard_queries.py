@@ -45,7 +45,8 @@ class OverduePage:
 
 def unit_names(ctx: NodeContext) -> dict[str, str]:
     """Node id -> unit name for this node and every peer it knows (linked or expected)."""
-    names = {view.peer_id: view.name for view in links.list_links(ctx) if view.name}
+    names = {str(e.node_id): e.name for e in ctx.config.expected if e.name}
+    names.update({view.peer_id: view.name for view in links.list_links(ctx) if view.name})
     names[ctx.node_id] = ctx.config.name
     return names
 
