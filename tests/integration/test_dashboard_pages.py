@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from zoneinfo import ZoneInfo
 
 import pytest
+from structlog.testing import capture_logs
 
 from node.config import DashboardConfig
 from node.services import complaints, reports
@@ -252,3 +253,13 @@ def test_the_token_is_still_required_and_the_refusal_is_translated(tree: ReportT
         status, headers, page = get(f"{base}/?year=2020&token={TOKEN}", _id())
         assert status == 200 and "HttpOnly" in headers["Set-Cookie"] and "90,5%" in page
         assert f"token={TOKEN}" not in page  # the switch links drop the token
+
+
+def test_requests_are_logged_by_path_only(tree: ReportTree) -> None:
+    """A request with ?token= is logged with its path, never its query or the token."""
+    with serving(tree, token=TOKEN) as base, capture_logs() as logs:
+        assert get(f"{base}/backlog?year=2020&token={TOKEN}", _id())[0] == 200
+        assert get(f"{base}/nowhere?token={TOKEN}", _id())[0] == 404
+    requests = [e for e in logs if e["event"] == "dashboard.request"]
+    assert {e["path"] for e in requests} == {"/backlog", "/nowhere"}
+    assert TOKEN not in repr(logs)
