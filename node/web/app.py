@@ -10,10 +10,10 @@ Invariants:
    bearing the token, as ``Authorization: Bearer``, the ``lapor_dashboard`` cookie, or
    ``?token=`` once (answered with that cookie, HttpOnly, SameSite=Strict). Tokens are
    compared by SHA-256 in constant time and never logged.
-3. Errors are worded for the person reading them: a page's refusal names what to change
-   on the page (never a command-line option), in the page's language; /api/ refusals are
-   JSON in English. Anything unexpected is 500 with a generic message, logged with its
-   detail. No refusal repeats a token or anything personal.
+3. Errors are worded for the person reading them (node.web.params): a refusal names what
+   to change on the page (never a command-line option), in the page's language; /api/
+   refusals are JSON in English. Anything unexpected is 500 with a generic message, logged
+   with its detail. No refusal repeats a token or anything personal.
 4. Every response forbids scripts, framing and caching (Content-Security-Policy
    default-src 'none'), so a page cannot leak through a proxy or another site.
 """
@@ -21,12 +21,10 @@ Invariants:
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import hashlib
 import hmac
 import io
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
@@ -40,11 +38,10 @@ from node.errors import NodeError, NotFoundError, ValidationError
 from node.logs import get_logger
 from node.services import dashboard_queries, reports
 from node.services.context import NodeContext
-from node.web import pages
+from node.web import pages, params
 from node.web.i18n import LANGUAGES, N_, Formats, choose_language
-from node.workflow.holidays import covered_years
 
-__all__ = ["COOKIE", "LANGUAGE_COOKIE", "PAGE_SIZE", "DashboardApp", "WebError"]
+__all__ = ["COOKIE", "LANGUAGE_COOKIE", "PAGE_SIZE", "DashboardApp"]
 
 COOKIE = "lapor_dashboard"
 LANGUAGE_COOKIE = "lapor_lang"
@@ -59,21 +56,6 @@ _HEADERS = {
     "Cache-Control": "no-store",
     "Vary": "Accept-Language, Cookie",
 }
-
-_CLI_HINT = re.compile(r"[;:,]\s*(pass|run|use)\s.*$", re.DOTALL)
-
-
-class WebError(Exception):
-    """A refusal for the person at the browser: a msgid of the catalogue and its values."""
-
-    def __init__(self, status: HTTPStatus, message: str, **values: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.values = values
-
-    def text(self, fmt: Formats) -> str:
-        return fmt.gettext(self.message, **self.values)
 
 
 class DashboardApp:
@@ -125,7 +107,7 @@ class DashboardApp:
         fmt = Formats(language, self.ctx.config.timezone, {})
         allowed, token_cookie = self.authorized(request)
         if not allowed:
-            error = WebError(
+            error = params.WebError(
                 HTTPStatus.UNAUTHORIZED,
                 N_(
                     "This dashboard needs its token: open it once with ?token= followed by "
@@ -140,12 +122,12 @@ class DashboardApp:
                 fmt = Formats(language, fmt.timezone, dashboard_queries.unit_names(self.ctx))
             response = self._endpoints[str(endpoint)](request, fmt, dict(values))
         except MethodNotAllowed:
-            error = WebError(
+            error = params.WebError(
                 HTTPStatus.METHOD_NOT_ALLOWED, N_("The dashboard is read-only: it only shows.")
             )
             response = self._refusal(error, fmt, True, request)
         except NotFound:
-            error = WebError(
+            error = params.WebError(
                 HTTPStatus.NOT_FOUND,
                 N_("There is no page %(path)s here; the dashboard starts at /."),
                 path=request.path[:80],
@@ -153,15 +135,15 @@ class DashboardApp:
             response = self._refusal(error, fmt, api, request)
         except HTTPException as e:  # e.g. a redirect werkzeug's routing answers itself
             response = e.get_response(request.environ)
-        except WebError as e:
+        except params.WebError as e:
             response = self._refusal(e, fmt, api, request)
         except NodeError as e:
-            response = self._refusal(_web_error(e), fmt, api, request)
+            response = self._refusal(params.web_error(e), fmt, api, request)
         except Exception as e:
             self.log.error(
                 "dashboard.failed", path=request.path, error_kind=type(e).__name__, error=str(e)
             )
-            error = WebError(
+            error = params.WebError(
                 HTTPStatus.INTERNAL_SERVER_ERROR,
                 N_("The dashboard could not read this node; the node's log has the detail."),
             )
@@ -197,12 +179,14 @@ class DashboardApp:
                 return True, token if from_query else None
         return False, None
 
-    def _refusal(self, error: WebError, fmt: Formats, api: bool, request: Request) -> Response:
+    def _refusal(
+        self, error: params.WebError, fmt: Formats, api: bool, request: Request
+    ) -> Response:
         if api:
             english = Formats("en", fmt.timezone, {})
             body = json.dumps({"error": error.text(english)}, ensure_ascii=False)
             return Response(body, status=error.status.value, mimetype="application/json")
-        year = self._year_or_none(request)
+        year = params.year_or_none(self.ctx, request.args)
         html = self._render(
             request,
             "error.html",
@@ -221,113 +205,12 @@ class DashboardApp:
 
     # --- parameters --------------------------------------------------------------------
 
-    def _year(self, request: Request) -> int:
-        """The year asked for (this year by default), refused in words for a web user."""
-        raw = request.args.get("year", "").strip()
-        this_year = reports.today(self.ctx).year
-        if not raw:
-            return this_year
-        if not raw.isdigit() or len(raw) > 4:
-            raise WebError(
-                HTTPStatus.BAD_REQUEST,
-                N_("The year must be a number such as %(example)s; “%(found)s” is not one."),
-                example=this_year,
-                found=raw[:20],
-            )
-        year = int(raw)
-        covered = sorted(covered_years())
-        if year not in covered:
-            raise WebError(
-                HTTPStatus.BAD_REQUEST,
-                N_(
-                    "There is no working-day calendar for %(year)s on this node: choose a "
-                    "year from %(first)s to %(last)s."
-                ),
-                year=year,
-                first=covered[0],
-                last=covered[-1],
-            )
-        if year > this_year:
-            raise WebError(
-                HTTPStatus.BAD_REQUEST,
-                N_("%(year)s has not started yet: choose %(this)s or an earlier year."),
-                year=year,
-                this=this_year,
-            )
-        years = dashboard_queries.years_with_complaints(self.ctx)
-        if years and year not in years:
-            raise WebError(
-                HTTPStatus.NOT_FOUND,
-                N_(
-                    "No complaint submitted in %(year)s is known to this node: choose a year "
-                    "from %(first)s to %(last)s."
-                ),
-                year=year,
-                first=years[0],
-                last=years[-1],
-            )
-        return year
-
-    def _year_or_none(self, request: Request) -> int | None:
-        try:
-            return self._year(request)
-        except (WebError, NodeError):
-            return None
-
-    def _deadline(self, request: Request) -> dt.date:
-        raw = request.args.get("deadline", "").strip()
-        try:
-            deadline = dt.date.fromisoformat(raw)
-        except ValueError as e:
-            raise WebError(
-                HTTPStatus.BAD_REQUEST,
-                N_(
-                    "The deadline must be a date written as year-month-day, such as "
-                    "%(example)s; “%(found)s” is not one."
-                ),
-                example=f"{reports.today(self.ctx).year}-12-31",
-                found=raw[:20],
-            ) from e
-        today = reports.today(self.ctx)
-        if deadline < today:
-            raise WebError(
-                HTTPStatus.BAD_REQUEST,
-                N_(
-                    "The deadline %(deadline)s is in the past (today is %(today)s in "
-                    "%(zone)s): choose a date from today on."
-                ),
-                deadline=deadline.isoformat(),
-                today=today.isoformat(),
-                zone=self.ctx.config.timezone,
-            )
-        return deadline
-
-    def _page(self, request: Request) -> int:
-        raw = request.args.get("page", "1").strip()
-        if not raw.isdigit() or int(raw) < 1:
-            raise WebError(
-                HTTPStatus.BAD_REQUEST,
-                N_("The page must be a number from 1 on; “%(found)s” is not one."),
-                found=raw[:20],
-            )
-        return int(raw)
-
-    def _child(self, request: Request, known: Iterable[str]) -> str | None:
-        child = request.args.get("child") or None
-        if child is not None and child not in set(known):
-            raise WebError(
-                HTTPStatus.NOT_FOUND,
-                N_("%(child)s is not one of this node's children; pick one from the list."),
-                child=child[:64],
-            )
-        return child
-
     def _paging(self, page: int, total: int) -> tuple[int, int]:
         """(offset, number of pages) for ``page`` of a list of ``total``; refuses a page
         past the end."""
         pages_count = max(1, -(-total // self.page_size))
         if page > pages_count:
-            raise WebError(
+            raise params.WebError(
                 HTTPStatus.NOT_FOUND,
                 N_("There is no page %(page)s: this list has %(pages)s pages."),
                 page=page,
@@ -338,7 +221,7 @@ class DashboardApp:
     # --- pages -------------------------------------------------------------------------
 
     def overview(self, request: Request, fmt: Formats, _: dict[str, Any]) -> Response:
-        year = self._year(request)
+        year = params.year(self.ctx, request.args)
         document = reports.to_document(reports.report(self.ctx, year, by_child=True))
         overdue = dashboard_queries.overdue_page(self.ctx, year, limit=self.page_size)
         html = self._render(
@@ -353,10 +236,10 @@ class DashboardApp:
         return _html(html)
 
     def overdue(self, request: Request, fmt: Formats, _: dict[str, Any]) -> Response:
-        year = self._year(request)
-        page = self._page(request)
+        year = params.year(self.ctx, request.args)
+        page = params.page(request.args)
         children = [c.node_id for c in reports.report(self.ctx, year, by_child=True).children]
-        child = self._child(request, [*children, reports.OWN])
+        child = params.child(request.args, [*children, reports.OWN])
         total = dashboard_queries.overdue_page(self.ctx, year, child=child, limit=1).total
         offset, _pages = self._paging(page, total)
         listed = dashboard_queries.overdue_page(
@@ -375,18 +258,18 @@ class DashboardApp:
         return _html(html)
 
     def _backlog(self, request: Request) -> tuple[reports.Backlog, str | None]:
-        year = self._year(request)
-        deadline = self._deadline(request)
+        year = params.year(self.ctx, request.args)
+        deadline = params.deadline(self.ctx, request.args)
         backlog = reports.backlog(self.ctx, year, deadline)
-        return backlog, self._child(request, backlog.open_by_child)
+        return backlog, params.child(request.args, backlog.open_by_child)
 
     def backlog(self, request: Request, fmt: Formats, _: dict[str, Any]) -> Response:
         if not request.args.get("deadline"):
-            year = self._year_or_none(request) or reports.today(self.ctx).year
+            year = params.year_or_none(self.ctx, request.args) or reports.today(self.ctx).year
             return _html(self._render(request, "backlog_form.html", fmt, year=year))
         backlog, child = self._backlog(request)
         items = [i for i in backlog.items if child is None or i.child == child]
-        page = self._page(request)
+        page = params.page(request.args)
         offset, _pages = self._paging(page, len(items))
         args = {"year": backlog.year, "deadline": backlog.deadline.isoformat(), "child": child}
         html = self._render(
@@ -442,13 +325,13 @@ class DashboardApp:
         try:
             return reports.trail(self.ctx, tracking_id)
         except NotFoundError as e:
-            raise WebError(
+            raise params.WebError(
                 HTTPStatus.NOT_FOUND,
                 N_("There is no complaint %(id)s on this node; check the tracking id."),
                 id=tracking_id,
             ) from e
         except ValidationError as e:
-            raise WebError(
+            raise params.WebError(
                 HTTPStatus.BAD_REQUEST,
                 N_("“%(id)s” is not a tracking id: one looks like %(example)s."),
                 id=tracking_id[:64],
@@ -458,25 +341,22 @@ class DashboardApp:
     # --- JSON and health ---------------------------------------------------------------
 
     def api_report(self, request: Request, fmt: Formats, _: dict[str, Any]) -> Response:
-        year = self._year(request)
+        year = params.year(self.ctx, request.args)
         return _json(reports.to_document(reports.report(self.ctx, year, by_child=True)))
 
     def api_backlog(self, request: Request, fmt: Formats, _: dict[str, Any]) -> Response:
-        year = self._year(request)
-        return _json(reports.to_document(reports.backlog(self.ctx, year, self._deadline(request))))
+        year = params.year(self.ctx, request.args)
+        return _json(
+            reports.to_document(
+                reports.backlog(self.ctx, year, params.deadline(self.ctx, request.args))
+            )
+        )
 
     def api_trail(self, request: Request, fmt: Formats, values: dict[str, Any]) -> Response:
         return _json(reports.to_document(self._trail(values["tracking_id"])))
 
     def healthz(self, request: Request, fmt: Formats, _: dict[str, Any]) -> Response:
         return Response("ok\n", mimetype="text/plain")
-
-
-def _web_error(error: NodeError) -> WebError:
-    """A NodeError no endpoint words itself, without the command-line advice it may carry."""
-    status = HTTPStatus.NOT_FOUND if isinstance(error, NotFoundError) else HTTPStatus.BAD_REQUEST
-    detail = _CLI_HINT.sub("", str(error)).strip()
-    return WebError(status, N_("This page cannot be shown: %(detail)s."), detail=detail)
 
 
 def _html(text: str, status: HTTPStatus = HTTPStatus.OK) -> Response:
