@@ -9,8 +9,8 @@ import pytest
 
 from node.errors import ValidationError
 from node.web import catalogues, pages
-from node.web.app import _web_error
 from node.web.i18n import Formats, choose_language
+from node.web.params import web_error
 
 SWITCH = {"id": "/?lang=id", "en": "/?lang=en"}
 
@@ -85,7 +85,7 @@ def test_a_service_refusal_loses_its_command_line_advice() -> None:
         "no working-day calendar for 2019: this version knows 2020-2027; pass --year within "
         "that range"
     )
-    text = _web_error(error).text(Formats("en", "Asia/Jakarta", {}))
+    text = web_error(error).text(Formats("en", "Asia/Jakarta", {}))
     assert "no working-day calendar for 2019" in text and "--year" not in text
 
 
