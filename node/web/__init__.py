@@ -1,5 +1,6 @@
-"""The node's read-only web dashboard (docs/reports.md): node.web.server serves the pages
-node.web.pages renders from node.services.reports."""
+"""The node's read-only web dashboard (docs/reports.md): node.web.server serves the WSGI
+application node.web.app, whose pages node.web.pages renders from node.services.reports
+with the templates and catalogues beside it (node.web.i18n)."""
 
 from __future__ import annotations
 

@@ -87,7 +87,9 @@ def expected_figures(document: dict[str, Any]) -> dict[tuple[str, str], str]:
         expected[(scope, "follow_up_percent")] = f"{f['follow_up_share']['percent']:.1f}%"
         expected[(scope, "resolved_percent")] = f"{f['resolved_share']['percent']:.1f}%"
         if c is not None:
-            expected[(scope, "connected")] = "connected" if c["connected"] else c["state"]
+            # The state alone: "last seen" follows it apart, in the node's time zone.
+            state = c["state"].partition(", last seen ")[0]
+            expected[(scope, "connected")] = "connected" if c["connected"] else state
     for month, n in enumerate(document["figures"]["by_month"], start=1):
         expected[(document["node_id"], f"month-{month}")] = str(n)
     return expected
@@ -105,7 +107,10 @@ def check_page_shows(html: str, document: dict[str, Any]) -> None:
 def get(
     url: str, headers: dict[str, str] | None = None, method: str = "GET"
 ) -> tuple[int, dict[str, str], str]:
-    request = urllib.request.Request(url, headers=headers or {}, method=method)  # noqa: S310 - our loopback URL
+    # English unless the caller asks otherwise: these tests check the English wording
+    # (tests/integration/test_dashboard_pages.py checks the Indonesian default).
+    headers = {"Accept-Language": "en", **(headers or {})}
+    request = urllib.request.Request(url, headers=headers, method=method)  # noqa: S310 - our loopback URL
     try:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - same
             return response.status, dict(response.headers), response.read().decode()
