@@ -79,7 +79,8 @@ SERVICE_WORDS = (
 )
 
 _LAST_SEEN = re.compile(
-    r"^(?P<state>[a-z ]+), last seen (?P<when>\d{4}-\d{2}-\d{2} \d{2}:\d{2}) UTC$"
+    r"^(?:(?P<state>[a-z ]+), )?last seen "
+    r"(?P<when>\d{4}-\d{2}-\d{2} \d{2}:\d{2}(?::\d{2})?) UTC$"
 )
 _MISSED = re.compile(r"^(?P<deadline>[a-z_]+) \(due (?P<due>\d{4}-\d{2}-\d{2})\)$")
 
@@ -167,7 +168,9 @@ class Formats:
         if found is None:
             return self.word(value), None
         seen = dt.datetime.fromisoformat(found["when"]).replace(tzinfo=dt.UTC)
-        return self.word(found["state"]), self.gettext("last seen %(when)s", when=self.when(seen))
+        # `link list` words a child that is not connected by when it was last seen alone.
+        state = self.word(found["state"] or "not connected")
+        return state, self.gettext("last seen %(when)s", when=self.when(seen))
 
     def missed(self, value: str) -> str:
         """A missed deadline as the documents write it ("resolve (due 2020-03-20)")."""
