@@ -33,8 +33,9 @@ from node.cli.commands_reconcile import reconcile
 from node.crypto.card import NodeCard
 from node.errors import ConfigError, NodeError, StateError
 from node.federation.audit_client import AuditClient, CallerIdentity
-from node.ledger.audit import AuditFailure, verify_export
+from node.ledger.findings import AuditFailure
 from node.ledger.trust import anchor_from_vkey
+from node.ledger.verify import verify_export
 from node.services import audit as service
 from node.services import checkpoints
 from node.services.contents import verify_contents

@@ -19,7 +19,7 @@ one with ChainError naming the step (0-based):
      (node.crypto.enrollment.open_revocation), cuts the child side off: from then on the
      child, and every node reached through it, reaches nothing and no step may start
      from it.
-`TrustedKeys` is the walk's result, and the ledger verifier (node.ledger.audit) goes on
+`TrustedKeys` is the walk's result, and the ledger verifier (node.ledger.verify) goes on
 applying rules 2-4 to the entries of the exported ledger (agreements with children, their
 rotations, revocations) with `reach_child`, `rotate` and `cut`, and asks `check` about
 every signature it verifies.
@@ -328,7 +328,7 @@ def _anchor_start(steps: Sequence[trust_pb2.TrustStep], anchor_id: str, key: byt
 @dataclass
 class KeysInForce:
     """The signing keys in force as an export's entries are read in order
-    (node.ledger.audit): this node's (the header's first key, switched at each KeyRotated
+    (node.ledger.verify): this node's (the header's first key, switched at each KeyRotated
     entry), each linked peer's (pinned by LinkAgreed or LinkEstablished, switched at each
     PeerKeyRotated entry; a peer's earlier keys still sign what it sent before its rotation
     arrived), and, with `trusted`, what the chain of trust reaches.

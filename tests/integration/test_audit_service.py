@@ -31,10 +31,11 @@ from node.complaints import ComplaintDraft
 from node.crypto.card import NodeCard
 from node.crypto.tls import dns_name
 from node.federation.audit_client import AuditCallError, AuditClient, CallerIdentity
-from node.ledger.audit import check_proof_document, verify_export
 from node.ledger.checkpoint import origin_for
 from node.ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
 from node.ledger.note import Verifier, open_checkpoint
+from node.ledger.proofs import check_proof_document
+from node.ledger.verify import verify_export
 from node.services import audit, checkpoints, complaints
 from node.services.context import NodeContext
 from node.store import queries, tree

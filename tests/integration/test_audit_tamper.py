@@ -24,9 +24,11 @@ from node.crypto.signing import SigningKey
 from node.envelopes import seal
 from node.errors import SignatureError
 from node.ids import new_message_id
-from node.ledger.audit import AuditFailure, check_proof_document, verify_export
+from node.ledger.findings import AuditFailure
 from node.ledger.merkle import leaf_hash
 from node.ledger.note import sign_note, split_note
+from node.ledger.proofs import check_proof_document
+from node.ledger.verify import verify_export
 from node.services import audit, checkpoints, complaints
 from node.services.context import NodeContext
 from tests.conftest import NodeFactory

@@ -14,7 +14,7 @@ from node.crypto.rotation import sign_rotation
 from node.crypto.signing import LINK_AGREEMENT_PURPOSE, SigningKey
 from node.crypto.tls import generate_tls_identity
 from node.ids import NodeId
-from node.ledger.audit import vkey_for
+from node.ledger.export import vkey_for
 from node.ledger.trust import ChainError, TrustError, walk_chain
 
 NOW = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.UTC)
