@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import click
 
@@ -263,7 +263,7 @@ def verify(
             raise click.UsageError(
                 "give an export FILE, or --node HOST:PORT --card CARD --identity DIR"
             )
-        with file.open("r", encoding="utf-8") as f:
+        with file.open("rb") as f:  # bytes: a line that is not UTF-8 is a finding
             total = _header_size(f)
             f.seek(0)
             _verify_lines(f, total, trusted_vkey, as_json, trust=national_vkey)
@@ -280,7 +280,7 @@ def verify(
 
 
 def _verify_lines(
-    lines: Iterable[str],
+    lines: Iterable[str] | Iterable[bytes],
     total: int | None,
     trusted_vkey: str | None,
     as_json: bool,
@@ -347,7 +347,7 @@ def _verify_lines(
         )
 
 
-def _header_size(f: TextIO) -> int | None:
+def _header_size(f: BinaryIO) -> int | None:
     """The entry count the header announces, for the progress bar (verified later)."""
     try:
         first = json.loads(f.readline())

@@ -119,8 +119,12 @@ class _Verifier:
         trusted_vkey: str | None,
         progress: Callable[[int], None] | None,
         trust: str | None = None,
+        *,
+        fast: bool = True,
     ) -> None:
         self.lines = lines
+        self.fast = fast
+        """False: every line takes the general path (for tests that compare the two)."""
         self.trusted_vkey = trusted_vkey
         self.trust = trust
         self.progress = progress
@@ -203,6 +207,7 @@ class _Verifier:
         fails a check, goes through `_parse` and `_entry`, the general path that makes the
         finding, so the finding is the same whichever path a line takes.
         """
+        fast = self.fast
         frontier, pending, progress = self.frontier, self.pending, self.progress
         node_id, head_size = self.header.node_id, self.header.size
         message = ledger_pb2.LedgerEntry()
@@ -212,10 +217,10 @@ class _Verifier:
         i = frontier.size
         prefix = _entry_prefix(i)
         for line_no, raw in enumerate(self.lines, self.line_no + 1):
-            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+            text = raw if isinstance(raw, str) else _text(raw, line_no)
             data: bytes | None = None
             committed = b""
-            if text.startswith(prefix) and i < head_size:
+            if fast and text.startswith(prefix) and i < head_size:
                 end = -3 if text.endswith('"}\n') else -2 if text.endswith('"}') else 0
                 leaf_from = text.find(leaf_mark, len(prefix))
                 # Overlapping or empty slices decode to bytes that fail the leaf check.
@@ -450,10 +455,18 @@ class _Verifier:
     def _next(self) -> dict[str, Any] | None:
         for raw in self.lines:
             self.line_no += 1
-            obj = _parse(raw.decode("utf-8") if isinstance(raw, bytes) else raw, self.line_no)
+            obj = _parse(raw if isinstance(raw, str) else _text(raw, self.line_no), self.line_no)
             if obj is not None:
                 return obj
         return None
+
+
+def _text(raw: bytes, line_no: int) -> str:
+    """A line given as bytes, decoded; AuditFailure if it is not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise fail("format", f"line {line_no} is not UTF-8") from e
 
 
 def _parse(text: str, line_no: int) -> dict[str, Any] | None:

@@ -296,3 +296,12 @@ def test_the_former_module_re_exports_the_audit() -> None:
     assert audit.check_proof_document is check_proof_document
     assert set(audit.__all__) >= {"AuditReport", "Finding", "ExportHeader", "vkey_for"}
     assert all(hasattr(audit, name) for name in audit.__all__)
+
+
+def test_a_line_that_is_not_utf8_is_a_format_finding() -> None:
+    """Bytes lines are decoded by the verifier: one that is not UTF-8 names its line."""
+    lines = [x.encode() for x in _export()]
+    lines[4] = lines[4][:20] + b"\xff" + lines[4][20:]
+    with pytest.raises(AuditFailure) as info:
+        verify_export(lines)
+    assert (info.value.finding.kind, info.value.finding.detail) == ("format", "line 5 is not UTF-8")
