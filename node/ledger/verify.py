@@ -203,9 +203,10 @@ class _Verifier:
         The next entry line exactly as `export_lines` writes it (`_entry_prefix(i)`, strict
         base64, `_ENTRY_LEAF`, strict base64, `"}` and a newline or not) is verified here,
         inline, by the checks of `_entry` in the same order: on such a line json.loads and
-        _bytes would give the very values read here. Any other line, and any entry that
+        read_bytes would give the very values read here. Any other line, and any entry that
         fails a check, goes through `_parse` and `_entry`, the general path that makes the
-        finding, so the finding is the same whichever path a line takes.
+        finding, so the finding is the same whichever path a line takes (with `fast` False
+        every line goes the general way; tests/unit/ledger/test_verify_paths.py compares).
         """
         fast = self.fast
         frontier, pending, progress = self.frontier, self.pending, self.progress
