@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, BinaryIO, NoReturn, TypeVar
 
 import click
 
@@ -31,10 +31,19 @@ from node.cli._common import (
 )
 from node.cli.commands_reconcile import reconcile
 from node.crypto.card import NodeCard
-from node.errors import ConfigError, NodeError, StateError
+from node.errors import (
+    ConfigError,
+    IntegrityError,
+    NodeError,
+    PeerError,
+    SignatureError,
+    StateError,
+    ValidationError,
+)
 from node.federation.audit_client import AuditClient, CallerIdentity
-from node.ledger.audit import AuditFailure, verify_export
+from node.ledger.findings import AuditFailure, Finding
 from node.ledger.trust import anchor_from_vkey
+from node.ledger.verify import verify_export
 from node.services import audit as service
 from node.services import checkpoints
 from node.services.contents import verify_contents
@@ -262,24 +271,73 @@ def verify(
             raise click.UsageError(
                 "give an export FILE, or --node HOST:PORT --card CARD --identity DIR"
             )
-        with file.open("r", encoding="utf-8") as f:
+        with file.open("rb") as f:  # bytes: a line that is not UTF-8 is a finding
             total = _header_size(f)
             f.seek(0)
             _verify_lines(f, total, trusted_vkey, as_json, trust=national_vkey)
         return
-    if trusted_vkey is not None and trusted_vkey != client.vkey:
-        client.close()
-        raise ConfigError(
-            "the card's signing key is not the --vkey you trust; get the node's card "
-            "again from its operator, or check the vkey with its parent"
-        )
     with client:
-        total, lines = client.export_lines(dt.datetime.now(dt.UTC))
-        _verify_lines(lines, total, client.vkey, as_json, node=client.address, trust=national_vkey)
+        try:
+            if trusted_vkey is not None and trusted_vkey != client.vkey:
+                raise ConfigError(
+                    "the card's signing key is not the --vkey you trust; get the node's card "
+                    "again from its operator, or check the vkey with its parent"
+                )
+            total, lines = client.export_lines(dt.datetime.now(dt.UTC))
+            _verify_lines(
+                lines, total, client.vkey, as_json, node=client.address, trust=national_vkey
+            )
+        except AuditFailure as e:
+            _failed(e.finding, as_json)
+        except NodeError as e:
+            _failed(_remote_finding(e, client), as_json)
+
+
+def _remote_finding(error: NodeError, client: AuditClient) -> Finding:
+    """A failure to verify a running node, as the finding `audit verify FILE` prints for the
+    same fault (the card not the trusted key: `key`; the latest checkpoint not signed by the
+    card's key: `checkpoint-signature`), or `unreadable` when the node could not be read
+    (docs/auditor-guide.md): so --json prints one shape whatever failed."""
+    if isinstance(error, ConfigError):  # the card is not the key the auditor trusts
+        return Finding("key", str(error))
+    if isinstance(error, SignatureError):  # the latest checkpoint, before any entry
+        return Finding("checkpoint-signature", str(error), checkpoint_size=_stated_size(client))
+    if isinstance(error, PeerError):
+        return Finding("unreadable", f"{error}; nothing was verified past this point")
+    if isinstance(error, ValidationError):
+        return Finding("format", f"the node sent what is not a ledger: {error}")
+    if isinstance(error, IntegrityError):
+        return Finding("checkpoint-order", str(error), checkpoint_size=_stated_size(client))
+    return Finding("unreadable", str(error))
+
+
+def _stated_size(client: AuditClient) -> int | None:
+    """The size the node states for its latest checkpoint (None if it cannot be read)."""
+    try:
+        return client.get_checkpoint().size
+    except NodeError:
+        return None
+
+
+def _failed(found: Finding, as_json: bool) -> NoReturn:
+    """Print a finding as `audit verify` does (JSON or one line) and exit 1."""
+    if as_json:
+        emit_json(
+            {
+                "ok": False,
+                "kind": found.kind,
+                "index": found.index,
+                "checkpoint_size": found.checkpoint_size,
+                "detail": found.detail,
+            }
+        )
+    else:
+        err_console.print(f"[bold red]FAILED[/] {found}", markup=True, soft_wrap=True)
+    sys.exit(1)
 
 
 def _verify_lines(
-    lines: Iterable[str],
+    lines: Iterable[str] | Iterable[bytes],
     total: int | None,
     trusted_vkey: str | None,
     as_json: bool,
@@ -297,20 +355,7 @@ def _verify_lines(
                 progress=lambda n: progress(n, total),
             )
         except AuditFailure as e:
-            found = e.finding
-            if as_json:
-                emit_json(
-                    {
-                        "ok": False,
-                        "kind": found.kind,
-                        "index": found.index,
-                        "checkpoint_size": found.checkpoint_size,
-                        "detail": found.detail,
-                    }
-                )
-            else:
-                err_console.print(f"[bold red]FAILED[/] {found}", markup=True, soft_wrap=True)
-            sys.exit(1)
+            _failed(e.finding, as_json)
     data: dict[str, Any] = {
         "ok": True,
         "node_id": report.node_id,
@@ -346,7 +391,7 @@ def _verify_lines(
         )
 
 
-def _header_size(f: TextIO) -> int | None:
+def _header_size(f: BinaryIO) -> int | None:
     """The entry count the header announces, for the progress bar (verified later)."""
     try:
         first = json.loads(f.readline())

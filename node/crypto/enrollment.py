@@ -51,7 +51,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf.message import DecodeError
 
 from node._proto.lapor.v1 import enrollment_pb2, trust_pb2
-from node.crypto.rotation import open_rotation
+from node.crypto.chain import ChainError, TrustError, walk_from_first
 from node.crypto.signing import (
     JOIN_PURPOSE,
     LINK_AGREEMENT_PURPOSE,
@@ -480,127 +480,20 @@ def open_revocation(signed: trust_pb2.SignedLinkRevocation) -> trust_pb2.LinkRev
     return revocation
 
 
-def _same_keys(a: trust_pb2.NodeKeys, b: trust_pb2.NodeKeys) -> bool:
-    return (
-        a.node_id == b.node_id
-        and hmac.compare_digest(a.signing_key, b.signing_key)
-        and hmac.compare_digest(a.tls_cert_sha256, b.tls_cert_sha256)
-    )
-
-
-def _rotated(keys: trust_pb2.NodeKeys, rotation: trust_pb2.KeyRotation) -> trust_pb2.NodeKeys:
-    """`keys` after `rotation`: the new signing key and TLS certificate are in force."""
-    return trust_pb2.NodeKeys(
-        node_id=keys.node_id,
-        name=keys.name,
-        signing_key=rotation.new_signing_key,
-        tls_cert_sha256=rotation.new_tls_cert_sha256,
-    )
-
-
-def _cut_off(node_id: str, parents: dict[str, str], cut: set[str]) -> bool:
-    """Whether `node_id`, or a node it was reached through, had its link revoked."""
-    seen: set[str] = set()
-    current: str | None = node_id
-    while current is not None and current not in seen:
-        if current in cut:
-            return True
-        seen.add(current)
-        current = parents.get(current)
-    return False
-
-
-def _chain_step(
-    n: int,
-    step: trust_pb2.TrustStep,
-    in_force: dict[str, trust_pb2.NodeKeys],
-    parents: dict[str, str],
-    cut: set[str],
-) -> None:
-    """Apply step `n` to `in_force` (each node's keys in force), `parents` (who reached
-    whom) and `cut` (nodes whose link was revoked)."""
-    kind = step.WhichOneof("kind")
-    if kind == "agreement":
-        agreement = open_agreement(step.agreement)
-        parent, child = agreement.parent, agreement.child
-        if not in_force:  # the chain's first node: what it proves rests on the reader's trust
-            in_force[parent.node_id] = parent
-        held = in_force.get(parent.node_id)
-        if held is None or _cut_off(parent.node_id, parents, cut) or not _same_keys(held, parent):
-            raise ValidationError(
-                f"chain of trust step {n}: its parent {parent.node_id} is not a node the "
-                "steps before reached, with the same keys in force"
-            )
-        if child.node_id in in_force:
-            raise ValidationError(
-                f"chain of trust step {n}: {child.node_id} was reached by an earlier step"
-            )
-        in_force[child.node_id] = child
-        parents[child.node_id] = parent.node_id
-    elif kind == "rotation":
-        rotation = open_rotation(step.rotation)
-        node_id = rotation.node_id
-        if not in_force:  # a chain of the first node's own rotations
-            in_force[node_id] = trust_pb2.NodeKeys(
-                node_id=node_id, signing_key=rotation.old_signing_key
-            )
-        held = in_force.get(node_id)
-        if (
-            held is None
-            or _cut_off(node_id, parents, cut)
-            or held.signing_key != rotation.old_signing_key
-        ):
-            raise ValidationError(
-                f"chain of trust step {n}: the key rotation of {node_id} does not start from "
-                "its key in force after the steps before"
-            )
-        in_force[node_id] = _rotated(held, rotation)
-    elif kind == "revocation":
-        revocation = open_revocation(step.revocation)
-        by = revocation.revoked_by or revocation.parent_id
-        key = (
-            revocation.parent_signing_key
-            if by == revocation.parent_id
-            else revocation.child_signing_key
-        )
-        held = in_force.get(by)
-        if held is None or _cut_off(by, parents, cut) or held.signing_key != key:
-            raise ValidationError(
-                f"chain of trust step {n}: the revocation is not signed by {by}'s key in force"
-            )
-        cut.add(revocation.child_id)
-    else:
-        raise ValidationError(f"chain of trust step {n} is an empty step")
-
-
 def verify_chain(steps: Sequence[trust_pb2.TrustStep], last: trust_pb2.NodeKeys) -> None:
-    """A chain from the national node down to `last`, steps in the order they happened:
-    link agreements signed by both sides, each one's parent a node the steps before reached
-    (the first agreement's parent is where the chain starts), named with its keys in force;
-    key rotations (node.crypto.rotation) of a reached node from its key in force, after
-    which the new signing key and TLS certificate are in force; revocations signed under
-    the revoking side's key in force, after which the child side reaches nothing. `last`
-    must be reached, not revoked, with its keys in force (same id, signing key and TLS
+    """A chain from the national node down to `last`, walked by the rules of the one
+    chain-of-trust implementation (node.crypto.chain) from the chain's first node (the
+    parent of its first agreement, or the node of its first rotation): link agreements
+    signed by both sides, key rotations, revocations, in the order they happened. `last`
+    must be reached, not cut off, with its keys in force (same id, signing key and TLS
     certificate). An empty chain is accepted (a national node, or a parent linked by
-    hand): it proves nothing, and the agreement stands on its own. This checks the chain
-    holds together; node.ledger.trust walks it from a trusted national key."""
-    in_force: dict[str, trust_pb2.NodeKeys] = {}
-    parents: dict[str, str] = {}
-    cut: set[str] = set()
-    for n, step in enumerate(steps):
-        _chain_step(n, step, in_force, parents, cut)
-    if not in_force:
+    hand): it proves nothing, and the agreement stands on its own. Raises ChainError
+    naming the step at fault (None: the chain does not end at `last`), as an auditor's
+    walk from the national key (node.ledger.trust.walk_chain) does."""
+    if not steps:
         return
-    held = in_force.get(last.node_id)
-    if held is None:
-        raise ValidationError(
-            f"the chain of trust does not reach {last.node_id}: it reaches "
-            f"{', '.join(sorted(in_force))}"
-        )
-    if _cut_off(last.node_id, parents, cut):
-        raise ValidationError(f"the chain of trust ends at {last.node_id}, cut off by a revocation")
-    if not _same_keys(held, last):
-        raise ValidationError(
-            f"the chain of trust ends at {last.node_id} with other keys than those it "
-            "presented (a rotation missing from the chain, or another node)"
-        )
+    trusted = walk_from_first(steps, open_agreement=open_agreement, open_revocation=open_revocation)
+    try:
+        trusted.check_ends_at(last)
+    except TrustError as e:
+        raise ChainError(str(e), None) from e

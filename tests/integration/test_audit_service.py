@@ -31,10 +31,12 @@ from node.complaints import ComplaintDraft
 from node.crypto.card import NodeCard
 from node.crypto.tls import dns_name
 from node.federation.audit_client import AuditCallError, AuditClient, CallerIdentity
-from node.ledger.audit import check_proof_document, verify_export
 from node.ledger.checkpoint import origin_for
+from node.ledger.export import vkey_for
 from node.ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
 from node.ledger.note import Verifier, open_checkpoint
+from node.ledger.proofs import check_proof_document
+from node.ledger.verify import verify_export
 from node.services import audit, checkpoints, complaints
 from node.services.context import NodeContext
 from node.store import queries, tree
@@ -410,6 +412,85 @@ def test_verify_node_refuses_a_card_whose_key_did_not_sign(fed: Federation, tmp_
     result = CliRunner().invoke(cli, argv)
     assert result.exit_code == 1
     assert "does not verify under the card's signing key" in result.output
+
+
+FAILURE_KEYS = {"ok", "kind", "index", "checkpoint_size", "detail"}
+"""What `audit verify FILE --json` prints for a failure (docs/auditor-guide.md)."""
+
+
+def _bad_note_signature(line: str) -> str:
+    """A checkpoint line whose note's signature has one base64 digit changed."""
+    obj = json.loads(line)
+    note: str = obj["note"]
+    at = len(note.rstrip("\n").rstrip("=")) - 2
+    obj["note"] = note[:at] + ("A" if note[at] != "A" else "B") + note[at + 1 :]
+    return json.dumps(obj, separators=(",", ":")) + "\n"
+
+
+def test_verify_node_json_names_a_bad_checkpoint_as_the_file_path_does(
+    fed: Federation, tmp_path: Path
+) -> None:
+    """A latest checkpoint not signed by the card's key: `verify --node --json` prints the
+    same JSON shape and kind as `verify FILE --json` for a checkpoint whose signature was
+    replaced, with the checkpoint's size, and exits 1; without --json, one FAILED line."""
+    lines = _export(fed.ctx)
+    last = max(i for i, x in enumerate(lines) if x.startswith('{"type":"checkpoint"'))
+    lines[last] = _bad_note_signature(lines[last])
+    path = tmp_path / "tampered.jsonl"
+    path.write_text("".join(lines))
+    offline = CliRunner().invoke(cli, ["audit", "verify", str(path), "--json"])
+    assert offline.exit_code == 1, offline.output
+    from_file = json.loads(offline.output)
+    assert set(from_file) == FAILURE_KEYS and from_file["kind"] == "checkpoint-signature"
+
+    real = fed.national.card()
+    other = NodeCard(real.node_id, real.name, fed.province.card().signing_key, real.tls_cert_pem)
+    card = tmp_path / "forged.card"
+    card.write_text(other.to_json())
+    argv = fed.remote("audit", "verify", "--json")
+    argv[argv.index("--card") + 1] = str(card)
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 1, result.output
+    found = json.loads(result.output)
+    assert set(found) == set(from_file)
+    _, stored = _ledger(fed.ctx)
+    assert (found["ok"], found["kind"], found["index"], found["checkpoint_size"]) == (
+        False,
+        "checkpoint-signature",
+        None,
+        stored[-1][0],
+    )
+    assert "does not verify under the card's signing key" in found["detail"]
+    plain = CliRunner().invoke(cli, [a for a in argv if a != "--json"])
+    assert plain.exit_code == 1, plain.output
+    assert f"FAILED checkpoint at size {stored[-1][0]}: checkpoint-signature" in plain.output
+
+
+@pytest.mark.parametrize(
+    ("failure", "kind"),
+    [
+        pytest.param("another-vkey", "key", id="vkey-not-the-card"),
+        pytest.param("unlisted", "unreadable", id="unlisted-identity"),
+        pytest.param("no-node", "unreadable", id="nothing-listening"),
+    ],
+)
+def test_verify_node_json_prints_the_file_shape_for_every_failure(
+    fed: Federation, failure: str, kind: str
+) -> None:
+    """Whatever stops `verify --node --json` (a card that is not the trusted key, a node
+    that refuses the auditor or is not there), it prints the failure JSON and exits 1."""
+    argv = fed.remote("audit", "verify", "--json")
+    if failure == "another-vkey":
+        argv += ["--vkey", vkey_for("id", fed.province.card().signing_key.raw)]
+    elif failure == "unlisted":
+        argv[argv.index("--identity") + 1] = str(fed.stranger)
+    else:
+        argv[argv.index("--node") + 1] = "127.0.0.1:1"
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code == 1, result.output
+    found = json.loads(result.output)
+    assert set(found) == FAILURE_KEYS
+    assert (found["ok"], found["kind"]) == (False, kind), found["detail"]
 
 
 # --- tampering, over the wire ------------------------------------------------------------

@@ -24,9 +24,11 @@ from node.crypto.signing import SigningKey
 from node.envelopes import seal
 from node.errors import SignatureError
 from node.ids import new_message_id
-from node.ledger.audit import AuditFailure, check_proof_document, verify_export
+from node.ledger.findings import AuditFailure
 from node.ledger.merkle import leaf_hash
 from node.ledger.note import sign_note, split_note
+from node.ledger.proofs import check_proof_document
+from node.ledger.verify import verify_export
 from node.services import audit, checkpoints, complaints
 from node.services.context import NodeContext
 from tests.conftest import NodeFactory
@@ -374,7 +376,8 @@ def test_tampering_with_the_export_is_named(
 
 @pytest.mark.parametrize("db_kind", ["sqlite"])
 def test_cli_verify_exit_codes_and_proof(fed: Federation, tmp_path: Path) -> None:
-    """verify exits 0 on the export and 1 naming the entry once altered; proof checks out."""
+    """verify exits 0 on the export and 1 naming the entry once altered, or with a format
+    finding for a line that is not UTF-8; proof checks out."""
     out = tmp_path / "audit.jsonl"
     fed.national.cli("audit", "export", "--out", str(out))
     vkey = json.loads(fed.national.cli("audit", "checkpoint", "--json").stdout)["vkey"]
@@ -384,5 +387,9 @@ def test_cli_verify_exit_codes_and_proof(fed: Federation, tmp_path: Path) -> Non
     out.write_text("".join(_file_change_and_rehash(out.read_text().splitlines(True))))
     bad = subprocess.run(verify, capture_output=True, text=True)
     assert bad.returncode == 1 and "entry 3: bad-signature" in bad.stderr
+    out.write_bytes(out.read_bytes().replace(b'"type":"header"', b'"type":"\xffheader"'))
+    garbled = subprocess.run([*verify, "--json"], capture_output=True, text=True)
+    assert garbled.returncode == 1
+    assert json.loads(garbled.stdout)["detail"] == "line 1 is not UTF-8"
     doc = json.loads(fed.national.cli("audit", "proof", "--index", "5", "--json").stdout)
     assert check_proof_document(doc, vkey).size == 8

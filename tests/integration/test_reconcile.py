@@ -17,8 +17,8 @@ from sqlalchemy import text
 from node._proto.lapor.v1 import envelope_pb2, ledger_pb2
 from node.cli.commands_reconcile import reconcile
 from node.complaints import ComplaintDraft
-from node.ledger.audit import verify_export
 from node.ledger.reconcile import Reconciliation, reconcile_exports
+from node.ledger.verify import verify_export
 from node.services import audit, checkpoints, complaints
 from node.services._ledger import record
 from node.services.context import NodeContext

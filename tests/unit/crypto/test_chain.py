@@ -1,13 +1,16 @@
 """node.crypto.enrollment.verify_chain, as a joining child runs it on its parent's chain:
-rotations change the keys in force, revocations cut the child side off."""
+rotations change the keys in force, revocations cut the child side off. It walks the chain
+by the one implementation (node.crypto.chain) that an auditor's walk_chain uses too, so a
+broken chain is a ChainError naming the step, whichever of the two meets it."""
 
 from __future__ import annotations
 
 import pytest
 
 from node._proto.lapor.v1 import trust_pb2
+from node.crypto.chain import ChainError
 from node.crypto.enrollment import verify_chain
-from node.errors import SignatureError, ValidationError
+from node.errors import SignatureError
 from tests.unit.ledger.test_trust import Keys, agreement, revocation, rotation
 
 
@@ -19,8 +22,9 @@ def test_a_chain_with_rotations_ends_at_the_keys_in_force() -> None:
     before = province.public
     chain.append(rotation(province))
     verify_chain(chain, province.public)
-    with pytest.raises(ValidationError, match="chain of trust ends at id-64 with other keys"):
+    with pytest.raises(ChainError, match="chain of trust ends at id-64 with other keys") as raised:
         verify_chain(chain, before)
+    assert raised.value.step is None
 
 
 def test_a_chain_missing_a_rotation_is_refused() -> None:
@@ -28,7 +32,7 @@ def test_a_chain_missing_a_rotation_is_refused() -> None:
     national, province = Keys("id"), Keys("id-64")
     chain = [agreement(national, province)]
     rotation(province)  # made, but left out of the chain
-    with pytest.raises(ValidationError, match="ends at id-64 with other keys"):
+    with pytest.raises(ChainError, match="ends at id-64 with other keys"):
         verify_chain(chain, province.public)
 
 
@@ -41,16 +45,16 @@ def test_the_national_nodes_own_rotations_make_a_chain() -> None:
 
 
 @pytest.mark.parametrize(
-    ("breaking", "error", "message"),
+    ("breaking", "at", "message"),
     [
-        pytest.param("rotation-from-unknown", ValidationError, "does not start", id="rotation"),
-        pytest.param("forged-rotation", SignatureError, "not signed by its new key", id="forged"),
-        pytest.param("after-revocation", ValidationError, "is not a node", id="revoked-parent"),
-        pytest.param("revoked-last", ValidationError, "cut off by a revocation", id="revoked"),
-        pytest.param("empty", ValidationError, "empty step", id="empty"),
+        pytest.param("rotation-from-unknown", 1, "does not start", id="rotation"),
+        pytest.param("forged-rotation", 1, "not signed by its new key", id="forged"),
+        pytest.param("after-revocation", 2, "is not a node", id="revoked-parent"),
+        pytest.param("revoked-last", None, "cut off by a revocation", id="revoked"),
+        pytest.param("empty", 1, "empty step", id="empty"),
     ],
 )
-def test_broken_chains_are_refused(breaking: str, error: type[Exception], message: str) -> None:
+def test_broken_chains_are_refused(breaking: str, at: int | None, message: str) -> None:
     """Each broken step stops verify_chain with what is wrong."""
     national, province, regency = Keys("id"), Keys("id-64"), Keys("id-64-02")
     chain = [agreement(national, province)]
@@ -69,5 +73,8 @@ def test_broken_chains_are_refused(breaking: str, error: type[Exception], messag
         chain.append(revocation(national, province))
     else:
         chain.append(trust_pb2.TrustStep())
-    with pytest.raises(error, match=message):
+    with pytest.raises(ChainError, match=message) as raised:
         verify_chain(chain, last.public)
+    assert raised.value.step == at
+    if breaking == "forged-rotation":
+        assert isinstance(raised.value.__cause__, SignatureError)

@@ -1,5 +1,5 @@
-"""The audit export format and its offline verification (node.ledger.audit), on synthetic
-ledgers built in memory."""
+"""The audit export format and its offline verification (node.ledger.export, .verify,
+.proofs; node.ledger.audit re-exports them), on synthetic ledgers built in memory."""
 
 from __future__ import annotations
 
@@ -14,18 +14,14 @@ from node.crypto.signing import SigningKey
 from node.envelopes import seal
 from node.errors import ProofError, SignatureError
 from node.ids import new_message_id
-from node.ledger.audit import (
-    AuditFailure,
-    ExportHeader,
-    check_proof_document,
-    export_lines,
-    proof_document,
-    verify_export,
-    vkey_for,
-)
+from node.ledger import audit
 from node.ledger.checkpoint import Checkpoint
+from node.ledger.export import ExportHeader, export_lines, vkey_for
+from node.ledger.findings import AuditFailure
 from node.ledger.merkle import MemoryTree, leaf_hash
 from node.ledger.note import sign_checkpoint
+from node.ledger.proofs import check_proof_document, proof_document
+from node.ledger.verify import verify_export
 
 ME, PEER = "id-64", "id-64-02"
 KEY, PEER_KEY = SigningKey.generate(), SigningKey.generate()
@@ -290,3 +286,22 @@ def test_a_proof_document_checks_out_and_a_bent_one_does_not() -> None:
         check_proof_document(bent, VKEY)
     with pytest.raises(SignatureError):
         check_proof_document(doc, vkey_for(ME, PEER_KEY.public.raw))
+
+
+def test_the_former_module_re_exports_the_audit() -> None:
+    """node.ledger.audit still offers every name it had, as the objects of the new modules."""
+    assert audit.verify_export is verify_export
+    assert audit.export_lines is export_lines
+    assert audit.AuditFailure is AuditFailure
+    assert audit.check_proof_document is check_proof_document
+    assert set(audit.__all__) >= {"AuditReport", "Finding", "ExportHeader", "vkey_for"}
+    assert all(hasattr(audit, name) for name in audit.__all__)
+
+
+def test_a_line_that_is_not_utf8_is_a_format_finding() -> None:
+    """Bytes lines are decoded by the verifier: one that is not UTF-8 names its line."""
+    lines = [x.encode() for x in _export()]
+    lines[4] = lines[4][:20] + b"\xff" + lines[4][20:]
+    with pytest.raises(AuditFailure) as info:
+        verify_export(lines)
+    assert (info.value.finding.kind, info.value.finding.detail) == ("format", "line 5 is not UTF-8")

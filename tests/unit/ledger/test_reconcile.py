@@ -16,8 +16,8 @@ from node.crypto.signing import SigningKey
 from node.envelopes import seal
 from node.errors import ValidationError
 from node.ids import new_message_id
-from node.ledger.audit import ExportHeader, export_lines, vkey_for
 from node.ledger.checkpoint import Checkpoint, origin_for
+from node.ledger.export import ExportHeader, export_lines, vkey_for
 from node.ledger.merkle import MemoryTree, leaf_hash
 from node.ledger.note import sign_checkpoint
 from node.ledger.reconcile import PAIRS, Finding, Reconciliation, reconcile_exports

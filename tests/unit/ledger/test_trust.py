@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 import pytest
 
 from node._proto.lapor.v1 import trust_pb2
-from node.crypto.enrollment import make_agreement, node_keys, sign_revocation
+from node.crypto.enrollment import make_agreement, node_keys, sign_revocation, verify_chain
 from node.crypto.rotation import sign_rotation
 from node.crypto.signing import LINK_AGREEMENT_PURPOSE, SigningKey
 from node.crypto.tls import generate_tls_identity
 from node.ids import NodeId
-from node.ledger.audit import vkey_for
+from node.ledger.export import vkey_for
 from node.ledger.trust import ChainError, TrustError, walk_chain
 
 NOW = dt.datetime(2026, 3, 2, 8, 0, tzinfo=dt.UTC)
@@ -133,23 +133,8 @@ def test_a_national_key_read_after_its_rotation_reaches_what_the_old_one_signed(
     assert trusted.path("id-64-02") == ("id", "id-64", "id-64-02")
 
 
-@pytest.mark.parametrize(
-    ("breaking", "step", "message"),
-    [
-        pytest.param("forged-signature", 1, "not signed by its child", id="forged-signature"),
-        pytest.param("unreached-parent", 1, "not reached by the chain", id="unreached-parent"),
-        pytest.param("unreached-rotation", 1, "does not reach it", id="rotation-unreached-key"),
-        pytest.param("rotation-replaced-key", 2, "replaced before", id="rotation-replaced-key"),
-        pytest.param("after-revocation", 2, "reaches nothing any more", id="after-revocation"),
-        pytest.param("old-key-agreement", 2, "replaced by a rotation", id="agreement-old-key"),
-        pytest.param("twice", 2, "reached before", id="child-twice"),
-        pytest.param("empty", 1, "empty step", id="empty-step"),
-    ],
-)
-def test_each_broken_step_is_named(
-    tree: tuple[Keys, Keys, Keys], breaking: str, step: int, message: str
-) -> None:
-    """Every kind of broken link stops the walk at its step, saying why."""
+def _broken(tree: tuple[Keys, Keys, Keys], breaking: str) -> list[trust_pb2.TrustStep]:
+    """A chain from the national node whose step named by `breaking` breaks a rule."""
     national, province, regency = tree
     stranger = Keys("id-99")
     chain = [agreement(national, province)]
@@ -178,6 +163,28 @@ def test_each_broken_step_is_named(
         chain.append(agreement(province, regency))
     else:
         chain.append(trust_pb2.TrustStep())
+    return chain
+
+
+@pytest.mark.parametrize(
+    ("breaking", "step", "message"),
+    [
+        pytest.param("forged-signature", 1, "not signed by its child", id="forged-signature"),
+        pytest.param("unreached-parent", 1, "not reached by the chain", id="unreached-parent"),
+        pytest.param("unreached-rotation", 1, "does not reach it", id="rotation-unreached-key"),
+        pytest.param("rotation-replaced-key", 2, "replaced before", id="rotation-replaced-key"),
+        pytest.param("after-revocation", 2, "reaches nothing any more", id="after-revocation"),
+        pytest.param("old-key-agreement", 2, "replaced by a rotation", id="agreement-old-key"),
+        pytest.param("twice", 2, "reached before", id="child-twice"),
+        pytest.param("empty", 1, "empty step", id="empty-step"),
+    ],
+)
+def test_each_broken_step_is_named(
+    tree: tuple[Keys, Keys, Keys], breaking: str, step: int, message: str
+) -> None:
+    """Every kind of broken link stops the walk at its step, saying why."""
+    national = tree[0]
+    chain = _broken(tree, breaking)
     with pytest.raises(ChainError, match=message) as raised:
         walk_chain(chain, national.vkey)
     assert raised.value.step == step
@@ -239,3 +246,33 @@ def test_a_revocation_not_signed_by_the_key_in_force_is_refused(
     with pytest.raises(ChainError, match="not its key in force") as raised:
         walk_chain(chain, current)
     assert raised.value.step == 2
+
+
+@pytest.mark.parametrize(
+    "breaking",
+    [
+        "forged-signature",
+        "unreached-parent",
+        "unreached-rotation",
+        "rotation-replaced-key",
+        "after-revocation",
+        "old-key-agreement",
+        "twice",
+        "empty",
+    ],
+)
+def test_a_joining_child_and_an_auditor_stop_at_the_same_step(
+    tree: tuple[Keys, Keys, Keys], breaking: str
+) -> None:
+    """verify_chain (a child, from the chain's first node) and walk_chain (an auditor, from
+    the national key) are one implementation: the same ChainError at the same step."""
+    national = tree[0]
+    chain = _broken(tree, breaking)
+    with pytest.raises(ChainError) as auditor:
+        walk_chain(chain, national.vkey)
+    with pytest.raises(ChainError) as child:
+        verify_chain(chain, tree[2].public)
+    assert child.value.step == auditor.value.step is not None
+    assert str(child.value) == str(auditor.value).replace(
+        "from id (the trusted key of id)", "from id (the first node of the chain)"
+    )

@@ -1,4 +1,4 @@
-"""Exports of a node that rotated its keys (node.services.audit.export, node.ledger.audit):
+"""Exports of a node that rotated its keys (node.services.audit.export, node.ledger.verify):
 the header names the key that started the ledger and the one in force, the verifier switches
 at each KeyRotated entry, and old exports (one key, no chain) still verify."""
 
@@ -16,7 +16,9 @@ from node.complaints import ComplaintDraft
 from node.crypto.rotation import sign_rotation
 from node.crypto.signing import SigningKey
 from node.crypto.tls import generate_tls_identity
-from node.ledger.audit import AuditFailure, AuditReport, verify_export, vkey_for
+from node.ledger.export import vkey_for
+from node.ledger.findings import AuditFailure
+from node.ledger.verify import AuditReport, verify_export
 from node.services import audit, checkpoints, complaints, rotation
 from node.services._ledger import record
 from node.services.context import NodeContext

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from node._proto.lapor.v1 import enrollment_pb2, ledger_pb2, trust_pb2
 from node.clock import FixedClock
 from node.complaints import ComplaintDraft
+from node.crypto.chain import ChainError
 from node.crypto.enrollment import (
     TOKEN_PREFIX,
     AddressPair,
@@ -316,13 +317,14 @@ def test_chain_of_trust_reaches_the_grandchild(party: Callable[[str, str], Party
     (entry,) = _entries(regency)
     assert entry.link_agreed.parent_chain == response.parent_chain
     wrong = trust_pb2.NodeKeys(node_id="id-64", signing_key=bytes(32), tls_cert_sha256=bytes(32))
-    with pytest.raises(ValidationError, match="chain of trust ends at id-64"):
+    with pytest.raises(ChainError, match="chain of trust ends at id-64"):
         verify_chain(response.parent_chain.steps, wrong)
     forged = trust_pb2.TrustChain()
     forged.CopyFrom(response.parent_chain)
     forged.steps[0].agreement.child_signature = bytes(64)
-    with pytest.raises(SignatureError):
+    with pytest.raises(ChainError, match="chain step 0") as raised:
         verify_chain(forged.steps, open_agreement(step.agreement).child)
+    assert isinstance(raised.value.__cause__, SignatureError)
 
 
 # --- refusals: each leaves both nodes as they were -----------------------------------------
