@@ -126,9 +126,10 @@ class Database:
         path = self._reader.url.database if self.is_sqlite else None
         if path and path != ":memory:" and not Path(path).exists():
             raise ConfigError(
-                f"the database file {path} does not exist. If this node already ran, restore "
-                f"its database from a backup (docs/operator-guide.md, 'The signing fence'); a "
-                f"new node is made with `lapor-node init`"
+                f"cannot open the database at {self.safe_url}: the file {path} does not "
+                f"exist. If this node already ran, restore its database from a backup "
+                f"(docs/operator-guide.md, 'The signing fence'); a new node is made with "
+                f"`lapor-node init`"
             )
 
     def check_reachable(self) -> None:

@@ -38,8 +38,7 @@ def frozen_link(nodes: NodeFactory) -> Iterator[tuple[Link, FreezableProxy, int]
     for node in (parent, child):
         configure(node, keepalive_seconds=KEEPALIVE_SECONDS)
     text = parent.config.read_text().replace(
-        'listen: ""                   # Prometheus',
-        f'listen: "127.0.0.1:{metrics_port}"  # Prometheus',
+        'metrics:\n  listen: ""', f'metrics:\n  listen: "127.0.0.1:{metrics_port}"'
     )
     assert f"127.0.0.1:{metrics_port}" in text
     parent.config.write_text(text)

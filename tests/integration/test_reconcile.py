@@ -17,9 +17,10 @@ from sqlalchemy import text
 from node._proto.lapor.v1 import envelope_pb2, ledger_pb2
 from node.cli.commands_reconcile import reconcile
 from node.complaints import ComplaintDraft
+from node.errors import FenceError
 from node.ledger.reconcile import Reconciliation, reconcile_exports
 from node.ledger.verify import verify_export
-from node.services import audit, checkpoints, complaints
+from node.services import audit, checkpoints, complaints, fence
 from node.services._ledger import record
 from node.services.context import NodeContext
 from node.store import queries
@@ -88,9 +89,9 @@ def _reconcile(parent: list[str], child: list[str], vkey: str) -> Reconciliation
 
 
 def _rebuild_without(ctx: NodeContext, message_id: str) -> None:
-    """As an intruder with database access: empty the ledger past its triggers, append
-    every entry again but the referral with `message_id`, and sign a fresh checkpoint with
-    the node's real key. The rebuilt ledger verifies on its own."""
+    """As an intruder with database access and the node's files: empty the ledger past its
+    triggers, append every entry again but the referral with `message_id`, and sign a fresh
+    checkpoint with the node's real key. The rebuilt ledger verifies on its own."""
     with ctx.db.read() as session:
         kept = [
             ledger_pb2.LedgerEntry.FromString(row.entry)
@@ -110,6 +111,11 @@ def _rebuild_without(ctx: NodeContext, message_id: str) -> None:
         session.execute(text("UPDATE ledger_head SET size = 0"))
         for entry in kept:
             record(session, ctx, entry)
+    # The node itself refuses to sign over a ledger shorter than what it signed (its
+    # signing fence); the intruder, holding the key, removes the fence file too.
+    with pytest.raises(FenceError):
+        checkpoints.sign(ctx)
+    fence.fence_path(ctx.config).unlink()
     checkpoints.sign(ctx)
 
 
