@@ -16,10 +16,12 @@ from node.faults import FAULT_ENV
 from node.services import complaints, links
 from tests.conftest import NodeFactory
 from tests.fault.invariants import check_tree, quiet
-from tests.support.nodes import TestNode, status_of, wait_until
+from tests.support.nodes import TestNode, status_of
 from tests.support.proxy import Proxy
+from tests.support.waits import recovery_bound, wait_until
 
-SETTLE_SECONDS = 30.0
+# A fault has healed (or a node restarted): its link comes up again and delivers the rest.
+SETTLE_SECONDS = recovery_bound()
 
 
 def draft(n: int) -> ComplaintDraft:

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from node.faults import EXIT_STATUS, FAULT_ENV
+from tests.support.waits import COMMAND_BOUND
 
 VISIT_THREE_TIMES = (
     "from node.faults import fault_point\n"
@@ -24,7 +25,7 @@ def visit(setting: str | None) -> subprocess.CompletedProcess[str]:
     if setting is not None:
         env[FAULT_ENV] = setting
     argv = [sys.executable, "-c", VISIT_THREE_TIMES]
-    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=30)
+    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=COMMAND_BOUND)
 
 
 @pytest.mark.parametrize(

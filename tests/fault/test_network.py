@@ -12,10 +12,20 @@ from sqlalchemy import func, select
 from node.services import links
 from node.store.models import InboxRow
 from tests.fault.conftest import Link, configure
-from tests.support.nodes import wait_until
+from tests.fault.invariants import quiet
 from tests.support.proxy import DOWN, UP
+from tests.support.waits import (
+    holds_throughout,
+    max_attempts,
+    reconnect_bound,
+    recovery_bound,
+    wait_until,
+)
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.slow]
+
+CUT_BATCHES = 10  # batches of 6 referrals at most until a cut fires
+POLL_MS = 200  # the sender's idle poll where a test watches it not send
 
 
 @pytest.fixture(params=[pytest.param("sqlite", id="sqlite")])
@@ -31,6 +41,11 @@ def committed(link: Link) -> int:
         return int(session.execute(select(func.count()).select_from(InboxRow)).scalar_one())
 
 
+def crossed(link: Link, n: int) -> bool:
+    """The child has committed all `n` referrals and neither side waits for an Ack."""
+    return committed(link) == n and quiet([link.parent.ctx(), link.child.ctx()])
+
+
 def start_connected(link: Link) -> None:
     link.start(link.parent)
     link.start(link.child)
@@ -41,17 +56,39 @@ def test_connection_cut_in_the_middle_of_messages(link: Link) -> None:
     """Connections reset partway through a referral (down) or a receipt (up) frame: the
     child reconnects and resumes from the last acknowledged sequence, nothing twice."""
     start_connected(link)
+    federation = link.child.ctx().config.federation
     ids: list[str] = []
     cuts = [(DOWN, 700), (UP, 300), (DOWN, 5000), (UP, 2500)]
     for n, (direction, after) in enumerate(cuts):
-        accepted = link.proxy.accepted
+        # Each cut is armed on a working, idle link, so that it lands in referral or receipt
+        # frames rather than in the handshake of the reconnect before it.
+        count = len(ids)
+        wait_until(
+            lambda count=count: crossed(link, count),
+            timeout=recovery_bound(federation),
+            what=f"the link to work again before cut {n}",
+        )
+        accepted, fired = link.proxy.accepted, link.proxy.cuts
         link.proxy.cut_after(after, direction)
-        ids += link.refer(6, start=len(ids))
+        # Referrals until the cut fires: how many bytes a batch of them makes depends on how
+        # the two sides batch their frames, which depends on the machine's speed.
+        for _ in range(CUT_BATCHES):
+            ids += link.refer(6, start=len(ids))
+            count = len(ids)
+            wait_until(
+                lambda fired=fired, count=count: link.proxy.cuts > fired or crossed(link, count),
+                timeout=recovery_bound(federation),
+                what=f"cut {n} ({direction}, {after} bytes) or the referrals to cross",
+            )
+            if link.proxy.cuts > fired:
+                break
+        assert link.proxy.cuts == fired + 1, f"cut {n} never fired: {len(ids)} referrals crossed"
         wait_until(
             lambda accepted=accepted: link.proxy.accepted > accepted,
+            timeout=reconnect_bound(federation),
             what=f"reconnection after cut {n} ({direction}, {after} bytes)",
         )
-    link.settle(ids)
+    link.settle(ids, timeout=recovery_bound(federation))
     assert link.proxy.accepted >= 1 + len(cuts)
 
 
@@ -79,7 +116,7 @@ def test_delay_and_late_frames_from_a_dead_connection(link: Link) -> None:
         what="the receipts to go up again on the new connection",
     )
     link.proxy.release()  # the stale Ack and receipts now reach the parent
-    time.sleep(0.5)
+    wait_until(lambda: link.proxy.in_flight == 0, what="the held frames to reach the parent")
     link.settle(ids)
 
 
@@ -90,32 +127,45 @@ def test_long_outage_then_backlog(link: Link) -> None:
     ids = link.refer(3)
     wait_until(lambda: committed(link) == len(ids), what="the first referrals")
     link.proxy.cut()
+    federation = link.child.ctx().config.federation
     wait_until(lambda: not link.connected(), what="the child to see the link down")
-    refused = link.proxy.refused
-    for _ in range(4):
+    refused, down_since = link.proxy.refused, time.monotonic()
+    ids += link.refer(30, start=len(ids))
+    queued = time.time()  # the backlog's oldest envelope was queued before this
+    for _ in range(3):
         ids += link.refer(30, start=len(ids))
-    time.sleep(3.0)  # reconnect_max_ms is 1000 in tests: a handful of attempts, not a storm
-    attempts = link.proxy.refused - refused
-    assert 2 <= attempts <= 30
+    # The dialer keeps trying: two more attempts come within two redial cycles.
+    wait_until(
+        lambda: link.proxy.refused - refused >= 2,
+        timeout=2 * reconnect_bound(federation),
+        what="the child to redial twice",
+    )
+    attempts, elapsed = link.proxy.refused - refused, time.monotonic() - down_since
+    assert attempts <= max_attempts(elapsed, federation), f"{attempts} in {elapsed:.1f}s"
+    waited = time.time() - queued
     parent_view = next(v for v in links.list_links(link.parent.ctx()))
     # The backlog waits (and perhaps an Ack for the first three that the cut swallowed).
     assert len(ids) - 3 <= parent_view.outbox_depth == parent_view.lag_messages <= len(ids)
-    assert parent_view.lag_seconds is not None and parent_view.lag_seconds >= 2.5
+    # The lag is the oldest waiting envelope's age: at least as long as the backlog waited.
+    assert parent_view.lag_seconds is not None and parent_view.lag_seconds >= waited
     child_view = next(v for v in links.list_links(link.child.ctx()))
     assert child_view.last_error  # why the link is down, for the operator
     link.proxy.heal()
-    link.settle(ids, timeout=45)
+    link.settle(ids, timeout=recovery_bound(federation))
 
 
 def test_sender_waits_for_acknowledgements_beyond_its_window(link: Link) -> None:
     """A receiver whose Acks do not come back gets at most `window` envelopes: the sender
     slows to the receiver's pace; once the Acks flow, the rest follows, each once."""
-    configure(link.parent, window=8, batch=4)
+    configure(link.parent, window=8, batch=4, poll_interval_ms=POLL_MS)
     start_connected(link)
     link.proxy.stall(UP)  # the child's Acks (and receipts) are held on the way up
     ids = link.refer(30)
     wait_until(lambda: committed(link) == 8, what="one window of referrals")
-    time.sleep(1.0)  # several poll intervals: the sender does not go past its window
-    assert committed(link) == 8
+    # Nothing marks the moment the sender decided not to send more: watch for five of its
+    # idle polls, in which it would have sent past its window if it ignored it.
+    holds_throughout(
+        lambda: committed(link) == 8, 5 * POLL_MS / 1000, what="the window of 8 referrals"
+    )
     link.proxy.release()
     link.settle(ids)

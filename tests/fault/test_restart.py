@@ -13,7 +13,7 @@ from tests.fault.conftest import Link
 from tests.fault.test_network import committed, start_connected
 from tests.support.nodes import TestNode, wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.slow]
 
 KEEP = {"node.yaml", "keys", "operator.credential"}
 

@@ -12,9 +12,10 @@ import pytest
 
 from node.services import links
 from tests.fault.conftest import Link
-from tests.support.nodes import TestNode, free_port, wait_until
+from tests.support.nodes import TestNode, free_port
+from tests.support.waits import bound, gauges_bound, reconnect_bound, wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.slow]
 
 
 @pytest.fixture(params=[pytest.param("sqlite", id="sqlite")])
@@ -34,7 +35,7 @@ def enable_metrics(node: TestNode) -> int:
 
 def gauges(port: int, peer: str) -> dict[str, float]:
     """The lapor_node_link_* samples for `peer`, by name without the prefix."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=bound()) as response:
         body = response.read().decode()
     pattern = rf'^lapor_node_link_(\w+)\{{peer="{re.escape(peer)}"\}} (\S+)$'
     return {m[1]: float(m[2]) for m in re.finditer(pattern, body, re.MULTILINE)}
@@ -48,6 +49,7 @@ def test_link_health_in_link_list_and_metrics(link: Link) -> None:
     link.refer(3)
     lagging = wait_until(
         lambda: (g := gauges(port, child)).get("outbox_depth") == 3 and g["lag_seconds"] > 0 and g,
+        timeout=gauges_bound(),
         what="the gauges to show the queued referrals",
     )
     assert lagging["connected"] == 0
@@ -68,6 +70,7 @@ def test_link_health_in_link_list_and_metrics(link: Link) -> None:
     link.start(link.child)
     caught_up = wait_until(
         lambda: (g := gauges(port, child)).get("connected") == 1 and g["outbox_depth"] == 0 and g,
+        timeout=gauges_bound() + reconnect_bound(),
         what="the gauges to show the child connected and caught up",
     )
     assert caught_up["lag_messages"] == 0
@@ -77,7 +80,11 @@ def test_link_health_in_link_list_and_metrics(link: Link) -> None:
     link.proxy.cut()  # the child now cannot reach its parent: it says why
     wait_until(
         lambda: links.list_links(link.child.ctx())[0].last_error,
-        timeout=20,
+        timeout=reconnect_bound(),
         what="the child to record why its link is down",
     )
-    wait_until(lambda: gauges(port, child).get("connected") == 0, what="the parent to see it go")
+    wait_until(
+        lambda: gauges(port, child).get("connected") == 0,
+        timeout=gauges_bound(),
+        what="the parent to see it go",
+    )

@@ -43,6 +43,7 @@ from node.store import queries, tree
 from tests.conftest import DB_KINDS, NodeFactory
 from tests.support.databases import fresh_database
 from tests.support.nodes import TestNode, link, make_node, status_of, wait_until
+from tests.support.waits import COMMAND_BOUND, DELIVERY_BOUND
 
 pytestmark = pytest.mark.slow
 
@@ -250,7 +251,9 @@ def test_proof_node_checks_out_against_the_card(fed: Federation) -> None:
     """`audit proof --node` (a subprocess, as an auditor runs it) prints a proof document
     that check_proof_document accepts under the node's vkey."""
     argv = [sys.executable, "-m", "node.cli.main", *fed.remote("audit", "proof", "--index", "3")]
-    result = subprocess.run([*argv, "--json"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [*argv, "--json"], capture_output=True, text=True, timeout=COMMAND_BOUND
+    )
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     size, _ = _ledger(fed.ctx)
@@ -377,7 +380,9 @@ def test_an_auditor_may_not_call_exchange(fed: Federation) -> None:
     hello = federation_pb2.Frame(hello=federation_pb2.Hello(protocol_version=1))
     with grpc.secure_channel(fed.national.address, credentials, options=options) as channel:
         stub = federation_pb2_grpc.FederationServiceStub(channel)  # type: ignore[no-untyped-call]
-        call = stub.Exchange(iter([federation_pb2.ExchangeRequest(frame=hello)]), timeout=10)
+        call = stub.Exchange(
+            iter([federation_pb2.ExchangeRequest(frame=hello)]), timeout=DELIVERY_BOUND
+        )
         with pytest.raises(grpc.RpcError) as refused:
             list(call)
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED

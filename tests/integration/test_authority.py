@@ -48,6 +48,7 @@ from tests.conftest import NodeFactory
 from tests.integration.test_audit_service import list_auditor
 from tests.support.nodes import TestNode, link
 from tests.support.peers import envelope, sealed, signing_key
+from tests.support.waits import DELIVERY_BOUND
 
 pytestmark = pytest.mark.slow
 
@@ -160,7 +161,7 @@ def _exchange(world: World, caller: Caller, payload: str) -> grpc.StatusCode:
     with grpc.secure_channel(world.province.address, credentials, options=options) as channel:
         stub = federation_pb2_grpc.FederationServiceStub(channel)  # type: ignore[no-untyped-call]
         try:
-            for response in stub.Exchange(iter(requests), timeout=10):
+            for response in stub.Exchange(iter(requests), timeout=DELIVERY_BOUND):
                 if response.frame.WhichOneof("kind") == "rejection":
                     return grpc.StatusCode(_by_value(response.frame.rejection.code))
         except grpc.RpcError as e:

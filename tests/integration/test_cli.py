@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.nodes import free_port, wait_until
+from tests.support.waits import COMMAND_BOUND
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,7 +21,7 @@ def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
         [sys.executable, "-m", "node.cli.main", *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=COMMAND_BOUND,
         cwd=cwd,
     )
 
@@ -49,7 +50,7 @@ def test_example_node_yaml_works_as_it_is(tmp_path: Path) -> None:
         wait_until(listening, what="the example node to listen")
     finally:
         proc.terminate()
-        _, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=COMMAND_BOUND)
     assert proc.returncode == 0, err
     assert '"event": "node.started"' in err
 

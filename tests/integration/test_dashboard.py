@@ -35,6 +35,7 @@ from tests.integration.test_report_cli import (
     run_cli,
 )
 from tests.support.nodes import free_ports, wait_until
+from tests.support.waits import COMMAND_BOUND, recovery_bound
 
 TOKEN = "s3cret-dashboard-token-for-tests"
 
@@ -112,7 +113,7 @@ def get(
     headers = {"Accept-Language": "en", **(headers or {})}
     request = urllib.request.Request(url, headers=headers, method=method)  # noqa: S310 - our loopback URL
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - same
+        with urllib.request.urlopen(request, timeout=COMMAND_BOUND) as response:  # noqa: S310 - same
             return response.status, dict(response.headers), response.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, dict(e.headers), e.read().decode()
@@ -216,7 +217,7 @@ def _chromium_run(chromium: str, tmp: Path, *args: str) -> subprocess.CompletedP
         f"--user-data-dir={tmp / 'chromium-profile'}",
         *args,
     ]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=COMMAND_BOUND)
     assert result.returncode == 0, result.stderr[-2000:]
     return result
 
@@ -247,7 +248,7 @@ def test_dashboard_in_chromium(
             r = reports.report(ctx, 2020, by_child=True)
             return next(c for c in r.children if c.node_id == "id-64-02").connected
 
-        wait_until(kukar_connected, timeout=30, what="id-64-02 to connect to id-64")
+        wait_until(kukar_connected, timeout=recovery_bound(), what="id-64-02 to connect to id-64")
         result = run_cli(province, "report", "--year", "2020", "--by", "child", "--json")
         assert result.returncode == 0, result.stderr
         document = json.loads(result.stdout)

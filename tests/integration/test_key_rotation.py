@@ -32,6 +32,7 @@ from tests.conftest import NodeFactory
 from tests.integration.test_audit_service import list_auditor
 from tests.support.nodes import TestNode, hand_over, link, status_of, wait_until
 from tests.support.peers import delivery, envelope, sealed
+from tests.support.waits import pin_change_bound, reconnect_bound, recovery_bound
 
 START = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
 
@@ -344,7 +345,7 @@ def test_rotation_while_serving(nodes: NodeFactory) -> None:
             tracking_id = _refer(province, regency, n)
             wait_until(
                 lambda t=tracking_id: status_of(province, t) == ("accepted", "id-64-02"),
-                timeout=30,
+                timeout=pin_change_bound() + recovery_bound(),  # re-pinned, reconnected
                 what=f"the referral after {rotating.node_id} rotated",
             )
         shown = regency.cli("keys", "show").stdout
@@ -373,7 +374,8 @@ def test_a_child_offline_through_the_grace_period_catches_up(nodes: NodeFactory)
         for tracking_id in (before, after):
             wait_until(
                 lambda t=tracking_id: status_of(province, t) == ("accepted", "id-64-02"),
-                timeout=45,
+                # A connect refused, the rotations fetched and followed, then a reconnect.
+                timeout=reconnect_bound() + pin_change_bound() + recovery_bound(),
                 what="the backlog after the regency followed the rotation",
             )
         [(_, entry)] = _entries(regency.ctx(), "peer_key_rotated")

@@ -23,6 +23,7 @@ from node.services import audit, checkpoints
 from node.store import queries
 from tests.conftest import NodeFactory
 from tests.support.nodes import TestNode, link, status_of, wait_until
+from tests.support.waits import COMMAND_BOUND
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +46,7 @@ def cli_at(node: TestNode, when: dt.datetime, *args: str) -> subprocess.Complete
     """Run a CLI command on `node` with its clock at `when` (the test-only fake clock)."""
     argv = [sys.executable, "-m", "node.cli.main", *args, "--config", str(node.config)]
     env = {**os.environ, FAKE_NOW_ENV: when.isoformat(), "COLUMNS": "200"}
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=COMMAND_BOUND, env=env)
     assert result.returncode == 0, f"{args} failed:\n{result.stdout}\n{result.stderr}"
     return result
 

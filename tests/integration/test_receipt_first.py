@@ -23,7 +23,7 @@ def test_the_receipt_goes_out_before_the_ack(nodes: NodeFactory) -> None:
     link(province, regency)
     referral = _referral_frame(province, regency, 1)
     regency.start()
-    parent = FakeParent(province, [hello(0), referral], expect=3, pause=0.5)
+    parent = FakeParent(province, [hello(0), referral], expect=3, after_hello=True)
     received = asyncio.run(parent.run(regency))
     assert [f.WhichOneof("kind") for f in received] == ["hello", "delivery", "ack"]
     assert received[2].ack.sequence == 1

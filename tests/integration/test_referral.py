@@ -6,9 +6,11 @@ import json
 
 import pytest
 
+from node.federation.outbox_watch import OUTBOX_LISTEN_RETRY_SECONDS
 from node.services import exchange
 from tests.conftest import NodeFactory
 from tests.support.nodes import TestNode, link, snapshot, status_of, wait_until
+from tests.support.waits import bound
 
 pytestmark = pytest.mark.slow
 
@@ -138,7 +140,8 @@ def test_a_referral_queued_by_the_cli_wakes_the_running_node(nodes: NodeFactory)
         province.cli("complaint", "refer", tracking, "--to", "id-64-02")
         wait_until(
             lambda t=tracking: status_of(province, t) == ("accepted", "id-64-02"),
-            timeout=60,
+            # Never the idle poll (600 s): at once, or after the listener is back.
+            timeout=bound(OUTBOX_LISTEN_RETRY_SECONDS),
             what="the regency's receipt",
         )
 

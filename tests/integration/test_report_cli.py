@@ -25,6 +25,7 @@ from node.complaints import ComplaintDraft
 from node.errors import NotFoundError, ValidationError
 from node.services import checkpoints, complaints, links, progress, reports, scheduler
 from tests.support.nodes import TestNode, carry, link
+from tests.support.waits import COMMAND_BOUND
 
 NodeFactory = Callable[[str, str], TestNode]
 
@@ -356,7 +357,7 @@ def test_unknown_node_is_a_message(tmp_path: object) -> None:
     """A config that does not exist: the message says how to make a node."""
     argv = [sys.executable, "-m", "node.cli.main", "report", "--year", "2020"]
     argv += ["--config", f"{tmp_path}/nowhere/node.yaml"]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=COMMAND_BOUND)
     assert result.returncode == 1 and "lapor-node init" in result.stderr
     assert "Traceback" not in result.stderr
 

@@ -8,6 +8,7 @@ import json
 
 from tests.conftest import NodeFactory
 from tests.support.nodes import link, status_of, wait_until
+from tests.support.waits import recovery_bound
 
 AUTO = """
 routing:
@@ -45,7 +46,7 @@ def test_the_province_disposes_by_its_rules_as_soon_as_it_accepts(nodes: NodeFac
         national.cli("complaint", "refer", tracking, "--to", "id-64")
         wait_until(
             lambda: status_of(national, tracking) == ("accepted", "id-64-02"),
-            timeout=30,
+            timeout=2 * recovery_bound(),  # two links come up and carry it, each way
             what="the regency's acceptance, known at the national node",
         )
         assert status_of(province, tracking) == ("accepted", "id-64-02")

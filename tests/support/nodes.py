@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +15,13 @@ from node.crypto.card import NodeCard
 from node.services import exchange, links
 from node.services.context import NodeContext
 from node.services.setup import init_node
+from tests.support.waits import (
+    COMMAND_BOUND,
+    STOP_BOUND,
+    TEST_FEDERATION,
+    TEST_GRACE_SECONDS,
+    wait_until,
+)
 
 
 def free_port() -> int:
@@ -33,18 +39,6 @@ def free_ports(n: int) -> list[int]:
     finally:
         for s in sockets:
             s.close()
-
-
-def wait_until(predicate, timeout: float = 15.0, interval: float = 0.05, what: str = "condition"):  # type: ignore[no-untyped-def]
-    """Poll `predicate` until it returns a truthy value; fail the test after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 @dataclass
@@ -85,7 +79,11 @@ class TestNode:
         """Run `lapor-node ARGS --config <this node>` as an operator would."""
         argv = [sys.executable, "-m", "node.cli.main", *args, "--config", str(self.config)]
         result = subprocess.run(
-            argv, capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"}
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_BOUND,
+            env={**os.environ, "COLUMNS": "200"},
         )
         if check and result.returncode != 0:
             raise AssertionError(
@@ -112,7 +110,7 @@ class TestNode:
 
         wait_until(listening, what=f"{self.node_id} to listen on {self.port}")
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = STOP_BOUND) -> int | None:
         if self.process is None or self.process.poll() is not None:
             return None if self.process is None else self.process.returncode
         self.process.send_signal(sig)
@@ -139,9 +137,10 @@ def make_node(root: Path, node_id: str, name: str, database_url: str) -> TestNod
     init_node(directory, node_id, name, listen=f"127.0.0.1:{port}", database_url=database_url)
     # Tests want quick reconnects and an idle poll that does not slow them down.
     text = (directory / "node.yaml").read_text()
-    text = text.replace("reconnect_min_ms: 200", "reconnect_min_ms: 100")
-    text = text.replace("reconnect_max_ms: 30000", "reconnect_max_ms: 1000")
-    text = text.replace("grace_seconds: 5", "grace_seconds: 1")
+    fed = TEST_FEDERATION
+    text = text.replace("reconnect_min_ms: 200", f"reconnect_min_ms: {fed.reconnect_min_ms}")
+    text = text.replace("reconnect_max_ms: 30000", f"reconnect_max_ms: {fed.reconnect_max_ms}")
+    text = text.replace("grace_seconds: 5", f"grace_seconds: {TEST_GRACE_SECONDS}")
     # A free enrollment port of its own (the default, the port after `listen`, may be another
     # test node's).
     text = text.replace(

@@ -18,6 +18,7 @@ from node.federation.runtime import exchange_service
 from node.ids import new_message_id
 from node.services import checkpoints
 from tests.support.nodes import TestNode
+from tests.support.waits import DELIVERY_BOUND, RECOVERY_BOUND
 
 
 def hello(last: int = 0) -> federation_pb2.Frame:
@@ -107,7 +108,7 @@ def exchange_as(
     target: TestNode,
     frames: list[federation_pb2.Frame],
     expect: int = 0,
-    timeout: float = 10.0,
+    timeout: float = DELIVERY_BOUND,
 ) -> Outcome:
     """Dial `target` with `identity`'s TLS keys, write `frames`, read until `expect` frames
     came back (then close) or the server ends the call; return what happened."""
@@ -123,12 +124,14 @@ class FakeParent:
         identity: TestNode,
         script: list[federation_pb2.Frame],
         expect: int,
-        pause: float = 0.0,
+        after_hello: bool = False,
     ) -> None:
         self.identity = identity
         self.script = script
         self.expect = expect
-        self.pause = pause  # seconds between the first frame (Hello) and the rest
+        # Write the frames after the first (Hello) only once the child's Hello was read: they
+        # then reach a child whose session is up, not with its handshake.
+        self.after_hello = after_hello
         self.received: list[federation_pb2.Frame] = []
         self.done = asyncio.Event()
 
@@ -136,8 +139,11 @@ class FakeParent:
         self, request_iterator: AsyncIterator[object], context: grpc.aio.ServicerContext
     ) -> None:
         for n, frame in enumerate(self.script):
-            if n == 1 and self.pause:
-                await asyncio.sleep(self.pause)
+            if n == 1 and self.after_hello:
+                request = await context.read()
+                if request is grpc.aio.EOF:
+                    break
+                self.received.append(request.frame)
             await context.write(federation_pb2.ExchangeResponse(frame=frame))
         while len(self.received) < self.expect:
             request = await context.read()
@@ -146,7 +152,11 @@ class FakeParent:
             self.received.append(request.frame)
         self.done.set()
 
-    async def run(self, child: TestNode, timeout: float = 20.0) -> list[federation_pb2.Frame]:
+    async def run(
+        self, child: TestNode, timeout: float = RECOVERY_BOUND
+    ) -> list[federation_pb2.Frame]:
+        """Serve until the child (dialing with backoff, started before this server) has sent
+        `expect` frames; fail after `timeout`."""
         cfg = self.identity.ctx().config
         server = grpc.aio.server()
         handler = exchange_service(self.Exchange)

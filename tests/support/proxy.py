@@ -12,12 +12,19 @@ test's thread and returns once the proxy has acted. Faults, as a network has the
                    two), the connection is reset; new connections are accepted;
   stall(d)         hold the live connections' bytes in direction d (UP, DOWN, "both")
                    without closing anything; release() delivers them, late, all at once;
+  blackhole()      swallow everything until heal(), as a route that drops packets: the live
+                   connections' bytes are held both ways (and delivered late at heal(), as
+                   TCP retransmits them), new connections never reach the target and get
+                   nothing back (their handshakes hang until the dialer gives up);
   strand()         reset the child's side of the live connections but keep the parent's
                    side open, so bytes held there reach the parent after the child has
                    reconnected: the late frames of a dead connection, as a NAT or a
                    middlebox that lost its state can deliver them.
 `forwarded` reports the bytes forwarded each way; `accepted` and `refused` count
-connections, so a test can see the dialer back off while the link is down.
+connections, so a test can see the dialer back off while the link is down; `cuts` counts
+the cuts that fired (a test waits on it, not on the clock), and `in_flight` the bytes read
+but not yet delivered (held, delayed or queued), so a test can wait for released bytes to
+have reached their receiver.
 """
 
 from __future__ import annotations
@@ -44,8 +51,11 @@ class _Conn:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     held: dict[str, asyncio.Event] = field(default_factory=dict)
     open_directions: int = 2
+    in_flight: int = 0  # bytes read from one side, not yet written to the other
+    aborted: bool = False  # reset: what it still held will never be delivered
 
     def abort(self) -> None:
+        self.aborted = True
         for writer in (self.client, self.server):
             with contextlib.suppress(Exception):
                 writer.transport.abort()
@@ -63,6 +73,10 @@ class Proxy:
         self.forwarded = {UP: 0, DOWN: 0}
         self.accepted = 0
         self.refused = 0
+        self.cuts = 0
+        self.swallowed = 0  # connections taken in by a black hole
+        self._blackhole = False
+        self._swallowing: set[asyncio.StreamWriter] = set()
         self._random = random.Random(seed)
         self._down = False
         self._delay = (0.0, 0.0)
@@ -105,14 +119,33 @@ class Proxy:
 
         async def act() -> None:
             self._down = True
+            self.cuts += 1
             self._abort_all()
 
         self._call(act)
 
-    def heal(self) -> None:
-        """Forward new connections again, with no delay, stall or pending cut."""
+    def blackhole(self) -> None:
+        """Swallow everything until heal(): hold the live connections' bytes both ways and
+        take new connections in without ever answering them."""
 
         async def act() -> None:
+            self._blackhole = True
+            for conn in self._conns:
+                for d in (UP, DOWN):
+                    conn.held.setdefault(d, asyncio.Event())
+
+        self._call(act)
+
+    def heal(self) -> None:
+        """Forward new connections again, with no delay, stall or pending cut (the held bytes
+        of a stall or a black hole go on, late; the connections a black hole swallowed are
+        reset)."""
+
+        async def act() -> None:
+            self._blackhole = False
+            for writer in self._swallowing:
+                writer.transport.abort()
+            self._swallowing.clear()
             self._down = False
             self._delay = (0.0, 0.0)
             self._budget = {UP: None, DOWN: None, "both": None}
@@ -174,6 +207,17 @@ class Proxy:
     def total(self) -> int:
         return self.forwarded[UP] + self.forwarded[DOWN]
 
+    @property
+    def in_flight(self) -> int:
+        """Bytes read from one side and not yet written to the other, over the live and the
+        stranded connections (0 once everything released has been delivered)."""
+
+        async def count() -> int:
+            conns = self._conns | self._stranded
+            return sum(conn.in_flight for conn in conns if not conn.aborted)
+
+        return self._call(count)
+
     # Inside the loop ------------------------------------------------------------------
 
     def _call(self, fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -185,6 +229,8 @@ class Proxy:
         self.port = int(sock.getsockname()[1])
 
     async def _close(self) -> None:
+        for writer in self._swallowing:
+            writer.transport.abort()
         self._abort_all()
         for conn in self._stranded:
             conn.abort()
@@ -205,6 +251,14 @@ class Proxy:
             conn.held.clear()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._blackhole:
+            self.swallowed += 1
+            self._swallowing.add(writer)
+            with contextlib.suppress(ConnectionError, OSError):
+                while await reader.read(CHUNK):  # into the void
+                    pass
+            self._swallowing.discard(writer)
+            return
         if self._down:
             self.refused += 1
             writer.transport.abort()
@@ -256,6 +310,7 @@ class Proxy:
                 data = await reader.read(CHUNK)
                 seconds, jitter = self._delay
                 due = max(due, loop.time() + seconds + self._random.uniform(0, jitter))
+                conn.in_flight += len(data)
                 await queue.put((due, data))
                 if not data:
                     return
@@ -293,6 +348,7 @@ class Proxy:
                 if allowed is not None:
                     # The cut fires inside this chunk: deliver its first `allowed` bytes only.
                     self._budget = {UP: None, DOWN: None, "both": None}
+                    self.cuts += 1
                     if allowed:
                         writer.write(data[:allowed])
                         self.forwarded[direction] += allowed
@@ -302,6 +358,7 @@ class Proxy:
                     return
                 writer.write(data)
                 self.forwarded[direction] += len(data)
+                conn.in_flight -= len(data)
                 await writer.drain()
         except (ConnectionError, OSError):
             conn.abort()

@@ -10,17 +10,20 @@ import asyncio
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from node.services import checkpoints, complaints, exchange
 from node.services.complaints import _refer
 from node.services.context import NodeContext
 from node.store import queries
+from node.store.db import OUTBOX_CHANNEL
 from tests.conftest import NodeFactory
 from tests.fault.conftest import draft
 from tests.support.nodes import TestNode, link
+from tests.support.waits import COMMAND_BOUND, DELIVERY_BOUND
 
 SQLITE = pytest.mark.parametrize("db_kind", ["sqlite"])
 POSTGRESQL = pytest.mark.parametrize(
@@ -54,7 +57,7 @@ class _HeldReferral(threading.Thread):
                 _refer(session, self.ctx, link_row, self.tracking_id, checkpoint)
                 session.flush()
                 self.queued.set()
-                self.finish.wait(30)
+                self.finish.wait(DELIVERY_BOUND)
                 if not self.commit:
                     raise _RollBack
         except _RollBack:
@@ -88,25 +91,41 @@ def test_the_version_moves_for_rows_queued_by_any_process(nodes: NodeFactory) ->
         probe.close()
 
 
-def _listen(ctx: NodeContext, act: Callable[[], object], quiet: float = 0.5) -> list[str]:
-    """The peers notified while `act` runs on another thread, and for `quiet` seconds
-    after it returns."""
+FENCE = "-fence-"  # no node id starts with "-": only _fence sends it
+
+
+def _fence(ctx: NodeContext) -> None:
+    """Notify FENCE on the outbox channel in a transaction of its own: PostgreSQL delivers
+    notifications in the order their transactions committed, so whatever a transaction
+    committed before this one sent has been received once FENCE is."""
+    # Not ctx.db.write(): that takes the node's write lock, which a _HeldReferral holds.
+    engine = create_engine(ctx.db.url)
+    try:
+        with engine.begin() as connection:
+            notify = text("SELECT pg_notify(:channel, :fence)")
+            connection.execute(notify, {"channel": OUTBOX_CHANNEL, "fence": FENCE})
+    finally:
+        engine.dispose()
+
+
+async def _until_fence(queued: AsyncIterator[str]) -> list[str]:
+    """The peers notified before the next FENCE."""
+    seen: list[str] = []
+    async with asyncio.timeout(DELIVERY_BOUND):
+        while (peer := await anext(queued)) != FENCE:
+            seen.append(peer)
+    return seen
+
+
+def _listen(ctx: NodeContext, act: Callable[[], object]) -> list[str]:
+    """The peers notified for what `act`, run on another thread, committed (up to a fence
+    committed after it returned)."""
 
     async def run() -> list[str]:
-        seen: list[str] = []
         async with ctx.db.outbox_notifications() as queued:
-
-            async def collect() -> None:
-                async for peer in queued:
-                    seen.append(peer)
-
-            collector = asyncio.create_task(collect())
             await asyncio.to_thread(act)
-            await asyncio.sleep(quiet)
-            collector.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await collector
-        return seen
+            await asyncio.to_thread(_fence, ctx)
+            return await _until_fence(queued)
 
     return asyncio.run(run())
 
@@ -143,17 +162,18 @@ def test_nothing_is_notified_before_the_commit_nor_for_a_rollback(nodes: NodeFac
             ):
                 held = _HeldReferral(ctx, tracking_id, peer, commit=commit)
                 held.start()
-                assert await asyncio.to_thread(held.queued.wait, 30)
-                with pytest.raises(TimeoutError):  # queued, not committed
-                    await asyncio.wait_for(anext(queued), 0.5)
+                assert await asyncio.to_thread(held.queued.wait, DELIVERY_BOUND)
+                await asyncio.to_thread(_fence, ctx)
+                assert await _until_fence(queued) == []  # queued, not committed
                 held.finish.set()
-                await asyncio.to_thread(held.join, 30)
+                await asyncio.to_thread(held.join, DELIVERY_BOUND)
+                assert not held.is_alive()
+                await asyncio.to_thread(_fence, ctx)
                 if commit:
-                    assert await asyncio.wait_for(anext(queued), 10) == peer
+                    assert await _until_fence(queued) == [peer]
                 else:
                     assert held.rolled_back
-                    with pytest.raises(TimeoutError):
-                        await asyncio.wait_for(anext(queued), 0.5)
+                    assert await _until_fence(queued) == []
 
     asyncio.run(run())
 
@@ -200,7 +220,7 @@ def test_closing_waits_for_a_version_read_on_another_thread(nodes: NodeFactory) 
         [sys.executable, "-c", _CLOSE_UNDER_READS, ctx.db.url, str(rounds)],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=COMMAND_BOUND,
     )
     assert run.returncode == 0, f"exit {run.returncode}: {run.stderr[-2000:]}"
     assert int(run.stdout) == 2 * rounds
