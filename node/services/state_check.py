@@ -45,6 +45,7 @@ from node.workflow.replay import (
 __all__ = [
     "PER_PASS",
     "RECENT",
+    "SUMMARY_LIMIT",
     "LastCheck",
     "StateDifference",
     "StateReport",
