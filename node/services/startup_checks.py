@@ -50,13 +50,22 @@ def check_state_at_start(ctx: NodeContext) -> state_check.StateReport | None:
     """Step 4: compare the complaints changed last with the ledger's replay; log and record
     what it found, refusing nothing (None if the check itself could not run)."""
     try:
-        report = state_check.check_recent(ctx)
+        report = state_check.check_recent(ctx, record=False)
     except NodeError as e:
         log.error("state.check_failed", error=str(e))
         return None
     if report.ok:
         log.info("state.checked", complaints=report.complaints, entries=report.entries)
-        return report
+    else:
+        _log_differences(report)
+    try:
+        state_check.record_result(ctx, report)
+    except NodeError as e:  # e.g. a standby that may not write: the log line stands
+        log.error("state.result_not_recorded", error=str(e))
+    return report
+
+
+def _log_differences(report: state_check.StateReport) -> None:
     log.critical(
         "state.differs_from_ledger",
         complaints=report.complaints,
@@ -66,4 +75,3 @@ def check_state_at_start(ctx: NodeContext) -> state_check.StateReport | None:
         "state` to see every difference, keep the database as evidence and restore it from "
         "a backup made before the change",
     )
-    return report

@@ -53,6 +53,7 @@ __all__ = [
     "check_state",
     "compare",
     "last_check",
+    "record_result",
 ]
 
 PER_PASS = 200_000  # complaints kept in memory by one replay pass (a few hundred bytes each)
@@ -219,13 +220,14 @@ def check_state(
         )
     report = StateReport("full", compared, entries, passes, tuple(_ordered(found)))
     if record:
-        _record(ctx, report)
+        record_result(ctx, report)
     return report
 
 
-def check_recent(ctx: NodeContext, limit: int = RECENT) -> StateReport:
+def check_recent(ctx: NodeContext, limit: int = RECENT, *, record: bool = True) -> StateReport:
     """Invariant 5: the complaints changed last, replayed from where their histories begin
-    (the events' hint; a later hint shows as an anomaly, never as a pass). Recorded."""
+    (the events' hint; a later hint shows as an anomaly, never as a pass). Recorded unless
+    `record` is false."""
     with ctx.db.read() as session:
         chosen = set(state_queries.recently_changed(session, limit))
         size = queries.ledger_size(session)
@@ -238,7 +240,8 @@ def check_recent(ctx: NodeContext, limit: int = RECENT) -> StateReport:
             session, ctx, chosen.__contains__, chosen, start or 0, None
         )
     report = StateReport("recent", compared, entries, 1, tuple(_ordered(found)))
-    _record(ctx, report)
+    if record:
+        record_result(ctx, report)
     return report
 
 
@@ -246,7 +249,8 @@ def _ordered(found: Iterable[StateDifference]) -> list[StateDifference]:
     return sorted(found, key=lambda d: (d.tracking_id, d.index or 0, d.column))
 
 
-def _record(ctx: NodeContext, report: StateReport) -> None:
+def record_result(ctx: NodeContext, report: StateReport) -> None:
+    """Keep `report`'s result as the latest check (invariant 4)."""
     summary = "; ".join(d.describe() for d in report.differences[:SUMMARY_LIMIT])
     with ctx.db.write() as session:
         state_queries.record_state_check(
