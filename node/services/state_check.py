@@ -175,8 +175,8 @@ def _one_pass(
     """Replay [start, end) for the wanted complaints and compare them with the table;
     (complaints compared, entries read, differences)."""
     replay = LedgerReplay(ctx.node_id, wanted)
-    for row in queries.iter_ledger(session, start):
-        replay.feed(row.idx, row.entry)
+    for index, data in state_queries.ledger_entries(session, start):
+        replay.feed(index, data)
         if progress is not None and replay.applied % 1000 == 0:
             progress(replay.applied)
     found = [_anomaly(a) for a in replay.anomalies]
@@ -231,8 +231,8 @@ def check_recent(ctx: NodeContext, limit: int = RECENT, *, record: bool = True) 
     with ctx.db.read() as session:
         chosen = set(state_queries.recently_changed(session, limit))
         size = queries.ledger_size(session)
-        for row in queries.iter_ledger(session, max(0, size - limit)):
-            tracking_id = tracking_id_of(row.entry)
+        for _, data in state_queries.ledger_entries(session, max(0, size - limit)):
+            tracking_id = tracking_id_of(data)
             if tracking_id:
                 chosen.add(tracking_id)
         start = state_queries.first_event_index(session, chosen)

@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from node.store.models import Complaint, ComplaintEvent, StateCheckRow
+from node.store.models import Complaint, ComplaintEvent, LedgerEntryRow, StateCheckRow
 
 __all__ = [
     "STATE_COLUMNS",
@@ -19,6 +19,7 @@ __all__ = [
     "complaint_states",
     "first_event_index",
     "last_state_check",
+    "ledger_entries",
     "recently_changed",
     "record_state_check",
 ]
@@ -65,6 +66,25 @@ def complaint_states(
             if len(rows) < chunk:
                 return
             after = rows[-1][0]
+
+
+def ledger_entries(
+    session: Session, start: int = 0, chunk: int = 5000
+) -> Iterator[tuple[int, bytes]]:
+    """(index, entry bytes) from `start` on, in index order, `chunk` rows at a time: the
+    two columns only (no ORM objects), as the replay reads every entry."""
+    position = start
+    while True:
+        rows = session.execute(
+            select(LedgerEntryRow.idx, LedgerEntryRow.entry)
+            .where(LedgerEntryRow.idx >= position)
+            .order_by(LedgerEntryRow.idx)
+            .limit(chunk)
+        ).all()
+        yield from ((idx, entry) for idx, entry in rows)
+        if len(rows) < chunk:
+            return
+        position = rows[-1][0] + 1
 
 
 def recently_changed(session: Session, limit: int) -> list[str]:
