@@ -21,7 +21,8 @@ from node.cli._common import (
     progress_bar,
 )
 from node.cli.commands_audit import audit
-from node.services.state_check import check_state
+from node.errors import NodeError
+from node.services.state_check import check_state, record_result
 
 __all__ = ["state"]
 
@@ -35,8 +36,13 @@ def state(config_path: Path | None, as_json: bool) -> None:
     referral target and deadline clocks with its working tables; print every difference
     (tracking id, column, the table's value, the ledger's). Exit 1 on any difference. The
     result is recorded: the reports warn while the latest check found differences."""
-    with open_node(config_path) as ctx, progress_bar("replaying", not as_json) as update:
-        report = check_state(ctx, lambda done: update(done, None))
+    with open_node(config_path) as ctx:
+        with progress_bar("replaying", not as_json) as update:
+            report = check_state(ctx, lambda done: update(done, None), record=False)
+        try:
+            record_result(ctx, report)
+        except NodeError as e:  # the check stands; only the reports' warning is not updated
+            err_console.print(f"the result was not recorded for the reports: {plain(e)}")
     if as_json:
         emit_json(
             {
