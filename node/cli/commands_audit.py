@@ -468,3 +468,6 @@ def contents(config_path: Path | None, as_json: bool) -> None:
         )
     if not report.ok:
         sys.exit(1)
+
+
+import node.cli.commands_state  # noqa: E402, F401 - registers `audit state` on this group

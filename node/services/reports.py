@@ -31,7 +31,7 @@ from node._proto.lapor.v1 import envelope_pb2, ledger_pb2
 from node.errors import IntegrityError, NotFoundError, ValidationError
 from node.ids import parse_node_id, parse_tracking_id
 from node.ledger.audit import check_proof_document, proof_document
-from node.services import audit, checkpoints, links, scheduler
+from node.services import audit, checkpoints, links, scheduler, state_check
 from node.services.context import NodeContext
 
 # `link list`'s wording of a link's state, so that a child is worded the same in both
@@ -111,6 +111,9 @@ class Report:
     expected_children: int = 0
     connected_children: int = 0
     note: str | None = None  # e.g. that this node has no complaints yet
+    # The latest state check found the working tables differing from the ledger
+    # (node.services.state_check); also prefixed to `note`, which the table prints.
+    state_warning: str | None = None
 
 
 @dataclass(frozen=True)
@@ -334,6 +337,10 @@ def report(
     missing = tuple(
         MissingChild(v.peer_id, v.name, _link_state(v)) for v in link_report.not_connected
     )
+    last = state_check.last_check(ctx)
+    warning = None if last is None else last.warning()
+    if warning is not None:
+        note = f"WARNING: {warning}" + (f"\n{note}" if note else "")
     return Report(
         node_id=ctx.node_id,
         name=ctx.config.name,
@@ -345,6 +352,7 @@ def report(
         expected_children=link_report.expected,
         connected_children=link_report.connected,
         note=note,
+        state_warning=warning,
     )
 
 

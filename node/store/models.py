@@ -51,6 +51,7 @@ __all__ = [
     "OwnKey",
     "PeerKey",
     "ReporterIdentityRow",
+    "StateCheckRow",
 ]
 
 
@@ -440,3 +441,19 @@ class ReporterIdentityRow(Base):
     identity: Mapped[bytes | None] = mapped_column(LargeBinary)
     sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class StateCheckRow(Base):
+    """The result of one comparison of the working tables with the ledger's replay
+    (node.services.state_check): `audit state` over every complaint, or serve's check of
+    the complaints changed last. The reports warn while the latest one found differences.
+    `summary` names the first differences (tracking ids and statuses, no personal data)."""
+
+    __tablename__ = "state_checks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    checked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    scope: Mapped[str] = mapped_column(String(16))
+    complaints: Mapped[int] = mapped_column(Integer)
+    differences: Mapped[int] = mapped_column(Integer)
+    summary: Mapped[str] = mapped_column(Text)
