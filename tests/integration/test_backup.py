@@ -10,21 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from node.complaints import ComplaintDraft
 from node.services import audit, checkpoints, complaints
 from node.store import tree
 from tests.conftest import NodeFactory
 from tests.support.databases import fresh_database
+from tests.support.factories import DRAFT
 from tests.support.nodes import TestNode
-
-DRAFT = ComplaintDraft(
-    title="Jalan rusak",
-    description="Lubang besar di jalan poros",
-    classification="pengaduan",
-    category="infrastruktur",
-    region_code="64.02",
-    channel="walk_in",
-)
 
 
 def _grow(node: TestNode, count: int) -> int:

@@ -11,24 +11,15 @@ import sys
 from pathlib import Path
 
 from node._proto.lapor.v1 import envelope_pb2, ledger_pb2
-from node.complaints import ComplaintDraft
 from node.crypto.signing import SigningKey
 from node.envelopes import seal
 from node.services import checkpoints, complaints
 from node.services._ledger import record
 from tests.conftest import NodeFactory
 from tests.support.databases import fresh_database
+from tests.support.factories import DRAFT
 from tests.support.nodes import TestNode
 from tests.support.peers import envelope
-
-DRAFT = ComplaintDraft(
-    title="Jalan rusak",
-    description="Lubang besar di jalan poros",
-    classification="pengaduan",
-    category="infrastruktur",
-    region_code="64.02",
-    channel="walk_in",
-)
 
 
 def _serve(node: TestNode) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,6 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, event, select, text
 from sqlalchemy.engine import Engine
 
-from node._proto.lapor.v1 import ledger_pb2
 from node.complaints import ComplaintDraft
 from node.errors import InconsistentCheckpointError
 from node.ledger.checkpoint import Checkpoint
@@ -24,6 +23,7 @@ from node.store import tree
 from node.store.models import Base, LedgerEntryRow, LedgerNodeRow
 from tests.conftest import NodeFactory
 from tests.support.databases import alembic_config
+from tests.support.factories import link_entry
 
 DRAFT = ComplaintDraft(
     title="Lampu jalan mati",
@@ -36,24 +36,12 @@ DRAFT = ComplaintDraft(
 OUR_TABLES = {"ledger_nodes", "checkpoints"}
 
 
-def _entry(n: int) -> ledger_pb2.LedgerEntry:
-    return ledger_pb2.LedgerEntry(
-        link_established=ledger_pb2.LinkEstablished(
-            peer_id=f"id-{n:02d}",
-            role=ledger_pb2.PEER_ROLE_CHILD,
-            peer_name=f"peer {n}",
-            peer_signing_key=bytes(32),
-            peer_tls_sha256=bytes(32),
-        )
-    )
-
-
 def _append(ctx: NodeContext, count: int, per_transaction: int = 1) -> None:
     done = 0
     while done < count:
         with ctx.db.write() as session:
             for _ in range(min(per_transaction, count - done)):
-                record(session, ctx, _entry(done))
+                record(session, ctx, link_entry(done))
                 done += 1
 
 
@@ -106,11 +94,11 @@ def test_appends_from_two_processes_interleave_into_one_tree(ctx: NodeContext) -
 def test_a_rolled_back_savepoint_leaves_the_tree_consistent(ctx: NodeContext) -> None:
     """An append undone by a savepoint rollback is not reused by the next append."""
     with ctx.db.write() as session:
-        record(session, ctx, _entry(0))
+        record(session, ctx, link_entry(0))
         with pytest.raises(RuntimeError), session.begin_nested():
-            record(session, ctx, _entry(1))
+            record(session, ctx, link_entry(1))
             raise RuntimeError("undo")
-        record(session, ctx, _entry(2))
+        record(session, ctx, link_entry(2))
     reference = _memory_tree(ctx)
     assert reference.size == 2
     with ctx.db.read() as session:
@@ -206,7 +194,7 @@ def test_upgrade_builds_the_tree_of_existing_entries(database_url: str) -> None:
     """Upgrading a 0001 database that has entries fills ledger_nodes from them."""
     command.upgrade(alembic_config(database_url), "0001")
     engine = create_engine(database_url)
-    entries = [_entry(i).SerializeToString() for i in range(11)]
+    entries = [link_entry(i).SerializeToString() for i in range(11)]
     with engine.begin() as conn:
         for i, data in enumerate(entries):
             conn.execute(

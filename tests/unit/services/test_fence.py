@@ -10,32 +10,20 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from node._proto.lapor.v1 import ledger_pb2
 from node.errors import ConfigError, FenceError
 from node.services import checkpoints, datadir, fence
 from node.services._ledger import record
 from node.services.context import NodeContext
 from tests.conftest import NodeFactory
 from tests.support.databases import PG_ADMIN_URL, fresh_database
+from tests.support.factories import link_entry
 from tests.support.nodes import TestNode
-
-
-def _entry(n: int) -> ledger_pb2.LedgerEntry:
-    return ledger_pb2.LedgerEntry(
-        link_established=ledger_pb2.LinkEstablished(
-            peer_id=f"id-{n:02d}",
-            role=ledger_pb2.PEER_ROLE_CHILD,
-            peer_name=f"peer {n}",
-            peer_signing_key=bytes(32),
-            peer_tls_sha256=bytes(32),
-        )
-    )
 
 
 def _append(ctx: NodeContext, count: int, start: int = 0) -> None:
     with ctx.db.write() as session:
         for n in range(start, start + count):
-            record(session, ctx, _entry(n))
+            record(session, ctx, link_entry(n))
 
 
 def _fenced_size(ctx: NodeContext) -> int | None:
@@ -107,7 +95,7 @@ def test_a_rolled_back_signature_leaves_the_fence_where_it_was(nodes: NodeFactor
     _append(ctx, 2)
     checkpoints.sign(ctx)
     with pytest.raises(RuntimeError), ctx.db.write() as session:
-        record(session, ctx, _entry(9))
+        record(session, ctx, link_entry(9))
         checkpoints.sign_in(session, ctx)
         raise RuntimeError("the use case failed after signing")
     assert _fenced_size(ctx) == 2
