@@ -53,6 +53,9 @@ __all__ = ["DbRunner", "FrameTransport", "LinkSession", "RefusedError"]
 
 PROTOCOL_VERSION = 1
 HELLO_TIMEOUT_SECONDS = 10.0
+# Once the stream has ended (the reader queued its end), the committer has this long to
+# commit what was read before; a write to the broken stream must not hold the link.
+DRAIN_SECONDS = 10.0
 # A Deliveries frame this node sends or takes is at most this share of the gRPC message
 # limit (server.max_message_bytes): the rest is headroom for framing.
 FRAME_SHARE = 2
@@ -219,7 +222,9 @@ class LinkSession:
         finally:
             for task in tasks:
                 task.cancel()
-            await asyncio.wait(tasks)
+            # Bounded: a write stuck on a broken stream ends when the caller cancels the
+            # call, after this returns.
+            await asyncio.wait(tasks, timeout=DRAIN_SECONDS)
             for task in tasks:  # what a task raised after the session ended is not news
                 if not task.cancelled():
                     task.exception()
@@ -229,12 +234,24 @@ class LinkSession:
 
         The commit loop returning means the peer closed the stream (the reader queued its
         end): the session is over. The reader may end first (it queued the end; the
-        committer drains the queue). Any task that raises ends the session with its error,
-        and any other task that stops is a fault: a send loop that died must never leave a
-        link that receives and acknowledges but no longer sends."""
+        committer drains the queue, within DRAIN_SECONDS). Any task that raises ends the
+        session with its error, and any other task that stops is a fault: a send loop that
+        died must never leave a link that receives and acknowledges but no longer sends."""
         pending = set(tasks)
+        drain_until: float | None = None
+        loop = asyncio.get_running_loop()
         while pending:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            timeout = None if drain_until is None else max(0.0, drain_until - loop.time())
+            done, pending = await asyncio.wait(
+                pending, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done:
+                # The stream ended, and the committer did not drain what was read before
+                # it: it waits on a write to the broken stream, which may never return.
+                raise PeerError(
+                    f"the stream ended and the link's commit task did not finish within "
+                    f"{DRAIN_SECONDS:.0f}s; the link reconnects"
+                )
             for task in done:
                 name = task.get_name()
                 if task.cancelled():
@@ -246,6 +263,7 @@ class LinkSession:
                     return
                 if name != "read":
                     raise PeerError(f"the link's {name} task stopped; the link reconnects")
+                drain_until = loop.time() + DRAIN_SECONDS
 
     def _task_error(self, name: str, error: BaseException) -> BaseException:
         """What a failed task ends the session with: our own errors (and the transport's)
