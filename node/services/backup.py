@@ -132,9 +132,12 @@ def _run(argv: list[str], env: dict[str, str], what: str) -> None:
 
 
 def _ledger_of(db: Database) -> tuple[int, bytes]:
-    with db.read() as session:
-        size = queries.ledger_size(session)
-        return size, tree.root(session, size)
+    try:
+        with db.read() as session:
+            size = queries.ledger_size(session)
+            return size, tree.root(session, size)
+    finally:
+        db.dispose()
 
 
 def _copy_files(config: NodeConfig, out: Path) -> list[Path]:
@@ -234,11 +237,10 @@ def verify(folder: Path) -> Manifest:
     return manifest
 
 
-def _check_extends_fence(config: NodeConfig, db: Database, manifest: Manifest) -> None:
+def _check_size_against_fence(config: NodeConfig, manifest: Manifest) -> None:
+    """Refuse, before anything is touched, a backup whose ledger is shorter than the fence."""
     fenced = fence.read(config)
-    if fenced is None:
-        return
-    if manifest.ledger_size < fenced.size:
+    if fenced is not None and manifest.ledger_size < fenced.size:
         raise FenceError(
             f"expected a backup whose ledger holds at least {fenced.size} entries (this node "
             f"signed a checkpoint of that size, kept in {fenced.path}), found "
@@ -246,6 +248,10 @@ def _check_extends_fence(config: NodeConfig, db: Database, manifest: Manifest) -
             f"Use a more recent backup; if none exists, see docs/operator-guide.md, "
             f"'The signing fence'"
         )
+
+
+def _check_extends_fence(config: NodeConfig, db: Database, manifest: Manifest) -> None:
+    """The restored (or staged) ledger has the fenced root at the fenced size."""
     with db.read() as session:
         fence.check_in(session, config, origin_for(config.node_id), manifest.ledger_size)
 
@@ -264,6 +270,7 @@ def restore(config: NodeConfig, folder: Path) -> Manifest:
             "expected the backup's signing key to be this node's, found another: restore the "
             "keys folder that belongs with this backup first, or use a backup of these keys"
         )
+    _check_size_against_fence(config, manifest)
     lock = datadir.hold(config)  # refuses while serve runs
     try:
         with datadir.private_files():
@@ -279,7 +286,11 @@ def restore(config: NodeConfig, folder: Path) -> Manifest:
 def _restore_sqlite(config: NodeConfig, copy: Path, manifest: Manifest) -> None:
     if not config.database_url.startswith("sqlite:///"):
         raise ValidationError("expected a node on SQLite for a SQLite backup")
-    _check_extends_fence(config, Database(f"sqlite:///{copy}"), manifest)
+    staged_db = Database(f"sqlite:///{copy}")
+    try:
+        _check_extends_fence(config, staged_db, manifest)
+    finally:
+        staged_db.dispose()
     target = Path(config.database_url.removeprefix("sqlite:///"))
     staged = target.with_name(target.name + ".restoring")
     shutil.copyfile(copy, staged)
@@ -298,9 +309,6 @@ def _restore_sqlite(config: NodeConfig, copy: Path, manifest: Manifest) -> None:
 def _restore_postgresql(config: NodeConfig, dump: Path, manifest: Manifest) -> None:
     if config.database_url.startswith("sqlite"):
         raise ValidationError("expected a node on PostgreSQL for a PostgreSQL backup")
-    fenced = fence.read(config)
-    if fenced is not None and manifest.ledger_size < fenced.size:
-        _check_extends_fence(config, Database(config.database_url), manifest)  # raises
     db = Database(config.database_url)
     try:
         with db.read() as session:
