@@ -8,8 +8,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import shutil
 import subprocess
 import urllib.error
 import urllib.request
@@ -34,6 +32,7 @@ from tests.integration.test_report_cli import (
     build_tree,
     run_cli,
 )
+from tests.support.browser import chromium_or_skip
 from tests.support.nodes import free_ports, wait_until
 from tests.support.waits import COMMAND_BOUND, recovery_bound
 
@@ -191,21 +190,6 @@ def test_dashboard_token(tree: ReportTree) -> None:
 # --- end to end in Chromium -------------------------------------------------------------
 
 
-def _chromium() -> str:
-    found = shutil.which("chromium") or (
-        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
-    )
-    if found is None:
-        reason = (
-            "Debian's chromium is not installed (scripts/ensure_chromium.sh installs it with "
-            "apt-get install chromium; `make test` runs it first)"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true requires chromium: {reason}")
-        pytest.skip(reason)
-    return found
-
-
 def _chromium_run(chromium: str, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     argv = [
         chromium,
@@ -229,7 +213,7 @@ def test_dashboard_in_chromium(
     """`serve` with real data and a connected child; Chromium loads the dashboard and shows
     the figures `report --json` prints; the metrics agree; a screenshot is saved under the
     test's tmp dir (its path is printed)."""
-    chromium = _chromium()
+    chromium = chromium_or_skip()
     port, metrics_port = free_ports(2)
     province, kukar = tree.province, tree.kukar
     text = province.config.read_text().replace(
