@@ -389,8 +389,8 @@ def _signed_head(size: int, note: bytes) -> SignedHead:
 
 def tile_data(ctx: NodeContext, tile: Tile) -> bytes | None:
     """The bytes of a hash tile or entry bundle of the tree at the latest checkpoint, read
-    in one query from the persisted tree (never recomputed); None if that checkpoint does
-    not hold the tile (node.transparency.tiles, invariant 2)."""
+    with one range query from the persisted tree (never recomputed); None if that
+    checkpoint does not hold the tile (node.transparency.tiles, invariant 2)."""
     with ctx.db.read() as session:
         row = tree.latest_checkpoint(session)
         if row is None or not tile.exists_in(row.size):

@@ -5,7 +5,8 @@ Invariants:
 
 1. Read-only and public: only GET and HEAD (else 405); every response is built by
    node.services.audit's reads (`checkpoint_body_and_signatures`, `tile_data`), which
-   read the persisted tree: a tile costs one query, whatever the ledger's size.
+   read the persisted tree: a tile costs two small queries (the latest checkpoint's size,
+   then the tile's range of stored nodes or entries), whatever the ledger's size.
 2. Exactly the spec's resources: `checkpoint` (text/plain; charset=utf-8),
    `tile/<L>/<N>[.p/<W>]` and `tile/entries/<N>[.p/<W>]` (application/octet-stream);
    anything else, and any tile the latest checkpoint does not hold yet, is 404.
