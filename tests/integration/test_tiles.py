@@ -125,9 +125,13 @@ def test_what_the_checkpoint_does_not_hold_is_not_found(
 
 
 def test_it_is_read_only_and_plain_without_gzip(node: TestNode) -> None:
-    """POST is refused (405); a bundle is not gzipped for a client that does not ask."""
+    """POST is refused (405), HEAD answers headers alone; a bundle is not gzipped for a
+    client that does not ask."""
     client = Client(TransparencyApp(node.ctx()))
     assert client.post("/checkpoint").status_code == 405
+    head = client.head("/tile/0/000")
+    assert (head.status_code, head.get_data()) == (200, b"")
+    assert head.headers["Cache-Control"] == FULL_TILE_CACHE
     r = _get(client, "/tile/entries/000")
     assert "Content-Encoding" not in r.headers
     assert len(split_bundle(r.get_data())) == 256

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from node.errors import ProofError, SignatureError, ValidationError
 from node.ledger.checkpoint import Checkpoint
@@ -145,3 +147,17 @@ def test_consistency_from_too_few_leaves_is_refused() -> None:
     """A stream shorter than the second size is refused, not padded."""
     with pytest.raises(ValidationError, match="at least 30"):
         consistency_from_leaves((leaf_hash(os.urandom(4)) for _ in range(21)), 3, 30)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    data=st.binary(max_size=300) | st.builds(lambda b: _proof(3).to_text()[: len(b)], st.binary())
+)
+def test_any_bytes_parse_to_their_own_text_or_are_refused(data: bytes) -> None:
+    """Whatever a file holds, TlogProof.parse returns the proof it spells, or raises
+    ValidationError; nothing else escapes."""
+    try:
+        proof = TlogProof.parse(data)
+    except ValidationError:
+        return
+    assert proof.to_text() == data

@@ -159,3 +159,15 @@ def test_a_truncated_bundle_is_refused() -> None:
     """A length that runs past the end of the bundle is refused."""
     with pytest.raises(ValidationError):
         split_bundle(b"\x00\x05abc")
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(path=st.text(alphabet="tile/entris0123456789x.p", max_size=40))
+def test_any_path_parses_to_its_own_spelling_or_is_refused(path: str) -> None:
+    """Whatever a client asks for, parse_path returns the tile whose path it is, or
+    raises ValidationError; nothing else escapes."""
+    try:
+        tile = parse_path(path)
+    except ValidationError:
+        return
+    assert tile.path() == path
