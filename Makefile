@@ -25,6 +25,7 @@ test: $(STAMP)
 	VENV=$(VENV) scripts/buf_lint.sh
 	scripts/ensure_chromium.sh
 	scripts/ensure_promtool.sh
+	scripts/ensure_go.sh
 	# Two workers (the machine's cores), a file each. A crashed worker is not replaced: the
 	# run fails at once naming its test (xdist's loadfile scheduler can hang replacing it).
 	$(PY) -m pytest -n 2 --dist loadfile --max-worker-restart=0

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Install a Debian package that some tests need, once. Usage:
 #   scripts/ensure_debian_package.sh PACKAGE COMMAND WHAT
-# Idempotent: does nothing when COMMAND is on PATH (or is an executable path). Never fails
+# Idempotent: does nothing when COMMAND is on PATH (or is an executable path, or a
+# directory the package installs, for a package of sources). Never fails
 # the caller: if it cannot install (no root, no network, not Debian), it says so and WHAT
 # (the tests that need it) skip with that message, except under CI=true, where they fail.
 set -uo pipefail
 package="${1:?package}" command="${2:?command}" what="${3:?what}"
-found() { command -v "$command" >/dev/null; }
+found() { command -v "$command" >/dev/null || [ -d "$command" ]; }
 if found; then
     echo "$command: $("$command" --version 2>/dev/null | head -n 1 || echo present)"
     exit 0

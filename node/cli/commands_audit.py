@@ -42,6 +42,7 @@ from node.errors import (
 )
 from node.federation.audit_client import AuditClient, CallerIdentity
 from node.ledger.findings import AuditFailure, Finding
+from node.ledger.proofs import TLOG_PROOF_HEADER, tlog_proof_from_document
 from node.ledger.trust import anchor_from_vkey
 from node.ledger.verify import verify_export
 from node.services import audit as service
@@ -197,14 +198,28 @@ def _remote_checkpoint(client: AuditClient, as_json: bool) -> None:
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
-    required=True,
     help="File to write (JSON lines, format lapor-node/audit-export v1).",
+)
+@click.option(
+    "--tiles",
+    "tiles_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Instead, write the tree at the latest checkpoint as C2SP tlog-tiles static files "
+    "into this folder (full tiles already there are kept).",
 )
 @config_option
 @json_option
 @handle_errors
-def export(out: Path, config_path: Path | None, as_json: bool) -> None:
+def export(
+    out: Path | None, tiles_dir: Path | None, config_path: Path | None, as_json: bool
+) -> None:
     """Write the ledger's entries, checkpoints and public key for an auditor (no personal data)."""
+    if (out is None) == (tiles_dir is None):
+        raise click.UsageError("give either --out FILE or --tiles DIR")
+    if tiles_dir is not None:
+        export_tiles(tiles_dir, config_path, as_json)
+        return
+    assert out is not None
     partial = out.with_name(out.name + ".partial")
     with open_node(config_path) as ctx, progress_bar("exporting", not as_json) as progress:
         with partial.open("w", encoding="utf-8") as f:
@@ -403,12 +418,21 @@ def _header_size(f: BinaryIO) -> int | None:
 
 @audit.command("proof")
 @click.option("--index", type=int, required=True, help="The ledger entry index to prove.")
+@click.option(
+    "--format",
+    "proof_format",
+    type=click.Choice(["json", "tlog-proof"]),
+    default="json",
+    help="json (lapor-node/inclusion-proof v1) or tlog-proof (c2sp.org/tlog-proof@v1, the "
+    "entry as its extra data; check it with `audit verify-proof`).",
+)
 @config_option
 @remote_options
 @json_option
 @handle_errors
 def proof(
     index: int,
+    proof_format: str,
     config_path: Path | None,
     node_address: str | None,
     card_path: Path | None,
@@ -431,6 +455,13 @@ def proof(
     else:
         with open_node(config_path) as ctx:
             doc = service.inclusion_proof(ctx, index)
+    if proof_format == "tlog-proof":
+        text = tlog_proof_from_document(doc).to_text().decode("utf-8")
+        if as_json:
+            emit_json({"format": TLOG_PROOF_HEADER, "index": index, "tlog_proof": text})
+        else:
+            click.echo(text, nl=False)
+        return
     if as_json:
         click.echo(json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
     else:
@@ -438,6 +469,38 @@ def proof(
 
 
 audit.add_command(reconcile)
+
+
+def export_tiles(directory: Path, config_path: Path | None, as_json: bool) -> None:
+    """`audit export --tiles DIR`: each file written whole (a temporary name, fsynced, then
+    renamed into place); the checkpoint last."""
+
+    def write(name: str, data: bytes) -> None:
+        target = directory / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        with partial.open("wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        partial.replace(target)
+
+    with open_node(config_path) as ctx:
+        summary = service.write_tiles(ctx, write, lambda name: (directory / name).is_file())
+    if as_json:
+        emit_json(
+            {
+                "dir": str(directory),
+                "size": summary.size,
+                "written": summary.written,
+                "kept": summary.kept,
+            }
+        )
+    else:
+        console.print(
+            f"wrote the tree of size {summary.size} as tiles to {directory}: "
+            f"{summary.written} files written, {summary.kept} full tiles already there"
+        )
 
 
 @audit.command("contents")
@@ -470,4 +533,5 @@ def contents(config_path: Path | None, as_json: bool) -> None:
         sys.exit(1)
 
 
-import node.cli.commands_state  # noqa: E402, F401 - registers `audit state` on this group
+import node.cli.commands_state  # noqa: E402 - registers `audit state` on this group
+import node.cli.commands_tlog  # noqa: E402, F401 - registers verify-proof and consistency

@@ -223,6 +223,7 @@ def build(doc: NodeYaml, path: Path) -> m.NodeConfig:
         dashboard=m.DashboardConfig(
             d.listen, bytes.fromhex(d.token_sha256) if d.listen and d.token_sha256 else None
         ),
+        transparency=m.TransparencyConfig(doc.transparency.listen, doc.transparency.tls),
         log_level=doc.logging.level,
         log_format=doc.logging.format,
         expected_children=tuple(c.node_id for c in doc.expected_children),

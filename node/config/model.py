@@ -30,6 +30,7 @@ __all__ = [
     "NodeConfig",
     "RoutingConfig",
     "ServerConfig",
+    "TransparencyConfig",
     "WorkflowConfig",
     "is_loopback",
     "port_after",
@@ -122,6 +123,14 @@ class DashboardConfig(_Listener):
 
 
 @dataclass(frozen=True)
+class TransparencyConfig(_Listener):
+    """The ledger as C2SP tlog-tiles over HTTP (node.transparency); off unless `listen` is
+    set; HTTPS with the node's TLS certificate when `tls` is true."""
+
+    tls: bool = False
+
+
+@dataclass(frozen=True)
 class AuditorConfig:
     """An auditor allowed to call the Audit service: its certificate, pinned by fingerprint."""
 
@@ -200,6 +209,7 @@ class NodeConfig:
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     dashboard: DashboardConfig = field(default_factory=DashboardConfig)
+    transparency: TransparencyConfig = field(default_factory=TransparencyConfig)
     log_level: str = "info"
     log_format: str = "json"
     expected_children: tuple[NodeId, ...] = ()

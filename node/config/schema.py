@@ -37,6 +37,7 @@ from node.config.sections import (
     Node,
     Section,
     Server,
+    Transparency,
     Workflow,
     default_of,
     file_path,
@@ -273,6 +274,7 @@ class NodeYaml(Section):
     workflow: Workflow = Field(default_factory=Workflow)
     metrics: Metrics = Field(default_factory=Metrics)
     dashboard: Dashboard = Field(default_factory=Dashboard)
+    transparency: Transparency = Field(default_factory=Transparency)
     logging: Logging = Field(default_factory=Logging)
     expected_children: Annotated[tuple[m.ExpectedChild, ...], Field(strict=False)] = key(
         (),

@@ -35,6 +35,7 @@ __all__ = [
     "Node",
     "Section",
     "Server",
+    "Transparency",
     "Workflow",
     "default_of",
     "file_path",
@@ -407,6 +408,25 @@ class Dashboard(Section):
                 "config_line",
             )
         return self
+
+
+class Transparency(Section):
+    comment: ClassVar[str] = (
+        "The ledger as C2SP tlog-tiles (docs/auditor-guide.md): checkpoint, hash tiles and "
+        "entry bundles, read-only and public (no personal data is in the ledger), for any "
+        "tlog client to fetch and verify. Off while absent. Plain HTTP behind a proxy, or "
+        "HTTPS with this node's TLS certificate (tls: true)."
+    )
+    example: ClassVar[str] = 'transparency:\n  listen: "127.0.0.1:7490"\n  tls: false\n'
+    listen: str = key(default_of(m.TransparencyConfig, "listen"), 'HOST:PORT; "" turns it off')
+    tls: bool = key(
+        default_of(m.TransparencyConfig, "tls"), "HTTPS with keys.tls_cert (else plain HTTP)"
+    )
+
+    @field_validator("listen", mode="before")
+    @classmethod
+    def _listen(cls, value: object) -> str:
+        return listen_address(value, "127.0.0.1:7490")
 
 
 class Logging(Section):

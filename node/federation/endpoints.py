@@ -22,6 +22,7 @@ from node.federation.pins import Pins
 from node.federation.workers import DbWorkers
 from node.metrics import REGISTRY
 from node.services.context import NodeContext
+from node.transparency.http import TransparencyServer, start_transparency
 from node.web import DashboardServer, start_dashboard
 
 __all__ = ["Endpoints"]
@@ -39,10 +40,12 @@ class Endpoints:
         self._dashboard: DashboardServer | None = None
         self._enrollment: grpc.aio.Server | None = None
         self._intake: IntakeServer | None = None
+        self.transparency: TransparencyServer | None = None
 
     def start_metrics_and_dashboard(self) -> None:
         self._start_metrics()
         self._dashboard = start_dashboard(self.ctx)
+        self.transparency = start_transparency(self.ctx)  # the ledger as tlog-tiles
 
     async def start_joins_and_intake(self) -> None:
         await self._start_enrollment()
@@ -71,6 +74,9 @@ class Endpoints:
         if self._dashboard is not None:
             await asyncio.to_thread(self._dashboard.stop)
             self._dashboard = None
+        if self.transparency is not None:
+            await asyncio.to_thread(self.transparency.stop)
+            self.transparency = None
 
     def _start_metrics(self) -> None:
         metrics = self.ctx.config.metrics

@@ -36,6 +36,7 @@ from node.services import checkpoints
 from node.services.context import NodeContext
 from node.services.trust import ledger_keys
 from node.store import queries, tree
+from node.transparency.tiles import Tile, encode_bundle, tiles_for_size
 
 __all__ = [
     "CHECKPOINT_PAGE",
@@ -44,9 +45,12 @@ __all__ = [
     "ConsistencyProof",
     "ExportSummary",
     "InclusionProof",
+    "SignedHead",
     "StoredCheckpoint",
+    "TilesSummary",
     "check_checkpoint_range",
     "check_entry_range",
+    "checkpoint_body_and_signatures",
     "checkpoints_page",
     "consistency",
     "entries_page",
@@ -54,7 +58,9 @@ __all__ = [
     "head",
     "inclusion",
     "inclusion_proof",
+    "tile_data",
     "verify_own",
+    "write_tiles",
 ]
 
 ENTRY_PAGE = 1000
@@ -343,3 +349,101 @@ def consistency(ctx: NodeContext, first: int, second: int) -> ConsistencyProof:
             first_note=_note_at(session, first),
             second_note=_note_at(session, second),
         )
+
+
+# --- the ledger as C2SP tlog-tiles (node.transparency) ----------------------------------
+
+
+@dataclass(frozen=True)
+class SignedHead:
+    """The latest signed checkpoint as served at `checkpoint`: its body (the checkpoint
+    text) and its signature lines, each ending in a newline."""
+
+    size: int
+    body: bytes
+    signatures: tuple[bytes, ...]
+
+    @property
+    def note(self) -> bytes:
+        """The signed note: body, blank line, signature lines (c2sp.org/signed-note)."""
+        return self.body + b"\n" + b"".join(self.signatures)
+
+
+def checkpoint_body_and_signatures(ctx: NodeContext) -> SignedHead | None:
+    """The latest signed checkpoint split into body and signature lines (None before the
+    first). This is where cosignatures join the served note: a witness's lines for the
+    same body are appended to `signatures` here (c2sp.org/tlog-cosignature), and both the
+    tiles' `checkpoint` and `audit export --tiles` serve what this returns."""
+    with ctx.db.read() as session:
+        row = tree.latest_checkpoint(session)
+        return None if row is None else _signed_head(row.size, row.note)
+
+
+def _signed_head(size: int, note: bytes) -> SignedHead:
+    cut = note.rfind(b"\n\n")
+    if cut < 0:  # pragma: no cover - every stored note was signed by sign_note
+        raise ValidationError(f"expected the checkpoint of size {size} as a signed note")
+    lines = note[cut + 2 :].splitlines(keepends=True)
+    return SignedHead(size, note[: cut + 1], tuple(lines))
+
+
+def tile_data(ctx: NodeContext, tile: Tile) -> bytes | None:
+    """The bytes of a hash tile or entry bundle of the tree at the latest checkpoint, read
+    with one range query from the persisted tree (never recomputed); None if that
+    checkpoint does not hold the tile (node.transparency.tiles, invariant 2)."""
+    with ctx.db.read() as session:
+        row = tree.latest_checkpoint(session)
+        if row is None or not tile.exists_in(row.size):
+            return None
+        return _read_tile(session, tile)
+
+
+def _read_tile(session: Session, tile: Tile) -> bytes:
+    start, stop = tile.first_node, tile.first_node + tile.width
+    if tile.is_bundle:
+        rows = tree.entries_with_leaves(session, start, stop)
+        found = [entry for _, entry, _ in rows]
+    else:
+        found = tree.node_run(session, tile.tree_level, start, stop)
+    if len(found) != tile.width:
+        raise NotFoundError(
+            f"expected {tile.width} stored items for {tile.path()}, found {len(found)}; "
+            "the ledger tree is incomplete"
+        )
+    return encode_bundle(found) if tile.is_bundle else b"".join(found)
+
+
+@dataclass(frozen=True)
+class TilesSummary:
+    """What `write_tiles` wrote: the checkpoint's size and the files written or kept."""
+
+    size: int
+    written: int
+    kept: int
+
+
+def write_tiles(
+    ctx: NodeContext, write: Callable[[str, bytes], None], exists: Callable[[str], bool]
+) -> TilesSummary:
+    """Write the tree at the latest checkpoint as tlog-tiles files through `write(path,
+    data)`: every hash tile and entry bundle, then `checkpoint` last, so a reader of the
+    files never finds a checkpoint whose tiles are missing. Full tiles never change, so
+    those `exists` reports are kept, not read again (an incremental export). One snapshot;
+    one tile in memory at a time."""
+    with ctx.db.read() as session:
+        tree.snapshot(session)
+        row = tree.latest_checkpoint(session)
+        if row is None:
+            raise StateError(
+                "this node has signed no checkpoint yet; run `lapor-node audit checkpoint` first"
+            )
+        head = _signed_head(row.size, row.note)
+        written = kept = 0
+        for tile in tiles_for_size(head.size, bundles=True):
+            if not tile.is_partial and exists(tile.path()):
+                kept += 1
+                continue
+            write(tile.path(), _read_tile(session, tile))
+            written += 1
+    write("checkpoint", head.note)
+    return TilesSummary(head.size, written + 1, kept)

@@ -51,6 +51,7 @@ __all__ = [
     "iter_entries_with_leaves",
     "latest_checkpoint",
     "lock_head",
+    "node_run",
     "root",
     "snapshot",
 ]
@@ -189,6 +190,20 @@ def inclusion_proof(session: Session, index: int, size: int) -> list[Hash]:
 def consistency_proof(session: Session, size1: int, size2: int) -> list[Hash]:
     """PROOF(size1, D[size2]) from the stored nodes, read with one query."""
     return _with_nodes(session, lambda r: merkle.consistency_proof(size1, size2, r))
+
+
+def node_run(session: Session, level: int, start: int, stop: int) -> list[bytes]:
+    """The stored nodes at `level` with start <= idx < stop, in index order, in one query
+    (a C2SP tile: node.transparency.tiles); fewer than stop - start if some are missing."""
+    return list(
+        session.execute(
+            select(LedgerNodeRow.hash)
+            .where(
+                LedgerNodeRow.level == level, LedgerNodeRow.idx >= start, LedgerNodeRow.idx < stop
+            )
+            .order_by(LedgerNodeRow.idx)
+        ).scalars()
+    )
 
 
 def insert_nodes(session: Session, completed: Iterable[CompletedNode]) -> None:

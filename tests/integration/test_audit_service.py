@@ -260,6 +260,33 @@ def test_proof_node_checks_out_against_the_card(fed: Federation) -> None:
     assert check_proof_document(doc, checkpoints.verifier_key(fed.ctx)).size == size
 
 
+def test_tlog_proof_and_consistency_from_a_running_node(fed: Federation, tmp_path: Path) -> None:
+    """`audit proof --node --format tlog-proof` is a C2SP tlog-proof that `verify-proof`
+    accepts under the card's vkey; `audit consistency --node` prints the node's checked
+    proof with the signed checkpoints of both sizes."""
+    vkey = checkpoints.verifier_key(fed.ctx)
+    result = CliRunner().invoke(
+        cli, fed.remote("audit", "proof", "--index", "2", "--format", "tlog-proof")
+    )
+    assert result.exit_code == 0, result.output
+    proof = tmp_path / "2.tlog-proof"
+    proof.write_text(result.output, encoding="utf-8")
+    verified = CliRunner().invoke(cli, ["audit", "verify-proof", str(proof), "--vkey", vkey])
+    assert verified.exit_code == 0, verified.output
+    _, stored = _ledger(fed.ctx)
+    first, last = stored[0][0], stored[-1][0]
+    shown = CliRunner().invoke(
+        cli, fed.remote("audit", "consistency", "--from", str(first), "--json")
+    )
+    assert shown.exit_code == 0, shown.output
+    data = json.loads(shown.output)
+    assert (data["first_size"], data["second_size"]) == (first, last)
+    assert data["first_checkpoint"] == stored[0][1].decode()
+    assert data["second_checkpoint"] == stored[-1][1].decode()
+    direct = audit.consistency(fed.ctx, first, last)
+    assert data["proof"] == [base64.b64encode(h).decode() for h in direct.proof]
+
+
 def test_inclusion_proofs_verify_against_the_signed_checkpoint(fed: Federation) -> None:
     """Every entry's proof into the latest checkpoint, and into each earlier checkpoint's
     size, leads to the root its signed note states."""
