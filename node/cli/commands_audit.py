@@ -41,6 +41,7 @@ from node.errors import (
     ValidationError,
 )
 from node.federation.audit_client import AuditClient, CallerIdentity
+from node.ledger import witness_policy
 from node.ledger.findings import AuditFailure, Finding
 from node.ledger.trust import anchor_from_vkey
 from node.ledger.verify import verify_export
@@ -239,6 +240,13 @@ def export(out: Path, config_path: Path | None, as_json: bool) -> None:
     "signature in the ledger must then be made by a key that the export's chain of "
     "signed link agreements and key rotations reaches from it.",
 )
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A witness policy file (docs/auditor-guide.md): the export's latest checkpoint "
+    "must carry valid cosignatures that meet its quorum.",
+)
 @remote_options
 @json_option
 @handle_errors
@@ -246,6 +254,7 @@ def verify(
     file: Path | None,
     trusted_vkey: str | None,
     national_vkey: str | None,
+    policy_file: Path | None,
     node_address: str | None,
     card_path: Path | None,
     identity_dir: Path | None,
@@ -271,11 +280,14 @@ def verify(
             raise click.UsageError(
                 "give an export FILE, or --node HOST:PORT --card CARD --identity DIR"
             )
+        cosigned = None if policy_file is None else _check_policy(file, policy_file, as_json)
         with file.open("rb") as f:  # bytes: a line that is not UTF-8 is a finding
             total = _header_size(f)
             f.seek(0)
-            _verify_lines(f, total, trusted_vkey, as_json, trust=national_vkey)
+            _verify_lines(f, total, trusted_vkey, as_json, trust=national_vkey, extra=cosigned)
         return
+    if policy_file is not None:
+        raise click.UsageError("--policy checks an export FILE; export it first, then verify")
     with client:
         try:
             if trusted_vkey is not None and trusted_vkey != client.vkey:
@@ -344,6 +356,7 @@ def _verify_lines(
     *,
     node: str | None = None,
     trust: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> None:
     """Run the export verifier on `lines` and print its report; exit 1 on a finding."""
     with progress_bar("verifying", not as_json) as progress:
@@ -372,6 +385,7 @@ def _verify_lines(
     }
     if node is not None:
         data["node"] = node
+    data.update(extra or {})
     if as_json:
         emit_json(data)
         return
@@ -379,6 +393,11 @@ def _verify_lines(
         f"OK {report.origin}: {report.entries} entries, {report.checkpoints} "
         f"checkpoints verified (latest at size {report.last_checkpoint_size})"
     )
+    if extra:
+        console.print(
+            f"witness quorum met at size {extra['cosigned_size']}: cosigned by "
+            + ", ".join(extra["cosigned_by"] or ["nobody (the policy requires none)"])
+        )
     if report.trusted_by is not None:
         console.print(
             f"every signing key reached from {report.trusted_by}'s trusted key: "
@@ -389,6 +408,21 @@ def _verify_lines(
             "note: checked against the export's own key; pass --vkey to check whose ledger "
             "this is, or --trust NATIONAL_VKEY to check its keys' chain of trust"
         )
+
+
+def _check_policy(file: Path, policy_file: Path, as_json: bool) -> dict[str, Any]:
+    """The export's latest checkpoint against a witness policy; exit 1 (finding
+    `witness-quorum`) when its cosignatures do not meet the quorum."""
+    try:
+        policy = witness_policy.parse(policy_file.read_text(encoding="utf-8"))
+    except (ValidationError, UnicodeDecodeError) as e:
+        raise click.BadParameter(f"{policy_file}: {e}", param_hint="--policy") from e
+    try:
+        with file.open("rb") as f:
+            result = witness_policy.check_export(f, policy)
+    except (SignatureError, ValidationError) as e:
+        _failed(Finding("witness-quorum", str(e)), as_json)
+    return {"cosigned_size": result.checkpoint.size, "cosigned_by": list(result.witnesses)}
 
 
 def _header_size(f: BinaryIO) -> int | None:

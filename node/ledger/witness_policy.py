@@ -21,7 +21,8 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from node.errors import SignatureError, ValidationError
@@ -30,7 +31,16 @@ from node.ledger.cosignature import CosignerKey, parse_line, parse_vkey
 from node.ledger.note import Verifier, open_checkpoint, split_note
 from node.ledger.note import parse_vkey as parse_note_vkey
 
-__all__ = ["NONE", "CosignedCheckpoint", "Group", "Policy", "PolicyWitness", "check", "parse"]
+__all__ = [
+    "NONE",
+    "CosignedCheckpoint",
+    "Group",
+    "Policy",
+    "PolicyWitness",
+    "check",
+    "check_export",
+    "parse",
+]
 
 NONE = "none"
 MAX_POLICY_SIZE = 1 << 16
@@ -178,6 +188,40 @@ def check(note: bytes, policy: Policy, log_keys: Sequence[Verifier] = ()) -> Cos
             f"{sorted(cosigned) or 'no policy witness'}"
         )
     return CosignedCheckpoint(checkpoint, tuple(cosigned), tuple(timestamps))
+
+
+def check_export(lines: Iterable[bytes | str], policy: Policy) -> CosignedCheckpoint:
+    """`check` on the latest checkpoint of an audit export (node.ledger.export), with the
+    export header's keys as the log keys when the policy names none. The rest of the
+    export is `audit verify`'s to check; this reads only the header and checkpoint lines.
+    Raises SignatureError when the export holds no checkpoint or the quorum fails."""
+    header: dict[str, object] | None = None
+    latest: tuple[int, str] | None = None
+    for raw in lines:
+        if (
+            not (
+                raw.startswith(b'{"type":"checkpoint"')
+                if isinstance(raw, bytes)
+                else raw.startswith('{"type":"checkpoint"')
+            )
+            and header is not None
+        ):
+            continue
+        try:
+            obj = json.loads(raw)
+        except ValueError as e:
+            raise ValidationError(f"expected an audit export line, found invalid JSON: {e}") from e
+        if header is None:
+            if not isinstance(obj, dict) or obj.get("type") != "header":
+                raise ValidationError("expected an audit export starting with its header")
+            header = obj
+        elif isinstance(obj, dict) and isinstance(obj.get("note"), str):
+            latest = (int(obj.get("size", 0)), obj["note"])
+    if header is None or latest is None:
+        raise SignatureError("expected a signed checkpoint in the export to check, found none")
+    vkeys = {str(header.get("vkey", "")), str(header.get("current_vkey", ""))} - {""}
+    log_keys = [parse_note_vkey(v) for v in sorted(vkeys)]
+    return check(latest[1].encode("utf-8"), policy, log_keys)
 
 
 def _arity(args: list[str], least: int, most: int) -> None:

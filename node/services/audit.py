@@ -32,7 +32,7 @@ from node.ledger.audit import (
     vkey_for,
 )
 from node.ledger.merkle import leaf_hash, verify_inclusion
-from node.services import checkpoints
+from node.services import checkpoints, cosigning
 from node.services.context import NodeContext
 from node.services.trust import ledger_keys
 from node.store import queries, tree
@@ -114,7 +114,7 @@ def _export_lines(ctx: NodeContext, session: Session) -> tuple[int, Iterator[str
     )
     entries = tree.iter_entries_with_leaves(session, stop=size)
     cps = ((row.size, row.note) for row in tree.iter_checkpoints(session))
-    return size, export_lines(header, entries, cps)
+    return size, export_lines(header, entries, cosigning.with_cosignatures(session, cps))
 
 
 def verify_own(ctx: NodeContext) -> AuditReport:

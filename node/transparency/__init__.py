@@ -1,0 +1,1 @@
+"""Standard transparency-log interfaces over HTTP (C2SP tlog-tiles, tlog-witness)."""
