@@ -103,7 +103,7 @@ def iter_cosignature_lines(session: Session) -> Iterator[tuple[int, str]]:
     stmt = select(CosignatureRow.checkpoint_size, CosignatureRow.line).order_by(
         CosignatureRow.checkpoint_size, CosignatureRow.witness
     )
-    for size, line in session.execute(stmt.execution_options(yield_per=256)).tuples():
+    for size, line in session.execute(stmt.execution_options(yield_per=256)):
         yield int(size), str(line)
 
 
