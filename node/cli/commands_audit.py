@@ -27,6 +27,7 @@ from node.cli._common import (
     handle_errors,
     json_option,
     open_node,
+    plain,
     progress_bar,
 )
 from node.cli.commands_reconcile import reconcile
@@ -46,7 +47,7 @@ from node.ledger.findings import AuditFailure, Finding
 from node.ledger.trust import anchor_from_vkey
 from node.ledger.verify import verify_export
 from node.services import audit as service
-from node.services import checkpoints
+from node.services import checkpoints, state_check
 from node.services.contents import verify_contents
 
 __all__ = ["audit"]
@@ -480,16 +481,25 @@ audit.add_command(reconcile)
 @handle_errors
 def contents(config_path: Path | None, as_json: bool) -> None:
     """Check the complaint contents kept on this node against the commitments in its
-    ledger (an export carries no content, so this runs on the node). Exit 1 on a finding."""
-    with open_node(config_path) as ctx, progress_bar("checking", not as_json) as update:
-        report = verify_contents(ctx, lambda done: update(done, None))
+    ledger (an export carries no content, so this runs on the node), and its working
+    tables against the ledger's replay (`audit state`). Exit 1 on a finding or difference."""
+    with open_node(config_path) as ctx:
+        with progress_bar("checking", not as_json) as update:
+            report = verify_contents(ctx, lambda done: update(done, None))
+        with progress_bar("replaying", not as_json) as update:
+            state = state_check.check_state(ctx, lambda done: update(done, None))
     if as_json:
         emit_json(
             {
-                "ok": report.ok,
+                "ok": report.ok and state.ok,
                 "checked": report.checked,
                 "not_kept": report.not_kept,
                 "findings": report.findings,
+                "state": {
+                    "ok": state.ok,
+                    "complaints": state.complaints,
+                    "differences": [d.describe() for d in state.differences],
+                },
             }
         )
     else:
@@ -500,7 +510,14 @@ def contents(config_path: Path | None, as_json: bool) -> None:
             f"{report.not_kept} not kept here (erased or never received); "
             f"{len(report.findings)} finding(s)"
         )
-    if not report.ok:
+        for d in state.differences:
+            err_console.print(plain(d.describe()), soft_wrap=True)
+        console.print(
+            f"{state.complaints} complaint(s) compared with the ledger's replay: "
+            f"{len(state.differences)} difference(s)"
+            + ("" if state.ok else "; run `lapor-node audit state` for the details")
+        )
+    if not (report.ok and state.ok):
         sys.exit(1)
 
 
