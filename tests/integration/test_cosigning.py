@@ -28,6 +28,7 @@ from node.store import tree, witnessed
 from node.transparency.witness_http import make_witness_app
 from tests.conftest import NodeFactory
 from tests.support.nodes import TestNode, free_port, link
+from tests.support.waits import bound, wait_until
 
 
 def _draft(n: int) -> ComplaintDraft:
@@ -46,7 +47,8 @@ def _draft(n: int) -> ComplaintDraft:
 @dataclass
 class Witnessing:
     national: TestNode  # the witness
-    province: NodeContext  # the log, configured to submit to the witness
+    province_node: TestNode  # the log, configured to submit to the witness ...
+    province: NodeContext  # ... and a context opened on that configuration
     url: str
     witness_key: CosignerKey
 
@@ -71,6 +73,9 @@ class Witnessing:
     def policy(self, *lines: str) -> str:
         log = f"log {checkpoints.verifier_key(self.province)}\n"
         return log + f"witness nat {self.witness_key.vkey}\n" + "".join(f"{x}\n" for x in lines)
+
+
+SUBMIT_INTERVAL = 1
 
 
 def _post(url: str, body: bytes) -> tuple[int, str, bytes]:
@@ -103,12 +108,12 @@ def setup(nodes: NodeFactory) -> Iterator[Witnessing]:
     key = cosigning.cosigner_key(national.ctx())
     with province.config.open("a") as f:
         f.write(
-            "\nwitness:\n  submit_to:\n"
+            f"\nwitness:\n  submit_interval_seconds: {SUBMIT_INTERVAL}\n  submit_to:\n"
             f'    - {{name: national, vkey: "{key.vkey}", url: "{url}"}}\n'
         )
     ctx = NodeContext.open(province.config)
     try:
-        yield Witnessing(national, ctx, url, key)
+        yield Witnessing(national, province, ctx, url, key)
     finally:
         ctx.close()
         server.shutdown()
@@ -232,3 +237,21 @@ def test_a_cosignature_that_does_not_verify_is_not_stored(setup: Witnessing) -> 
     assert served is not None
     with pytest.raises(SignatureError, match="no policy witness"):
         witness_policy.check(served, witness_policy.parse(setup.policy("quorum nat")))
+
+
+def test_serve_submits_its_checkpoints_to_the_witnesses_by_itself(setup: Witnessing) -> None:
+    """A serving node's periodic job offers its latest checkpoint to the configured witness
+    and keeps the cosignature, with nobody calling submit."""
+    size = setup.grow(2)
+    province = setup.province_node
+    province.start()
+    try:
+
+        def cosigned() -> bool:
+            with setup.province.db.read() as session:
+                return bool(witnessed.cosignature_lines(session, size))
+
+        wait_until(cosigned, bound(SUBMIT_INTERVAL), what="serve to store a cosignature")
+    finally:
+        province.stop()
+    assert setup.held() == size
