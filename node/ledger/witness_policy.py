@@ -254,7 +254,12 @@ def _group(args: list[str], defined: set[str]) -> Group:
         threshold = len(members)
     elif rule == "any":
         threshold = 1
-    elif rule.isdigit() and rule == str(int(rule)) and 1 <= int(rule) <= len(members):
+    elif (
+        rule.isascii()
+        and rule.isdigit()
+        and rule == str(int(rule))
+        and 1 <= int(rule) <= len(members)
+    ):
         threshold = int(rule)
     else:
         raise ValidationError(

@@ -98,6 +98,9 @@ def test_unknown_witness_lines_are_ignored() -> None:
         pytest.param(_policy("quorum Z\n"), "defined on an earlier line", id="undefined"),
         pytest.param(_policy("group g 4 A B C\nquorum g\n"), "from 1 to 3", id="k-too-big"),
         pytest.param(_policy("group g 0 A B\nquorum g\n"), "from 1 to 2", id="k-zero"),
+        pytest.param(
+            _policy("group g \u00b2 A B\nquorum g\n"), "from 1 to 2", id="k-unicode-digit"
+        ),
         pytest.param(_policy("group A any B\nquorum A\n"), "new name", id="name-reused"),
         pytest.param(_policy("quorum A\nquorum B\n"), "second", id="two-quorums"),
         pytest.param(_policy(""), "quorum line", id="no-quorum"),
