@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tlog_scales.signing import Vkey
+from tlog_scales.tlog import Checkpoint as TheirCheckpoint
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from node.cli.main import cli
@@ -138,6 +140,12 @@ def test_log_submits_and_the_witness_cosigns_each_consistent_extension(
     assert served is not None and served.startswith(setup.note_at(second))
     policy = witness_policy.parse(setup.policy("quorum nat"))
     assert witness_policy.check(served, policy).witnesses == ("nat",)
+    # An independent C2SP implementation (tlog-scales) reads the served checkpoint and
+    # verifies both the log's signature and the witness's cosignature on it.
+    theirs = TheirCheckpoint.from_text(served.decode())
+    assert (theirs.origin, theirs.size) == (checkpoints.origin(setup.province), second)
+    theirs.verify(Vkey.from_string(checkpoints.verifier_key(setup.province)))
+    theirs.verify(Vkey.from_string(setup.witness_key.vkey))
 
 
 def test_policy_check_passes_with_the_quorum_and_fails_without(
