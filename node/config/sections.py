@@ -450,8 +450,10 @@ class WitnessLog(Section):
             parse_note_vkey(self.vkey)
         except ValidationError as e:
             raise problem(f"vkey of {self.origin!r} is not a note verifier key: {e}") from e
-        if not self.origin.strip() or any(c < " " for c in self.origin):
-            raise problem(f"origin must be one line of text, found {self.origin!r}")
+        if not self.origin.strip() or len(self.origin) > 255 or any(c < " " for c in self.origin):
+            raise problem(
+                f"origin must be one line of at most 255 characters, found {self.origin!r}"
+            )
         return self
 
 
@@ -464,9 +466,11 @@ class WitnessTarget(Section):
     @_model_validator(mode="after")
     def _check(self) -> WitnessTarget:
         try:
-            parse_cosigner_vkey(self.vkey)
+            cosigner = parse_cosigner_vkey(self.vkey)
         except ValidationError as e:
             raise problem(f"vkey of witness {self.name!r}: {e}") from e
+        if len(cosigner.name) > 255:
+            raise problem(f"vkey of witness {self.name!r}: its name is over 255 characters")
         if not _WITNESS_URL.fullmatch(self.url):
             raise problem(
                 f"url of witness {self.name!r} must be http(s)://HOST[/PREFIX], found {self.url!r}"

@@ -190,8 +190,13 @@ def add_checkpoint_in(
 # --- this node's log, cosigned by others -----------------------------------------------------
 
 
-def cosigned_checkpoint(session: Session) -> bytes | None:
-    """The latest checkpoint note with every stored cosignature on it (None: none signed)."""
+def cosigned_checkpoint(source: Session | NodeContext) -> bytes | None:
+    """The latest checkpoint note with every stored cosignature on it (None: none signed),
+    read in the caller's session or, given the node's context, in a snapshot of its own."""
+    if isinstance(source, NodeContext):
+        with source.db.read() as session:
+            return cosigned_checkpoint(session)
+    session = source
     row = tree.latest_checkpoint(session)
     if row is None:
         return None

@@ -120,6 +120,9 @@ def handle_add_checkpoint(ctx: NodeContext, body: bytes) -> tuple[int, str, byte
         return _text(422, e)
     except ValidationError as e:
         return _text(400, e)
+    except Exception as e:  # the one edge: anything unexpected is a 500, logged in full
+        _log.exception("witness.failed", error_kind=type(e).__name__)
+        return 500, "text/plain; charset=utf-8", b"internal error\n"
     return 200, "text/plain; charset=utf-8", line.encode("utf-8")
 
 
