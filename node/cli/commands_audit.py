@@ -27,6 +27,7 @@ from node.cli._common import (
     handle_errors,
     json_option,
     open_node,
+    plain,
     progress_bar,
 )
 from node.cli.commands_reconcile import reconcile
@@ -41,12 +42,13 @@ from node.errors import (
     ValidationError,
 )
 from node.federation.audit_client import AuditClient, CallerIdentity
+from node.ledger import witness_policy
 from node.ledger.findings import AuditFailure, Finding
 from node.ledger.proofs import TLOG_PROOF_HEADER, tlog_proof_from_document
 from node.ledger.trust import anchor_from_vkey
 from node.ledger.verify import verify_export
 from node.services import audit as service
-from node.services import checkpoints
+from node.services import checkpoints, state_check
 from node.services.contents import verify_contents
 
 __all__ = ["audit"]
@@ -254,6 +256,13 @@ def export(
     "signature in the ledger must then be made by a key that the export's chain of "
     "signed link agreements and key rotations reaches from it.",
 )
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A witness policy file (docs/auditor-guide.md): the export's latest checkpoint "
+    "must carry valid cosignatures that meet its quorum.",
+)
 @remote_options
 @json_option
 @handle_errors
@@ -261,6 +270,7 @@ def verify(
     file: Path | None,
     trusted_vkey: str | None,
     national_vkey: str | None,
+    policy_file: Path | None,
     node_address: str | None,
     card_path: Path | None,
     identity_dir: Path | None,
@@ -286,11 +296,14 @@ def verify(
             raise click.UsageError(
                 "give an export FILE, or --node HOST:PORT --card CARD --identity DIR"
             )
+        cosigned = None if policy_file is None else _check_policy(file, policy_file, as_json)
         with file.open("rb") as f:  # bytes: a line that is not UTF-8 is a finding
             total = _header_size(f)
             f.seek(0)
-            _verify_lines(f, total, trusted_vkey, as_json, trust=national_vkey)
+            _verify_lines(f, total, trusted_vkey, as_json, trust=national_vkey, extra=cosigned)
         return
+    if policy_file is not None:
+        raise click.UsageError("--policy checks an export FILE; export it first, then verify")
     with client:
         try:
             if trusted_vkey is not None and trusted_vkey != client.vkey:
@@ -359,6 +372,7 @@ def _verify_lines(
     *,
     node: str | None = None,
     trust: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> None:
     """Run the export verifier on `lines` and print its report; exit 1 on a finding."""
     with progress_bar("verifying", not as_json) as progress:
@@ -387,6 +401,7 @@ def _verify_lines(
     }
     if node is not None:
         data["node"] = node
+    data.update(extra or {})
     if as_json:
         emit_json(data)
         return
@@ -394,6 +409,11 @@ def _verify_lines(
         f"OK {report.origin}: {report.entries} entries, {report.checkpoints} "
         f"checkpoints verified (latest at size {report.last_checkpoint_size})"
     )
+    if extra:
+        console.print(
+            f"witness quorum met at size {extra['cosigned_size']}: cosigned by "
+            + ", ".join(extra["cosigned_by"] or ["nobody (the policy requires none)"])
+        )
     if report.trusted_by is not None:
         console.print(
             f"every signing key reached from {report.trusted_by}'s trusted key: "
@@ -404,6 +424,21 @@ def _verify_lines(
             "note: checked against the export's own key; pass --vkey to check whose ledger "
             "this is, or --trust NATIONAL_VKEY to check its keys' chain of trust"
         )
+
+
+def _check_policy(file: Path, policy_file: Path, as_json: bool) -> dict[str, Any]:
+    """The export's latest checkpoint against a witness policy; exit 1 (finding
+    `witness-quorum`) when its cosignatures do not meet the quorum."""
+    try:
+        policy = witness_policy.parse(policy_file.read_text(encoding="utf-8"))
+    except (ValidationError, UnicodeDecodeError) as e:
+        raise click.BadParameter(f"{policy_file}: {e}", param_hint="--policy") from e
+    try:
+        with file.open("rb") as f:
+            result = witness_policy.check_export(f, policy)
+    except (SignatureError, ValidationError) as e:
+        _failed(Finding("witness-quorum", str(e)), as_json)
+    return {"cosigned_size": result.checkpoint.size, "cosigned_by": list(result.witnesses)}
 
 
 def _header_size(f: BinaryIO) -> int | None:
@@ -509,16 +544,25 @@ def export_tiles(directory: Path, config_path: Path | None, as_json: bool) -> No
 @handle_errors
 def contents(config_path: Path | None, as_json: bool) -> None:
     """Check the complaint contents kept on this node against the commitments in its
-    ledger (an export carries no content, so this runs on the node). Exit 1 on a finding."""
-    with open_node(config_path) as ctx, progress_bar("checking", not as_json) as update:
-        report = verify_contents(ctx, lambda done: update(done, None))
+    ledger (an export carries no content, so this runs on the node), and its working
+    tables against the ledger's replay (`audit state`). Exit 1 on a finding or difference."""
+    with open_node(config_path) as ctx:
+        with progress_bar("checking", not as_json) as update:
+            report = verify_contents(ctx, lambda done: update(done, None))
+        with progress_bar("replaying", not as_json) as update:
+            state = state_check.check_state(ctx, lambda done: update(done, None))
     if as_json:
         emit_json(
             {
-                "ok": report.ok,
+                "ok": report.ok and state.ok,
                 "checked": report.checked,
                 "not_kept": report.not_kept,
                 "findings": report.findings,
+                "state": {
+                    "ok": state.ok,
+                    "complaints": state.complaints,
+                    "differences": [d.describe() for d in state.differences],
+                },
             }
         )
     else:
@@ -529,7 +573,14 @@ def contents(config_path: Path | None, as_json: bool) -> None:
             f"{report.not_kept} not kept here (erased or never received); "
             f"{len(report.findings)} finding(s)"
         )
-    if not report.ok:
+        for d in state.differences:
+            err_console.print(plain(d.describe()), soft_wrap=True)
+        console.print(
+            f"{state.complaints} complaint(s) compared with the ledger's replay: "
+            f"{len(state.differences)} difference(s)"
+            + ("" if state.ok else "; run `lapor-node audit state` for the details")
+        )
+    if not (report.ok and state.ok):
         sys.exit(1)
 
 

@@ -26,6 +26,7 @@ from node.cli._common import (
 from node.cli.commands_audit import _client as remote_client
 from node.cli.commands_audit import audit, remote_options
 from node.errors import IntegrityError, ValidationError
+from node.ledger import witness_policy
 from node.ledger.merkle import leaf_hash, verify_consistency
 from node.ledger.note import open_checkpoint, parse_vkey
 from node.ledger.proofs import TlogProof, check_tlog_proof, consistency_from_leaves
@@ -45,14 +46,29 @@ __all__ = ["consistency", "verify_proof"]
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="The entry's bytes, when the proof carries none (a proof from another log).",
 )
+@click.option(
+    "--policy",
+    "policy_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A witness policy file (docs/auditor-guide.md): the proof's checkpoint must "
+    "carry the cosignatures its quorum asks for.",
+)
 @json_option
 @handle_errors
-def verify_proof(file: Path, vkey: str, entry_path: Path | None, as_json: bool) -> None:
+def verify_proof(
+    file: Path, vkey: str, entry_path: Path | None, policy_file: Path | None, as_json: bool
+) -> None:
     """Check a C2SP tlog-proof FILE offline: the checkpoint is signed by --vkey and the
-    inclusion path leads from the entry to its root. Exit 0 if it holds, else 1."""
+    inclusion path leads from the entry to its root; with --policy, its cosignatures meet
+    the witness quorum. Exit 0 if it holds, else 1."""
     proof = TlogProof.parse(file.read_bytes())
     entry = entry_path.read_bytes() if entry_path is not None else None
     cp = check_tlog_proof(proof, vkey, entry)
+    cosigned_by: list[str] = []
+    if policy_file is not None:
+        policy = witness_policy.parse(policy_file.read_text(encoding="utf-8"))
+        cosigned = witness_policy.check(proof.checkpoint, policy, [parse_vkey(vkey)])
+        cosigned_by = list(cosigned.witnesses)
     record = entry if entry is not None else proof.extra or b""  # one was there: checked
     if as_json:
         emit_json(
@@ -63,10 +79,13 @@ def verify_proof(file: Path, vkey: str, entry_path: Path | None, as_json: bool) 
                 "tree_size": cp.size,
                 "root": base64.b64encode(cp.root).decode(),
                 "leaf_hash": base64.b64encode(leaf_hash(record)).decode(),
+                "cosigned_by": cosigned_by,
             }
         )
     else:
         console.print(f"OK entry {proof.index} is in {cp.origin} at size {cp.size}")
+        if policy_file is not None:
+            console.print(f"cosigned by {', '.join(cosigned_by) or 'nobody (none required)'}")
 
 
 @audit.command("consistency")

@@ -69,6 +69,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "serve",
         "Run the node: mutual-TLS gRPC for linked peers, and the stream to the parent.",
     ),
+    "witness": (
+        "node.cli.commands_witness",
+        "witness",
+        "C2SP witnessing: this node's cosigner key and its cosigned checkpoint.",
+    ),
 }
 
 

@@ -247,6 +247,14 @@ def build(doc: NodeYaml, path: Path) -> m.NodeConfig:
             w.holidays_removed,
         ),
         routing=m.RoutingConfig(doc.routing.auto, _rules(doc.routing.rules, node_id)),
+        witness=m.WitnessConfig(
+            base / doc.witness.cosigner_key,
+            doc.witness.witness_peers,
+            tuple(m.WitnessedLog(x.origin, x.vkey) for x in doc.witness.logs),
+            tuple(m.WitnessTarget(x.name, x.vkey, x.url) for x in doc.witness.submit_to),
+            doc.witness.submit_interval_seconds,
+            doc.witness.timeout_seconds,
+        ),
     )
 
 

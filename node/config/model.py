@@ -31,6 +31,9 @@ __all__ = [
     "RoutingConfig",
     "ServerConfig",
     "TransparencyConfig",
+    "WitnessConfig",
+    "WitnessTarget",
+    "WitnessedLog",
     "WorkflowConfig",
     "is_loopback",
     "port_after",
@@ -131,6 +134,36 @@ class TransparencyConfig(_Listener):
 
 
 @dataclass(frozen=True)
+class WitnessedLog:
+    """A log this node witnesses besides its linked peers': its origin and note vkey."""
+
+    origin: str
+    vkey: str
+
+
+@dataclass(frozen=True)
+class WitnessTarget:
+    """A C2SP witness this node submits its checkpoints to (node.services.cosigning)."""
+
+    name: str
+    vkey: str  # the witness's cosigner vkey (type 0x04)
+    url: str  # its submission prefix; add-checkpoint is POSTed to <url>/add-checkpoint
+
+
+@dataclass(frozen=True)
+class WitnessConfig:
+    """The `witness:` section: the tlog-witness cosigner this node runs (decision 0026)
+    and the witnesses it asks to cosign its own checkpoints."""
+
+    key: Path | None = None  # Ed25519 cosigner key; made on first use (mode 0600)
+    witness_peers: bool = True  # also witness the logs of the linked peers
+    logs: tuple[WitnessedLog, ...] = ()
+    submit_to: tuple[WitnessTarget, ...] = ()
+    submit_interval_seconds: float = 60.0
+    timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
 class AuditorConfig:
     """An auditor allowed to call the Audit service: its certificate, pinned by fingerprint."""
 
@@ -219,6 +252,7 @@ class NodeConfig:
     deadlines: DeadlinePolicy = field(default_factory=DeadlinePolicy)
     workflow: WorkflowConfig = field(default_factory=WorkflowConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
+    witness: WitnessConfig = field(default_factory=WitnessConfig)
     # X25519 key that opens identities sealed to this node (node.crypto.sealing); made by
     # `init`, or on first use for a node made before it existed.
     sealing_key: Path | None = None

@@ -38,6 +38,7 @@ from node.config.sections import (
     Section,
     Server,
     Transparency,
+    Witness,
     Workflow,
     default_of,
     file_path,
@@ -294,6 +295,7 @@ class NodeYaml(Section):
     )
     intake: Intake = Field(default_factory=Intake)
     routing: Routing = Field(default_factory=Routing)
+    witness: Witness = Field(default_factory=Witness)
 
     _children = field_validator("expected_children", mode="plain")(_expected)
     _auditor_list = field_validator("auditors", mode="before")(

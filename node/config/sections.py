@@ -20,6 +20,8 @@ from pydantic_core import PydanticCustomError
 from node.config import model as m
 from node.errors import ConfigError, ValidationError
 from node.ids import parse_node_id
+from node.ledger.cosignature import parse_vkey as parse_cosigner_vkey
+from node.ledger.note import parse_vkey as parse_note_vkey
 from node.workflow.calendar import INDONESIAN_TIME_ZONES
 from node.workflow.deadlines import DeadlinePolicy
 
@@ -36,6 +38,9 @@ __all__ = [
     "Section",
     "Server",
     "Transparency",
+    "Witness",
+    "WitnessLog",
+    "WitnessTarget",
     "Workflow",
     "default_of",
     "file_path",
@@ -436,3 +441,110 @@ class Logging(Section):
     format: Literal["json", "console"] = key(
         default_of(m.NodeConfig, "log_format"), "json (structlog) | console", plain=True
     )
+
+
+# --- witness (decision 0026) ------------------------------------------------------------
+
+_WITNESS_URL = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?")
+
+
+def _tuple_of(shape: str) -> Any:
+    def check(value: object) -> object:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            raise problem(f"must be a list of {shape}")
+        return tuple(value)
+
+    return check
+
+
+class WitnessLog(Section):
+    shape: ClassVar[str] = "a mapping with origin and vkey"
+    origin: str = key(..., "the log's checkpoint origin line")
+    vkey: str = key(..., "the log's note verifier key, <name>+<id>+<key>")
+
+    @_model_validator(mode="after")
+    def _check(self) -> WitnessLog:
+        try:
+            parse_note_vkey(self.vkey)
+        except ValidationError as e:
+            raise problem(f"vkey of {self.origin!r} is not a note verifier key: {e}") from e
+        if not self.origin.strip() or len(self.origin) > 255 or any(c < " " for c in self.origin):
+            raise problem(
+                f"origin must be one line of at most 255 characters, found {self.origin!r}"
+            )
+        return self
+
+
+class WitnessTarget(Section):
+    shape: ClassVar[str] = "a mapping with name, vkey and url"
+    name: str = key(..., "a label for logs and errors")
+    vkey: str = key(..., "the witness's cosigner verifier key (type 0x04)")
+    url: str = key(..., "its submission prefix (http:// or https://)")
+
+    @_model_validator(mode="after")
+    def _check(self) -> WitnessTarget:
+        try:
+            cosigner = parse_cosigner_vkey(self.vkey)
+        except ValidationError as e:
+            raise problem(f"vkey of witness {self.name!r}: {e}") from e
+        if len(cosigner.name) > 255:
+            raise problem(f"vkey of witness {self.name!r}: its name is over 255 characters")
+        if not _WITNESS_URL.fullmatch(self.url):
+            raise problem(
+                f"url of witness {self.name!r} must be http(s)://HOST[/PREFIX], found {self.url!r}"
+            )
+        return self
+
+
+class Witness(Section):
+    comment: ClassVar[str] = (
+        "C2SP witnessing (docs/auditor-guide.md, decision 0026). This node cosigns the "
+        "checkpoints of its linked peers (and of the logs listed here) over the tlog-witness "
+        "add-checkpoint protocol, with its own cosigner key; and it submits its own "
+        "checkpoints to the witnesses under submit_to and serves their cosignatures with its "
+        "checkpoint. `lapor-node witness key` prints this node's cosigner vkey."
+    )
+    example: ClassVar[str] = (
+        "witness:\n"
+        "  cosigner_key: keys/witness.pem\n"
+        "  witness_peers: true\n"
+        "  logs:\n"
+        '    - {origin: "example.org/log", vkey: "example.org/log+0123abcd+AQ..."}\n'
+        "  submit_to:\n"
+        '    - {name: ombudsman, vkey: "ombudsman.go.id/w1+89abcdef+BA...", '
+        'url: "https://witness.ombudsman.go.id"}\n'
+        "  submit_interval_seconds: 60\n"
+        "  timeout_seconds: 10\n"
+    )
+    cosigner_key: str = key(
+        "keys/witness.pem", "Ed25519 cosigner key (mode 0600), made on first use", plain=True
+    )
+    witness_peers: bool = key(
+        default_of(m.WitnessConfig, "witness_peers"), "cosign the linked peers' logs"
+    )
+    logs: tuple[WitnessLog, ...] = key((), "other logs to witness: {origin, vkey} each")
+    submit_to: tuple[WitnessTarget, ...] = key((), "witnesses to ask: {name, vkey, url} each")
+    submit_interval_seconds: float = key(
+        default_of(m.WitnessConfig, "submit_interval_seconds"),
+        "how often the latest checkpoint is offered to them",
+        gt=0,
+    )
+    timeout_seconds: float = key(
+        default_of(m.WitnessConfig, "timeout_seconds"), "per request", gt=0
+    )
+
+    _key_path = field_validator("cosigner_key", mode="before")(file_path)
+    _logs = field_validator("logs", mode="before")(_tuple_of("{origin, vkey}"))
+    _targets = field_validator("submit_to", mode="before")(_tuple_of("{name, vkey, url}"))
+
+    @_model_validator(mode="after")
+    def _unique(self) -> Witness:
+        origins = [log.origin for log in self.logs]
+        if len(set(origins)) != len(origins):
+            raise problem("witness.logs lists an origin twice", "config_line")
+        names = [t.name for t in self.submit_to]
+        if len(set(names)) != len(names):
+            raise problem("witness.submit_to lists a name twice", "config_line")
+        return self

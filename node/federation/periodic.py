@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
+from dataclasses import asdict
 from typing import Any
 
 from node.errors import IntegrityError, NodeError
@@ -29,7 +30,7 @@ from node.metrics import (
     observe_links,
     observe_workflow,
 )
-from node.services import audit, checkpoints, links, monitoring
+from node.services import audit, checkpoints, cosigning, links, monitoring
 from node.services.context import NodeContext
 from node.services.reports import workflow_sample
 
@@ -53,7 +54,23 @@ class PeriodicJobs:
             self.link_gauges(),
             self.scheduler(),
             self.workflow_gauges(),
+            self.cosigning(),
         ]
+
+    async def cosigning(self) -> None:
+        """Every witness.submit_interval_seconds: offer the latest checkpoint to the witnesses
+        in witness.submit_to and keep their cosignatures (node.services.cosigning; on a
+        thread of its own, as it waits on the network)."""
+        while self.ctx.config.witness.submit_to:
+            try:
+                for result in await asyncio.to_thread(cosigning.submit, self.ctx):
+                    event = "checkpoint.cosigned" if result.cosigned else "checkpoint.cosign_failed"
+                    self.log.info(event, **asdict(result))
+            except Exception as e:  # pragma: no cover - best effort: never stop offering
+                self.log.error(
+                    "checkpoint.cosign_failed", error_kind=type(e).__name__, error=str(e)
+                )
+            await asyncio.sleep(self.ctx.config.witness.submit_interval_seconds)
 
     async def heartbeat(self) -> None:
         """Refresh last_seen_at (see links.STALE_AFTER) of the peers whose live session

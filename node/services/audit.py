@@ -32,7 +32,7 @@ from node.ledger.audit import (
     vkey_for,
 )
 from node.ledger.merkle import leaf_hash, verify_inclusion
-from node.services import checkpoints
+from node.services import checkpoints, cosigning
 from node.services.context import NodeContext
 from node.services.trust import ledger_keys
 from node.store import queries, tree
@@ -120,7 +120,7 @@ def _export_lines(ctx: NodeContext, session: Session) -> tuple[int, Iterator[str
     )
     entries = tree.iter_entries_with_leaves(session, stop=size)
     cps = ((row.size, row.note) for row in tree.iter_checkpoints(session))
-    return size, export_lines(header, entries, cps)
+    return size, export_lines(header, entries, cosigning.with_cosignatures(session, cps))
 
 
 def verify_own(ctx: NodeContext) -> AuditReport:
@@ -164,7 +164,9 @@ def inclusion_proof(ctx: NodeContext, index: int) -> dict[str, Any]:
             entry=entry,
             path=path,
             root=cp.root,
-            note=cp.note,
+            # cp is the latest checkpoint: served with the cosignatures it gathered, so a
+            # tlog-proof made from this document satisfies a witness policy offline.
+            note=cosigning.cosigned_checkpoint(session) or cp.note,
         )
 
 
@@ -376,7 +378,9 @@ def checkpoint_body_and_signatures(ctx: NodeContext) -> SignedHead | None:
     tiles' `checkpoint` and `audit export --tiles` serve what this returns."""
     with ctx.db.read() as session:
         row = tree.latest_checkpoint(session)
-        return None if row is None else _signed_head(row.size, row.note)
+        if row is None:
+            return None
+        return _signed_head(row.size, cosigning.cosigned_checkpoint(session) or row.note)
 
 
 def _signed_head(size: int, note: bytes) -> SignedHead:

@@ -39,6 +39,7 @@ __all__ = [
     "ComplaintContentRow",
     "ComplaintEvent",
     "ComplaintNoteRow",
+    "CosignatureRow",
     "Counter",
     "InboxRow",
     "IntakeRequest",
@@ -52,6 +53,7 @@ __all__ = [
     "PeerKey",
     "ReporterIdentityRow",
     "StateCheckRow",
+    "WitnessedLogRow",
 ]
 
 
@@ -457,3 +459,32 @@ class StateCheckRow(Base):
     complaints: Mapped[int] = mapped_column(Integer)
     differences: Mapped[int] = mapped_column(Integer)
     summary: Mapped[str] = mapped_column(Text)
+
+
+class WitnessedLogRow(Base):
+    """The witness side (c2sp.org/tlog-witness, decision 0026): for each log this node
+    witnesses, by origin, the latest checkpoint it cosigned, the note as submitted. It
+    moves only to a consistent extension (node.services.cosigning)."""
+
+    __tablename__ = "witnessed_logs"
+
+    origin: Mapped[str] = mapped_column(String(255), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    note: Mapped[bytes] = mapped_column(LargeBinary)
+    cosigned_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class CosignatureRow(Base):
+    """The log side: a witness's verified cosignature (tlog-cosignature) on one of this
+    node's checkpoints, as its note signature line, served with the checkpoint."""
+
+    __tablename__ = "cosignatures"
+
+    checkpoint_size: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("checkpoints.size"), primary_key=True, autoincrement=False
+    )
+    witness: Mapped[str] = mapped_column(String(255), primary_key=True)
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+    line: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

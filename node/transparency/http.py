@@ -3,7 +3,9 @@ application and the server that runs it in a thread of `serve` (`transparency.li
 
 Invariants:
 
-1. Read-only and public: only GET and HEAD (else 405); every response is built by
+1. Read-only and public: only GET and HEAD (else 405), except `add-checkpoint`, the
+   tlog-witness endpoint, which `witness_http` answers for the logs this node witnesses
+   (C2SP tlog-witness: POST); every other response is built by
    node.services.audit's reads (`checkpoint_body_and_signatures`, `tile_data`), which
    read the persisted tree: a tile costs two small queries (the latest checkpoint's size,
    then the tile's range of stored nodes or entries), whatever the ledger's size.
@@ -35,6 +37,7 @@ from node.logs import get_logger
 from node.services import audit
 from node.services.context import NodeContext
 from node.transparency.tiles import parse_path
+from node.transparency.witness_http import make_witness_app
 
 __all__ = [
     "CHECKPOINT_CACHE",
@@ -57,9 +60,12 @@ class TransparencyApp:
     def __init__(self, ctx: NodeContext) -> None:
         self.ctx = ctx
         self.log = get_logger(node_id=ctx.node_id)
+        self.witness = make_witness_app(ctx)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
+        if request.path.strip("/") == "add-checkpoint":
+            return self.witness(environ, start_response)
         try:
             response = self.respond(request)
         except NodeError as e:  # the tree is incomplete, or the database is unreadable
