@@ -10,6 +10,15 @@ and would queue on its head anyway, and with one lock taken first no two writers
 deadlock over the rows they then lock (links, ledger head, complaints) in different
 orders. Within a transaction they still lock the rows they advance with SELECT ... FOR
 UPDATE.
+
+A `serve` on PostgreSQL fences its writes with the leader lease (node.store.lease,
+docs/decisions/0024-fenced-single-writer.md): after `fence_writes()`, `write()` refuses at
+once with NotLeaderError while the process is a standby (`lead(None)`), and a leader's
+transaction begins by checking its epoch, so a leader that lost the lease (paused, cut off)
+neither writes nor signs. Writers' connections end a transaction left idle for
+IDLE_IN_TRANSACTION_SECONDS, so a paused process cannot hold its locks for ever. The CLI's
+writers are not fenced: each of their transactions reads the ledger's head under the write
+lock, as any writer does (decision 0024 says why that cannot fork the ledger).
 """
 
 from __future__ import annotations
@@ -25,13 +34,15 @@ from typing import Any
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import create_engine, event, inspect, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from node.errors import ConfigError
+from node.store import lease
 
 __all__ = [
+    "IDLE_IN_TRANSACTION_SECONDS",
     "OUTBOX_CHANNEL",
     "WRITE_LOCK",
     "DataVersionProbe",
@@ -42,6 +53,10 @@ __all__ = [
 
 WRITE_LOCK = 0x6C61706F72
 """PostgreSQL advisory lock key ("lapor") that every write transaction takes first."""
+
+IDLE_IN_TRANSACTION_SECONDS = 5
+"""PostgreSQL ends a writer's session whose transaction waits this long between statements
+(a paused process's), releasing its locks: the lease's takeover never waits longer."""
 
 
 def migrations_dir() -> Path:
@@ -75,6 +90,19 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     return engine
 
 
+def _postgresql_engine(url: str, *, idle_seconds: int | None) -> Engine:
+    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    if idle_seconds is not None:
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            with dbapi_conn.cursor() as cur:
+                cur.execute(f"SET idle_in_transaction_session_timeout = '{idle_seconds}s'")
+            dbapi_conn.commit()
+
+    return engine
+
+
 class Database:
     """A node's database: `write()` and `read()` give sessions in one transaction each."""
 
@@ -85,10 +113,44 @@ class Database:
             self._writer = _sqlite_engine(url, immediate=True)
             self._reader = _sqlite_engine(url, immediate=False)
         else:
-            self._writer = create_engine(url, pool_pre_ping=True, hide_parameters=True)
-            self._reader = self._writer
+            self._writer = _postgresql_engine(url, idle_seconds=IDLE_IN_TRANSACTION_SECONDS)
+            # Readers may stream to a slow auditor: no idle limit on theirs.
+            self._reader = _postgresql_engine(url, idle_seconds=None)
         self._write_sessions = sessionmaker(self._writer, expire_on_commit=False)
         self._read_sessions = sessionmaker(self._reader, expire_on_commit=False)
+        self._fenced = False
+        self._epoch: int | None = None
+        self._standby_reason = "this serve process is a standby: only the leader writes"
+
+    def fence_writes(self) -> None:
+        """From now on every write needs the leader lease (a `serve` on PostgreSQL); until
+        `lead(epoch)`, writes are refused."""
+        if self.is_sqlite:
+            raise ConfigError("SQLite's single writer is the data directory's lock, not a lease")
+        self._fenced = True
+
+    def lead(self, epoch: int | None, reason: str | None = None) -> None:
+        """Write as the leader of `epoch` from now on; None: as a standby (refused, saying
+        `reason`)."""
+        self._epoch = epoch
+        if reason is not None:
+            self._standby_reason = reason
+
+    @property
+    def fenced(self) -> bool:
+        return self._fenced
+
+    @property
+    def epoch(self) -> int | None:
+        return self._epoch
+
+    @contextlib.contextmanager
+    def lease_connection(self) -> Iterator[Connection]:
+        """An autocommit connection for the lease's own statements (node.store.lease): they
+        neither wait for the write lock nor check the epoch they move."""
+        with self._reader.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
 
     @property
     def dialect(self) -> str:
@@ -97,8 +159,13 @@ class Database:
     @contextlib.contextmanager
     def write(self) -> Iterator[Session]:
         """One write transaction: committed on success, rolled back on any exception."""
+        epoch = self._epoch
+        if self._fenced and epoch is None:
+            raise lease.NotLeaderError(self._standby_reason)
         with self._write_sessions() as session, session.begin():
             if not self.is_sqlite:
+                if epoch is not None:
+                    lease.check(session, epoch)
                 session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK})
             yield session
 
