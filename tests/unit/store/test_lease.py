@@ -112,7 +112,7 @@ def test_a_paused_leaders_open_transaction_neither_blocks_the_takeover_nor_commi
                 inside.set()
                 resume.wait(60)
             outcome.append(None)
-        except BaseException as e:  # noqa: BLE001 - the outcome is what the test checks
+        except BaseException as e:
             outcome.append(e)
 
     writer = threading.Thread(target=paused_writer)
