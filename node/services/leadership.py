@@ -11,9 +11,19 @@ import datetime as dt
 
 from node.services.context import NodeContext
 from node.store import lease
+from node.store.db import retry_uncommitted  # for federation/workers.py (no store/ there)
 from node.store.lease import LeaseView, NotLeaderError
 
-__all__ = ["LeaseView", "NotLeaderError", "current", "describe", "release", "renew", "take_over"]
+__all__ = [
+    "LeaseView",
+    "NotLeaderError",
+    "current",
+    "describe",
+    "release",
+    "renew",
+    "retry_uncommitted",
+    "take_over",
+]
 
 
 def take_over(ctx: NodeContext, holder: str, seconds: float) -> int | None:

@@ -26,19 +26,20 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import AsyncGenerator, Iterator
+import time
+from collections.abc import AsyncGenerator, Callable, Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from node.errors import ConfigError
+from node.errors import ConfigError, PeerUnavailableError
 from node.store import lease
 
 __all__ = [
@@ -47,9 +48,13 @@ __all__ = [
     "WRITE_LOCK",
     "DataVersionProbe",
     "Database",
+    "DatabaseUnavailableError",
     "OutboxNotifications",
     "migrations_dir",
+    "retry_uncommitted",
 ]
+
+T = TypeVar("T")
 
 WRITE_LOCK = 0x6C61706F72
 """PostgreSQL advisory lock key ("lapor") that every write transaction takes first."""
@@ -88,6 +93,39 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+RETRY_SECONDS = 30.0
+"""How long a write that surely did not commit is tried again while the database fails over
+(Patroni promotes a replica within ~30 s; the URL's hosts are tried in turn)."""
+
+
+class DatabaseUnavailableError(PeerUnavailableError):
+    """The database connection was lost inside a write transaction. `committed` is False when
+    the loss came before COMMIT was sent (nothing was written: safe to run again), None when
+    it came during COMMIT (unknown: only an idempotent retry is safe)."""
+
+    def __init__(self, message: str, *, committed: bool | None) -> None:
+        super().__init__(message)
+        self.committed = committed
+
+
+def retry_uncommitted(fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)`, a whole write use case, run again while it fails on a lost connection
+    before its commit (DatabaseUnavailableError with committed False): the pool's pre-ping
+    then connects afresh, to the new primary of a multi-host URL. Up to RETRY_SECONDS; an
+    unknown outcome (lost during COMMIT) is raised at once, for the caller's idempotent path
+    (a link resends, its peer deduplicates)."""
+    deadline = time.monotonic() + RETRY_SECONDS
+    pause = 0.2
+    while True:
+        try:
+            return fn(*args)
+        except DatabaseUnavailableError as e:
+            if e.committed is not False or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 2.0)
 
 
 def _postgresql_engine(url: str, *, idle_seconds: int | None) -> Engine:
@@ -162,12 +200,27 @@ class Database:
         epoch = self._epoch
         if self._fenced and epoch is None:
             raise lease.NotLeaderError(self._standby_reason)
-        with self._write_sessions() as session, session.begin():
-            if not self.is_sqlite:
-                if epoch is not None:
-                    lease.check(session, epoch)
-                session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK})
-            yield session
+        committing = False
+        try:
+            with self._write_sessions() as session, session.begin():
+                if not self.is_sqlite:
+                    if epoch is not None:
+                        lease.check(session, epoch)
+                    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK})
+                yield session
+                committing = True
+        except DBAPIError as e:
+            if self.is_sqlite or not e.connection_invalidated:
+                raise
+            raise DatabaseUnavailableError(
+                f"the connection to the database at {self.safe_url} was lost "
+                + (
+                    "while committing: the transaction may or may not have committed"
+                    if committing
+                    else "before commit: nothing was written"
+                ),
+                committed=None if committing else False,
+            ) from e
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:

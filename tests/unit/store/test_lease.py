@@ -10,11 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import DBAPIError
 
 from node.services import audit, checkpoints, complaints, leadership
 from node.services.context import NodeContext
-from node.store.db import IDLE_IN_TRANSACTION_SECONDS, Database
+from node.store.db import IDLE_IN_TRANSACTION_SECONDS, Database, DatabaseUnavailableError
 from node.store.lease import NotLeaderError
 from node.store.models import Complaint
 from tests.conftest import NodeFactory
@@ -128,6 +127,7 @@ def test_a_paused_leaders_open_transaction_neither_blocks_the_takeover_nor_commi
     writer.join(bound(1))
     assert taken == epoch + 1  # type: ignore[operator]
     assert took < IDLE_IN_TRANSACTION_SECONDS, f"the takeover waited {took:.1f}s"
-    assert isinstance(outcome[0], DBAPIError), outcome
+    assert isinstance(outcome[0], DatabaseUnavailableError), outcome
+    assert outcome[0].committed is None  # lost during COMMIT: never retried blindly
     with other.db.read() as session:
         assert session.execute(text("SELECT count(*) FROM state_checks")).scalar_one() == 0
