@@ -7,7 +7,6 @@ write: nothing lost or duplicated, both ledgers verify and reconcile (no fork)."
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -17,33 +16,16 @@ from pathlib import Path
 import pytest
 
 from node.federation.leader import LEASE_SECONDS, RENEW_SECONDS
-from node.services import leadership, links
+from node.services import links
 from tests.conftest import NodeFactory
 from tests.fault.conftest import Link
-from tests.support.balancer import Balancer
-from tests.support.nodes import TestNode, free_ports, status_of
+from tests.support.ha import Balancer, leader_pid, standby_of
+from tests.support.nodes import TestNode, status_of
 from tests.support.waits import bound, holds_throughout, wait_until
 
 pytestmark = [pytest.mark.slow]
 
 TAKEOVER_SECONDS = 10.0  # the brief's promise: a standby leads within 10 s of the death
-
-
-def standby_of(node: TestNode, directory: Path) -> TestNode:
-    """A second `serve` host of `node`: a copy of its data directory (node.yaml and keys, as
-    an operator copies them to the second host), on ports of its own."""
-    shutil.copytree(
-        node.directory, directory, ignore=shutil.ignore_patterns("serve.log", "serve.lock")
-    )
-    port, enrollment = free_ports(2)
-    text = (directory / "node.yaml").read_text()
-    text = text.replace(f"127.0.0.1:{node.port}", f"127.0.0.1:{port}")
-    old_enrollment = node.ctx().config.server.enrollment_address
-    text = text.replace(
-        f'enrollment_listen: "{old_enrollment}"', f'enrollment_listen: "127.0.0.1:{enrollment}"'
-    )
-    (directory / "node.yaml").write_text(text)
-    return TestNode(node.node_id, node.name, directory, port, node.database_url)
 
 
 @dataclass
@@ -52,14 +34,8 @@ class Pair:
     second: TestNode
     link: Link  # its parent: whichever of the two the test reads the database through
 
-    def leader_pid(self) -> int | None:
-        view = leadership.current(self.first.ctx())
-        if view is None or not view.live:
-            return None
-        return int(view.holder.split(" pid ")[1].split(" ")[0])
-
     def leads(self, node: TestNode) -> bool:
-        return node.process is not None and self.leader_pid() == node.process.pid
+        return node.process is not None and leader_pid(self.first) == node.process.pid
 
 
 @pytest.fixture
