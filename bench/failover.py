@@ -257,7 +257,7 @@ def run(
 ) -> list[tuple[str, dict[str, float], Tally, list[str]]]:
     results = []
     name = f"lapor_failover_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    admin = create_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     with tempfile.TemporaryDirectory(prefix="lapor-failover-") as tmp:
