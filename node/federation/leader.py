@@ -28,7 +28,7 @@ from node.metrics import REGISTRY
 from node.services import leadership
 from node.services.context import NodeContext
 
-__all__ = ["LEASE_SECONDS", "RENEW_SECONDS", "Leadership"]
+__all__ = ["LEASE_SECONDS", "RENEW_SECONDS", "Leadership", "sole_leader"]
 
 LEASE_SECONDS = 5.0
 RENEW_SECONDS = 1.5
@@ -43,6 +43,12 @@ LEADER_EPOCH = Gauge(
     "The epoch of the leader lease this process last saw (its own while it leads)",
     registry=REGISTRY,
 )
+
+
+def sole_leader() -> None:
+    """SQLite: the one `serve` of the data directory leads, with no lease (epoch 0)."""
+    LEADER.set(1)
+    LEADER_EPOCH.set(0)
 
 
 class Leadership:

@@ -42,7 +42,7 @@ from node.federation import limits
 from node.federation.audit_service import AuditServicer
 from node.federation.dialer import ParentDialer
 from node.federation.endpoints import Endpoints
-from node.federation.leader import Leadership
+from node.federation.leader import Leadership, sole_leader
 from node.federation.live import LiveLinks
 from node.federation.outbox_watch import OutboxWatch
 from node.federation.periodic import PeriodicJobs
@@ -131,6 +131,7 @@ class NodeRuntime:
         jobs = [self.pins.run(), limits.watch(cfg, main=self.port)]
         # Lead (or learn who does) before the port opens: a lone serve is ready when it is.
         if self.leadership is None:
+            sole_leader()
             await self._lead(None)
         else:
             await self.leadership.round()
