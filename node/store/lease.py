@@ -130,6 +130,8 @@ def take_over(conn: Connection, holder: str, seconds: float) -> int | None:
         text(
             "SELECT pg_terminate_backend(l.pid) FROM pg_locks l "
             "WHERE l.relation = 'leader_lease'::regclass AND l.granted "
+            # Databases cloned from one template share relation ids: this database only.
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
             "AND l.mode = 'RowShareLock' AND l.pid <> pg_backend_pid() "
             "AND EXISTS (SELECT 1 FROM leader_lease WHERE id = 1 "
             "            AND expires_at <= clock_timestamp())"
