@@ -24,6 +24,7 @@ from typing import Any
 
 from prometheus_client import Gauge
 
+from node.errors import ConfigError
 from node.metrics import REGISTRY
 from node.services import leadership
 from node.services.context import NodeContext
@@ -96,15 +97,17 @@ class Leadership:
             await asyncio.sleep(RENEW_SECONDS)
             await self.round()
 
-    async def round(self) -> None:
-        """Renew the lease if leading, else try to take it over."""
+    async def round(self, *, first: bool = False) -> None:
+        """Renew the lease if leading, else try to take it over. `first` (serve's start): a
+        configuration that cannot lead (a port taken, say) is raised, to stop serve, after
+        the lease is released; later it is logged and tried again next round."""
         now = asyncio.get_running_loop().time()
         if self.epoch is None:
-            await self._try_to_lead(now)
+            await self._try_to_lead(now, first=first)
         else:
             await self._renew(now)
 
-    async def _try_to_lead(self, started: float) -> None:
+    async def _try_to_lead(self, started: float, *, first: bool = False) -> None:
         try:
             epoch = await asyncio.to_thread(
                 leadership.take_over, self.ctx, self.holder, LEASE_SECONDS
@@ -128,6 +131,9 @@ class Leadership:
             await self.on_lead(epoch)
         except Exception as e:
             self.log.error("leader.start_failed", error_kind=type(e).__name__, error=str(e))
+            if first and isinstance(e, ConfigError):
+                await self.release()
+                raise
             await self.step_down(f"could not start leading: {e}")
 
     async def _renew(self, started: float) -> None:

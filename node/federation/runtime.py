@@ -134,7 +134,7 @@ class NodeRuntime:
             sole_leader()
             await self._lead(None)
         else:
-            await self.leadership.round()
+            await self.leadership.round(first=True)
             jobs.append(self.leadership.run())
         await server.start()
         self._server = server
