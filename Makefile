@@ -26,6 +26,8 @@ test: $(STAMP)
 	scripts/ensure_chromium.sh
 	scripts/ensure_promtool.sh
 	scripts/ensure_go.sh
+	scripts/ensure_debian_package.sh etcd-server etcd "the HA cluster tests (scripts/ha-cluster)"
+	scripts/ensure_debian_package.sh patroni patroni "the HA cluster tests (scripts/ha-cluster)"
 	# Two workers (the machine's cores), a file each. A crashed worker is not replaced: the
 	# run fails at once naming its test (xdist's loadfile scheduler can hang replacing it).
 	$(PY) -m pytest -n 2 --dist loadfile --max-worker-restart=0

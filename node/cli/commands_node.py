@@ -31,7 +31,15 @@ from node.crypto.card import NodeCard
 from node.crypto.enrollment import AddressPair, JoinToken
 from node.errors import NodeError, ValidationError
 from node.logs import configure_logging
-from node.services import certificates, checkpoints, datadir, enrollment, links, witness
+from node.services import (
+    certificates,
+    checkpoints,
+    datadir,
+    enrollment,
+    leadership,
+    links,
+    witness,
+)
 from node.services.context import NodeContext
 from node.services.setup import init_node
 from node.services.startup_checks import check_before_serving
@@ -510,6 +518,7 @@ def link_list(config_path: Path | None, as_json: bool) -> None:
         report = links.link_report(ctx)
         pinned = {c.peer: c for c in certificates.peer_certificates(ctx)}
         now = ctx.clock.now()
+        lease = leadership.current(ctx)  # None on SQLite: one serve, no lease
     if as_json:
         emit_json(
             [{**asdict(v), "tls_valid_until": _cert_end(pinned, v.peer_id)} for v in report.rows]
@@ -557,6 +566,8 @@ def link_list(config_path: Path | None, as_json: bool) -> None:
         console.print("* not in expected_children (node.yaml)")
     if report.expected:
         console.print(report.summary(), soft_wrap=True)
+    if lease is not None:
+        console.print(leadership.describe(lease), soft_wrap=True)
 
 
 _CERT_STYLE = {"expired": "bold red", "expiring": "yellow", "valid": "default"}

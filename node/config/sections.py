@@ -178,7 +178,12 @@ class Database(Section):
     url: str = key(
         "sqlite:///node.db",
         "",
-        note="Embedded default. For production: postgresql+psycopg://user@host:5432/dbname",
+        note=(
+            "Embedded default. For production: postgresql+psycopg://user@host:5432/dbname;\n"
+            "several hosts (a Patroni cluster, docs/deployment.md section 8):\n"
+            "postgresql+psycopg://user@/dbname?host=db1:5432&host=db2:5432"
+            "&target_session_attrs=read-write"
+        ),
     )
 
     @field_validator("url", mode="before")
@@ -186,6 +191,13 @@ class Database(Section):
     def _url(cls, value: object) -> object:
         if not isinstance(value, str) or not value:
             raise problem(f"must be a SQLAlchemy URL, found {value!r}")
+        netloc = value.partition("://")[2].partition("/")[0]
+        if value.startswith("postgresql") and "," in netloc:
+            raise problem(
+                "lists several hosts before the database name, which SQLAlchemy cannot "
+                "read; name them in the query instead: postgresql+psycopg://user@/dbname"
+                "?host=db1:5432&host=db2:5432&target_session_attrs=read-write"
+            )
         return value
 
 

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from node.services.leadership import retry_uncommitted
+
 __all__ = ["DbWorkers"]
 
 T = TypeVar("T")
@@ -19,7 +21,9 @@ class DbWorkers:
         self._readers = ThreadPoolExecutor(4, thread_name_prefix="db-read")
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+        # A write that surely did not commit is run again while the database fails over.
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, retry_uncommitted, fn, *args)
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._readers, fn, *args)

@@ -13,6 +13,11 @@ the kernel's: it goes with the process, however the process ends (SIGKILL includ
 a crash never leaves a stale lock behind. The file only says who holds it (pid), for the
 message.
 
+On PostgreSQL the lock still keeps one `serve` per data directory, and several `serve`
+processes of one node run from several data directories (one per host, each a copy of the
+first: node.yaml, keys): the leader lease decides which one writes (node.store.lease,
+docs/decisions/0024-fenced-single-writer.md).
+
 CLI commands do not take this lock: they queue on the database's own write lock, as they
 always have (docs/decisions/0012-one-writer-at-a-time.md).
 """

@@ -10,6 +10,15 @@ and would queue on its head anyway, and with one lock taken first no two writers
 deadlock over the rows they then lock (links, ledger head, complaints) in different
 orders. Within a transaction they still lock the rows they advance with SELECT ... FOR
 UPDATE.
+
+A `serve` on PostgreSQL fences its writes with the leader lease (node.store.lease,
+docs/decisions/0024-fenced-single-writer.md): after `fence_writes()`, `write()` refuses at
+once with NotLeaderError while the process is a standby (`lead(None)`), and a leader's
+transaction begins by checking its epoch, so a leader that lost the lease (paused, cut off)
+neither writes nor signs. Writers' connections end a transaction left idle for
+IDLE_IN_TRANSACTION_SECONDS, so a paused process cannot hold its locks for ever. The CLI's
+writers are not fenced: each of their transactions reads the ledger's head under the write
+lock, as any writer does (decision 0024 says why that cannot fork the ledger).
 """
 
 from __future__ import annotations
@@ -17,31 +26,42 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import AsyncGenerator, Iterator
+import time
+from collections.abc import AsyncGenerator, Callable, Iterator
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import create_engine, event, inspect, text
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from node.errors import ConfigError
+from node.errors import ConfigError, PeerUnavailableError
+from node.store import lease
 
 __all__ = [
+    "IDLE_IN_TRANSACTION_SECONDS",
     "OUTBOX_CHANNEL",
     "WRITE_LOCK",
     "DataVersionProbe",
     "Database",
+    "DatabaseUnavailableError",
     "OutboxNotifications",
     "migrations_dir",
+    "retry_uncommitted",
 ]
+
+T = TypeVar("T")
 
 WRITE_LOCK = 0x6C61706F72
 """PostgreSQL advisory lock key ("lapor") that every write transaction takes first."""
+
+IDLE_IN_TRANSACTION_SECONDS = 5
+"""PostgreSQL ends a writer's session whose transaction waits this long between statements
+(a paused process's), releasing its locks: the lease's takeover never waits longer."""
 
 
 def migrations_dir() -> Path:
@@ -75,6 +95,52 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     return engine
 
 
+RETRY_SECONDS = 30.0
+"""How long a write that surely did not commit is tried again while the database fails over
+(Patroni promotes a replica within ~30 s; the URL's hosts are tried in turn)."""
+
+
+class DatabaseUnavailableError(PeerUnavailableError):
+    """The database connection was lost inside a write transaction. `committed` is False when
+    the loss came before COMMIT was sent (nothing was written: safe to run again), None when
+    it came during COMMIT (unknown: only an idempotent retry is safe)."""
+
+    def __init__(self, message: str, *, committed: bool | None) -> None:
+        super().__init__(message)
+        self.committed = committed
+
+
+def retry_uncommitted(fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)`, a whole write use case, run again while it fails on a lost connection
+    before its commit (DatabaseUnavailableError with committed False): the pool's pre-ping
+    then connects afresh, to the new primary of a multi-host URL. Up to RETRY_SECONDS; an
+    unknown outcome (lost during COMMIT) is raised at once, for the caller's idempotent path
+    (a link resends, its peer deduplicates)."""
+    deadline = time.monotonic() + RETRY_SECONDS
+    pause = 0.2
+    while True:
+        try:
+            return fn(*args)
+        except DatabaseUnavailableError as e:
+            if e.committed is not False or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 2.0)
+
+
+def _postgresql_engine(url: str, *, idle_seconds: int | None) -> Engine:
+    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    if idle_seconds is not None:
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            with dbapi_conn.cursor() as cur:
+                cur.execute(f"SET idle_in_transaction_session_timeout = '{idle_seconds}s'")
+            dbapi_conn.commit()
+
+    return engine
+
+
 class Database:
     """A node's database: `write()` and `read()` give sessions in one transaction each."""
 
@@ -85,10 +151,44 @@ class Database:
             self._writer = _sqlite_engine(url, immediate=True)
             self._reader = _sqlite_engine(url, immediate=False)
         else:
-            self._writer = create_engine(url, pool_pre_ping=True, hide_parameters=True)
-            self._reader = self._writer
+            self._writer = _postgresql_engine(url, idle_seconds=IDLE_IN_TRANSACTION_SECONDS)
+            # Readers may stream to a slow auditor: no idle limit on theirs.
+            self._reader = _postgresql_engine(url, idle_seconds=None)
         self._write_sessions = sessionmaker(self._writer, expire_on_commit=False)
         self._read_sessions = sessionmaker(self._reader, expire_on_commit=False)
+        self._fenced = False
+        self._epoch: int | None = None
+        self._standby_reason = "this serve process is a standby: only the leader writes"
+
+    def fence_writes(self) -> None:
+        """From now on every write needs the leader lease (a `serve` on PostgreSQL); until
+        `lead(epoch)`, writes are refused."""
+        if self.is_sqlite:
+            raise ConfigError("SQLite's single writer is the data directory's lock, not a lease")
+        self._fenced = True
+
+    def lead(self, epoch: int | None, reason: str | None = None) -> None:
+        """Write as the leader of `epoch` from now on; None: as a standby (refused, saying
+        `reason`)."""
+        self._epoch = epoch
+        if reason is not None:
+            self._standby_reason = reason
+
+    @property
+    def fenced(self) -> bool:
+        return self._fenced
+
+    @property
+    def epoch(self) -> int | None:
+        return self._epoch
+
+    @contextlib.contextmanager
+    def lease_connection(self) -> Iterator[Connection]:
+        """An autocommit connection for the lease's own statements (node.store.lease): they
+        neither wait for the write lock nor check the epoch they move."""
+        with self._reader.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
 
     @property
     def dialect(self) -> str:
@@ -97,10 +197,30 @@ class Database:
     @contextlib.contextmanager
     def write(self) -> Iterator[Session]:
         """One write transaction: committed on success, rolled back on any exception."""
-        with self._write_sessions() as session, session.begin():
-            if not self.is_sqlite:
-                session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK})
-            yield session
+        epoch = self._epoch
+        if self._fenced and epoch is None:
+            raise lease.NotLeaderError(self._standby_reason)
+        committing = False
+        try:
+            with self._write_sessions() as session, session.begin():
+                if not self.is_sqlite:
+                    if epoch is not None:
+                        lease.check(session, epoch)
+                    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK})
+                yield session
+                committing = True
+        except DBAPIError as e:
+            if self.is_sqlite or not e.connection_invalidated:
+                raise
+            raise DatabaseUnavailableError(
+                f"the connection to the database at {self.safe_url} was lost "
+                + (
+                    "while committing: the transaction may or may not have committed"
+                    if committing
+                    else "before commit: nothing was written"
+                ),
+                committed=None if committing else False,
+            ) from e
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:

@@ -1,0 +1,179 @@
+"""Which of a node's `serve` processes leads, on PostgreSQL (node.store.lease; decision
+0024). Every RENEW_SECONDS the leader renews its lease for LEASE_SECONDS, and a standby
+tries to take it over (it succeeds once the lease has expired, on the database's clock).
+
+Invariants:
+  - The process writes (Database.lead) only for an epoch it took over, and stops at once
+    when a renewal finds another epoch, or when it could not renew for LEASE_SECONDS by its
+    own monotonic clock (it cannot know whether another took over meanwhile). Either way
+    the database would refuse its writes anyway; stepping down ends its links and jobs.
+  - The leader's side jobs (links, periodic jobs, joins, intake) start only after the
+    epoch is held (`on_lead`), and are ended before a standby could lead (`on_step_down`).
+  - A leader that dies is replaced within LEASE_SECONDS + RENEW_SECONDS (+ the takeover's
+    lock wait of a paused leader's transaction, which the takeover ends).
+The gauges `lapor_node_leader` (1 leading, 0 standby) and `lapor_node_leader_epoch` say
+which process leads, beside `link list`'s leader line."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from prometheus_client import Gauge
+
+from node.errors import ConfigError
+from node.metrics import REGISTRY
+from node.services import leadership
+from node.services.context import NodeContext
+
+__all__ = ["LEASE_SECONDS", "RENEW_SECONDS", "Leadership", "sole_leader"]
+
+LEASE_SECONDS = 5.0
+RENEW_SECONDS = 1.5
+
+LEADER = Gauge(
+    "lapor_node_leader",
+    "1 while this serve process leads its node (holds the leader lease), 0 as a standby",
+    registry=REGISTRY,
+)
+LEADER_EPOCH = Gauge(
+    "lapor_node_leader_epoch",
+    "The epoch of the leader lease this process last saw (its own while it leads)",
+    registry=REGISTRY,
+)
+
+
+def sole_leader() -> None:
+    """SQLite: the one `serve` of the data directory leads, with no lease (epoch 0)."""
+    LEADER.set(1)
+    LEADER_EPOCH.set(0)
+
+
+class Leadership:
+    """Take over, renew, step down; `on_lead(epoch)` and `on_step_down()` start and end the
+    leader's side jobs."""
+
+    def __init__(
+        self,
+        ctx: NodeContext,
+        log: Any,
+        on_lead: Callable[[int], Awaitable[None]],
+        on_step_down: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.ctx = ctx
+        self.log = log
+        self.on_lead = on_lead
+        self.on_step_down = on_step_down
+        listen = ctx.config.server.listen
+        self.holder = f"{socket.gethostname()} pid {os.getpid()} ({listen})"
+        self.epoch: int | None = None
+        self.seen: leadership.LeaseView | None = None
+        self._valid_until = 0.0
+        LEADER.set(0)
+
+    @property
+    def leading(self) -> bool:
+        return self.epoch is not None
+
+    def standby_message(self) -> str:
+        """What a child dialing this standby is told."""
+        seen = self.seen
+        leader = (
+            "no leader yet" if seen is None or not seen.live else f"the leader is {seen.holder}"
+        )
+        epoch = "" if seen is None else f", epoch {seen.epoch}"
+        return (
+            f"this serve process of {self.ctx.node_id} is a standby ({leader}{epoch}); "
+            f"dial again to reach the leader"
+        )
+
+    async def run(self) -> None:
+        """Rounds every RENEW_SECONDS, after the first (`round`, which `serve` awaits at
+        start so that a lone serve leads before its port opens)."""
+        while True:
+            await asyncio.sleep(RENEW_SECONDS)
+            await self.round()
+
+    async def round(self, *, first: bool = False) -> None:
+        """Renew the lease if leading, else try to take it over. `first` (serve's start): a
+        configuration that cannot lead (a port taken, say) is raised, to stop serve, after
+        the lease is released; later it is logged and tried again next round."""
+        now = asyncio.get_running_loop().time()
+        if self.epoch is None:
+            await self._try_to_lead(now, first=first)
+        else:
+            await self._renew(now)
+
+    async def _try_to_lead(self, started: float, *, first: bool = False) -> None:
+        try:
+            epoch = await asyncio.to_thread(
+                leadership.take_over, self.ctx, self.holder, LEASE_SECONDS
+            )
+            if epoch is None:
+                self.seen = await asyncio.to_thread(leadership.current, self.ctx)
+                if self.seen is not None:
+                    LEADER_EPOCH.set(self.seen.epoch)
+                self.ctx.db.lead(None, self.standby_message())
+                return
+        except Exception as e:  # the database is away (a failover): try again next round
+            self.log.warning("leader.lease_unreachable", error_kind=type(e).__name__, error=str(e))
+            return
+        self._valid_until = started + LEASE_SECONDS
+        self.epoch = epoch
+        self.ctx.db.lead(epoch)
+        LEADER.set(1)
+        LEADER_EPOCH.set(epoch)
+        self.log.warning("leader.took_over", epoch=epoch, holder=self.holder)
+        try:
+            await self.on_lead(epoch)
+        except Exception as e:
+            self.log.error("leader.start_failed", error_kind=type(e).__name__, error=str(e))
+            if first and isinstance(e, ConfigError):
+                await self.release()
+                raise
+            await self.step_down(f"could not start leading: {e}")
+
+    async def _renew(self, started: float) -> None:
+        assert self.epoch is not None
+        # Never wait past the lease's end for an answer: a database that does not answer
+        # cannot be told this process still leads.
+        left = max(0.1, self._valid_until - asyncio.get_running_loop().time())
+        try:
+            renewed = await asyncio.wait_for(
+                asyncio.to_thread(leadership.renew, self.ctx, self.epoch, LEASE_SECONDS), left
+            )
+        except Exception as e:
+            self.log.warning("leader.renew_failed", error_kind=type(e).__name__, error=str(e))
+            if asyncio.get_running_loop().time() >= self._valid_until:
+                await self.step_down("the lease could not be renewed in time")
+            return
+        if renewed and started < self._valid_until:
+            self._valid_until = started + LEASE_SECONDS
+        elif renewed:
+            # Renewed after it had expired by this process's clock (it was paused, or the
+            # database was away): nobody took over, the epoch is still ours.
+            self._valid_until = started + LEASE_SECONDS
+            self.log.warning("leader.renewed_late", epoch=self.epoch)
+        else:
+            await self.step_down("another serve process took the lease over")
+
+    async def step_down(self, why: str) -> None:
+        epoch, self.epoch = self.epoch, None
+        self.ctx.db.lead(None, self.standby_message())
+        LEADER.set(0)
+        self.log.warning("leader.stepped_down", epoch=epoch, why=why)
+        await self.on_step_down()
+
+    async def release(self) -> None:
+        """A clean stop: let a standby take over at once."""
+        epoch = self.epoch
+        if epoch is None:
+            return
+        await self.step_down("stopping")
+        try:
+            await asyncio.to_thread(leadership.release, self.ctx, epoch)
+        except Exception as e:  # the lease then expires by itself
+            self.log.warning("leader.release_failed", error_kind=type(e).__name__, error=str(e))

@@ -1,0 +1,62 @@
+"""The failover bench, short: a province's two `serve` processes on a Patroni cluster of
+three PostgreSQL members (scripts/ha-cluster), two regencies, load, and two faults: the
+leading serve killed, then the PostgreSQL primary killed. Each must meet the targets: no
+loss, no duplicate, no fork, every ledger verified and reconciled, serve failover <= 10 s,
+database <= 30 s (bench/failover.py prints and checks them)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+PG_BIN = Path("/usr/lib/postgresql/15/bin/postgres")
+
+
+def _missing() -> str | None:
+    for tool in ("etcd", "patroni", "patronictl"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (scripts/ensure_debian_package.sh installs it)"
+    if not PG_BIN.exists():
+        return f"PostgreSQL 15 is not installed ({PG_BIN})"
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        return "runuser is missing: the members must run as the postgres user"
+    return None
+
+
+def test_the_short_failover_bench_meets_its_targets() -> None:
+    """Killing the leading serve, then the database primary: 0 lost, 0 duplicated, 0 forks,
+    verified, reconciled, within the failover targets."""
+    missing = _missing()
+    if missing is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true requires the HA cluster tools: {missing}")
+        pytest.skip(missing)
+    base = tempfile.mkdtemp(prefix="lapor-ha-test-")
+    env = {**os.environ, "LAPOR_HA_DIR": base, "LAPOR_HA_PORT_BASE": "5451"}
+    try:
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "bench" / "failover.py"), "--faults", "ab"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=900,
+        )
+    finally:
+        subprocess.run([str(ROOT / "scripts" / "ha-cluster"), "down"], env=env, capture_output=True)
+    out = done.stdout
+    assert done.returncode == 0, f"{out}\n{done.stderr[-3000:]}"
+    for fault in ("fault a:", "fault b:"):
+        assert fault in out
+    assert out.count("lost: 0") == 2 and out.count("duplicated: 0") == 2
+    assert out.count("forks: 0") == 2
+    assert out.count("ledgers verified: yes") == 2 and out.count("reconciled: yes") == 2

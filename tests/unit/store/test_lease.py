@@ -1,0 +1,133 @@
+"""The leader lease (node.store.lease) on a real PostgreSQL database: one epoch leads at a
+time, a takeover needs an expired lease, and a fenced Database writes and signs only for the
+epoch it leads, even when its transaction was open (paused) across the takeover."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import func, select, text
+
+from node.services import audit, checkpoints, complaints, leadership
+from node.services.context import NodeContext
+from node.store.db import IDLE_IN_TRANSACTION_SECONDS, Database, DatabaseUnavailableError
+from node.store.lease import NotLeaderError
+from node.store.models import Complaint
+from tests.conftest import NodeFactory
+from tests.support.factories import DRAFT
+from tests.support.waits import bound, wait_until
+
+NOTE_CHECK = (
+    "INSERT INTO state_checks (checked_at, scope, complaints, differences, summary) "
+    "VALUES (now(), 'all', 0, 0, 'paused')"
+)
+TTL = 1.0  # seconds: short leases, so expiry is quick to wait for
+
+
+@pytest.fixture
+def ctx(nodes: NodeFactory, db_kind: str) -> Iterator[NodeContext]:
+    if db_kind == "sqlite":
+        pytest.skip(
+            "the leader lease is PostgreSQL's; on SQLite one serve holds the data directory"
+        )
+    yield nodes("id-64", "Provinsi Kalimantan Timur").ctx()
+
+
+@pytest.fixture
+def other(ctx: NodeContext) -> Iterator[NodeContext]:
+    """A second serve process's view of the same node: its own engines, same database."""
+    second = NodeContext(ctx.config, Database(ctx.config.database_url), ctx.signing_key)
+    yield second
+    second.close()
+
+
+def _expire(ctx: NodeContext) -> None:
+    wait_until(lambda: not leadership.current(ctx).live, what="the lease to expire")  # type: ignore[union-attr]
+
+
+def _complaints(ctx: NodeContext) -> int:
+    with ctx.db.read() as session:
+        return int(session.execute(select(func.count()).select_from(Complaint)).scalar_one())
+
+
+def test_one_epoch_leads_and_a_takeover_needs_an_expired_lease(
+    ctx: NodeContext, other: NodeContext
+) -> None:
+    """Epochs grow by one per takeover; a live lease cannot be taken; renewal is by epoch."""
+    first = leadership.take_over(ctx, "a", TTL)
+    assert first is not None
+    assert leadership.take_over(other, "b", TTL) is None
+    assert leadership.renew(ctx, first, TTL)
+    _expire(ctx)
+    second = leadership.take_over(other, "b", TTL)
+    assert second == first + 1
+    assert not leadership.renew(ctx, first, TTL)
+    view = leadership.current(ctx)
+    assert view is not None and (view.epoch, view.holder) == (second, "b")
+    assert leadership.describe(view).startswith("leader: b (epoch")
+
+
+def test_a_standby_and_a_superseded_leader_neither_write_nor_sign(
+    ctx: NodeContext, other: NodeContext
+) -> None:
+    """Fenced writes: refused on a standby, allowed for the live epoch, refused (nothing
+    committed, no checkpoint signed) once another process took over."""
+    ctx.db.fence_writes()
+    with pytest.raises(NotLeaderError, match="standby"):
+        complaints.submit(ctx, DRAFT)
+    epoch = leadership.take_over(ctx, "a", TTL)
+    ctx.db.lead(epoch)
+    complaints.submit(ctx, DRAFT)
+    signed_before = audit.head(ctx).checkpoint
+    _expire(ctx)
+    assert leadership.take_over(other, "b", 30) is not None
+    with pytest.raises(NotLeaderError, match="took over"):
+        complaints.submit(ctx, DRAFT)
+    with pytest.raises(NotLeaderError):
+        checkpoints.sign(ctx)
+    assert _complaints(ctx) == 1
+    assert audit.head(ctx).checkpoint == signed_before
+    complaints.submit(other, DRAFT)  # an unfenced writer (the CLI) still writes
+
+
+def test_a_paused_leaders_open_transaction_neither_blocks_the_takeover_nor_commits(
+    ctx: NodeContext, other: NodeContext
+) -> None:
+    """A leader paused inside a write transaction (holding the lease FOR KEY SHARE) past
+    its lease: the takeover ends its session and completes; its commit then fails."""
+    ctx.db.fence_writes()
+    epoch = leadership.take_over(ctx, "a", TTL)
+    ctx.db.lead(epoch)
+    inside, resume = threading.Event(), threading.Event()
+    outcome: list[BaseException | None] = []
+
+    def paused_writer() -> None:
+        try:
+            with ctx.db.write() as session:
+                session.execute(text(NOTE_CHECK))
+                inside.set()
+                resume.wait(60)
+            outcome.append(None)
+        except BaseException as e:
+            outcome.append(e)
+
+    writer = threading.Thread(target=paused_writer)
+    writer.start()
+    assert inside.wait(bound(1))
+    _expire(ctx)
+    started = time.monotonic()
+    taken = None
+    while taken is None and time.monotonic() - started < bound(IDLE_IN_TRANSACTION_SECONDS):
+        taken = leadership.take_over(other, "b", 30)
+    took = time.monotonic() - started
+    resume.set()
+    writer.join(bound(1))
+    assert taken == epoch + 1  # type: ignore[operator]
+    assert took < IDLE_IN_TRANSACTION_SECONDS, f"the takeover waited {took:.1f}s"
+    assert isinstance(outcome[0], DatabaseUnavailableError), outcome
+    assert outcome[0].committed is None  # lost during COMMIT: never retried blindly
+    with other.db.read() as session:
+        assert session.execute(text("SELECT count(*) FROM state_checks")).scalar_one() == 0

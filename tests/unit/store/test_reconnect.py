@@ -1,0 +1,86 @@
+"""Reaching a PostgreSQL primary among several hosts (a libpq multi-host URL), and running a
+write again only when it surely did not commit (node.store.db.retry_uncommitted)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from node.config import load_config, render_config
+from node.errors import ConfigError
+from node.store.db import Database, DatabaseUnavailableError, retry_uncommitted
+from tests.support.databases import fresh_database
+from tests.support.nodes import free_port
+
+
+@pytest.fixture
+def pg_url(tmp_path: Path) -> Iterator[str]:
+    with fresh_database("postgresql", tmp_path, migrated=True) as url:
+        yield url
+
+
+@pytest.mark.parametrize("form", ["repeated", "comma"])
+def test_a_multi_host_url_reaches_the_writable_host(pg_url: str, form: str) -> None:
+    """The first host is down: libpq tries the next and the node writes there."""
+    url = make_url(pg_url)
+    dead = free_port()
+    live = f"{url.host}:{url.port or 5432}"
+    if form == "repeated":
+        query = f"host=127.0.0.1:{dead}&host={live}"
+    else:
+        query = f"host=127.0.0.1,{url.host}&port={dead},{url.port or 5432}"
+    multi = f"postgresql+psycopg://{url.username}@/{url.database}?{query}"
+    db = Database(multi + "&target_session_attrs=read-write")
+    try:
+        db.check_reachable()
+        with db.write() as session:
+            port = session.execute(text("SELECT inet_server_port()")).scalar_one()
+        assert port == (url.port or 5432)
+    finally:
+        db.dispose()
+
+
+def test_a_write_lost_before_commit_runs_again_and_an_unknown_outcome_does_not() -> None:
+    """committed False: tried again until it succeeds; committed None: raised at once."""
+    calls: list[int] = []
+
+    def flaky(n: int) -> int:
+        calls.append(n)
+        if len(calls) < 3:
+            raise DatabaseUnavailableError("lost before commit", committed=False)
+        return n
+
+    assert retry_uncommitted(flaky, 7) == 7
+    assert calls == [7, 7, 7]
+
+    def unsure() -> None:
+        calls.append(0)
+        raise DatabaseUnavailableError("lost during commit", committed=None)
+
+    calls.clear()
+    with pytest.raises(DatabaseUnavailableError, match="during commit"):
+        retry_uncommitted(unsure)
+    assert calls == [0]
+
+
+def test_hosts_listed_before_the_database_name_are_refused_naming_the_form_to_use(
+    tmp_path: Path,
+) -> None:
+    """SQLAlchemy cannot read `user@h1:5432,h2:5432/db`: node.yaml says so in one line and
+    shows the query form; the query form loads."""
+    rendered = render_config("id-64", "Provinsi Kalimantan Timur", listen="127.0.0.1:7411")
+    path = tmp_path / "node.yaml"
+    bad = "postgresql+psycopg://lapor@db1:5432,db2:5432/lapor"
+    path.write_text(rendered.replace('url: "sqlite:///node.db"', f'url: "{bad}"'))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert "database.url" in message and "?host=db1:5432&host=db2:5432" in message
+    assert "\n" not in message
+    good = "postgresql+psycopg://lapor@/lapor?host=db1:5432&host=db2:5432"
+    path.write_text(rendered.replace('url: "sqlite:///node.db"', f'url: "{good}"'))
+    assert load_config(path).database_url == good
