@@ -16,8 +16,8 @@ Hello, inside one write transaction:
      e. unless a signed discontinuity statement explains it (`_explained`), the evidence
         (both notes, signed by the peer) goes into this node's ledger through
         node.services.witness.record_fork, which suspends the link, logs one critical line
-        and counts the fork; the session is refused. A suspended link records nothing
-        again: its evidence is already in the ledger;
+        and counts the fork; the session is refused. A suspended link is refused at its
+        Hello, naming the entry (nothing is recorded twice), until `link resume`;
   2. the checkpoint of ours the peer holds, against this node's ledger (witness.check_held):
      if this node never signed exactly that one, either its own database lost history
      (the note verifies under one of our keys: "own-history"), or the peer holds a claim
@@ -82,14 +82,14 @@ def check_hello(ctx: NodeContext, peer: NodeId, hello: federation_pb2.Hello) -> 
         link = queries.get_link(session, peer, lock=True)
         if link is None or link.revoked_at is not None:
             return  # the session's own checks refuse it
-        if link.suspended_at is None:
-            fork = _peer_contradiction(session, link, hello.checkpoint)
-            if fork is not None and not _explained(session, ctx, link, fork):
-                index = witness.record_fork(session, ctx, link, fork)
-                refusal = StateError(
-                    f"{fork}; this node recorded the evidence in its ledger entry {index} and "
-                    "refuses further envelopes from you until its operator acts"
-                )
+        witness.refuse_if_suspended(link)  # its evidence is in the ledger already
+        fork = _peer_contradiction(session, link, hello.checkpoint)
+        if fork is not None and not _explained(session, ctx, link, fork):
+            index = witness.record_fork(session, ctx, link, fork)
+            refusal = StateError(
+                f"{fork}; this node recorded the evidence in its ledger entry {index} and "
+                "refuses further envelopes from you until its operator acts"
+            )
         if refusal is None:  # committed with the transaction: the link's last error
             refusal = _own_contradiction(session, ctx, link, hello)
     if refusal is not None:
