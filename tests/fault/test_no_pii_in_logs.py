@@ -34,7 +34,8 @@ SQLITE_TRIGGER = (
 )
 POSTGRES_TRIGGER = (
     "CREATE FUNCTION planted_failure() RETURNS trigger AS $$ BEGIN "
-    "RAISE EXCEPTION 'planted failure'; END $$ LANGUAGE plpgsql",
+    "RAISE EXCEPTION 'planted failure' USING ERRCODE = 'unique_violation'; END $$ "
+    "LANGUAGE plpgsql",
     "CREATE TRIGGER planted_failure BEFORE INSERT ON complaint_contents "
     "FOR EACH ROW EXECUTE FUNCTION planted_failure()",
 )
