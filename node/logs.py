@@ -89,10 +89,13 @@ def core_line(line: str) -> tuple[str, str, dict[str, Any]] | None:
 
 
 @contextlib.contextmanager
-def core_lines_to_structlog(level: str = "info", fmt: str = "json") -> Iterator[None]:
+def core_lines_to_structlog(
+    level: str = "info", fmt: str = "json", **bound: object
+) -> Iterator[None]:
     """While inside: file descriptor 2 goes through a pipe whose reader turns each line into
-    a structlog event (module docstring); structlog writes to the real stderr. On leaving,
-    descriptor 2 is restored and every line written before is emitted."""
+    a structlog event (module docstring) with `bound` (the node id); structlog writes to the
+    real stderr. On leaving, descriptor 2 is restored and every line written before is
+    emitted."""
     sys.stderr.flush()
     real = os.dup(2)
     read_end, write_end = os.pipe()
@@ -100,7 +103,9 @@ def core_lines_to_structlog(level: str = "info", fmt: str = "json") -> Iterator[
     os.close(write_end)
     out = os.fdopen(real, "w", buffering=1, encoding="utf-8", errors="replace")
     configure_logging(level, fmt, file=out)
-    reader = threading.Thread(target=_relay, args=(read_end, out), name="stderr-relay", daemon=True)
+    reader = threading.Thread(
+        target=_relay, args=(read_end, out, bound), name="stderr-relay", daemon=True
+    )
     reader.start()
     try:
         yield
@@ -112,8 +117,8 @@ def core_lines_to_structlog(level: str = "info", fmt: str = "json") -> Iterator[
         out.close()
 
 
-def _relay(read_end: int, out: IO[str]) -> None:
-    log = get_logger()
+def _relay(read_end: int, out: IO[str], bound: dict[str, object]) -> None:
+    log = get_logger(**bound)
     with os.fdopen(read_end, "r", encoding="utf-8", errors="replace") as pipe:
         for line in pipe:
             parsed = core_line(line)

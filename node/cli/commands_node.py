@@ -118,7 +118,9 @@ def serve(config_path: Path | None) -> None:
         lock = datadir.hold(ctx.config)
         try:
             check_before_serving(ctx)
-            with core_lines_to_structlog(ctx.config.log_level, ctx.config.log_format):
+            with core_lines_to_structlog(
+                ctx.config.log_level, ctx.config.log_format, node_id=ctx.node_id
+            ):
                 asyncio.run(_serve(ctx))
         finally:
             lock.release()

@@ -132,11 +132,12 @@ def test_no_planted_reporter_data_in_any_log(pair: tuple[TestNode, TestNode, Tes
     # A stranger's certificate fails the handshake; the core's line is a JSON event.
     refused = exchange_as(stranger, province, [hello()])
     assert refused.code is not None
-    wait_until(
+    handshake = wait_until(
         lambda: _events(province, "grpc.handshake_failed"),
         timeout=RECOVERY_BOUND,
         what="the handshake failure in the province's log",
-    )
+    )[0]
+    assert handshake["source"] == "grpc-core" and handshake["node_id"] == province.node_id
     outputs.cli(province, "link", "list")
     outputs.cli(regency, "link", "list")
     for node in (regency, province):
