@@ -45,7 +45,7 @@ from node.errors import (
 )
 from node.ids import NodeId
 from node.ledger.checkpoint import Checkpoint, origin_for
-from node.ledger.note import Verifier, open_checkpoint
+from node.ledger.note import Verifier, open_checkpoint, split_note
 from node.logs import get_logger
 from node.metrics import PEER_FORKS
 from node.services import checkpoints, witness
@@ -113,7 +113,12 @@ def _peer_contradiction(session: Session, link: Link, note: bytes) -> witness.Fo
         presented = open_checkpoint(note, _peer_verifiers(session, link))
     except SignatureError:
         return None  # 1a: perhaps a rotated key; the envelopes will tell
-    held = Checkpoint.parse(_text(held_note))
+    if presented.origin != origin_for(link.peer_id):
+        raise ValidationError(
+            f"{link.peer_id}'s Hello carries a checkpoint of the log {presented.origin!r}, "
+            f"expected its own, {origin_for(link.peer_id)!r}"
+        )
+    held = Checkpoint.parse(split_note(held_note)[0])  # verified when it was adopted
     if presented.size > held.size:
         return None  # 1b: the envelopes prove it extends what is held
     if presented.size == held.size:
@@ -130,10 +135,6 @@ def _peer_contradiction(session: Session, link: Link, note: bytes) -> witness.Fo
         held=held_note,
         presented=note,
     )
-
-
-def _text(note: bytes) -> bytes:
-    return note[: note.rfind(b"\n\n") + 1]
 
 
 def _explained(session: Session, ctx: NodeContext, link: Link, fork: witness.ForkDetected) -> bool:
