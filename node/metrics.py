@@ -74,7 +74,9 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 
 PEER_FORKS = Counter(
     "lapor_node_peer_forks_total",
-    "Inconsistent signed checkpoints (fork or rollback evidence) presented by a peer.",
+    "Inconsistent signed checkpoints (fork or rollback evidence) presented by a peer; "
+    "kind own-history or unsigned-claim: the peer holds a checkpoint of ours that our ledger "
+    "does not have (node.services.peer_evidence).",
     ["peer", "kind"],
     registry=REGISTRY,
 )
@@ -405,7 +407,7 @@ def observe_key_graces(ends: Mapping[tuple[str, str], float]) -> None:
 # The label values a peer's series can take before its first event: fork kinds
 # (node.services.witness), integrity error kinds (node.errors.IntegrityError's tree) and
 # the gRPC codes node.federation.status gives refusals.
-FORK_KINDS = ("same-size", "inconsistent", "rollback")
+FORK_KINDS = ("same-size", "inconsistent", "rollback", "own-history", "unsigned-claim")
 REFUSAL_CODES = (
     "FAILED_PRECONDITION",
     "INTERNAL",

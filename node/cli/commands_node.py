@@ -30,7 +30,7 @@ from node.config import ServerConfig
 from node.crypto.card import NodeCard
 from node.crypto.enrollment import AddressPair, JoinToken
 from node.errors import NodeError, ValidationError
-from node.logs import configure_logging
+from node.logs import configure_logging, core_lines_to_structlog
 from node.services import (
     certificates,
     checkpoints,
@@ -126,7 +126,10 @@ def serve(config_path: Path | None) -> None:
         lock = datadir.hold(ctx.config)
         try:
             check_before_serving(ctx)
-            asyncio.run(_serve(ctx))
+            with core_lines_to_structlog(
+                ctx.config.log_level, ctx.config.log_format, node_id=ctx.node_id
+            ):
+                asyncio.run(_serve(ctx))
         finally:
             lock.release()
 

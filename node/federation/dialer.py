@@ -3,8 +3,10 @@ dial again by the reconnect rule (node.federation.reconnect).
 
 A parent that cannot be reached may have rotated its keys while this node was away: its
 rotations are fetched from its enrollment port and followed from the pinned key (at most
-once a minute). A parent that ends the stream with a status (it revoked the link, say) has
-what it said recorded as the link's last error, and quoted when it cannot be reached."""
+once a minute). A parent that ends the stream with a status has what it said recorded as
+the link's last error, and quoted when it cannot be reached. A parent that ends it because
+it revoked the link (pins.REVOKED_METADATA) is dialed no more: one warning says so and how
+to rejoin, and the link's last error keeps it (REVOKED_BY_PARENT), across restarts too."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from node.errors import NodeError
 from node.federation.enrollment import fetch_key_rotations
 from node.federation.live import LiveLinks
 from node.federation.liveness import Liveness
-from node.federation.pins import PIN_REFRESH_SECONDS, Pins
+from node.federation.pins import PIN_REFRESH_SECONDS, REVOKED_METADATA, Pins
 from node.federation.reconnect import CONNECT_TIMEOUT_SECONDS, ReconnectPolicy
 from node.federation.session import LinkSession, RefusedError, describe
 from node.federation.status import status_for
@@ -31,9 +33,11 @@ from node.metrics import observe_refusal
 from node.services import links, rotation
 from node.services.context import NodeContext
 
-__all__ = ["KEY_FOLLOW_SECONDS", "ParentDialer"]
+__all__ = ["KEY_FOLLOW_SECONDS", "REVOKED_BY_PARENT", "ParentDialer"]
 
 KEY_FOLLOW_SECONDS = 60.0
+# How the link's last error begins once the parent revoked the link: not dialed again.
+REVOKED_BY_PARENT = "link revoked by parent"
 
 
 class ParentDialer:
@@ -46,6 +50,7 @@ class ParentDialer:
         self.live = live
         self.log = log
         self.parent_said: str | None = None  # the status the parent last ended a stream with
+        self.revoked_by: set[str] = set()  # parents that revoked this node's link
         self._keys_followed_at = 0.0
 
     def _channel_options(self, parent: str) -> list[tuple[str, Any]]:
@@ -72,9 +77,18 @@ class ParentDialer:
     async def run(self) -> None:
         cfg = self.ctx.config.federation
         policy = ReconnectPolicy.from_ms(cfg.reconnect_min_ms, cfg.reconnect_max_ms)
+        try:
+            views = await self.db.read(links.list_links, self.ctx)
+        except NodeError as e:  # bookkeeping: the parent is dialed, and says so again
+            self.log.error("link.state_not_read", error=str(e))
+            views = []
+        for view in views:
+            if view.role == "parent" and (view.last_error or "").startswith(REVOKED_BY_PARENT):
+                self.revoked_by.add(view.peer_id)
+                self.log.warning("link.revoked_by_parent", peer=view.peer_id, said=view.last_error)
         while True:
             parent = self.pins.parent()
-            if parent is None or not parent.address:
+            if parent is None or not parent.address or parent.peer_id in self.revoked_by:
                 await asyncio.sleep(PIN_REFRESH_SECONDS)
                 continue
             # A task of its own, so the pin refresher can end it when the link is revoked.
@@ -97,6 +111,8 @@ class ParentDialer:
                 self.log.error("link.session_crashed", error_kind=type(e).__name__)
                 await self.live.note_error(NodeId(parent.peer_id), describe(e))
                 up_for = None
+            if parent.peer_id in self.revoked_by:
+                continue  # dialed no more (said once, in _revoked)
             delay = policy.delay_after(up_for)
             self.log.info("link.redial", after_seconds=round(delay, 3), up_for=up_for)
             await asyncio.sleep(delay)
@@ -154,6 +170,9 @@ class ParentDialer:
                 await self.live.note_error(peer, describe(e))
                 self.log.warning("link.failed", error=describe(e))
             except grpc.aio.AioRpcError as e:
+                if _revoked_in(e.trailing_metadata(), peer):
+                    await self._revoked(peer, e.code(), e.details())
+                    return None if up_since is None else loop.time() - up_since
                 message = f"{e.code().name}: {e.details()}"
                 await self.live.note_error(peer, message)
                 self.log.warning("link.rpc_error", code=e.code().name, details=e.details())
@@ -195,6 +214,31 @@ class ParentDialer:
             return
         if code in (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED):
             return
+        try:
+            metadata = await asyncio.wait_for(call.trailing_metadata(), 1.0)
+        except (TimeoutError, grpc.aio.AioRpcError):
+            metadata = None
+        if _revoked_in(metadata, peer):
+            await self._revoked(peer, code, details)
+            return
         self.parent_said = f"{code.name}: {details}"
         await self.live.note_error(peer, self.parent_said)
         self.log.warning("link.closed_by_parent", code=code.name, details=details)
+
+    async def _revoked(self, peer: NodeId, code: grpc.StatusCode, details: str) -> None:
+        """The parent ended the stream because it revoked this node's link: stop dialing
+        it, say so once, and keep it as the link's last error (read again at start)."""
+        self.revoked_by.add(peer)
+        advice = (
+            f'to rejoin run `lapor-node link revoke {peer} --reason "revoked by {peer}"` here '
+            f"to record the end, then `lapor-node link join TOKEN` for a new node id with a "
+            f"token from {peer}'s operator (this version cannot link the same two nodes again)"
+        )
+        message = f"{REVOKED_BY_PARENT} {peer} ({code.name}: {details}); {advice}"
+        await self.live.note_error(peer, message)
+        self.log.warning("link.revoked_by_parent", peer=peer, said=details, advice=advice)
+
+
+def _revoked_in(metadata: Any, parent: str) -> bool:
+    """Whether a stream's trailing metadata says `parent` revoked this node's link."""
+    return any(key == REVOKED_METADATA and value == parent for key, value in (metadata or ()))

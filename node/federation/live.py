@@ -34,7 +34,7 @@ class LiveLinks:
         # The server side: each child's Exchange task, and why the node ended it (a peer
         # whose pin was dropped gets this status instead of a plain cancellation).
         self.tasks: dict[str, asyncio.Task[Any]] = {}
-        self.dropped: dict[str, tuple[grpc.StatusCode, str]] = {}
+        self.dropped: dict[str, tuple[grpc.StatusCode, str, tuple[tuple[str, str], ...]]] = {}
         self._wake: dict[str, asyncio.Event] = {}
 
     def wake(self, peer: str) -> asyncio.Event:

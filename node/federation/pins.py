@@ -23,9 +23,12 @@ from node.federation.workers import DbWorkers
 from node.services import links, rotation
 from node.services.context import NodeContext
 
-__all__ = ["PIN_REFRESH_SECONDS", "Pins"]
+__all__ = ["PIN_REFRESH_SECONDS", "REVOKED_METADATA", "Pins"]
 
 PIN_REFRESH_SECONDS = 1.0
+# The trailing metadata key with which a parent ends the stream of a child whose link it
+# revoked (the value: the parent's node id); the child's dialer stops dialing on it.
+REVOKED_METADATA = "lapor-link-revoked"
 
 
 class Pins:
@@ -119,6 +122,7 @@ class Pins:
                     grpc.StatusCode.UNAVAILABLE,
                     f"{self.ctx.node_id} now pins another certificate for {pin.peer_id}; "
                     "reconnect with it",
+                    (),
                 )
                 if repinned
                 else (
@@ -126,6 +130,7 @@ class Pins:
                     f"{self.ctx.node_id} ended its link with {pin.peer_id}; this node refuses "
                     "its connections from now on. Its operator can tell you why "
                     "(`lapor-node link list` there shows the revocation)",
+                    ((REVOKED_METADATA, self.ctx.node_id),),
                 )
             )
             task.cancel()

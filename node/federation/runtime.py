@@ -166,7 +166,7 @@ class NodeRuntime:
         )
         message = self.leadership.standby_message() if self.leadership else "standing down"
         for peer, task in list(self.live.tasks.items()):
-            self.live.dropped[peer] = (grpc.StatusCode.UNAVAILABLE, message)
+            self.live.dropped[peer] = (grpc.StatusCode.UNAVAILABLE, message, ())
             task.cancel()
         await self._end_leader_side()
 

@@ -43,10 +43,10 @@ from node.errors import NodeError, PeerError, ValidationError
 from node.faults import fault_point
 from node.federation import frames
 from node.federation.liveness import Liveness, SilenceWatch
-from node.federation.status import error_for_status
+from node.federation.status import error_for_status, status_for
 from node.ids import NodeId
 from node.logs import get_logger
-from node.services import exchange, routing
+from node.services import exchange, peer_evidence, routing
 from node.services.context import NodeContext
 
 __all__ = ["DbRunner", "FrameTransport", "LinkSession", "RefusedError"]
@@ -145,6 +145,7 @@ class LinkSession:
     async def run(self) -> None:
         """Run until the peer closes the stream; raise RefusedError or PeerError on faults."""
         state = await self.db.read(exchange.hello_state, self.ctx, self.peer)
+        notes = await self.db.read(peer_evidence.hello_notes, self.ctx, self.peer)
         last_in = self.committed = state.last_received
         self.silence = SilenceWatch(asyncio.get_running_loop().time())
         try:
@@ -158,6 +159,8 @@ class LinkSession:
                             held_checkpoint_root=state.held_checkpoint_root,
                             max_frame_deliveries=self.batch,
                             max_frame_bytes=self.frame_bytes,
+                            checkpoint=notes.own,
+                            held_checkpoint=notes.held,
                         )
                     )
                 )
@@ -183,13 +186,11 @@ class LinkSession:
             self.log.warning("link.refused", sequence=0, error="ValidationError", reason=str(e))
             raise RefusedError(e, 0) from e
         peer_has = first.hello.last_received_sequence
-        if first.hello.held_checkpoint_size:
-            await self.db.read(
-                exchange.check_peer_holds,
-                self.ctx,
-                first.hello.held_checkpoint_size,
-                first.hello.held_checkpoint_root or None,
-            )
+        try:  # both ledgers as the peer's Hello states them (node.services.peer_evidence)
+            await self.db.write(peer_evidence.check_hello, self.ctx, self.peer, first.hello)
+        except NodeError as e:
+            await self._reject_hello(e)
+            raise RefusedError(e, 0) from e
         if peer_has:
             try:
                 await self.db.write(exchange.acknowledge, self.ctx, self.peer, peer_has)
@@ -283,8 +284,6 @@ class LinkSession:
     async def _reject(self, error: RefusedError, reader: asyncio.Task[None]) -> None:
         """Tell the peer what we refused, then let it end the call: cancelling a pending
         read would cancel the call before the Rejection is on the wire."""
-        from node.federation.status import status_for
-
         with contextlib.suppress(Exception):
             await self.transport.write(
                 federation_pb2.Frame(
@@ -299,6 +298,25 @@ class LinkSession:
             while not self._queue.empty():  # keep the reader from blocking on a full queue
                 self._queue.get_nowait()
             await asyncio.wait_for(asyncio.shield(reader), HELLO_TIMEOUT_SECONDS)
+
+    async def _reject_hello(self, error: NodeError) -> None:
+        """Refused at the Hellos (no task runs yet): the dialing side tells the peer why in
+        a Rejection frame and lets it end the call, so the peer reads our Hello first and
+        learns what it says; the serving side's edge answers with a status instead."""
+        if not self.in_band_rejections:
+            return
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(HELLO_TIMEOUT_SECONDS):
+                await self.transport.write(
+                    federation_pb2.Frame(
+                        rejection=federation_pb2.Rejection(
+                            sequence=0, code=status_for(error).value[0], message=str(error)
+                        )
+                    )
+                )
+                await self.transport.finish()
+                while await self.transport.read() is not None:
+                    pass
 
     async def _read_loop(self) -> None:
         loop = asyncio.get_running_loop()

@@ -85,12 +85,20 @@ class ForkDetected(InconsistentCheckpointError):
         *,
         kind: ledger_pb2.ForkKind,
         held: bytes,
-        delivery: federation_pb2.Delivery,
+        delivery: federation_pb2.Delivery | None = None,
+        presented: bytes = b"",
     ) -> None:
         super().__init__(message)
         self.kind = kind
         self.held = held
+        # The envelope that carried the presented checkpoint, or none when a Hello did
+        # (node.services.peer_evidence): then `presented` is the note itself.
         self.delivery = delivery
+        self.presented = presented or (
+            b""
+            if delivery is None
+            else envelope_pb2.Envelope.FromString(delivery.envelope.body).checkpoint
+        )
 
     @property
     def kind_name(self) -> str:
@@ -246,31 +254,32 @@ def _check_receipt(opened: OpenedEnvelope, size: int) -> None:
 
 def record_fork(session: Session, ctx: NodeContext, link: Link, fork: ForkDetected) -> int:
     """Keep the evidence in this node's ledger and suspend the peer; return the entry index."""
-    delivery = fork.delivery
-    index = record(
-        session,
-        ctx,
-        ledger_pb2.LedgerEntry(
-            peer_fork_detected=ledger_pb2.PeerForkDetected(
-                peer_id=link.peer_id,
-                kind=fork.kind,
-                held_checkpoint=fork.held,
-                presented_checkpoint=envelope_pb2.Envelope.FromString(
-                    delivery.envelope.body
-                ).checkpoint,
-                proof_held_size=delivery.proof_held_size,
-                consistency_proof=list(delivery.consistency_proof),
-                envelope=delivery.envelope,
-            )
-        ),
+    evidence = ledger_pb2.PeerForkDetected(
+        peer_id=link.peer_id,
+        kind=fork.kind,
+        held_checkpoint=fork.held,
+        presented_checkpoint=fork.presented,
     )
+    if fork.delivery is not None:
+        evidence.proof_held_size = fork.delivery.proof_held_size
+        evidence.consistency_proof[:] = list(fork.delivery.consistency_proof)
+        evidence.envelope.CopyFrom(fork.delivery.envelope)
+    index = record(session, ctx, ledger_pb2.LedgerEntry(peer_fork_detected=evidence))
     link.suspended_at = ctx.clock.now()
     link.suspended_by_entry = index
     link.last_error = f"suspended: fork evidence in ledger entry {index}: {fork}"
     PEER_FORKS.labels(peer=link.peer_id, kind=fork.kind_name).inc()
     PEER_SUSPENDED.labels(peer=link.peer_id).set(1)
+    held, presented = _parse(fork.held), _parse(fork.presented)
     get_logger(node_id=ctx.node_id, peer=link.peer_id).critical(
-        "peer.fork_detected", kind=fork.kind_name, entry=index, reason=str(fork)
+        "peer.fork_detected",
+        kind=fork.kind_name,
+        entry=index,
+        held_size=held.size,
+        held_root=held.root.hex(),
+        presented_size=presented.size,
+        presented_root=presented.root.hex(),
+        reason=str(fork),
     )
     return index
 

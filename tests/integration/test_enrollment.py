@@ -24,6 +24,7 @@ from node.config import load_config
 from node.crypto.enrollment import TOKEN_PREFIX, AddressPair, JoinToken
 from node.errors import NodeError
 from node.federation.enrollment import join
+from node.federation.reconnect import CONNECT_TIMEOUT_SECONDS
 from node.services import enrollment, links
 from node.services.context import NodeContext
 from node.store.models import Invite
@@ -31,7 +32,13 @@ from tests.conftest import NodeFactory
 from tests.integration.test_referral import SUBMIT
 from tests.support.databases import fresh_database
 from tests.support.nodes import TestNode, make_node, snapshot, status_of
-from tests.support.waits import COMMAND_BOUND, pin_change_bound, reconnect_bound, wait_until
+from tests.support.waits import (
+    COMMAND_BOUND,
+    holds_throughout,
+    pin_change_bound,
+    redial_seconds,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -288,8 +295,8 @@ def test_revoke_closes_the_stream_and_refuses_reconnects(
     nodes: NodeFactory, tmp_path: Path
 ) -> None:
     """`link revoke` on the parent: the live stream drops at the parent's next pin refresh,
-    the child cannot get back in, LinkRevoked is in the ledger, and both exports still
-    verify."""
+    the child is told, says once how to rejoin and stops dialing (also after a restart),
+    LinkRevoked is in the ledger, and both exports still verify."""
     province = nodes("id-64", "Provinsi Kalimantan Timur")
     regency = nodes(*KUKAR)
     _start(province, regency)
@@ -305,17 +312,26 @@ def test_revoke_closes_the_stream_and_refuses_reconnects(
     )
     assert not _connected(regency, "id-64")
     assert _rows(province)[KUKAR[0]].state == "revoked"
-    ups = province.log_path.read_text().count('"event": "link.up"')
-    # The regency keeps dialing with backoff; none of it gets through: its next round of
-    # attempts ends with the parent unreachable (every handshake refused), not a link up.
-    unreachable = _count(regency, "link.unreachable")
-    wait_until(
-        lambda: _count(regency, "link.unreachable") > unreachable,
-        timeout=reconnect_bound(),
-        what="the regency's next round of attempts to fail",
-    )
-    assert province.log_path.read_text().count('"event": "link.up"') == ups
-    assert not _connected(regency, "id-64")
+    error = str(_rows(regency)["id-64"].last_error)
+    assert error.startswith("link revoked by parent id-64 (PERMISSION_DENIED: ")
+    assert "to rejoin run `lapor-node link revoke id-64" in error
+    wait_until(lambda: _count(regency, "link.revoked_by_parent") == 1, what="the warning")
+    # The regency dials no more: in the time a backing-off dialer would have tried again
+    # (a full round of attempts), it logs no attempt and no new warning; nor after a restart.
+    attempts = ("link.unreachable", "link.redial", "link.rpc_error", "link.failed")
+    for restarted in (False, True):
+        if restarted:
+            regency.stop()
+            regency.start()
+            wait_until(lambda: _count(regency, "link.revoked_by_parent") == 2, what="the warning")
+        before = {event: _count(regency, event) for event in attempts}
+        holds_throughout(
+            lambda: {event: _count(regency, event) for event in attempts} == before,  # noqa: B023 - read at once
+            redial_seconds() + CONNECT_TIMEOUT_SECONDS,
+            what="a regency that does not dial",
+        )
+        assert not _connected(regency, "id-64")
+    assert str(_rows(regency)["id-64"].last_error) == error
 
     for node in (province, regency):
         export = tmp_path / f"{node.node_id}.jsonl"

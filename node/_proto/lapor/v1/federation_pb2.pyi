@@ -34,20 +34,24 @@ class Frame(_message.Message):
     def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., delivery: _Optional[_Union[Delivery, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., rejection: _Optional[_Union[Rejection, _Mapping]] = ..., deliveries: _Optional[_Union[Deliveries, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("protocol_version", "last_received_sequence", "held_checkpoint_size", "held_checkpoint_root", "max_frame_deliveries", "max_frame_bytes")
+    __slots__ = ("protocol_version", "last_received_sequence", "held_checkpoint_size", "held_checkpoint_root", "max_frame_deliveries", "max_frame_bytes", "checkpoint", "held_checkpoint")
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     LAST_RECEIVED_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     HELD_CHECKPOINT_SIZE_FIELD_NUMBER: _ClassVar[int]
     HELD_CHECKPOINT_ROOT_FIELD_NUMBER: _ClassVar[int]
     MAX_FRAME_DELIVERIES_FIELD_NUMBER: _ClassVar[int]
     MAX_FRAME_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    HELD_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     protocol_version: int
     last_received_sequence: int
     held_checkpoint_size: int
     held_checkpoint_root: bytes
     max_frame_deliveries: int
     max_frame_bytes: int
-    def __init__(self, protocol_version: _Optional[int] = ..., last_received_sequence: _Optional[int] = ..., held_checkpoint_size: _Optional[int] = ..., held_checkpoint_root: _Optional[bytes] = ..., max_frame_deliveries: _Optional[int] = ..., max_frame_bytes: _Optional[int] = ...) -> None: ...
+    checkpoint: bytes
+    held_checkpoint: bytes
+    def __init__(self, protocol_version: _Optional[int] = ..., last_received_sequence: _Optional[int] = ..., held_checkpoint_size: _Optional[int] = ..., held_checkpoint_root: _Optional[bytes] = ..., max_frame_deliveries: _Optional[int] = ..., max_frame_bytes: _Optional[int] = ..., checkpoint: _Optional[bytes] = ..., held_checkpoint: _Optional[bytes] = ...) -> None: ...
 
 class Delivery(_message.Message):
     __slots__ = ("envelope", "content", "content_salt", "proof_held_size", "consistency_proof")
