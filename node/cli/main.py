@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import Any
 
 import click
 
@@ -87,6 +88,17 @@ class LazyGroup(click.Group):
             raise TypeError(f"{module}.{attribute} is not a click command")
         self.add_command(command, cmd_name)
         return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; what a command module did not turn into words itself (a
+        NodeError, a database it could not use) still ends in one line, not a traceback."""
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            common = sys.modules.get("node.cli._common")  # loaded by every command module
+            if common is not None:
+                common.exit_for(error)
+            raise
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The list of commands for --help, from the kept summaries: nothing imported."""
