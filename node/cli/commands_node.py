@@ -1,4 +1,4 @@
-"""Node-level commands: init, serve, identity, link, demo."""
+"""Node-level commands: init, serve, link."""
 
 from __future__ import annotations
 
@@ -26,17 +26,17 @@ from node.cli._common import (
     operator_node,
     when,
 )
-from node.config import ServerConfig
+from node.config import ServerConfig, load_config
 from node.crypto.card import NodeCard
 from node.crypto.enrollment import AddressPair, JoinToken
 from node.errors import NodeError, ValidationError
 from node.logs import configure_logging
-from node.services import certificates, checkpoints, datadir, enrollment, links, witness
+from node.services import certificates, datadir, enrollment, links, witness
 from node.services.context import NodeContext
 from node.services.setup import init_node
 from node.services.startup_checks import check_before_serving
 
-__all__ = ["demo", "identity", "init", "link", "serve"]
+__all__ = ["init", "link", "serve"]
 
 
 @click.command()
@@ -73,6 +73,7 @@ __all__ = ["demo", "identity", "init", "link", "serve"]
     "the ledger until the first handover).",
 )
 @config_option
+@json_option
 @handle_errors
 def init(
     node_id: str | None,
@@ -83,6 +84,7 @@ def init(
     timezone: str,
     unit: str | None,
     config_path: Path | None,
+    as_json: bool,
 ) -> None:
     """Create a node: keys, TLS certificate, node.yaml and its database at the latest schema.
 
@@ -101,6 +103,18 @@ def init(
         timezone=timezone,
         unit=unit,
     )
+    if as_json:
+        config = load_config(path)
+        emit_json(
+            {
+                "config": path,
+                "node_id": config.node_id,
+                "name": config.name,
+                "listen": config.server.listen,
+                "tls_cert": config.tls_cert,
+            }
+        )
+        return
     console.print(f"node ready: {path}")
     console.print(f"next: lapor-node identity export --config {path} --out card.json")
 
@@ -175,51 +189,6 @@ def _exit_if_shutdown_hangs(seconds: float) -> None:
 
 
 @click.group()
-def identity() -> None:
-    """This node's public identity (its card)."""
-
-
-@identity.command("export")
-@click.option(
-    "--out", type=click.Path(path_type=Path), help="Write the card here (default: stdout)."
-)
-@config_option
-@handle_errors
-def identity_export(out: Path | None, config_path: Path | None) -> None:
-    """Write this node's card: id, name, signing public key and TLS certificate."""
-    with open_node(config_path) as ctx:
-        text = links.own_card(ctx).to_json()
-    if out is None:
-        click.echo(text, nl=False)
-    else:
-        out.write_text(text)
-        console.print(f"card written to {out}")
-
-
-@identity.command("show")
-@config_option
-@json_option
-@handle_errors
-def identity_show(config_path: Path | None, as_json: bool) -> None:
-    """Print this node's id, C2SP verifier key, signing key id and TLS fingerprint."""
-    with open_node(config_path) as ctx:
-        card = links.own_card(ctx)
-        vkey = checkpoints.verifier_key(ctx)
-    data = {
-        "node_id": card.node_id,
-        "name": card.name,
-        "vkey": vkey,
-        "signing_key_id": card.signing_key.key_id.hex(),
-        "tls_sha256": card.tls_fingerprint.hex(),
-    }
-    if as_json:
-        emit_json(data)
-    else:
-        for key, value in data.items():
-            console.print(f"{key}: {value}")
-
-
-@click.group()
 def link() -> None:
     """Links to this node's parent and children."""
 
@@ -241,6 +210,7 @@ def link() -> None:
 )
 @config_option
 @credential_option
+@json_option
 @handle_errors
 def link_add(
     card_file: Path,
@@ -249,6 +219,7 @@ def link_add(
     enrollment_address: str | None,
     config_path: Path | None,
     credential: Path | None,
+    as_json: bool,
 ) -> None:
     """Pin a peer's card by hand (the offline fallback to `link join`)."""
     card = NodeCard.from_json(card_file.read_text())
@@ -257,6 +228,17 @@ def link_add(
             raise ValidationError(f"{option} must be HOST:PORT, found {value!r}")
     with operator_node(config_path, credential) as ctx:
         links.add_link(ctx, card, role, address, enrollment_address)
+    if as_json:
+        emit_json(
+            {
+                "peer": card.node_id,
+                "name": card.name,
+                "role": role,
+                "address": address,
+                "tls_sha256": card.tls_fingerprint.hex(),
+            }
+        )
+        return
     console.print(
         f"linked {card.node_id} ({card.name}) as {role}; "
         f"TLS sha256 {card.tls_fingerprint.hex()[:16]}..."
@@ -614,27 +596,3 @@ def link_resume(
         emit_json({"peer": peer, "resumed": True, "ledger_index": index})
         return
     console.print(f"{peer} is accepted again (ledger entry {index})")
-
-
-@click.command()
-@click.option(
-    "--dir",
-    "directory",
-    type=click.Path(path_type=Path),
-    default=Path("demo-data"),
-    show_default=True,
-    help="Where the demo's nodes keep their data (recreated).",
-)
-@click.option(
-    "--base-port",
-    type=int,
-    default=0,
-    help="First of four consecutive ports (default: free ports).",
-)
-@handle_errors
-def demo(directory: Path, base_port: int) -> None:
-    """A local federation: national, province and two regencies on loopback, with
-    complaints referred down two levels; prints where each one is on every node."""
-    from node.demo import run_demo
-
-    run_demo(directory, base_port or None)

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from node import __version__
+from node.cli import examples
 
 # name -> (module, attribute, the summary `lapor-node --help` shows)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -36,12 +37,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "complaint": ("node.cli.commands_complaint", "complaint", "Complaints on this node."),
     "demo": (
-        "node.cli.commands_node",
+        "node.cli.commands_demo",
         "demo",
         "A local federation: national, province and two regencies on loopback, with "
         "complaints referred down two levels; prints where each one is on every node.",
     ),
-    "identity": ("node.cli.commands_node", "identity", "This node's public identity (its card)."),
+    "identity": (
+        "node.cli.commands_identity",
+        "identity",
+        "This node's public identity (its card).",
+    ),
     "init": (
         "node.cli.commands_node",
         "init",
@@ -86,6 +91,7 @@ class LazyGroup(click.Group):
         command = getattr(importlib.import_module(module), attribute)
         if not isinstance(command, click.Command):
             raise TypeError(f"{module}.{attribute} is not a click command")
+        examples.attach(command, cmd_name)
         self.add_command(command, cmd_name)
         return command
 
@@ -124,6 +130,7 @@ def _shorten(summary: str, limit: int) -> str:
 @click.group(
     cls=LazyGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=examples.epilog(""),
 )
 @click.version_option(__version__, prog_name="lapor-node")
 def cli() -> None:
