@@ -19,6 +19,7 @@ from click.core import ParameterSource
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.exc import OperationalError
 
 from node.config import default_config_path
 from node.errors import NodeError
@@ -28,7 +29,9 @@ __all__ = [
     "config_option",
     "console",
     "credential_option",
+    "database_problem",
     "emit_json",
+    "exit_for",
     "group_options",
     "handle_errors",
     "json_option",
@@ -115,14 +118,126 @@ def json_option(fn: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(fn)
 
 
+# What a database the command could not use means for the operator, by the driver's error
+# class (SQLite's error name, PostgreSQL's SQLSTATE or, on a connection that never opened
+# and so has none, libpq's words): never the SQL or its parameters.
+_LOCKED = (
+    "the database is locked: another process (a running `lapor-node serve`, a backup, or "
+    "another command) held its write lock longer than the busy timeout; run the command "
+    "again when that one has finished, or stop serve first for long maintenance"
+)
+_SQLITE = {
+    "SQLITE_BUSY": _LOCKED,
+    "SQLITE_LOCKED": _LOCKED,
+    "SQLITE_CANTOPEN": "the database file cannot be opened: check database.url in node.yaml, "
+    "and that its directory exists and the user running lapor-node may write it",
+    "SQLITE_READONLY": "the database is read-only for this user: give the user running "
+    "lapor-node write access to the database file and its directory",
+    "SQLITE_FULL": "the disk holding the database is full: free space, then run the command again",
+}
+_REFUSED = (
+    "nothing accepts connections at the PostgreSQL host and port in database.url "
+    "(connection refused): start PostgreSQL, or correct the address in node.yaml"
+)
+_LOGIN = (
+    "PostgreSQL refused the login (no such role, or the password is wrong): check the user "
+    "and password in database.url, and the server's pg_hba.conf"
+)
+_NO_DATABASE = (
+    "the PostgreSQL database named in database.url does not exist: create it "
+    "(`createdb NAME`), or correct the name in node.yaml"
+)
+_SQLSTATES = {
+    "28000": _LOGIN,
+    "28P01": _LOGIN,
+    "3D000": _NO_DATABASE,
+    "57P03": "PostgreSQL is starting up or shutting down: run the command again in a moment",
+    "53300": "PostgreSQL has no connection slot free (too many connections): run the command "
+    "again later, or raise max_connections",
+}
+_LIBPQ = (
+    ("Connection refused", _REFUSED),
+    ("password authentication failed", _LOGIN),
+    ('role "', _LOGIN),
+    ('database "', _NO_DATABASE),
+    ("the database system is starting up", _SQLSTATES["57P03"]),
+    ("the database system is shutting down", _SQLSTATES["57P03"]),
+    (
+        "could not translate host name",
+        "the PostgreSQL host in database.url has no address "
+        "(unknown name): correct it in node.yaml",
+    ),
+    (
+        "timeout expired",
+        "PostgreSQL did not answer in time at the address in database.url: "
+        "check that the host is up and no firewall drops the port",
+    ),
+)
+
+
+def database_problem(error: OperationalError) -> str:
+    """What `error` (a database the command could not use) means, in words for the
+    operator, from its class alone (see above)."""
+    orig = error.orig
+    sqlite_name = getattr(orig, "sqlite_errorname", None)
+    if isinstance(sqlite_name, str):
+        return _SQLITE.get(
+            sqlite_name,
+            f"SQLite failed ({sqlite_name}); run the command again, and if it persists, "
+            "check the database file with `lapor-node backup verify` on a recent backup",
+        )
+    sqlstate = getattr(orig, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate in _SQLSTATES:
+        return _SQLSTATES[sqlstate]
+    if sqlstate is None:  # the connection never opened: libpq's own words say why
+        said = str(orig)
+        for words, meaning in _LIBPQ:
+            if words in said:
+                return meaning
+        return (
+            "cannot connect to PostgreSQL at the address in database.url: check that it "
+            "runs and that the host, port, user and database name in node.yaml are right"
+        )
+    return (
+        f"PostgreSQL failed (SQLSTATE {sqlstate}); run the command again, and if it "
+        "persists, check the server's log"
+    )
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {plain(message)}", markup=True, soft_wrap=True)
+    sys.exit(1)
+
+
+_OPENING = "cannot open the database at "
+
+
+def exit_for(error: BaseException) -> None:
+    """If `error` is a NodeError or a database the command could not use, end the command
+    with one line telling the operator what to do (exit status 1); else return."""
+    if isinstance(error, NodeError):
+        text = str(error)
+        cause = error.__cause__
+        if isinstance(cause, OperationalError) and text.startswith(_OPENING):
+            # node.store.db's words for the database it could not open: where, then why
+            where = text[len(_OPENING) :].split(": ", 1)[0]
+            text = f"{_OPENING}{where}: {database_problem(cause)}"
+        _fail(text)
+    if isinstance(error, OperationalError):
+        _fail(database_problem(error))
+
+
 def handle_errors(fn: F) -> F:
+    """Run a command; a NodeError, or a database it could not use, ends it with one line
+    telling the operator what to do (exit_for), never a traceback."""
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except NodeError as e:
-            err_console.print(f"[bold red]error:[/] {plain(e)}", markup=True, soft_wrap=True)
-            sys.exit(1)
+        except (NodeError, OperationalError) as e:
+            exit_for(e)
+            raise  # pragma: no cover - exit_for exits
 
     return wrapper  # type: ignore[return-value]
 

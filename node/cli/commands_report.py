@@ -18,6 +18,7 @@ from rich.table import Table
 from node.cli._common import (
     config_option,
     console,
+    emit_json,
     group_options,
     handle_errors,
     open_node,
@@ -314,12 +315,18 @@ def backlog(click_ctx: click.Context, /, **_: Any) -> None:
 
 
 @report.command("dashboard-token")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: the token and its SHA-256.")
 @click.pass_context
-def dashboard_token(click_ctx: click.Context) -> None:
+@handle_errors
+def dashboard_token(click_ctx: click.Context, as_json: bool) -> None:
     """Make a token for a dashboard on a non-loopback address: prints the token (give it to
     the people who may look) and the line for node.yaml (only its SHA-256 is kept)."""
-    group_options(click_ctx, frozenset())  # it reads no node: any option of `report` is refused
+    # It reads no node: of the options of `report`, only --json applies.
+    as_json = as_json or bool(group_options(click_ctx, frozenset({"as_json"})).get("as_json"))
     token = secrets.token_urlsafe(32)
     digest = hashlib.sha256(token.encode()).hexdigest()
+    if as_json:
+        emit_json({"token": token, "token_sha256": digest})
+        return
     click.echo(f"token: {token}")
     click.echo(f'node.yaml, under dashboard:  token_sha256: "{digest}"')

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import Any
 
 import click
 
 from node import __version__
+from node.cli import examples
 
 # name -> (module, attribute, the summary `lapor-node --help` shows)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -35,12 +37,16 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "complaint": ("node.cli.commands_complaint", "complaint", "Complaints on this node."),
     "demo": (
-        "node.cli.commands_node",
+        "node.cli.commands_demo",
         "demo",
         "A local federation: national, province and two regencies on loopback, with "
         "complaints referred down two levels; prints where each one is on every node.",
     ),
-    "identity": ("node.cli.commands_node", "identity", "This node's public identity (its card)."),
+    "identity": (
+        "node.cli.commands_identity",
+        "identity",
+        "This node's public identity (its card).",
+    ),
     "init": (
         "node.cli.commands_node",
         "init",
@@ -56,7 +62,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "keys",
         "This node's keys: rotate them, see their history (docs/operator-guide.md).",
     ),
-    "link": ("node.cli.commands_node", "link", "Links to this node's parent and children."),
+    "link": ("node.cli.commands_link", "link", "Links to this node's parent and children."),
     "report": (
         "node.cli.commands_report",
         "report",
@@ -90,8 +96,20 @@ class LazyGroup(click.Group):
         command = getattr(importlib.import_module(module), attribute)
         if not isinstance(command, click.Command):
             raise TypeError(f"{module}.{attribute} is not a click command")
+        examples.attach(command, cmd_name)
         self.add_command(command, cmd_name)
         return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; what a command module did not turn into words itself (a
+        NodeError, a database it could not use) still ends in one line, not a traceback."""
+        try:
+            return super().invoke(ctx)
+        except Exception as error:
+            common = sys.modules.get("node.cli._common")  # loaded by every command module
+            if common is not None:
+                common.exit_for(error)
+            raise
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The list of commands for --help, from the kept summaries: nothing imported."""
@@ -117,6 +135,7 @@ def _shorten(summary: str, limit: int) -> str:
 @click.group(
     cls=LazyGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=examples.epilog(""),
 )
 @click.version_option(__version__, prog_name="lapor-node")
 def cli() -> None:

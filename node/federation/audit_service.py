@@ -6,8 +6,9 @@ certificate the TLS handshake verified (never from a message field); anyone else
 refused with UNAUTHENTICATED. Each call then:
   1. counts and logs who called which method (metrics AUDIT_CALLS, never any content);
   2. reads through node.services.audit in the reader pool, never on the event loop;
-  3. maps a NodeError to its status with node.federation.status.status_for (arguments
-     outside the ledger: INVALID_ARGUMENT); anything unexpected becomes INTERNAL, logged.
+  3. raises what it refuses (arguments outside the ledger: ValidationError); the one error
+     edge (node.federation.error_edge) answers it with its status, and anything
+     unexpected with INTERNAL, logged.
 
 GetEntries and ListCheckpoints stream a page of rows per read transaction, so any range may
 be asked for in one call and the node's memory stays bounded by one page.
@@ -17,15 +18,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import grpc
 
 from node._proto.lapor.v1 import audit_pb2
-from node.errors import NodeError
-from node.federation.status import status_for
+from node.errors import UnauthenticatedError
 from node.logs import get_logger
-from node.metrics import AUDIT_CALLS, CALLS_REFUSED
+from node.metrics import AUDIT_CALLS
 from node.services import audit
 from node.services.context import NodeContext
 
@@ -48,13 +48,6 @@ class Reader(Protocol):
     async def read(self, fn: Callable[..., T], *args: Any) -> T: ...
 
 
-async def _abort(
-    context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str
-) -> NoReturn:
-    await context.abort(code, message)
-    raise AssertionError("context.abort returned")  # pragma: no cover - abort raises
-
-
 class AuditServicer:
     """The Audit service's methods; `identify` names the caller of a call, or None."""
 
@@ -72,38 +65,23 @@ class AuditServicer:
     async def _admit(self, context: grpc.aio.ServicerContext, method: str) -> Caller:
         caller = self._identify(context)
         if caller is None:
-            CALLS_REFUSED.labels(method=method, code=grpc.StatusCode.UNAUTHENTICATED.name).inc()
-            self._log.warning("audit.unauthenticated", method=method, peer_address=context.peer())
-            await _abort(
-                context,
-                grpc.StatusCode.UNAUTHENTICATED,
+            raise UnauthenticatedError(
                 "client certificate is pinned by this node neither as a linked peer's nor "
-                "as a listed auditor's",
+                "as a listed auditor's"
             )
         AUDIT_CALLS.labels(caller_kind=caller.kind, method=method).inc()
         self._log.info("audit.call", method=method, caller_kind=caller.kind, caller=caller.name)
         return caller
 
-    async def _read(
-        self, context: grpc.aio.ServicerContext, method: str, fn: Callable[..., T], *args: Any
-    ) -> T:
-        try:
-            return await self._db.read(fn, self._ctx, *args)
-        except NodeError as e:
-            code = status_for(e)
-            CALLS_REFUSED.labels(method=method, code=code.name).inc()
-            self._log.info("audit.refused", method=method, code=code.name, error=str(e))
-            await _abort(context, code, str(e))
-        except Exception:
-            CALLS_REFUSED.labels(method=method, code=grpc.StatusCode.INTERNAL.name).inc()
-            self._log.exception("audit.failed", method=method)
-            await _abort(context, grpc.StatusCode.INTERNAL, "internal error; see the node's log")
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(ctx, *args)` in the reader pool; what it raises goes to the error edge."""
+        return await self._db.read(fn, self._ctx, *args)
 
     async def GetCheckpoint(
         self, request: audit_pb2.GetCheckpointRequest, context: grpc.aio.ServicerContext
     ) -> audit_pb2.GetCheckpointResponse:
         await self._admit(context, "GetCheckpoint")
-        head = await self._read(context, "GetCheckpoint", audit.head)
+        head = await self._read(audit.head)
         response = audit_pb2.GetCheckpointResponse(
             vkey=head.vkey,
             ledger_size=head.ledger_size,
@@ -122,10 +100,10 @@ class AuditServicer:
         method = "GetEntries"
         await self._admit(context, method)
         start, end = request.start, request.end
-        await self._read(context, method, audit.check_entry_range, start, end)
+        await self._read(audit.check_entry_range, start, end)
         position = start
         while position < end:
-            page = await self._read(context, method, audit.entries_page, position, end)
+            page = await self._read(audit.entries_page, position, end)
             for index, entry, leaf in page:
                 yield audit_pb2.GetEntriesResponse(index=index, entry=entry, leaf_hash=leaf or b"")
             # Rows missing from the store leave a gap the verifier names; skip past it.
@@ -137,9 +115,9 @@ class AuditServicer:
         method = "ListCheckpoints"
         await self._admit(context, method)
         first, last = request.first_size, request.last_size
-        await self._read(context, method, audit.check_checkpoint_range, first, last)
+        await self._read(audit.check_checkpoint_range, first, last)
         while first <= last:
-            page = await self._read(context, method, audit.checkpoints_page, first, last)
+            page = await self._read(audit.checkpoints_page, first, last)
             for size, note in page:
                 yield audit_pb2.ListCheckpointsResponse(size=size, note=note)
             if len(page) < audit.CHECKPOINT_PAGE:
@@ -151,9 +129,7 @@ class AuditServicer:
     ) -> audit_pb2.GetInclusionProofResponse:
         method = "GetInclusionProof"
         await self._admit(context, method)
-        proof = await self._read(
-            context, method, audit.inclusion, request.leaf_index, request.tree_size
-        )
+        proof = await self._read(audit.inclusion, request.leaf_index, request.tree_size)
         return audit_pb2.GetInclusionProofResponse(
             leaf_index=proof.index,
             tree_size=proof.size,
@@ -169,9 +145,7 @@ class AuditServicer:
     ) -> audit_pb2.GetConsistencyProofResponse:
         method = "GetConsistencyProof"
         await self._admit(context, method)
-        proof = await self._read(
-            context, method, audit.consistency, request.first_size, request.second_size
-        )
+        proof = await self._read(audit.consistency, request.first_size, request.second_size)
         return audit_pb2.GetConsistencyProofResponse(
             first_size=proof.first,
             second_size=proof.second,

@@ -4,8 +4,9 @@ enrollment port) and the child's client behind `lapor-node link join`.
 The enrollment port is TLS with the node's own certificate and asks for no client
 certificate: the child is not pinned yet, and proves possession of its keys inside the
 request (node.crypto.enrollment). Everything else is decided by node.services.enrollment,
-on the database writer thread; errors map to gRPC status codes through the one translator
-(node.federation.status), with a message that tells the other operator what to do.
+on the database writer thread; what a handler raises reaches the child through the one
+error edge (node.federation.error_edge), with a message that tells the other operator what
+to do.
 
 The child, in order (no trust on first use):
   1. reads the certificate each address in the token presents (Python's ssl, ALPN h2, no
@@ -24,7 +25,7 @@ import functools
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -35,19 +36,16 @@ from node.crypto.enrollment import AddressPair, JoinToken
 from node.crypto.tls import dns_name, fingerprint
 from node.errors import (
     IntegrityError,
-    NodeError,
     PeerError,
     PeerUnavailableError,
     PermissionDeniedError,
     StateError,
 )
 from node.federation import limits
+from node.federation.error_edge import edge_interceptors
 from node.federation.session import DbRunner
-from node.federation.status import status_for
 from node.ids import NodeId
 from node.logs import get_logger
-from node.metrics import CALLS_REFUSED
-from node.rpc_timing import RpcTimer
 from node.services import enrollment, joining, rotation
 from node.services.context import NodeContext
 
@@ -79,45 +77,13 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
         self.db = db
         self.log = get_logger(node_id=ctx.node_id)
 
-    async def _answer(
-        self, method: str, context: grpc.aio.ServicerContext, pending: Awaitable[T]
-    ) -> T:
-        try:
-            return await pending
-        except NodeError as e:
-            code = status_for(e)
-            CALLS_REFUSED.labels(method=method, code=code.name).inc()
-            self.log.warning(
-                "enrollment.refused",
-                method=method,
-                code=code.name,
-                reason=str(e),
-                peer_address=context.peer(),
-            )
-            await context.abort(code, str(e))
-            raise  # pragma: no cover - abort raises
-        except Exception as e:
-            self.log.error(
-                "enrollment.failed", method=method, error_kind=type(e).__name__, error=str(e)
-            )
-            await context.abort(
-                grpc.StatusCode.INTERNAL,
-                f"{self.ctx.node_id} failed to answer ({type(e).__name__}); its operator can "
-                "find the details in its log",
-            )
-            raise  # pragma: no cover - abort raises
-
     async def Join(
         self, request: enrollment_pb2.JoinRequest, context: grpc.aio.ServicerContext
     ) -> enrollment_pb2.JoinResponse:
         # The signatures, clocks and invite are checked on a reader thread first, so that
         # requests from anyone take nothing from the single writer until they check out.
-        opened = await self._answer(
-            "Join", context, self.db.read(enrollment.check_join, self.ctx, request)
-        )
-        response = await self._answer(
-            "Join", context, self.db.write(enrollment.answer_join, self.ctx, request, opened)
-        )
+        opened = await self.db.read(enrollment.check_join, self.ctx, request)
+        response = await self.db.write(enrollment.answer_join, self.ctx, request, opened)
         self.log.info(
             "enrollment.join",
             status=enrollment_pb2.JoinStatus.Name(response.status),
@@ -128,17 +94,13 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
     async def GetKeyRotations(
         self, request: enrollment_pb2.GetKeyRotationsRequest, context: grpc.aio.ServicerContext
     ) -> enrollment_pb2.GetKeyRotationsResponse:
-        rotations = await self._answer(
-            "GetKeyRotations", context, self.db.read(rotation.own_rotations_of, self.ctx)
-        )
+        rotations = await self.db.read(rotation.own_rotations_of, self.ctx)
         return enrollment_pb2.GetKeyRotationsResponse(node_id=self.ctx.node_id, rotations=rotations)
 
     async def Confirm(
         self, request: enrollment_pb2.ConfirmRequest, context: grpc.aio.ServicerContext
     ) -> enrollment_pb2.ConfirmResponse:
-        response = await self._answer(
-            "Confirm", context, self.db.write(enrollment.answer_confirm, self.ctx, request)
-        )
+        response = await self.db.write(enrollment.answer_confirm, self.ctx, request)
         self.log.info(
             "enrollment.confirmed", invite=request.invite_id[:8], entry=response.ledger_index
         )
@@ -163,7 +125,7 @@ def enrollment_server(
             ("grpc.so_reuseport", 0),
             *limits.server_options(),
         ],
-        interceptors=[RpcTimer()],
+        interceptors=edge_interceptors(servicer.ctx.node_id),
     )
     enrollment_pb2_grpc.add_EnrollmentServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     initial = grpc.ssl_server_certificate_configuration([(key_pem, cert_pem)])

@@ -42,13 +42,21 @@ from google.protobuf.message import DecodeError
 from node._proto.lapor.v1 import intake_pb2, intake_pb2_grpc
 from node.complaints import ComplaintDraft
 from node.config import GatewayConfig
-from node.errors import ConfigError, NodeError, PermissionDeniedError, ValidationError
+from node.errors import (
+    BusyError,
+    ConfigError,
+    DeadlineExceededError,
+    NodeError,
+    PermissionDeniedError,
+    UnauthenticatedError,
+    ValidationError,
+)
 from node.federation import limits
+from node.federation.error_edge import edge_interceptors, note_call
 from node.federation.session import DbRunner
 from node.federation.status import status_for
 from node.logs import get_logger
-from node.metrics import CALLS_REFUSED, INTAKE_SUBMISSIONS
-from node.rpc_timing import RpcTimer
+from node.metrics import INTAKE_SUBMISSIONS
 from node.services import intake
 from node.services.context import NodeContext
 
@@ -139,13 +147,6 @@ def _handlers(servicer: IntakeServicer) -> grpc.GenericRpcHandler:
     )
 
 
-class _Refused(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
     """Submit and GetStatus for the gateways node.yaml lists."""
 
@@ -165,8 +166,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
                 token = token.strip() if scheme.lower() == "bearer" else ""
         gateway = intake.gateway_for(self.ctx.config.intake, token) if token else None
         if gateway is None:
-            raise _Refused(
-                grpc.StatusCode.UNAUTHENTICATED,
+            raise UnauthenticatedError(
                 "no gateway of this node has this token: send `authorization: Bearer "
                 "<token>` with the token `lapor-node intake gateway add` issued, and ask the "
                 "node's operator to list the gateway in node.yaml (intake.gateways)",
@@ -177,8 +177,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         """Count a submission of `gateway` in, or refuse it if the gateway is at its limit."""
         busy = self.in_progress.get(gateway.name, 0)
         if busy >= self.limits.per_gateway:
-            raise _Refused(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
+            raise BusyError(
                 f"gateway {gateway.name!r} already has {busy} submissions in progress, the "
                 "most one gateway may have at once; finish or cancel one, then retry with "
                 "the same idempotency key",
@@ -208,8 +207,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             except StopAsyncIteration:
                 return
             except TimeoutError:
-                raise _Refused(
-                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                raise DeadlineExceededError(
                     f"the submission did not arrive whole within {self.limits.call_seconds:g}s "
                     f"(or paused longer than {self.limits.pause_seconds:g}s between messages); "
                     "retry with the same idempotency key",
@@ -255,14 +253,14 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         context: grpc.aio.ServicerContext,
     ) -> intake_pb2.SubmitResponse:
         channel = "unknown"
-        gateway_name = None
         try:
             gateway = self._gateway(context)
-            gateway_name = gateway.name
+            note_call(gateway=gateway.name)
             self._admit(gateway)
             try:
                 draft, key, attachments = await self._receive(request_iterator, gateway)
                 channel = draft.channel
+                note_call(channel=channel)
                 result = await self.db.write(
                     functools.partial(
                         intake.accept, self.ctx, draft, attachments, gateway=gateway, key=key
@@ -270,33 +268,15 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
                 )
             finally:
                 self._release(gateway)
-        except _Refused as e:
-            await self._refuse(context, "Submit", channel, gateway_name, e.code, e.message)
-            raise  # pragma: no cover - abort raises
-        except intake.IdempotencyConflictError as e:
-            code = grpc.StatusCode.ALREADY_EXISTS
-            await self._refuse(context, "Submit", channel, gateway_name, code, str(e))
-            raise  # pragma: no cover - abort raises
-        except NodeError as e:
-            await self._refuse(context, "Submit", channel, gateway_name, status_for(e), str(e))
-            raise  # pragma: no cover - abort raises
-        except Exception as e:
-            if isinstance(e, grpc.aio.AbortError | grpc.RpcError):
-                raise
-            INTAKE_SUBMISSIONS.labels(channel=channel, outcome="INTERNAL").inc()
-            self.log.error("intake.failed", gateway=gateway_name, error_kind=type(e).__name__)
-            await context.abort(
-                grpc.StatusCode.INTERNAL,
-                f"{self.ctx.node_id} failed to register the submission "
-                f"({type(e).__name__}); retry with the same idempotency key, and tell the "
-                "node's operator if it persists",
-            )
-            raise  # pragma: no cover - abort raises
+        except Exception as e:  # counted here, answered by the error edge
+            code = status_for(e) if isinstance(e, NodeError) else grpc.StatusCode.INTERNAL
+            INTAKE_SUBMISSIONS.labels(channel=channel, outcome=code.name).inc()
+            raise
         outcome = "duplicate" if result.duplicate else "created"
         INTAKE_SUBMISSIONS.labels(channel=channel, outcome=outcome).inc()
         self.log.info(
             "intake.accepted",
-            gateway=gateway_name,
+            gateway=gateway.name,
             channel=channel,
             complaint_id=result.tracking_id,
             duplicate=result.duplicate,
@@ -311,46 +291,14 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
     async def GetStatus(
         self, request: intake_pb2.GetStatusRequest, context: grpc.aio.ServicerContext
     ) -> intake_pb2.GetStatusResponse:
-        gateway_name = None
-        try:
-            gateway = self._gateway(context)
-            gateway_name = gateway.name
-            if isinstance(request, _Unparsed):
-                raise _unparsed_error(request)
-            view = await self.db.read(intake.status, self.ctx, gateway, request.tracking_id)
-        except _Refused as e:
-            await self._refuse(context, "GetStatus", None, gateway_name, e.code, e.message)
-            raise  # pragma: no cover - abort raises
-        except NodeError as e:
-            code = status_for(e)
-            await self._refuse(context, "GetStatus", None, gateway_name, code, str(e))
-            raise  # pragma: no cover - abort raises
+        gateway = self._gateway(context)
+        note_call(gateway=gateway.name)
+        if isinstance(request, _Unparsed):
+            raise _unparsed_error(request)
+        view = await self.db.read(intake.status, self.ctx, gateway, request.tracking_id)
         response = intake_pb2.GetStatusResponse(tracking_id=view.tracking_id, status=view.status)
         response.updated_at.FromDatetime(view.updated_at)
         return response
-
-    async def _refuse(
-        self,
-        context: grpc.aio.ServicerContext,
-        method: str,
-        channel: str | None,
-        gateway: str | None,
-        code: grpc.StatusCode,
-        message: str,
-    ) -> None:
-        CALLS_REFUSED.labels(method=f"Intake.{method}", code=code.name).inc()
-        if channel is not None:
-            INTAKE_SUBMISSIONS.labels(channel=channel, outcome=code.name).inc()
-        self.log.warning(
-            "intake.refused",
-            method=method,
-            gateway=gateway,
-            channel=channel,
-            code=code.name,
-            reason=message,
-            peer_address=context.peer(),
-        )
-        await context.abort(code, message)
 
 
 @dataclass
@@ -389,7 +337,7 @@ async def start_intake(
             ("grpc.so_reuseport", 0),
             *limits.server_options(ctx.config.server),
         ],
-        interceptors=[RpcTimer()],
+        interceptors=edge_interceptors(ctx.node_id),
         maximum_concurrent_rpcs=max(
             MAX_CONCURRENT_CALLS, call_limits.per_gateway * max(1, len(cfg.gateways))
         )

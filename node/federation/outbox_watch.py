@@ -1,8 +1,15 @@
 """Wake the session of a peer as soon as another process (an operator's `complaint refer`)
 queued something for it, instead of each idle session polling its outbox (which it still
 does, every federation.poll_interval_ms): on PostgreSQL when the commit is notified, on
-SQLite within OUTBOX_WATCH_SECONDS. The signals are the store's, reached through
-node.services.outbox_signals."""
+SQLite at its next look at data_version. The signals are the store's, reached through
+node.services.outbox_signals.
+
+SQLite's looks back off while nothing moves (issue 20.5: an idle node polled 100 times a
+second): OUTBOX_WATCH_SECONDS after a change, the pause doubling at each look that finds
+none, up to OUTBOX_WATCH_MAX_SECONDS, and back to the shortest at the first change (any
+commit of another connection, this node's own sessions included). So a link with traffic
+is looked at every 10 ms, and a row queued on an idle node waits at most
+OUTBOX_WATCH_MAX_SECONDS."""
 
 from __future__ import annotations
 
@@ -16,10 +23,25 @@ from node.federation.workers import DbWorkers
 from node.services import outbox_signals
 from node.services.context import NodeContext
 
-__all__ = ["OUTBOX_LISTEN_RETRY_SECONDS", "OUTBOX_WATCH_SECONDS", "OutboxWatch"]
+__all__ = [
+    "OUTBOX_LISTEN_RETRY_SECONDS",
+    "OUTBOX_WATCH_MAX_SECONDS",
+    "OUTBOX_WATCH_SECONDS",
+    "OutboxWatch",
+    "next_pause",
+]
 
-OUTBOX_WATCH_SECONDS = 0.01  # SQLite's poll of data_version
+OUTBOX_WATCH_SECONDS = 0.01  # SQLite's pause between looks at data_version after a change
+OUTBOX_WATCH_MAX_SECONDS = 0.5  # ... and its longest, after a while with no change
 OUTBOX_LISTEN_RETRY_SECONDS = 1.0  # PostgreSQL: listening again after a failure
+
+
+def next_pause(pause: float, moved: bool) -> float:
+    """The pause before SQLite's next look at data_version, after one of `pause` that found
+    the version `moved` or not (the module's backoff)."""
+    if moved:
+        return OUTBOX_WATCH_SECONDS
+    return min(pause * 2, OUTBOX_WATCH_MAX_SECONDS)
 
 
 class OutboxWatch:
@@ -56,21 +78,23 @@ class OutboxWatch:
             await asyncio.sleep(OUTBOX_LISTEN_RETRY_SECONDS)
 
     async def _poll(self) -> None:
-        """SQLite: every OUTBOX_WATCH_SECONDS its data_version (outbox_signals.
-        VersionProbe); only when that moved, one read of the outbox for the peers of the
-        rows queued since the last. Without a probe (it failed: a new one is made at the
-        next look), the outbox is read every time."""
+        """SQLite: its data_version (outbox_signals.VersionProbe), at pauses that back off
+        while it stays (next_pause); only when it moved, one read of the outbox for the
+        peers of the rows queued since the last. Without a probe (it failed: a new one is
+        made at the next look), the outbox is read every time."""
         seen = -1
         probe: outbox_signals.VersionProbe | None = None
         read_at: int | None = None  # the version the last read of the outbox followed
+        pause = OUTBOX_WATCH_SECONDS
         try:
             while True:
-                await asyncio.sleep(OUTBOX_WATCH_SECONDS)
+                await asyncio.sleep(pause)
                 version: int | None = None
                 try:
                     if probe is None:
                         probe = await self.db.read(outbox_signals.version_probe, self.ctx)
                     version = await self.db.read(probe.version)
+                    pause = next_pause(pause, version != read_at)
                     if version == read_at:
                         continue
                 except Exception as e:  # pragma: no cover - best effort: read the outbox

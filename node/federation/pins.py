@@ -3,7 +3,9 @@ roots of the mutual-TLS server (re-read at each handshake through dynamic server
 credentials), the certificate each port presents (after `keys rotate`, the old one for a
 while: node.services.rotation.presented_identities), and revocation.
 
-The refresher re-reads the active links every PIN_REFRESH_SECONDS. A new child is trusted
+The refresher re-reads the active links every PIN_REFRESH_SECONDS after a change, the pause
+doubling at each refresh that finds none up to PIN_REFRESH_MAX_SECONDS (an idle node does
+not read them every second, issue 20.5). A new child is trusted
 from its next handshake; a peer whose link was revoked (or whose pinned certificate
 changed) loses its live stream at once (its session task is cancelled; a child is told
 why), and a parent whose pin changed has its session ended so that the dialer dials the
@@ -23,9 +25,10 @@ from node.federation.workers import DbWorkers
 from node.services import links, rotation
 from node.services.context import NodeContext
 
-__all__ = ["PIN_REFRESH_SECONDS", "REVOKED_METADATA", "Pins"]
+__all__ = ["PIN_REFRESH_MAX_SECONDS", "PIN_REFRESH_SECONDS", "REVOKED_METADATA", "Pins"]
 
 PIN_REFRESH_SECONDS = 1.0
+PIN_REFRESH_MAX_SECONDS = 4.0
 # The trailing metadata key with which a parent ends the stream of a child whose link it
 # revoked (the value: the parent's node id); the child's dialer stops dialing on it.
 REVOKED_METADATA = "lapor-link-revoked"
@@ -59,15 +62,20 @@ class Pins:
         return next((p.role for p in self.pins if p.peer_id == peer), None)
 
     async def run(self) -> None:
+        pause = PIN_REFRESH_SECONDS
         while True:
-            await asyncio.sleep(PIN_REFRESH_SECONDS)
+            await asyncio.sleep(pause)
+            moved = True
             try:
-                await self.refresh()
+                moved = await self.refresh()
             except NodeError as e:
                 self.log.error("pins.refresh_failed", error=str(e))
+            pause = PIN_REFRESH_SECONDS if moved else min(pause * 2, PIN_REFRESH_MAX_SECONDS)
 
-    async def refresh(self) -> None:
+    async def refresh(self) -> bool:
+        """Re-read the pins and the identities to present; whether anything changed."""
         pins = await self.db.read(links.pins, self.ctx)
+        moved = False
         if [(p.peer_id, p.fingerprints, p.address) for p in pins] != [
             (p.peer_id, p.fingerprints, p.address) for p in self.pins
         ]:
@@ -79,7 +87,7 @@ class Pins:
                 p for p in self.pins if any((p.peer_id, fp) not in kept for fp in p.fingerprints)
             ]
             self.pins = pins
-            self.changed = True
+            self.changed = moved = True
             self.log.info("pins.loaded", peers=[p.peer_id for p in pins])
             for pin in gone:
                 self._drop(pin)
@@ -92,24 +100,27 @@ class Pins:
                 or now.address != (parent[0].address)
             ):
                 parent[1].cancel()
-        await self._refresh_identities()
+        return await self._refresh_identities() or moved
 
-    async def _refresh_identities(self) -> None:
+    async def _refresh_identities(self) -> bool:
         """Which certificate to present, as a server and to the parent (key rotation)."""
         parent = next((p.peer_id for p in self.pins if p.role == "parent"), None)
         server, client = await self.db.read(rotation.presented_identities, self.ctx, parent)
+        moved = False
         if server != self.server_identity:
             self.server_identity = server
-            self.changed = True
+            self.changed = moved = True
             self.log.info("tls.identity_changed", role="server")
         if client != self.client_identity:
             self.client_identity = client
+            moved = True
             self.log.info("tls.identity_changed", role="client")
         current = await asyncio.to_thread(rotation.current_identity, self.ctx.config)
         if current != self.enrollment_identity:
             self.tls_key, self.tls_cert = current.key_pem, current.cert_pem
             self.enrollment_identity = current
-            self._enrollment_changed = self._intake_changed = True
+            self._enrollment_changed = self._intake_changed = moved = True
+        return moved
 
     def _drop(self, pin: links.Pin) -> None:
         """`pin` is no longer trusted (revoked, or re-pinned to another certificate): close

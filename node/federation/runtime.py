@@ -42,6 +42,7 @@ from node.federation import limits
 from node.federation.audit_service import AuditServicer
 from node.federation.dialer import ParentDialer
 from node.federation.endpoints import Endpoints
+from node.federation.error_edge import edge_interceptors
 from node.federation.leader import Leadership, sole_leader
 from node.federation.live import LiveLinks
 from node.federation.outbox_watch import OutboxWatch
@@ -50,7 +51,6 @@ from node.federation.pins import Pins
 from node.federation.server import ExchangeServer, bind, exchange_service, server_options
 from node.federation.workers import DbWorkers
 from node.logs import get_logger
-from node.rpc_timing import RpcTimer
 from node.services import links
 from node.services.context import NodeContext
 
@@ -110,7 +110,9 @@ class NodeRuntime:
         limits.raise_open_files()
         await self.pins.refresh()
         cfg = self.ctx.config.server
-        server = grpc.aio.server(options=server_options(self.ctx), interceptors=[RpcTimer()])
+        server = grpc.aio.server(
+            options=server_options(self.ctx), interceptors=edge_interceptors(self.ctx.node_id)
+        )
         server.add_generic_rpc_handlers((exchange_service(self._exchange),))
         auditing = AuditServicer(self.ctx, self.db, self.exchange.identify)
         audit_pb2_grpc.add_AuditServiceServicer_to_server(auditing, server)  # type: ignore[no-untyped-call]

@@ -21,18 +21,26 @@ import grpc
 
 from node._proto.lapor.v1 import federation_pb2
 from node.crypto.tls import fingerprint, node_id_from_certificate
-from node.errors import ConfigError, NodeError, ValidationError
+from node.errors import (
+    ConfigError,
+    NodeError,
+    PermissionDeniedError,
+    RefusedError,
+    UnauthenticatedError,
+    ValidationError,
+)
 from node.federation import limits
 from node.federation.audit_service import Caller
+from node.federation.error_edge import note_call
 from node.federation.live import LiveLinks
 from node.federation.liveness import Liveness
 from node.federation.pins import Pins
-from node.federation.session import LinkSession, RefusedError, describe
+from node.federation.session import LinkSession, describe
 from node.federation.status import status_for
 from node.federation.transports import ServerTransport
 from node.federation.workers import DbWorkers
 from node.ids import NodeId
-from node.metrics import CALLS_REFUSED, observe_refusal
+from node.metrics import observe_refusal
 from node.services.context import NodeContext
 
 __all__ = ["ExchangeServer", "exchange_service"]
@@ -109,38 +117,28 @@ class ExchangeServer:
 
     # Exchange -------------------------------------------------------------------------
 
-    async def _refuse(self, context: grpc.aio.ServicerContext) -> None:
-        """The caller is no linked peer: an auditor, or nobody this node pins."""
+    def _refusal(self, context: grpc.aio.ServicerContext) -> NodeError:
+        """Why a caller that is no linked peer is refused: an auditor, or nobody pinned."""
         pem = self._client_certificate(context)
         auditor = None if pem is None else self._auditor_with(pem)
         if auditor is not None:
-            CALLS_REFUSED.labels(
-                method="Exchange", code=grpc.StatusCode.PERMISSION_DENIED.name
-            ).inc()
-            self.log.warning("link.auditor_refused", auditor=auditor)
-            await context.abort(
-                grpc.StatusCode.PERMISSION_DENIED,
+            return PermissionDeniedError(
                 f"auditor {auditor!r} may call lapor.v1.AuditService only; "
-                "Exchange is for linked children",
+                "Exchange is for linked children"
             )
-            return
-        CALLS_REFUSED.labels(method="Exchange", code=grpc.StatusCode.UNAUTHENTICATED.name).inc()
-        self.log.warning("link.unauthenticated", peer_address=context.peer())
-        await context.abort(
-            grpc.StatusCode.UNAUTHENTICATED, "client certificate is not pinned by this node"
-        )
+        return UnauthenticatedError("client certificate is not pinned by this node")
 
     async def Exchange(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
+        """A child's link. What it raises is answered by node.federation.error_edge: a
+        refused envelope with its cause's status, which the peer's metrics count too."""
         peer = self._authenticate(context)
         if peer is None:
-            await self._refuse(context)
-            return
+            raise self._refusal(context)
+        note_call(peer=peer)
         if self.pins.role_of(peer) != "child":
-            await context.abort(
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"{peer} is not a child of this node; only children dial in",
+            raise PermissionDeniedError(
+                f"{peer} is not a child of this node; only children dial in"
             )
-            return
         live = self.live
         previous = live.tasks.get(peer)
         if previous is not None and previous is not asyncio.current_task():
@@ -166,15 +164,12 @@ class ExchangeServer:
                 raise
             error = "unpinned"
             await context.abort(*dropped)
-        except RefusedError as e:
-            observe_refusal(peer, status_for(e.error).name, e.error)
-            error = describe(e)
-            await live.note_error(peer, error)
-            await context.abort(status_for(e.error), str(e.error))
         except NodeError as e:
+            if isinstance(e, RefusedError):
+                observe_refusal(peer, status_for(e).name, e.error)
             error = describe(e)
             await live.note_error(peer, error)
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
+            raise
         finally:
             if live.sessions.get(peer) is session:
                 del live.sessions[peer]

@@ -39,7 +39,7 @@ from typing import Any, Protocol, TypeVar
 import grpc
 
 from node._proto.lapor.v1 import federation_pb2
-from node.errors import NodeError, PeerError, ValidationError
+from node.errors import NodeError, PeerError, RefusedError, ValidationError
 from node.faults import fault_point
 from node.federation import frames
 from node.federation.liveness import Liveness, SilenceWatch
@@ -85,15 +85,6 @@ class FrameTransport(Protocol):
 class DbRunner(Protocol):
     async def write(self, fn: Callable[..., T], *args: Any) -> T: ...
     async def read(self, fn: Callable[..., T], *args: Any) -> T: ...
-
-
-class RefusedError(Exception):
-    """We refused an envelope from the peer: the session ends, nothing of it was stored."""
-
-    def __init__(self, error: NodeError, sequence: int) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.sequence = sequence
 
 
 class LinkSession:

@@ -44,9 +44,9 @@ from node.complaints import (
 )
 from node.config import GatewayConfig, IntakeConfig
 from node.errors import (
+    ConflictError,
     NotFoundError,
     PermissionDeniedError,
-    StateError,
     TooLargeError,
     ValidationError,
 )
@@ -84,7 +84,7 @@ _KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _FILE_CHUNK = 256 * 1024
 
 
-class IdempotencyConflictError(StateError):
+class IdempotencyConflictError(ConflictError):
     """An idempotency key already used for a different submission (ALREADY_EXISTS)."""
 
 

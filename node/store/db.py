@@ -75,8 +75,14 @@ def migrations_dir() -> Path:
     raise ConfigError("the Alembic migrations are missing from this installation")
 
 
+BUSY_TIMEOUT_SECONDS = 30.0
+"""SQLite: how long a transaction waits for another process's write lock before it fails
+with "database is locked" (the CLI says so in words, node.cli._common)."""
+
+
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+    busy = BUSY_TIMEOUT_SECONDS
+    engine = create_engine(url, connect_args={"timeout": busy}, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -84,7 +90,7 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={int(busy * 1000)}")
         cur.execute("PRAGMA synchronous=FULL")
         cur.close()
 

@@ -10,10 +10,13 @@ Invariants:
    bearing the token, as ``Authorization: Bearer``, the ``lapor_dashboard`` cookie, or
    ``?token=`` once (answered with that cookie, HttpOnly, SameSite=Strict). Tokens are
    compared by SHA-256 in constant time and never logged.
-3. Errors are worded for the person reading them (node.web.params): a refusal names what
-   to change on the page (never a command-line option), in the page's language; /api/
-   refusals are JSON in English. Anything unexpected is 500 with a generic message, logged
-   with its detail. No refusal repeats a token or anything personal.
+3. One error edge (``DashboardApp.__call__`` and ``respond``): endpoints just raise. A
+   NodeError is a 4xx page worded for the person reading it (node.web.params): it names
+   what to change on the page (never a command-line option), in the page's language;
+   /api/ refusals are JSON in English. Anything else is a 500 page with no detail, logged
+   once as ``dashboard.failed`` with ``error_type`` and the traceback's frames, never its
+   text; if even the error page fails, a plain 500. No refusal repeats a token or anything
+   personal.
 4. Every response forbids scripts, framing and caching (Content-Security-Policy
    default-src 'none'), so a page cannot leak through a proxy or another site.
 """
@@ -34,7 +37,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from node.errors import NodeError, NotFoundError, ValidationError
+from node.errors import NodeError, NotFoundError, ValidationError, frames_of
 from node.logs import get_logger
 from node.services import certificates, dashboard_queries, reports
 from node.services.context import NodeContext
@@ -47,6 +50,8 @@ COOKIE = "lapor_dashboard"
 LANGUAGE_COOKIE = "lapor_lang"
 PAGE_SIZE = 200
 """Rows of a list on one page (the overdue list, the backlog); the rest are paged."""
+
+_FAILED_TEXT = "500: the dashboard failed; the node's log has the detail.\n"
 
 _HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
@@ -88,9 +93,26 @@ class DashboardApp:
     # --- WSGI --------------------------------------------------------------------------
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        """The WSGI edge (invariant 3): nothing escapes to the server, which would print the
+        error's text."""
         request = Request(environ)
-        response = self.respond(request)
+        try:
+            response = self.respond(request)
+        except Exception as e:
+            self._failed(request, e)
+            response = Response(_FAILED_TEXT, status=500, mimetype="text/plain")
+            for name, value in _HEADERS.items():
+                response.headers[name] = value
         return response(environ, start_response)
+
+    def _failed(self, request: Request, error: Exception) -> None:
+        """Log an unexpected failure once: where, never what it says (invariant 3)."""
+        self.log.error(
+            "dashboard.failed",
+            path=request.path[:200],
+            error_type=type(error).__name__,
+            frames=frames_of(error),
+        )
 
     def respond(self, request: Request) -> Response:
         api = request.path.startswith("/api/")
@@ -135,19 +157,16 @@ class DashboardApp:
             response = self._refusal(error, fmt, api, request)
         except HTTPException as e:  # e.g. a redirect werkzeug's routing answers itself
             response = e.get_response(request.environ)
-        except params.WebError as e:
-            response = self._refusal(e, fmt, api, request)
         except NodeError as e:
             response = self._refusal(params.web_error(e), fmt, api, request)
         except Exception as e:
-            self.log.error(
-                "dashboard.failed", path=request.path, error_kind=type(e).__name__, error=str(e)
-            )
+            self._failed(request, e)
             error = params.WebError(
                 HTTPStatus.INTERNAL_SERVER_ERROR,
                 N_("The dashboard could not read this node; the node's log has the detail."),
             )
-            response = self._refusal(error, fmt, api, request)
+            # No year on this page: reading it may fail the same way.
+            response = self._refusal(error, fmt, api, request, year=None)
         if token_cookie is not None:
             response.set_cookie(COOKIE, token_cookie, httponly=True, samesite="Strict", path="/")
         if asked is not None and asked in LANGUAGES and not api:
@@ -180,13 +199,19 @@ class DashboardApp:
         return False, None
 
     def _refusal(
-        self, error: params.WebError, fmt: Formats, api: bool, request: Request
+        self,
+        error: params.WebError,
+        fmt: Formats,
+        api: bool,
+        request: Request,
+        **shown: int | None,
     ) -> Response:
+        """The page (or /api/ JSON) for `error`; `year=None` leaves the year links out."""
         if api:
             english = Formats("en", fmt.timezone, {})
             body = json.dumps({"error": error.text(english)}, ensure_ascii=False)
             return Response(body, status=error.status.value, mimetype="application/json")
-        year = params.year_or_none(self.ctx, request.args)
+        year = shown["year"] if "year" in shown else params.year_or_none(self.ctx, request.args)
         html = self._render(
             request,
             "error.html",

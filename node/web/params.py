@@ -28,7 +28,7 @@ __all__ = ["WebError", "child", "deadline", "page", "web_error", "year", "year_o
 _CLI_HINT = re.compile(r"[;:,]\s*(pass|run|use)\s.*$", re.DOTALL)
 
 
-class WebError(Exception):
+class WebError(NodeError):
     """A refusal for the person at the browser: a msgid of the catalogue and its values."""
 
     def __init__(self, status: HTTPStatus, message: str, **values: Any) -> None:
@@ -148,7 +148,10 @@ def child(args: Mapping[str, str], known: Iterable[str]) -> str | None:
 
 
 def web_error(error: NodeError) -> WebError:
-    """A NodeError no endpoint words itself, without the command-line advice it may carry."""
+    """`error` as a refusal for the browser: a WebError as it is; another NodeError no
+    endpoint words itself without the command-line advice it may carry."""
+    if isinstance(error, WebError):
+        return error
     status = HTTPStatus.NOT_FOUND if isinstance(error, NotFoundError) else HTTPStatus.BAD_REQUEST
     detail = _CLI_HINT.sub("", str(error)).strip()
     return WebError(status, N_("This page cannot be shown: %(detail)s."), detail=detail)

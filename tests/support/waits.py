@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from node.config import FederationConfig
-from node.federation.pins import PIN_REFRESH_SECONDS
+from node.federation.pins import PIN_REFRESH_MAX_SECONDS
 from node.federation.reconnect import CONNECT_TIMEOUT_SECONDS
 from node.federation.session import HELLO_TIMEOUT_SECONDS
 from node.metrics import LINK_GAUGES_SECONDS
@@ -90,7 +90,7 @@ def max_attempts(seconds: float, federation: FederationConfig = TEST_FEDERATION)
 def pin_change_bound() -> float:
     """A serving node acts on a link added or revoked in its database at its next pin
     refresh: the refresh interval, then closing or dialing the stream."""
-    return bound(PIN_REFRESH_SECONDS, CONNECT_TIMEOUT_SECONDS)
+    return bound(PIN_REFRESH_MAX_SECONDS, CONNECT_TIMEOUT_SECONDS)
 
 
 def gauges_bound(federation: FederationConfig = TEST_FEDERATION) -> float:
