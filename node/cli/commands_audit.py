@@ -27,6 +27,7 @@ from node.cli._common import (
     handle_errors,
     json_option,
     open_node,
+    plain,
     progress_bar,
 )
 from node.cli.commands_reconcile import reconcile
@@ -369,6 +370,7 @@ def _verify_lines(
         "current_vkey": report.current_vkey,
         "trusted_by": report.trusted_by,
         "trust_path": list(report.trust_path),
+        "discontinuities": [gap.to_json(index) for index, gap in report.discontinuities],
     }
     if node is not None:
         data["node"] = node
@@ -379,6 +381,8 @@ def _verify_lines(
         f"OK {report.origin}: {report.entries} entries, {report.checkpoints} "
         f"checkpoints verified (latest at size {report.last_checkpoint_size})"
     )
+    for index, gap in report.discontinuities:  # explained gaps (ADR 0023): information
+        console.print(f"discontinuity at entry {index}, explained: {plain(gap.describe())}")
     if report.trusted_by is not None:
         console.print(
             f"every signing key reached from {report.trusted_by}'s trusted key: "
