@@ -148,9 +148,13 @@ def resequence(session: Session, ctx: NodeContext, peer: str, through: int) -> N
             .order_by(OutboxRow.sequence.desc())
         )
     )
-    if not any(row.kind == "key_rotation" and _states_discontinuity(row) for row in rows):
+    # What the restored database had queued before the statement, the peer already has
+    # (it acknowledged beyond it); the statement and what followed it are renumbered.
+    stated = [row.sequence for row in rows if row.kind == "key_rotation" and _states(row)]
+    if not stated:
         return
-    first = min(row.sequence for row in rows)
+    first = min(stated)
+    rows = [row for row in rows if row.sequence >= first]
     keys = {bytes(key.key_id): key for key in _signing_keys(ctx)}
     for row in rows:  # highest first: the new numbers never collide with the old ones
         envelope = envelope_pb2.Envelope.FromString(row.body)
@@ -167,7 +171,7 @@ def resequence(session: Session, ctx: NodeContext, peer: str, through: int) -> N
     link.next_out_seq = through + 1 + len(rows)
 
 
-def _states_discontinuity(row: OutboxRow) -> bool:
+def _states(row: OutboxRow) -> bool:
     envelope = envelope_pb2.Envelope.FromString(row.body)
     rotated = trust_pb2.KeyRotation.FromString(envelope.key_rotation.rotation)
     return rotated.HasField("discontinuity")

@@ -1,0 +1,146 @@
+"""Recovery that is not a fork (issue 17.3, ADR 0023): a regency loses its database and
+comes back from a day-old backup by a signed discontinuity under a new key. A province and
+a regency, joined with a token, serve on real mutual-TLS gRPC; the regency's operator runs
+the commands of docs/operator-guide.md, 'Recovering from a lost database'."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from node.config import load_config
+from node.services import checkpoints, complaints, links
+from tests.conftest import NodeFactory
+from tests.fault.conftest import draft
+from tests.support.nodes import TestNode, status_of
+from tests.support.waits import wait_until
+
+pytestmark = [pytest.mark.slow]
+
+
+@pytest.fixture(params=[pytest.param("sqlite", id="sqlite")])
+def db_kind(request: pytest.FixtureRequest) -> str:
+    """SQLite: the PostgreSQL restore path is covered by tests/integration/test_backup.py."""
+    return str(request.param)
+
+
+def _serve(node: TestNode) -> None:
+    """Start `node`'s serve and wait for its enrollment port too."""
+    node.start()
+    host, _, port = load_config(node.config).server.enrollment_address.rpartition(":")
+
+    def listening() -> bool:
+        with socket.socket() as s:
+            return s.connect_ex((host, int(port))) == 0
+
+    wait_until(listening, what=f"{node.node_id}'s enrollment port")
+
+
+def _connected(node: TestNode, peer: str) -> bool:
+    return any(row.peer_id == peer and row.connected for row in links.link_report(node.ctx()).rows)
+
+
+def _refer(province: TestNode, regency: TestNode, n: int, start: int) -> list[str]:
+    """Refer `n` complaints down while both serve; wait for every receipt."""
+    ctx = province.ctx()
+    ids = list(complaints.submit_many(ctx, [draft(start + i) for i in range(n)]))
+    complaints.refer_many(ctx, ids, regency.node_id)
+    for tracking_id in ids:
+        wait_until(
+            lambda t=tracking_id: status_of(province, t) == ("accepted", regency.node_id),
+            what=f"the receipt of {tracking_id}",
+        )
+    return ids
+
+
+def _lapor(*args: str) -> subprocess.CompletedProcess[str]:
+    """A command that acts on no node, as an auditor runs it."""
+    argv = [sys.executable, "-m", "node.cli.main", *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+
+
+def _export(node: TestNode, out: Path) -> Path:
+    node.cli("audit", "export", "--out", str(out))
+    return out
+
+
+def test_a_lost_database_is_recovered_by_a_signed_discontinuity(
+    nodes: NodeFactory, tmp_path: Path
+) -> None:
+    """Delete the regency's database, restore a day-old backup with --recover: the link
+    comes back under the new key, new referrals flow, both ledgers verify from the root's
+    key alone with the gap reported, and reconcile names what was lost in it."""
+    province = nodes("id-64", "Provinsi Kalimantan Timur")
+    regency = nodes("id-64-02", "Kabupaten Kutai Kartanegara")
+    root_vkey = checkpoints.verifier_key(province.ctx())
+    _serve(province)
+    token = province.cli("link", "invite", "--child", regency.node_id, "--name", regency.name)
+    regency.cli("link", "join", token.stdout.strip())
+    regency.start()
+    wait_until(lambda: _connected(province, regency.node_id), what="the link to come up")
+    before = _refer(province, regency, 2, 0)
+    regency.cli("backup", "create", "--out", str(tmp_path / "backup"))
+    lost = _refer(province, regency, 2, 2)
+
+    regency.close()
+    db = Path(regency.database_url.removeprefix("sqlite:///"))
+    for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+        path.unlink(missing_ok=True)
+    refused = regency.cli("serve", check=False)
+    assert refused.returncode != 0
+    assert "restore its database from a backup" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    plain = regency.cli("backup", "restore", str(tmp_path / "backup"), check=False)
+    assert plain.returncode != 0 and "--recover --reason" in plain.stderr
+    regency.cli(
+        "backup",
+        "restore",
+        str(tmp_path / "backup"),
+        "--recover",
+        "--reason",
+        "disk of the regency's server failed; restored the backup of the previous day",
+    )
+
+    regency.start()
+    wait_until(lambda: _connected(regency, province.node_id), what="the link to come back")
+    # The referrals the regency lost come down again from the province's outbox.
+    for tracking_id in before + lost:
+        wait_until(
+            lambda t=tracking_id: status_of(regency, t) == ("accepted", regency.node_id),
+            what=f"{tracking_id} at the regency again",
+        )
+    after = _refer(province, regency, 2, 4)
+    assert all(status_of(regency, t) == ("accepted", regency.node_id) for t in after)
+    assert regency.ctx().signing_key.public.raw not in (b"",)
+
+    exports = {
+        node.node_id: _export(node, tmp_path / f"{node.node_id}.jsonl")
+        for node in (province, regency)
+    }
+    reports = {}
+    for node_id, path in exports.items():
+        done = _lapor("audit", "verify", str(path), "--trust", root_vkey, "--json")
+        assert done.returncode == 0, done.stdout + done.stderr
+        reports[node_id] = json.loads(done.stdout)
+    gaps = reports[regency.node_id]["discontinuities"]
+    assert [gap["reason"] for gap in gaps] == [
+        "disk of the regency's server failed; restored the backup of the previous day"
+    ]
+    assert reports[province.node_id]["discontinuities"] == []
+    shown = _lapor("audit", "verify", str(exports[regency.node_id]), "--trust", root_vkey)
+    assert "discontinuity at entry" in shown.stdout
+
+    reconciled = _lapor(
+        "audit",
+        "reconcile",
+        str(exports[province.node_id]),
+        str(exports[regency.node_id]),
+        "--json",
+    )
+    assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
+    (tmp_path / "reconcile.json").write_text(reconciled.stdout)
