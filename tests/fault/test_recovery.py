@@ -5,6 +5,7 @@ the commands of docs/operator-guide.md, 'Recovering from a lost database'."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import socket
 import subprocess
@@ -13,11 +14,20 @@ from pathlib import Path
 
 import pytest
 
+from node._proto.lapor.v1 import envelope_pb2, federation_pb2, ledger_pb2, trust_pb2
 from node.config import load_config
-from node.services import checkpoints, complaints, links, witness
+from node.crypto.rotation import sign_rotation
+from node.crypto.signing import SigningKey
+from node.envelopes import seal
+from node.ids import NodeId
+from node.ledger.checkpoint import Checkpoint, origin_for
+from node.ledger.note import sign_checkpoint
+from node.services import checkpoints, complaints, exchange, links, witness
+from node.store import queries
 from tests.conftest import NodeFactory
 from tests.fault.conftest import draft
-from tests.support.nodes import TestNode, status_of
+from tests.support.nodes import TestNode, hand_over, link, snapshot, status_of
+from tests.support.peers import signing_key
 from tests.support.waits import wait_until
 
 pytestmark = [pytest.mark.slow]
@@ -154,3 +164,83 @@ def test_a_lost_database_is_recovered_by_a_signed_discontinuity(
         assert witness.discontinuity_for(
             session, regency.node_id, gaps[0]["old_checkpoint"]["size"]
         )
+
+
+def _entries_of(node: TestNode, kind: str) -> list[int]:
+    with node.ctx().db.read() as session:
+        return [
+            row.idx
+            for row in queries.iter_ledger(session)
+            if ledger_pb2.LedgerEntry.FromString(row.entry).WhichOneof("kind") == kind
+        ]
+
+
+def test_only_a_statement_from_the_pinned_key_explains_the_new_history(
+    nodes: NodeFactory, tmp_path: Path
+) -> None:
+    """In process, over the link's service calls: a discontinuity whose rotation starts from
+    a key the parent never pinned is refused and changes nothing there; the recovered
+    node's own statement is recorded, and the parent then holds its new history."""
+    parent = nodes("id-64", "Provinsi Kalimantan Timur")
+    child = nodes("id-64-02", "Kabupaten Kutai Kartanegara")
+    link(parent, child)
+
+    def refer(n: int) -> None:
+        ctx = parent.ctx()
+        complaints.refer(ctx, complaints.submit(ctx, draft(n)), child.node_id)
+        assert hand_over(parent, child).error is None
+        assert hand_over(child, parent).error is None
+
+    refer(0)
+    child.cli("backup", "create", "--out", str(tmp_path / "backup"))
+    refer(1)
+    refer(2)
+    old_key = signing_key(child)
+    held = exchange.hello_state(parent.ctx(), NodeId(child.node_id))
+    child.close()
+    Path(child.database_url.removeprefix("sqlite:///")).unlink()
+    child.cli("backup", "restore", str(tmp_path / "backup"), "--recover", "--reason", "disk lost")
+    # What a session does at the Hello: the parent is ahead of the restored sequences.
+    exchange.check_peer_holds(child.ctx(), held.held_checkpoint_size, held.held_checkpoint_root)
+    exchange.acknowledge(child.ctx(), NodeId(parent.node_id), held.last_received)
+    rows, _ = exchange.pending(
+        child.ctx(), NodeId(parent.node_id), held.last_received, 10, held.held_checkpoint_size
+    )
+    [(sequence, real)] = rows
+    assert sequence == held.last_received + 1
+
+    # A statement from a key the parent never pinned, in an envelope the pinned key signed.
+    stranger = SigningKey.generate()
+    env = envelope_pb2.Envelope.FromString(real.envelope.body)
+    stated = trust_pb2.KeyRotation.FromString(env.key_rotation.rotation).discontinuity
+    forged_note = sign_checkpoint(
+        Checkpoint(origin_for(child.node_id), stated.fenced_size, stated.fenced_root),
+        origin_for(child.node_id),
+        stranger.ed25519,
+    )
+    stated.fenced_checkpoint = forged_note
+    env.key_rotation.CopyFrom(
+        sign_rotation(
+            stranger,
+            child.ctx().signing_key,
+            node_id=child.node_id,
+            new_tls_cert_pem=child.ctx().config.tls_cert.read_bytes(),
+            rotated_at=dt.datetime.now(dt.UTC),
+            old_tls_valid_until=dt.datetime.now(dt.UTC),
+            discontinuity=stated,
+        )
+    )
+    forged = federation_pb2.Delivery(envelope=seal(env, old_key))
+    before = snapshot(parent)
+    result = exchange.receive_batch(parent.ctx(), NodeId(child.node_id), [forged])
+    assert result.error is not None and "did not sign" in str(result.error)
+    assert snapshot(parent) == before
+
+    result = exchange.receive_batch(parent.ctx(), NodeId(child.node_id), [real])
+    assert result.error is None and result.committed_through == sequence
+    assert len(_entries_of(parent, "peer_key_rotated")) == 1
+    with parent.ctx().db.read() as session:
+        gap = witness.discontinuity_for(session, child.node_id, held.held_checkpoint_size)
+    assert gap is not None and gap.reason == "disk lost"
+    # From now on the child's new history flows as any other.
+    refer(3)
