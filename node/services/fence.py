@@ -26,7 +26,9 @@ Invariants:
      signs the first checkpoint of the new generation (size r + 1, new key); inside that
      transaction the check accepts a ledger that restarts at r with the stated root
      (`restart_at_commit`), and at its commit the fence is REPLACED by that new note, the
-     one time the file moves back (`replace`).
+     one time the file moves back (`replace`). A crash between that commit and the
+     replace is finished at the next start (`check_at_start`): the recorded statement
+     names the fenced note as the history it ended.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from node.config import NodeConfig
 from node.errors import FenceError, NodeError
 from node.ledger.checkpoint import Checkpoint, origin_for
 from node.ledger.note import split_note
+from node.services import _discontinuities
 from node.store import tree
 from node.store.models import CheckpointRow
 
@@ -74,7 +77,8 @@ RECOVERY_HINT = (
     "Do not start this node on this database: its peers hold checkpoints of the fenced "
     "history, and signing another one would fork its ledger. Restore the most recent copy of "
     "this node's database (docs/operator-guide.md, 'The signing fence'), or, if no copy holds "
-    "the fenced history, follow that section's recovery path."
+    "the fenced history, take the recovery path: lapor-node backup restore FOLDER --recover "
+    '--reason "..." (docs/operator-guide.md, "Recovering from a lost database").'
 )
 
 
@@ -234,8 +238,27 @@ def check_at_start(session: Session, config: NodeConfig, origin: str) -> Fence |
         if latest is not None:
             advance(config, latest.note, latest.size)
         return read(config)
-    check_in(session, config, origin, size)
+    try:
+        check_in(session, config, origin, size)
+    except FenceError:
+        if not _recovered_from(session, fence):
+            raise
+        latest = tree.latest_checkpoint(session)
+        assert latest is not None  # the recovery signed one
+        replace(config, latest.note)  # invariant 5, finished after a crash
+        return read(config)
     return fence
+
+
+def _recovered_from(session: Session, fence: Fence) -> bool:
+    """The recovery path committed its discontinuity, which ends exactly the fenced
+    history, but crashed before it replaced the fence (invariant 5)."""
+    gap = _discontinuities.own_latest(session)
+    return (
+        gap is not None
+        and hmac.compare_digest(gap.fenced_note, fence.note)
+        and hmac.compare_digest(tree.root(session, gap.restart_size), gap.restart_root)
+    )
 
 
 def check_node_at_start(ctx: NodeContext) -> Fence | None:

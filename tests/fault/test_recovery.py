@@ -5,6 +5,7 @@ the commands of docs/operator-guide.md, 'Recovering from a lost database'."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import socket
@@ -26,17 +27,13 @@ from node.services import checkpoints, complaints, exchange, links, witness
 from node.store import queries
 from tests.conftest import NodeFactory
 from tests.fault.conftest import draft
+from tests.integration.test_backup import lose_database
+from tests.support.databases import fresh_database
 from tests.support.nodes import TestNode, hand_over, link, snapshot, status_of
 from tests.support.peers import signing_key
 from tests.support.waits import wait_until
 
 pytestmark = [pytest.mark.slow]
-
-
-@pytest.fixture(params=[pytest.param("sqlite", id="sqlite")])
-def db_kind(request: pytest.FixtureRequest) -> str:
-    """SQLite: the PostgreSQL restore path is covered by tests/integration/test_backup.py."""
-    return str(request.param)
 
 
 def _serve(node: TestNode) -> None:
@@ -80,11 +77,19 @@ def _export(node: TestNode, out: Path) -> Path:
 
 
 def test_a_lost_database_is_recovered_by_a_signed_discontinuity(
-    nodes: NodeFactory, tmp_path: Path
+    nodes: NodeFactory, db_kind: str, tmp_path: Path
 ) -> None:
     """Delete the regency's database, restore a day-old backup with --recover: the link
     comes back under the new key, new referrals flow, both ledgers verify from the root's
     key alone with the gap reported, and reconcile names what was lost in it."""
+    stack = contextlib.ExitStack()
+    with stack:
+        _recover_and_check(nodes, db_kind, tmp_path, stack)
+
+
+def _recover_and_check(
+    nodes: NodeFactory, db_kind: str, tmp_path: Path, stack: contextlib.ExitStack
+) -> None:
     province = nodes("id-64", "Provinsi Kalimantan Timur")
     regency = nodes("id-64-02", "Kabupaten Kutai Kartanegara")
     root_vkey = checkpoints.verifier_key(province.ctx())
@@ -97,10 +102,7 @@ def test_a_lost_database_is_recovered_by_a_signed_discontinuity(
     regency.cli("backup", "create", "--out", str(tmp_path / "backup"))
     lost = _refer(province, regency, 2, 2)
 
-    regency.close()
-    db = Path(regency.database_url.removeprefix("sqlite:///"))
-    for path in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
-        path.unlink(missing_ok=True)
+    lose_database(regency, db_kind, stack.enter_context(fresh_database(db_kind, tmp_path)))
     refused = regency.cli("serve", check=False)
     assert refused.returncode != 0
     assert "restore its database from a backup" in refused.stderr
@@ -164,6 +166,7 @@ def test_a_lost_database_is_recovered_by_a_signed_discontinuity(
         assert witness.discontinuity_for(
             session, regency.node_id, gaps[0]["old_checkpoint"]["size"]
         )
+    regency.close()  # before its database is dropped
 
 
 def _entries_of(node: TestNode, kind: str) -> list[int]:
@@ -176,7 +179,7 @@ def _entries_of(node: TestNode, kind: str) -> list[int]:
 
 
 def test_only_a_statement_from_the_pinned_key_explains_the_new_history(
-    nodes: NodeFactory, tmp_path: Path
+    nodes: NodeFactory, db_kind: str, tmp_path: Path
 ) -> None:
     """In process, over the link's service calls: a discontinuity whose rotation starts from
     a key the parent never pinned is refused and changes nothing there; the recovered
@@ -197,8 +200,8 @@ def test_only_a_statement_from_the_pinned_key_explains_the_new_history(
     refer(2)
     old_key = signing_key(child)
     held = exchange.hello_state(parent.ctx(), NodeId(child.node_id))
-    child.close()
-    Path(child.database_url.removeprefix("sqlite:///")).unlink()
+    empty = contextlib.ExitStack()
+    lose_database(child, db_kind, empty.enter_context(fresh_database(db_kind, tmp_path)))
     child.cli("backup", "restore", str(tmp_path / "backup"), "--recover", "--reason", "disk lost")
     # What a session does at the Hello: the parent is ahead of the restored sequences.
     exchange.check_peer_holds(child.ctx(), held.held_checkpoint_size, held.held_checkpoint_root)
@@ -244,3 +247,5 @@ def test_only_a_statement_from_the_pinned_key_explains_the_new_history(
     assert gap is not None and gap.reason == "disk lost"
     # From now on the child's new history flows as any other.
     refer(3)
+    child.close()
+    empty.close()
