@@ -18,7 +18,8 @@ Invariants:
      discontinuity is the only way past a lost history, and not an automatic one).
   3. `restore` refuses while `serve` runs (the data directory's lock), replaces the SQLite
      file atomically (copy beside it, fsync, rename) or restores the dump into the
-     configured PostgreSQL database, which must hold no tables; the keys are left as they
+     configured PostgreSQL database, which must hold no tables (or only the empty schema
+     a refused `serve` made, which is dropped); the keys are left as they
      are (they must be the node's own: the backup's signing key must equal them).
 """
 
@@ -358,7 +359,11 @@ def _restore_postgresql(
     try:
         with db.read() as session:
             tables = inspect(session.connection()).get_table_names()
-        if tables:
+            # What a refused `serve` leaves (the schema, no ledger) holds nothing to keep.
+            blank = "ledger_entries" in tables and queries.ledger_size(session) == 0
+        if blank:
+            _drop_all(db)
+        elif tables:
             raise ValidationError(
                 f"expected an empty database at {db.safe_url} to restore into, found "
                 f"{len(tables)} tables: create a new database, point node.yaml at it, and "
