@@ -398,6 +398,7 @@ def _verify_lines(
         "current_vkey": report.current_vkey,
         "trusted_by": report.trusted_by,
         "trust_path": list(report.trust_path),
+        "discontinuities": [gap.to_json(index) for index, gap in report.discontinuities],
     }
     if node is not None:
         data["node"] = node
@@ -414,6 +415,8 @@ def _verify_lines(
             f"witness quorum met at size {extra['cosigned_size']}: cosigned by "
             + ", ".join(extra["cosigned_by"] or ["nobody (the policy requires none)"])
         )
+    for index, gap in report.discontinuities:  # explained gaps (ADR 0023): information
+        console.print(f"discontinuity at entry {index}, explained: {plain(gap.describe())}")
     if report.trusted_by is not None:
         console.print(
             f"every signing key reached from {report.trusted_by}'s trusted key: "

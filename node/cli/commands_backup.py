@@ -19,6 +19,7 @@ from node.cli._common import (
 )
 from node.config import default_config_path, load_config
 from node.services import backup as service
+from node.services import recovery
 
 __all__ = ["backup"]
 
@@ -75,15 +76,53 @@ def verify(folder: Path, as_json: bool) -> None:
 
 @backup.command("restore")
 @click.argument("folder", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option(
+    "--recover",
+    is_flag=True,
+    help="The backup is older than what this node signed: end the lost history with a "
+    "signed discontinuity and continue under a new key generation.",
+)
+@click.option("--reason", default="", help="With --recover: why (one line, no personal data).")
 @config_option
 @json_option
 @handle_errors
-def restore(folder: Path, config_path: Path | None, as_json: bool) -> None:
+def restore(
+    folder: Path, recover: bool, reason: str, config_path: Path | None, as_json: bool
+) -> None:
     """Make the backup in FOLDER this node's database. Refused while `serve` runs, for
     another node's backup or keys, and for a backup older than what this node has signed
-    (its signing fence). A PostgreSQL node restores into an empty database.
+    (its signing fence), unless --recover: then the node records a signed discontinuity
+    (its last signed checkpoint, where it restarts, the reason) and continues under a new
+    key that its peers follow (docs/operator-guide.md, "Recovering from a lost database").
+    A PostgreSQL node restores into an empty database.
 
-    Example: lapor-node backup restore /backup/prov-2026-12-07 --config prov/node.yaml
+    Example: lapor-node backup restore /backup/prov-2026-12-06 --recover --reason "disk lost"
     """
     config = load_config(config_path or default_config_path())
-    _show(service.restore(config, folder), "restored", as_json)
+    if not recover:
+        if reason:
+            raise click.UsageError("--reason goes with --recover")
+        _show(service.restore(config, folder), "restored", as_json)
+        return
+    done = recovery.recover(config, folder, reason)
+    if as_json:
+        emit_json(
+            {
+                **done.manifest.to_json(),
+                "discontinuity": {
+                    "entry": done.entry_index,
+                    "old_checkpoint": {"size": done.fenced_size, "root": done.fenced_root.hex()},
+                    "restart": {"size": done.restart_size, "root": done.restart_root.hex()},
+                    "new_signing_key": done.new_key.hex(),
+                    "peers": list(done.peers),
+                },
+            }
+        )
+        return
+    _show(done.manifest, "restored", False)
+    console.print(
+        f"the lost history (signed up to size {done.fenced_size}) is ended by the signed "
+        f"discontinuity at ledger entry {done.entry_index}; the node continues from size "
+        f"{done.restart_size} under a new signing key, announced to "
+        f"{', '.join(done.peers) or 'no peers'}. Start it with `lapor-node serve`."
+    )

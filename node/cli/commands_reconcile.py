@@ -116,7 +116,11 @@ def _print(result: Reconciliation, trusted: bool) -> None:
     if result.discrepancies:
         _findings("Discrepancies", result.discrepancies, "red")
     if result.pending:
-        _findings("In flight or beyond an export (not discrepancies)", result.pending, "yellow")
+        _findings(
+            "In flight, beyond an export or lost in a discontinuity (not discrepancies)",
+            result.pending,
+            "yellow",
+        )
     counts = (
         f"{result.envelopes} envelopes matched, {result.receipts} receipts and "
         f"{result.checkpoints} carried checkpoints checked"

@@ -40,8 +40,11 @@ def sign_rotation(
     new_tls_cert_pem: bytes,
     rotated_at: dt.datetime,
     old_tls_valid_until: dt.datetime,
+    discontinuity: trust_pb2.Discontinuity | None = None,
 ) -> trust_pb2.SignedKeyRotation:
-    """The rotation from `old` to `new`, signed by both."""
+    """The rotation from `old` to `new`, signed by both; with `discontinuity`, the
+    statement that the node's ledger restarts from an earlier point (node.ledger.
+    discontinuity checks it), which both signatures then cover."""
     rotation = trust_pb2.KeyRotation(
         node_id=node_id,
         old_signing_key=old.public.raw,
@@ -49,6 +52,8 @@ def sign_rotation(
         new_tls_cert_sha256=fingerprint(new_tls_cert_pem),
         new_tls_cert_pem=new_tls_cert_pem.decode(),
     )
+    if discontinuity is not None:
+        rotation.discontinuity.CopyFrom(discontinuity)
     rotation.rotated_at.FromDatetime(rotated_at)
     rotation.old_tls_valid_until.FromDatetime(old_tls_valid_until)
     body = rotation.SerializeToString()

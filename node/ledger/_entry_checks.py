@@ -2,8 +2,9 @@
 
 Pure. `EntryChecks` holds the node's id and its KeysInForce (node.ledger.trust), and each
 check reads and updates those keys only: it pins a peer's key (LinkEstablished, LinkAgreed),
-unpins it (LinkRevoked), switches this node's key in force (KeyRotated) or adds a peer's
-new key (PeerKeyRotated), and verifies the signatures an entry embeds under the keys in
+unpins it (LinkRevoked), switches this node's key in force (KeyRotated, and
+HistoryDiscontinued, which also ends a lost history: node.ledger.discontinuity) or adds a
+peer's new key (PeerKeyRotated), and verifies the signatures an entry embeds under the keys in
 force at that entry. Under `trust` each signing key must also be one the chain of trust
 reached and no revocation cut off.
 
@@ -28,6 +29,7 @@ from node.envelopes import open_envelope
 from node.errors import NodeError, ProofError, SignatureError, ValidationError
 from node.ids import NodeId
 from node.ledger.checkpoint import origin_for
+from node.ledger.discontinuity import Discontinuity, open_discontinuity
 from node.ledger.findings import fail
 from node.ledger.merkle import verify_consistency
 from node.ledger.note import Verifier, open_checkpoint
@@ -41,8 +43,15 @@ Check = Callable[[int, ledger_pb2.LedgerEntry], None]
 class EntryChecks:
     """The per-kind checks of one node's ledger, over the keys in force as it is read."""
 
-    def __init__(self, node_id: str, keys: KeysInForce) -> None:
+    def __init__(
+        self, node_id: str, keys: KeysInForce, root: Callable[[], bytes] | None = None
+    ) -> None:
         self.node_id, self.keys = node_id, keys
+        self.root = root
+        """The recomputed root of the entries before the one being checked; the verifier
+        gives it (and checks history_discontinued entries on its general path only)."""
+        self.discontinuities: list[tuple[int, Discontinuity]] = []
+        """The explained gaps met so far: (entry index, statement)."""
         self.by_kind: dict[str, Check] = {
             "link_established": self._link_established,
             "referral_sent": self._envelope_sent,
@@ -58,6 +67,7 @@ class EntryChecks:
             "link_revoked": self._link_revoked,
             "key_rotated": self._key_rotated,
             "peer_key_rotated": self._peer_key_rotated,
+            "history_discontinued": self._history_discontinued,
             "peer_fork_detected": self._peer_fork_detected,
         }
         """The checks an entry of each kind gets beyond parsing, by kind; the others get
@@ -239,6 +249,54 @@ class EntryChecks:
         if self.keys.trusted is not None:
             trusted_check(i, "key_rotated", self.keys.check_own, index=i)
             trusted_check(i, "key_rotated", self.keys.trusted.rotate, rotation, f"entry {i}")
+
+    def _history_discontinued(self, i: int, entry: ledger_pb2.LedgerEntry) -> None:
+        """This node lost the end of its ledger (node.ledger.discontinuity): the statement
+        is signed by its key in force and restarts exactly here (size i, the recomputed
+        root); the new key is in force from the next entry on and for checkpoints of size
+        above i, so the old key signs nothing of the history that follows."""
+        signed = entry.history_discontinued.rotation
+        try:
+            stated = open_discontinuity(signed)
+        except SignatureError as e:
+            raise fail("bad-signature", f"discontinuity: {e}", index=i) from e
+        except ValidationError as e:
+            raise fail("malformed-entry", f"discontinuity: {e}", index=i) from e
+        if stated.node_id != self.node_id:
+            raise fail(
+                "foreign-entry",
+                f"expected a discontinuity of {self.node_id}, found one of {stated.node_id}",
+                index=i,
+            )
+        if not hmac.compare_digest(stated.old_key, self.keys.own_key.raw):
+            raise fail(
+                "bad-signature",
+                f"expected a discontinuity signed by this node's key in force "
+                f"{short_key(self.keys.own_key.raw)}, found one by key "
+                f"{short_key(stated.old_key)}",
+                index=i,
+            )
+        root = b"" if self.root is None else self.root()
+        if stated.restart_size != i or not hmac.compare_digest(stated.restart_root, root):
+            raise fail(
+                "malformed-entry",
+                f"expected a discontinuity that restarts at size {i} with root {root.hex()} "
+                f"(recomputed), found one that states size {stated.restart_size} with root "
+                f"{stated.restart_root.hex()}",
+                index=i,
+            )
+        if self.keys.trusted is not None:
+            trusted_check(i, "history_discontinued", self.keys.check_own, index=i)
+            trusted_check(
+                i,
+                "history_discontinued",
+                self.keys.trusted.rotate,
+                open_rotation(signed),
+                f"entry {i}",
+            )
+        # Checkpoints of size i + 1 on are the new key's: own_key_at(i) is the new key.
+        self.keys.rotate_own(i - 1, VerifyKey(stated.new_key))
+        self.discontinuities.append((i, stated))
 
     def _peer_key_rotated(self, i: int, entry: ledger_pb2.LedgerEntry) -> None:
         """A linked peer's rotation, signed by both keys, from the key pinned for it: the

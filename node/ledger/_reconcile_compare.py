@@ -15,6 +15,7 @@ from typing import Any
 from node.crypto.signing import VerifyKey
 from node.errors import ValidationError
 from node.ledger._reconcile_model import (
+    LOST,
     PAIR_OF,
     ROLES,
     Cp,
@@ -48,6 +49,7 @@ class Comparison:
             for rec, cp in receiver.witnessed:
                 self._carried(sender, receiver, rec, cp)
         self.items += self.p.found + self.c.found
+        self._explain_lost()
         return Reconciliation(
             self.p.summary(),
             self.c.summary(),
@@ -57,6 +59,45 @@ class Comparison:
             self.receipts,
             self.checkpoints,
         )
+
+    # 7. What a signed discontinuity explains (node.ledger.discontinuity, ADR 0023).
+    def _explain_lost(self) -> None:
+        """A sender that lost the end of its ledger and said so: every finding about an
+        envelope it sent before its statement, vouching for more entries than it restarted
+        from, is one `lost-in-discontinuity` item (listed apart, not a discrepancy)."""
+        for sender, receiver in ((self.p, self.c), (self.c, self.p)):
+            assert sender.report is not None
+            for index, gap in sender.report.discontinuities:
+                declared = dt.datetime.fromisoformat(gap.declared_at.replace("Z", "+00:00"))
+                carried = [*receiver.witnessed, *((r.env, r.witness) for r in receiver.receipts)]
+                lost = {
+                    (rec.payload, rec.message_id): (rec, cp)
+                    for rec, cp in carried
+                    if cp is not None and cp.size > gap.restart_size and rec.sent_at < declared
+                }
+                ref = f"{sender.role} entry {index}"
+                kept: list[Finding] = []
+                told: set[tuple[str, str]] = set()
+                for f in self.items:
+                    key = (f.payload or "", f.message_id or "")
+                    if f.pending or key not in lost:
+                        kept.append(f)
+                        continue
+                    if key not in told:
+                        told.add(key)
+                        rec, cp = lost[key]
+                        kept.append(
+                            about(
+                                LOST,
+                                rec,
+                                receiver,
+                                f"lost in discontinuity {ref}: {sender.node_id} sent this "
+                                f"{rec.payload} at {when(rec.sent_at)}, vouching for {cp.size} "
+                                f"entries, and lost that history (it restarted from size "
+                                f"{gap.restart_size}; reason: {gap.reason})",
+                            )
+                        )
+                self.items = kept
 
     # 2. Links.
     def _links(self) -> None:

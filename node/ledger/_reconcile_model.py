@@ -21,6 +21,7 @@ __all__ = [
     "BY_KIND",
     "CHILD",
     "FORKS",
+    "LOST",
     "NEVER",
     "PAIRS",
     "PAIR_OF",
@@ -45,7 +46,8 @@ LineSource = Callable[[], Iterable[str | bytes]]
 """Yields an export's lines from the start each time it is called."""
 
 PARENT, CHILD = "parent", "child"
-PENDING_KINDS = frozenset({"in-flight", "export-behind"})
+LOST = "lost-in-discontinuity"
+PENDING_KINDS = frozenset({"in-flight", "export-behind", LOST})
 """Finding kinds that are listed but are not discrepancies."""
 SLACK = dt.timedelta(seconds=1)
 """How long before an export was taken an envelope still counts as sent after it: the

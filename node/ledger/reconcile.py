@@ -42,6 +42,10 @@ Steps, each run to the end so that EVERY discrepancy is listed:
      "After" allows SLACK (1 s) for a transaction still committing when the export began.
      Clocks aside, an envelope is never in flight if the receiver's export records a later
      one (a higher sequence) from the same sender: envelopes are applied in order.
+  7. discontinuities (node.ledger.discontinuity): a node that lost the end of its ledger
+     and ended it with a signed statement (verified in step 1) explains every finding about
+     an envelope it sent before the statement that vouched for more entries than it
+     restarted from: such envelopes are listed once each as lost-in-discontinuity.
 
 Finding kinds (stable; `--json` prints them). Discrepancies:
   unverified-export         an export fails `audit verify`; nothing else is checked
@@ -69,6 +73,8 @@ Not discrepancies (listed apart, exit status 0):
   in-flight                 missing on one side, but sent after that side's export was taken
   export-behind             an entry or checkpoint vouched for after the sender's export was
                             taken lies beyond it: ask for a newer export
+  lost-in-discontinuity     sent from a history its sender lost and ended with a signed
+                            discontinuity (step 7): explained, "lost in discontinuity <ref>"
 """
 
 from __future__ import annotations

@@ -20,8 +20,11 @@ AuditFailure whose Finding names the kind and the first entry index at fault:
      then each PeerKeyRotated); a KeyRotated entry, signed by both keys from the key in
      force, switches this node's key from entry i + 1 on; with `trust`, every signature is
      by a key the chain (or this ledger's agreements with children, and rotations after
-     them) reached and no revocation cut off; the leaf is appended to the recomputed
-     RFC 6962 tree (RFC 9162 section 2.1.1);
+     them) reached and no revocation cut off; a HistoryDiscontinued entry (a lost tail,
+     explained: node.ledger.discontinuity) must restart at its own index with the
+     recomputed root, is signed by the key in force, switches to the new key for the next
+     entries and for checkpoints above its index, and is reported, not failed; the leaf
+     is appended to the recomputed RFC 6962 tree (RFC 9162 section 2.1.1);
   3. for each checkpoint of size s: its note verifies under this node's key in force at
      entry s - 1 (c2sp.org/signed-note; so the old key signs the checkpoint that covers
      its own hand-over), its body parses strictly with this origin
@@ -59,6 +62,7 @@ from node.ledger._entry_checks import EntryChecks, trusted_check
 from node.ledger._fields import b64, read_bytes, read_int, read_str
 from node.ledger._verify_header import check_header
 from node.ledger.checkpoint import Checkpoint
+from node.ledger.discontinuity import Discontinuity
 from node.ledger.export import ExportHeader, vkey_for
 from node.ledger.findings import fail
 from node.ledger.merkle import Frontier, leaf_hash
@@ -88,6 +92,8 @@ class AuditReport:
     """With `trust`: the national node whose key reached this node's keys."""
     trust_path: tuple[str, ...] = ()
     """With `trust`: the node ids from the national node down to this one."""
+    discontinuities: tuple[tuple[int, Discontinuity], ...] = ()
+    """Explained gaps: (index of the HistoryDiscontinued entry, its verified statement)."""
 
 
 def verify_export(
@@ -141,7 +147,7 @@ class _Verifier:
         self.header, self.current_key = checked.header, checked.current_key
         self.keys = KeysInForce(checked.header.node_id, [(-1, checked.own)])
         self.keys.trusted = checked.trusted
-        self.checks = EntryChecks(checked.header.node_id, self.keys)
+        self.checks = EntryChecks(checked.header.node_id, self.keys, self.frontier.root)
         return checked.header
 
     def run(self) -> AuditReport:
@@ -195,6 +201,7 @@ class _Verifier:
             current_vkey=vkey_for(header.node_id, in_force.raw),
             trusted_by=None if trusted is None else trusted.anchor,
             trust_path=() if trusted is None else trusted.path(header.node_id),
+            discontinuities=tuple(self.checks.discontinuities),
         )
 
     def _body(self) -> dict[str, Any]:
@@ -242,6 +249,8 @@ class _Verifier:
                     else:
                         if message.node_id == node_id:
                             kind = message.WhichOneof("kind")
+                            if kind == "history_discontinued":  # needs the frontier's root
+                                kind = None
             if kind is None:
                 frontier.extend(leaves)
                 leaves.clear()

@@ -18,7 +18,8 @@ Invariants:
      discontinuity is the only way past a lost history, and not an automatic one).
   3. `restore` refuses while `serve` runs (the data directory's lock), replaces the SQLite
      file atomically (copy beside it, fsync, rename) or restores the dump into the
-     configured PostgreSQL database, which must hold no tables; the keys are left as they
+     configured PostgreSQL database, which must hold no tables (or only the empty schema
+     a refused `serve` made, which is dropped); the keys are left as they
      are (they must be the node's own: the backup's signing key must equal them).
 """
 
@@ -31,6 +32,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
 from node.config import NodeConfig
-from node.errors import ConfigError, FenceError, IntegrityError, NodeError, ValidationError
+from node.errors import ConfigError, FenceError, IntegrityError, ValidationError
 from node.ledger.checkpoint import origin_for
 from node.services import datadir, fence
 from node.store import queries, tree
@@ -47,6 +49,11 @@ from node.store.db import Database
 
 __all__ = ["MANIFEST", "Manifest", "create", "restore", "verify"]
 
+RECOVERY_PATH = (
+    "if no backup holds what it signed, take the recovery path: lapor-node backup restore "
+    'FOLDER --recover --reason "..." (docs/operator-guide.md, "Recovering from a lost '
+    'database")'
+)
 MANIFEST = "manifest.json"
 FORMAT = "lapor-node-backup/v1"
 _SQLITE_COPY = "node.db"
@@ -245,20 +252,28 @@ def _check_size_against_fence(config: NodeConfig, manifest: Manifest) -> None:
             f"expected a backup whose ledger holds at least {fenced.size} entries (this node "
             f"signed a checkpoint of that size, kept in {fenced.path}), found "
             f"{manifest.ledger_size}: restoring it would make the node sign a second history. "
-            f"Use a more recent backup; if none exists, see docs/operator-guide.md, "
-            f"'The signing fence'"
+            f"Use a more recent backup; {RECOVERY_PATH}"
         )
 
 
 def _check_extends_fence(config: NodeConfig, db: Database, manifest: Manifest) -> None:
     """The restored (or staged) ledger has the fenced root at the fenced size."""
     with db.read() as session:
-        fence.check_in(session, config, origin_for(config.node_id), manifest.ledger_size)
+        try:
+            fence.check_in(session, config, origin_for(config.node_id), manifest.ledger_size)
+        except FenceError as e:
+            raise FenceError(f"{e} ({RECOVERY_PATH})") from e
 
 
-def restore(config: NodeConfig, folder: Path) -> Manifest:
+Recover = Callable[[Database, Manifest], None]
+"""The recovery path's step on the restored database before it is put in place
+(node.services.recovery): instead of the fence check, it ends the lost history."""
+
+
+def restore(config: NodeConfig, folder: Path, *, recover: Recover | None = None) -> Manifest:
     """Restore the backup in `folder` as the database of the node of `config`
-    (invariants 2 and 3)."""
+    (invariants 2 and 3); with `recover`, a backup older than the fence is restored and
+    `recover` runs on it before it replaces the database (node.services.recovery)."""
     manifest = verify(folder)
     if manifest.node_id != config.node_id:
         raise ValidationError(
@@ -270,30 +285,48 @@ def restore(config: NodeConfig, folder: Path) -> Manifest:
             "expected the backup's signing key to be this node's, found another: restore the "
             "keys folder that belongs with this backup first, or use a backup of these keys"
         )
-    _check_size_against_fence(config, manifest)
+    if recover is None:
+        _check_size_against_fence(config, manifest)
     lock = datadir.hold(config)  # refuses while serve runs
     try:
         with datadir.private_files():
             if manifest.database_kind == "sqlite":
-                _restore_sqlite(config, folder / manifest.database_file, manifest)
+                _restore_sqlite(config, folder / manifest.database_file, manifest, recover)
             else:
-                _restore_postgresql(config, folder / manifest.database_file, manifest)
+                _restore_postgresql(config, folder / manifest.database_file, manifest, recover)
     finally:
         lock.release()
     return manifest
 
 
-def _restore_sqlite(config: NodeConfig, copy: Path, manifest: Manifest) -> None:
+def _restore_sqlite(
+    config: NodeConfig, copy: Path, manifest: Manifest, recover: Recover | None
+) -> None:
     if not config.database_url.startswith("sqlite:///"):
         raise ValidationError("expected a node on SQLite for a SQLite backup")
-    staged_db = Database(f"sqlite:///{copy}")
-    try:
-        _check_extends_fence(config, staged_db, manifest)
-    finally:
-        staged_db.dispose()
     target = Path(config.database_url.removeprefix("sqlite:///"))
     staged = target.with_name(target.name + ".restoring")
-    shutil.copyfile(copy, staged)
+    if recover is None:
+        staged_db = Database(f"sqlite:///{copy}")
+        try:
+            _check_extends_fence(config, staged_db, manifest)
+        finally:
+            staged_db.dispose()
+        shutil.copyfile(copy, staged)
+    else:  # the recovery writes its entries into the staged copy, then it is put in place
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{staged}{suffix}").unlink(missing_ok=True)
+        shutil.copyfile(copy, staged)
+        staged_db = Database(f"sqlite:///{staged}")
+        try:
+            recover(staged_db, manifest)
+        except BaseException:
+            staged_db.dispose()
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{staged}{suffix}").unlink(missing_ok=True)
+            raise
+        staged_db.dispose()
+        _checkpoint_wal(staged)
     with staged.open("rb") as f:
         os.fsync(f.fileno())
     for suffix in ("-wal", "-shm"):
@@ -306,14 +339,31 @@ def _restore_sqlite(config: NodeConfig, copy: Path, manifest: Manifest) -> None:
         os.close(fd)
 
 
-def _restore_postgresql(config: NodeConfig, dump: Path, manifest: Manifest) -> None:
+def _checkpoint_wal(path: Path) -> None:
+    """Fold a staged SQLite copy's WAL into its file before the file is moved."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _restore_postgresql(
+    config: NodeConfig, dump: Path, manifest: Manifest, recover: Recover | None
+) -> None:
     if config.database_url.startswith("sqlite"):
         raise ValidationError("expected a node on PostgreSQL for a PostgreSQL backup")
     db = Database(config.database_url)
     try:
         with db.read() as session:
             tables = inspect(session.connection()).get_table_names()
-        if tables:
+            # What a refused `serve` leaves (the schema, no ledger) holds nothing to keep.
+            blank = "ledger_entries" in tables and queries.ledger_size(session) == 0
+        if blank:
+            _drop_all(db)
+        elif tables:
             raise ValidationError(
                 f"expected an empty database at {db.safe_url} to restore into, found "
                 f"{len(tables)} tables: create a new database, point node.yaml at it, and "
@@ -332,8 +382,11 @@ def _restore_postgresql(config: NodeConfig, dump: Path, manifest: Manifest) -> N
             "pg_restore",
         )
         try:
-            _check_extends_fence(config, db, manifest)
-        except NodeError:
+            if recover is None:
+                _check_extends_fence(config, db, manifest)
+            else:
+                recover(db, manifest)
+        except BaseException:
             _drop_all(db)
             raise
     finally:

@@ -51,6 +51,7 @@ from node.services import (
     confidential,
     monitoring,
     progress,
+    recovery,
     rotation,
     witness,
 )
@@ -230,6 +231,7 @@ def acknowledge(ctx: NodeContext, peer: NodeId, through: int) -> None:
     """The peer committed everything we sent up to `through`."""
     _check_number(through, "an acknowledged sequence")
     with ctx.db.write() as session:
+        recovery.resequence(session, ctx, peer, through)  # a peer ahead of a restore (ADR 0023)
         next_out = queries.acknowledge_outbox(session, peer, through, ctx.clock.now())
         if next_out is None:
             raise PermissionDeniedError(f"{peer} is not linked to this node")

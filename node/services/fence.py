@@ -21,6 +21,14 @@ Invariants:
      the fenced size. If not, it refuses (FenceError) and says what happened and what to do.
   4. A node upgraded from a version without the fence gets one at its first start: the
      latest checkpoint its database holds, once the database's own checks pass.
+  5. The only way back: the recovery path (node.services.recovery, ADR 0023). Its one
+     transaction records a signed discontinuity at index r, hands over to a new key and
+     signs the first checkpoint of the new generation (size r + 1, new key); inside that
+     transaction the check accepts a ledger that restarts at r with the stated root
+     (`restart_at_commit`), and at its commit the fence is REPLACED by that new note, the
+     one time the file moves back (`replace`). A crash between that commit and the
+     replace is finished at the next start (`check_at_start`): the recorded statement
+     names the fenced note as the history it ended.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from node.config import NodeConfig
 from node.errors import FenceError, NodeError
 from node.ledger.checkpoint import Checkpoint, origin_for
 from node.ledger.note import split_note
+from node.services import _discontinuities
 from node.store import tree
 from node.store.models import CheckpointRow
 
@@ -57,15 +66,19 @@ __all__ = [
     "check_node_at_start",
     "fence_path",
     "read",
+    "replace",
+    "restart_at_commit",
 ]
 
 FENCE_NAME = "signed-checkpoint"
 _PENDING = "lapor_node.fence.pending"
+_RESTART = "lapor_node.fence.restart"
 RECOVERY_HINT = (
     "Do not start this node on this database: its peers hold checkpoints of the fenced "
     "history, and signing another one would fork its ledger. Restore the most recent copy of "
     "this node's database (docs/operator-guide.md, 'The signing fence'), or, if no copy holds "
-    "the fenced history, follow that section's recovery path."
+    "the fenced history, take the recovery path: lapor-node backup restore FOLDER --recover "
+    '--reason "..." (docs/operator-guide.md, "Recovering from a lost database").'
 )
 
 
@@ -133,6 +146,15 @@ def check_in(
     fence = read(config)
     if fence is None:
         return
+    restart = session.info.get(_RESTART)
+    # Invariant 5: the recovery transaction's own signature, over a ledger that restarts at
+    # the stated size and root (its discontinuity entry is at that index).
+    if (
+        restart is not None
+        and size > restart[0]
+        and hmac.compare_digest(tree.root(session, restart[0]), restart[1])
+    ):
+        return
     cp = fence.checkpoint
     if cp.origin != origin:
         raise FenceError(
@@ -167,16 +189,36 @@ def advance(config: NodeConfig, note: bytes, size: int) -> bool:
         current = read(config)
         if current is not None and current.size >= size:
             return False
-        tmp = path.with_name(path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, note)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        tmp.replace(path)
-        _fsync_dir(path.parent)
+        _write(path, note)
         return True
+
+
+def _write(path: Path, note: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, note)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    tmp.replace(path)
+    _fsync_dir(path.parent)
+
+
+def replace(config: NodeConfig, note: bytes) -> None:
+    """Make `note` the fence whatever the fence holds (invariant 5: recovery only)."""
+    path = fence_path(config)
+    with _locked(path):
+        _write(path, note)
+
+
+def restart_at_commit(
+    session: Session, config: NodeConfig, restart_size: int, restart_root: bytes
+) -> None:
+    """In the recovery transaction (invariant 5): let `check_in` accept the ledger that
+    restarts at `restart_size` with `restart_root`, and at commit replace the fence with
+    the note this transaction signs (the first of the new key generation)."""
+    session.info[_RESTART] = (restart_size, restart_root, config)
 
 
 def advance_at_commit(session: Session, config: NodeConfig, note: bytes, size: int) -> None:
@@ -196,8 +238,27 @@ def check_at_start(session: Session, config: NodeConfig, origin: str) -> Fence |
         if latest is not None:
             advance(config, latest.note, latest.size)
         return read(config)
-    check_in(session, config, origin, size)
+    try:
+        check_in(session, config, origin, size)
+    except FenceError:
+        if not _recovered_from(session, fence):
+            raise
+        latest = tree.latest_checkpoint(session)
+        assert latest is not None  # the recovery signed one
+        replace(config, latest.note)  # invariant 5, finished after a crash
+        return read(config)
     return fence
+
+
+def _recovered_from(session: Session, fence: Fence) -> bool:
+    """The recovery path committed its discontinuity, which ends exactly the fenced
+    history, but crashed before it replaced the fence (invariant 5)."""
+    gap = _discontinuities.own_latest(session)
+    return (
+        gap is not None
+        and hmac.compare_digest(gap.fenced_note, fence.note)
+        and hmac.compare_digest(tree.root(session, gap.restart_size), gap.restart_root)
+    )
 
 
 def check_node_at_start(ctx: NodeContext) -> Fence | None:
@@ -209,9 +270,13 @@ def check_node_at_start(ctx: NodeContext) -> Fence | None:
 @event.listens_for(Session, "after_commit")
 def _write_pending(session: Session) -> None:
     pending = session.info.pop(_PENDING, None)
+    restart = session.info.pop(_RESTART, None)
     if pending is not None:
         config, note, size = pending
-        advance(config, note, size)
+        if restart is not None:
+            replace(config, note)
+        else:
+            advance(config, note, size)
 
 
 @event.listens_for(Session, "after_transaction_end")
@@ -220,6 +285,7 @@ def _drop_pending(session: Session, transaction: Any) -> None:
     # savepoint's end keeps it: the signature covers the outer transaction's entries.
     if transaction.parent is None:
         session.info.pop(_PENDING, None)
+        session.info.pop(_RESTART, None)
 
 
 @contextlib.contextmanager

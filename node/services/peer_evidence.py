@@ -138,13 +138,13 @@ def _peer_contradiction(session: Session, link: Link, note: bytes) -> witness.Fo
 
 
 def _explained(session: Session, ctx: NodeContext, link: Link, fork: witness.ForkDetected) -> bool:
-    """Whether a signed discontinuity statement of the peer explains the contradiction.
-
-    MERGE POINT (branch `recovery`): once `witness.discontinuity_for(...)` exists, this is
-    the one place it is asked; a statement that covers `fork.held` and `fork.presented`
-    makes the contradiction explained (no evidence, no suspension). Until then nothing is.
-    """
-    return False
+    """Whether a signed discontinuity statement of the peer, recorded in this node's ledger
+    (decision 0023), explains the contradiction: it ended the history that the checkpoint
+    held here belongs to. Then there is no evidence and no suspension."""
+    held = Checkpoint.parse(split_note(fork.held)[0]) if fork.held else None
+    if held is None:
+        return False
+    return witness.discontinuity_for(session, link.peer_id, held.size, held.root) is not None
 
 
 def _own_contradiction(

@@ -58,7 +58,7 @@ from node.crypto.signing import SigningKey, VerifyKey
 from node.crypto.tls import fingerprint, generate_tls_identity, issued_at, valid_until
 from node.errors import IntegrityError, SignatureError, StateError, ValidationError
 from node.ids import NodeId
-from node.services import checkpoints
+from node.services import checkpoints, fence
 from node.services._keys import current_key, next_path, refresh_key, retired_path, settle_files
 from node.services._ledger import record
 from node.services._outbox import enqueue
@@ -73,6 +73,7 @@ __all__ = [
     "Rotated",
     "current_identity",
     "current_key",
+    "discontinue",
     "follow",
     "follow_fetched",
     "generations",
@@ -165,7 +166,10 @@ def own_rotations(session: Session) -> list[trust_pb2.SignedKeyRotation]:
             continue
         rows = list(queries.iter_ledger(session, row.rotation_entry, row.rotation_entry + 1))
         entry = ledger_pb2.LedgerEntry.FromString(rows[0].entry)
-        rotations.append(entry.key_rotated.rotation)
+        if entry.WhichOneof("kind") == "history_discontinued":  # a recovery (ADR 0023)
+            rotations.append(entry.history_discontinued.rotation)
+        else:
+            rotations.append(entry.key_rotated.rotation)
     return rotations
 
 
@@ -201,6 +205,24 @@ def parse_grace(value: dt.timedelta) -> dt.timedelta:
 
 def rotate(ctx: NodeContext, grace: dt.timedelta = DEFAULT_GRACE) -> Rotated:
     """Replace this node's signing key and TLS certificate (see the module docstring)."""
+    return _rotate(ctx, grace, None)
+
+
+def discontinue(
+    ctx: NodeContext, statement: trust_pb2.Discontinuity, grace: dt.timedelta = DEFAULT_GRACE
+) -> Rotated:
+    """The recovery path's rotation (node.services.recovery, ADR 0023): like `rotate`, but
+    the rotation carries `statement` and is recorded as HistoryDiscontinued; the first
+    checkpoint after it (size i + 1) is the NEW key's, so the old key signs nothing of the
+    history that follows; the fence is replaced by that checkpoint at commit. The old
+    signing key is kept as a retired file: it signs only the rotation envelopes, which a
+    peer ahead of this node's restored sequences needs renumbered (`resequence`)."""
+    return _rotate(ctx, grace, statement)
+
+
+def _rotate(
+    ctx: NodeContext, grace: dt.timedelta, statement: trust_pb2.Discontinuity | None
+) -> Rotated:
     grace = parse_grace(grace)
     cfg = ctx.config
     for path in (cfg.signing_key, cfg.tls_key, cfg.tls_cert):
@@ -215,13 +237,17 @@ def rotate(ctx: NodeContext, grace: dt.timedelta = DEFAULT_GRACE) -> Rotated:
     write_private(next_path(cfg.signing_key), new_key.to_pem())
     write_private(next_path(cfg.tls_key), tls.key_pem)
     write_public(next_path(cfg.tls_cert), tls.cert_pem)
+    old = ctx.signing_key
     try:
         with ctx.db.write() as session:
-            rotated = _rotate_in(session, ctx, new_key, tls.cert_pem, now, grace)
+            rotated = _rotate_in(session, ctx, new_key, tls.cert_pem, now, grace, statement)
     except BaseException:
         for path in (cfg.signing_key, cfg.tls_key, cfg.tls_cert):
             next_path(path).unlink(missing_ok=True)
+        ctx.signing_key = old
         raise
+    if statement is not None:
+        write_private(retired_path(cfg.signing_key, old.public.raw), old.to_pem())
     settle_files(cfg, new_key.public.raw)
     ctx.signing_key = new_key
     return rotated
@@ -234,6 +260,7 @@ def _rotate_in(
     cert_pem: bytes,
     now: dt.datetime,
     grace: dt.timedelta,
+    statement: trust_pb2.Discontinuity | None = None,
 ) -> Rotated:
     rows = _ensure_first(session, ctx)
     refresh_key(session, ctx)
@@ -249,31 +276,44 @@ def _rotate_in(
         new_tls_cert_pem=cert_pem,
         rotated_at=now,
         old_tls_valid_until=until,
+        discontinuity=statement,
     )
-    index = record(
-        session, ctx, ledger_pb2.LedgerEntry(key_rotated=ledger_pb2.KeyRotated(rotation=signed))
-    )
-    # Still the old key: the checkpoint of size i + 1 and the rotation envelopes.
-    note = checkpoints.sign_in(session, ctx)[0].note
+    if statement is None:
+        index = record(
+            session,
+            ctx,
+            ledger_pb2.LedgerEntry(key_rotated=ledger_pb2.KeyRotated(rotation=signed)),
+        )
+        # Still the old key: the checkpoint of size i + 1 and the rotation envelopes.
+        note = checkpoints.sign_in(session, ctx)[0].note
+    else:
+        index = record(
+            session,
+            ctx,
+            ledger_pb2.LedgerEntry(
+                history_discontinued=ledger_pb2.HistoryDiscontinued(rotation=signed)
+            ),
+        )
+        if index != statement.restart_size:
+            raise IntegrityError(
+                f"expected the discontinuity at index {statement.restart_size}, found the "
+                f"ledger at size {index}"
+            )
+        # The new key signs the checkpoint of size i + 1 (ADR 0023); the fence is replaced
+        # by it at commit. The envelopes are still the old key's: peers pin it.
+        fence.restart_at_commit(session, ctx.config, index, statement.restart_root)
+        ctx.signing_key = new_key
+        _switch_generation(session, rows[-1], new_key, cert_pem, now, until, index)
+        note = checkpoints.sign_in(session, ctx)[0].note
+        ctx.signing_key = old
     peers: list[str] = []
     for link in sorted(queries.list_links(session, active_only=True), key=lambda row: row.peer_id):
         locked = queries.get_link(session, link.peer_id, lock=True)
         assert locked is not None
         enqueue(session, ctx, locked, tracking_id=None, checkpoint=note, key_rotation=signed)
         peers.append(link.peer_id)
-    current.retired_at = now
-    current.tls_valid_until = until
-    queries.add(
-        session,
-        OwnKey(
-            signing_key=new_key.public.raw,
-            tls_cert_pem=cert_pem.decode(),
-            tls_fingerprint=fingerprint(cert_pem),
-            activated_at=now,
-            rotation_entry=index,
-        ),
-        flush=True,
-    )
+    if statement is None:
+        _switch_generation(session, current, new_key, cert_pem, now, until, index)
     open_invites = len(
         session.scalars(
             select(Invite.invite_id).where(
@@ -290,6 +330,30 @@ def _rotate_in(
         until,
         open_invites,
         valid_until(cert_pem),
+    )
+
+
+def _switch_generation(
+    session: Session,
+    current: OwnKey,
+    new_key: SigningKey,
+    cert_pem: bytes,
+    now: dt.datetime,
+    until: dt.datetime,
+    index: int,
+) -> None:
+    current.retired_at = now
+    current.tls_valid_until = until
+    queries.add(
+        session,
+        OwnKey(
+            signing_key=new_key.public.raw,
+            tls_cert_pem=cert_pem.decode(),
+            tls_fingerprint=fingerprint(cert_pem),
+            activated_at=now,
+            rotation_entry=index,
+        ),
+        flush=True,
     )
 
 

@@ -37,7 +37,7 @@ from node.store import queries
 
 __all__ = ["TRUST_KINDS", "LedgerKeys", "chain_of_trust", "ledger_keys"]
 
-TRUST_KINDS = frozenset({"link_agreed", "key_rotated", "peer_key_rotated"})
+TRUST_KINDS = frozenset({"link_agreed", "key_rotated", "peer_key_rotated", "history_discontinued"})
 """The LedgerEntry kinds the chain of trust and the ledger's keys are read from."""
 
 
@@ -81,8 +81,12 @@ def _build(session: Session, stop: int | None) -> tuple[trust_pb2.TrustChain, by
             prefix[-1].agreement.CopyFrom(entry.link_agreed.agreement)
             # Own rotations before this join are not steps: the agreement names the key.
             after = []
-        elif kind == "key_rotated":
-            rotation = entry.key_rotated.rotation
+        elif kind in ("key_rotated", "history_discontinued"):  # the latter: ADR 0023
+            rotation = (
+                entry.key_rotated.rotation
+                if kind == "key_rotated"
+                else entry.history_discontinued.rotation
+            )
             opened = trust_pb2.KeyRotation.FromString(rotation.rotation)
             first = first or bytes(opened.old_signing_key)
             last = bytes(opened.new_signing_key)

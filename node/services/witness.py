@@ -27,6 +27,21 @@ A fork raises ForkDetected. The caller records the evidence in its own ledger (b
 the proof, the envelope that carried it) in the batch's transaction, outside the refused
 envelope's savepoint, and the link stays suspended until an operator lifts it
 (`lapor-node link resume`).
+
+A signed discontinuity (node.ledger.discontinuity, ADR 0023) is the one thing that
+explains a peer's checkpoint that does not extend the one held of it: the peer lost the
+end of its ledger, said so under the key pinned for it, and continues under a new key.
+  - Receiver: the key_rotation envelope that carries the statement (from the pinned key)
+    carries the new generation's first checkpoint, signed by the NEW key; it replaces
+    the held one without a proof (`_discontinued`); rotation.follow then records the
+    statement (PeerKeyRotated) and re-pins. Without a valid statement from the pinned
+    key, the same checkpoint is the fork or rollback it looks like.
+  - Sender (the recovered node): a peer's Hello may hold our checkpoint of the lost
+    history; `check_held` accepts it when our own statement covers it, and `present`
+    sends no proof against it (the peer's next envelope from us is the statement).
+  - `discontinuity_for(session, peer, held_size)`: the recorded statement of `peer`
+    that explains a held checkpoint of that size, or None: what makes a contradiction
+    a peer's Hello reveals "explained" rather than fork evidence.
 """
 
 from __future__ import annotations
@@ -34,10 +49,11 @@ from __future__ import annotations
 import hmac
 from collections.abc import Sequence
 
+from google.protobuf.message import DecodeError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from node._proto.lapor.v1 import envelope_pb2, federation_pb2, ledger_pb2
+from node._proto.lapor.v1 import envelope_pb2, federation_pb2, ledger_pb2, trust_pb2
 from node.envelopes import OpenedEnvelope
 from node.errors import (
     InconsistentCheckpointError,
@@ -49,10 +65,12 @@ from node.errors import (
 )
 from node.ids import NodeId, parse_node_id
 from node.ledger.checkpoint import Checkpoint, origin_for
+from node.ledger.discontinuity import Discontinuity, open_discontinuity
 from node.ledger.merkle import verify_consistency
 from node.ledger.note import Verifier, open_checkpoint, split_note
 from node.logs import get_logger
 from node.metrics import PEER_FORKS, PEER_SUSPENDED
+from node.services import _discontinuities
 from node.services._ledger import record
 from node.services.context import NodeContext
 from node.store import queries, tree
@@ -62,6 +80,7 @@ __all__ = [
     "ForkDetected",
     "check",
     "check_held",
+    "discontinuity_for",
     "lift_suspension",
     "present",
     "record_fork",
@@ -139,13 +158,24 @@ def present(
             held = max(held, size)
             continue
         if not held_checked:  # once: this node must have signed what the peer holds
-            check_held(session, held)
             held_checked = True
+            if _of_lost_history(session, held):  # the statement's checkpoint goes unproven
+                held = size
+                continue
+            check_held(session, held)
         first, second = min(size, held), max(size, held)
         delivery.proof_held_size = held
         delivery.consistency_proof[:] = tree.consistency_proof(session, first, second)
         held = second
     return held
+
+
+def _of_lost_history(session: Session, held: int) -> bool:
+    """The peer holds our checkpoint of size `held` from the history our signed
+    discontinuity ended (we have none of that size now)."""
+    return tree.checkpoint_of_size(session, held) is None and _discontinuities.explains(
+        _discontinuities.own_latest(session), held
+    )
 
 
 def check_held(session: Session, held: int, root: bytes | None = None) -> None:
@@ -156,6 +186,8 @@ def check_held(session: Session, held: int, root: bytes | None = None) -> None:
         return
     row = tree.checkpoint_of_size(session, held)
     if row is None or (root is not None and not hmac.compare_digest(row.root, root)):
+        if _discontinuities.explains(_discontinuities.own_latest(session), held, root):
+            return  # our signed discontinuity ended that history (module docstring)
         raise InconsistentCheckpointError(
             f"a peer holds this node's signed checkpoint of size {held}, which this node's "
             "database does not have: it went back in time (restored from an old backup) or "
@@ -182,6 +214,8 @@ def check(
         )
     if link.peer_checkpoint is not None and hmac.compare_digest(note, link.peer_checkpoint):
         _check_receipt(opened, link.peer_checkpoint_size)  # 3. the note we already hold
+        return
+    if _discontinued(link, opened, note):
         return
     # 1. Signed by the peer's pinned key (or an earlier one of its keys), for its log.
     verifier = Verifier.from_public_key(origin_for(peer), link.signing_key)
@@ -229,6 +263,47 @@ def check(
     if presented.size > held.size:  # 7.
         _adopt(link, note, presented)
     _check_receipt(opened, presented.size)
+
+
+def _discontinued(link: Link, opened: OpenedEnvelope, note: bytes) -> bool:
+    """The envelope states the peer's discontinuity from its pinned key (module
+    docstring): adopt its checkpoint, the new key's, in place of the one held."""
+    if opened.payload_kind != "key_rotation":
+        return False
+    signed = opened.envelope.key_rotation
+    try:
+        if not trust_pb2.KeyRotation.FromString(signed.rotation).HasField("discontinuity"):
+            return False
+    except DecodeError:
+        return False  # rotation.follow refuses it with its own message
+    stated = open_discontinuity(signed)  # SignatureError/ValidationError: refused
+    if stated.node_id != link.peer_id or not hmac.compare_digest(stated.old_key, link.signing_key):
+        raise SignatureError(
+            f"{link.peer_id} stated a discontinuity that the key pinned for it did not sign"
+        )
+    presented = open_checkpoint(
+        note, Verifier.from_public_key(origin_for(link.peer_id), stated.new_key)
+    )
+    if presented.size <= stated.restart_size:
+        raise ValidationError(
+            f"{link.peer_id}'s discontinuity comes with a checkpoint of size "
+            f"{presented.size}, expected one above its restart size {stated.restart_size}"
+        )
+    get_logger(peer=link.peer_id).warning(
+        "peer.discontinuity", held_size=link.peer_checkpoint_size, reason=stated.reason
+    )
+    _adopt(link, note, presented)
+    return True
+
+
+def discontinuity_for(
+    session: Session, peer: str, held_size: int, held_root: bytes | None = None
+) -> Discontinuity | None:
+    """The discontinuity of `peer` recorded in this node's ledger that explains a
+    checkpoint of size `held_size` (and `held_root`, when given) of the history it lost,
+    or None (module docstring)."""
+    gap = _discontinuities.peer_latest(session, peer)
+    return gap if _discontinuities.explains(gap, held_size, held_root) else None
 
 
 def _earlier_keys(session: Session, peer: str) -> list[bytes]:

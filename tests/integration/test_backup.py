@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from node.services import audit, checkpoints, complaints
+from node.services import audit, checkpoints, complaints, fence
 from node.store import tree
 from tests.conftest import NodeFactory
 from tests.support.databases import fresh_database
@@ -38,7 +38,7 @@ def _lapor(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=120)
 
 
-def _lose_database(node: TestNode, db_kind: str, empty_url: str) -> None:
+def lose_database(node: TestNode, db_kind: str, empty_url: str) -> None:
     """The database is gone: the SQLite file deleted, or node.yaml pointed at a new,
     empty PostgreSQL database (the old server lost)."""
     node.close()
@@ -77,7 +77,7 @@ def test_a_deleted_database_comes_back_from_the_latest_backup(
     assert json.loads(verified.stdout)["ledger"] == manifest["ledger"]
 
     with fresh_database(db_kind, tmp_path) as empty:
-        _lose_database(node, db_kind, empty)
+        lose_database(node, db_kind, empty)
         node.cli("backup", "restore", str(tmp_path / "backup"))
         assert audit.head(node.ctx()).ledger_size == head.ledger_size
         node.start()  # the fence accepts the restored ledger
@@ -101,7 +101,7 @@ def test_an_older_backup_is_refused_and_changes_nothing(
     _backup(node, tmp_path / "old")
     fenced = _grow(node, 2)
     with fresh_database(db_kind, tmp_path) as empty:
-        _lose_database(node, db_kind, empty)
+        lose_database(node, db_kind, empty)
         refused = node.cli("backup", "restore", str(tmp_path / "old"), check=False)
         assert refused.returncode != 0
         assert f"at least {fenced} entries" in refused.stderr
@@ -135,3 +135,70 @@ def test_a_damaged_or_foreign_backup_is_refused(nodes: NodeFactory, tmp_path: Pa
     assert damaged.returncode != 0 and "expected node.yaml to have SHA-256" in damaged.stderr
     refused = node.cli("backup", "restore", str(tmp_path / "b"), check=False)
     assert refused.returncode != 0 and "node.yaml" in refused.stderr
+
+
+def test_an_older_backup_is_recovered_by_a_signed_discontinuity(
+    nodes: NodeFactory, db_kind: str, tmp_path: Path
+) -> None:
+    """No backup holds what the node signed: `restore` refuses and names the recovery
+    path; `restore --recover` ends the lost history with a signed discontinuity under a new
+    key; the node serves and signs again, and its export verifies with the gap reported."""
+    node = nodes("id-64", "Provinsi Kalimantan Timur")
+    _grow(node, 1)
+    old = _backup(node, tmp_path / "old")
+    fenced = _grow(node, 2)
+    old_key = node.ctx().signing_key.public.raw
+    old_fence = fence.fence_path(node.ctx().config).read_bytes()
+    with fresh_database(db_kind, tmp_path) as empty:
+        lose_database(node, db_kind, empty)
+        refused = node.cli("backup", "restore", str(tmp_path / "old"), check=False)
+        assert refused.returncode != 0 and "--recover --reason" in refused.stderr
+        no_reason = node.cli("backup", "restore", str(tmp_path / "old"), "--recover", check=False)
+        assert no_reason.returncode != 0 and "--reason" in no_reason.stderr
+        done = node.cli(
+            "backup",
+            "restore",
+            str(tmp_path / "old"),
+            "--recover",
+            "--reason",
+            "disk lost",
+            "--json",
+        )
+        stated = json.loads(done.stdout)["discontinuity"]
+        restart = old["ledger"]["size"]  # type: ignore[index]
+        assert stated["old_checkpoint"]["size"] == fenced
+        assert stated["restart"]["size"] == stated["entry"] == restart
+        assert bytes.fromhex(stated["new_signing_key"]) != old_key
+        again = node.cli(
+            "backup", "restore", str(tmp_path / "old"), "--recover", "--reason", "x", check=False
+        )
+        assert again.returncode != 0 and "Traceback" not in again.stderr
+        node.start()  # the fence is the new generation's first checkpoint
+        node.stop()
+        # A crash between the recovery's commit and the fence's replace: the next start
+        # finishes it from the recorded statement.
+        fence_file = fence.fence_path(node.ctx().config)
+        new_fence = fence_file.read_bytes()
+        fence_file.write_bytes(old_fence)
+        node.start()
+        node.stop()
+        assert fence_file.read_bytes() == new_fence
+        assert _grow(node, 1) > restart + 1
+        node.close()
+        export = tmp_path / "export.jsonl"
+        node.cli("audit", "export", "--out", str(export))
+        verified = _lapor("audit", "verify", str(export), "--json")
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        report = json.loads(verified.stdout)
+        assert report["discontinuities"] == [
+            {
+                "kind": "discontinuity",
+                "entry": restart,
+                "old_checkpoint": stated["old_checkpoint"],
+                "restart": stated["restart"],
+                "reason": "disk lost",
+                "declared_at": report["discontinuities"][0]["declared_at"],
+            }
+        ]
+        text = _lapor("audit", "verify", str(export))
+        assert f"discontinuity at entry {restart}, explained" in text.stdout

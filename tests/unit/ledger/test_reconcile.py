@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from node._proto.lapor.v1 import complaint_pb2, envelope_pb2, ledger_pb2
+from node._proto.lapor.v1 import complaint_pb2, envelope_pb2, ledger_pb2, trust_pb2
+from node.crypto.rotation import sign_rotation
 from node.crypto.signing import SigningKey
+from node.crypto.tls import generate_tls_identity
 from node.envelopes import seal
 from node.errors import ValidationError
-from node.ids import new_message_id
+from node.ids import NodeId, new_message_id
 from node.ledger.checkpoint import Checkpoint, origin_for
 from node.ledger.export import ExportHeader, export_lines, vkey_for
 from node.ledger.merkle import MemoryTree, leaf_hash
@@ -637,3 +640,68 @@ def test_the_same_node_twice_is_an_error() -> None:
     pair = three_referrals()
     with pytest.raises(ValidationError, match="two of id-64"):
         run(pair.parent.export(), pair.parent.export())
+
+
+# --- a signed discontinuity (ADR 0023) ---------------------------------------------------
+
+
+def test_receipts_from_a_history_the_child_lost_are_explained_by_its_statement() -> None:
+    """The child lost its last two referrals and receipts, ended that history with a signed
+    discontinuity under a new key and received the referrals again: the receipts it sent
+    from the lost history are lost-in-discontinuity, not discrepancies."""
+    pair = three_referrals()
+    child, new_key = pair.child, SigningKey.generate()
+    restart = 2  # the link and the first referral survived
+    fenced_size, fenced_note = child.checkpoints[-1]
+    restored = Ledger(
+        C,
+        C_KEY,
+        entries=child.entries[:restart],
+        checkpoints=[cp for cp in child.checkpoints if cp[0] <= restart],
+        clock=child.clock,
+    )
+    stated = trust_pb2.Discontinuity(
+        fenced_checkpoint=fenced_note,
+        fenced_size=fenced_size,
+        fenced_root=MemoryTree(leaf_hash(e) for e in child.entries[:fenced_size]).root(),
+        restart_size=restart,
+        restart_root=MemoryTree(leaf_hash(e) for e in child.entries[:restart]).root(),
+        reason="disk lost",
+    )
+    stated.declared_at.FromDatetime(restored.tick())
+    rotation = sign_rotation(
+        C_KEY,
+        new_key,
+        node_id=C,
+        new_tls_cert_pem=generate_tls_identity(NodeId(C), T0).cert_pem,
+        rotated_at=restored.clock,
+        old_tls_valid_until=restored.clock,
+        discontinuity=stated,
+    )
+    restored.add(history_discontinued=ledger_pb2.HistoryDiscontinued(rotation=rotation))
+    restored.key = new_key
+    for row in pair.parent.entries:  # the parent's outbox sends the lost referrals again
+        entry = ledger_pb2.LedgerEntry.FromString(row)
+        if entry.WhichOneof("kind") == "referral_sent":
+            signed = entry.referral_sent.envelope
+            if not any(signed.body in e for e in restored.entries):
+                restored.add(referral_received=ledger_pb2.ReferralReceived(envelope=signed))
+    restored.note()
+    restored.key = C_KEY  # the export's header names the key that started the ledger
+    lines = restored.export()
+    header = json.loads(lines[0])
+    header["current_vkey"] = vkey_for(C, new_key.public.raw)
+    lines[0] = json.dumps(header) + "\n"
+
+    result = run(pair.parent.export(), lines)
+    assert result.discrepancies == (), [str(f) for f in result.discrepancies]
+    lost = [f for f in result.pending if f.kind == "lost-in-discontinuity"]
+    assert [f.tracking_id for f in lost] == ["id-64.2026.000001", "id-64.2026.000002"]
+    assert all(f"lost in discontinuity child entry {restart}" in f.detail for f in lost)
+    # Without the statement (the same new key, no entry saying why) the gap is a failure.
+    unexplained = Ledger(C, C_KEY, entries=restored.entries[:restart], clock=restored.clock)
+    unexplained.checkpoints = list(restored.checkpoints[:1])
+    unexplained.add(complaint_registered=ledger_pb2.ComplaintRegistered())
+    unexplained.key = new_key
+    unexplained.note()
+    assert kinds(run(pair.parent.export(), unexplained.export())) == ["unverified-export"]

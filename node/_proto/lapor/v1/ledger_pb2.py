@@ -28,59 +28,61 @@ from node._proto.lapor.v1 import envelope_pb2 as lapor_dot_v1_dot_envelope__pb2
 from node._proto.lapor.v1 import trust_pb2 as lapor_dot_v1_dot_trust__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15lapor/v1/ledger.proto\x12\x08lapor.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18lapor/v1/complaint.proto\x1a\x17lapor/v1/envelope.proto\x1a\x14lapor/v1/trust.proto\"\xea\t\n\x0bLedgerEntry\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12/\n\x0brecorded_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12=\n\x14\x63omplaint_registered\x18\n \x01(\x0b\x32\x1d.lapor.v1.ComplaintRegisteredH\x00\x12/\n\rreferral_sent\x18\x0b \x01(\x0b\x32\x16.lapor.v1.ReferralSentH\x00\x12\x37\n\x11referral_received\x18\x0c \x01(\x0b\x32\x1a.lapor.v1.ReferralReceivedH\x00\x12\x35\n\x10receipt_received\x18\r \x01(\x0b\x32\x19.lapor.v1.ReceiptReceivedH\x00\x12\x35\n\x10link_established\x18\x0e \x01(\x0b\x32\x19.lapor.v1.LinkEstablishedH\x00\x12\x38\n\x12peer_fork_detected\x18\x0f \x01(\x0b\x32\x1a.lapor.v1.PeerForkDetectedH\x00\x12@\n\x16peer_suspension_lifted\x18\x10 \x01(\x0b\x32\x1e.lapor.v1.PeerSuspensionLiftedH\x00\x12\x31\n\x0e\x63ontent_erased\x18\x11 \x01(\x0b\x32\x17.lapor.v1.ContentErasedH\x00\x12+\n\x0blink_agreed\x18\x12 \x01(\x0b\x32\x14.lapor.v1.LinkAgreedH\x00\x12-\n\x0clink_revoked\x18\x13 \x01(\x0b\x32\x15.lapor.v1.LinkRevokedH\x00\x12+\n\x0bkey_rotated\x18\x14 \x01(\x0b\x32\x14.lapor.v1.KeyRotatedH\x00\x12\x34\n\x10peer_key_rotated\x18\x15 \x01(\x0b\x32\x18.lapor.v1.PeerKeyRotatedH\x00\x12H\n\x1a\x61\x64ministration_handed_over\x18\x16 \x01(\x0b\x32\".lapor.v1.AdministrationHandedOverH\x00\x12\x31\n\x0estatus_changed\x18\x17 \x01(\x0b\x32\x17.lapor.v1.StatusChangedH\x00\x12\x38\n\x12status_update_sent\x18\x18 \x01(\x0b\x32\x1a.lapor.v1.StatusUpdateSentH\x00\x12@\n\x16status_update_received\x18\x19 \x01(\x0b\x32\x1e.lapor.v1.StatusUpdateReceivedH\x00\x12)\n\nreply_sent\x18\x1a \x01(\x0b\x32\x13.lapor.v1.ReplySentH\x00\x12\x31\n\x0ereply_received\x18\x1b \x01(\x0b\x32\x17.lapor.v1.ReplyReceivedH\x00\x12\x31\n\x0ereply_recorded\x18\x1c \x01(\x0b\x32\x17.lapor.v1.ReplyRecordedH\x00\x12<\n\x14sealed_identity_sent\x18\x1e \x01(\x0b\x32\x1c.lapor.v1.SealedIdentitySentH\x00\x12\x44\n\x18sealed_identity_received\x18\x1f \x01(\x0b\x32 .lapor.v1.SealedIdentityReceivedH\x00\x42\x06\n\x04kind\"D\n\x13\x43omplaintRegistered\x12-\n\tcomplaint\x18\x01 \x01(\x0b\x32\x1a.lapor.v1.ComplaintSummary\":\n\x0cReferralSent\x12*\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x18.lapor.v1.SignedEnvelope\">\n\x10ReferralReceived\x12*\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x18.lapor.v1.SignedEnvelope\"=\n\x0fReceiptReceived\x12*\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x18.lapor.v1.SignedEnvelope\"\x8a\x01\n\x0fLinkEstablished\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12 \n\x04role\x18\x02 \x01(\x0e\x32\x12.lapor.v1.PeerRole\x12\x11\n\tpeer_name\x18\x03 \x01(\t\x12\x18\n\x10peer_signing_key\x18\x04 \x01(\x0c\x12\x17\n\x0fpeer_tls_sha256\x18\x05 \x01(\x0c\"\xdc\x01\n\x10PeerForkDetected\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12 \n\x04kind\x18\x02 \x01(\x0e\x32\x12.lapor.v1.ForkKind\x12\x17\n\x0fheld_checkpoint\x18\x03 \x01(\x0c\x12\x1c\n\x14presented_checkpoint\x18\x04 \x01(\x0c\x12\x17\n\x0fproof_held_size\x18\x05 \x01(\x04\x12\x19\n\x11\x63onsistency_proof\x18\x06 \x03(\x0c\x12*\n\x08\x65nvelope\x18\x07 \x01(\x0b\x32\x18.lapor.v1.SignedEnvelope\"Q\n\x14PeerSuspensionLifted\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\x18\n\x10\x66ork_entry_index\x18\x02 \x01(\x04\x12\x0e\n\x06reason\x18\x03 \x01(\t\"P\n\rContentErased\x12\x13\n\x0btracking_id\x18\x01 \x01(\t\x12\x1a\n\x12\x63ontent_commitment\x18\x02 \x01(\x0c\x12\x0e\n\x06reason\x18\x03 \x01(\t\"j\n\nLinkAgreed\x12\x30\n\tagreement\x18\x01 \x01(\x0b\x32\x1d.lapor.v1.SignedLinkAgreement\x12*\n\x0cparent_chain\x18\x02 \x01(\x0b\x32\x14.lapor.v1.TrustChain\"A\n\x0bLinkRevoked\x12\x32\n\nrevocation\x18\x01 \x01(\x0b\x32\x1e.lapor.v1.SignedLinkRevocation\";\n\nKeyRotated\x12-\n\x08rotation\x18\x01 \x01(\x0b\x32\x1b.lapor.v1.SignedKeyRotation\"?\n\x0ePeerKeyRotated\x12-\n\x08rotation\x18\x01 \x01(\x0b\x32\x1b.lapor.v1.SignedKeyRotation\"N\n\x18\x41\x64ministrationHandedOver\x12\x32\n\x08handover\x18\x01 \x01(\x0b\x32 .lapor.v1.AdministrationHandover\"\xa7\x01\n\rStatusChanged\x12\x13\n\x0btracking_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x13\n\x0b\x66rom_status\x18\x03 \x01(\t\x12\x11\n\tto_status\x18\x04 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12\x0c\n\x04role\x18\x06 \x01(\t\x12\x17\n\x0fnote_commitment\x18\x07 \x01(\x0c\x12\x13\n\x0breason_code\x18\x08 \x01(\t\">\n\x10StatusUpdateSent\x12*\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x18.lapor.v1.SignedEnvelope\"B\n\x14StatusUpdateReceived\x12*\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x18.lapor.v1.SignedEnvelope\"7\n\tReplySent\x12*\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x18.lapor.v1.SignedEnvelope\";\n\rReplyReceived\x12*\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x18.lapor.v1.SignedEnvelope\"=\n\rReplyRecorded\x12\x13\n\x0btracking_id\x18\x01 \x01(\t\x12\x17\n\x0ftext_commitment\x18\x02 \x01(\x0c\"@\n\x12SealedIdentitySent\x12*\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x18.lapor.v1.SignedEnvelope\"D\n\x16SealedIdentityReceived\x12*\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x18.lapor.v1.SignedEnvelope*P\n\x08PeerRole\x12\x19\n\x15PEER_ROLE_UNSPECIFIED\x10\x00\x12\x14\n\x10PEER_ROLE_PARENT\x10\x01\x12\x13\n\x0fPEER_ROLE_CHILD\x10\x02*r\n\x08\x46orkKind\x12\x19\n\x15\x46ORK_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13\x46ORK_KIND_SAME_SIZE\x10\x01\x12\x1a\n\x16\x46ORK_KIND_INCONSISTENT\x10\x02\x12\x16\n\x12\x46ORK_KIND_ROLLBACK\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15lapor/v1/ledger.proto\x12\x08lapor.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18lapor/v1/complaint.proto\x1a\x17lapor/v1/envelope.proto\x1a\x14lapor/v1/trust.proto\"\xa9\n\n\x0bLedgerEntry\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12/\n\x0brecorded_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12=\n\x14\x63omplaint_registered\x18\n \x01(\x0b\x32\x1d.lapor.v1.ComplaintRegisteredH\x00\x12/\n\rreferral_sent\x18\x0b \x01(\x0b\x32\x16.lapor.v1.ReferralSentH\x00\x12\x37\n\x11referral_received\x18\x0c \x01(\x0b\x32\x1a.lapor.v1.ReferralReceivedH\x00\x12\x35\n\x10receipt_received\x18\r \x01(\x0b\x32\x19.lapor.v1.ReceiptReceivedH\x00\x12\x35\n\x10link_established\x18\x0e \x01(\x0b\x32\x19.lapor.v1.LinkEstablishedH\x00\x12\x38\n\x12peer_fork_detected\x18\x0f \x01(\x0b\x32\x1a.lapor.v1.PeerForkDetectedH\x00\x12@\n\x16peer_suspension_lifted\x18\x10 \x01(\x0b\x32\x1e.lapor.v1.PeerSuspensionLiftedH\x00\x12\x31\n\x0e\x63ontent_erased\x18\x11 \x01(\x0b\x32\x17.lapor.v1.ContentErasedH\x00\x12+\n\x0blink_agreed\x18\x12 \x01(\x0b\x32\x14.lapor.v1.LinkAgreedH\x00\x12-\n\x0clink_revoked\x18\x13 \x01(\x0b\x32\x15.lapor.v1.LinkRevokedH\x00\x12+\n\x0bkey_rotated\x18\x14 \x01(\x0b\x32\x14.lapor.v1.KeyRotatedH\x00\x12\x34\n\x10peer_key_rotated\x18\x15 \x01(\x0b\x32\x18.lapor.v1.PeerKeyRotatedH\x00\x12H\n\x1a\x61\x64ministration_handed_over\x18\x16 \x01(\x0b\x32\".lapor.v1.AdministrationHandedOverH\x00\x12\x31\n\x0estatus_changed\x18\x17 \x01(\x0b\x32\x17.lapor.v1.StatusChangedH\x00\x12\x38\n\x12status_update_sent\x18\x18 \x01(\x0b\x32\x1a.lapor.v1.StatusUpdateSentH\x00\x12@\n\x16status_update_received\x18\x19 \x01(\x0b\x32\x1e.lapor.v1.StatusUpdateReceivedH\x00\x12)\n\nreply_sent\x18\x1a \x01(\x0b\x32\x13.lapor.v1.ReplySentH\x00\x12\x31\n\x0ereply_received\x18\x1b \x01(\x0b\x32\x17.lapor.v1.ReplyReceivedH\x00\x12\x31\n\x0ereply_recorded\x18\x1c \x01(\x0b\x32\x17.lapor.v1.ReplyRecordedH\x00\x12<\n\x14sealed_identity_sent\x18\x1e \x01(\x0b\x32\x1c.lapor.v1.SealedIdentitySentH\x00\x12\x44\n\x18sealed_identity_received\x18\x1f \x01(\x0b\x32 .lapor.v1.SealedIdentityReceivedH\x00\x12=\n\x14history_discontinued\x18  \x01(\x0b\x32\x1d.lapor.v1.HistoryDiscontinuedH\x00\x42\x06\n\x04kind\"D\n\x13\x43omplaintRegistered\x12-\n\tcomplaint\x18\x01 \x01(\x0b\x32\x1a.lapor.v1.ComplaintSummary\":\n\x0cReferralSent\x12*\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x18.lapor.v1.SignedEnvelope\">\n\x10ReferralReceived\x12*\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x18.lapor.v1.SignedEnvelope\"=\n\x0fReceiptReceived\x12*\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x18.lapor.v1.SignedEnvelope\"\x8a\x01\n\x0fLinkEstablished\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12 \n\x04role\x18\x02 \x01(\x0e\x32\x12.lapor.v1.PeerRole\x12\x11\n\tpeer_name\x18\x03 \x01(\t\x12\x18\n\x10peer_signing_key\x18\x04 \x01(\x0c\x12\x17\n\x0fpeer_tls_sha256\x18\x05 \x01(\x0c\"\xdc\x01\n\x10PeerForkDetected\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12 \n\x04kind\x18\x02 \x01(\x0e\x32\x12.lapor.v1.ForkKind\x12\x17\n\x0fheld_checkpoint\x18\x03 \x01(\x0c\x12\x1c\n\x14presented_checkpoint\x18\x04 \x01(\x0c\x12\x17\n\x0fproof_held_size\x18\x05 \x01(\x04\x12\x19\n\x11\x63onsistency_proof\x18\x06 \x03(\x0c\x12*\n\x08\x65nvelope\x18\x07 \x01(\x0b\x32\x18.lapor.v1.SignedEnvelope\"Q\n\x14PeerSuspensionLifted\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\x18\n\x10\x66ork_entry_index\x18\x02 \x01(\x04\x12\x0e\n\x06reason\x18\x03 \x01(\t\"P\n\rContentErased\x12\x13\n\x0btracking_id\x18\x01 \x01(\t\x12\x1a\n\x12\x63ontent_commitment\x18\x02 \x01(\x0c\x12\x0e\n\x06reason\x18\x03 \x01(\t\"j\n\nLinkAgreed\x12\x30\n\tagreement\x18\x01 \x01(\x0b\x32\x1d.lapor.v1.SignedLinkAgreement\x12*\n\x0cparent_chain\x18\x02 \x01(\x0b\x32\x14.lapor.v1.TrustChain\"A\n\x0bLinkRevoked\x12\x32\n\nrevocation\x18\x01 \x01(\x0b\x32\x1e.lapor.v1.SignedLinkRevocation\";\n\nKeyRotated\x12-\n\x08rotation\x18\x01 \x01(\x0b\x32\x1b.lapor.v1.SignedKeyRotation\"D\n\x13HistoryDiscontinued\x12-\n\x08rotation\x18\x01 \x01(\x0b\x32\x1b.lapor.v1.SignedKeyRotation\"?\n\x0ePeerKeyRotated\x12-\n\x08rotation\x18\x01 \x01(\x0b\x32\x1b.lapor.v1.SignedKeyRotation\"N\n\x18\x41\x64ministrationHandedOver\x12\x32\n\x08handover\x18\x01 \x01(\x0b\x32 .lapor.v1.AdministrationHandover\"\xa7\x01\n\rStatusChanged\x12\x13\n\x0btracking_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\x13\n\x0b\x66rom_status\x18\x03 \x01(\t\x12\x11\n\tto_status\x18\x04 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12\x0c\n\x04role\x18\x06 \x01(\t\x12\x17\n\x0fnote_commitment\x18\x07 \x01(\x0c\x12\x13\n\x0breason_code\x18\x08 \x01(\t\">\n\x10StatusUpdateSent\x12*\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x18.lapor.v1.SignedEnvelope\"B\n\x14StatusUpdateReceived\x12*\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x18.lapor.v1.SignedEnvelope\"7\n\tReplySent\x12*\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x18.lapor.v1.SignedEnvelope\";\n\rReplyReceived\x12*\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x18.lapor.v1.SignedEnvelope\"=\n\rReplyRecorded\x12\x13\n\x0btracking_id\x18\x01 \x01(\t\x12\x17\n\x0ftext_commitment\x18\x02 \x01(\x0c\"@\n\x12SealedIdentitySent\x12*\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x18.lapor.v1.SignedEnvelope\"D\n\x16SealedIdentityReceived\x12*\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x18.lapor.v1.SignedEnvelope*P\n\x08PeerRole\x12\x19\n\x15PEER_ROLE_UNSPECIFIED\x10\x00\x12\x14\n\x10PEER_ROLE_PARENT\x10\x01\x12\x13\n\x0fPEER_ROLE_CHILD\x10\x02*r\n\x08\x46orkKind\x12\x19\n\x15\x46ORK_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13\x46ORK_KIND_SAME_SIZE\x10\x01\x12\x1a\n\x16\x46ORK_KIND_INCONSISTENT\x10\x02\x12\x16\n\x12\x46ORK_KIND_ROLLBACK\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lapor.v1.ledger_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PEERROLE']._serialized_start=3188
-  _globals['_PEERROLE']._serialized_end=3268
-  _globals['_FORKKIND']._serialized_start=3270
-  _globals['_FORKKIND']._serialized_end=3384
+  _globals['_PEERROLE']._serialized_start=3321
+  _globals['_PEERROLE']._serialized_end=3401
+  _globals['_FORKKIND']._serialized_start=3403
+  _globals['_FORKKIND']._serialized_end=3517
   _globals['_LEDGERENTRY']._serialized_start=142
-  _globals['_LEDGERENTRY']._serialized_end=1400
-  _globals['_COMPLAINTREGISTERED']._serialized_start=1402
-  _globals['_COMPLAINTREGISTERED']._serialized_end=1470
-  _globals['_REFERRALSENT']._serialized_start=1472
-  _globals['_REFERRALSENT']._serialized_end=1530
-  _globals['_REFERRALRECEIVED']._serialized_start=1532
-  _globals['_REFERRALRECEIVED']._serialized_end=1594
-  _globals['_RECEIPTRECEIVED']._serialized_start=1596
-  _globals['_RECEIPTRECEIVED']._serialized_end=1657
-  _globals['_LINKESTABLISHED']._serialized_start=1660
-  _globals['_LINKESTABLISHED']._serialized_end=1798
-  _globals['_PEERFORKDETECTED']._serialized_start=1801
-  _globals['_PEERFORKDETECTED']._serialized_end=2021
-  _globals['_PEERSUSPENSIONLIFTED']._serialized_start=2023
-  _globals['_PEERSUSPENSIONLIFTED']._serialized_end=2104
-  _globals['_CONTENTERASED']._serialized_start=2106
-  _globals['_CONTENTERASED']._serialized_end=2186
-  _globals['_LINKAGREED']._serialized_start=2188
-  _globals['_LINKAGREED']._serialized_end=2294
-  _globals['_LINKREVOKED']._serialized_start=2296
-  _globals['_LINKREVOKED']._serialized_end=2361
-  _globals['_KEYROTATED']._serialized_start=2363
-  _globals['_KEYROTATED']._serialized_end=2422
-  _globals['_PEERKEYROTATED']._serialized_start=2424
-  _globals['_PEERKEYROTATED']._serialized_end=2487
-  _globals['_ADMINISTRATIONHANDEDOVER']._serialized_start=2489
-  _globals['_ADMINISTRATIONHANDEDOVER']._serialized_end=2567
-  _globals['_STATUSCHANGED']._serialized_start=2570
-  _globals['_STATUSCHANGED']._serialized_end=2737
-  _globals['_STATUSUPDATESENT']._serialized_start=2739
-  _globals['_STATUSUPDATESENT']._serialized_end=2801
-  _globals['_STATUSUPDATERECEIVED']._serialized_start=2803
-  _globals['_STATUSUPDATERECEIVED']._serialized_end=2869
-  _globals['_REPLYSENT']._serialized_start=2871
-  _globals['_REPLYSENT']._serialized_end=2926
-  _globals['_REPLYRECEIVED']._serialized_start=2928
-  _globals['_REPLYRECEIVED']._serialized_end=2987
-  _globals['_REPLYRECORDED']._serialized_start=2989
-  _globals['_REPLYRECORDED']._serialized_end=3050
-  _globals['_SEALEDIDENTITYSENT']._serialized_start=3052
-  _globals['_SEALEDIDENTITYSENT']._serialized_end=3116
-  _globals['_SEALEDIDENTITYRECEIVED']._serialized_start=3118
-  _globals['_SEALEDIDENTITYRECEIVED']._serialized_end=3186
+  _globals['_LEDGERENTRY']._serialized_end=1463
+  _globals['_COMPLAINTREGISTERED']._serialized_start=1465
+  _globals['_COMPLAINTREGISTERED']._serialized_end=1533
+  _globals['_REFERRALSENT']._serialized_start=1535
+  _globals['_REFERRALSENT']._serialized_end=1593
+  _globals['_REFERRALRECEIVED']._serialized_start=1595
+  _globals['_REFERRALRECEIVED']._serialized_end=1657
+  _globals['_RECEIPTRECEIVED']._serialized_start=1659
+  _globals['_RECEIPTRECEIVED']._serialized_end=1720
+  _globals['_LINKESTABLISHED']._serialized_start=1723
+  _globals['_LINKESTABLISHED']._serialized_end=1861
+  _globals['_PEERFORKDETECTED']._serialized_start=1864
+  _globals['_PEERFORKDETECTED']._serialized_end=2084
+  _globals['_PEERSUSPENSIONLIFTED']._serialized_start=2086
+  _globals['_PEERSUSPENSIONLIFTED']._serialized_end=2167
+  _globals['_CONTENTERASED']._serialized_start=2169
+  _globals['_CONTENTERASED']._serialized_end=2249
+  _globals['_LINKAGREED']._serialized_start=2251
+  _globals['_LINKAGREED']._serialized_end=2357
+  _globals['_LINKREVOKED']._serialized_start=2359
+  _globals['_LINKREVOKED']._serialized_end=2424
+  _globals['_KEYROTATED']._serialized_start=2426
+  _globals['_KEYROTATED']._serialized_end=2485
+  _globals['_HISTORYDISCONTINUED']._serialized_start=2487
+  _globals['_HISTORYDISCONTINUED']._serialized_end=2555
+  _globals['_PEERKEYROTATED']._serialized_start=2557
+  _globals['_PEERKEYROTATED']._serialized_end=2620
+  _globals['_ADMINISTRATIONHANDEDOVER']._serialized_start=2622
+  _globals['_ADMINISTRATIONHANDEDOVER']._serialized_end=2700
+  _globals['_STATUSCHANGED']._serialized_start=2703
+  _globals['_STATUSCHANGED']._serialized_end=2870
+  _globals['_STATUSUPDATESENT']._serialized_start=2872
+  _globals['_STATUSUPDATESENT']._serialized_end=2934
+  _globals['_STATUSUPDATERECEIVED']._serialized_start=2936
+  _globals['_STATUSUPDATERECEIVED']._serialized_end=3002
+  _globals['_REPLYSENT']._serialized_start=3004
+  _globals['_REPLYSENT']._serialized_end=3059
+  _globals['_REPLYRECEIVED']._serialized_start=3061
+  _globals['_REPLYRECEIVED']._serialized_end=3120
+  _globals['_REPLYRECORDED']._serialized_start=3122
+  _globals['_REPLYRECORDED']._serialized_end=3183
+  _globals['_SEALEDIDENTITYSENT']._serialized_start=3185
+  _globals['_SEALEDIDENTITYSENT']._serialized_end=3249
+  _globals['_SEALEDIDENTITYRECEIVED']._serialized_start=3251
+  _globals['_SEALEDIDENTITYRECEIVED']._serialized_end=3319
 # @@protoc_insertion_point(module_scope)

@@ -34,7 +34,7 @@ FORK_KIND_INCONSISTENT: ForkKind
 FORK_KIND_ROLLBACK: ForkKind
 
 class LedgerEntry(_message.Message):
-    __slots__ = ("node_id", "recorded_at", "complaint_registered", "referral_sent", "referral_received", "receipt_received", "link_established", "peer_fork_detected", "peer_suspension_lifted", "content_erased", "link_agreed", "link_revoked", "key_rotated", "peer_key_rotated", "administration_handed_over", "status_changed", "status_update_sent", "status_update_received", "reply_sent", "reply_received", "reply_recorded", "sealed_identity_sent", "sealed_identity_received")
+    __slots__ = ("node_id", "recorded_at", "complaint_registered", "referral_sent", "referral_received", "receipt_received", "link_established", "peer_fork_detected", "peer_suspension_lifted", "content_erased", "link_agreed", "link_revoked", "key_rotated", "peer_key_rotated", "administration_handed_over", "status_changed", "status_update_sent", "status_update_received", "reply_sent", "reply_received", "reply_recorded", "sealed_identity_sent", "sealed_identity_received", "history_discontinued")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
     COMPLAINT_REGISTERED_FIELD_NUMBER: _ClassVar[int]
@@ -58,6 +58,7 @@ class LedgerEntry(_message.Message):
     REPLY_RECORDED_FIELD_NUMBER: _ClassVar[int]
     SEALED_IDENTITY_SENT_FIELD_NUMBER: _ClassVar[int]
     SEALED_IDENTITY_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_DISCONTINUED_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     recorded_at: _timestamp_pb2.Timestamp
     complaint_registered: ComplaintRegistered
@@ -81,7 +82,8 @@ class LedgerEntry(_message.Message):
     reply_recorded: ReplyRecorded
     sealed_identity_sent: SealedIdentitySent
     sealed_identity_received: SealedIdentityReceived
-    def __init__(self, node_id: _Optional[str] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complaint_registered: _Optional[_Union[ComplaintRegistered, _Mapping]] = ..., referral_sent: _Optional[_Union[ReferralSent, _Mapping]] = ..., referral_received: _Optional[_Union[ReferralReceived, _Mapping]] = ..., receipt_received: _Optional[_Union[ReceiptReceived, _Mapping]] = ..., link_established: _Optional[_Union[LinkEstablished, _Mapping]] = ..., peer_fork_detected: _Optional[_Union[PeerForkDetected, _Mapping]] = ..., peer_suspension_lifted: _Optional[_Union[PeerSuspensionLifted, _Mapping]] = ..., content_erased: _Optional[_Union[ContentErased, _Mapping]] = ..., link_agreed: _Optional[_Union[LinkAgreed, _Mapping]] = ..., link_revoked: _Optional[_Union[LinkRevoked, _Mapping]] = ..., key_rotated: _Optional[_Union[KeyRotated, _Mapping]] = ..., peer_key_rotated: _Optional[_Union[PeerKeyRotated, _Mapping]] = ..., administration_handed_over: _Optional[_Union[AdministrationHandedOver, _Mapping]] = ..., status_changed: _Optional[_Union[StatusChanged, _Mapping]] = ..., status_update_sent: _Optional[_Union[StatusUpdateSent, _Mapping]] = ..., status_update_received: _Optional[_Union[StatusUpdateReceived, _Mapping]] = ..., reply_sent: _Optional[_Union[ReplySent, _Mapping]] = ..., reply_received: _Optional[_Union[ReplyReceived, _Mapping]] = ..., reply_recorded: _Optional[_Union[ReplyRecorded, _Mapping]] = ..., sealed_identity_sent: _Optional[_Union[SealedIdentitySent, _Mapping]] = ..., sealed_identity_received: _Optional[_Union[SealedIdentityReceived, _Mapping]] = ...) -> None: ...
+    history_discontinued: HistoryDiscontinued
+    def __init__(self, node_id: _Optional[str] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., complaint_registered: _Optional[_Union[ComplaintRegistered, _Mapping]] = ..., referral_sent: _Optional[_Union[ReferralSent, _Mapping]] = ..., referral_received: _Optional[_Union[ReferralReceived, _Mapping]] = ..., receipt_received: _Optional[_Union[ReceiptReceived, _Mapping]] = ..., link_established: _Optional[_Union[LinkEstablished, _Mapping]] = ..., peer_fork_detected: _Optional[_Union[PeerForkDetected, _Mapping]] = ..., peer_suspension_lifted: _Optional[_Union[PeerSuspensionLifted, _Mapping]] = ..., content_erased: _Optional[_Union[ContentErased, _Mapping]] = ..., link_agreed: _Optional[_Union[LinkAgreed, _Mapping]] = ..., link_revoked: _Optional[_Union[LinkRevoked, _Mapping]] = ..., key_rotated: _Optional[_Union[KeyRotated, _Mapping]] = ..., peer_key_rotated: _Optional[_Union[PeerKeyRotated, _Mapping]] = ..., administration_handed_over: _Optional[_Union[AdministrationHandedOver, _Mapping]] = ..., status_changed: _Optional[_Union[StatusChanged, _Mapping]] = ..., status_update_sent: _Optional[_Union[StatusUpdateSent, _Mapping]] = ..., status_update_received: _Optional[_Union[StatusUpdateReceived, _Mapping]] = ..., reply_sent: _Optional[_Union[ReplySent, _Mapping]] = ..., reply_received: _Optional[_Union[ReplyReceived, _Mapping]] = ..., reply_recorded: _Optional[_Union[ReplyRecorded, _Mapping]] = ..., sealed_identity_sent: _Optional[_Union[SealedIdentitySent, _Mapping]] = ..., sealed_identity_received: _Optional[_Union[SealedIdentityReceived, _Mapping]] = ..., history_discontinued: _Optional[_Union[HistoryDiscontinued, _Mapping]] = ...) -> None: ...
 
 class ComplaintRegistered(_message.Message):
     __slots__ = ("complaint",)
@@ -174,6 +176,12 @@ class LinkRevoked(_message.Message):
     def __init__(self, revocation: _Optional[_Union[_trust_pb2.SignedLinkRevocation, _Mapping]] = ...) -> None: ...
 
 class KeyRotated(_message.Message):
+    __slots__ = ("rotation",)
+    ROTATION_FIELD_NUMBER: _ClassVar[int]
+    rotation: _trust_pb2.SignedKeyRotation
+    def __init__(self, rotation: _Optional[_Union[_trust_pb2.SignedKeyRotation, _Mapping]] = ...) -> None: ...
+
+class HistoryDiscontinued(_message.Message):
     __slots__ = ("rotation",)
     ROTATION_FIELD_NUMBER: _ClassVar[int]
     rotation: _trust_pb2.SignedKeyRotation

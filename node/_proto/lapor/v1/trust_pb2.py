@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14lapor/v1/trust.proto\x12\x08lapor.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"W\n\x08NodeKeys\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bsigning_key\x18\x03 \x01(\x0c\x12\x17\n\x0ftls_cert_sha256\x18\x04 \x01(\x0c\"\x9c\x01\n\rLinkAgreement\x12\"\n\x06parent\x18\x01 \x01(\x0b\x32\x12.lapor.v1.NodeKeys\x12!\n\x05\x63hild\x18\x02 \x01(\x0b\x32\x12.lapor.v1.NodeKeys\x12-\n\tagreed_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rinvite_sha256\x18\x04 \x01(\x0c\"[\n\x13SignedLinkAgreement\x12\x11\n\tagreement\x18\x01 \x01(\x0c\x12\x18\n\x10parent_signature\x18\x02 \x01(\x0c\x12\x17\n\x0f\x63hild_signature\x18\x03 \x01(\x0c\"\xf0\x01\n\x0bKeyRotation\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x17\n\x0fold_signing_key\x18\x02 \x01(\x0c\x12\x17\n\x0fnew_signing_key\x18\x03 \x01(\x0c\x12\x1b\n\x13new_tls_cert_sha256\x18\x04 \x01(\x0c\x12\x18\n\x10new_tls_cert_pem\x18\x05 \x01(\t\x12.\n\nrotated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13old_tls_valid_until\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"S\n\x11SignedKeyRotation\x12\x10\n\x08rotation\x18\x01 \x01(\x0c\x12\x15\n\rold_signature\x18\x02 \x01(\x0c\x12\x15\n\rnew_signature\x18\x03 \x01(\x0c\"\xc0\x01\n\x0eLinkRevocation\x12\x11\n\tparent_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hild_id\x18\x02 \x01(\t\x12\x19\n\x11\x63hild_signing_key\x18\x03 \x01(\x0c\x12.\n\nrevoked_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x12\n\nrevoked_by\x18\x06 \x01(\t\x12\x1a\n\x12parent_signing_key\x18\x07 \x01(\x0c\"=\n\x14SignedLinkRevocation\x12\x12\n\nrevocation\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"\xae\x01\n\tTrustStep\x12\x32\n\tagreement\x18\x01 \x01(\x0b\x32\x1d.lapor.v1.SignedLinkAgreementH\x00\x12/\n\x08rotation\x18\x02 \x01(\x0b\x32\x1b.lapor.v1.SignedKeyRotationH\x00\x12\x34\n\nrevocation\x18\x03 \x01(\x0b\x32\x1e.lapor.v1.SignedLinkRevocationH\x00\x42\x06\n\x04kind\"0\n\nTrustChain\x12\"\n\x05steps\x18\x01 \x03(\x0b\x32\x13.lapor.v1.TrustStep\"\xca\x01\n\x16\x41\x64ministrationHandover\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04unit\x18\x02 \x01(\t\x12\x10\n\x08operator\x18\x03 \x01(\t\x12\x19\n\x11\x63redential_sha256\x18\x04 \x01(\x0c\x12\x15\n\rprevious_unit\x18\x05 \x01(\t\x12\x19\n\x11previous_operator\x18\x06 \x01(\t\x12\x32\n\x0ehanded_over_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14lapor/v1/trust.proto\x12\x08lapor.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"W\n\x08NodeKeys\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bsigning_key\x18\x03 \x01(\x0c\x12\x17\n\x0ftls_cert_sha256\x18\x04 \x01(\x0c\"\x9c\x01\n\rLinkAgreement\x12\"\n\x06parent\x18\x01 \x01(\x0b\x32\x12.lapor.v1.NodeKeys\x12!\n\x05\x63hild\x18\x02 \x01(\x0b\x32\x12.lapor.v1.NodeKeys\x12-\n\tagreed_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rinvite_sha256\x18\x04 \x01(\x0c\"[\n\x13SignedLinkAgreement\x12\x11\n\tagreement\x18\x01 \x01(\x0c\x12\x18\n\x10parent_signature\x18\x02 \x01(\x0c\x12\x17\n\x0f\x63hild_signature\x18\x03 \x01(\x0c\"\xa0\x02\n\x0bKeyRotation\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x17\n\x0fold_signing_key\x18\x02 \x01(\x0c\x12\x17\n\x0fnew_signing_key\x18\x03 \x01(\x0c\x12\x1b\n\x13new_tls_cert_sha256\x18\x04 \x01(\x0c\x12\x18\n\x10new_tls_cert_pem\x18\x05 \x01(\t\x12.\n\nrotated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13old_tls_valid_until\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\rdiscontinuity\x18\x08 \x01(\x0b\x32\x17.lapor.v1.Discontinuity\"\xc1\x01\n\rDiscontinuity\x12\x19\n\x11\x66\x65nced_checkpoint\x18\x01 \x01(\x0c\x12\x13\n\x0b\x66\x65nced_size\x18\x02 \x01(\x04\x12\x13\n\x0b\x66\x65nced_root\x18\x03 \x01(\x0c\x12\x14\n\x0crestart_size\x18\x04 \x01(\x04\x12\x14\n\x0crestart_root\x18\x05 \x01(\x0c\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12/\n\x0b\x64\x65\x63lared_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"S\n\x11SignedKeyRotation\x12\x10\n\x08rotation\x18\x01 \x01(\x0c\x12\x15\n\rold_signature\x18\x02 \x01(\x0c\x12\x15\n\rnew_signature\x18\x03 \x01(\x0c\"\xc0\x01\n\x0eLinkRevocation\x12\x11\n\tparent_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hild_id\x18\x02 \x01(\t\x12\x19\n\x11\x63hild_signing_key\x18\x03 \x01(\x0c\x12.\n\nrevoked_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x12\n\nrevoked_by\x18\x06 \x01(\t\x12\x1a\n\x12parent_signing_key\x18\x07 \x01(\x0c\"=\n\x14SignedLinkRevocation\x12\x12\n\nrevocation\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\"\xae\x01\n\tTrustStep\x12\x32\n\tagreement\x18\x01 \x01(\x0b\x32\x1d.lapor.v1.SignedLinkAgreementH\x00\x12/\n\x08rotation\x18\x02 \x01(\x0b\x32\x1b.lapor.v1.SignedKeyRotationH\x00\x12\x34\n\nrevocation\x18\x03 \x01(\x0b\x32\x1e.lapor.v1.SignedLinkRevocationH\x00\x42\x06\n\x04kind\"0\n\nTrustChain\x12\"\n\x05steps\x18\x01 \x03(\x0b\x32\x13.lapor.v1.TrustStep\"\xca\x01\n\x16\x41\x64ministrationHandover\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0c\n\x04unit\x18\x02 \x01(\t\x12\x10\n\x08operator\x18\x03 \x01(\t\x12\x19\n\x11\x63redential_sha256\x18\x04 \x01(\x0c\x12\x15\n\rprevious_unit\x18\x05 \x01(\t\x12\x19\n\x11previous_operator\x18\x06 \x01(\t\x12\x32\n\x0ehanded_over_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,17 +39,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SIGNEDLINKAGREEMENT']._serialized_start=315
   _globals['_SIGNEDLINKAGREEMENT']._serialized_end=406
   _globals['_KEYROTATION']._serialized_start=409
-  _globals['_KEYROTATION']._serialized_end=649
-  _globals['_SIGNEDKEYROTATION']._serialized_start=651
-  _globals['_SIGNEDKEYROTATION']._serialized_end=734
-  _globals['_LINKREVOCATION']._serialized_start=737
-  _globals['_LINKREVOCATION']._serialized_end=929
-  _globals['_SIGNEDLINKREVOCATION']._serialized_start=931
-  _globals['_SIGNEDLINKREVOCATION']._serialized_end=992
-  _globals['_TRUSTSTEP']._serialized_start=995
-  _globals['_TRUSTSTEP']._serialized_end=1169
-  _globals['_TRUSTCHAIN']._serialized_start=1171
-  _globals['_TRUSTCHAIN']._serialized_end=1219
-  _globals['_ADMINISTRATIONHANDOVER']._serialized_start=1222
-  _globals['_ADMINISTRATIONHANDOVER']._serialized_end=1424
+  _globals['_KEYROTATION']._serialized_end=697
+  _globals['_DISCONTINUITY']._serialized_start=700
+  _globals['_DISCONTINUITY']._serialized_end=893
+  _globals['_SIGNEDKEYROTATION']._serialized_start=895
+  _globals['_SIGNEDKEYROTATION']._serialized_end=978
+  _globals['_LINKREVOCATION']._serialized_start=981
+  _globals['_LINKREVOCATION']._serialized_end=1173
+  _globals['_SIGNEDLINKREVOCATION']._serialized_start=1175
+  _globals['_SIGNEDLINKREVOCATION']._serialized_end=1236
+  _globals['_TRUSTSTEP']._serialized_start=1239
+  _globals['_TRUSTSTEP']._serialized_end=1413
+  _globals['_TRUSTCHAIN']._serialized_start=1415
+  _globals['_TRUSTCHAIN']._serialized_end=1463
+  _globals['_ADMINISTRATIONHANDOVER']._serialized_start=1466
+  _globals['_ADMINISTRATIONHANDOVER']._serialized_end=1668
 # @@protoc_insertion_point(module_scope)

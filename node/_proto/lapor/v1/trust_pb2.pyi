@@ -44,7 +44,7 @@ class SignedLinkAgreement(_message.Message):
     def __init__(self, agreement: _Optional[bytes] = ..., parent_signature: _Optional[bytes] = ..., child_signature: _Optional[bytes] = ...) -> None: ...
 
 class KeyRotation(_message.Message):
-    __slots__ = ("node_id", "old_signing_key", "new_signing_key", "new_tls_cert_sha256", "new_tls_cert_pem", "rotated_at", "old_tls_valid_until")
+    __slots__ = ("node_id", "old_signing_key", "new_signing_key", "new_tls_cert_sha256", "new_tls_cert_pem", "rotated_at", "old_tls_valid_until", "discontinuity")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     OLD_SIGNING_KEY_FIELD_NUMBER: _ClassVar[int]
     NEW_SIGNING_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +52,7 @@ class KeyRotation(_message.Message):
     NEW_TLS_CERT_PEM_FIELD_NUMBER: _ClassVar[int]
     ROTATED_AT_FIELD_NUMBER: _ClassVar[int]
     OLD_TLS_VALID_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    DISCONTINUITY_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     old_signing_key: bytes
     new_signing_key: bytes
@@ -59,7 +60,26 @@ class KeyRotation(_message.Message):
     new_tls_cert_pem: str
     rotated_at: _timestamp_pb2.Timestamp
     old_tls_valid_until: _timestamp_pb2.Timestamp
-    def __init__(self, node_id: _Optional[str] = ..., old_signing_key: _Optional[bytes] = ..., new_signing_key: _Optional[bytes] = ..., new_tls_cert_sha256: _Optional[bytes] = ..., new_tls_cert_pem: _Optional[str] = ..., rotated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., old_tls_valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    discontinuity: Discontinuity
+    def __init__(self, node_id: _Optional[str] = ..., old_signing_key: _Optional[bytes] = ..., new_signing_key: _Optional[bytes] = ..., new_tls_cert_sha256: _Optional[bytes] = ..., new_tls_cert_pem: _Optional[str] = ..., rotated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., old_tls_valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., discontinuity: _Optional[_Union[Discontinuity, _Mapping]] = ...) -> None: ...
+
+class Discontinuity(_message.Message):
+    __slots__ = ("fenced_checkpoint", "fenced_size", "fenced_root", "restart_size", "restart_root", "reason", "declared_at")
+    FENCED_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    FENCED_SIZE_FIELD_NUMBER: _ClassVar[int]
+    FENCED_ROOT_FIELD_NUMBER: _ClassVar[int]
+    RESTART_SIZE_FIELD_NUMBER: _ClassVar[int]
+    RESTART_ROOT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DECLARED_AT_FIELD_NUMBER: _ClassVar[int]
+    fenced_checkpoint: bytes
+    fenced_size: int
+    fenced_root: bytes
+    restart_size: int
+    restart_root: bytes
+    reason: str
+    declared_at: _timestamp_pb2.Timestamp
+    def __init__(self, fenced_checkpoint: _Optional[bytes] = ..., fenced_size: _Optional[int] = ..., fenced_root: _Optional[bytes] = ..., restart_size: _Optional[int] = ..., restart_root: _Optional[bytes] = ..., reason: _Optional[str] = ..., declared_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SignedKeyRotation(_message.Message):
     __slots__ = ("rotation", "old_signature", "new_signature")
