@@ -46,7 +46,7 @@ from node.federation.liveness import Liveness, SilenceWatch
 from node.federation.status import error_for_status
 from node.ids import NodeId
 from node.logs import get_logger
-from node.services import exchange, routing
+from node.services import exchange
 from node.services.context import NodeContext
 
 __all__ = ["DbRunner", "FrameTransport", "LinkSession", "RefusedError"]
@@ -461,9 +461,6 @@ class LinkSession:
         if result.applied:
             self.wake.set()  # responses (receipts) are waiting in the outbox
             self.log.debug("link.committed", count=result.applied, through=result.committed_through)
-        if result.accepted and self.ctx.config.routing.auto:
-            for tracking_id in result.accepted:  # dispose further by the routing rules
-                await self.db.write(routing.auto_dispose, self.ctx, tracking_id)
         if result.error is not None:
             self.log.warning(
                 "link.refused",

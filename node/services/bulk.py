@@ -46,7 +46,7 @@ from node.crypto.signing import VerifyKey
 from node.envelopes import OpenedEnvelope, body_sha256, open_envelope
 from node.errors import NodeError
 from node.ids import NodeId
-from node.services import checkpoints, monitoring, progress, witness
+from node.services import checkpoints, lifecycle, monitoring, witness
 from node.services._events import add_events
 from node.services._ledger import record_many
 from node.services._outbox import sealed, store_sealed
@@ -195,7 +195,7 @@ class _ReferralCheck:
             return None
         try:
             check_summary(summary)
-            carries_content = progress.checked_content(summary, delivery)
+            carries_content = lifecycle.checked_content(summary, delivery)
         except NodeError:
             return None
         self.existing.add(summary.tracking_id)
@@ -204,7 +204,7 @@ class _ReferralCheck:
 
 class _ReceiptCheck:
     """A receipt for a referral as this node sent it, whose complaint needs no status
-    update sent on up (exchange._on_receipt and progress.after_receipt)."""
+    update sent on up (exchange._on_receipt and lifecycle.after_receipt)."""
 
     def __init__(
         self,
@@ -245,7 +245,7 @@ class _ReceiptCheck:
             and holder == self.peer
         ):
             if state.received_from is not None:
-                return None  # its status goes on up: progress.after_receipt does that
+                return None  # its status goes on up: lifecycle.after_receipt does that
             disposed = disposed or one.envelope.sent_at.ToDatetime(tzinfo=self.now.tzinfo)
         self.done.add(receipt.tracking_id)
         if updated is None and disposed == state.disposed_at:
@@ -312,7 +312,7 @@ def _apply_referrals(
     now = ctx.clock.now()
     peer = link.peer_id
     summaries = [t.opened.envelope.referral.complaint for t in taken]
-    rows = [progress.referred_complaint(ctx, link, s, now) for s in summaries]
+    rows = [lifecycle.referred_complaint(ctx, link, s, now) for s in summaries]
     queries.insert_many(session, Complaint, tuple(rows[0]), [tuple(r.values()) for r in rows])
     queries.insert_many(
         session,

@@ -53,6 +53,7 @@ from node.store.models import Complaint, Link, ReporterIdentityRow
 
 __all__ = [
     "check_offer",
+    "forget_identity",
     "has_identity",
     "holder_statement",
     "identity_of",
@@ -122,6 +123,13 @@ def keep_identity(
             recorded_at=ctx.clock.now(),
         ),
     )
+
+
+def forget_identity(session: Session, tracking_id: str) -> None:
+    """Delete the reporter's identity kept here, if any (an erasure, in its transaction)."""
+    row = session.get(ReporterIdentityRow, tracking_id)
+    if row is not None:
+        session.delete(row)
 
 
 def has_identity(session: Session, tracking_id: str) -> bool:

@@ -16,13 +16,16 @@ in its own savepoint:
      rotation only for the sender itself, signed with the key it rotates from;
   5. apply the payload, append its ledger entry, queue any response, record the inbox row.
 The first envelope that fails stops the batch: what came before it is committed and
-acknowledged, it and everything after it are not stored.
+acknowledged, it and everything after it are not stored. With `routing.auto`, the referrals
+the batch accepted are disposed of by the routing rules in the same transaction
+(node.services.routing.auto_dispose_in), so none is left accepted and undisposed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -49,9 +52,10 @@ from node.services import (
     bulk,
     checkpoints,
     confidential,
+    lifecycle,
     monitoring,
-    progress,
     rotation,
+    routing,
     witness,
 )
 from node.services._events import add_event
@@ -66,6 +70,7 @@ log = get_logger()
 # Sequences and checkpoint sizes are stored as signed 64-bit integers: a peer's number
 # beyond this is malformed input, refused before it reaches the database.
 MAX_SEQUENCE = (1 << 63) - 1
+_ID_SHAPE = re.compile(r"[0-9A-Za-z-]{1,64}")
 
 __all__ = [
     "MAX_SEQUENCE",
@@ -90,8 +95,8 @@ class BatchResult:
     error: NodeError | None = None
     failed_sequence: int = 0
     applied: int = 0
-    # Complaints referred to this node in the batch: routing rules may dispose of them
-    # further once the batch is committed (node.services.routing.auto_dispose).
+    # Complaints referred to this node in the batch: with routing.auto, the batch's own
+    # transaction disposed of them further by the rules (node.services.routing).
     accepted: list[str] = field(default_factory=list)
     # Responses queued by this batch: a redelivery later in the same batch gets none
     # replayed, since the link sends them in sequence anyway.
@@ -179,12 +184,12 @@ def pending(
             for item in items
         ]
         # Note text beside its commitment, for the payloads that may commit to one.
-        progress.attach_notes(
+        lifecycle.attach_notes(
             session,
             [
                 d
                 for (_, d), item in zip(rows, items, strict=True)
-                if item.kind in progress.NOTE_KINDS
+                if item.kind in lifecycle.NOTE_KINDS
             ],
         )
         held = witness.present(session, ctx, [d for _, d in rows], held)
@@ -290,29 +295,46 @@ def receive_batch(
                     f"{e}; this node recorded the evidence in its ledger entry {index} and "
                     "refuses further envelopes from you until its operator acts"
                 )
-                result.failed_sequence = link.last_in_seq + 1
+                result.failed_sequence = _claimed(delivery, link)[0]
                 break
             except NodeError as e:
                 result.error = e
-                result.failed_sequence = link.last_in_seq + 1
+                result.failed_sequence = _claimed(delivery, link)[0]
                 break
             except (DecodeError, OverflowError, ValueError) as e:
                 # A nested message that does not parse, a number beyond what the database
                 # holds, a time beyond the calendar: the sender's error, refused like any
                 # malformed envelope.
+                sequence, message_id = _claimed(delivery, link)
                 result.error = ValidationError(
-                    f"envelope {link.last_in_seq + 1} from {peer} carries a field that does "
-                    f"not parse or is out of range ({type(e).__name__}); nothing of it was "
-                    "stored"
+                    f"envelope {sequence} (message {message_id}) from {peer} carries a field "
+                    f"that does not parse or is out of range ({type(e).__name__}); nothing "
+                    "of it was stored"
                 )
-                result.failed_sequence = link.last_in_seq + 1
+                result.failed_sequence = sequence
                 break
         _send_receipts(session, ctx, link, receipts)
         if result.committed_through or result.applied:
             link.last_seen_at = ctx.clock.now()
         if held is not None and queued and len(queued) == link.next_out_seq - first_out:
             result.outgoing = _outgoing(session, ctx, queued, held)
+        for tracking_id in result.accepted if ctx.config.routing.auto else ():
+            routing.auto_dispose_in(session, ctx, tracking_id)  # commits with the acceptance
     return result
+
+
+def _claimed(delivery: federation_pb2.Delivery, link: Link) -> tuple[int, str]:
+    """The sequence and message id a refused delivery claims, to name it in the refusal;
+    for one whose body does not parse, the sequence it stands at and "unknown"."""
+    try:
+        env = envelope_pb2.Envelope.FromString(delivery.envelope.body)
+    except DecodeError:
+        return link.last_in_seq + 1, "unknown"
+    # Unverified text from outside: named only if it has the shape of an id.
+    message_id = env.message_id if _ID_SHAPE.fullmatch(env.message_id) else "unknown"
+    if not 0 < env.sequence <= MAX_SEQUENCE:
+        return link.last_in_seq + 1, message_id
+    return env.sequence, message_id
 
 
 def _outgoing(
@@ -327,7 +349,7 @@ def _outgoing(
         (sequence, _delivery(ctx.node_id, signed.body, signed.key_id, signed.signature))
         for sequence, signed in queued
     ]
-    try:  # receipts: no note goes beside them (progress.NOTE_KINDS)
+    try:  # receipts: no note goes beside them (lifecycle.NOTE_KINDS)
         after = witness.present(session, ctx, [d for _, d in rows], held)
     except NodeError:
         return None
@@ -405,23 +427,25 @@ def _receive_one(
         )
     if env.sequence != link.last_in_seq + 1:
         raise SequenceGapError(
-            f"sequence gap from {peer}: expected {link.last_in_seq + 1}, found {env.sequence}"
+            f"sequence gap from {peer}: envelope {env.sequence} (message {env.message_id}) "
+            f"was refused; expected sequence {link.last_in_seq + 1}, the one after the last "
+            "committed; nothing of it was stored"
         )
     kind = opened.payload_kind
     _check_sender_role(link, kind)
     receipt: envelope_pb2.Receipt | None = None
     if kind == "referral":
-        if progress.is_known(session, opened):  # referred again after it came back up
-            receipt = progress.on_referral_again(session, ctx, link, opened, delivery)
+        if lifecycle.is_known(session, opened):  # referred again after it came back up
+            receipt = lifecycle.on_referral_again(session, ctx, link, opened, delivery)
         else:
             receipt = _on_referral(session, ctx, link, opened, delivery)
     elif kind == "receipt":
         _on_receipt(session, ctx, link, opened)
-        progress.after_receipt(session, ctx, link, opened)
+        lifecycle.after_receipt(session, ctx, link, opened)
     elif kind == "status_update":
-        progress.on_status_update(session, ctx, link, opened, delivery)
+        lifecycle.on_status_update(session, ctx, link, opened, delivery)
     elif kind == "reporter_reply":
-        progress.on_reporter_reply(session, ctx, link, opened, delivery)
+        lifecycle.on_reporter_reply(session, ctx, link, opened, delivery)
     elif kind == "key_rotation":
         _on_key_rotation(session, ctx, link, opened, key)
     elif kind == "sealed_identity":
@@ -480,15 +504,15 @@ def _on_referral(
 ) -> envelope_pb2.Receipt:
     summary = opened.envelope.referral.complaint
     check_summary(summary)
-    content = progress.referral_content(summary, delivery)
+    content = lifecycle.referral_content(summary, delivery)
     if queries.get_complaint(session, summary.tracking_id) is not None:
         raise StateError(f"{summary.tracking_id} is already on this node")
     queries.add(
-        session, Complaint(**progress.referred_complaint(ctx, link, summary, ctx.clock.now()))
+        session, Complaint(**lifecycle.referred_complaint(ctx, link, summary, ctx.clock.now()))
     )
     if content is not None:
         queries.add(session, content)
-    return progress.record_referral(session, ctx, opened, f"referral received from {link.peer_id}")
+    return lifecycle.record_referral(session, ctx, opened, f"referral received from {link.peer_id}")
 
 
 def _on_receipt(session: Session, ctx: NodeContext, link: Link, opened: OpenedEnvelope) -> None:

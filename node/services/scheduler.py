@@ -6,7 +6,7 @@ Invariants:
    working days from the calendar node.yaml configures (``workflow:``) and the limits from
    ``deadlines:`` (node.workflow.deadlines). So a test moves the clock, never sleeps.
 2. The scheduler acts only on complaints this node holds, each in its own transaction
-   through node.services.progress.transition (role ``system``): one complaint that cannot
+   through node.services._transitions.transition (role ``system``): one complaint that cannot
    be changed does not stop the others, and each change is in the ledger and travels up.
    What is due is found first in one streamed read (skipping in SQL what is too young to
    be due), so a node holding many complaints opens write transactions only for those.
@@ -30,7 +30,7 @@ from sqlalchemy import select
 from node.config import NodeConfig
 from node.errors import NodeError, NotFoundError, StateError, ValidationError
 from node.ids import parse_tracking_id
-from node.services import progress
+from node.services._transitions import local_role, transition
 from node.services.context import NodeContext
 from node.store import queries
 from node.store.models import Complaint
@@ -182,7 +182,7 @@ def run_due(
                     continue  # changed since it was listed
                 if status == Status.resolved.value:
                     if _closes_now(ctx, row, now):
-                        progress.transition(session, ctx, row, Action.close, Role.system)
+                        transition(session, ctx, row, Action.close, Role.system)
                         closed.append(tracking_id)
                     continue
                 found = missed(ctx.config, row, now)
@@ -190,7 +190,7 @@ def run_due(
                     continue
                 late.append(tracking_id)
                 if ctx.config.workflow.auto_escalate and status != Status.referred.value:
-                    progress.transition(
+                    transition(
                         session,
                         ctx,
                         row,
@@ -215,7 +215,7 @@ def escalate(ctx: NodeContext, tracking_id: str, reason: str) -> int:
         row = queries.get_complaint(session, tracking_id, lock=True)
         if row is None:
             raise NotFoundError(f"no complaint {tracking_id} on this node")
-        role = progress.local_role(row, ctx.node_id, Action.escalate)
+        role = local_role(row, ctx.node_id, Action.escalate)
         lifecycle.apply(Status(row.status), Action.escalate, role)  # the status allows it
         if row.status == Status.referred.value:
             raise StateError(
@@ -229,4 +229,4 @@ def escalate(ctx: NodeContext, tracking_id: str, reason: str) -> int:
                 "for a missed deadline (see `complaint list --overdue`)"
             )
         note = f"{text} (missed: {_describe(found)})"
-        return progress.transition(session, ctx, row, Action.escalate, role, note=note)
+        return transition(session, ctx, row, Action.escalate, role, note=note)
