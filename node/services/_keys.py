@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, ProgrammingError
@@ -25,10 +25,16 @@ from node.errors import IntegrityError
 from node.store.db import Database
 from node.store.models import OwnKey
 
-if TYPE_CHECKING:
-    from node.services.context import NodeContext
+
+class KeyHolder(Protocol):
+    """What `refresh_key` reads and updates: a NodeContext (node.services.context), which
+    imports this module, so it is named here by its shape."""
+
+    config: NodeConfig
+    signing_key: SigningKey
 
 __all__ = [
+    "KeyHolder",
     "current_key",
     "next_path",
     "open_key",
@@ -103,7 +109,7 @@ def current_key(session: Session) -> bytes | None:
     return session.scalar(select(OwnKey.signing_key).where(OwnKey.retired_at.is_(None)))
 
 
-def refresh_key(session: Session, ctx: NodeContext) -> None:
+def refresh_key(session: Session, ctx: KeyHolder) -> None:
     """If another process rotated this node's keys, load the new key before signing.
 
     Call inside the signing transaction after the ledger head is locked: the rotation's own

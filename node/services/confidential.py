@@ -27,6 +27,7 @@ substitution in its own envelope, recorded in the entry node's ledger.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -104,8 +105,6 @@ def split(draft: ComplaintDraft) -> tuple[ComplaintDraft, privacy_pb2.ReporterId
     )
     if not (draft.anonymous or draft.confidential):
         return draft, None
-    from dataclasses import replace
-
     bare = replace(draft, reporter_name="", reporter_contact="", reporter_id_number="")
     return bare, (identity if identity.ByteSize() else None)
 
