@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
@@ -22,8 +21,8 @@ from node.config import NodeConfig
 from node.crypto.keyfiles import read_file
 from node.crypto.signing import SigningKey
 from node.errors import IntegrityError
+from node.store import keys
 from node.store.db import Database
-from node.store.models import OwnKey
 
 
 class KeyHolder(Protocol):
@@ -32,6 +31,7 @@ class KeyHolder(Protocol):
 
     config: NodeConfig
     signing_key: SigningKey
+
 
 __all__ = [
     "KeyHolder",
@@ -106,7 +106,7 @@ def settle_files(config: NodeConfig, current: bytes) -> bool:
 
 def current_key(session: Session) -> bytes | None:
     """The current signing key (public) by the database; None before any rotation."""
-    return session.scalar(select(OwnKey.signing_key).where(OwnKey.retired_at.is_(None)))
+    return keys.current_signing_key(session)
 
 
 def refresh_key(session: Session, ctx: KeyHolder) -> None:

@@ -61,7 +61,7 @@ from node.logs import get_logger
 from node.services._ledger import record
 from node.services.context import NodeContext
 from node.services.trust import chain_of_trust
-from node.store import lifecycle, queries
+from node.store import link_state, queries
 from node.store.models import Invite, Link
 
 __all__ = [
@@ -235,9 +235,9 @@ def approve(ctx: NodeContext, child: str) -> ApprovedJoin:
     child_id = parse_node_id(child)
     now = ctx.clock.now()
     with ctx.db.write() as session:
-        waiting = lifecycle.invites_for(session, child_id, ["pending"], lock=True)
+        waiting = link_state.invites_for(session, child_id, ["pending"], lock=True)
         if not waiting:
-            unused = lifecycle.invites_for(session, child_id, ["open"])
+            unused = link_state.invites_for(session, child_id, ["open"])
             hint = (
                 f"its invite is not used yet: the operator of {child_id} runs "
                 "`lapor-node link join TOKEN` first, then you approve"
@@ -270,7 +270,7 @@ def reject(ctx: NodeContext, child: str, reason: str) -> list[ApprovedJoin]:
     child_id = parse_node_id(child)
     now = ctx.clock.now()
     with ctx.db.write() as session:
-        rows = lifecycle.invites_for(session, child_id, ["open", "pending", "approved"], lock=True)
+        rows = link_state.invites_for(session, child_id, ["open", "pending", "approved"], lock=True)
         if not rows:
             raise NotFoundError(f"no invite for {child_id} is open or waiting; nothing to reject")
         for row in rows:
@@ -319,7 +319,7 @@ def _find_invite(
     secret get the same answer, so a caller cannot learn which invites exist; the log
     tells the operator which it was (the invite id's first digits, never the secret)."""
     # An id that is not 32 hex digits names no invite (and is never sent to the database).
-    row = lifecycle.get_invite(session, invite_id, lock=lock) if _INVITE.match(invite_id) else None
+    row = link_state.get_invite(session, invite_id, lock=lock) if _INVITE.match(invite_id) else None
     if row is None:
         reason = "no invite with this id"
     elif not hmac.compare_digest(secret_sha256(secret), row.secret_sha256):

@@ -23,7 +23,6 @@ import datetime as dt
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from node._proto.lapor.v1 import ledger_pb2
@@ -34,8 +33,8 @@ from node.errors import NotFoundError, StateError, ValidationError
 from node.ids import NodeId, parse_node_id
 from node.services._ledger import record
 from node.services.context import NodeContext
-from node.store import lifecycle, queries
-from node.store.models import Invite, Link, PeerKey
+from node.store import keys, link_state, queries
+from node.store.models import Invite, Link
 
 __all__ = [
     "HEARTBEAT_SECONDS",
@@ -158,9 +157,7 @@ def pins(ctx: NodeContext) -> list[Pin]:
     now = ctx.clock.now()
     with ctx.db.read() as session:
         earlier: dict[str, list[tuple[bytes, bytes]]] = {}
-        for row in session.scalars(
-            select(PeerKey).where(PeerKey.tls_valid_until > now).order_by(PeerKey.replaced_at)
-        ):
+        for row in keys.valid_peer_keys(session, now):
             earlier.setdefault(row.peer_id, []).append(
                 (row.tls_cert_pem.encode(), row.tls_fingerprint)
             )
@@ -236,7 +233,7 @@ def _view(
         state = "never connected"
     else:
         state = "not connected"
-    oldest = lifecycle.oldest_unacked(session, link.peer_id)
+    oldest = link_state.oldest_unacked(session, link.peer_id)
     return LinkView(
         link.peer_id,
         link.role,
@@ -346,7 +343,7 @@ def link_report(ctx: NodeContext) -> LinkReport:
     with ctx.db.read() as session:
         links = {link.peer_id: link for link in queries.list_links(session)}
         invites: dict[str, Invite] = {}
-        for row in lifecycle.live_invites(session, now):
+        for row in link_state.live_invites(session, now):
             invites.setdefault(row.child_id, row)
         rows: list[LinkView] = [
             _view(session, link, now, expected=False)
@@ -443,17 +440,17 @@ def revoke(ctx: NodeContext, peer: str, reason: str) -> Revocation:
 def mark_connected(ctx: NodeContext, peer: str, connected: bool) -> None:
     """`serve` has (True) or no longer has (False) a live stream with `peer`."""
     with ctx.db.write() as session:
-        lifecycle.set_connected(session, peer, ctx.clock.now() if connected else None)
+        link_state.set_connected(session, peer, ctx.clock.now() if connected else None)
 
 
 def heartbeat(ctx: NodeContext, peers: Collection[str]) -> None:
     """The streams with `peers` are still live."""
     if peers:
         with ctx.db.write() as session:
-            lifecycle.touch(session, peers, ctx.clock.now())
+            link_state.touch(session, peers, ctx.clock.now())
 
 
 def reset_connections(ctx: NodeContext) -> None:
     """No stream is live (the node starts or stops)."""
     with ctx.db.write() as session:
-        lifecycle.clear_connections(session)
+        link_state.clear_connections(session)

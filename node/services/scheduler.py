@@ -25,14 +25,12 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
-from sqlalchemy import select
-
 from node.config import NodeConfig
 from node.errors import NodeError, NotFoundError, StateError, ValidationError
 from node.ids import parse_tracking_id
 from node.services._transitions import local_role, transition
 from node.services.context import NodeContext
-from node.store import queries
+from node.store import listing, queries
 from node.store.models import Complaint
 from node.workflow import lifecycle
 from node.workflow.calendar import WorkingCalendar, local_date
@@ -132,15 +130,11 @@ def due_now(ctx: NodeContext, now: dt.datetime) -> list[tuple[str, str]]:
     complaints does not hold up the writer thread."""
     due: list[tuple[str, str]] = []
     with ctx.db.read() as session:
-        rows = session.scalars(
-            select(Complaint)
-            .where(
-                Complaint.holder == ctx.node_id,
-                Complaint.status.in_([s.value for s in _SCHEDULED]),
-                Complaint.received_at <= now - _too_young(ctx.config.deadlines),
-            )
-            .order_by(Complaint.tracking_id)
-            .execution_options(yield_per=500)
+        rows = listing.iter_due_candidates(
+            session,
+            ctx.node_id,
+            [s.value for s in _SCHEDULED],
+            now - _too_young(ctx.config.deadlines),
         )
         for row in rows:
             if (

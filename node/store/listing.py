@@ -1,9 +1,10 @@
-"""The complaint listing (`complaint list`): filtered, oldest first, streamed in pages."""
+"""Complaint listings: `complaint list` and the dashboard's overdue pages (filtered,
+oldest first), and the scheduler's pass; streamed in pages of 500."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import Select, func, select
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from node.store.models import Complaint
 
-__all__ = ["ListingFilter", "count_listed", "iter_listed"]
+__all__ = ["ListingFilter", "count_listed", "iter_due_candidates", "iter_listed"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class ListingFilter:
     classification: str | None = None
     referred_to: str | None = None
     year: int | None = None
+    not_referred: bool = False  # only those this node never referred to a child
 
 
 def _select(f: ListingFilter) -> Select[Complaint]:
@@ -35,6 +37,8 @@ def _select(f: ListingFilter) -> Select[Complaint]:
     ):
         if value is not None:
             stmt = stmt.where(column == value)
+    if f.not_referred:
+        stmt = stmt.where(Complaint.referred_to.is_(None))
     if f.year is not None:
         start = dt.datetime(f.year, 1, 1, tzinfo=dt.UTC)
         stmt = stmt.where(
@@ -55,4 +59,21 @@ def iter_listed(session: Session, f: ListingFilter, limit: int = 0) -> Iterator[
     stmt = _select(f)
     if limit:
         stmt = stmt.limit(limit)
+    yield from session.scalars(stmt.execution_options(yield_per=500))
+
+
+def iter_due_candidates(
+    session: Session, holder: str, statuses: Iterable[str], received_before: dt.datetime
+) -> Iterator[Complaint]:
+    """The complaints `holder` holds in one of `statuses`, received before
+    `received_before` (younger ones cannot be due yet), by tracking id (the scheduler)."""
+    stmt = (
+        select(Complaint)
+        .where(
+            Complaint.holder == holder,
+            Complaint.status.in_(list(statuses)),
+            Complaint.received_at <= received_before,
+        )
+        .order_by(Complaint.tracking_id)
+    )
     yield from session.scalars(stmt.execution_options(yield_per=500))
