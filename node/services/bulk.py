@@ -5,7 +5,8 @@ envelope. Under load nearly every envelope on a link is one of these two.
 `receive_run` takes the longest prefix of the deliveries that it can apply by itself and
 returns its length; exchange.receive_batch takes the next delivery through the
 per-envelope path and then offers the rest here again. What the bulk path takes it checks
-exactly as the per-envelope path would (the same open_envelope, sequence, sender role,
+exactly as the per-envelope path would (the same open_envelope, sequence and sender-role
+checks of node.services._receive_checks,
 summary, commitment and witness checks, the same lookups made for the whole run at
 once), and it writes the same rows and ledger entries. The first delivery that is
 anything else ends the run, and the per-envelope path decides about it, with its
@@ -50,6 +51,7 @@ from node.services import checkpoints, lifecycle, monitoring, witness
 from node.services._events import add_events
 from node.services._ledger import record_many
 from node.services._outbox import sealed, store_sealed
+from node.services._receive_checks import check_sender_role, check_sequence, is_redelivery
 from node.services.context import NodeContext
 from node.store import batches, queries
 from node.store.models import (
@@ -62,7 +64,7 @@ from node.store.models import (
 __all__ = ["RunResult", "receive_run"]
 
 # The payload a run carries on each side of a link: referrals come down from the parent,
-# receipts up from a child (exchange._SENT_BY).
+# receipts up from a child (node.services._receive_checks.SENT_BY).
 _RUN_KIND = {"parent": "referral", "child": "receipt"}
 
 
@@ -134,6 +136,10 @@ def _open_prefix(
             break
         if one.payload_kind != kind:
             break
+        try:
+            check_sender_role(link, kind)
+        except NodeError:
+            break
         opened.append(one)
     return opened
 
@@ -166,7 +172,11 @@ def _check_prefix(
     expected = link.last_in_seq + 1
     for one, delivery in zip(opened, deliveries, strict=False):
         env = one.envelope
-        if env.message_id in seen or env.message_id in message_ids or env.sequence != expected:
+        if is_redelivery(env.message_id, seen) or is_redelivery(env.message_id, message_ids):
+            break
+        try:
+            check_sequence(link.peer_id, env, expected - 1)
+        except NodeError:
             break
         item = check(one, delivery)
         if item is None:

@@ -41,7 +41,6 @@ from node.envelopes import OpenedEnvelope, open_envelope
 from node.errors import (
     NodeError,
     PermissionDeniedError,
-    SequenceGapError,
     SignatureError,
     StateError,
     ValidationError,
@@ -61,6 +60,7 @@ from node.services import (
 from node.services._events import add_event
 from node.services._ledger import record
 from node.services._outbox import enqueue
+from node.services._receive_checks import check_sender_role, check_sequence
 from node.services.context import NodeContext
 from node.store import queries
 from node.store.models import Complaint, InboxRow, Link
@@ -78,13 +78,16 @@ __all__ = [
     "HelloState",
     "Outgoing",
     "acknowledge",
+    "acknowledge_in",
     "check_hello",
     "check_peer_holds",
     "hello_state",
     "pending",
     "prove",
     "receive_batch",
+    "receive_batch_in",
     "record_link_error",
+    "record_link_error_in",
 ]
 
 
@@ -232,24 +235,38 @@ def prove(ctx: NodeContext, deliveries: Sequence[federation_pb2.Delivery], held:
 
 
 def acknowledge(ctx: NodeContext, peer: NodeId, through: int) -> None:
-    """The peer committed everything we sent up to `through`."""
+    """`acknowledge_in` in a transaction of its own."""
     _check_number(through, "an acknowledged sequence")
     with ctx.db.write() as session:
-        next_out = queries.acknowledge_outbox(session, peer, through, ctx.clock.now())
-        if next_out is None:
-            raise PermissionDeniedError(f"{peer} is not linked to this node")
-        if through >= next_out:  # raised inside the transaction: the link is left as it was
-            raise StateError(
-                f"{peer} acknowledged sequence {through}, but the last one sent is {next_out - 1}"
-            )
+        acknowledge_in(session, ctx, peer, through)
+
+
+def acknowledge_in(session: Session, ctx: NodeContext, peer: NodeId, through: int) -> None:
+    """The peer committed everything we sent up to `through`."""
+    _check_number(through, "an acknowledged sequence")
+    next_out = queries.acknowledge_outbox(session, peer, through, ctx.clock.now())
+    if next_out is None:
+        raise PermissionDeniedError(f"{peer} is not linked to this node")
+    if through >= next_out:  # raised inside the transaction: the link is left as it was
+        raise StateError(
+            f"{peer} acknowledged sequence {through}, but the last one sent is {next_out - 1}"
+        )
+
+
+def record_link_error_in(
+    session: Session, ctx: NodeContext, peer: NodeId, message: str | None
+) -> None:
+    """Why the link to `peer` last ended (None: it is up), and when."""
+    link = queries.get_link(session, peer, lock=True)
+    if link is not None:
+        link.last_error = message
+        link.last_seen_at = ctx.clock.now()
 
 
 def record_link_error(ctx: NodeContext, peer: NodeId, message: str | None) -> None:
+    """`record_link_error_in` in a transaction of its own."""
     with ctx.db.write() as session:
-        link = queries.get_link(session, peer, lock=True)
-        if link is not None:
-            link.last_error = message
-            link.last_seen_at = ctx.clock.now()
+        record_link_error_in(session, ctx, peer, message)
 
 
 def receive_batch(
@@ -260,66 +277,78 @@ def receive_batch(
 ) -> BatchResult:
     """Apply `deliveries` from `peer` in order (see the module docstring). With `held`, the
     size of our checkpoint the peer holds, the result also carries the responses queued,
-    ready to send (Outgoing), when the bulk path queued all of them."""
-    result = BatchResult()
+    ready to send (Outgoing), when the bulk path queued all of them. One transaction of
+    its own (`receive_batch_in`)."""
     with ctx.db.write() as session:
-        link = _active_link(session, peer, lock=True)
-        witness.refuse_if_suspended(link)
-        key = VerifyKey(link.signing_key)
-        receipts: list[tuple[InboxRow, envelope_pb2.Receipt]] = []
-        first_out = link.next_out_seq
-        queued: list[tuple[int, envelope_pb2.SignedEnvelope]] = []
-        position = 0
-        while position < len(deliveries):
-            run = bulk.receive_run(session, ctx, link, deliveries[position:])
-            if run.taken:
-                position += run.taken
-                result.committed_through = run.through
-                result.applied += run.taken
-                result.accepted.extend(run.accepted)
-                result.fresh_responses.update(run.responses)
-                queued.extend(run.queued)
-                if position == len(deliveries):
-                    break
-            delivery = deliveries[position]
-            position += 1
-            if key.raw != link.signing_key:  # the peer's key rotation was just followed
-                key = VerifyKey(link.signing_key)
-            try:
-                with session.begin_nested():
-                    signer = _signer(session, link, key, delivery)
-                    _receive_one(session, ctx, link, signer, delivery, result, receipts)
-            except witness.ForkDetected as e:
-                index = witness.record_fork(session, ctx, link, e)
-                result.error = StateError(
-                    f"{e}; this node recorded the evidence in its ledger entry {index} and "
-                    "refuses further envelopes from you until its operator acts"
-                )
-                result.failed_sequence = _claimed(delivery, link)[0]
+        return receive_batch_in(session, ctx, peer, deliveries, held)
+
+
+def receive_batch_in(
+    session: Session,
+    ctx: NodeContext,
+    peer: NodeId,
+    deliveries: Sequence[federation_pb2.Delivery],
+    held: int | None = None,
+) -> BatchResult:
+    """`receive_batch` in the caller's transaction."""
+    result = BatchResult()
+    link = _active_link(session, peer, lock=True)
+    witness.refuse_if_suspended(link)
+    key = VerifyKey(link.signing_key)
+    receipts: list[tuple[InboxRow, envelope_pb2.Receipt]] = []
+    first_out = link.next_out_seq
+    queued: list[tuple[int, envelope_pb2.SignedEnvelope]] = []
+    position = 0
+    while position < len(deliveries):
+        run = bulk.receive_run(session, ctx, link, deliveries[position:])
+        if run.taken:
+            position += run.taken
+            result.committed_through = run.through
+            result.applied += run.taken
+            result.accepted.extend(run.accepted)
+            result.fresh_responses.update(run.responses)
+            queued.extend(run.queued)
+            if position == len(deliveries):
                 break
-            except NodeError as e:
-                result.error = e
-                result.failed_sequence = _claimed(delivery, link)[0]
-                break
-            except (DecodeError, OverflowError, ValueError) as e:
-                # A nested message that does not parse, a number beyond what the database
-                # holds, a time beyond the calendar: the sender's error, refused like any
-                # malformed envelope.
-                sequence, message_id = _claimed(delivery, link)
-                result.error = ValidationError(
-                    f"envelope {sequence} (message {message_id}) from {peer} carries a field "
-                    f"that does not parse or is out of range ({type(e).__name__}); nothing "
-                    "of it was stored"
-                )
-                result.failed_sequence = sequence
-                break
-        _send_receipts(session, ctx, link, receipts)
-        if result.committed_through or result.applied:
-            link.last_seen_at = ctx.clock.now()
-        if held is not None and queued and len(queued) == link.next_out_seq - first_out:
-            result.outgoing = _outgoing(session, ctx, queued, held)
-        for tracking_id in result.accepted if ctx.config.routing.auto else ():
-            routing.auto_dispose_in(session, ctx, tracking_id)  # commits with the acceptance
+        delivery = deliveries[position]
+        position += 1
+        if key.raw != link.signing_key:  # the peer's key rotation was just followed
+            key = VerifyKey(link.signing_key)
+        try:
+            with session.begin_nested():
+                signer = _signer(session, link, key, delivery)
+                _receive_one(session, ctx, link, signer, delivery, result, receipts)
+        except witness.ForkDetected as e:
+            index = witness.record_fork(session, ctx, link, e)
+            result.error = StateError(
+                f"{e}; this node recorded the evidence in its ledger entry {index} and "
+                "refuses further envelopes from you until its operator acts"
+            )
+            result.failed_sequence = _claimed(delivery, link)[0]
+            break
+        except NodeError as e:
+            result.error = e
+            result.failed_sequence = _claimed(delivery, link)[0]
+            break
+        except (DecodeError, OverflowError, ValueError) as e:
+            # A nested message that does not parse, a number beyond what the database
+            # holds, a time beyond the calendar: the sender's error, refused like any
+            # malformed envelope.
+            sequence, message_id = _claimed(delivery, link)
+            result.error = ValidationError(
+                f"envelope {sequence} (message {message_id}) from {peer} carries a field "
+                f"that does not parse or is out of range ({type(e).__name__}); nothing "
+                "of it was stored"
+            )
+            result.failed_sequence = sequence
+            break
+    _send_receipts(session, ctx, link, receipts)
+    if result.committed_through or result.applied:
+        link.last_seen_at = ctx.clock.now()
+    if held is not None and queued and len(queued) == link.next_out_seq - first_out:
+        result.outgoing = _outgoing(session, ctx, queued, held)
+    for tracking_id in result.accepted if ctx.config.routing.auto else ():
+        routing.auto_dispose_in(session, ctx, tracking_id)  # commits with the acceptance
     return result
 
 
@@ -401,7 +430,7 @@ def _receive_one(
     opened = open_envelope(delivery.envelope, peer=peer, peer_key=key, me=ctx.node_id)
     env = opened.envelope
     seen = queries.get_inbox(session, peer, env.message_id)
-    if seen is not None:
+    if seen is not None:  # is_redelivery, by the inbox row (its response is sent again)
         if seen.body != delivery.envelope.body:
             raise StateError(f"message id {env.message_id} was already used for another message")
         if seen.response_outbox_id is not None and (
@@ -420,19 +449,9 @@ def _receive_one(
     # Before the sequence: a peer that went back in time reuses sequences too, and what
     # must be caught is the rewritten history, with its evidence.
     witness.check(link, opened, delivery, session)
-    if env.sequence <= link.last_in_seq:
-        raise StateError(
-            f"sequence {env.sequence} from {peer} was already used by another message "
-            f"(last committed: {link.last_in_seq})"
-        )
-    if env.sequence != link.last_in_seq + 1:
-        raise SequenceGapError(
-            f"sequence gap from {peer}: envelope {env.sequence} (message {env.message_id}) "
-            f"was refused; expected sequence {link.last_in_seq + 1}, the one after the last "
-            "committed; nothing of it was stored"
-        )
+    check_sequence(peer, env, link.last_in_seq)
     kind = opened.payload_kind
-    _check_sender_role(link, kind)
+    check_sender_role(link, kind)
     receipt: envelope_pb2.Receipt | None = None
     if kind == "referral":
         if lifecycle.is_known(session, opened):  # referred again after it came back up
@@ -470,29 +489,6 @@ def _receive_one(
     result.applied += 1
     if kind == "referral":
         result.accepted.append(env.referral.complaint.tracking_id)
-
-
-# Which side of a link may send each payload (DESIGN.md, authority): down the tree come
-# referrals, reporters' replies and sealed identities; up come receipts and status updates;
-# either side may rotate its own keys.
-_SENT_BY: dict[str, tuple[str, str]] = {
-    "referral": ("parent", "referrals"),
-    "reporter_reply": ("parent", "reporter replies"),
-    "sealed_identity": ("parent", "sealed identities"),
-    "receipt": ("child", "receipts"),
-    "status_update": ("child", "status updates"),
-}
-
-
-def _check_sender_role(link: Link, kind: str) -> None:
-    rule = _SENT_BY.get(kind)
-    if kind != "key_rotation" and rule is None:
-        raise ValidationError(f"unsupported payload {kind!r}")
-    if rule is not None and link.role != rule[0]:
-        raise PermissionDeniedError(
-            f"{rule[1]} are accepted only from this node's {rule[0]}; {link.peer_id} is "
-            f"its {link.role}"
-        )
 
 
 def _on_referral(

@@ -118,6 +118,25 @@ def refer_many(ctx: NodeContext, tracking_ids: Sequence[str], to_child: str) -> 
         return refer_many_in(session, ctx, tracking_ids, to_child)
 
 
+def _check(row: Complaint, me: str) -> None:
+    """`me` may refer `row` as it stands (invariant 1): the checks of both paths."""
+    if row.holder != me:
+        raise PermissionDeniedError(
+            f"{me} may not refer {row.tracking_id}: it is {row.status} and held by "
+            f"{row.holder}; only the holder may dispose it"
+        )
+    if row.status not in REFERRABLE:
+        raise StateError(
+            f"cannot refer {row.tracking_id}: it is {row.status}; it can be referred only when "
+            f"{', '.join(sorted(REFERRABLE))}"
+        )
+    if row.status == Status.escalated.value and row.referred_to is None:
+        raise StateError(
+            f"cannot refer {row.tracking_id}: it is escalated beyond this node (Ombudsman RI), "
+            "not back from a child"
+        )
+
+
 class _ReferralRun:
     """Referrals of complaints that need nothing but the referral itself: each is checked,
     signed and its row changed when taken; the ledger entries, outbox rows and events of
@@ -131,15 +150,11 @@ class _ReferralRun:
     def take(self, row: Complaint) -> str | None:
         """Refer `row` in this run and return the message id, or None if `_refer` must."""
         me = self.ctx.node_id
-        if (
-            row.holder != me
-            or row.status not in REFERRABLE
-            or Status(row.status) in _TAKE_BACK
-            or row.received_from is not None
-        ):
-            return None
-        role = local_role(row, me, Action.refer)
+        if Status(row.status) in _TAKE_BACK or row.received_from is not None:
+            return None  # a take-back first, or a status to send up: _refer does both
         try:
+            _check(row, me)
+            role = local_role(row, me, Action.refer)
             after = lifecycle.apply(Status(row.status), Action.refer, role)
         except NodeError:
             return None  # _refer raises it
@@ -197,21 +212,7 @@ def _refer(
     row = queries.get_complaint(session, tracking_id, lock=True)
     if row is None:
         raise NotFoundError(f"no complaint {tracking_id} on this node")
-    if row.holder != ctx.node_id:
-        raise PermissionDeniedError(
-            f"{ctx.node_id} may not refer {tracking_id}: it is {row.status} and held by "
-            f"{row.holder}; only the holder may dispose it"
-        )
-    if row.status not in REFERRABLE:
-        raise StateError(
-            f"cannot refer {tracking_id}: it is {row.status}; it can be referred only when "
-            f"{', '.join(sorted(REFERRABLE))}"
-        )
-    if row.status == Status.escalated.value and row.referred_to is None:
-        raise StateError(
-            f"cannot refer {tracking_id}: it is escalated beyond this node (Ombudsman RI), "
-            "not back from a child"
-        )
+    _check(row, ctx.node_id)
     if Status(row.status) in _TAKE_BACK:
         # A returned or escalated complaint is taken back first: its own transition.
         transition(session, ctx, row, Action.redispose, Role.parent)

@@ -25,6 +25,8 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
+from sqlalchemy.orm import Session
+
 from node.config import NodeConfig
 from node.errors import NodeError, NotFoundError, StateError, ValidationError
 from node.ids import parse_tracking_id
@@ -44,7 +46,15 @@ from node.workflow.deadlines import (
 from node.workflow.holidays import load_holidays
 from node.workflow.lifecycle import Action, Role, Status
 
-__all__ = ["DueSummary", "calendar_for", "due_now", "escalate", "missed", "run_due"]
+__all__ = [
+    "DueSummary",
+    "calendar_for",
+    "due_now",
+    "escalate",
+    "escalate_in",
+    "missed",
+    "run_due",
+]
 
 _INSPECTABLE = frozenset({Classification.pengaduan.value, Classification.whistleblowing.value})
 _SCHEDULED = (
@@ -201,26 +211,31 @@ def run_due(
 def escalate(ctx: NodeContext, tracking_id: str, reason: str) -> int:
     """Escalate by hand a complaint this node holds that missed a deadline: it goes to the
     parent it came from (or, where it entered, stays escalated for Ombudsman RI)."""
+    with ctx.db.write() as session:
+        return escalate_in(session, ctx, tracking_id, reason)
+
+
+def escalate_in(session: Session, ctx: NodeContext, tracking_id: str, reason: str) -> int:
+    """`escalate` in the caller's transaction."""
     parse_tracking_id(tracking_id)
     text = reason.strip()
     if not text:
         raise ValidationError("say why it is escalated (--reason)")
-    with ctx.db.write() as session:
-        row = queries.get_complaint(session, tracking_id, lock=True)
-        if row is None:
-            raise NotFoundError(f"no complaint {tracking_id} on this node")
-        role = local_role(row, ctx.node_id, Action.escalate)
-        lifecycle.apply(Status(row.status), Action.escalate, role)  # the status allows it
-        if row.status == Status.referred.value:
-            raise StateError(
-                f"{tracking_id} is referred and waits for {row.referred_to}'s receipt; the "
-                "deadline is that child's to miss. Escalate it there once it is accepted"
-            )
-        found = missed(ctx.config, row, ctx.clock.now())
-        if not found:
-            raise StateError(
-                f"{tracking_id} is {row.status} and has missed no deadline; escalation is "
-                "for a missed deadline (see `complaint list --overdue`)"
-            )
-        note = f"{text} (missed: {_describe(found)})"
-        return transition(session, ctx, row, Action.escalate, role, note=note)
+    row = queries.get_complaint(session, tracking_id, lock=True)
+    if row is None:
+        raise NotFoundError(f"no complaint {tracking_id} on this node")
+    role = local_role(row, ctx.node_id, Action.escalate)
+    lifecycle.apply(Status(row.status), Action.escalate, role)  # the status allows it
+    if row.status == Status.referred.value:
+        raise StateError(
+            f"{tracking_id} is referred and waits for {row.referred_to}'s receipt; the "
+            "deadline is that child's to miss. Escalate it there once it is accepted"
+        )
+    found = missed(ctx.config, row, ctx.clock.now())
+    if not found:
+        raise StateError(
+            f"{tracking_id} is {row.status} and has missed no deadline; escalation is "
+            "for a missed deadline (see `complaint list --overdue`)"
+        )
+    note = f"{text} (missed: {_describe(found)})"
+    return transition(session, ctx, row, Action.escalate, role, note=note)
