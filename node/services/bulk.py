@@ -5,10 +5,10 @@ envelope. Under load nearly every envelope on a link is one of these two.
 `receive_run` takes the longest prefix of the deliveries that it can apply by itself and
 returns its length; exchange.receive_batch takes the next delivery through the
 per-envelope path and then offers the rest here again. What the bulk path takes it checks
-exactly as the per-envelope path would (the same open_envelope, sequence and sender-role
-checks of node.services._receive_checks,
-summary, commitment and witness checks, the same lookups made for the whole run at
-once), and it writes the same rows and ledger entries. The first delivery that is
+exactly as the per-envelope path would (the same open_envelope; the same sequence,
+sender-role and redelivery checks, node.services._receive_checks; the same summary,
+commitment and witness checks; the same lookups made for the whole run at once), and it
+writes the same rows and ledger entries. The first delivery that is
 anything else ends the run, and the per-envelope path decides about it, with its
 savepoint, its error or its evidence:
   - a key other than the peer's pinned one (after a key rotation), or a bad signature;
