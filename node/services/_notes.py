@@ -1,4 +1,4 @@
-"""Free text of the complaint lifecycle, kept beside the ledger (node.services.progress).
+"""Free text of the complaint lifecycle, kept beside the ledger (node.services.lifecycle).
 
 Invariants:
 

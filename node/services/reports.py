@@ -7,7 +7,7 @@ Invariants:
 2. A year's complaints are those submitted in it (UTC, like tracking ids and
    ``complaint list --year``). The figures of a child subtree are this node's rows of the
    complaints it last referred to that child (``referred_to``): status and holder there
-   are mirrored from the signed status updates that travelled up (node.services.progress,
+   are mirrored from the signed status updates that travelled up (node.services.lifecycle,
    invariant 3), never asked of the child live. They hold as of the latest status update
    received from that child (``as_of``).
 3. Nothing personal or free-text leaves this module: no content, no reporter, no notes.
