@@ -8,13 +8,14 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
 from node.complaints import ComplaintDraft
 from node.errors import NotFoundError, PermissionDeniedError, StateError, ValidationError
-from node.services import complaints, lifecycle, links, routing
+from node.services import complaints, lifecycle, links, referral, routing
 from node.services.context import NodeContext
 from tests.support.nodes import TestNode, carry, link, snapshot
 
@@ -261,6 +262,35 @@ def test_auto_dispose_follows_routing_auto_and_never_raises(kaltim: Province) ->
     events = [(e["event"], e.get("complaint_id")) for e in logs]
     assert ("routing.stays", stays) in events
     assert ("routing.auto_failed", "id-64.2026.999999") in events
+
+
+def test_a_disposition_that_fails_rolls_back_alone_and_the_verification_commits(
+    kaltim: Province, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With routing.auto on, `verify` disposes in its own transaction, in a savepoint: a
+    disposition that fails after writing its referral leaves no trace of it (no entry, no
+    envelope, no sequence), is logged, and the verification is committed."""
+    p = kaltim
+    p.auto(True)
+    tid = p.submit("64.02.05")
+    real = referral.refer_many_in
+
+    def fails_after_writing(*args: Any) -> list[str]:
+        real(*args)
+        raise StateError("injected: the disposition fails after its referral was written")
+
+    monkeypatch.setattr(referral, "refer_many_in", fails_after_writing)
+    before = snapshot(p.node)
+    with capture_logs() as logs:
+        index = lifecycle.verify(p.ctx, tid)
+    view = complaints.show(p.ctx, tid)
+    assert (view.status, view.referred_to) == ("verified", None)
+    assert [(e.status, e.ledger_index) for e in view.history][-1] == ("verified", index)
+    after = snapshot(p.node)
+    assert after["links"] == before["links"]  # no sequence taken on any link
+    assert len(after["ledger"]) == len(before["ledger"]) + 1  # the verification only
+    events = [(e["event"], e.get("complaint_id")) for e in logs]
+    assert ("routing.auto_failed", tid) in events
 
 
 def test_auto_dispose_after_accepting_from_the_parent(kaltim: Province) -> None:
