@@ -410,6 +410,8 @@ def answer_join(
 ) -> enrollment_pb2.JoinResponse:
     """This node's answer to a child's Join (the steps are in the module docstring);
     `opened` is what `check_join` returned for `request`, if it ran already."""
+    if opened is None:  # off the writer: before the transaction
+        opened = check_join(ctx, request)
     with ctx.db.write() as session:
         return answer_join_in(session, ctx, request, opened)
 
@@ -418,11 +420,10 @@ def answer_join_in(
     session: Session,
     ctx: NodeContext,
     request: enrollment_pb2.JoinRequest,
-    opened: OpenedJoin | None = None,
+    opened: OpenedJoin,
 ) -> enrollment_pb2.JoinResponse:
-    """`answer_join` in the caller's transaction."""
-    if opened is None:
-        opened = check_join(ctx, request)
+    """`answer_join` in the caller's transaction, for the `opened` that `check_join`
+    returned for `request` (steps 1-5, run before the transaction)."""
     me = ctx.node_id
     cert = read_file(ctx.config.tls_cert, "TLS certificate")
     now = ctx.clock.now()
