@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy.exc import DBAPIError  # noqa: E402
 
 from bench.referral_throughput import database_url, drop_databases  # noqa: E402
-from node.services import complaints, links, progress  # noqa: E402
+from node.services import complaints, lifecycle, links  # noqa: E402
 from tests.fault.conftest import draft  # noqa: E402
 from tests.fault.invariants import Tally, check_tree, quiet  # noqa: E402
 from tests.support.nodes import TestNode, make_node  # noqa: E402
@@ -142,8 +142,8 @@ class Campaign:
             for tracking_id, where in list(self.at_regency.items()):
                 if where == regency.node_id and tracking_id in arrived | started:
                     if tracking_id in arrived:
-                        progress.follow_up(regency.ctx(), tracking_id, "Tim sudah turun")
-                    progress.resolve(regency.ctx(), tracking_id, "Sudah diperbaiki")
+                        lifecycle.follow_up(regency.ctx(), tracking_id, "Tim sudah turun")
+                    lifecycle.resolve(regency.ctx(), tracking_id, "Sudah diperbaiki")
                     del self.at_regency[tracking_id]
                     self.resolved_below.add(tracking_id)
 

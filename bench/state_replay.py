@@ -33,7 +33,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 
 from node.complaints import ComplaintDraft  # noqa: E402
 from node.ids import parse_node_id  # noqa: E402
-from node.services import complaints, exchange, links, progress, state_check  # noqa: E402
+from node.services import complaints, exchange, lifecycle, links, state_check  # noqa: E402
 from node.services.context import NodeContext  # noqa: E402
 from node.services.setup import init_node  # noqa: E402
 from node.store import queries  # noqa: E402
@@ -112,8 +112,8 @@ def build(n: int, kind: str, tmp: Path, made: list[str]) -> tuple[NodeContext, N
         carry(r, p)
         half = ids[: len(ids) // 2]
         if half:
-            progress.follow_up_many(r, half, "diperiksa di lapangan")
-            progress.resolve_many(r, half, "lubang sudah ditambal")
+            lifecycle.follow_up_many(r, half, "diperiksa di lapangan")
+            lifecycle.resolve_many(r, half, "lubang sudah ditambal")
         carry(r, p)
     return p, r
 

@@ -257,7 +257,7 @@ def operator_node(
 ) -> Iterator[NodeContext]:
     """open_node for commands that change the node: the operator's credential must be the
     active one (node.services.admin)."""
-    from node.services import admin
+    from node.services import admin  # lazy: commands that only read never load it
 
     with open_node(config_path, upgrade=upgrade) as ctx:
         admin.authenticate(ctx, credential)

@@ -13,9 +13,9 @@ import datetime as dt
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, BinaryIO, NoReturn, TypeVar
+from typing import Any, BinaryIO, NoReturn
 
 import click
 
@@ -30,8 +30,8 @@ from node.cli._common import (
     plain,
     progress_bar,
 )
+from node.cli.audit_group import audit, remote_client, remote_options
 from node.cli.commands_reconcile import reconcile
-from node.crypto.card import NodeCard
 from node.errors import (
     ConfigError,
     IntegrityError,
@@ -51,58 +51,7 @@ from node.services import audit as service
 from node.services import checkpoints, state_check
 from node.services.contents import verify_contents
 
-__all__ = ["audit"]
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def remote_options(fn: F) -> F:
-    """--node, --card, --identity: read a running node over its Audit service."""
-    for option in reversed(
-        (
-            click.option(
-                "--node",
-                "node_address",
-                metavar="HOST:PORT",
-                help="Read this running node over its Audit service instead "
-                "(needs --card and --identity).",
-            ),
-            click.option(
-                "--card",
-                "card_path",
-                type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                help="The node's card (`lapor-node identity export`): its TLS certificate "
-                "and signing key are all that is trusted.",
-            ),
-            click.option(
-                "--identity",
-                "identity_dir",
-                type=click.Path(exists=True, file_okay=False, path_type=Path),
-                help="Folder with your auditor.key and auditor.crt (`lapor-node audit "
-                "identity`), which the node's operator has listed.",
-            ),
-        )
-    ):
-        fn = option(fn)
-    return fn
-
-
-def _client(node: str | None, card: Path | None, identity: Path | None) -> AuditClient | None:
-    """The Audit client --node asks for, or None without --node."""
-    if node is None:
-        if card is not None or identity is not None:
-            raise click.UsageError("--card and --identity go with --node HOST:PORT")
-        return None
-    if card is None or identity is None:
-        raise click.UsageError("--node needs --card NODE_CARD.json and --identity DIR")
-    return AuditClient(
-        node, NodeCard.from_json(card.read_text(encoding="utf-8")), CallerIdentity.load(identity)
-    )
-
-
-@click.group()
-def audit() -> None:
-    """Checkpoints, exports, and their verification (docs/auditor-guide.md)."""
+__all__ = ["audit"]  # with its subcommands registered here (node.cli.audit_all)
 
 
 @audit.command("identity")
@@ -151,7 +100,7 @@ def checkpoint(
     that `lapor-node identity show` prints as vkey. With --node, print the running node's
     latest checkpoint (nothing is signed), verified with the card's key.
     """
-    client = _client(node_address, card_path, identity_dir)
+    client = remote_client(node_address, card_path, identity_dir)
     if client is not None:
         _remote_checkpoint(client, as_json)
         return
@@ -290,7 +239,7 @@ def verify(
                 f"as its `lapor-node identity show` prints it): {e}",
                 param_hint="--trust",
             ) from e
-    client = _client(node_address, card_path, identity_dir)
+    client = remote_client(node_address, card_path, identity_dir)
     if client is None:
         if file is None:
             raise click.UsageError(
@@ -484,7 +433,7 @@ def proof(
     proof comes from the running node, into its latest checkpoint, and is checked against
     the card's key before it is printed.
     """
-    client = _client(node_address, card_path, identity_dir)
+    client = remote_client(node_address, card_path, identity_dir)
     if client is not None:
         if index < 0:
             raise click.BadParameter(f"expected an entry index >= 0, found {index}")
@@ -585,7 +534,3 @@ def contents(config_path: Path | None, as_json: bool) -> None:
         )
     if not (report.ok and state.ok):
         sys.exit(1)
-
-
-import node.cli.commands_state  # noqa: E402 - registers `audit state` on this group
-import node.cli.commands_tlog  # noqa: E402, F401 - registers verify-proof and consistency

@@ -26,7 +26,7 @@ from node.cli._common import (
 from node.cli.commands_routing import dispose, route
 from node.complaints import CHANNELS, CLASSIFICATIONS, ComplaintDraft
 from node.services import complaints as service
-from node.services import confidential, progress, scheduler
+from node.services import confidential, intake, lifecycle, scheduler
 from node.services.context import NodeContext
 from node.workflow.lifecycle import ArchiveReason, Status
 
@@ -80,8 +80,6 @@ def submit(
     **fields: object,
 ) -> None:
     """Register a complaint received at this node (e.g. a walk-in); prints its tracking id."""
-    from node.services import intake  # the same path as gateways' submissions
-
     with operator_node(config_path, credential) as ctx:
         files = [intake.read_file_attachment(path, ctx.config.intake) for path in attach]
         draft = ComplaintDraft(**fields, attachments=tuple(f.ref for f in files))  # type: ignore[arg-type]
@@ -370,7 +368,7 @@ def archive(
 ) -> None:
     """Reject (archive) a complaint with a reason code."""
     with operator_node(config_path, credential) as ctx:
-        index = progress.archive(ctx, tracking_id, reason, note)
+        index = lifecycle.archive(ctx, tracking_id, reason, note)
     _done(as_json, tracking_id, f"archived ({reason})", index)
 
 
@@ -415,7 +413,7 @@ _verb(
     "verify",
     "note",
     "What was checked (kept beside the ledger, not in it).",
-    progress.verify,
+    lifecycle.verify,
     "verified",
     "Mark a submitted (or held) complaint complete and in scope.",
     required=False,
@@ -424,7 +422,7 @@ _verb(
     "hold",
     "note",
     "What the reporter must complete.",
-    progress.hold,
+    lifecycle.hold,
     "held",
     "Hold (tunda) an incomplete complaint until the reporter completes it.",
     required=False,
@@ -477,7 +475,7 @@ def _bulk_verb(
 _bulk_verb(
     "update",
     "The follow-up (tindak lanjut) posted, the same on each.",
-    progress.follow_up_many,
+    lifecycle.follow_up_many,
     "followed up",
     "Post a follow-up on complaints this node holds (the first one starts handling each); "
     "several at once (or --ids-from FILE) are all followed up or none.",
@@ -485,7 +483,7 @@ _bulk_verb(
 _bulk_verb(
     "resolve",
     "The resolution (selesai) posted, the same on each.",
-    progress.resolve_many,
+    lifecycle.resolve_many,
     "resolved",
     "Resolve complaints in progress; each closes by itself if the reporter does not reply. "
     "Several at once (or --ids-from FILE) are all resolved or none.",
@@ -494,7 +492,7 @@ _verb(
     "return",
     "reason",
     "Why this unit has no authority over it.",
-    _required(progress.return_),
+    _required(lifecycle.return_),
     "returned",
     "Bukan wewenang: send a complaint back to the parent that referred it.",
     required=True,
@@ -512,7 +510,7 @@ _verb(
     "reply",
     "text",
     "The reporter's reply, as received.",
-    _required(progress.reply),
+    _required(lifecycle.reply),
     "reply recorded",
     "Record a reporter's reply where the complaint entered; it reaches the holder, and "
     "reopens a resolved complaint.",

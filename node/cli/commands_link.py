@@ -218,7 +218,7 @@ def link_join(
 ) -> None:
     """Link this node to its parent with the join token its operator sent (TOKEN, or - to
     read it from stdin). Safe to run again: it finishes an interrupted join."""
-    from node.federation.enrollment import join
+    from node.federation.enrollment import join  # lazy: the gRPC client loads for join only
 
     if token == "-":  # noqa: S105 - "-" means stdin, not a password
         token = sys.stdin.read()

@@ -134,7 +134,9 @@ def serve(config_path: Path | None) -> None:
 
 
 async def _serve(ctx: NodeContext) -> None:
-    from node.federation.runtime import NodeRuntime
+    from node.federation.runtime import (
+        NodeRuntime,
+    )  # lazy: grpc and the servers load for serve only
 
     runtime = NodeRuntime(ctx)
     stop = asyncio.Event()

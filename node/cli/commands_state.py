@@ -1,6 +1,6 @@
 """`lapor-node audit state`: the working tables against the replay of this node's ledger.
 
-Registers itself on the `audit` group (node.cli.commands_audit imports this module last),
+Registers itself on the `audit` group (node.cli.audit_group; node.cli.audit_all imports it),
 so the group keeps one line for it. Thin: node.services.state_check does the work.
 """
 
@@ -20,7 +20,7 @@ from node.cli._common import (
     plain,
     progress_bar,
 )
-from node.cli.commands_audit import audit
+from node.cli.audit_group import audit
 from node.errors import NodeError
 from node.services.state_check import check_state, record_result
 

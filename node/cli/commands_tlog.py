@@ -1,7 +1,7 @@
 """`lapor-node audit verify-proof` and `audit consistency`: offline tlog-proofs and
 consistency proofs (docs/auditor-guide.md, "Tiles and offline proofs").
 
-Registers itself on the `audit` group (node.cli.commands_audit imports this module last).
+Registers itself on the `audit` group (node.cli.audit_group; node.cli.audit_all imports it).
 Thin: node.ledger.proofs verifies and computes, node.services.audit reads the node.
 """
 
@@ -23,8 +23,7 @@ from node.cli._common import (
     json_option,
     open_node,
 )
-from node.cli.commands_audit import _client as remote_client
-from node.cli.commands_audit import audit, remote_options
+from node.cli.audit_group import audit, remote_client, remote_options
 from node.errors import IntegrityError, ValidationError
 from node.ledger import witness_policy
 from node.ledger.merkle import leaf_hash, verify_consistency

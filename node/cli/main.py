@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Administration of this node: the operator and the unit (docs/operator-guide.md).",
     ),
     "audit": (
-        "node.cli.commands_audit",
+        "node.cli.audit_all",
         "audit",
         "Checkpoints, exports, and their verification (docs/auditor-guide.md).",
     ),

@@ -30,7 +30,7 @@ from node.metrics import (
     observe_links,
     observe_workflow,
 )
-from node.services import audit, checkpoints, cosigning, links, monitoring
+from node.services import audit, checkpoints, cosigning, links, monitoring, scheduler
 from node.services.context import NodeContext
 from node.services.reports import workflow_sample
 
@@ -129,8 +129,6 @@ class PeriodicJobs:
         """Every workflow.scheduler_interval_seconds: auto-close and (if configured)
         escalate what is due (node.services.scheduler.run_due). What is due is listed on a
         reader thread (a pass over the open complaints), and only acted on by the writer."""
-        from node.services import scheduler  # here: scheduler and complaints import each other
-
         while True:
             try:
                 now = self.ctx.clock.now()

@@ -46,7 +46,7 @@ from node.federation.liveness import Liveness, SilenceWatch
 from node.federation.status import error_for_status, status_for
 from node.ids import NodeId
 from node.logs import get_logger
-from node.services import exchange, peer_evidence, routing
+from node.services import exchange, peer_evidence
 from node.services.context import NodeContext
 
 __all__ = ["DbRunner", "FrameTransport", "LinkSession", "RefusedError"]
@@ -470,9 +470,6 @@ class LinkSession:
         if result.applied:
             self.wake.set()  # responses (receipts) are waiting in the outbox
             self.log.debug("link.committed", count=result.applied, through=result.committed_through)
-        if result.accepted and self.ctx.config.routing.auto:
-            for tracking_id in result.accepted:  # dispose further by the routing rules
-                await self.db.write(routing.auto_dispose, self.ctx, tracking_id)
         if result.error is not None:
             self.log.warning(
                 "link.refused",

@@ -12,9 +12,8 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
@@ -22,13 +21,20 @@ from node.config import NodeConfig
 from node.crypto.keyfiles import read_file
 from node.crypto.signing import SigningKey
 from node.errors import IntegrityError
+from node.store import keys
 from node.store.db import Database
-from node.store.models import OwnKey
 
-if TYPE_CHECKING:
-    from node.services.context import NodeContext
+
+class KeyHolder(Protocol):
+    """What `refresh_key` reads and updates: a NodeContext (node.services.context), which
+    imports this module, so it is named here by its shape."""
+
+    config: NodeConfig
+    signing_key: SigningKey
+
 
 __all__ = [
+    "KeyHolder",
     "current_key",
     "next_path",
     "open_key",
@@ -100,10 +106,10 @@ def settle_files(config: NodeConfig, current: bytes) -> bool:
 
 def current_key(session: Session) -> bytes | None:
     """The current signing key (public) by the database; None before any rotation."""
-    return session.scalar(select(OwnKey.signing_key).where(OwnKey.retired_at.is_(None)))
+    return keys.current_signing_key(session)
 
 
-def refresh_key(session: Session, ctx: NodeContext) -> None:
+def refresh_key(session: Session, ctx: KeyHolder) -> None:
     """If another process rotated this node's keys, load the new key before signing.
 
     Call inside the signing transaction after the ledger head is locked: the rotation's own

@@ -1,4 +1,4 @@
-"""Free text of the complaint lifecycle, kept beside the ledger (node.services.progress).
+"""Free text of the complaint lifecycle, kept beside the ledger (node.services.lifecycle).
 
 Invariants:
 
@@ -17,13 +17,12 @@ import hashlib
 import os
 from collections.abc import Sequence
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from node._proto.lapor.v1 import envelope_pb2, federation_pb2
 from node.complaints import check_commitment
 from node.errors import TamperedEntryError, ValidationError
-from node.store import queries
+from node.store import notes, queries
 from node.store.models import ComplaintNoteRow
 
 __all__ = [
@@ -85,17 +84,7 @@ def note_text(value: str | None, what: str) -> str | None:
 
 def notes_of(session: Session, tracking_id: str) -> Sequence[ComplaintNoteRow]:
     """The notes kept on this node for a complaint, oldest first."""
-    return session.scalars(
-        select(ComplaintNoteRow)
-        .where(ComplaintNoteRow.tracking_id == tracking_id)
-        .order_by(ComplaintNoteRow.id)
-    ).all()
-
-
-def _note_by_commitment(session: Session, commitment: bytes) -> ComplaintNoteRow | None:
-    return session.scalars(
-        select(ComplaintNoteRow).where(ComplaintNoteRow.commitment == commitment).limit(1)
-    ).first()
+    return notes.notes_of(session, tracking_id)
 
 
 def attach_notes(session: Session, deliveries: Sequence[federation_pb2.Delivery]) -> None:
@@ -113,7 +102,7 @@ def attach_notes(session: Session, deliveries: Sequence[federation_pb2.Delivery]
             continue
         if not commitment:
             continue
-        note = _note_by_commitment(session, commitment)
+        note = notes.note_by_commitment(session, commitment)
         if note is not None:
             delivery.content = note.text.encode("utf-8")
             delivery.content_salt = note.salt
@@ -141,5 +130,5 @@ def receive_note(
         text = delivery.content.decode("utf-8")
     except (TamperedEntryError, UnicodeDecodeError) as e:
         raise ValidationError(f"{tracking_id}: the {kind} text beside the envelope: {e}") from e
-    if _note_by_commitment(session, commitment) is None:
+    if notes.note_by_commitment(session, commitment) is None:
         keep_note(session, tracking_id, kind, text, author, at, salt=delivery.content_salt)

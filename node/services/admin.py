@@ -29,7 +29,6 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from node._proto.lapor.v1 import ledger_pb2, trust_pb2
@@ -37,6 +36,7 @@ from node.crypto.keyfiles import write_private
 from node.errors import ConfigError, PermissionDeniedError, ValidationError
 from node.services._ledger import record
 from node.services.context import NodeContext
+from node.store import operators
 from node.store.models import OperatorRow
 
 __all__ = [
@@ -100,9 +100,7 @@ def _digest(credential: str) -> bytes:
 
 
 def _active(session: Session) -> OperatorRow | None:
-    return session.execute(
-        select(OperatorRow).where(OperatorRow.revoked_at.is_(None)).order_by(OperatorRow.id)
-    ).scalar_one_or_none()
+    return operators.active_operator(session)
 
 
 def _view(row: OperatorRow) -> OperatorView:
@@ -210,9 +208,7 @@ def authenticate(ctx: NodeContext, path: Path | None = None) -> OperatorView:
         ) from e
     digest = _digest(credential)
     with ctx.db.read() as session:
-        row = session.execute(
-            select(OperatorRow).where(OperatorRow.credential_sha256 == digest)
-        ).scalar_one_or_none()
+        row = operators.operator_by_digest(session, digest)
         if row is None or not hmac.compare_digest(row.credential_sha256, digest):
             raise PermissionDeniedError(
                 f"{where} is not an operator credential of this node; ask its operator"

@@ -5,9 +5,10 @@ envelope. Under load nearly every envelope on a link is one of these two.
 `receive_run` takes the longest prefix of the deliveries that it can apply by itself and
 returns its length; exchange.receive_batch takes the next delivery through the
 per-envelope path and then offers the rest here again. What the bulk path takes it checks
-exactly as the per-envelope path would (the same open_envelope, sequence, sender role,
-summary, commitment and witness checks, the same lookups made for the whole run at
-once), and it writes the same rows and ledger entries. The first delivery that is
+exactly as the per-envelope path would (the same open_envelope; the same sequence,
+sender-role and redelivery checks, node.services._receive_checks; the same summary,
+commitment and witness checks; the same lookups made for the whole run at once), and it
+writes the same rows and ledger entries. The first delivery that is
 anything else ends the run, and the per-envelope path decides about it, with its
 savepoint, its error or its evidence:
   - a key other than the peer's pinned one (after a key rotation), or a bad signature;
@@ -46,10 +47,11 @@ from node.crypto.signing import VerifyKey
 from node.envelopes import OpenedEnvelope, body_sha256, open_envelope
 from node.errors import NodeError
 from node.ids import NodeId
-from node.services import checkpoints, monitoring, progress, witness
+from node.services import checkpoints, lifecycle, monitoring, witness
 from node.services._events import add_events
 from node.services._ledger import record_many
 from node.services._outbox import sealed, store_sealed
+from node.services._receive_checks import check_sender_role, check_sequence, is_redelivery
 from node.services.context import NodeContext
 from node.store import batches, queries
 from node.store.models import (
@@ -62,7 +64,7 @@ from node.store.models import (
 __all__ = ["RunResult", "receive_run"]
 
 # The payload a run carries on each side of a link: referrals come down from the parent,
-# receipts up from a child (exchange._SENT_BY).
+# receipts up from a child (node.services._receive_checks.SENT_BY).
 _RUN_KIND = {"parent": "referral", "child": "receipt"}
 
 
@@ -134,6 +136,10 @@ def _open_prefix(
             break
         if one.payload_kind != kind:
             break
+        try:
+            check_sender_role(link, kind)
+        except NodeError:
+            break
         opened.append(one)
     return opened
 
@@ -166,7 +172,11 @@ def _check_prefix(
     expected = link.last_in_seq + 1
     for one, delivery in zip(opened, deliveries, strict=False):
         env = one.envelope
-        if env.message_id in seen or env.message_id in message_ids or env.sequence != expected:
+        if is_redelivery(env.message_id, seen) or is_redelivery(env.message_id, message_ids):
+            break
+        try:
+            check_sequence(link.peer_id, env, expected - 1)
+        except NodeError:
             break
         item = check(one, delivery)
         if item is None:
@@ -195,7 +205,7 @@ class _ReferralCheck:
             return None
         try:
             check_summary(summary)
-            carries_content = progress.checked_content(summary, delivery)
+            carries_content = lifecycle.checked_content(summary, delivery)
         except NodeError:
             return None
         self.existing.add(summary.tracking_id)
@@ -204,7 +214,7 @@ class _ReferralCheck:
 
 class _ReceiptCheck:
     """A receipt for a referral as this node sent it, whose complaint needs no status
-    update sent on up (exchange._on_receipt and progress.after_receipt)."""
+    update sent on up (exchange._on_receipt and lifecycle.after_receipt)."""
 
     def __init__(
         self,
@@ -245,7 +255,7 @@ class _ReceiptCheck:
             and holder == self.peer
         ):
             if state.received_from is not None:
-                return None  # its status goes on up: progress.after_receipt does that
+                return None  # its status goes on up: lifecycle.after_receipt does that
             disposed = disposed or one.envelope.sent_at.ToDatetime(tzinfo=self.now.tzinfo)
         self.done.add(receipt.tracking_id)
         if updated is None and disposed == state.disposed_at:
@@ -312,7 +322,7 @@ def _apply_referrals(
     now = ctx.clock.now()
     peer = link.peer_id
     summaries = [t.opened.envelope.referral.complaint for t in taken]
-    rows = [progress.referred_complaint(ctx, link, s, now) for s in summaries]
+    rows = [lifecycle.referred_complaint(ctx, link, s, now) for s in summaries]
     queries.insert_many(session, Complaint, tuple(rows[0]), [tuple(r.values()) for r in rows])
     queries.insert_many(
         session,

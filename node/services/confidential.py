@@ -27,6 +27,7 @@ substitution in its own envelope, recorded in the entry node's ledger.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -53,6 +54,7 @@ from node.store.models import Complaint, Link, ReporterIdentityRow
 
 __all__ = [
     "check_offer",
+    "forget_identity",
     "has_identity",
     "holder_statement",
     "identity_of",
@@ -103,8 +105,6 @@ def split(draft: ComplaintDraft) -> tuple[ComplaintDraft, privacy_pb2.ReporterId
     )
     if not (draft.anonymous or draft.confidential):
         return draft, None
-    from dataclasses import replace
-
     bare = replace(draft, reporter_name="", reporter_contact="", reporter_id_number="")
     return bare, (identity if identity.ByteSize() else None)
 
@@ -122,6 +122,13 @@ def keep_identity(
             recorded_at=ctx.clock.now(),
         ),
     )
+
+
+def forget_identity(session: Session, tracking_id: str) -> None:
+    """Delete the reporter's identity kept here, if any (an erasure, in its transaction)."""
+    row = session.get(ReporterIdentityRow, tracking_id)
+    if row is not None:
+        session.delete(row)
 
 
 def has_identity(session: Session, tracking_id: str) -> bool:

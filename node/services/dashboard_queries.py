@@ -12,14 +12,12 @@ Invariants:
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
-
-from sqlalchemy import func, select
 
 from node.services import links, reports, scheduler
 from node.services.context import NodeContext
-from node.store.models import Complaint
+from node.store import listing
+from node.store import reports as store_reports
 
 __all__ = ["OverduePage", "overdue_page", "unit_names", "years_with_complaints"]
 
@@ -54,19 +52,8 @@ def unit_names(ctx: NodeContext) -> dict[str, str]:
 def years_with_complaints(ctx: NodeContext) -> list[int]:
     """The years from the first complaint's submission to the last one's (UTC), or []."""
     with ctx.db.read() as session:
-        first, last = session.execute(
-            select(func.min(Complaint.submitted_at), func.max(Complaint.submitted_at))
-        ).one()
-    if first is None:
-        return []
-    return list(range(_year_of(first), _year_of(last) + 1))
-
-
-def _year_of(value: object) -> int:
-    if isinstance(value, str):  # SQLite returns aggregates of datetimes as text
-        value = dt.datetime.fromisoformat(value)
-    assert isinstance(value, dt.datetime)
-    return value.year
+        span = store_reports.submission_span(session)
+    return [] if span is None else list(range(span[0].year, span[1].year + 1))
 
 
 def overdue_page(
@@ -74,24 +61,15 @@ def overdue_page(
 ) -> OverduePage:
     """The overdue complaints submitted in ``year`` (of ``child``, or reports.OWN for those
     not referred), oldest first: the ``limit`` from ``offset`` on and how many there are."""
-    start = dt.datetime(year, 1, 1, tzinfo=dt.UTC)
-    stmt = (
-        select(Complaint)
-        .where(
-            Complaint.submitted_at >= start,
-            Complaint.submitted_at < start.replace(year=year + 1),
-        )
-        .order_by(Complaint.received_at, Complaint.tracking_id)
-    )
     if child == reports.OWN:
-        stmt = stmt.where(Complaint.referred_to.is_(None))
-    elif child is not None:
-        stmt = stmt.where(Complaint.referred_to == child)
+        which = listing.ListingFilter(year=year, not_referred=True)
+    else:
+        which = listing.ListingFilter(year=year, referred_to=child)
     now = ctx.clock.now()
     total = 0
     items: list[OverdueItem] = []
     with ctx.db.read() as session:
-        for row in session.scalars(stmt.execution_options(yield_per=500)):
+        for row in listing.iter_listed(session, which):
             missed = scheduler.missed(ctx.config, row, now)
             if not missed:
                 continue

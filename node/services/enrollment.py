@@ -61,7 +61,7 @@ from node.logs import get_logger
 from node.services._ledger import record
 from node.services.context import NodeContext
 from node.services.trust import chain_of_trust
-from node.store import lifecycle, queries
+from node.store import link_state, queries
 from node.store.models import Invite, Link
 
 __all__ = [
@@ -232,52 +232,62 @@ def _claimed(invite_row: Invite) -> ApprovedJoin:
 
 def approve(ctx: NodeContext, child: str) -> ApprovedJoin:
     """Approve the one join from `child` that waits for it."""
+    with ctx.db.write() as session:
+        return approve_in(session, ctx, child)
+
+
+def approve_in(session: Session, ctx: NodeContext, child: str) -> ApprovedJoin:
+    """`approve` in the caller's transaction."""
     child_id = parse_node_id(child)
     now = ctx.clock.now()
-    with ctx.db.write() as session:
-        waiting = lifecycle.invites_for(session, child_id, ["pending"], lock=True)
-        if not waiting:
-            unused = lifecycle.invites_for(session, child_id, ["open"])
-            hint = (
-                f"its invite is not used yet: the operator of {child_id} runs "
-                "`lapor-node link join TOKEN` first, then you approve"
-                if unused
-                else f"invite it first with `lapor-node link invite --child {child_id} --name ...`"
-            )
-            raise NotFoundError(f"no join from {child_id} is waiting for approval; {hint}")
-        if len(waiting) > 1:
-            found = ", ".join(_short(i.child_tls_fingerprint) for i in waiting)
-            raise StateError(
-                f"{len(waiting)} joins from {child_id} are waiting (TLS sha256 {found}): one "
-                f"node id, several nodes. Reject them all (`lapor-node link reject {child_id}`) "
-                "and send a new token to the right operator"
-            )
-        row = waiting[0]
-        if now > row.expires_at:
-            raise StateError(
-                f"the invite for {child_id} expired on {_when(row.expires_at)}; issue a new one "
-                f"with `lapor-node link invite --child {child_id}`"
-            )
-        _check_linkable(session, ctx, child_id)
-        row.state = "approved"
-        row.decided_at = now
-        return _claimed(row)
+    waiting = link_state.invites_for(session, child_id, ["pending"], lock=True)
+    if not waiting:
+        unused = link_state.invites_for(session, child_id, ["open"])
+        hint = (
+            f"its invite is not used yet: the operator of {child_id} runs "
+            "`lapor-node link join TOKEN` first, then you approve"
+            if unused
+            else f"invite it first with `lapor-node link invite --child {child_id} --name ...`"
+        )
+        raise NotFoundError(f"no join from {child_id} is waiting for approval; {hint}")
+    if len(waiting) > 1:
+        found = ", ".join(_short(i.child_tls_fingerprint) for i in waiting)
+        raise StateError(
+            f"{len(waiting)} joins from {child_id} are waiting (TLS sha256 {found}): one "
+            f"node id, several nodes. Reject them all (`lapor-node link reject {child_id}`) "
+            "and send a new token to the right operator"
+        )
+    row = waiting[0]
+    if now > row.expires_at:
+        raise StateError(
+            f"the invite for {child_id} expired on {_when(row.expires_at)}; issue a new one "
+            f"with `lapor-node link invite --child {child_id}`"
+        )
+    _check_linkable(session, ctx, child_id)
+    row.state = "approved"
+    row.decided_at = now
+    return _claimed(row)
 
 
 def reject(ctx: NodeContext, child: str, reason: str) -> list[ApprovedJoin]:
     """Refuse every join from `child` not yet finished (waiting or not yet made): their
     tokens stop working. Returns what was rejected."""
+    with ctx.db.write() as session:
+        return reject_in(session, ctx, child, reason)
+
+
+def reject_in(session: Session, ctx: NodeContext, child: str, reason: str) -> list[ApprovedJoin]:
+    """`reject` in the caller's transaction."""
     child_id = parse_node_id(child)
     now = ctx.clock.now()
-    with ctx.db.write() as session:
-        rows = lifecycle.invites_for(session, child_id, ["open", "pending", "approved"], lock=True)
-        if not rows:
-            raise NotFoundError(f"no invite for {child_id} is open or waiting; nothing to reject")
-        for row in rows:
-            row.state = "rejected"
-            row.decided_at = now
-            row.reason = reason.strip() or "rejected by the operator"
-        return [_claimed(row) for row in rows]
+    rows = link_state.invites_for(session, child_id, ["open", "pending", "approved"], lock=True)
+    if not rows:
+        raise NotFoundError(f"no invite for {child_id} is open or waiting; nothing to reject")
+    for row in rows:
+        row.state = "rejected"
+        row.decided_at = now
+        row.reason = reason.strip() or "rejected by the operator"
+    return [_claimed(row) for row in rows]
 
 
 # --- the parent: answering Join and Confirm -----------------------------------------------
@@ -319,7 +329,7 @@ def _find_invite(
     secret get the same answer, so a caller cannot learn which invites exist; the log
     tells the operator which it was (the invite id's first digits, never the secret)."""
     # An id that is not 32 hex digits names no invite (and is never sent to the database).
-    row = lifecycle.get_invite(session, invite_id, lock=lock) if _INVITE.match(invite_id) else None
+    row = link_state.get_invite(session, invite_id, lock=lock) if _INVITE.match(invite_id) else None
     if row is None:
         reason = "no invite with this id"
     elif not hmac.compare_digest(secret_sha256(secret), row.secret_sha256):
@@ -400,78 +410,89 @@ def answer_join(
 ) -> enrollment_pb2.JoinResponse:
     """This node's answer to a child's Join (the steps are in the module docstring);
     `opened` is what `check_join` returned for `request`, if it ran already."""
-    if opened is None:
+    if opened is None:  # off the writer: before the transaction
         opened = check_join(ctx, request)
+    with ctx.db.write() as session:
+        return answer_join_in(session, ctx, request, opened)
+
+
+def answer_join_in(
+    session: Session,
+    ctx: NodeContext,
+    request: enrollment_pb2.JoinRequest,
+    opened: OpenedJoin,
+) -> enrollment_pb2.JoinResponse:
+    """`answer_join` in the caller's transaction, for the `opened` that `check_join`
+    returned for `request` (steps 1-5, run before the transaction)."""
     me = ctx.node_id
     cert = read_file(ctx.config.tls_cert, "TLS certificate")
     now = ctx.clock.now()
-    with ctx.db.write() as session:
-        row = _invite_for(session, ctx, opened, request.secret, lock=True)
-        # 6. Its state.
-        same = row.child_signing_key is not None and (
-            hmac.compare_digest(row.child_signing_key, opened.child_signing_key.raw)
-            and row.child_tls_fingerprint is not None
-            and hmac.compare_digest(row.child_tls_fingerprint, opened.child_tls_sha256)
+    row = _invite_for(session, ctx, opened, request.secret, lock=True)
+    # 6. Its state.
+    same = row.child_signing_key is not None and (
+        hmac.compare_digest(row.child_signing_key, opened.child_signing_key.raw)
+        and row.child_tls_fingerprint is not None
+        and hmac.compare_digest(row.child_tls_fingerprint, opened.child_tls_sha256)
+    )
+    if row.state == "used":
+        if same:
+            return _accepted(ctx, session, row, cert, confirmed=True)
+        assert row.used_at is not None
+        raise StateError(
+            f"this join token was already used on {_when(row.used_at)} by {row.child_id} "
+            f"(TLS sha256 {_short(row.child_tls_fingerprint)}); a token works once: ask "
+            f"the operator of {me} for a new one"
         )
-        if row.state == "used":
-            if same:
-                return _accepted(ctx, session, row, cert, confirmed=True)
-            assert row.used_at is not None
-            raise StateError(
-                f"this join token was already used on {_when(row.used_at)} by {row.child_id} "
-                f"(TLS sha256 {_short(row.child_tls_fingerprint)}); a token works once: ask "
-                f"the operator of {me} for a new one"
-            )
-        if row.state == "rejected":
-            return enrollment_pb2.JoinResponse(
-                status=enrollment_pb2.JOIN_STATUS_REJECTED,
-                message=f"the operator of {me} rejected this join: {row.reason}",
-            )
-        if row.child_signing_key is not None and not same:
-            raise StateError(
-                f"this token was already presented by another node calling itself "
-                f"{row.child_id} (TLS sha256 {_short(row.child_tls_fingerprint)}); a token works "
-                f"for one node only. If that was not you, tell the operator of {me} to run "
-                f"`lapor-node link reject {row.child_id}` and send you a new token"
-            )
-        if now > row.expires_at and row.agreement is None:
-            raise StateError(
-                f"this join token expired on {_when(row.expires_at)} ({me}'s clock now says "
-                f"{_when(now)}); ask the operator of {me} for a new one "
-                f"(`lapor-node link invite --child {row.child_id}`)"
-            )
-        # 7. The child is not linked yet.
-        _check_linkable(session, ctx, opened.child_id)
-        if row.child_signing_key is None:
-            row.child_signing_key = opened.child_signing_key.raw
-            row.child_tls_cert_pem = opened.child_cert_pem.decode()
-            row.child_tls_fingerprint = opened.child_tls_sha256
-            row.requested_at = now
-            if row.approval == "auto":
-                row.state = "approved"
-                row.decided_at = now
-            else:
-                row.state = "pending"
-        if row.state == "pending":
-            return enrollment_pb2.JoinResponse(
-                status=enrollment_pb2.JOIN_STATUS_PENDING,
-                message=(
-                    f"waiting for the operator of {me} to approve (`lapor-node link approve "
-                    f"{row.child_id}` on {me}); tell them this node's TLS sha256 starts "
-                    f"{opened.child_tls_sha256.hex()[:16]}"
-                ),
-            )
-        if row.agreement is None:
-            child_keys = trust_pb2.NodeKeys(
-                node_id=row.child_id,
-                name=row.child_name,
-                signing_key=opened.child_signing_key.raw,
-                tls_cert_sha256=opened.child_tls_sha256,
-            )
-            agreement = make_agreement(_own_keys(ctx, cert), child_keys, now, row.invite_id)
-            row.agreement = agreement
-            row.parent_signature = ctx.signing_key.sign(LINK_AGREEMENT_PURPOSE, agreement)
-        return _accepted(ctx, session, row, cert, confirmed=False)
+    if row.state == "rejected":
+        return enrollment_pb2.JoinResponse(
+            status=enrollment_pb2.JOIN_STATUS_REJECTED,
+            message=f"the operator of {me} rejected this join: {row.reason}",
+        )
+    if row.child_signing_key is not None and not same:
+        raise StateError(
+            f"this token was already presented by another node calling itself "
+            f"{row.child_id} (TLS sha256 {_short(row.child_tls_fingerprint)}); a token works "
+            f"for one node only. If that was not you, tell the operator of {me} to run "
+            f"`lapor-node link reject {row.child_id}` and send you a new token"
+        )
+    if now > row.expires_at and row.agreement is None:
+        raise StateError(
+            f"this join token expired on {_when(row.expires_at)} ({me}'s clock now says "
+            f"{_when(now)}); ask the operator of {me} for a new one "
+            f"(`lapor-node link invite --child {row.child_id}`)"
+        )
+    # 7. The child is not linked yet.
+    _check_linkable(session, ctx, opened.child_id)
+    if row.child_signing_key is None:
+        row.child_signing_key = opened.child_signing_key.raw
+        row.child_tls_cert_pem = opened.child_cert_pem.decode()
+        row.child_tls_fingerprint = opened.child_tls_sha256
+        row.requested_at = now
+        if row.approval == "auto":
+            row.state = "approved"
+            row.decided_at = now
+        else:
+            row.state = "pending"
+    if row.state == "pending":
+        return enrollment_pb2.JoinResponse(
+            status=enrollment_pb2.JOIN_STATUS_PENDING,
+            message=(
+                f"waiting for the operator of {me} to approve (`lapor-node link approve "
+                f"{row.child_id}` on {me}); tell them this node's TLS sha256 starts "
+                f"{opened.child_tls_sha256.hex()[:16]}"
+            ),
+        )
+    if row.agreement is None:
+        child_keys = trust_pb2.NodeKeys(
+            node_id=row.child_id,
+            name=row.child_name,
+            signing_key=opened.child_signing_key.raw,
+            tls_cert_sha256=opened.child_tls_sha256,
+        )
+        agreement = make_agreement(_own_keys(ctx, cert), child_keys, now, row.invite_id)
+        row.agreement = agreement
+        row.parent_signature = ctx.signing_key.sign(LINK_AGREEMENT_PURPOSE, agreement)
+    return _accepted(ctx, session, row, cert, confirmed=False)
 
 
 def answer_confirm(
@@ -479,58 +500,61 @@ def answer_confirm(
 ) -> enrollment_pb2.ConfirmResponse:
     """Record the countersigned agreement, pin the child and use up the invite, in one
     transaction; a repeat answers with the same entry."""
-    me = ctx.node_id
     with ctx.db.write() as session:
-        row = _find_invite(session, ctx, request.invite_id, request.secret)
-        confirmable = row.state in ("approved", "used")
-        if row.agreement is None or row.parent_signature is None or not confirmable:
-            raise StateError(
-                f"invite {row.invite_id[:8]}... is {row.state}, with no agreement to confirm: "
-                "run `lapor-node link join` again"
-            )
-        if not hmac.compare_digest(request.agreement, row.agreement):
-            raise ValidationError(
-                f"the agreement sent back is not the one {me} signed for this invite"
-            )
-        assert row.child_signing_key is not None and row.child_tls_cert_pem is not None
-        try:
-            VerifyKey(row.child_signing_key).verify(
-                LINK_AGREEMENT_PURPOSE, request.agreement, request.child_signature
-            )
-        except SignatureError as e:
-            raise SignatureError(
-                f"the countersignature is not by the key {row.child_id} joined with: {e}"
-            ) from e
-        response = enrollment_pb2.ConfirmResponse()
-        if row.state == "used":
-            assert row.ledger_index is not None and row.used_at is not None
-            response.ledger_index = row.ledger_index
-            response.recorded_at.FromDatetime(row.used_at)
-            return response
-        _check_linkable(session, ctx, NodeId(row.child_id))
-        now = ctx.clock.now()
-        signed = trust_pb2.SignedLinkAgreement(
-            agreement=row.agreement,
-            parent_signature=row.parent_signature,
-            child_signature=request.child_signature,
+        return answer_confirm_in(session, ctx, request)
+
+
+def answer_confirm_in(
+    session: Session, ctx: NodeContext, request: enrollment_pb2.ConfirmRequest
+) -> enrollment_pb2.ConfirmResponse:
+    """`answer_confirm` in the caller's transaction."""
+    me = ctx.node_id
+    row = _find_invite(session, ctx, request.invite_id, request.secret)
+    confirmable = row.state in ("approved", "used")
+    if row.agreement is None or row.parent_signature is None or not confirmable:
+        raise StateError(
+            f"invite {row.invite_id[:8]}... is {row.state}, with no agreement to confirm: "
+            "run `lapor-node link join` again"
         )
-        index = record(
-            session,
-            ctx,
-            ledger_pb2.LedgerEntry(link_agreed=ledger_pb2.LinkAgreed(agreement=signed)),
+    if not hmac.compare_digest(request.agreement, row.agreement):
+        raise ValidationError(f"the agreement sent back is not the one {me} signed for this invite")
+    assert row.child_signing_key is not None and row.child_tls_cert_pem is not None
+    try:
+        VerifyKey(row.child_signing_key).verify(
+            LINK_AGREEMENT_PURPOSE, request.agreement, request.child_signature
         )
-        cert = row.child_tls_cert_pem.encode()
-        link = _link_row(
-            row.child_id, "child", row.child_name, row.child_signing_key, cert, None, now
-        )
-        link.agreement_entry = index
-        queries.add(session, link)
-        row.state = "used"
-        row.used_at = now
-        row.ledger_index = index
-        response.ledger_index = index
-        response.recorded_at.FromDatetime(now)
+    except SignatureError as e:
+        raise SignatureError(
+            f"the countersignature is not by the key {row.child_id} joined with: {e}"
+        ) from e
+    response = enrollment_pb2.ConfirmResponse()
+    if row.state == "used":
+        assert row.ledger_index is not None and row.used_at is not None
+        response.ledger_index = row.ledger_index
+        response.recorded_at.FromDatetime(row.used_at)
         return response
+    _check_linkable(session, ctx, NodeId(row.child_id))
+    now = ctx.clock.now()
+    signed = trust_pb2.SignedLinkAgreement(
+        agreement=row.agreement,
+        parent_signature=row.parent_signature,
+        child_signature=request.child_signature,
+    )
+    index = record(
+        session,
+        ctx,
+        ledger_pb2.LedgerEntry(link_agreed=ledger_pb2.LinkAgreed(agreement=signed)),
+    )
+    cert = row.child_tls_cert_pem.encode()
+    link = _link_row(row.child_id, "child", row.child_name, row.child_signing_key, cert, None, now)
+    link.agreement_entry = index
+    queries.add(session, link)
+    row.state = "used"
+    row.used_at = now
+    row.ledger_index = index
+    response.ledger_index = index
+    response.recorded_at.FromDatetime(now)
+    return response
 
 
 def _link_row(

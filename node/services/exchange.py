@@ -16,13 +16,16 @@ in its own savepoint:
      rotation only for the sender itself, signed with the key it rotates from;
   5. apply the payload, append its ledger entry, queue any response, record the inbox row.
 The first envelope that fails stops the batch: what came before it is committed and
-acknowledged, it and everything after it are not stored.
+acknowledged, it and everything after it are not stored. With `routing.auto`, the referrals
+the batch accepted are disposed of by the routing rules in the same transaction
+(node.services.routing.auto_dispose_in), so none is left accepted and undisposed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -38,7 +41,6 @@ from node.envelopes import OpenedEnvelope, open_envelope
 from node.errors import (
     NodeError,
     PermissionDeniedError,
-    SequenceGapError,
     SignatureError,
     StateError,
     ValidationError,
@@ -49,15 +51,17 @@ from node.services import (
     bulk,
     checkpoints,
     confidential,
+    lifecycle,
     monitoring,
-    progress,
     recovery,
     rotation,
+    routing,
     witness,
 )
 from node.services._events import add_event
 from node.services._ledger import record
 from node.services._outbox import enqueue
+from node.services._receive_checks import check_sender_role, check_sequence
 from node.services.context import NodeContext
 from node.store import queries
 from node.store.models import Complaint, InboxRow, Link
@@ -67,6 +71,7 @@ log = get_logger()
 # Sequences and checkpoint sizes are stored as signed 64-bit integers: a peer's number
 # beyond this is malformed input, refused before it reaches the database.
 MAX_SEQUENCE = (1 << 63) - 1
+_ID_SHAPE = re.compile(r"[0-9A-Za-z-]{1,64}")
 
 __all__ = [
     "MAX_SEQUENCE",
@@ -74,13 +79,16 @@ __all__ = [
     "HelloState",
     "Outgoing",
     "acknowledge",
+    "acknowledge_in",
     "check_hello",
     "check_peer_holds",
     "hello_state",
     "pending",
     "prove",
     "receive_batch",
+    "receive_batch_in",
     "record_link_error",
+    "record_link_error_in",
 ]
 
 
@@ -91,8 +99,8 @@ class BatchResult:
     error: NodeError | None = None
     failed_sequence: int = 0
     applied: int = 0
-    # Complaints referred to this node in the batch: routing rules may dispose of them
-    # further once the batch is committed (node.services.routing.auto_dispose).
+    # Complaints referred to this node in the batch: with routing.auto, the batch's own
+    # transaction disposed of them further by the rules (node.services.routing).
     accepted: list[str] = field(default_factory=list)
     # Responses queued by this batch: a redelivery later in the same batch gets none
     # replayed, since the link sends them in sequence anyway.
@@ -180,12 +188,12 @@ def pending(
             for item in items
         ]
         # Note text beside its commitment, for the payloads that may commit to one.
-        progress.attach_notes(
+        lifecycle.attach_notes(
             session,
             [
                 d
                 for (_, d), item in zip(rows, items, strict=True)
-                if item.kind in progress.NOTE_KINDS
+                if item.kind in lifecycle.NOTE_KINDS
             ],
         )
         held = witness.present(session, ctx, [d for _, d in rows], held)
@@ -228,25 +236,39 @@ def prove(ctx: NodeContext, deliveries: Sequence[federation_pb2.Delivery], held:
 
 
 def acknowledge(ctx: NodeContext, peer: NodeId, through: int) -> None:
-    """The peer committed everything we sent up to `through`."""
+    """`acknowledge_in` in a transaction of its own."""
     _check_number(through, "an acknowledged sequence")
     with ctx.db.write() as session:
-        recovery.resequence(session, ctx, peer, through)  # a peer ahead of a restore (ADR 0023)
-        next_out = queries.acknowledge_outbox(session, peer, through, ctx.clock.now())
-        if next_out is None:
-            raise PermissionDeniedError(f"{peer} is not linked to this node")
-        if through >= next_out:  # raised inside the transaction: the link is left as it was
-            raise StateError(
-                f"{peer} acknowledged sequence {through}, but the last one sent is {next_out - 1}"
-            )
+        acknowledge_in(session, ctx, peer, through)
+
+
+def acknowledge_in(session: Session, ctx: NodeContext, peer: NodeId, through: int) -> None:
+    """The peer committed everything we sent up to `through`."""
+    _check_number(through, "an acknowledged sequence")
+    recovery.resequence(session, ctx, peer, through)  # a peer ahead of a restore (ADR 0023)
+    next_out = queries.acknowledge_outbox(session, peer, through, ctx.clock.now())
+    if next_out is None:
+        raise PermissionDeniedError(f"{peer} is not linked to this node")
+    if through >= next_out:  # raised inside the transaction: the link is left as it was
+        raise StateError(
+            f"{peer} acknowledged sequence {through}, but the last one sent is {next_out - 1}"
+        )
+
+
+def record_link_error_in(
+    session: Session, ctx: NodeContext, peer: NodeId, message: str | None
+) -> None:
+    """Why the link to `peer` last ended (None: it is up), and when."""
+    link = queries.get_link(session, peer, lock=True)
+    if link is not None:
+        link.last_error = message
+        link.last_seen_at = ctx.clock.now()
 
 
 def record_link_error(ctx: NodeContext, peer: NodeId, message: str | None) -> None:
+    """`record_link_error_in` in a transaction of its own."""
     with ctx.db.write() as session:
-        link = queries.get_link(session, peer, lock=True)
-        if link is not None:
-            link.last_error = message
-            link.last_seen_at = ctx.clock.now()
+        record_link_error_in(session, ctx, peer, message)
 
 
 def receive_batch(
@@ -257,64 +279,93 @@ def receive_batch(
 ) -> BatchResult:
     """Apply `deliveries` from `peer` in order (see the module docstring). With `held`, the
     size of our checkpoint the peer holds, the result also carries the responses queued,
-    ready to send (Outgoing), when the bulk path queued all of them."""
-    result = BatchResult()
+    ready to send (Outgoing), when the bulk path queued all of them. One transaction of
+    its own (`receive_batch_in`)."""
     with ctx.db.write() as session:
-        link = _active_link(session, peer, lock=True)
-        witness.refuse_if_suspended(link)
-        key = VerifyKey(link.signing_key)
-        receipts: list[tuple[InboxRow, envelope_pb2.Receipt]] = []
-        first_out = link.next_out_seq
-        queued: list[tuple[int, envelope_pb2.SignedEnvelope]] = []
-        position = 0
-        while position < len(deliveries):
-            run = bulk.receive_run(session, ctx, link, deliveries[position:])
-            if run.taken:
-                position += run.taken
-                result.committed_through = run.through
-                result.applied += run.taken
-                result.accepted.extend(run.accepted)
-                result.fresh_responses.update(run.responses)
-                queued.extend(run.queued)
-                if position == len(deliveries):
-                    break
-            delivery = deliveries[position]
-            position += 1
-            if key.raw != link.signing_key:  # the peer's key rotation was just followed
-                key = VerifyKey(link.signing_key)
-            try:
-                with session.begin_nested():
-                    signer = _signer(session, link, key, delivery)
-                    _receive_one(session, ctx, link, signer, delivery, result, receipts)
-            except witness.ForkDetected as e:
-                index = witness.record_fork(session, ctx, link, e)
-                result.error = StateError(
-                    f"{e}; this node recorded the evidence in its ledger entry {index} and "
-                    "refuses further envelopes from you until its operator acts"
-                )
-                result.failed_sequence = link.last_in_seq + 1
+        return receive_batch_in(session, ctx, peer, deliveries, held)
+
+
+def receive_batch_in(
+    session: Session,
+    ctx: NodeContext,
+    peer: NodeId,
+    deliveries: Sequence[federation_pb2.Delivery],
+    held: int | None = None,
+) -> BatchResult:
+    """`receive_batch` in the caller's transaction."""
+    result = BatchResult()
+    link = _active_link(session, peer, lock=True)
+    witness.refuse_if_suspended(link)
+    key = VerifyKey(link.signing_key)
+    receipts: list[tuple[InboxRow, envelope_pb2.Receipt]] = []
+    first_out = link.next_out_seq
+    queued: list[tuple[int, envelope_pb2.SignedEnvelope]] = []
+    position = 0
+    while position < len(deliveries):
+        run = bulk.receive_run(session, ctx, link, deliveries[position:])
+        if run.taken:
+            position += run.taken
+            result.committed_through = run.through
+            result.applied += run.taken
+            result.accepted.extend(run.accepted)
+            result.fresh_responses.update(run.responses)
+            queued.extend(run.queued)
+            if position == len(deliveries):
                 break
-            except NodeError as e:
-                result.error = e
-                result.failed_sequence = link.last_in_seq + 1
-                break
-            except (DecodeError, OverflowError, ValueError) as e:
-                # A nested message that does not parse, a number beyond what the database
-                # holds, a time beyond the calendar: the sender's error, refused like any
-                # malformed envelope.
-                result.error = ValidationError(
-                    f"envelope {link.last_in_seq + 1} from {peer} carries a field that does "
-                    f"not parse or is out of range ({type(e).__name__}); nothing of it was "
-                    "stored"
-                )
-                result.failed_sequence = link.last_in_seq + 1
-                break
-        _send_receipts(session, ctx, link, receipts)
-        if result.committed_through or result.applied:
-            link.last_seen_at = ctx.clock.now()
-        if held is not None and queued and len(queued) == link.next_out_seq - first_out:
-            result.outgoing = _outgoing(session, ctx, queued, held)
+        delivery = deliveries[position]
+        position += 1
+        if key.raw != link.signing_key:  # the peer's key rotation was just followed
+            key = VerifyKey(link.signing_key)
+        try:
+            with session.begin_nested():
+                signer = _signer(session, link, key, delivery)
+                _receive_one(session, ctx, link, signer, delivery, result, receipts)
+        except witness.ForkDetected as e:
+            index = witness.record_fork(session, ctx, link, e)
+            result.error = StateError(
+                f"{e}; this node recorded the evidence in its ledger entry {index} and "
+                "refuses further envelopes from you until its operator acts"
+            )
+            result.failed_sequence = _claimed(delivery, link)[0]
+            break
+        except NodeError as e:
+            result.error = e
+            result.failed_sequence = _claimed(delivery, link)[0]
+            break
+        except (DecodeError, OverflowError, ValueError) as e:
+            # A nested message that does not parse, a number beyond what the database
+            # holds, a time beyond the calendar: the sender's error, refused like any
+            # malformed envelope.
+            sequence, message_id = _claimed(delivery, link)
+            result.error = ValidationError(
+                f"envelope {sequence} (message {message_id}) from {peer} carries a field "
+                f"that does not parse or is out of range ({type(e).__name__}); nothing "
+                "of it was stored"
+            )
+            result.failed_sequence = sequence
+            break
+    _send_receipts(session, ctx, link, receipts)
+    if result.committed_through or result.applied:
+        link.last_seen_at = ctx.clock.now()
+    if held is not None and queued and len(queued) == link.next_out_seq - first_out:
+        result.outgoing = _outgoing(session, ctx, queued, held)
+    for tracking_id in result.accepted if ctx.config.routing.auto else ():
+        routing.auto_dispose_in(session, ctx, tracking_id)  # commits with the acceptance
     return result
+
+
+def _claimed(delivery: federation_pb2.Delivery, link: Link) -> tuple[int, str]:
+    """The sequence and message id a refused delivery claims, to name it in the refusal;
+    for one whose body does not parse, the sequence it stands at and "unknown"."""
+    try:
+        env = envelope_pb2.Envelope.FromString(delivery.envelope.body)
+    except DecodeError:
+        return link.last_in_seq + 1, "unknown"
+    # Unverified text from outside: named only if it has the shape of an id.
+    message_id = env.message_id if _ID_SHAPE.fullmatch(env.message_id) else "unknown"
+    if not 0 < env.sequence <= MAX_SEQUENCE:
+        return link.last_in_seq + 1, message_id
+    return env.sequence, message_id
 
 
 def _outgoing(
@@ -329,7 +380,7 @@ def _outgoing(
         (sequence, _delivery(ctx.node_id, signed.body, signed.key_id, signed.signature))
         for sequence, signed in queued
     ]
-    try:  # receipts: no note goes beside them (progress.NOTE_KINDS)
+    try:  # receipts: no note goes beside them (lifecycle.NOTE_KINDS)
         after = witness.present(session, ctx, [d for _, d in rows], held)
     except NodeError:
         return None
@@ -381,7 +432,7 @@ def _receive_one(
     opened = open_envelope(delivery.envelope, peer=peer, peer_key=key, me=ctx.node_id)
     env = opened.envelope
     seen = queries.get_inbox(session, peer, env.message_id)
-    if seen is not None:
+    if seen is not None:  # is_redelivery, by the inbox row (its response is sent again)
         if seen.body != delivery.envelope.body:
             raise StateError(f"message id {env.message_id} was already used for another message")
         if seen.response_outbox_id is not None and (
@@ -400,30 +451,22 @@ def _receive_one(
     # Before the sequence: a peer that went back in time reuses sequences too, and what
     # must be caught is the rewritten history, with its evidence.
     witness.check(link, opened, delivery, session)
-    if env.sequence <= link.last_in_seq:
-        raise StateError(
-            f"sequence {env.sequence} from {peer} was already used by another message "
-            f"(last committed: {link.last_in_seq})"
-        )
-    if env.sequence != link.last_in_seq + 1:
-        raise SequenceGapError(
-            f"sequence gap from {peer}: expected {link.last_in_seq + 1}, found {env.sequence}"
-        )
+    check_sequence(peer, env, link.last_in_seq)
     kind = opened.payload_kind
-    _check_sender_role(link, kind)
+    check_sender_role(link, kind)
     receipt: envelope_pb2.Receipt | None = None
     if kind == "referral":
-        if progress.is_known(session, opened):  # referred again after it came back up
-            receipt = progress.on_referral_again(session, ctx, link, opened, delivery)
+        if lifecycle.is_known(session, opened):  # referred again after it came back up
+            receipt = lifecycle.on_referral_again(session, ctx, link, opened, delivery)
         else:
             receipt = _on_referral(session, ctx, link, opened, delivery)
     elif kind == "receipt":
         _on_receipt(session, ctx, link, opened)
-        progress.after_receipt(session, ctx, link, opened)
+        lifecycle.after_receipt(session, ctx, link, opened)
     elif kind == "status_update":
-        progress.on_status_update(session, ctx, link, opened, delivery)
+        lifecycle.on_status_update(session, ctx, link, opened, delivery)
     elif kind == "reporter_reply":
-        progress.on_reporter_reply(session, ctx, link, opened, delivery)
+        lifecycle.on_reporter_reply(session, ctx, link, opened, delivery)
     elif kind == "key_rotation":
         _on_key_rotation(session, ctx, link, opened, key)
     elif kind == "sealed_identity":
@@ -450,29 +493,6 @@ def _receive_one(
         result.accepted.append(env.referral.complaint.tracking_id)
 
 
-# Which side of a link may send each payload (DESIGN.md, authority): down the tree come
-# referrals, reporters' replies and sealed identities; up come receipts and status updates;
-# either side may rotate its own keys.
-_SENT_BY: dict[str, tuple[str, str]] = {
-    "referral": ("parent", "referrals"),
-    "reporter_reply": ("parent", "reporter replies"),
-    "sealed_identity": ("parent", "sealed identities"),
-    "receipt": ("child", "receipts"),
-    "status_update": ("child", "status updates"),
-}
-
-
-def _check_sender_role(link: Link, kind: str) -> None:
-    rule = _SENT_BY.get(kind)
-    if kind != "key_rotation" and rule is None:
-        raise ValidationError(f"unsupported payload {kind!r}")
-    if rule is not None and link.role != rule[0]:
-        raise PermissionDeniedError(
-            f"{rule[1]} are accepted only from this node's {rule[0]}; {link.peer_id} is "
-            f"its {link.role}"
-        )
-
-
 def _on_referral(
     session: Session,
     ctx: NodeContext,
@@ -482,15 +502,15 @@ def _on_referral(
 ) -> envelope_pb2.Receipt:
     summary = opened.envelope.referral.complaint
     check_summary(summary)
-    content = progress.referral_content(summary, delivery)
+    content = lifecycle.referral_content(summary, delivery)
     if queries.get_complaint(session, summary.tracking_id) is not None:
         raise StateError(f"{summary.tracking_id} is already on this node")
     queries.add(
-        session, Complaint(**progress.referred_complaint(ctx, link, summary, ctx.clock.now()))
+        session, Complaint(**lifecycle.referred_complaint(ctx, link, summary, ctx.clock.now()))
     )
     if content is not None:
         queries.add(session, content)
-    return progress.record_referral(session, ctx, opened, f"referral received from {link.peer_id}")
+    return lifecycle.record_referral(session, ctx, opened, f"referral received from {link.peer_id}")
 
 
 def _on_receipt(session: Session, ctx: NodeContext, link: Link, opened: OpenedEnvelope) -> None:

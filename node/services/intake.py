@@ -2,7 +2,7 @@
 gateway's idempotency keys (docs/intake.md, docs/decisions/0010-intake.md).
 
 Invariants:
-- One transaction registers the complaint (node.services.complaints._submit, which numbers
+- One transaction registers the complaint (node.services.complaints.submit_in, which numbers
   it `<this node>-<year>-<serial>` and appends its ledger entry), stores its attachments by
   SHA-256 and records the gateway's (gateway, idempotency key). A refused submission
   stores nothing: no complaint, no blob, no key, no ledger entry.
@@ -51,7 +51,7 @@ from node.errors import (
     ValidationError,
 )
 from node.ids import parse_tracking_id
-from node.services.complaints import _submit
+from node.services.complaints import submit_in
 from node.services.context import NodeContext
 from node.store import intake as store
 from node.store import queries
@@ -347,7 +347,7 @@ def _accept(
         seen = store.get_request(session, gateway, key)
         if seen is not None:
             return _retry(session, seen, digest)
-    tracking_id = _submit(session, ctx, draft)
+    tracking_id = submit_in(session, ctx, draft)
     now = ctx.clock.now()
     for position, received in enumerate(attachments):
         store.put_blob(session, received.ref.sha256, received.data, now)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 
+from sqlalchemy.orm import Session
+
 from node._proto.lapor.v1 import enrollment_pb2, ledger_pb2, trust_pb2
 from node.crypto.enrollment import (
     MAX_CLOCK_SKEW,
@@ -180,32 +182,44 @@ def record_join(
     parent to dial at `address` (its joins and key rotations at `enrollment_address`), in
     one transaction. Returns the entry's index."""
     with ctx.db.write() as session:
-        for link in queries.list_links(session, active_only=True):
-            if link.role == "parent":
-                raise StateError(
-                    f"this node already has a parent, {link.peer_id}; a node has exactly one"
-                )
-        if queries.get_link(session, token.parent_id) is not None:
-            raise StateError(f"{token.parent_id} is already linked to this node")
-        index = record(
-            session,
-            ctx,
-            ledger_pb2.LedgerEntry(
-                link_agreed=ledger_pb2.LinkAgreed(
-                    agreement=acceptance.agreement, parent_chain=acceptance.chain
-                )
-            ),
-        )
-        row = _link_row(
-            token.parent_id,
-            "parent",
-            acceptance.parent_name,
-            acceptance.parent_signing_key,
-            acceptance.parent_cert,
-            address,
-            ctx.clock.now(),
-        )
-        row.agreement_entry = index
-        row.enrollment_address = enrollment_address
-        queries.add(session, row)
-        return index
+        return record_join_in(session, ctx, token, acceptance, address, enrollment_address)
+
+
+def record_join_in(
+    session: Session,
+    ctx: NodeContext,
+    token: JoinToken,
+    acceptance: Acceptance,
+    address: str,
+    enrollment_address: str | None = None,
+) -> int:
+    """`record_join` in the caller's transaction."""
+    for link in queries.list_links(session, active_only=True):
+        if link.role == "parent":
+            raise StateError(
+                f"this node already has a parent, {link.peer_id}; a node has exactly one"
+            )
+    if queries.get_link(session, token.parent_id) is not None:
+        raise StateError(f"{token.parent_id} is already linked to this node")
+    index = record(
+        session,
+        ctx,
+        ledger_pb2.LedgerEntry(
+            link_agreed=ledger_pb2.LinkAgreed(
+                agreement=acceptance.agreement, parent_chain=acceptance.chain
+            )
+        ),
+    )
+    row = _link_row(
+        token.parent_id,
+        "parent",
+        acceptance.parent_name,
+        acceptance.parent_signing_key,
+        acceptance.parent_cert,
+        address,
+        ctx.clock.now(),
+    )
+    row.agreement_entry = index
+    row.enrollment_address = enrollment_address
+    queries.add(session, row)
+    return index

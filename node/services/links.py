@@ -23,7 +23,6 @@ import datetime as dt
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from node._proto.lapor.v1 import ledger_pb2
@@ -34,8 +33,8 @@ from node.errors import NotFoundError, StateError, ValidationError
 from node.ids import NodeId, parse_node_id
 from node.services._ledger import record
 from node.services.context import NodeContext
-from node.store import lifecycle, queries
-from node.store.models import Invite, Link, PeerKey
+from node.store import keys, link_state, queries
+from node.store.models import Invite, Link
 
 __all__ = [
     "HEARTBEAT_SECONDS",
@@ -80,56 +79,68 @@ def add_link(
     """Pin `card` as this node's `role` ('parent' or 'child') and record it in the ledger.
     A parent is dialed at `address`; its key rotations are fetched at
     `enrollment_address` (default: the port after `address`)."""
+    with ctx.db.write() as session:
+        add_link_in(session, ctx, card, role, address, enrollment_address)
+
+
+def add_link_in(
+    session: Session,
+    ctx: NodeContext,
+    card: NodeCard,
+    role: str,
+    address: str | None = None,
+    enrollment_address: str | None = None,
+) -> None:
+    """`add_link` in the caller's transaction."""
     if role not in ROLES:
         raise ValidationError(f"role must be parent or child, found {role!r}")
     if card.node_id == ctx.node_id:
         raise ValidationError("that card is this node's own")
     if role == "parent" and not address:
         raise ValidationError("a parent link needs --address HOST:PORT to dial")
-    with ctx.db.write() as session:
-        existing = queries.get_link(session, card.node_id, lock=True)
-        if existing is not None and existing.revoked_at is None:
-            raise StateError(f"{card.node_id} is already linked as this node's {existing.role}")
-        if existing is not None:
-            raise StateError(
-                f"{card.node_id} was linked before and revoked; this version of lapor-node "
-                "cannot link the same node id again (its message sequences would collide)"
-            )
-        if role == "parent" and any(
-            link.role == "parent" for link in queries.list_links(session, active_only=True)
-        ):
-            raise StateError("this node already has a parent; a node has exactly one")
-        now = ctx.clock.now()
-        queries.add(
-            session,
-            Link(
+    existing = queries.get_link(session, card.node_id, lock=True)
+    if existing is not None and existing.revoked_at is None:
+        raise StateError(f"{card.node_id} is already linked as this node's {existing.role}")
+    if existing is not None:
+        raise StateError(
+            f"{card.node_id} was linked before and revoked; this version of lapor-node "
+            "cannot link the same node id again (its message sequences would collide)"
+        )
+    if role == "parent" and any(
+        link.role == "parent" for link in queries.list_links(session, active_only=True)
+    ):
+        raise StateError("this node already has a parent; a node has exactly one")
+    now = ctx.clock.now()
+    queries.add(
+        session,
+        Link(
+            peer_id=card.node_id,
+            role=role,
+            name=card.name,
+            signing_key=card.signing_key.raw,
+            tls_cert_pem=card.tls_cert_pem.decode(),
+            tls_fingerprint=card.tls_fingerprint,
+            address=address,
+            enrollment_address=enrollment_address if role == "parent" else None,
+            created_at=now,
+            next_out_seq=1,
+            acked_out_seq=0,
+            last_in_seq=0,
+        ),
+    )
+    record(
+        session,
+        ctx,
+        ledger_pb2.LedgerEntry(
+            link_established=ledger_pb2.LinkEstablished(
                 peer_id=card.node_id,
-                role=role,
-                name=card.name,
-                signing_key=card.signing_key.raw,
-                tls_cert_pem=card.tls_cert_pem.decode(),
-                tls_fingerprint=card.tls_fingerprint,
-                address=address,
-                enrollment_address=enrollment_address if role == "parent" else None,
-                created_at=now,
-                next_out_seq=1,
-                acked_out_seq=0,
-                last_in_seq=0,
-            ),
-        )
-        record(
-            session,
-            ctx,
-            ledger_pb2.LedgerEntry(
-                link_established=ledger_pb2.LinkEstablished(
-                    peer_id=card.node_id,
-                    role=ROLES[role],
-                    peer_name=card.name,
-                    peer_signing_key=card.signing_key.raw,
-                    peer_tls_sha256=card.tls_fingerprint,
-                )
-            ),
-        )
+                role=ROLES[role],
+                peer_name=card.name,
+                peer_signing_key=card.signing_key.raw,
+                peer_tls_sha256=card.tls_fingerprint,
+            )
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -158,9 +169,7 @@ def pins(ctx: NodeContext) -> list[Pin]:
     now = ctx.clock.now()
     with ctx.db.read() as session:
         earlier: dict[str, list[tuple[bytes, bytes]]] = {}
-        for row in session.scalars(
-            select(PeerKey).where(PeerKey.tls_valid_until > now).order_by(PeerKey.replaced_at)
-        ):
+        for row in keys.valid_peer_keys(session, now):
             earlier.setdefault(row.peer_id, []).append(
                 (row.tls_cert_pem.encode(), row.tls_fingerprint)
             )
@@ -236,7 +245,7 @@ def _view(
         state = "never connected"
     else:
         state = "not connected"
-    oldest = lifecycle.oldest_unacked(session, link.peer_id)
+    oldest = link_state.oldest_unacked(session, link.peer_id)
     return LinkView(
         link.peer_id,
         link.role,
@@ -346,7 +355,7 @@ def link_report(ctx: NodeContext) -> LinkReport:
     with ctx.db.read() as session:
         links = {link.peer_id: link for link in queries.list_links(session)}
         invites: dict[str, Invite] = {}
-        for row in lifecycle.live_invites(session, now):
+        for row in link_state.live_invites(session, now):
             invites.setdefault(row.child_id, row)
         rows: list[LinkView] = [
             _view(session, link, now, expected=False)
@@ -394,47 +403,52 @@ class Revocation:
 def revoke(ctx: NodeContext, peer: str, reason: str) -> Revocation:
     """End the link with `peer` (this node's child, or its parent) at once: record
     LinkRevoked signed by this node and unpin the peer, in one transaction."""
+    with ctx.db.write() as session:
+        return revoke_in(session, ctx, peer, reason)
+
+
+def revoke_in(session: Session, ctx: NodeContext, peer: str, reason: str) -> Revocation:
+    """`revoke` in the caller's transaction."""
     peer_id: NodeId = parse_node_id(peer)
     reason = reason.strip()
     me = ctx.node_id
     own_key = ctx.signing_key.public.raw
-    with ctx.db.write() as session:
-        link = queries.get_link(session, peer_id, lock=True)
-        if link is None:
-            raise NotFoundError(
-                f"{peer_id} is not linked to this node; `lapor-node link list` shows its links"
-            )
-        if link.revoked_at is not None:
-            raise StateError(
-                f"the link with {peer_id} was already revoked on {_when(link.revoked_at)}"
-                + ("" if link.revoked_entry is None else f" (ledger entry {link.revoked_entry})")
-            )
-        now = ctx.clock.now()
-        if link.role == "child":
-            parent_id, parent_key, child_id, child_key = me, own_key, peer_id, link.signing_key
-        else:
-            parent_id, parent_key, child_id, child_key = peer_id, link.signing_key, me, own_key
-        signed = sign_revocation(
-            ctx.signing_key,
-            parent_id=parent_id,
-            parent_signing_key=parent_key,
-            child_id=child_id,
-            child_signing_key=child_key,
-            revoked_by=me,
-            revoked_at=now,
-            reason=reason,
+    link = queries.get_link(session, peer_id, lock=True)
+    if link is None:
+        raise NotFoundError(
+            f"{peer_id} is not linked to this node; `lapor-node link list` shows its links"
         )
-        index = record(
-            session,
-            ctx,
-            ledger_pb2.LedgerEntry(link_revoked=ledger_pb2.LinkRevoked(revocation=signed)),
+    if link.revoked_at is not None:
+        raise StateError(
+            f"the link with {peer_id} was already revoked on {_when(link.revoked_at)}"
+            + ("" if link.revoked_entry is None else f" (ledger entry {link.revoked_entry})")
         )
-        link.revoked_at = now
-        link.revoked_entry = index
-        link.connected_since = None
-        link.last_error = f"revoked by this node: {reason}" if reason else "revoked by this node"
-        undelivered = queries.outbox_depth(session, peer_id)
-        return Revocation(peer_id, link.role, index, undelivered)
+    now = ctx.clock.now()
+    if link.role == "child":
+        parent_id, parent_key, child_id, child_key = me, own_key, peer_id, link.signing_key
+    else:
+        parent_id, parent_key, child_id, child_key = peer_id, link.signing_key, me, own_key
+    signed = sign_revocation(
+        ctx.signing_key,
+        parent_id=parent_id,
+        parent_signing_key=parent_key,
+        child_id=child_id,
+        child_signing_key=child_key,
+        revoked_by=me,
+        revoked_at=now,
+        reason=reason,
+    )
+    index = record(
+        session,
+        ctx,
+        ledger_pb2.LedgerEntry(link_revoked=ledger_pb2.LinkRevoked(revocation=signed)),
+    )
+    link.revoked_at = now
+    link.revoked_entry = index
+    link.connected_since = None
+    link.last_error = f"revoked by this node: {reason}" if reason else "revoked by this node"
+    undelivered = queries.outbox_depth(session, peer_id)
+    return Revocation(peer_id, link.role, index, undelivered)
 
 
 # --- the running node's connection marks -------------------------------------------------
@@ -443,17 +457,27 @@ def revoke(ctx: NodeContext, peer: str, reason: str) -> Revocation:
 def mark_connected(ctx: NodeContext, peer: str, connected: bool) -> None:
     """`serve` has (True) or no longer has (False) a live stream with `peer`."""
     with ctx.db.write() as session:
-        lifecycle.set_connected(session, peer, ctx.clock.now() if connected else None)
+        mark_connected_in(session, ctx, peer, connected)
+
+
+def mark_connected_in(session: Session, ctx: NodeContext, peer: str, connected: bool) -> None:
+    """`mark_connected` in the caller's transaction."""
+    link_state.set_connected(session, peer, ctx.clock.now() if connected else None)
 
 
 def heartbeat(ctx: NodeContext, peers: Collection[str]) -> None:
     """The streams with `peers` are still live."""
     if peers:
         with ctx.db.write() as session:
-            lifecycle.touch(session, peers, ctx.clock.now())
+            link_state.touch(session, peers, ctx.clock.now())
 
 
 def reset_connections(ctx: NodeContext) -> None:
     """No stream is live (the node starts or stops)."""
     with ctx.db.write() as session:
-        lifecycle.clear_connections(session)
+        reset_connections_in(session, ctx)
+
+
+def reset_connections_in(session: Session, ctx: NodeContext) -> None:
+    """`reset_connections` in the caller's transaction."""
+    link_state.clear_connections(session)

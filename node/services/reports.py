@@ -7,7 +7,7 @@ Invariants:
 2. A year's complaints are those submitted in it (UTC, like tracking ids and
    ``complaint list --year``). The figures of a child subtree are this node's rows of the
    complaints it last referred to that child (``referred_to``): status and holder there
-   are mirrored from the signed status updates that travelled up (node.services.progress,
+   are mirrored from the signed status updates that travelled up (node.services.lifecycle,
    invariant 3), never asked of the child live. They hold as of the latest status update
    received from that child (``as_of``).
 3. Nothing personal or free-text leaves this module: no content, no reporter, no notes.
@@ -24,8 +24,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from node._proto.lapor.v1 import envelope_pb2, ledger_pb2
 from node.errors import IntegrityError, NotFoundError, ValidationError
@@ -38,7 +37,8 @@ from node.services.context import NodeContext
 # (docs/reports.md); kept private in links.py, which owns the states.
 from node.services.links import _why as _link_state
 from node.store import queries
-from node.store.models import Complaint, ComplaintEvent, InboxRow, LedgerEntryRow
+from node.store import reports as store_reports
+from node.store.models import Complaint, ComplaintEvent
 from node.workflow.calendar import WorkingCalendar, local_date
 from node.workflow.deadlines import Deadline
 from node.workflow.holidays import covered_years
@@ -164,37 +164,15 @@ def check_year(ctx: NodeContext, year: int) -> None:
         raise ValidationError(f"{year} has not started yet (today is in {this_year})")
 
 
-def _year_range(year: int) -> tuple[dt.datetime, dt.datetime]:
-    return dt.datetime(year, 1, 1, tzinfo=dt.UTC), dt.datetime(year + 1, 1, 1, tzinfo=dt.UTC)
-
-
 def _years_with_data(session: Session) -> list[int]:
-    first, last = session.execute(
-        select(func.min(Complaint.submitted_at), func.max(Complaint.submitted_at))
-    ).one()
-    if first is None:
-        return []
-    return list(range(_utc(first).year, _utc(last).year + 1))
-
-
-def _utc(value: object) -> dt.datetime:
-    """An aggregate of a UTC column (SQLite returns it as text)."""
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    assert isinstance(value, dt.datetime)
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+    span = store_reports.submission_span(session)
+    return [] if span is None else list(range(span[0].year, span[1].year + 1))
 
 
 def _check_data(session: Session, year: int) -> str | None:
     """None when the year has complaints; a note when the node has none at all; else
     NotFoundError naming the years that have some."""
-    start, end = _year_range(year)
-    count = session.execute(
-        select(func.count())
-        .select_from(Complaint)
-        .where(Complaint.submitted_at >= start, Complaint.submitted_at < end)
-    ).scalar_one()
-    if count:
+    if store_reports.count_submitted_in(session, year):
         return None
     years = _years_with_data(session)
     if not years:
@@ -223,26 +201,6 @@ def _first_follow_up_at(at: dt.datetime | None, entry: bytes | None) -> dt.datet
             if envelope.status_update.HasField("at"):
                 return envelope.status_update.at.ToDatetime(tzinfo=dt.UTC)
     return at
-
-
-def _rows(year: int) -> Select[Complaint, dt.datetime, bytes]:
-    """The year's complaints, each with its first follow-up event and that event's entry."""
-    first = (
-        select(ComplaintEvent.tracking_id.label("tid"), func.min(ComplaintEvent.id).label("eid"))
-        .where(ComplaintEvent.status == Status.in_progress.value)
-        .group_by(ComplaintEvent.tracking_id)
-        .subquery()
-    )
-    event = aliased(ComplaintEvent)
-    start, end = _year_range(year)
-    return (
-        select(Complaint, event.at, LedgerEntryRow.entry)
-        .outerjoin(first, first.c.tid == Complaint.tracking_id)
-        .outerjoin(event, event.id == first.c.eid)
-        .outerjoin(LedgerEntryRow, LedgerEntryRow.idx == event.ledger_index)
-        .where(Complaint.submitted_at >= start, Complaint.submitted_at < end)
-        .order_by(Complaint.submitted_at, Complaint.tracking_id)
-    )
 
 
 def _days(cal: WorkingCalendar, tz: str, start: dt.datetime, end: dt.datetime | None) -> int | None:
@@ -276,19 +234,15 @@ def _stream(
 ) -> Iterator[tuple[Complaint, ComplaintFacts]]:
     cal = scheduler.calendar_for(ctx.config)
     now = ctx.clock.now()
-    result = session.execute(_rows(year).execution_options(yield_per=500))
-    for row, at, entry in result:
+    # Each with its first follow-up: its first in_progress event and that event's entry.
+    rows = store_reports.iter_with_first_event(session, year, Status.in_progress.value)
+    for row, at, entry in rows:
         yield row, _facts(ctx, cal, now, row, _first_follow_up_at(at, entry))
 
 
 def _as_of(session: Session) -> dict[str, dt.datetime]:
     """The latest status update received from each child."""
-    stmt = (
-        select(InboxRow.sender, func.max(InboxRow.received_at))
-        .where(InboxRow.kind == "status_update")
-        .group_by(InboxRow.sender)
-    )
-    return {sender: _utc(at) for sender, at in session.execute(stmt) if at is not None}
+    return store_reports.latest_received(session, "status_update")
 
 
 # --- the report --------------------------------------------------------------------------
@@ -520,14 +474,10 @@ def workflow_sample(ctx: NodeContext) -> WorkflowSample:
     """What the workflow gauges show (node.metrics.observe_workflow)."""
     now = ctx.clock.now()
     with ctx.db.read() as session:
-        counts = session.execute(
-            select(Complaint.status, func.count()).group_by(Complaint.status)
-        ).all()
-        by_status = {s.value: 0 for s in Status} | {status: n for status, n in counts}
+        by_status = {s.value: 0 for s in Status} | store_reports.status_counts(session)
         overdue = 0
         breaches = {d.value: 0 for d in Deadline}
-        stmt = select(Complaint).where(Complaint.status.in_([s.value for s in OPEN]))
-        for row in session.scalars(stmt.execution_options(yield_per=500)):
+        for row in store_reports.iter_with_status(session, [s.value for s in OPEN]):
             missed = scheduler.missed(ctx.config, row, now)
             overdue += bool(missed)
             for m in missed:

@@ -6,7 +6,7 @@ Invariants:
    working days from the calendar node.yaml configures (``workflow:``) and the limits from
    ``deadlines:`` (node.workflow.deadlines). So a test moves the clock, never sleeps.
 2. The scheduler acts only on complaints this node holds, each in its own transaction
-   through node.services.progress.transition (role ``system``): one complaint that cannot
+   through node.services._transitions.transition (role ``system``): one complaint that cannot
    be changed does not stop the others, and each change is in the ledger and travels up.
    What is due is found first in one streamed read (skipping in SQL what is too young to
    be due), so a node holding many complaints opens write transactions only for those.
@@ -25,14 +25,14 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
-from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from node.config import NodeConfig
 from node.errors import NodeError, NotFoundError, StateError, ValidationError
 from node.ids import parse_tracking_id
-from node.services import progress
+from node.services._transitions import local_role, transition
 from node.services.context import NodeContext
-from node.store import queries
+from node.store import listing, queries
 from node.store.models import Complaint
 from node.workflow import lifecycle
 from node.workflow.calendar import WorkingCalendar, local_date
@@ -46,7 +46,15 @@ from node.workflow.deadlines import (
 from node.workflow.holidays import load_holidays
 from node.workflow.lifecycle import Action, Role, Status
 
-__all__ = ["DueSummary", "calendar_for", "due_now", "escalate", "missed", "run_due"]
+__all__ = [
+    "DueSummary",
+    "calendar_for",
+    "due_now",
+    "escalate",
+    "escalate_in",
+    "missed",
+    "run_due",
+]
 
 _INSPECTABLE = frozenset({Classification.pengaduan.value, Classification.whistleblowing.value})
 _SCHEDULED = (
@@ -132,15 +140,11 @@ def due_now(ctx: NodeContext, now: dt.datetime) -> list[tuple[str, str]]:
     complaints does not hold up the writer thread."""
     due: list[tuple[str, str]] = []
     with ctx.db.read() as session:
-        rows = session.scalars(
-            select(Complaint)
-            .where(
-                Complaint.holder == ctx.node_id,
-                Complaint.status.in_([s.value for s in _SCHEDULED]),
-                Complaint.received_at <= now - _too_young(ctx.config.deadlines),
-            )
-            .order_by(Complaint.tracking_id)
-            .execution_options(yield_per=500)
+        rows = listing.iter_due_candidates(
+            session,
+            ctx.node_id,
+            [s.value for s in _SCHEDULED],
+            now - _too_young(ctx.config.deadlines),
         )
         for row in rows:
             if (
@@ -182,7 +186,7 @@ def run_due(
                     continue  # changed since it was listed
                 if status == Status.resolved.value:
                     if _closes_now(ctx, row, now):
-                        progress.transition(session, ctx, row, Action.close, Role.system)
+                        transition(session, ctx, row, Action.close, Role.system)
                         closed.append(tracking_id)
                     continue
                 found = missed(ctx.config, row, now)
@@ -190,7 +194,7 @@ def run_due(
                     continue
                 late.append(tracking_id)
                 if ctx.config.workflow.auto_escalate and status != Status.referred.value:
-                    progress.transition(
+                    transition(
                         session,
                         ctx,
                         row,
@@ -207,26 +211,31 @@ def run_due(
 def escalate(ctx: NodeContext, tracking_id: str, reason: str) -> int:
     """Escalate by hand a complaint this node holds that missed a deadline: it goes to the
     parent it came from (or, where it entered, stays escalated for Ombudsman RI)."""
+    with ctx.db.write() as session:
+        return escalate_in(session, ctx, tracking_id, reason)
+
+
+def escalate_in(session: Session, ctx: NodeContext, tracking_id: str, reason: str) -> int:
+    """`escalate` in the caller's transaction."""
     parse_tracking_id(tracking_id)
     text = reason.strip()
     if not text:
         raise ValidationError("say why it is escalated (--reason)")
-    with ctx.db.write() as session:
-        row = queries.get_complaint(session, tracking_id, lock=True)
-        if row is None:
-            raise NotFoundError(f"no complaint {tracking_id} on this node")
-        role = progress.local_role(row, ctx.node_id, Action.escalate)
-        lifecycle.apply(Status(row.status), Action.escalate, role)  # the status allows it
-        if row.status == Status.referred.value:
-            raise StateError(
-                f"{tracking_id} is referred and waits for {row.referred_to}'s receipt; the "
-                "deadline is that child's to miss. Escalate it there once it is accepted"
-            )
-        found = missed(ctx.config, row, ctx.clock.now())
-        if not found:
-            raise StateError(
-                f"{tracking_id} is {row.status} and has missed no deadline; escalation is "
-                "for a missed deadline (see `complaint list --overdue`)"
-            )
-        note = f"{text} (missed: {_describe(found)})"
-        return progress.transition(session, ctx, row, Action.escalate, role, note=note)
+    row = queries.get_complaint(session, tracking_id, lock=True)
+    if row is None:
+        raise NotFoundError(f"no complaint {tracking_id} on this node")
+    role = local_role(row, ctx.node_id, Action.escalate)
+    lifecycle.apply(Status(row.status), Action.escalate, role)  # the status allows it
+    if row.status == Status.referred.value:
+        raise StateError(
+            f"{tracking_id} is referred and waits for {row.referred_to}'s receipt; the "
+            "deadline is that child's to miss. Escalate it there once it is accepted"
+        )
+    found = missed(ctx.config, row, ctx.clock.now())
+    if not found:
+        raise StateError(
+            f"{tracking_id} is {row.status} and has missed no deadline; escalation is "
+            "for a missed deadline (see `complaint list --overdue`)"
+        )
+    note = f"{text} (missed: {_describe(found)})"
+    return transition(session, ctx, row, Action.escalate, role, note=note)

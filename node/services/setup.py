@@ -12,7 +12,8 @@ from node.crypto.signing import SigningKey
 from node.crypto.tls import generate_tls_identity
 from node.errors import ConfigError
 from node.ids import parse_node_id
-from node.services import datadir
+from node.services import admin, datadir
+from node.services.context import NodeContext
 from node.store.db import Database
 
 __all__ = ["init_node"]
@@ -56,8 +57,6 @@ def _init_node(
     unit: str | None,
     clock: Clock | None,
 ) -> Path:
-    from node.services import admin
-
     clock = clock or SystemClock()
     if unit is not None:
         unit = admin.unit_name(unit)  # checked before anything is written
@@ -96,8 +95,6 @@ def _init_node(
         db.upgrade()
     finally:
         db.dispose()
-    from node.services.context import NodeContext
-
     ctx = NodeContext.open(config.path, clock=clock)
     try:
         if unit is None:

@@ -251,16 +251,21 @@ def _ordered(found: Iterable[StateDifference]) -> list[StateDifference]:
 
 def record_result(ctx: NodeContext, report: StateReport) -> None:
     """Keep `report`'s result as the latest check (invariant 4)."""
-    summary = "; ".join(d.describe() for d in report.differences[:SUMMARY_LIMIT])
     with ctx.db.write() as session:
-        state_queries.record_state_check(
-            session,
-            ctx.clock.now(),
-            report.scope,
-            report.complaints,
-            len(report.differences),
-            summary,
-        )
+        record_result_in(session, ctx, report)
+
+
+def record_result_in(session: Session, ctx: NodeContext, report: StateReport) -> None:
+    """`record_result` in the caller's transaction."""
+    summary = "; ".join(d.describe() for d in report.differences[:SUMMARY_LIMIT])
+    state_queries.record_state_check(
+        session,
+        ctx.clock.now(),
+        report.scope,
+        report.complaints,
+        len(report.differences),
+        summary,
+    )
 
 
 def last_check(ctx: NodeContext) -> LastCheck | None:

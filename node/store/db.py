@@ -344,7 +344,7 @@ class OutboxNotifications:
         self._notes: AsyncGenerator[Any, None] | None = None
 
     async def __aenter__(self) -> OutboxNotifications:
-        import psycopg
+        import psycopg  # lazy: only a PostgreSQL node listens, and SQLite ones need no driver
 
         cargs, cparams = self._args
         self._conn = await psycopg.AsyncConnection.connect(*cargs, autocommit=True, **cparams)

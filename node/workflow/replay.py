@@ -4,7 +4,7 @@ DESIGN.md, "Operating invariants": every working column the ledger determines eq
 replaying the node's own ledger gives. This module is that replay, pure: it is fed the
 node's entries in index order and keeps, for each complaint, the columns below. The
 services change those columns only in the transaction that appends the entry named here
-(node.services.complaints, progress, exchange, bulk, scheduler), so after any history of
+(node.services.complaints, referral, lifecycle, exchange, bulk, scheduler), so after any history of
 use cases the replay equals the ``complaints`` table.
 
 How each entry kind moves a complaint (``me`` is the replaying node):
@@ -100,7 +100,7 @@ def _when(stamp: object) -> dt.datetime:
 
 
 def _stamp(state: ComplaintState, action: str, at: dt.datetime) -> ComplaintState:
-    """The deadline clocks an action starts (as node.services.progress.stamp)."""
+    """The deadline clocks an action starts (as node.services._transitions.stamp)."""
     if action in (Action.verify, Action.redispose):
         return replace(state, verified_at=at, disposed_at=None)
     if action in (Action.refer, Action.accept):

@@ -27,12 +27,12 @@ def test_reordered_and_repeated_deliveries_take_effect_once(nodes: NodeFactory) 
 
     reversed_ = exchange.receive_batch(c, p.node_id, list(reversed(d)))
     assert isinstance(reversed_.error, SequenceGapError)
-    assert (reversed_.committed_through, reversed_.failed_sequence) == (0, 1)
+    assert (reversed_.committed_through, reversed_.failed_sequence) == (0, 5)  # d[4], refused
     assert snapshot(child) == before  # a refused batch leaves nothing
 
     gap = exchange.receive_batch(c, p.node_id, [d[0], d[2]])
     assert isinstance(gap.error, SequenceGapError)
-    assert (gap.committed_through, gap.failed_sequence) == (1, 2)  # what came before it stays
+    assert (gap.committed_through, gap.failed_sequence) == (1, 3)  # what came before it stays
 
     again = exchange.receive_batch(c, p.node_id, [d[0], d[1], d[1], d[2], d[3], d[4]])
     assert again.error is None

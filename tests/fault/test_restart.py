@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from node.services import progress
+from node.services import lifecycle
 from tests.fault.conftest import Link
 from tests.fault.test_network import committed, start_connected
 from tests.support.nodes import TestNode, wait_until
@@ -36,9 +36,9 @@ def test_nodes_restarted_from_their_databases_alone(link: Link) -> None:
     wait_until(lambda: committed(link) == len(ids), what="the referrals")
     child = link.child.ctx()
     for tracking_id in ids[:4]:
-        progress.follow_up(child, tracking_id, "Tim sudah turun ke lokasi")
+        lifecycle.follow_up(child, tracking_id, "Tim sudah turun ke lokasi")
     for tracking_id in ids[:2]:
-        progress.resolve(child, tracking_id, "Jalan sudah ditambal")
+        lifecycle.resolve(child, tracking_id, "Jalan sudah ditambal")
     ids += link.refer(4, start=len(ids))  # more referrals racing the updates
     link.child.kill()
     link.parent.kill()

@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 
 from node.cli.main import cli
 from node.complaints import ComplaintDraft
-from node.services import complaints, progress
+from node.services import complaints, lifecycle
 from node.store import queries
 from tests.conftest import NodeFactory
 from tests.support.nodes import TestNode, carry, link, status_of
@@ -44,7 +44,7 @@ def verified(node: TestNode, count: int) -> list[str]:
     ctx = node.ctx()
     ids = complaints.submit_many(ctx, [_draft(n) for n in range(count)])
     for tracking_id in ids:
-        progress.verify(ctx, tracking_id)
+        lifecycle.verify(ctx, tracking_id)
     node.close()  # the CLI opens the database itself
     return list(ids)
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 
 from node.cli.main import cli
 from node.complaints import ComplaintDraft
-from node.services import complaints, progress
+from node.services import complaints, lifecycle
 from tests.conftest import NodeFactory
 from tests.support.nodes import TestNode, link
 
@@ -48,7 +48,7 @@ def test_backlog_recipe_refers_all_1000(nodes: NodeFactory, tmp_path: Path) -> N
     ctx = province.ctx()
     ids = complaints.submit_many(ctx, [_draft(n) for n in range(BACKLOG)])
     for tracking_id in ids:
-        progress.verify(ctx, tracking_id)
+        lifecycle.verify(ctx, tracking_id)
     complaints.submit(ctx, _draft(BACKLOG))  # not verified: not listed below
     province.close()
 

@@ -17,7 +17,7 @@ from node.envelopes import open_envelope
 from node.errors import NotFoundError, SignatureError
 from node.ids import NodeId
 from node.ledger.audit import verify_export
-from node.services import audit, complaints, confidential, progress
+from node.services import audit, complaints, confidential, lifecycle
 from node.services.context import NodeContext
 from node.store import queries
 from node.store.models import Base, ReporterIdentityRow
@@ -72,7 +72,7 @@ class Tree:
         self.settle()
         assert status_of(self.national, tracking_id) == ("accepted", "id-64-02")
         # The regency handles it: its first follow-up offers its sealing key.
-        progress.follow_up(self.regency.ctx(), tracking_id, "Tim inspektorat turun ke lokasi.")
+        lifecycle.follow_up(self.regency.ctx(), tracking_id, "Tim inspektorat turun ke lokasi.")
         self.settle()
         assert status_of(self.national, tracking_id) == ("in_progress", "id-64-02")
         return tracking_id

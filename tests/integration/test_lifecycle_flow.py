@@ -16,7 +16,7 @@ from node.clock import FixedClock
 from node.complaints import ComplaintDraft
 from node.errors import PermissionDeniedError, StateError
 from node.ledger.reconcile import reconcile_exports
-from node.services import audit, complaints, progress, scheduler
+from node.services import audit, complaints, lifecycle, scheduler
 from node.store import queries
 from tests.support.nodes import TestNode, carry, link
 
@@ -136,12 +136,12 @@ def test_referred_down_two_hops_followed_up_resolved_and_closed(tree: Tree) -> N
     assert view(t.province, tid) == ("accepted", "id-64-02")
     assert view(t.kukar, tid) == ("accepted", "id-64-02")
 
-    progress.follow_up(t.kukar.ctx(), tid, NOTE)
+    lifecycle.follow_up(t.kukar.ctx(), tid, NOTE)
     settle(t)
     assert [view(n, tid) for n in (t.national, t.province, t.kukar)] == [
         ("in_progress", "id-64-02")
     ] * 3
-    progress.resolve(t.kukar.ctx(), tid, "Jalan sudah diaspal ulang")
+    lifecycle.resolve(t.kukar.ctx(), tid, "Jalan sudah diaspal ulang")
     settle(t)
     assert view(t.national, tid) == ("resolved", "id-64-02")
 
@@ -186,13 +186,13 @@ def test_returned_redisposed_to_the_second_regency_and_back_to_the_first(tree: T
     """Bukan wewenang goes to the parent, which refers it again, even to a child that had it."""
     t = tree
     tid = _down_to_kukar(t)
-    progress.return_(t.kukar.ctx(), tid, "Jalan provinsi, bukan kewenangan kabupaten")
+    lifecycle.return_(t.kukar.ctx(), tid, "Jalan provinsi, bukan kewenangan kabupaten")
     settle(t)
     assert view(t.kukar, tid) == ("returned", "id-64")
     assert view(t.province, tid) == ("returned", "id-64")
     assert view(t.national, tid) == ("returned", "id-64")
     with pytest.raises(StateError, match="cannot follow_up a complaint that is returned"):
-        progress.follow_up(t.kukar.ctx(), tid, NOTE)
+        lifecycle.follow_up(t.kukar.ctx(), tid, NOTE)
 
     complaints.refer(t.province.ctx(), tid, "id-64-08")
     settle(t)
@@ -200,13 +200,13 @@ def test_returned_redisposed_to_the_second_regency_and_back_to_the_first(tree: T
     assert view(t.kutim, tid) == ("accepted", "id-64-08")
     assert complaints.show(t.province.ctx(), tid).referred_to == "id-64-08"
 
-    progress.return_(t.kutim.ctx(), tid, "Lokasi di Kutai Kartanegara")
+    lifecycle.return_(t.kutim.ctx(), tid, "Lokasi di Kutai Kartanegara")
     settle(t)
     complaints.refer(t.province.ctx(), tid, "id-64-02")
     settle(t)
     assert view(t.kukar, tid) == ("accepted", "id-64-02")
     assert view(t.national, tid) == ("accepted", "id-64-02")
-    progress.follow_up(t.kukar.ctx(), tid, NOTE)
+    lifecycle.follow_up(t.kukar.ctx(), tid, NOTE)
     settle(t)
     assert view(t.national, tid) == ("in_progress", "id-64-02")
     # The province took it back twice (redispose) before referring it again.
@@ -244,12 +244,12 @@ def test_reporter_reply_reaches_the_holder_and_reopens_it(tree: Tree) -> None:
     beside the envelopes and never in a ledger."""
     t = tree
     tid = _down_to_kukar(t)
-    progress.follow_up(t.kukar.ctx(), tid, NOTE)
-    progress.resolve(t.kukar.ctx(), tid, "Jalan sudah diaspal ulang")
+    lifecycle.follow_up(t.kukar.ctx(), tid, NOTE)
+    lifecycle.resolve(t.kukar.ctx(), tid, "Jalan sudah diaspal ulang")
     settle(t)
     with pytest.raises(PermissionDeniedError, match="entered at id"):
-        progress.reply(t.province.ctx(), tid, REPLY)
-    progress.reply(t.national.ctx(), tid, REPLY)
+        lifecycle.reply(t.province.ctx(), tid, REPLY)
+    lifecycle.reply(t.national.ctx(), tid, REPLY)
     settle(t)
     assert [view(n, tid) for n in (t.national, t.province, t.kukar)] == [
         ("in_progress", "id-64-02")
@@ -280,9 +280,9 @@ def test_only_the_holder_acts_and_refusals_leave_nothing(tree: Tree) -> None:
     with pytest.raises(
         PermissionDeniedError, match=r"^id may not follow_up .* it is accepted and held by id-64-02"
     ):
-        progress.follow_up(t.national.ctx(), tid, "ditindaklanjuti")
+        lifecycle.follow_up(t.national.ctx(), tid, "ditindaklanjuti")
     with pytest.raises(StateError, match="cannot resolve a complaint that is accepted"):
-        progress.resolve(t.kukar.ctx(), tid, "selesai")
+        lifecycle.resolve(t.kukar.ctx(), tid, "selesai")
     assert ledger_bytes(t.national) == before
 
 
@@ -291,8 +291,8 @@ def test_a_reply_crossing_a_return_does_not_block_either_link(tree: Tree) -> Non
     the province, which holds it again, has the reply's text."""
     t = tree
     tid = _down_to_kukar(t)
-    progress.return_(t.kukar.ctx(), tid, "Bukan kewenangan kabupaten")
-    progress.reply(t.national.ctx(), tid, REPLY)
+    lifecycle.return_(t.kukar.ctx(), tid, "Bukan kewenangan kabupaten")
+    lifecycle.reply(t.national.ctx(), tid, REPLY)
     assert carry(t.national, t.province) == 1  # the reply, before the return arrives
     assert carry(t.province, t.kukar) == 1  # forwarded to the child it thinks holds it
     settle(t)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from node.clock import FixedClock
 from node.errors import NodeError, NotFoundError
-from node.services import complaints, progress, scheduler
+from node.services import complaints, lifecycle, scheduler
 from tests.conftest import NodeFactory
 from tests.integration.test_lifecycle_flow import DRAFT, START, Tree, carry, settle
 from tests.support.nodes import link
@@ -85,13 +85,13 @@ def _act(t: Tree, tid: str, step: tuple[str, str, int]) -> None:
     ctx = getattr(t, where).ctx()
     calls = {
         "refer": lambda: complaints.refer(ctx, tid, CHILDREN[where][n % len(CHILDREN[where])]),
-        "follow_up": lambda: progress.follow_up(ctx, tid, "ditinjau"),
-        "resolve": lambda: progress.resolve(ctx, tid, "selesai"),
-        "return": lambda: progress.return_(ctx, tid, "bukan wewenang"),
-        "verify": lambda: progress.verify(ctx, tid),
-        "archive": lambda: progress.archive(ctx, tid, "duplicate"),
+        "follow_up": lambda: lifecycle.follow_up(ctx, tid, "ditinjau"),
+        "resolve": lambda: lifecycle.resolve(ctx, tid, "selesai"),
+        "return": lambda: lifecycle.return_(ctx, tid, "bukan wewenang"),
+        "verify": lambda: lifecycle.verify(ctx, tid),
+        "archive": lambda: lifecycle.archive(ctx, tid, "duplicate"),
         "escalate": lambda: scheduler.escalate(ctx, tid, "terlambat"),
-        "reply": lambda: progress.reply(ctx, tid, "masih rusak"),
+        "reply": lambda: lifecycle.reply(ctx, tid, "masih rusak"),
         "tick": lambda: scheduler.run_due(ctx),
     }
     with contextlib.suppress(NodeError):  # refused locally: nothing happened (service tests)

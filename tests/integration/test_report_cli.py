@@ -23,7 +23,7 @@ from node.cli.main import cli
 from node.clock import FixedClock
 from node.complaints import ComplaintDraft
 from node.errors import NotFoundError, ValidationError
-from node.services import checkpoints, complaints, links, progress, reports, scheduler
+from node.services import checkpoints, complaints, lifecycle, links, reports, scheduler
 from tests.support.nodes import TestNode, carry, link
 from tests.support.waits import COMMAND_BOUND
 
@@ -106,10 +106,10 @@ def build_tree(nodes: NodeFactory) -> ReportTree:
     settle(t)
     clock.advance(dt.timedelta(days=3))  # Thursday 5 March
     for tracking_id in kukar_ids[:19]:
-        progress.follow_up(kukar.ctx(), tracking_id, "Tim inspektorat memeriksa loket")
+        lifecycle.follow_up(kukar.ctx(), tracking_id, "Tim inspektorat memeriksa loket")
     clock.advance(dt.timedelta(days=5))  # Tuesday 10 March
     for tracking_id in kukar_ids[:18]:
-        progress.resolve(kukar.ctx(), tracking_id, "Petugas diberi sanksi, uang dikembalikan")
+        lifecycle.resolve(kukar.ctx(), tracking_id, "Petugas diberi sanksi, uang dikembalikan")
     settle(t)
     clock.advance(REPORT_AT - clock.now())
     for node in (province, kukar, kutim):  # nothing left for a scheduler to do

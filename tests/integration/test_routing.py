@@ -8,13 +8,14 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
 from node.complaints import ComplaintDraft
 from node.errors import NotFoundError, PermissionDeniedError, StateError, ValidationError
-from node.services import complaints, links, progress, routing
+from node.services import complaints, lifecycle, links, referral, routing
 from node.services.context import NodeContext
 from tests.support.nodes import TestNode, carry, link, snapshot
 
@@ -218,7 +219,7 @@ def test_a_returned_complaint_is_not_sent_back_to_the_child_that_returned_it(
     tid = p.submit("64.02.05")
     routing.dispose(p.ctx, tid)
     settle(p)
-    progress.return_(p.kukar.ctx(), tid, "Jalan provinsi, bukan kewenangan kabupaten")
+    lifecycle.return_(p.kukar.ctx(), tid, "Jalan provinsi, bukan kewenangan kabupaten")
     settle(p)
     assert status(p.node, tid) == ("returned", "id-64", "id-64-02")
 
@@ -236,7 +237,7 @@ def test_auto_dispose_follows_routing_auto_and_never_raises(kaltim: Province) ->
     target stays, with the reason logged; an unknown id is no error."""
     p = kaltim
     tid = p.submit("64.72.01", "kesehatan")
-    progress.verify(p.ctx, tid)
+    lifecycle.verify(p.ctx, tid)
     before = snapshot(p.node)
     d = routing.auto_dispose(p.ctx, tid)
     assert d.target is None and d.reason.startswith("routing.auto is off in node.yaml")
@@ -248,7 +249,7 @@ def test_auto_dispose_follows_routing_auto_and_never_raises(kaltim: Province) ->
     assert status(p.node, tid) == ("referred", "id-64", "id-64-72")
 
     stays = p.submit("65.01")
-    progress.verify(p.ctx, stays)
+    lifecycle.verify(p.ctx, stays)
     before = snapshot(p.node)
     with capture_logs() as logs:
         d = routing.auto_dispose(p.ctx, stays)
@@ -263,17 +264,49 @@ def test_auto_dispose_follows_routing_auto_and_never_raises(kaltim: Province) ->
     assert ("routing.auto_failed", "id-64.2026.999999") in events
 
 
+def test_a_disposition_that_fails_rolls_back_alone_and_the_verification_commits(
+    kaltim: Province, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With routing.auto on, `verify` disposes in its own transaction, in a savepoint: a
+    disposition that fails after writing its referral leaves no trace of it (no entry, no
+    envelope, no sequence), is logged, and the verification is committed."""
+    p = kaltim
+    p.auto(True)
+    tid = p.submit("64.02.05")
+    real = referral.refer_many_in
+
+    def fails_after_writing(*args: Any) -> list[str]:
+        real(*args)
+        raise StateError("injected: the disposition fails after its referral was written")
+
+    monkeypatch.setattr(referral, "refer_many_in", fails_after_writing)
+    before = snapshot(p.node)
+    with capture_logs() as logs:
+        index = lifecycle.verify(p.ctx, tid)
+    view = complaints.show(p.ctx, tid)
+    assert (view.status, view.referred_to) == ("verified", None)
+    assert [(e.status, e.ledger_index) for e in view.history][-1] == ("verified", index)
+    after = snapshot(p.node)
+    assert after["links"] == before["links"]  # no sequence taken on any link
+    assert len(after["ledger"]) == len(before["ledger"]) + 1  # the verification only
+    events = [(e["event"], e.get("complaint_id")) for e in logs]
+    assert ("routing.auto_failed", tid) in events
+
+
 def test_auto_dispose_after_accepting_from_the_parent(kaltim: Province) -> None:
-    """A complaint the national node refers to the province goes on down by the rules,
-    and the national node sees it held by the regency."""
+    """A complaint the national node refers to the province goes on down by the rules in
+    the transaction that accepts it (exchange.receive_batch), and the national node sees
+    it held by the regency."""
     p = kaltim
     p.auto(True)
     tid = complaints.submit(p.national.ctx(), draft("64.02.05"))
     complaints.refer(p.national.ctx(), tid, "id-64")
-    settle(p)
-    assert status(p.node, tid)[:2] == ("accepted", "id-64")
-    d = routing.auto_dispose(p.ctx, tid)
-    assert d.target == "id-64-02"
+    assert carry(p.national, p.node) == 1
+    view = complaints.show(p.ctx, tid)
+    assert (view.status, view.referred_to) == ("referred", "id-64-02")
+    assert [e.status for e in view.history] == ["accepted", "referred"]
+    d = routing.auto_dispose(p.ctx, tid)  # once more: nothing left to do
+    assert d.target is None and "it is referred" in d.reason
     settle(p)
     assert status(p.kukar, tid)[:2] == ("accepted", "id-64-02")
     assert status(p.national, tid)[:2] == ("accepted", "id-64-02")

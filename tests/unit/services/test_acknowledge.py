@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from node.errors import PermissionDeniedError, StateError
 from node.services import complaints, exchange, links
-from node.store import lifecycle, queries
+from node.store import link_state, queries
 from node.store.models import Link, OutboxRow
 from tests.conftest import NodeFactory
 from tests.fault.conftest import draft
@@ -102,7 +102,7 @@ def test_the_oldest_unacknowledged_is_the_first_past_the_ack(
 
     def oldest() -> dt.datetime | None:
         with parent.ctx().db.read() as session:
-            return lifecycle.oldest_unacked(session, "id-64-02")
+            return link_state.oldest_unacked(session, "id-64-02")
 
     assert oldest() == queued + dt.timedelta(minutes=1)
     exchange.acknowledge(parent.ctx(), "id-64-02", 3)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from node.errors import ValidationError
-from node.services import complaints, exchange, progress
+from node.services import complaints, exchange, lifecycle
 from node.store.models import Complaint, ComplaintEvent, InboxRow, OutboxRow
 from tests.conftest import NodeFactory
 from tests.fault.conftest import draft
@@ -92,7 +92,7 @@ def test_other_payloads_between_runs_go_through_the_per_envelope_path(
     p, c = parent.ctx(), child.ctx()
     ids, batch = _deliveries(parent, child, 6)
     assert exchange.receive_batch(c, p.node_id, batch[:3]).applied == 3
-    progress.follow_up(c, ids[0], "Tim sudah turun ke lokasi")
+    lifecycle.follow_up(c, ids[0], "Tim sudah turun ke lokasi")
     assert exchange.receive_batch(c, p.node_id, batch[3:]).applied == 3
     exchange.acknowledge(p, c.node_id, 6)
     ups = hand_over(child, parent)

@@ -39,7 +39,7 @@ from node.errors import (
 from node.ledger.audit import verify_export
 from node.services import audit, complaints, enrollment, joining, links
 from node.services.context import NodeContext
-from node.store import lifecycle, queries
+from node.store import link_state, queries
 from node.store.models import Invite
 from tests.conftest import NodeFactory
 from tests.support.nodes import TestNode, hand_over, snapshot
@@ -127,7 +127,7 @@ def _invites(party: Party) -> list[tuple[str, str, bytes | None, bytes | None]]:
 
 def _invite_state(party: Party, token: JoinToken) -> str:
     with party.ctx.db.read() as session:
-        row = lifecycle.get_invite(session, token.invite_id)
+        row = link_state.get_invite(session, token.invite_id)
         assert row is not None
         return row.state
 

@@ -20,10 +20,10 @@ from node.crypto.signing import SigningKey
 from node.crypto.tls import generate_tls_identity
 from node.errors import NodeError
 from node.ids import parse_node_id
-from node.services import complaints, links, progress, scheduler
+from node.services import complaints, lifecycle, links, scheduler
 from node.services.context import NodeContext
 from node.store import queries
-from node.workflow import lifecycle
+from node.workflow import lifecycle as machine
 from node.workflow.lifecycle import Action, Role, Status
 from tests.support.nodes import TestNode
 
@@ -41,13 +41,13 @@ DRAFT = ComplaintDraft(
 )
 
 ACTIONS: dict[str, Callable[[NodeContext, str], object]] = {
-    "verify": lambda ctx, t: progress.verify(ctx, t),
-    "hold": lambda ctx, t: progress.hold(ctx, t, "lengkapi alamat"),
-    "archive": lambda ctx, t: progress.archive(ctx, t, "duplicate"),
-    "follow_up": lambda ctx, t: progress.follow_up(ctx, t, "ditinjau"),
-    "resolve": lambda ctx, t: progress.resolve(ctx, t, "diperbaiki"),
-    "return": lambda ctx, t: progress.return_(ctx, t, "bukan wewenang"),
-    "reply": lambda ctx, t: progress.reply(ctx, t, "masih mati"),
+    "verify": lambda ctx, t: lifecycle.verify(ctx, t),
+    "hold": lambda ctx, t: lifecycle.hold(ctx, t, "lengkapi alamat"),
+    "archive": lambda ctx, t: lifecycle.archive(ctx, t, "duplicate"),
+    "follow_up": lambda ctx, t: lifecycle.follow_up(ctx, t, "ditinjau"),
+    "resolve": lambda ctx, t: lifecycle.resolve(ctx, t, "diperbaiki"),
+    "return": lambda ctx, t: lifecycle.return_(ctx, t, "bukan wewenang"),
+    "reply": lambda ctx, t: lifecycle.reply(ctx, t, "masih mati"),
     "refer": lambda ctx, t: complaints.refer(ctx, t, "id-64-02"),
     "escalate": lambda ctx, t: scheduler.escalate(ctx, t, "terlambat"),
     "tick": lambda ctx, t: scheduler.run_due(ctx),
@@ -89,11 +89,11 @@ def _replay(entries: list[ledger_pb2.LedgerEntry]) -> Status:
     for entry in entries:
         if entry.WhichOneof("kind") == "referral_sent":
             role = Role.receiving_admin if status is Status.submitted else Role.holder
-            status = lifecycle.apply(status, Action.refer, role)
+            status = machine.apply(status, Action.refer, role)
             continue
         change = entry.status_changed
         assert change.from_status == status.value
-        status = lifecycle.apply(status, Action(change.action), Role(change.role))
+        status = machine.apply(status, Action(change.action), Role(change.role))
         assert status.value == change.to_status
     return status
 

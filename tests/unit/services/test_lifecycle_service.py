@@ -23,7 +23,7 @@ from node.ids import new_message_id, parse_node_id
 from node.ledger.checkpoint import Checkpoint, origin_for
 from node.ledger.merkle import EMPTY_ROOT
 from node.ledger.note import sign_checkpoint
-from node.services import complaints, exchange, links, progress, scheduler
+from node.services import complaints, exchange, lifecycle, links, scheduler
 from node.services.context import NodeContext
 from node.store import queries
 from tests.support.nodes import TestNode, snapshot
@@ -76,8 +76,8 @@ def test_each_action_is_one_status_changed_entry_with_the_note_beside_it(
     """verify and follow_up: one StatusChanged each, the note only as a commitment."""
     _, ctx = _node(nodes)
     tid = complaints.submit(ctx, DRAFT)
-    progress.verify(ctx, tid)
-    index = progress.follow_up(ctx, tid, SECRET)
+    lifecycle.verify(ctx, tid)
+    index = lifecycle.follow_up(ctx, tid, SECRET)
     entries = _entries(ctx)
     changes = [e.status_changed for e in entries if e.WhichOneof("kind") == "status_changed"]
     assert [(c.action, c.from_status, c.to_status, c.role, c.actor) for c in changes] == [
@@ -99,11 +99,11 @@ def test_hold_then_the_reporters_reply_returns_it_to_submitted(nodes: NodeFactor
     clock restarts from the reply."""
     _, ctx = _node(nodes)
     tid = complaints.submit(ctx, DRAFT)
-    progress.hold(ctx, tid, "lampirkan foto")
+    lifecycle.hold(ctx, tid, "lampirkan foto")
     assert isinstance(ctx.clock, FixedClock)
     ctx.clock.advance(dt.timedelta(days=14))
     assert complaints.show(ctx, tid).overdue == ()  # no clock runs while held
-    progress.reply(ctx, tid, "foto terlampir")
+    lifecycle.reply(ctx, tid, "foto terlampir")
     view = complaints.show(ctx, tid)
     assert view.status == "submitted"
     assert view.overdue == ()
@@ -115,12 +115,12 @@ def test_a_reply_on_a_resolved_complaint_held_here_reopens_it(nodes: NodeFactory
     """resolved -> in_progress by the reporter's reply; on an open one it is only recorded."""
     _, ctx = _node(nodes)
     tid = complaints.submit(ctx, DRAFT)
-    progress.verify(ctx, tid)
-    progress.follow_up(ctx, tid, "ditinjau")
-    progress.reply(ctx, tid, "terima kasih")
+    lifecycle.verify(ctx, tid)
+    lifecycle.follow_up(ctx, tid, "ditinjau")
+    lifecycle.reply(ctx, tid, "terima kasih")
     assert complaints.show(ctx, tid).status == "in_progress"
-    progress.resolve(ctx, tid, "sudah ditindak")
-    progress.reply(ctx, tid, "belum beres")
+    lifecycle.resolve(ctx, tid, "sudah ditindak")
+    lifecycle.reply(ctx, tid, "belum beres")
     assert complaints.show(ctx, tid).status == "in_progress"
 
 
@@ -156,13 +156,13 @@ REFUSALS = [
 
 def _do(ctx: NodeContext, tid: str, action: str) -> None:
     calls: dict[str, Callable[[], object]] = {
-        "verify": lambda: progress.verify(ctx, tid),
-        "hold": lambda: progress.hold(ctx, tid),
-        "archive": lambda: progress.archive(ctx, tid, "duplicate"),
-        "follow_up": lambda: progress.follow_up(ctx, tid, "ditinjau"),
-        "resolve": lambda: progress.resolve(ctx, tid, "selesai"),
-        "return": lambda: progress.return_(ctx, tid, "bukan wewenang"),
-        "reply": lambda: progress.reply(ctx, tid, "balasan"),
+        "verify": lambda: lifecycle.verify(ctx, tid),
+        "hold": lambda: lifecycle.hold(ctx, tid),
+        "archive": lambda: lifecycle.archive(ctx, tid, "duplicate"),
+        "follow_up": lambda: lifecycle.follow_up(ctx, tid, "ditinjau"),
+        "resolve": lambda: lifecycle.resolve(ctx, tid, "selesai"),
+        "return": lambda: lifecycle.return_(ctx, tid, "bukan wewenang"),
+        "reply": lambda: lifecycle.reply(ctx, tid, "balasan"),
         "escalate": lambda: scheduler.escalate(ctx, tid, "terlambat"),
     }
     calls[action]()
@@ -187,16 +187,16 @@ def test_bad_arguments_are_refused(nodes: NodeFactory) -> None:
     """Unknown ids, empty notes and unknown reason codes are clear errors."""
     node, ctx = _node(nodes)
     tid = complaints.submit(ctx, DRAFT)
-    progress.verify(ctx, tid)
+    lifecycle.verify(ctx, tid)
     state = snapshot(node)
     with pytest.raises(NotFoundError):
-        progress.verify(ctx, "id-64.2026.999999")
+        lifecycle.verify(ctx, "id-64.2026.999999")
     with pytest.raises(ValidationError, match="empty"):
-        progress.follow_up(ctx, tid, "   ")
+        lifecycle.follow_up(ctx, tid, "   ")
     with pytest.raises(ValidationError, match="archive reason"):
-        progress.archive(ctx, tid, "bosan")
+        lifecycle.archive(ctx, tid, "bosan")
     with pytest.raises(ValidationError, match="tracking"):
-        progress.resolve(ctx, "not-an-id", "x")
+        lifecycle.resolve(ctx, "not-an-id", "x")
     assert snapshot(node) == state
 
 
@@ -224,9 +224,9 @@ def test_the_scheduler_closes_resolved_complaints_after_the_reply_period(
     """auto_close working days after resolved with no reply: closed by the system."""
     _, ctx = _node(nodes)
     tid = complaints.submit(ctx, DRAFT)
-    progress.verify(ctx, tid)
-    progress.follow_up(ctx, tid, "ditinjau")
-    progress.resolve(ctx, tid, "selesai")
+    lifecycle.verify(ctx, tid)
+    lifecycle.follow_up(ctx, tid, "ditinjau")
+    lifecycle.resolve(ctx, tid, "selesai")
     cal = scheduler.calendar_for(ctx.config)
     last_day = cal.add_working_days(dt.date(2026, 5, 4), ctx.config.deadlines.auto_close)
     ctx.clock = FixedClock(dt.datetime.combine(last_day, dt.time(16, 0), tzinfo=dt.UTC))
@@ -306,8 +306,8 @@ def test_erase_deletes_the_notes_and_they_no_longer_travel(nodes: NodeFactory) -
     note goes without its text, and every commitment stays in the ledger."""
     _, ctx = _node(nodes)
     tid = complaints.submit(ctx, DRAFT)
-    progress.verify(ctx, tid)
-    progress.follow_up(ctx, tid, SECRET)
+    lifecycle.verify(ctx, tid)
+    lifecycle.follow_up(ctx, tid, SECRET)
     commitment = _entries(ctx)[-1].status_changed.note_commitment
     update = envelope_pb2.Envelope(
         status_update=envelope_pb2.StatusUpdate(tracking_id=tid, note_commitment=commitment)
@@ -316,14 +316,14 @@ def test_erase_deletes_the_notes_and_they_no_longer_travel(nodes: NodeFactory) -
         envelope=envelope_pb2.SignedEnvelope(body=update.SerializeToString())
     )
     with ctx.db.read() as session:
-        progress.attach_notes(session, [delivery])
+        lifecycle.attach_notes(session, [delivery])
     assert delivery.content == SECRET.encode() and len(delivery.content_salt) == 32
 
     complaints.erase(ctx, tid, "permintaan DPO-17")
     assert complaints.show(ctx, tid, with_content=True).notes == ()
     erased = federation_pb2.Delivery(envelope=delivery.envelope)
     with ctx.db.read() as session:
-        progress.attach_notes(session, [erased])
+        lifecycle.attach_notes(session, [erased])
     assert erased.content == b"" and erased.content_salt == b""
     assert commitment in _ledger_bytes(ctx)
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from node._proto.lapor.v1 import envelope_pb2, ledger_pb2
 from node.errors import NotFoundError, PermissionDeniedError, StateError
-from node.services import complaints, progress
+from node.services import complaints, lifecycle, referral
 from node.store import queries
 from node.store.models import Complaint, ComplaintEvent, OutboxRow
 from tests.conftest import NodeFactory
@@ -32,10 +32,10 @@ def _prepared(parent: TestNode, child: TestNode, *, bulk: bool) -> list[str]:
     p, c = parent.ctx(), child.ctx()
     drafts = [draft(n) for n in range(6)]
     ids = complaints.submit_many(p, drafts) if bulk else [complaints.submit(p, d) for d in drafts]
-    progress.verify(p, ids[1])
+    lifecycle.verify(p, ids[1])
     complaints.refer(p, ids[4], c.node_id)
     carry(parent, child)
-    progress.return_(c, ids[4], "bukan kewenangan kabupaten")
+    lifecycle.return_(c, ids[4], "bukan kewenangan kabupaten")
     carry(child, parent)
     carry(parent, child)  # the parent's receipt-side traffic, if any
     return list(ids)
@@ -98,7 +98,7 @@ def test_a_batch_writes_what_one_at_a_time_writes(
     one_ids = _prepared(one_parent, one_child, bulk=False)
     complaints.refer_many(bulk_parent.ctx(), bulk_ids, "id-64-02")
     with monkeypatch.context() as patch:
-        patch.setattr(complaints._ReferralRun, "take", lambda _self, _row: None)
+        patch.setattr(referral._ReferralRun, "take", lambda _self, _row: None)
         for tracking_id in one_ids:
             complaints.refer(one_parent.ctx(), tracking_id, "id-63-01")
     bulk_shape = _shape(bulk_parent, bulk_ids)

@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 
 from node.cli.main import cli
 from node.complaints import ComplaintDraft
-from node.services import complaints, progress, reports, state_check
+from node.services import complaints, lifecycle, reports, state_check
 from node.services.startup_checks import check_before_serving
 from tests.support.nodes import TestNode
 
@@ -35,8 +35,8 @@ def _node(nodes: NodeFactory) -> tuple[TestNode, list[str]]:
     node = nodes("id-64", "Provinsi Kalimantan Timur")
     ctx = node.ctx()
     made = [complaints.submit(ctx, DRAFT) for _ in range(3)]
-    progress.verify(ctx, made[-1])
-    progress.follow_up(ctx, made[-1], "diperiksa")
+    lifecycle.verify(ctx, made[-1])
+    lifecycle.follow_up(ctx, made[-1], "diperiksa")
     return node, made
 
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from node.clock import FixedClock
 from node.complaints import ComplaintDraft
 from node.errors import NodeError
-from node.services import complaints, progress, scheduler, state_check
+from node.services import complaints, lifecycle, scheduler, state_check
 from node.services.context import NodeContext
 from tests.support.nodes import TestNode, hand_over, link
 
@@ -43,12 +43,12 @@ def draft(n: int) -> ComplaintDraft:
 Step = tuple[str, int, int, int]  # (action, at, which, days to wait first)
 
 ACTIONS: dict[str, Callable[[NodeContext, str], object]] = {
-    "verify": lambda ctx, t: progress.verify(ctx, t),
-    "hold": lambda ctx, t: progress.hold(ctx, t, "lengkapi alamat"),
-    "archive": lambda ctx, t: progress.archive(ctx, t, "duplicate"),
-    "follow_up": lambda ctx, t: progress.follow_up(ctx, t, "ditinjau"),
-    "resolve": lambda ctx, t: progress.resolve(ctx, t, "diperbaiki"),
-    "return": lambda ctx, t: progress.return_(ctx, t, "bukan wewenang"),
+    "verify": lambda ctx, t: lifecycle.verify(ctx, t),
+    "hold": lambda ctx, t: lifecycle.hold(ctx, t, "lengkapi alamat"),
+    "archive": lambda ctx, t: lifecycle.archive(ctx, t, "duplicate"),
+    "follow_up": lambda ctx, t: lifecycle.follow_up(ctx, t, "ditinjau"),
+    "resolve": lambda ctx, t: lifecycle.resolve(ctx, t, "diperbaiki"),
+    "return": lambda ctx, t: lifecycle.return_(ctx, t, "bukan wewenang"),
     "escalate": lambda ctx, t: scheduler.escalate(ctx, t, "terlambat"),
 }
 WEIGHTED = [
@@ -122,7 +122,7 @@ def run(tree: list[TestNode], made: list[str], step: Step) -> None:
             tracking_id = made[-1 - which % len(made)]  # mostly the latest ones
             if name == "reply":  # taken where it entered
                 origin = tracking_id.split(".")[0]
-                progress.reply(tree[TREE.index(origin)].ctx(), tracking_id, "masih rusak")
+                lifecycle.reply(tree[TREE.index(origin)].ctx(), tracking_id, "masih rusak")
                 return
             holder = _holder(tree, tracking_id)
             if holder is None:
@@ -173,24 +173,24 @@ def test_a_long_history_reaches_every_status_and_still_replays(tree: list[TestNo
     assert isinstance(clock, FixedClock)
     a = complaints.submit(p, draft(0))
     b = complaints.submit(p, draft(1))
-    progress.verify(p, a)
+    lifecycle.verify(p, a)
     complaints.refer(p, a, TREE[1])
     complaints.refer(p, b, TREE[1])
     _carry_all(tree)
     complaints.refer(c, a, TREE[2])
     _carry_all(tree)
-    progress.follow_up(g, a, "dicek")
-    progress.resolve(g, a, "selesai")
+    lifecycle.follow_up(g, a, "dicek")
+    lifecycle.resolve(g, a, "selesai")
     _carry_all(tree)
-    progress.reply(p, a, "belum selesai")
+    lifecycle.reply(p, a, "belum selesai")
     _carry_all(tree)
-    progress.return_(g, a, "bukan wewenang")
-    progress.follow_up(c, b, "dicek")
+    lifecycle.return_(g, a, "bukan wewenang")
+    lifecycle.follow_up(c, b, "dicek")
     _carry_all(tree)
     complaints.refer(c, a, TREE[2])
     _carry_all(tree)
-    progress.follow_up(g, a, "dicek lagi")
-    progress.resolve(g, a, "selesai")
+    lifecycle.follow_up(g, a, "dicek lagi")
+    lifecycle.resolve(g, a, "selesai")
     _carry_all(tree)
     clock.advance(dt.timedelta(days=40))
     for ctx in (p, c, g):

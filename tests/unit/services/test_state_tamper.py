@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 
 from node.cli.main import cli
 from node.complaints import ComplaintDraft
-from node.services import complaints, progress, state_check
+from node.services import complaints, lifecycle, state_check
 from tests.support.nodes import TestNode, carry, link
 
 NodeFactory = Callable[[str, str], TestNode]
@@ -36,7 +36,7 @@ def _accepted(nodes: NodeFactory) -> tuple[TestNode, TestNode, str]:
     regency = nodes("id-64-02", "Kabupaten Kutai Kartanegara")
     link(province, regency)
     tracking_id = complaints.submit(province.ctx(), DRAFT)
-    progress.verify(province.ctx(), tracking_id)
+    lifecycle.verify(province.ctx(), tracking_id)
     complaints.refer(province.ctx(), tracking_id, regency.node_id)
     carry(province, regency)
     carry(regency, province)

@@ -1,4 +1,4 @@
-"""The queries of the link lifecycle: join invites, whether the running node is connected to
+"""The state of links: join invites, whether the running node is connected to
 a peer, and how far a link's outbox lags. Services call these with a Session from
 Database.write() or Database.read(), like node.store.queries."""
 

@@ -21,10 +21,14 @@ Invariants:
    always knows its status and holder.
 4. Only the holder acts. Any other node is refused with PERMISSION_DENIED naming the
    status, the holder and the node that tried; an action the status does not allow is
-   FAILED_PRECONDITION (lifecycle.apply, which checks the status first).
+   FAILED_PRECONDITION (lifecycle.apply, which checks the status first). Transitions
+   themselves are in node.services._transitions, shared with referrals and the scheduler.
 5. A reporter's reply lands where the complaint entered (ReplyRecorded) and goes down hop
    by hop (ReplySent / ReplyReceived) to the holder, which reopens a resolved complaint;
    that change then travels up like any other.
+6. Each action is `<name>_in(session, ctx, ...)`, working in the caller's transaction,
+   and `<name>(ctx, ...)`, the same in a transaction of its own. A verification and the
+   auto-disposition it triggers commit together (node.services.routing.auto_dispose_in).
 """
 
 from __future__ import annotations
@@ -51,11 +55,12 @@ from node.errors import (
     ValidationError,
 )
 from node.ids import parse_node_id, parse_tracking_id
-from node.services import _notes, confidential
+from node.services import _notes, confidential, routing
 from node.services._events import add_event
 from node.services._ledger import record
 from node.services._notes import NOTE_KINDS, attach_notes, notes_of
 from node.services._outbox import enqueue
+from node.services._transitions import local_role, locked, send_up, stamp, transition
 from node.services.context import NodeContext
 from node.store import queries
 from node.store.models import Complaint, ComplaintContentRow, Link
@@ -64,12 +69,16 @@ from node.workflow.lifecycle import Action, Role, Status
 
 __all__ = [
     "NOTE_KINDS",
+    "act_many_in",
     "after_receipt",
     "archive",
+    "archive_in",
     "attach_notes",
     "follow_up",
+    "follow_up_in",
     "follow_up_many",
     "hold",
+    "hold_in",
     "is_known",
     "local_role",
     "notes_of",
@@ -78,12 +87,16 @@ __all__ = [
     "on_status_update",
     "record_referral",
     "reply",
+    "reply_in",
     "resolve",
+    "resolve_in",
     "resolve_many",
     "return_",
+    "return_in",
     "stamp",
     "transition",
     "verify",
+    "verify_in",
 ]
 
 # Actions whose free text is required, with what the operator is asked for.
@@ -93,158 +106,10 @@ _NOTE_REQUIRED = {
     Action.return_: "why this node has no authority over it (--reason)",
     Action.escalate: "why it is escalated (--reason)",
 }
-# The statuses in which a complaint has come back up to this node, which now takes it back.
-_CAME_BACK = frozenset({Status.returned, Status.escalated})
-_INTAKE = frozenset({Status.submitted, Status.held})
-# The action of the system's scheduler (or an operator doing its work by hand).
-_SYSTEM_ACTIONS = frozenset({Action.escalate, Action.close})
 
 
-# --- roles and transitions -------------------------------------------------------------
-
-
-def local_role(row: Complaint, me: str, action: Action) -> Role:
-    """The role this node has for ``action`` on ``row``; PermissionDeniedError if it does not
-    hold the complaint (after StateError if the status forbids the action anyway)."""
-    status = Status(row.status)
-    if row.holder != me:
-        if not lifecycle.allowed_roles(status, action):
-            lifecycle.apply(status, action, Role.holder)  # raises the StateError
-        raise PermissionDeniedError(
-            f"{me} may not {action.value} {row.tracking_id}: it is {status.value} and held by "
-            f"{row.holder}; only the node that holds a complaint may act on it"
-        )
-    if action in _SYSTEM_ACTIONS:
-        return Role.system
-    if action is Action.reporter_reply:
-        return Role.reporter
-    if status in _CAME_BACK and row.referred_to is not None:
-        return Role.parent  # it came back up from the child it was referred to
-    if status in _INTAKE:
-        return Role.receiving_admin
-    return Role.holder
-
-
-def stamp(row: Complaint, action: Action, at: dt.datetime) -> None:
-    """Start or stop the clocks of node.workflow.deadlines for an action."""
-    if action in (Action.verify, Action.redispose):
-        row.verified_at, row.disposed_at = at, None
-    elif action in (Action.refer, Action.accept):
-        row.disposed_at = at
-        row.verified_at = row.verified_at or at
-    elif action is Action.resolve:
-        row.resolved_at = at
-    elif action is Action.reporter_reply:
-        row.replied_at = at
-
-
-def transition(
+def _act_in(
     session: Session,
-    ctx: NodeContext,
-    row: Complaint,
-    action: Action,
-    role: Role,
-    *,
-    note: str | None = None,
-    reason_code: str = "",
-    recorded_as: int | None = None,
-    summary: str | None = None,
-) -> int:
-    """Apply ``action`` as ``role`` to ``row`` (locked by the caller), record StatusChanged
-    and, where the complaint came from a parent, send the change up. Returns the entry's
-    index. Return and escalation hand the complaint to the parent it came from.
-
-    ``recorded_as``: the index of an entry the caller already appended that records this
-    transition with more (a referral's ReferralSent); then no StatusChanged is added.
-    """
-    before = Status(row.status)
-    after = lifecycle.apply(before, action, role)
-    if action is Action.return_ and row.received_from is None:
-        raise StateError(
-            f"cannot return {row.tracking_id}: it entered at this node, so there is no parent "
-            "to return it to; refer it to a child or archive it"
-        )
-    now = ctx.clock.now()
-    commitment = b""
-    if note is not None:
-        commitment = _notes.keep_note(
-            session, row.tracking_id, action.value, note, ctx.node_id, now
-        )
-    index = (
-        recorded_as
-        if recorded_as is not None
-        else record(
-            session,
-            ctx,
-            ledger_pb2.LedgerEntry(
-                status_changed=ledger_pb2.StatusChanged(
-                    tracking_id=row.tracking_id,
-                    action=action.value,
-                    from_status=before.value,
-                    to_status=after.value,
-                    actor=ctx.node_id,
-                    role=role.value,
-                    note_commitment=commitment,
-                    reason_code=reason_code,
-                )
-            ),
-        )
-    )
-    row.status = after.value
-    row.updated_at = now
-    stamp(row, action, now)
-    if action in (Action.return_, Action.escalate):
-        if row.received_from is not None:
-            row.holder = row.received_from
-        else:  # escalated where it entered: beyond the tree (Ombudsman RI); no child has it
-            row.referred_to = None
-    if summary is None:
-        summary = f"{action.value} ({role.value})" + (f": {reason_code}" if reason_code else "")
-        if row.holder != ctx.node_id:
-            summary += f"; now held by {row.holder}"
-    add_event(session, ctx, row.tracking_id, after.value, summary, index)
-    if row.received_from is not None:
-        update = envelope_pb2.StatusUpdate(
-            tracking_id=row.tracking_id,
-            action=action.value,
-            status=after.value,
-            holder=row.holder,
-            actor=ctx.node_id,
-            note_commitment=commitment,
-            reason_code=reason_code,
-        )
-        update.at.FromDatetime(now)
-        if action is Action.follow_up and before is Status.accepted and row.confidential:
-            # This node handles it: offer its sealing key for the reporter's identity.
-            update.holder_sealing_key.CopyFrom(confidential.holder_statement(ctx))
-        _send_up(session, ctx, row, update)
-    return index
-
-
-def _parent_link(session: Session, row: Complaint) -> Link:
-    peer = row.received_from or ""
-    link = queries.get_link(session, peer, lock=True)
-    if link is None or link.revoked_at is not None or link.role != "parent":
-        raise StateError(
-            f"{row.tracking_id} came from {peer}, which is no longer linked as this node's "
-            "parent; its status cannot travel up. Link the parent again first"
-        )
-    return link
-
-
-def _send_up(
-    session: Session, ctx: NodeContext, row: Complaint, update: envelope_pb2.StatusUpdate
-) -> None:
-    link = _parent_link(session, row)
-    _, signed = enqueue(session, ctx, link, tracking_id=row.tracking_id, status_update=update)
-    record(
-        session,
-        ctx,
-        ledger_pb2.LedgerEntry(status_update_sent=ledger_pb2.StatusUpdateSent(envelope=signed)),
-    )
-
-
-def _act(
     ctx: NodeContext,
     tracking_id: str,
     action: Action,
@@ -252,27 +117,27 @@ def _act(
     note: str | None = None,
     reason_code: str = "",
 ) -> int:
-    """One operator action on a complaint this node holds, in one transaction."""
+    """One operator action on a complaint this node holds, in the caller's transaction."""
     parse_tracking_id(tracking_id)
     required = _NOTE_REQUIRED.get(action)
     text = _notes.note_text(note, required or "the note")
     if required is not None and text is None:
         raise ValidationError(f"{action.value} needs {required}")
-    with ctx.db.write() as session:
-        row = _locked(session, tracking_id)
-        role = local_role(row, ctx.node_id, action)
-        return transition(session, ctx, row, action, role, note=text, reason_code=reason_code)
+    row = locked(session, tracking_id)
+    role = local_role(row, ctx.node_id, action)
+    return transition(session, ctx, row, action, role, note=text, reason_code=reason_code)
 
 
-def _act_many(
-    ctx: NodeContext, tracking_ids: Sequence[str], action: Action, note: str
+def act_many_in(
+    session: Session, ctx: NodeContext, tracking_ids: Sequence[str], action: Action, note: str
 ) -> list[int]:
-    """The same operator action on several complaints this node holds, all or none, in one
-    transaction (as `complaints.refer_many`); returns each one's ledger index, in order.
+    """The same operator action on several complaints this node holds, all or none, in the
+    caller's transaction (as `referral.refer_many`); returns each one's ledger index, in
+    order.
 
     Every complaint is locked before the first changes (one statement, so two batches
     cannot wait on each other row by row); the first one refused names itself, and the
-    transaction is rolled back with nothing changed."""
+    caller's transaction is to be rolled back with nothing changed."""
     if not tracking_ids:
         raise ValidationError("give at least one tracking id")
     seen: set[str] = set()
@@ -286,84 +151,115 @@ def _act_many(
     if text is None:
         raise ValidationError(f"{action.value} needs {required}")
     total = len(tracking_ids)
-    with ctx.db.write() as session:
-        rows = queries.complaints_for_update(session, tracking_ids)
-        indices = []
-        for n, tracking_id in enumerate(tracking_ids, 1):
-            try:
-                row = rows.get(tracking_id)
-                if row is None:
-                    raise NotFoundError(f"no complaint {tracking_id} on this node")
-                role = local_role(row, ctx.node_id, action)
-                indices.append(transition(session, ctx, row, action, role, note=text))
-            except NodeError as e:
-                if total == 1:
-                    raise
-                raise type(e)(
-                    f"complaint {n} of {total}: {e}; nothing was changed: fix or leave out "
-                    f"{tracking_id} and run the command again"
-                ) from e
-        return indices
+    rows = queries.complaints_for_update(session, tracking_ids)
+    indices = []
+    for n, tracking_id in enumerate(tracking_ids, 1):
+        try:
+            row = rows.get(tracking_id)
+            if row is None:
+                raise NotFoundError(f"no complaint {tracking_id} on this node")
+            role = local_role(row, ctx.node_id, action)
+            indices.append(transition(session, ctx, row, action, role, note=text))
+        except NodeError as e:
+            if total == 1:
+                raise
+            raise type(e)(
+                f"complaint {n} of {total}: {e}; nothing was changed: fix or leave out "
+                f"{tracking_id} and run the command again"
+            ) from e
+    return indices
 
 
 def follow_up_many(ctx: NodeContext, tracking_ids: Sequence[str], note: str) -> list[int]:
     """Post the same follow-up on several complaints, all or none (one transaction)."""
-    return _act_many(ctx, tracking_ids, Action.follow_up, note)
+    with ctx.db.write() as session:
+        return act_many_in(session, ctx, tracking_ids, Action.follow_up, note)
 
 
 def resolve_many(ctx: NodeContext, tracking_ids: Sequence[str], note: str) -> list[int]:
     """Post the same resolution on several complaints, all or none (one transaction)."""
-    return _act_many(ctx, tracking_ids, Action.resolve, note)
+    with ctx.db.write() as session:
+        return act_many_in(session, ctx, tracking_ids, Action.resolve, note)
 
 
-def _locked(session: Session, tracking_id: str) -> Complaint:
-    row = queries.get_complaint(session, tracking_id, lock=True)
-    if row is None:
-        raise NotFoundError(f"no complaint {tracking_id} on this node")
-    return row
-
-
-def verify(ctx: NodeContext, tracking_id: str, note: str | None = None) -> int:
+def verify_in(session: Session, ctx: NodeContext, tracking_id: str, note: str | None = None) -> int:
     """The receiving admin checked a submitted (or held) complaint: complete, in scope.
-    With `routing.auto` on, it is then disposed of by the routing rules
-    (node.services.routing.auto_dispose, which never fails the verification)."""
-    index = _act(ctx, tracking_id, Action.verify, note=note)
-    from node.services import routing  # routing -> complaints -> progress
-
-    routing.auto_dispose(ctx, tracking_id)
+    With `routing.auto` on, it is then disposed of by the routing rules in the same
+    transaction (node.services.routing.auto_dispose_in, in a savepoint of its own: a
+    disposition that fails never fails the verification)."""
+    index = _act_in(session, ctx, tracking_id, Action.verify, note=note)
+    routing.auto_dispose_in(session, ctx, tracking_id)
     return index
 
 
-def hold(ctx: NodeContext, tracking_id: str, note: str | None = None) -> int:
+def verify(ctx: NodeContext, tracking_id: str, note: str | None = None) -> int:
+    """`verify_in` in a transaction of its own."""
+    with ctx.db.write() as session:
+        return verify_in(session, ctx, tracking_id, note)
+
+
+def hold_in(session: Session, ctx: NodeContext, tracking_id: str, note: str | None = None) -> int:
     """The receiving admin waits for the reporter to complete the report."""
-    return _act(ctx, tracking_id, Action.hold, note=note)
+    return _act_in(session, ctx, tracking_id, Action.hold, note=note)
+
+
+def archive_in(
+    session: Session, ctx: NodeContext, tracking_id: str, reason: str, note: str | None = None
+) -> int:
+    """Reject a complaint with an ArchiveReason code (at intake, or a verified one)."""
+    code = lifecycle.parse_archive_reason(reason)
+    return _act_in(session, ctx, tracking_id, Action.archive, note=note, reason_code=code.value)
+
+
+def follow_up_in(session: Session, ctx: NodeContext, tracking_id: str, note: str) -> int:
+    """Post a follow-up (tindak lanjut): the first one starts handling the complaint."""
+    return _act_in(session, ctx, tracking_id, Action.follow_up, note=note)
+
+
+def resolve_in(session: Session, ctx: NodeContext, tracking_id: str, note: str) -> int:
+    """Post the resolution (selesai); the auto-close period starts."""
+    return _act_in(session, ctx, tracking_id, Action.resolve, note=note)
+
+
+def return_in(session: Session, ctx: NodeContext, tracking_id: str, reason: str) -> int:
+    """Bukan wewenang: hand the complaint back to the parent that referred it."""
+    return _act_in(session, ctx, tracking_id, Action.return_, note=reason)
+
+
+def hold(ctx: NodeContext, tracking_id: str, note: str | None = None) -> int:
+    """`hold_in` in a transaction of its own."""
+    with ctx.db.write() as session:
+        return hold_in(session, ctx, tracking_id, note)
 
 
 def archive(ctx: NodeContext, tracking_id: str, reason: str, note: str | None = None) -> int:
-    """Reject a complaint with an ArchiveReason code (at intake, or a verified one)."""
-    code = lifecycle.parse_archive_reason(reason)
-    return _act(ctx, tracking_id, Action.archive, note=note, reason_code=code.value)
+    """`archive_in` in a transaction of its own."""
+    with ctx.db.write() as session:
+        return archive_in(session, ctx, tracking_id, reason, note)
 
 
 def follow_up(ctx: NodeContext, tracking_id: str, note: str) -> int:
-    """Post a follow-up (tindak lanjut): the first one starts handling the complaint."""
-    return _act(ctx, tracking_id, Action.follow_up, note=note)
+    """`follow_up_in` in a transaction of its own."""
+    with ctx.db.write() as session:
+        return follow_up_in(session, ctx, tracking_id, note)
 
 
 def resolve(ctx: NodeContext, tracking_id: str, note: str) -> int:
-    """Post the resolution (selesai); the auto-close period starts."""
-    return _act(ctx, tracking_id, Action.resolve, note=note)
+    """`resolve_in` in a transaction of its own."""
+    with ctx.db.write() as session:
+        return resolve_in(session, ctx, tracking_id, note)
 
 
 def return_(ctx: NodeContext, tracking_id: str, reason: str) -> int:
-    """Bukan wewenang: hand the complaint back to the parent that referred it."""
-    return _act(ctx, tracking_id, Action.return_, note=reason)
+    """`return_in` in a transaction of its own."""
+    with ctx.db.write() as session:
+        return return_in(session, ctx, tracking_id, reason)
 
 
 # --- the reporter's reply --------------------------------------------------------------
 
 
-def reply(ctx: NodeContext, tracking_id: str, text: str) -> int:
+def reply_in(session: Session, ctx: NodeContext, tracking_id: str, text: str) -> int:
     """Record a reporter's reply where the complaint entered; the holder acts on it.
 
     Here, if this node holds it: a held complaint goes back to submitted, a resolved one
@@ -374,36 +270,41 @@ def reply(ctx: NodeContext, tracking_id: str, text: str) -> int:
     body = _notes.note_text(text, "the reply (--text)")
     if body is None:
         raise ValidationError("the reply needs its text (--text)")
-    with ctx.db.write() as session:
-        row = _locked(session, tracking_id)
-        if row.origin_node != ctx.node_id:
-            raise PermissionDeniedError(
-                f"{tracking_id} entered at {row.origin_node}: the reporter's replies are "
-                "taken there, which forwards them to the holder"
-            )
-        status = Status(row.status)
-        if lifecycle.is_terminal(status):
-            raise StateError(
-                f"{tracking_id} is {status.value}; a reply can no longer reopen it. Register "
-                "a new complaint if the reporter raises the matter again"
-            )
-        now = ctx.clock.now()
-        commitment = _notes.keep_note(session, tracking_id, "reply", body, ctx.node_id, now)
-        index = record(
-            session,
-            ctx,
-            ledger_pb2.LedgerEntry(
-                reply_recorded=ledger_pb2.ReplyRecorded(
-                    tracking_id=tracking_id, text_commitment=commitment
-                )
-            ),
+    row = locked(session, tracking_id)
+    if row.origin_node != ctx.node_id:
+        raise PermissionDeniedError(
+            f"{tracking_id} entered at {row.origin_node}: the reporter's replies are "
+            "taken there, which forwards them to the holder"
         )
-        row.replied_at = now
-        add_event(session, ctx, tracking_id, row.status, "reporter replied", index)
-        at = envelope_pb2.ReporterReply(tracking_id=tracking_id, text_commitment=commitment)
-        at.at.FromDatetime(now)
-        _deliver_reply(session, ctx, row, at)
-        return index
+    status = Status(row.status)
+    if lifecycle.is_terminal(status):
+        raise StateError(
+            f"{tracking_id} is {status.value}; a reply can no longer reopen it. Register "
+            "a new complaint if the reporter raises the matter again"
+        )
+    now = ctx.clock.now()
+    commitment = _notes.keep_note(session, tracking_id, "reply", body, ctx.node_id, now)
+    index = record(
+        session,
+        ctx,
+        ledger_pb2.LedgerEntry(
+            reply_recorded=ledger_pb2.ReplyRecorded(
+                tracking_id=tracking_id, text_commitment=commitment
+            )
+        ),
+    )
+    row.replied_at = now
+    add_event(session, ctx, tracking_id, row.status, "reporter replied", index)
+    at = envelope_pb2.ReporterReply(tracking_id=tracking_id, text_commitment=commitment)
+    at.at.FromDatetime(now)
+    _deliver_reply(session, ctx, row, at)
+    return index
+
+
+def reply(ctx: NodeContext, tracking_id: str, text: str) -> int:
+    """`reply_in` in a transaction of its own."""
+    with ctx.db.write() as session:
+        return reply_in(session, ctx, tracking_id, text)
 
 
 def _deliver_reply(
@@ -498,7 +399,7 @@ def on_status_update(
     if row.received_from is not None:
         forwarded = envelope_pb2.StatusUpdate()
         forwarded.CopyFrom(update)
-        _send_up(session, ctx, row, forwarded)
+        send_up(session, ctx, row, forwarded)
     elif update.HasField("holder_sealing_key"):
         # It entered here: seal the reporter's identity to the node that handles it.
         confidential.seal_for_holder(session, ctx, row, holder, update.holder_sealing_key)
@@ -568,7 +469,7 @@ def after_receipt(session: Session, ctx: NodeContext, link: Link, opened: Opened
         actor=link.peer_id,
     )
     update.at.CopyFrom(opened.envelope.sent_at)
-    _send_up(session, ctx, row, update)
+    send_up(session, ctx, row, update)
 
 
 def referral_content(
