@@ -67,6 +67,7 @@ class LinkCosigning:
         self.log = log
         self._pair = (str(ctx.node_id), str(peer))
         self._answer: asyncio.Future[tuple[int, str, bytes]] | None = None
+        self._unanswered = False  # a request of ours went out and no answer came yet
 
     async def run(self) -> None:
         """Rule 1: ask, then wait the interval, for as long as the session lasts."""
@@ -78,8 +79,7 @@ class LinkCosigning:
                     await self._round()
                 await asyncio.sleep(interval)
         finally:
-            pending = self._answer is not None and not self._answer.done()
-            if pending and self._pair not in _speaks:
+            if self._unanswered and self._pair not in _speaks:
                 _quiet_until[self._pair] = loop.time() + QUIET_PEER_SECONDS
                 self.log.info("link.cosign_quiet_peer", seconds=QUIET_PEER_SECONDS)
 
@@ -120,6 +120,7 @@ class LinkCosigning:
     async def _ask(self, body: bytes) -> tuple[int, str, bytes] | None:
         """Send one request; its answer, or None if none came within the timeout."""
         self._answer = asyncio.get_running_loop().create_future()
+        self._unanswered = True
         await self.write(
             federation_pb2.Frame(
                 witness_request=federation_pb2.WitnessRequest(add_checkpoint_body=body)
@@ -131,10 +132,9 @@ class LinkCosigning:
                 answer = await self._answer
         except TimeoutError:
             self.log.warning("checkpoint.cosign_failed", error=f"no answer within {timeout}s")
+            self._answer, self._unanswered = None, False  # a late answer is logged, unused
             return None
-        finally:
-            if self._answer.done():  # answered or timed out (a late answer is logged, unused)
-                self._answer = None
+        self._answer = None
         return answer
 
     async def on_frame(self, frame: federation_pb2.Frame) -> None:
@@ -158,6 +158,7 @@ class LinkCosigning:
         if self._answer is None or self._answer.done():
             self.log.info("link.cosign_unasked_answer", status=response.status)
             return
+        self._unanswered = False
         self._answer.set_result(
             (response.status, response.content_type, response.body[:MAX_ANSWER_BYTES])
         )
