@@ -41,7 +41,7 @@ import grpc
 from node._proto.lapor.v1 import federation_pb2
 from node.errors import NodeError, PeerError, RefusedError, ValidationError
 from node.faults import fault_point
-from node.federation import frames
+from node.federation import cosign_link, frames
 from node.federation.liveness import Liveness, SilenceWatch
 from node.federation.status import error_for_status, status_for
 from node.ids import NodeId
@@ -195,7 +195,11 @@ class LinkSession:
         if self.on_hello is not None:
             await self.on_hello()
         reader = asyncio.create_task(self._read_loop(), name="read")
+        self.cosign = cosign_link.LinkCosigning(
+            self.ctx, self.peer, self.db, self.transport.write, self.log
+        )
         tasks = [
+            asyncio.create_task(self.cosign.run(), name="cosign"),
             asyncio.create_task(self._commit_loop(), name="commit"),
             reader,
             asyncio.create_task(self._send_loop(), name="send"),
@@ -444,6 +448,10 @@ class LinkSession:
             elif kind == "rejection":
                 rej = frame.rejection
                 raise error_for_status(rej.code, f"envelope {rej.sequence}: {rej.message}")
+            elif kind in cosign_link.FRAME_KINDS:  # tlog-witness in the link (decision 0032)
+                await self.cosign.on_frame(frame)
+            elif kind is None:  # a kind newer than this node: ignored, so additions stay safe
+                self.log.info("link.unknown_frame")
             else:
                 raise RefusedError(ValidationError(f"unexpected {kind!r} frame"), 0)
 

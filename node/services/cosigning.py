@@ -14,13 +14,20 @@ transaction so the old-size check and the store of the new head are atomic:
      size 0); else ProofError (422), logged as possible evidence of misbehaviour;
   6. cosign (tlog-cosignature v1, this node's cosigner key and the clock's time), store
      the new head, and return the cosignature line.
-This is beside, not instead of, the in-band witnessing of node.services.witness.
+This is beside, not instead of, the in-band witnessing of node.services.witness. Asked
+inside a link (node.federation.cosign_link, decision 0032), the same steps run for that
+peer's log only, and the cosignature is made with this node's signing key under its link
+cosigner name `lapor-node/<node_id>/link-witness`; the head held per origin is the same
+whoever asked, so neither key ever cosigns two inconsistent checkpoints.
 
 The log side, `submit` (one round of the periodic job): for each witness in
 witness.submit_to, offer the latest signed checkpoint with a proof from the size that
 witness last cosigned (a 409 names the size it holds: one retry from there), verify the
-cosignature it returns under its configured key, and store it. `cosigned_checkpoint` is
-the latest checkpoint with the stored cosignatures appended, as C2SP clients read it.
+cosignature it returns under its configured key, and store it. `offer` builds a request
+and `take_answer` reads its answer; the link's exchange (decision 0032) uses the same two
+with the peer's link cosigner key, so an answer is checked and stored one way whatever
+carried it. `cosigned_checkpoint` is the latest checkpoint with the stored cosignatures
+appended, as C2SP clients read it.
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ from node.errors import (
     StateError,
     ValidationError,
 )
-from node.ids import parse_node_id
+from node.ids import NodeId, parse_node_id
 from node.ledger.checkpoint import ORIGIN_PREFIX, Checkpoint, origin_for
 from node.ledger.cosignature import CosignerKey, cosign, find_cosignature, parse_vkey
 from node.ledger.merkle import verify_consistency
@@ -57,6 +64,7 @@ from node.services.context import NodeContext
 from node.store import tree, witnessed
 
 __all__ = [
+    "Offer",
     "Poster",
     "SubmitResult",
     "WitnessConflict",
@@ -65,10 +73,15 @@ __all__ = [
     "cosigner",
     "cosigner_key",
     "cosigner_name",
+    "link_cosigner_key",
+    "link_cosigner_name",
     "log_keys",
+    "offer",
+    "peer_cosigner_key",
     "post",
     "submit",
     "submit_body",
+    "take_answer",
     "with_cosignatures",
 ]
 
@@ -115,6 +128,26 @@ def cosigner_key(ctx: NodeContext) -> CosignerKey:
     return CosignerKey.from_public_key(cosigner_name(ctx), cosigner(ctx).public_key())
 
 
+def link_cosigner_name(node_id: str) -> str:
+    """The name node `node_id` cosigns its linked peers' checkpoints under, with its signing
+    key: `lapor-node/<node_id>/link-witness` (decision 0032)."""
+    return origin_for(node_id) + "/link-witness"
+
+
+def link_cosigner_key(node_id: str, signing_key: bytes) -> CosignerKey:
+    """Node `node_id`'s link cosigner, from its 32-byte Ed25519 signing public key: what a
+    peer verifies its cosignatures with, and an auditor lists in a witness policy."""
+    return CosignerKey.from_public_key(link_cosigner_name(node_id), signing_key)
+
+
+def peer_cosigner_key(ctx: NodeContext, peer: NodeId) -> CosignerKey | None:
+    """The link cosigner key of a linked, unrevoked peer (from the signing key pinned for
+    it), or None if it is not linked."""
+    with ctx.db.read() as session:
+        keys = witnessed.peer_signing_keys(session, peer)
+    return link_cosigner_key(peer, keys[0]) if keys else None
+
+
 def log_keys(session: Session, ctx: NodeContext, origin: str) -> list[Verifier]:
     """Step 1: the note keys of the log `origin` if this node witnesses it, else []."""
     keys = [parse_note_vkey(log.vkey) for log in ctx.config.witness.logs if log.origin == origin]
@@ -131,19 +164,35 @@ def log_keys(session: Session, ctx: NodeContext, origin: str) -> list[Verifier]:
     ]
 
 
-def add_checkpoint(ctx: NodeContext, old_size: int, proof: Sequence[bytes], note: bytes) -> str:
-    """Witness one checkpoint (steps 1-6 above); return the cosignature line."""
+def add_checkpoint(
+    ctx: NodeContext,
+    old_size: int,
+    proof: Sequence[bytes],
+    note: bytes,
+    *,
+    peer: NodeId | None = None,
+) -> str:
+    """Witness one checkpoint (steps 1-6 above); return the cosignature line. With `peer`
+    (asked inside that peer's link), only that peer's log, cosigned as the link cosigner."""
     with ctx.db.write() as session:
-        return add_checkpoint_in(session, ctx, old_size, proof, note)
+        return add_checkpoint_in(session, ctx, old_size, proof, note, peer=peer)
 
 
 def add_checkpoint_in(
-    session: Session, ctx: NodeContext, old_size: int, proof: Sequence[bytes], note: bytes
+    session: Session,
+    ctx: NodeContext,
+    old_size: int,
+    proof: Sequence[bytes],
+    note: bytes,
+    *,
+    peer: NodeId | None = None,
 ) -> str:
     """`add_checkpoint` inside the caller's write transaction."""
     text, _ = split_note(note)
     origin = Checkpoint.parse(text).origin
-    # 1. A log this node witnesses.
+    # 1. A log this node witnesses (inside a link: that peer's, and only it).
+    if peer is not None and origin != origin_for(peer):
+        raise NotFoundError(f"expected the log of {peer} on its link, found {origin!r}")
     keys = log_keys(session, ctx, origin)
     if not keys:
         raise NotFoundError(f"expected the origin of a log this node witnesses, found {origin!r}")
@@ -181,9 +230,13 @@ def add_checkpoint_in(
             raise
     # 6. Cosign and hold.
     now = ctx.clock.now()
-    line = cosign(text, cosigner_name(ctx), cosigner(ctx), int(now.timestamp())).line()
+    if peer is None:
+        name, private = cosigner_name(ctx), cosigner(ctx)
+    else:
+        name, private = link_cosigner_name(ctx.node_id), ctx.signing_key.ed25519
+    line = cosign(text, name, private, int(now.timestamp())).line()
     witnessed.store_held(session, origin, cp.size, cp.root, note, now)
-    _log.info("witness.cosigned", origin=origin, size=cp.size)
+    _log.info("witness.cosigned", origin=origin, size=cp.size, cosigner=name)
     return line
 
 
@@ -267,39 +320,80 @@ def submit(ctx: NodeContext, poster: Poster = post) -> list[SubmitResult]:
     return results
 
 
-def _submit_one(ctx: NodeContext, target: WitnessTarget, poster: Poster) -> SubmitResult:
-    key = parse_vkey(target.vkey)
+@dataclass(frozen=True)
+class Offer:
+    """One add-checkpoint request to one witness: this node's checkpoint of `size` (its
+    signed `note`), from the size `old` the witness is taken to hold, as a request `body`."""
+
+    witness: str  # the name results and logs give it
+    key: CosignerKey
+    size: int
+    note: bytes
+    old: int
+    body: bytes
+
+
+def offer(
+    ctx: NodeContext, witness: str, key: CosignerKey, old: int | None = None
+) -> Offer | SubmitResult:
+    """The request to make to the witness `key` now: the latest signed checkpoint, from the
+    size it last cosigned (or from `old`, a size it said it holds), with the consistency
+    proof; or, if there is nothing to ask, the result that says why."""
     with ctx.db.read() as session:
         row = tree.latest_checkpoint(session)
         if row is None:
-            return SubmitResult(target.name, 0, 0, False, "no checkpoint signed yet")
+            return SubmitResult(witness, 0, 0, False, "no checkpoint signed yet")
         size, note = row.size, row.note
-        old = witnessed.witness_size(session, key.name)
-        if old == size and witnessed.cosignature_lines(session, size):
-            return SubmitResult(target.name, size, 200, True, "already cosigned")
+        if old is None:
+            old = witnessed.witness_size(session, key.name)
+            if old == size:
+                return SubmitResult(witness, size, 200, True, "already cosigned")
+        proof = tree.consistency_proof(session, old, size) if 0 < old < size else []
+    return Offer(witness, key, size, note, old, submit_body(old, proof, note))
+
+
+def take_answer(
+    ctx: NodeContext, asked: Offer, status: int, content_type: str, body: bytes
+) -> SubmitResult | Offer:
+    """Read the witness's answer to `asked`: on 200, verify its cosignature under the
+    witness's key and store it (SignatureError if it does not verify: nothing stored); on
+    a 409 naming a size we can prove from, the request to make next; else the result."""
+    if status == 409 and content_type.startswith(SIZE_CONTENT_TYPE):
+        held = _size_of(body)
+        if held is None or held == asked.old or held > asked.size:
+            return SubmitResult(
+                asked.witness, asked.size, status, False, f"witness holds size {held!r}"
+            )
+        # It holds a size we did not record: offer the proof from there.
+        return offer(ctx, asked.witness, asked.key, held)
+    if status != 200:
+        detail = body[:200].decode("utf-8", "replace").strip()
+        return SubmitResult(asked.witness, asked.size, status, False, detail)
+    cosignature = find_cosignature(asked.note + body, asked.key)
+    with ctx.db.write() as session:
+        witnessed.add_cosignature(
+            session,
+            asked.size,
+            asked.key.name,
+            cosignature.timestamp,
+            cosignature.line(),
+            ctx.clock.now(),
+        )
+    return SubmitResult(asked.witness, asked.size, status, True)
+
+
+def _submit_one(ctx: NodeContext, target: WitnessTarget, poster: Poster) -> SubmitResult:
+    asked = offer(ctx, target.name, parse_vkey(target.vkey))
     url = target.url.rstrip("/") + "/add-checkpoint"
     timeout = ctx.config.witness.timeout_seconds
     for _attempt in range(2):
-        with ctx.db.read() as session:
-            proof = tree.consistency_proof(session, old, size) if 0 < old < size else []
-        status, content_type, body = poster(url, submit_body(old, proof, note), timeout)
-        if status == 409 and content_type.startswith(SIZE_CONTENT_TYPE):
-            held = _size_of(body)
-            if held is None or held == old or held > size:
-                return SubmitResult(
-                    target.name, size, status, False, f"witness holds size {held!r}"
-                )
-            old = held  # it holds a size we did not record: offer the proof from there
-            continue
-        if status != 200:
-            detail = body[:200].decode("utf-8", "replace").strip()
-            return SubmitResult(target.name, size, status, False, detail)
-        cosignature = find_cosignature(note + body, key)
-        with ctx.db.write() as session:
-            witnessed.add_cosignature(
-                session, size, key.name, cosignature.timestamp, cosignature.line(), ctx.clock.now()
-            )
-        return SubmitResult(target.name, size, status, True)
+        if isinstance(asked, SubmitResult):
+            return asked
+        status, content_type, body = poster(url, asked.body, timeout)
+        answered = take_answer(ctx, asked, status, content_type, body)
+        if isinstance(answered, SubmitResult):
+            return answered
+        size, asked = asked.size, answered
     return SubmitResult(target.name, size, 409, False, "witness moved during the round")
 
 

@@ -18,6 +18,7 @@ Invariants: the request is parsed completely before anything is read or written;
 check of the old size and the store of the new head are one write transaction
 (node.services.cosigning.add_checkpoint); error bodies are one line and carry no secret.
 The app knows only its own path: the merger mounts it under the transparency listener.
+The same handler answers the requests a linked peer sends inside the link (decision 0032).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from node.errors import (
     TooLargeError,
     ValidationError,
 )
+from node.ids import NodeId
 from node.ledger.merkle import HASH_SIZE
 from node.ledger.note import MAX_NOTE_SIZE
 from node.logs import get_logger
@@ -105,11 +107,17 @@ def _hash(line: bytes, i: int) -> bytes:
     return raw
 
 
-def handle_add_checkpoint(ctx: NodeContext, body: bytes) -> tuple[int, str, bytes]:
-    """Answer one add-checkpoint body: (HTTP status, content type, response body)."""
+def handle_add_checkpoint(
+    ctx: NodeContext, body: bytes, peer: NodeId | None = None
+) -> tuple[int, str, bytes]:
+    """Answer one add-checkpoint body: (HTTP status, content type, response body). With
+    `peer`, the request came inside that peer's link (node.federation.cosign_link): only
+    its own log is witnessed (404 for any other), as its link cosigner (decision 0032)."""
     try:
         request = parse_request(body)
-        line = cosigning.add_checkpoint(ctx, request.old_size, request.proof, request.note)
+        line = cosigning.add_checkpoint(
+            ctx, request.old_size, request.proof, request.note, peer=peer
+        )
     except cosigning.WitnessConflict as e:
         return 409, cosigning.SIZE_CONTENT_TYPE, f"{e.size}\n".encode("ascii")
     except NotFoundError as e:

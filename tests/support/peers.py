@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import grpc
@@ -66,6 +66,7 @@ async def _exchange(
     frames: list[federation_pb2.Frame],
     expect: int,
     timeout: float,
+    until: Callable[[list[federation_pb2.Frame]], bool] | None = None,
 ) -> Outcome:
     cfg = identity.ctx().config
     creds = grpc.ssl_channel_credentials(
@@ -83,13 +84,14 @@ async def _exchange(
         try:
             for frame in frames:
                 await call.write(federation_pb2.ExchangeRequest(frame=frame))
+            enough = until or (lambda got: len(got) >= expect)
             async with asyncio.timeout(timeout):
-                while len(outcome.frames) < expect:
+                while not enough(outcome.frames):
                     response = await call.read()
                     if response is grpc.aio.EOF:
                         break
                     outcome.frames.append(response.frame)
-                if expect == 0 or len(outcome.frames) >= expect:
+                if expect == 0 or enough(outcome.frames):
                     await call.done_writing()
                     while (response := await call.read()) is not grpc.aio.EOF:
                         outcome.frames.append(response.frame)
@@ -109,10 +111,12 @@ def exchange_as(
     frames: list[federation_pb2.Frame],
     expect: int = 0,
     timeout: float = DELIVERY_BOUND,
+    until: Callable[[list[federation_pb2.Frame]], bool] | None = None,
 ) -> Outcome:
     """Dial `target` with `identity`'s TLS keys, write `frames`, read until `expect` frames
-    came back (then close) or the server ends the call; return what happened."""
-    return asyncio.run(_exchange(identity, target, frames, expect, timeout))
+    came back (or `until` holds of those read) then close, or the server ends the call;
+    return what happened."""
+    return asyncio.run(_exchange(identity, target, frames, expect, timeout, until))
 
 
 class FakeParent:

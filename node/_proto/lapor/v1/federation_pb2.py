@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from node._proto.lapor.v1 import envelope_pb2 as lapor_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19lapor/v1/federation.proto\x12\x08lapor.v1\x1a\x17lapor/v1/envelope.proto\"1\n\x0f\x45xchangeRequest\x12\x1e\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x0f.lapor.v1.Frame\"2\n\x10\x45xchangeResponse\x12\x1e\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x0f.lapor.v1.Frame\"\xcd\x01\n\x05\x46rame\x12 \n\x05hello\x18\x01 \x01(\x0b\x32\x0f.lapor.v1.HelloH\x00\x12&\n\x08\x64\x65livery\x18\x02 \x01(\x0b\x32\x12.lapor.v1.DeliveryH\x00\x12\x1c\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\r.lapor.v1.AckH\x00\x12(\n\trejection\x18\x04 \x01(\x0b\x32\x13.lapor.v1.RejectionH\x00\x12*\n\ndeliveries\x18\x05 \x01(\x0b\x32\x14.lapor.v1.DeliveriesH\x00\x42\x06\n\x04kind\"\xe1\x01\n\x05Hello\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x1e\n\x16last_received_sequence\x18\x02 \x01(\x04\x12\x1c\n\x14held_checkpoint_size\x18\x03 \x01(\x04\x12\x1c\n\x14held_checkpoint_root\x18\x04 \x01(\x0c\x12\x1c\n\x14max_frame_deliveries\x18\x05 \x01(\r\x12\x17\n\x0fmax_frame_bytes\x18\x06 \x01(\r\x12\x12\n\ncheckpoint\x18\x07 \x01(\x0c\x12\x17\n\x0fheld_checkpoint\x18\x08 \x01(\x0c\"\x91\x01\n\x08\x44\x65livery\x12*\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x18.lapor.v1.SignedEnvelope\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\x12\x14\n\x0c\x63ontent_salt\x18\x03 \x01(\x0c\x12\x17\n\x0fproof_held_size\x18\x04 \x01(\x04\x12\x19\n\x11\x63onsistency_proof\x18\x05 \x03(\x0c\"/\n\nDeliveries\x12!\n\x05items\x18\x01 \x03(\x0b\x32\x12.lapor.v1.Delivery\"\x17\n\x03\x41\x63k\x12\x10\n\x08sequence\x18\x01 \x01(\x04\"<\n\tRejection\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0c\n\x04\x63ode\x18\x02 \x01(\r\x12\x0f\n\x07message\x18\x03 \x01(\t2Z\n\x11\x46\x65\x64\x65rationService\x12\x45\n\x08\x45xchange\x12\x19.lapor.v1.ExchangeRequest\x1a\x1a.lapor.v1.ExchangeResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19lapor/v1/federation.proto\x12\x08lapor.v1\x1a\x17lapor/v1/envelope.proto\"1\n\x0f\x45xchangeRequest\x12\x1e\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x0f.lapor.v1.Frame\"2\n\x10\x45xchangeResponse\x12\x1e\n\x05\x66rame\x18\x01 \x01(\x0b\x32\x0f.lapor.v1.Frame\"\xb9\x02\n\x05\x46rame\x12 \n\x05hello\x18\x01 \x01(\x0b\x32\x0f.lapor.v1.HelloH\x00\x12&\n\x08\x64\x65livery\x18\x02 \x01(\x0b\x32\x12.lapor.v1.DeliveryH\x00\x12\x1c\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\r.lapor.v1.AckH\x00\x12(\n\trejection\x18\x04 \x01(\x0b\x32\x13.lapor.v1.RejectionH\x00\x12*\n\ndeliveries\x18\x05 \x01(\x0b\x32\x14.lapor.v1.DeliveriesH\x00\x12\x33\n\x0fwitness_request\x18\x06 \x01(\x0b\x32\x18.lapor.v1.WitnessRequestH\x00\x12\x35\n\x10witness_response\x18\x07 \x01(\x0b\x32\x19.lapor.v1.WitnessResponseH\x00\x42\x06\n\x04kind\"\xe1\x01\n\x05Hello\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x1e\n\x16last_received_sequence\x18\x02 \x01(\x04\x12\x1c\n\x14held_checkpoint_size\x18\x03 \x01(\x04\x12\x1c\n\x14held_checkpoint_root\x18\x04 \x01(\x0c\x12\x1c\n\x14max_frame_deliveries\x18\x05 \x01(\r\x12\x17\n\x0fmax_frame_bytes\x18\x06 \x01(\r\x12\x12\n\ncheckpoint\x18\x07 \x01(\x0c\x12\x17\n\x0fheld_checkpoint\x18\x08 \x01(\x0c\"\x91\x01\n\x08\x44\x65livery\x12*\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x18.lapor.v1.SignedEnvelope\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\x0c\x12\x14\n\x0c\x63ontent_salt\x18\x03 \x01(\x0c\x12\x17\n\x0fproof_held_size\x18\x04 \x01(\x04\x12\x19\n\x11\x63onsistency_proof\x18\x05 \x03(\x0c\"/\n\nDeliveries\x12!\n\x05items\x18\x01 \x03(\x0b\x32\x12.lapor.v1.Delivery\"\x17\n\x03\x41\x63k\x12\x10\n\x08sequence\x18\x01 \x01(\x04\"<\n\tRejection\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0c\n\x04\x63ode\x18\x02 \x01(\r\x12\x0f\n\x07message\x18\x03 \x01(\t\"-\n\x0eWitnessRequest\x12\x1b\n\x13\x61\x64\x64_checkpoint_body\x18\x01 \x01(\x0c\"E\n\x0fWitnessResponse\x12\x0e\n\x06status\x18\x01 \x01(\r\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x32Z\n\x11\x46\x65\x64\x65rationService\x12\x45\n\x08\x45xchange\x12\x19.lapor.v1.ExchangeRequest\x1a\x1a.lapor.v1.ExchangeResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,17 +37,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXCHANGERESPONSE']._serialized_start=115
   _globals['_EXCHANGERESPONSE']._serialized_end=165
   _globals['_FRAME']._serialized_start=168
-  _globals['_FRAME']._serialized_end=373
-  _globals['_HELLO']._serialized_start=376
-  _globals['_HELLO']._serialized_end=601
-  _globals['_DELIVERY']._serialized_start=604
-  _globals['_DELIVERY']._serialized_end=749
-  _globals['_DELIVERIES']._serialized_start=751
-  _globals['_DELIVERIES']._serialized_end=798
-  _globals['_ACK']._serialized_start=800
-  _globals['_ACK']._serialized_end=823
-  _globals['_REJECTION']._serialized_start=825
-  _globals['_REJECTION']._serialized_end=885
-  _globals['_FEDERATIONSERVICE']._serialized_start=887
-  _globals['_FEDERATIONSERVICE']._serialized_end=977
+  _globals['_FRAME']._serialized_end=481
+  _globals['_HELLO']._serialized_start=484
+  _globals['_HELLO']._serialized_end=709
+  _globals['_DELIVERY']._serialized_start=712
+  _globals['_DELIVERY']._serialized_end=857
+  _globals['_DELIVERIES']._serialized_start=859
+  _globals['_DELIVERIES']._serialized_end=906
+  _globals['_ACK']._serialized_start=908
+  _globals['_ACK']._serialized_end=931
+  _globals['_REJECTION']._serialized_start=933
+  _globals['_REJECTION']._serialized_end=993
+  _globals['_WITNESSREQUEST']._serialized_start=995
+  _globals['_WITNESSREQUEST']._serialized_end=1040
+  _globals['_WITNESSRESPONSE']._serialized_start=1042
+  _globals['_WITNESSRESPONSE']._serialized_end=1111
+  _globals['_FEDERATIONSERVICE']._serialized_start=1113
+  _globals['_FEDERATIONSERVICE']._serialized_end=1203
 # @@protoc_insertion_point(module_scope)

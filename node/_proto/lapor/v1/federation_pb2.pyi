@@ -20,18 +20,22 @@ class ExchangeResponse(_message.Message):
     def __init__(self, frame: _Optional[_Union[Frame, _Mapping]] = ...) -> None: ...
 
 class Frame(_message.Message):
-    __slots__ = ("hello", "delivery", "ack", "rejection", "deliveries")
+    __slots__ = ("hello", "delivery", "ack", "rejection", "deliveries", "witness_request", "witness_response")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     DELIVERY_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
     REJECTION_FIELD_NUMBER: _ClassVar[int]
     DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    WITNESS_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    WITNESS_RESPONSE_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     delivery: Delivery
     ack: Ack
     rejection: Rejection
     deliveries: Deliveries
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., delivery: _Optional[_Union[Delivery, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., rejection: _Optional[_Union[Rejection, _Mapping]] = ..., deliveries: _Optional[_Union[Deliveries, _Mapping]] = ...) -> None: ...
+    witness_request: WitnessRequest
+    witness_response: WitnessResponse
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., delivery: _Optional[_Union[Delivery, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., rejection: _Optional[_Union[Rejection, _Mapping]] = ..., deliveries: _Optional[_Union[Deliveries, _Mapping]] = ..., witness_request: _Optional[_Union[WitnessRequest, _Mapping]] = ..., witness_response: _Optional[_Union[WitnessResponse, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("protocol_version", "last_received_sequence", "held_checkpoint_size", "held_checkpoint_root", "max_frame_deliveries", "max_frame_bytes", "checkpoint", "held_checkpoint")
@@ -88,3 +92,19 @@ class Rejection(_message.Message):
     code: int
     message: str
     def __init__(self, sequence: _Optional[int] = ..., code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class WitnessRequest(_message.Message):
+    __slots__ = ("add_checkpoint_body",)
+    ADD_CHECKPOINT_BODY_FIELD_NUMBER: _ClassVar[int]
+    add_checkpoint_body: bytes
+    def __init__(self, add_checkpoint_body: _Optional[bytes] = ...) -> None: ...
+
+class WitnessResponse(_message.Message):
+    __slots__ = ("status", "content_type", "body")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    status: int
+    content_type: str
+    body: bytes
+    def __init__(self, status: _Optional[int] = ..., content_type: _Optional[str] = ..., body: _Optional[bytes] = ...) -> None: ...
