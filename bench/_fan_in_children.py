@@ -107,9 +107,9 @@ def _now() -> Timestamp:
     return ts
 
 
-def upward(child: ChildState, plan: Plan, referral: envelope_pb2.Envelope, body: bytes) -> list[
-    federation_pb2.Delivery
-]:
+def upward(
+    child: ChildState, plan: Plan, referral: envelope_pb2.Envelope, body: bytes
+) -> list[federation_pb2.Delivery]:
     """The four signed envelopes a regency sends up for one referral it handled."""
     tracking_id = referral.referral.complaint.tracking_id
     me = child.spec.node_id
@@ -146,9 +146,7 @@ def upward(child: ChildState, plan: Plan, referral: envelope_pb2.Envelope, body:
     return out
 
 
-async def run_child(
-    child: ChildState, plan: Plan, go: asyncio.Event, stop: asyncio.Event
-) -> None:
+async def run_child(child: ChildState, plan: Plan, go: asyncio.Event, stop: asyncio.Event) -> None:
     creds = grpc.ssl_channel_credentials(
         root_certificates=plan.province_cert,
         private_key=child.spec.tls_key_pem,
@@ -240,9 +238,7 @@ async def _read(
             put(federation_pb2.Frame(ack=federation_pb2.Ack(sequence=last)))
 
 
-async def _run_all(
-    specs: list[ChildSpec], plan: Plan, conn: Any
-) -> dict[str, Any]:
+async def _run_all(specs: list[ChildSpec], plan: Plan, conn: Any) -> dict[str, Any]:
     children = [child_state(s) for s in specs]
     go, stop = asyncio.Event(), asyncio.Event()
     tasks = [asyncio.ensure_future(run_child(c, plan, go, stop)) for c in children]

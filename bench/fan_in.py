@@ -28,7 +28,6 @@ import argparse
 import math
 import multiprocessing
 import os
-import statistics
 import sys
 import tempfile
 import threading
@@ -70,7 +69,7 @@ def _set_group_commit(config: Path, on: bool | None) -> None:
     lines = text.splitlines(keepends=True)
     kept = [x for x in lines if not x.startswith("  group_commit:")]
     at = kept.index("federation:\n") + 1
-    config.write_text("".join(kept[:at] + [line] + kept[at:]))
+    config.write_text("".join([*kept[:at], line, *kept[at:]]))
 
 
 def _children(ctx: NodeContext, n: int) -> list[ChildSpec]:
@@ -220,7 +219,11 @@ def run(args: argparse.Namespace, kind: str, n: int, group: bool | None) -> dict
                     refer.join()
                 offered = n * per_child * ENVELOPES_PER_REFERRAL if up else 0
                 if up:  # let what was sent be acknowledged (bounded)
-                    _wait(workers, lambda s: s[2] >= offered + len(made) * ENVELOPES_PER_REFERRAL, args.drain_timeout)
+                    _wait(
+                        workers,
+                        lambda s: s[2] >= offered + len(made) * ENVELOPES_PER_REFERRAL,
+                        args.drain_timeout,
+                    )
                 elif down:
                     time.sleep(2)
                 cpu = cpu_seconds(proc.pid) - cpu0
@@ -303,7 +306,9 @@ def main() -> None:
     parser.add_argument("--children", type=int, default=500)
     parser.add_argument("--direction", choices=("up", "down", "both"), default="both")
     parser.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
-    parser.add_argument("--sweep", action="store_true", help="PostgreSQL 100/500/1200, SQLite 100/500")
+    parser.add_argument(
+        "--sweep", action="store_true", help="PostgreSQL 100/500/1200, SQLite 100/500"
+    )
     parser.add_argument("--up-rate", type=float, default=2500.0, help="upward envelopes/s offered")
     parser.add_argument("--rate", type=float, default=20.0, help="referrals/s made at the province")
     parser.add_argument("--seconds", type=float, default=15.0)
@@ -317,7 +322,13 @@ def main() -> None:
     parser.add_argument("--drain-timeout", type=float, default=60.0)
     args = parser.parse_args()
     runs = (
-        [("postgresql", 100), ("postgresql", 500), ("postgresql", 1200), ("sqlite", 100), ("sqlite", 500)]
+        [
+            ("postgresql", 100),
+            ("postgresql", 500),
+            ("postgresql", 1200),
+            ("sqlite", 100),
+            ("sqlite", 500),
+        ]
         if args.sweep
         else [(args.database, args.children)]
     )
