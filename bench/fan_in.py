@@ -38,6 +38,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from sqlalchemy import func, select  # noqa: E402
+
 from bench._fan_in_children import ENVELOPES_PER_REFERRAL, ChildSpec, Plan, worker  # noqa: E402
 from bench.referral_throughput import (  # noqa: E402
     DRAFT,
@@ -56,6 +58,7 @@ from node.ids import NodeId  # noqa: E402
 from node.services import complaints, links  # noqa: E402
 from node.services.context import NodeContext  # noqa: E402
 from node.services.setup import init_node  # noqa: E402
+from node.store.models import Link  # noqa: E402
 
 PROVINCE = "id-64"
 
@@ -145,6 +148,16 @@ def _wait(workers: Workers, test: Any, timeout: float) -> tuple[int, int, int]:
     return status
 
 
+def _wait_acked(ctx: NodeContext, per_child: int, n: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    query = select(func.count()).select_from(Link).where(Link.acked_out_seq >= per_child)
+    while time.monotonic() < deadline:
+        with ctx.db.read() as session:
+            if (session.scalar(query) or 0) >= n:
+                return
+        time.sleep(0.5)
+
+
 def _refer_steadily(
     ctx: NodeContext, specs: list[ChildSpec], rate: float, seconds: float, made: dict[str, float]
 ) -> None:
@@ -202,6 +215,9 @@ def run(args: argparse.Namespace, kind: str, n: int, group: bool | None) -> dict
                 status = _wait(
                     workers, lambda s: s[0] == n and s[1] >= n * per_child, args.connect_timeout
                 )
+                # The province has taken the children's Acks of those referrals: what
+                # connecting queued on its writer is done before the window opens.
+                _wait_acked(ctx, per_child, n, args.connect_timeout)
                 connect_s = time.monotonic() - t0
                 rss_up = peak_rss_mb(proc.pid)
                 cpu0 = cpu_seconds(proc.pid)

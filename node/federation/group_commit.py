@@ -12,8 +12,8 @@ database's speed, not the number of links:
      future, and the session waits on that future (so it has one batch in the queue at a
      time, and acknowledges only after the commit);
   2. the writer takes the first waiting batch, and then, without waiting, every batch
-     queued behind it, up to MAX_ENVELOPES envelopes (a big group holds the write lock
-     longer, and holds back the links that came late);
+     queued behind it, up to MAX_ENVELOPES envelopes (a big group holds the writer longer,
+     and every link of it waits for the last one);
   3. it commits them in one transaction through the node's database writer (DbRunner:
      the same single writer thread every other write of the node goes through), each
      link's batch under its own savepoint;
@@ -42,7 +42,7 @@ __all__ = ["MAX_ENVELOPES", "GroupWriter", "writer_for"]
 
 # At most this many envelopes in one group transaction (many links' batches; the first
 # batch is always taken whole, whatever its size).
-MAX_ENVELOPES = 2048
+MAX_ENVELOPES = 512
 T = TypeVar("T")
 _Pending = tuple[LinkBatch, "asyncio.Future[BatchResult]"]
 
