@@ -1,223 +1,362 @@
-"""Fan-in: one province process holding the streams of many children while referrals flow.
+"""Fan-in: one province holding the streams of many regencies, envelopes flowing both ways.
 
-A real `lapor-node serve` province (mutual TLS, its own database) links N children by
-card. One client process (this one) plays all N children: each has its own key and
-certificate, dials the province over its own mTLS channel, says Hello and acknowledges
-every delivery, as a regency's stream does (it does not ledger them or answer with
-receipts: the province's side of fan-in is what is measured). With every stream up,
-referrals are made at the province at a steady rate, round-robin over the children, from
-another process's point of view (through the services, as `complaint refer` does).
-
-Prints: streams connected, the province's peak RSS (VmHWM) with them all up and after the
-referrals, and the delivery latency (refer committed -> envelope received by the child)
-p50 / p99, with a baseline measured in the same run: the same referrals to ONE child with
-no other stream open. Asserts nothing. Usage:
-    python bench/fan_in.py [--children 500] [--rate 20] [--seconds 20]
+A real `lapor-node serve` province (mutual TLS, its own fresh database: SQLite, or a new
+PostgreSQL database on 127.0.0.1:5432) links N children by card. A few client processes
+(bench/_fan_in_children.py) play the N children, each with its own key and certificate
+and its own mTLS channel. Before the measured window the province refers K complaints to
+each child (queued through the services, as `complaint refer` does); the children take
+and acknowledge them (down). Then, for --seconds:
+  - up (--direction up|both): every child answers each referral it holds as a regency's
+    node would, with a signed receipt and three signed status updates (follow_up,
+    follow_up, resolve), one frame of four envelopes every N*4/--up-rate seconds (so the
+    children together offer --up-rate envelopes/s). The province verifies, ledgers and
+    acknowledges each; the child times send -> the province's Ack of that sequence;
+  - down (--direction down|both): the province refers new complaints at --rate per second,
+    round-robin over the children (from this process, through the services), timed from
+    `refer` returning to the child receiving it; with `both` the children answer those too.
+Prints per run: upward envelopes/s achieved (and offered), upward p50/p99 (send -> commit
+Ack), downward p50/p99, the province's peak RSS (VmHWM), its CPU seconds in the window,
+and the load average when the run began (the machine is shared). Asserts nothing. Usage:
+    python bench/fan_in.py [--children 500] [--direction both] [--database postgresql]
+    python bench/fan_in.py --sweep             # PostgreSQL 100/500/1200, SQLite 100/500
+    python bench/fan_in.py --group-commit compare --children 1200   # before/after
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import statistics
+import math
+import multiprocessing
+import os
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import grpc  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
+from bench._fan_in_children import ENVELOPES_PER_REFERRAL, ChildSpec, Plan, worker  # noqa: E402
 from bench.referral_throughput import (  # noqa: E402
     DRAFT,
+    cpu_seconds,
+    database_url,
+    drop_databases,
     free_port,
     peak_rss_mb,
     serve,
     wait_port,
 )
-from node._proto.lapor.v1 import envelope_pb2, federation_pb2, federation_pb2_grpc  # noqa: E402
 from node.crypto.card import NodeCard  # noqa: E402
 from node.crypto.signing import SigningKey  # noqa: E402
-from node.crypto.tls import dns_name, generate_tls_identity  # noqa: E402
+from node.crypto.tls import generate_tls_identity  # noqa: E402
 from node.ids import NodeId  # noqa: E402
 from node.services import complaints, links  # noqa: E402
 from node.services.context import NodeContext  # noqa: E402
 from node.services.setup import init_node  # noqa: E402
+from node.store.models import Link  # noqa: E402
+
+PROVINCE = "id-64"
 
 
-class Child:
-    """One simulated child: its identity, and when each tracking id reached it."""
-
-    def __init__(self, node_id: str, now: object) -> None:
-        self.node_id = node_id
-        self.tls = generate_tls_identity(NodeId(node_id), now)  # type: ignore[arg-type]
-        self.key = SigningKey.generate()
-        self.received: dict[str, float] = {}
-        self.connected = asyncio.Event()
-
-    def card(self) -> NodeCard:
-        return NodeCard(NodeId(self.node_id), self.node_id, self.key.public, self.tls.cert_pem)
+def _set_group_commit(config: Path, on: bool | None) -> None:
+    """Write federation.group_commit into the province's node.yaml (None: leave it)."""
+    if on is None:
+        return
+    text = config.read_text()
+    line = f"  group_commit: {'true' if on else 'false'}\n"
+    lines = text.splitlines(keepends=True)
+    kept = [x for x in lines if not x.startswith("  group_commit:")]
+    at = kept.index("federation:\n") + 1
+    config.write_text("".join([*kept[:at], line, *kept[at:]]))
 
 
-async def run_child(child: Child, address: str, province_cert: bytes, stop: asyncio.Event) -> None:
-    creds = grpc.ssl_channel_credentials(
-        root_certificates=province_cert,
-        private_key=child.tls.key_pem,
-        certificate_chain=child.tls.cert_pem,
-    )
-    options = [
-        ("grpc.ssl_target_name_override", dns_name("id-64")),
-        ("grpc.max_receive_message_length", 4 * 1024 * 1024),
-    ]
-    outgoing: asyncio.Queue[federation_pb2.ExchangeRequest | None] = asyncio.Queue()
-    outgoing.put_nowait(
-        federation_pb2.ExchangeRequest(
-            frame=federation_pb2.Frame(hello=federation_pb2.Hello(protocol_version=1))
-        )
-    )
-
-    async def requests():  # type: ignore[no-untyped-def]
-        while (item := await outgoing.get()) is not None:
-            yield item
-
-    async with grpc.aio.secure_channel(address, creds, options=options) as channel:
-        stub = federation_pb2_grpc.FederationServiceStub(channel)  # type: ignore[no-untyped-call]
-        call = stub.Exchange(requests())
-        reader = asyncio.ensure_future(_read(child, call, outgoing))
-        await stop.wait()
-        outgoing.put_nowait(None)
-        reader.cancel()
-        call.cancel()
-
-
-async def _read(child: Child, call: object, outgoing: asyncio.Queue) -> None:  # type: ignore[type-arg]
-    async for response in call:  # type: ignore[attr-defined]
-        frame = response.frame
-        kind = frame.WhichOneof("kind")
-        if kind == "hello":
-            child.connected.set()
-        elif kind == "delivery":
-            env = envelope_pb2.Envelope.FromString(frame.delivery.envelope.body)
-            if env.WhichOneof("payload") == "referral":
-                child.received[env.referral.complaint.tracking_id] = time.perf_counter()
-            outgoing.put_nowait(
-                federation_pb2.ExchangeRequest(
-                    frame=federation_pb2.Frame(ack=federation_pb2.Ack(sequence=env.sequence))
-                )
-            )
-
-
-def refer_steadily(
-    ctx: NodeContext, children: list[Child], rate: float, seconds: float
-) -> dict[str, float]:
-    """Refer at `rate` per second for `seconds`, round-robin; tracking id -> refer time."""
-    made: dict[str, float] = {}
-    start = time.perf_counter()
-    n = 0
-    while time.perf_counter() - start < seconds:
-        child = children[n % len(children)]
-        tid = complaints.submit(ctx, DRAFT)
-        complaints.refer(ctx, tid, child.node_id)
-        made[tid] = time.perf_counter()
-        n += 1
-        time.sleep(max(0.0, start + n / rate - time.perf_counter()))
-    return made
-
-
-def latencies(made: dict[str, float], children: list[Child], wait: float = 30) -> list[float]:
-    deadline = time.perf_counter() + wait
-    got: dict[str, float] = {}
-    while time.perf_counter() < deadline:
-        got = {t: at for c in children for t, at in c.received.items()}
-        if all(t in got for t in made):
-            break
-        time.sleep(0.1)
-    return sorted((got[t] - made[t]) * 1000 for t in made if t in got)
-
-
-def phase(root: Path, label: str, n_children: int, rate: float, seconds: float) -> dict[str, float]:
-    port = free_port()
-    config = init_node(
-        root / label,
-        "id-64",
-        "Provinsi Kalimantan Timur",
-        listen=f"127.0.0.1:{port}",
-        database_url=f"sqlite:///{root / label / 'node.db'}",
-    )
-    ctx = NodeContext.open(config)
+def _children(ctx: NodeContext, n: int) -> list[ChildSpec]:
     now = ctx.clock.now()
-    children = [Child(f"id-64-{n:04d}", now) for n in range(n_children)]
-    for child in children:
-        links.add_link(ctx, child.card(), "child")
-    province_cert = links.own_card(ctx).tls_cert_pem
-    proc = serve(config, root / f"{label}.log")
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        wait_port(port)
-        stop = asyncio.Event()
-        for child in children:
-            asyncio.run_coroutine_threadsafe(
-                run_child(child, f"127.0.0.1:{port}", province_cert, stop), loop
+    specs = []
+    for i in range(n):
+        node_id = f"id-64-{i:04d}"
+        tls = generate_tls_identity(NodeId(node_id), now)
+        key = SigningKey.generate()
+        links.add_link(ctx, NodeCard(NodeId(node_id), node_id, key.public, tls.cert_pem), "child")
+        specs.append(ChildSpec(node_id, key.to_pem(), tls.key_pem, tls.cert_pem))
+    return specs
+
+
+def _refer(ctx: NodeContext, specs: list[ChildSpec], per_child: int) -> None:
+    """Queue `per_child` referrals to every child (before the province serves)."""
+    for spec in specs:
+        tids = complaints.submit_many(ctx, [DRAFT] * per_child)
+        complaints.refer_many(ctx, tids, spec.node_id)
+
+
+class Workers:
+    """The client processes and what they last reported."""
+
+    def __init__(self, specs: list[ChildSpec], plan: Plan, procs: int) -> None:
+        mp = multiprocessing.get_context("spawn")
+        self.conns = []
+        self.procs = []
+        for i in range(procs):
+            mine = specs[i::procs]
+            if not mine:
+                continue
+            here, there = mp.Pipe()
+            proc = mp.Process(target=worker, args=(mine, plan, there), daemon=True)
+            proc.start()
+            self.conns.append(here)
+            self.procs.append(proc)
+        self.status = [(0, 0, 0)] * len(self.conns)
+
+    def poll(self) -> tuple[int, int, int]:
+        """(streams connected, referrals received, upward envelopes acknowledged)."""
+        for i, conn in enumerate(self.conns):
+            while conn.poll():
+                message = conn.recv()
+                if message[0] == "status":
+                    self.status[i] = message[1:]
+        return tuple(sum(s[k] for s in self.status) for k in range(3))  # type: ignore[return-value]
+
+    def send(self, command: str) -> None:
+        for conn in self.conns:
+            conn.send(command)
+
+    def finish(self) -> list[dict[str, Any]]:
+        self.send("stop")
+        results = []
+        for conn in self.conns:
+            while True:
+                message = conn.recv()
+                if message[0] == "done":
+                    results.append(message[1])
+                    break
+        for proc in self.procs:
+            proc.join(30)
+        return results
+
+
+def _wait(workers: Workers, test: Any, timeout: float) -> tuple[int, int, int]:
+    deadline = time.monotonic() + timeout
+    status = workers.poll()
+    while time.monotonic() < deadline and not test(status):
+        time.sleep(0.25)
+        status = workers.poll()
+    return status
+
+
+def _wait_acked(ctx: NodeContext, per_child: int, n: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    query = select(func.count()).select_from(Link).where(Link.acked_out_seq >= per_child)
+    while time.monotonic() < deadline:
+        with ctx.db.read() as session:
+            if (session.scalar(query) or 0) >= n:
+                return
+        time.sleep(0.5)
+
+
+def _refer_steadily(
+    ctx: NodeContext, specs: list[ChildSpec], rate: float, seconds: float, made: dict[str, float]
+) -> None:
+    start = time.monotonic()
+    n = 0
+    while time.monotonic() - start < seconds:
+        tid = complaints.submit(ctx, DRAFT)
+        complaints.refer(ctx, tid, specs[n % len(specs)].node_id)
+        made[tid] = time.monotonic()
+        n += 1
+        time.sleep(max(0.0, start + n / rate - time.monotonic()))
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * q))]
+
+
+def run(args: argparse.Namespace, kind: str, n: int, group: bool | None) -> dict[str, Any]:
+    """One province, `n` children, one measured window; its figures."""
+    load = os.getloadavg()[0]
+    up = args.direction in ("up", "both")
+    down = args.direction in ("down", "both")
+    interval = n * ENVELOPES_PER_REFERRAL / args.up_rate if up else 0.0
+    per_child = max(1, math.ceil(args.seconds / interval)) if up else 1
+    with tempfile.TemporaryDirectory(prefix="lapor-fan-in-") as tmp:
+        root = Path(tmp)
+        port = free_port()
+        (root / "province").mkdir()
+        url = database_url(kind, root, "province")
+        try:
+            config = init_node(
+                root / "province",
+                PROVINCE,
+                "Provinsi Kalimantan Timur",
+                listen=f"127.0.0.1:{port}",
+                database_url=url,
             )
-        t0 = time.perf_counter()
-        deadline = t0 + 120
-        while time.perf_counter() < deadline:
-            up = sum(c.connected.is_set() for c in children)
-            if up == n_children:
-                break
-            time.sleep(0.2)
-        connect_s = time.perf_counter() - t0
-        rss_up = peak_rss_mb(proc.pid)
-        made = refer_steadily(ctx, children, rate, seconds)
-        lat = latencies(made, children)
-        rss_end = peak_rss_mb(proc.pid)
-        loop.call_soon_threadsafe(stop.set)
-        return {
-            "connected": float(sum(c.connected.is_set() for c in children)),
-            "connect_s": connect_s,
-            "rss_up": rss_up,
-            "rss_end": rss_end,
-            "referrals": float(len(made)),
-            "delivered": float(len(lat)),
-            "p50": statistics.median(lat) if lat else float("nan"),
-            "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else float("nan"),
-        }
-    finally:
-        proc.terminate()
-        proc.wait(60)
-        loop.call_soon_threadsafe(loop.stop)
-        ctx.close()
+            _set_group_commit(config, group)
+            ctx = NodeContext.open(config)
+            t0 = time.monotonic()
+            specs = _children(ctx, n)
+            _refer(ctx, specs, per_child)
+            prep_s = time.monotonic() - t0
+            province_cert = links.own_card(ctx).tls_cert_pem
+            profile = root / "profile.txt" if args.profile else None
+            proc = serve(config, root / "province.log", profile)
+            try:
+                wait_port(port, 60)
+                plan = Plan(f"127.0.0.1:{port}", PROVINCE, province_cert, up, down, interval)
+                workers = Workers(specs, plan, args.procs)
+                t0 = time.monotonic()
+                status = _wait(
+                    workers, lambda s: s[0] == n and s[1] >= n * per_child, args.connect_timeout
+                )
+                # The province has taken the children's Acks of those referrals: what
+                # connecting queued on its writer is done before the window opens.
+                _wait_acked(ctx, per_child, n, args.connect_timeout)
+                connect_s = time.monotonic() - t0
+                rss_up = peak_rss_mb(proc.pid)
+                cpu0 = cpu_seconds(proc.pid)
+                go = time.monotonic()
+                workers.send("go")
+                made: dict[str, float] = {}
+                refer = None
+                if down:
+                    refer = threading.Thread(
+                        target=_refer_steadily, args=(ctx, specs, args.rate, args.seconds, made)
+                    )
+                    refer.start()
+                time.sleep(args.seconds)
+                if refer is not None:
+                    refer.join()
+                offered = n * per_child * ENVELOPES_PER_REFERRAL if up else 0
+                if up:  # let what was sent be acknowledged (bounded)
+                    _wait(
+                        workers,
+                        lambda s: s[2] >= offered + len(made) * ENVELOPES_PER_REFERRAL,
+                        args.drain_timeout,
+                    )
+                elif down:
+                    time.sleep(2)
+                cpu = cpu_seconds(proc.pid) - cpu0
+                rss_end = peak_rss_mb(proc.pid)
+                results = workers.finish()
+            finally:
+                proc.terminate()
+                proc.wait(60)
+                ctx.close()
+            log = (root / "province.log").read_text(errors="replace")
+            if args.log:
+                Path(args.log).with_suffix(f".{kind}.{n}.log").write_text(log)
+            refusals = log.count("link.refused") + log.count("link.task_failed")
+            if profile is not None and profile.exists():
+                out = Path(args.profile).with_suffix(f".{kind}.{n}.txt")
+                out.write_bytes(profile.read_bytes())
+        finally:
+            drop_databases([url])
+    lat = [x for r in results for x in r["latencies"]]
+    acked = sum(r["acked"] for r in results)
+    sent = sum(r["sent"] for r in results)
+    last = max((r["last_ack"] for r in results), default=0.0)
+    received = {t: at for r in results for t, at in r["received"].items()}
+    down_lat = [(received[t] - at) * 1000 for t, at in made.items() if t in received]
+    return {
+        "kind": kind,
+        "children": n,
+        "group": group,
+        "load": load,
+        "prep_s": prep_s,
+        "connected": status[0],
+        "connect_s": connect_s,
+        "offered": offered,
+        "sent": sent,
+        "offered_rate": args.up_rate if up else 0,
+        "acked": acked,
+        "rate": acked / (last - go) if acked and last > go else 0.0,
+        "p50": _pct(lat, 0.5),
+        "p99": _pct(lat, 0.99),
+        "down_made": len(made),
+        "down_got": len(down_lat),
+        "down_p50": _pct(down_lat, 0.5),
+        "down_p99": _pct(down_lat, 0.99),
+        "rss_up": rss_up,
+        "rss_end": rss_end,
+        "cpu": cpu,
+        "refusals": refusals,
+    }
+
+
+def report(r: dict[str, Any]) -> None:
+    gc = {None: "", True: ", group commit on", False: ", group commit off"}[r["group"]]
+    print(f"{r['kind']}, {r['children']} children{gc} (load average {r['load']:.1f} at start):")
+    print(
+        f"  streams connected:   {r['connected']} in {r['connect_s']:.1f} s "
+        f"(setup {r['prep_s']:.0f} s)"
+    )
+    if r["offered"]:
+        print(
+            f"  upward:              {r['acked']} of {r['sent']} envelopes acknowledged, "
+            f"{r['rate']:.0f}/s (offered {r['offered_rate']:.0f}/s); "
+            f"{r['acked'] / r['cpu'] if r['cpu'] else 0:.0f} per province CPU second"
+        )
+        print(f"  send -> commit Ack:  p50 {r['p50']:.0f} ms, p99 {r['p99']:.0f} ms")
+    if r["down_made"]:
+        print(
+            f"  downward:            {r['down_got']} of {r['down_made']} referrals delivered, "
+            f"p50 {r['down_p50']:.0f} ms, p99 {r['down_p99']:.0f} ms"
+        )
+    print(
+        f"  province:            peak RSS {r['rss_end']:.0f} MB ({r['rss_up']:.0f} MB with "
+        f"streams up), CPU {r['cpu']:.1f} s in the window, "
+        f"{r['refusals']} links refused or failed",
+        flush=True,
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--children", type=int, default=500)
-    parser.add_argument("--rate", type=float, default=20.0, help="referrals per second")
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--direction", choices=("up", "down", "both"), default="both")
+    parser.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
+    parser.add_argument(
+        "--sweep", action="store_true", help="PostgreSQL 100/500/1200, SQLite 100/500"
+    )
+    parser.add_argument("--up-rate", type=float, default=2500.0, help="upward envelopes/s offered")
+    parser.add_argument("--rate", type=float, default=20.0, help="referrals/s made at the province")
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--procs", type=int, default=3, help="client processes")
+    parser.add_argument(
+        "--group-commit", choices=("default", "on", "off", "compare"), default="default"
+    )
+    parser.add_argument("--profile", help="py-spy raw stacks of the province to PATH.<db>.<n>.txt")
+    parser.add_argument("--log", help="keep the province's log as PATH.<db>.<n>.log")
+    parser.add_argument("--connect-timeout", type=float, default=300.0)
+    parser.add_argument("--drain-timeout", type=float, default=60.0)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="lapor-fan-in-") as tmp:
-        root = Path(tmp)
-        base = phase(root, "baseline", 1, args.rate, args.seconds)
-        fan = phase(root, "fan-in", args.children, args.rate, args.seconds)
-    for label, r in (("baseline (1 child)", base), (f"fan-in ({args.children})", fan)):
-        print(f"{label}:")
-        print(f"  streams connected:      {int(r['connected'])} in {r['connect_s']:.1f} s")
-        print(
-            f"  province peak RSS:      {r['rss_up']:.0f} MB with streams up, "
-            f"{r['rss_end']:.0f} MB after the referrals"
-        )
-        print(
-            f"  referrals delivered:    {int(r['delivered'])} of {int(r['referrals'])} "
-            f"at {args.rate:.0f}/s"
-        )
-        print(f"  delivery latency:       p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms")
-    print(f"p99 fan-in / baseline:    {fan['p99'] / base['p99']:.2f}")
-    print(f"RSS fan-in / baseline:    {fan['rss_end'] / base['rss_end']:.2f}")
+    runs = (
+        [
+            ("postgresql", 100),
+            ("postgresql", 500),
+            ("postgresql", 1200),
+            ("sqlite", 100),
+            ("sqlite", 500),
+        ]
+        if args.sweep
+        else [(args.database, args.children)]
+    )
+    groups: list[bool | None] = {
+        "default": [None],
+        "on": [True],
+        "off": [False],
+        "compare": [False, True],
+    }[args.group_commit]
+    for kind, n in runs:
+        for group in groups:
+            report(run(args, kind, n, group))
 
 
 if __name__ == "__main__":

@@ -295,6 +295,10 @@ class Federation(Section):
         "K: liveness of a link; heartbeat every K/3, a peer silent for 2K/3 is cut off, "
         "HTTP/2 pings every K/2 (time out at K/3) keep NAT mappings open",
     )
+    group_commit: bool = key(
+        default_of(m.FederationConfig, "group_commit"),
+        "true: batches of many links commit in one transaction (node.federation.group_commit)",
+    )
 
 
 class Ledger(Section):

@@ -41,7 +41,7 @@ import grpc
 from node._proto.lapor.v1 import federation_pb2
 from node.errors import NodeError, PeerError, RefusedError, ValidationError
 from node.faults import fault_point
-from node.federation import cosign_link, frames
+from node.federation import cosign_link, frames, group_commit
 from node.federation.liveness import Liveness, SilenceWatch
 from node.federation.status import error_for_status, status_for
 from node.ids import NodeId
@@ -458,7 +458,13 @@ class LinkSession:
     async def _commit(self, batch: list[federation_pb2.Delivery]) -> None:
         fault_point("before_commit")  # TEST ONLY (node.faults): read, not yet committed
         held = self.peer_holds if len(batch) <= READY_BATCH else None
-        result = await self.db.write(exchange.receive_batch, self.ctx, self.peer, batch, held)
+        if self.ctx.config.federation.group_commit:
+            # Group commit (node.federation.group_commit, ADR 0031): this batch commits in
+            # one transaction with whatever other links have ready; same result, same Ack.
+            writer = group_commit.writer_for(self.ctx, self.db)
+            result = await writer.receive(self.peer, batch, held)
+        else:
+            result = await self.db.write(exchange.receive_batch, self.ctx, self.peer, batch, held)
         fault_point("after_commit")  # TEST ONLY (node.faults): committed, not yet acked
         if result.outgoing is not None:
             self._ready.keep(result.outgoing)

@@ -1,0 +1,139 @@
+"""Group commit: the batches many link sessions have ready, committed in one transaction.
+
+Each LinkSession's commit task used to commit its own batch: one write transaction (and
+one round of BEGIN, row lock, COMMIT and fsync) per link batch. At a province with a
+thousand regencies each sending a few envelopes at a time, that per-transaction cost is
+most of the work. Here one writer task per node takes every batch that is waiting when
+the previous group's transaction ends and commits them together
+(node.services.group_receive.receive_group), so the transaction count follows the
+database's speed, not the number of links:
+
+  1. a session calls `receive(peer, deliveries, held)`: its batch joins the queue with a
+     future, and the session waits on that future (so it has one batch in the queue at a
+     time, and acknowledges only after the commit);
+  2. the writer takes the first waiting batch, and then, without waiting, every batch
+     queued behind it, up to MAX_ENVELOPES envelopes (a big group holds the writer longer,
+     and every link of it waits for the last one);
+  3. it commits them in one transaction through the node's database writer (DbRunner:
+     the same single writer thread every other write of the node goes through), each
+     link's batch under its own savepoint;
+  4. each future gets its link's own BatchResult (its Ack sequence, responses, error), or
+     the exception that rolled its batch back; if the transaction fails as a whole, every
+     future of the group gets that error, and no link acknowledges anything of it.
+No timer: while one group commits, the next one gathers, so a lone batch on an idle node
+waits for nothing. The writer of a node lives on the event loop that first asks for it
+(`writer_for`), and a loop that ended takes its writer with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+from node._proto.lapor.v1 import federation_pb2
+from node.ids import NodeId
+from node.logs import get_logger
+from node.services.context import NodeContext
+from node.services.exchange import BatchResult
+from node.services.group_receive import LinkBatch, receive_group
+
+__all__ = ["MAX_ENVELOPES", "GroupWriter", "writer_for"]
+
+# At most this many envelopes in one group transaction (many links' batches; the first
+# batch is always taken whole, whatever its size).
+MAX_ENVELOPES = 512
+T = TypeVar("T")
+_Pending = tuple[LinkBatch, "asyncio.Future[BatchResult]"]
+
+
+class _Writes(Protocol):
+    """The node's database writer (node.federation.session.DbRunner's write side)."""
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T: ...
+
+
+class GroupWriter:
+    """One task that commits the queued batches of many links together (module steps)."""
+
+    def __init__(self, ctx: NodeContext, db: _Writes, max_envelopes: int = MAX_ENVELOPES) -> None:
+        self.ctx = ctx
+        self.db = db
+        self.max_envelopes = max_envelopes
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.loop = asyncio.get_running_loop()
+        self.groups = 0  # transactions committed (or tried): for tests and the bench
+        self.batches = 0
+        self.log = get_logger(node_id=ctx.node_id)
+
+    async def receive(
+        self,
+        peer: NodeId,
+        deliveries: Sequence[federation_pb2.Delivery],
+        held: int | None = None,
+    ) -> BatchResult:
+        """Commit `peer`'s batch with whatever other links have ready (exchange.receive_batch
+        semantics); raise what rolled this link's batch back."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="group commit")
+        future: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((LinkBatch(peer, list(deliveries), held), future))
+        return await future
+
+    def _take(self, first: _Pending) -> list[_Pending]:
+        """The first batch, and every batch queued behind it, within max_envelopes."""
+        group = [first]
+        size = len(first[0].deliveries)
+        while not self._queue.empty():
+            nxt = self._queue.get_nowait()
+            if size + len(nxt[0].deliveries) > self.max_envelopes:
+                self._queue.put_nowait(nxt)  # goes to the back: next group, in a moment
+                break
+            group.append(nxt)
+            size += len(nxt[0].deliveries)
+        # A session that gave up (cancelled) has nothing to commit any more.
+        return [item for item in group if not item[1].cancelled()]
+
+    async def _run(self) -> None:
+        while True:
+            group = self._take(await self._queue.get())
+            if not group:
+                continue
+            batches = [batch for batch, _ in group]
+            try:
+                results = await self.db.write(receive_group, self.ctx, batches)
+            except Exception as e:  # the transaction failed as a whole: nothing committed
+                self.log.warning(
+                    "link.group_commit_failed", links=len(group), error=type(e).__name__
+                )
+                for _, future in group:
+                    if not future.done():
+                        future.set_exception(e)
+                continue
+            finally:
+                self.groups += 1
+                self.batches += len(group)
+            for (_, future), result in zip(group, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
+
+# One writer per node context and event loop, by (id(ctx), id(loop)); a writer holds
+# both, so an entry is dropped once its loop is closed (ids may then be reused).
+_writers: dict[tuple[int, int], GroupWriter] = {}
+
+
+def writer_for(ctx: NodeContext, db: _Writes) -> GroupWriter:
+    """The group writer of `ctx` on the running loop (made on first use)."""
+    loop = asyncio.get_running_loop()
+    for k in [k for k, w in _writers.items() if w.loop.is_closed()]:
+        del _writers[k]
+    writer = _writers.get((id(ctx), id(loop)))
+    if writer is None or writer.ctx is not ctx or writer.loop is not loop:
+        writer = _writers[(id(ctx), id(loop))] = GroupWriter(ctx, db)
+    return writer

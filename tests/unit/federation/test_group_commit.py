@@ -1,0 +1,157 @@
+"""Group commit (node.federation.group_commit, node.services.group_receive): the batches of
+several links committed in one transaction give each link exactly what its own
+receive_batch would, a failing batch fails alone, and concurrent sessions are grouped."""
+
+from __future__ import annotations
+
+import asyncio
+
+from node.errors import PermissionDeniedError, SignatureError
+from node.federation.group_commit import GroupWriter
+from node.federation.workers import DbWorkers
+from node.ids import NodeId
+from node.services import complaints, exchange
+from node.services.group_receive import LinkBatch, receive_group
+from tests.conftest import NodeFactory
+from tests.fault.conftest import draft
+from tests.support.nodes import TestNode, link, snapshot
+
+
+def _province(nodes: NodeFactory, children: int) -> tuple[TestNode, list[TestNode]]:
+    parent = nodes("id-64", "Provinsi Kalimantan Timur")
+    kids = [nodes(f"id-64-0{n + 1}", f"Kabupaten {n + 1}") for n in range(children)]
+    for kid in kids:
+        link(parent, kid)
+    return parent, kids
+
+
+def _receipts(parent: TestNode, kid: TestNode, count: int) -> tuple[list[str], list]:  # type: ignore[type-arg]
+    """Refer `count` complaints to `kid`, let it take them; the receipts it owes `parent`."""
+    p, c = parent.ctx(), kid.ctx()
+    ids = complaints.submit_many(p, [draft(i) for i in range(count)])
+    complaints.refer_many(p, ids, c.node_id)
+    rows, _ = exchange.pending(p, c.node_id, 0, 1000, 0)
+    taken = exchange.receive_batch(c, p.node_id, [d for _, d in rows])
+    assert (taken.error, taken.applied) == (None, count)
+    exchange.acknowledge(p, c.node_id, count)
+    state = exchange.hello_state(p, c.node_id)
+    ups, _ = exchange.pending(c, p.node_id, 0, 1000, state.held_checkpoint_size)
+    return list(ids), [d for _, d in ups]
+
+
+def test_each_link_gets_its_own_result_from_one_transaction(nodes: NodeFactory) -> None:
+    """Three children's receipts in one group: each result is that link's own (applied,
+    Ack sequence), and every complaint is accepted by the child that received it."""
+    parent, kids = _province(nodes, 3)
+    p = parent.ctx()
+    work = [(kid, *_receipts(parent, kid, n + 2)) for n, kid in enumerate(kids)]
+    results = receive_group(
+        p, [LinkBatch(NodeId(kid.ctx().node_id), batch) for kid, _, batch in work]
+    )
+    for (kid, ids, _), result in zip(work, results, strict=True):
+        assert not isinstance(result, Exception)
+        assert (result.error, result.applied, result.committed_through) == (
+            None,
+            len(ids),
+            len(ids),
+        )
+        for tracking_id in ids:
+            view = complaints.show(p, tracking_id)
+            assert (view.status, view.holder) == ("accepted", kid.ctx().node_id)
+
+
+def test_a_failing_batch_fails_alone(nodes: NodeFactory) -> None:
+    """Between two good batches, one from a peer that is not linked (raises: rolled back to
+    its savepoint) and one with a bad envelope (refused at its third envelope): the good
+    ones commit whole, the refused one keeps what came before the bad envelope."""
+    parent, kids = _province(nodes, 3)
+    p = parent.ctx()
+    (ids_a, batch_a), (ids_b, batch_b), (ids_c, batch_c) = (
+        _receipts(parent, kid, 4) for kid in kids
+    )
+    batch_b[2].envelope.signature = bytes(64)
+    peers = [NodeId(kid.ctx().node_id) for kid in kids]
+    results = receive_group(
+        p,
+        [
+            LinkBatch(peers[0], batch_a),
+            LinkBatch(NodeId("id-99"), batch_a),
+            LinkBatch(peers[1], batch_b),
+            LinkBatch(peers[2], batch_c),
+        ],
+    )
+    a, stranger, b, c = results
+    assert isinstance(stranger, PermissionDeniedError)
+    assert not isinstance(a, Exception) and not isinstance(c, Exception)
+    assert not isinstance(b, Exception)
+    assert (a.applied, c.applied) == (4, 4)
+    assert b.error is not None and (b.committed_through, b.failed_sequence) == (2, 3)
+    assert [complaints.show(p, t).status for t in ids_b] == ["accepted"] * 2 + ["referred"] * 2
+    assert {complaints.show(p, t).status for t in ids_a + ids_c} == {"accepted"}
+
+
+def test_a_refused_group_member_changes_nothing_of_its_link(nodes: NodeFactory) -> None:
+    """A batch refused at its first envelope, in a group: its link's state is as before."""
+    parent, kids = _province(nodes, 2)
+    p = parent.ctx()
+    (_, batch_a), (_, batch_b) = (_receipts(parent, kid, 3) for kid in kids)
+    before = snapshot(parent)
+    batch_b[0].envelope.body = batch_b[0].envelope.body + b"\x00"
+    only_b = receive_group(p, [LinkBatch(NodeId(kids[1].ctx().node_id), batch_b)])[0]
+    assert not isinstance(only_b, Exception)
+    assert isinstance(only_b.error, SignatureError)
+    assert only_b.committed_through == 0
+    assert snapshot(parent) == before
+    other = receive_group(p, [LinkBatch(NodeId(kids[0].ctx().node_id), batch_a)])[0]
+    assert isinstance(other, exchange.BatchResult) and other.committed_through == 3
+
+
+def test_concurrent_sessions_are_grouped(nodes: NodeFactory) -> None:
+    """Four links handing their batches to the writer at once: fewer transactions than
+    batches, and each caller gets its own link's result."""
+    parent, kids = _province(nodes, 4)
+    p = parent.ctx()
+    work = [(NodeId(kid.ctx().node_id), *_receipts(parent, kid, 3)) for kid in kids]
+
+    async def run() -> tuple[list[exchange.BatchResult], GroupWriter]:
+        db = DbWorkers()
+        try:
+            writer = GroupWriter(p, db)
+            results = await asyncio.gather(
+                *(writer.receive(peer, batch) for peer, _, batch in work)
+            )
+            return list(results), writer
+        finally:
+            db.shutdown()
+
+    results, writer = asyncio.run(run())
+    assert [r.committed_through for r in results] == [3, 3, 3, 3]
+    assert writer.batches == 4 and writer.groups < 4
+    for _, ids, _ in work:
+        assert {complaints.show(p, t).status for t in ids} == {"accepted"}
+
+
+def test_a_link_batch_error_reaches_only_its_caller(nodes: NodeFactory) -> None:
+    """Through the writer: the caller whose peer is not linked gets PermissionDeniedError;
+    the other caller's batch commits."""
+    parent, kids = _province(nodes, 1)
+    p = parent.ctx()
+    peer = NodeId(kids[0].ctx().node_id)
+    ids, batch = _receipts(parent, kids[0], 2)
+
+    async def run() -> list[object]:
+        db = DbWorkers()
+        try:
+            writer = GroupWriter(p, db)
+            return await asyncio.gather(
+                writer.receive(NodeId("id-99"), batch),
+                writer.receive(peer, batch),
+                return_exceptions=True,
+            )
+        finally:
+            db.shutdown()
+
+    stranger, ours = asyncio.run(run())
+    assert isinstance(stranger, PermissionDeniedError)
+    assert isinstance(ours, exchange.BatchResult) and ours.committed_through == 2
+    assert {complaints.show(p, t).status for t in ids} == {"accepted"}
