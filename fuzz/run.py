@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import structlog
 
-from fuzz import cards, checkpoints, envelopes, intake, join, link
+from fuzz import cards, checkpoints, envelopes, exports, intake, join, link, node_yaml
 from fuzz._harness import Harness, Outcome, run_harness
 
 __all__ = ["HARNESSES", "main", "run_all"]
@@ -29,6 +29,8 @@ HARNESSES: tuple[Harness, ...] = (
     join.HARNESS,
     cards.HARNESS,
     checkpoints.HARNESS,
+    exports.HARNESS,
+    node_yaml.HARNESS,
 )
 
 
