@@ -15,7 +15,8 @@
     │   ├── TamperedEntryError        a ledger entry differs from what was committed
     │   └── FenceError                the ledger does not extend the checkpoint this node signed
     └── PeerError                     a peer or the transport failed
-        └── PeerUnavailableError      the peer cannot be reached now
+        ├── PeerUnavailableError      the peer cannot be reached now
+        └── RateLimitedError          one address failed too often (RESOURCE_EXHAUSTED)
 
 Messages say what was expected and what was found. They never carry secrets or
 personal data: callers pass ids and hashes, never complaint content.
@@ -34,6 +35,7 @@ __all__ = [
     "PeerUnavailableError",
     "PermissionDeniedError",
     "ProofError",
+    "RateLimitedError",
     "SequenceGapError",
     "SignatureError",
     "StateError",
@@ -106,3 +108,8 @@ class PeerError(NodeError):
 
 class PeerUnavailableError(PeerError):
     """The peer cannot be reached now; the work waits and is retried."""
+
+
+class RateLimitedError(PeerError):
+    """A source address failed too many credential attempts (node.federation.throttle);
+    the message says when it may try again."""

@@ -282,6 +282,7 @@ def build(doc: NodeYaml, path: Path) -> m.NodeConfig:
             w.holidays_removed,
         ),
         routing=m.RoutingConfig(doc.routing.auto, _rules(doc.routing.rules, node_id)),
+        throttle=m.ThrottleConfig(**doc.throttle.model_dump()),
     )
 
 

@@ -37,6 +37,7 @@ from node.config.sections import (
     Node,
     Section,
     Server,
+    Throttle,
     Workflow,
     default_of,
     file_path,
@@ -274,6 +275,7 @@ class NodeYaml(Section):
     metrics: Metrics = Field(default_factory=Metrics)
     dashboard: Dashboard = Field(default_factory=Dashboard)
     logging: Logging = Field(default_factory=Logging)
+    throttle: Throttle = Field(default_factory=Throttle)
     expected_children: Annotated[tuple[m.ExpectedChild, ...], Field(strict=False)] = key(
         (),
         "",

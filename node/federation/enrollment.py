@@ -44,6 +44,7 @@ from node.errors import (
 from node.federation import limits
 from node.federation.session import DbRunner
 from node.federation.status import status_for
+from node.federation.throttle import Throttle, source_of
 from node.ids import NodeId
 from node.logs import get_logger
 from node.metrics import CALLS_REFUSED
@@ -78,6 +79,7 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
         self.ctx = ctx
         self.db = db
         self.log = get_logger(node_id=ctx.node_id)
+        self.throttle = Throttle("enrollment", ctx.config.throttle)
 
     async def _answer(
         self, method: str, context: grpc.aio.ServicerContext, pending: Awaitable[T]
@@ -113,7 +115,11 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
         # The signatures, clocks and invite are checked on a reader thread first, so that
         # requests from anyone take nothing from the single writer until they check out.
         opened = await self._answer(
-            "Join", context, self.db.read(enrollment.check_join, self.ctx, request)
+            "Join",
+            context,
+            self.throttle.guard(
+                source_of(context.peer()), self.db.read(enrollment.check_join, self.ctx, request)
+            ),
         )
         response = await self._answer(
             "Join", context, self.db.write(enrollment.answer_join, self.ctx, request, opened)
@@ -137,7 +143,12 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
         self, request: enrollment_pb2.ConfirmRequest, context: grpc.aio.ServicerContext
     ) -> enrollment_pb2.ConfirmResponse:
         response = await self._answer(
-            "Confirm", context, self.db.write(enrollment.answer_confirm, self.ctx, request)
+            "Confirm",
+            context,
+            self.throttle.guard(
+                source_of(context.peer()),
+                self.db.write(enrollment.answer_confirm, self.ctx, request),
+            ),
         )
         self.log.info(
             "enrollment.confirmed", invite=request.invite_id[:8], entry=response.ledger_index

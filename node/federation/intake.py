@@ -46,6 +46,7 @@ from node.errors import ConfigError, NodeError, PermissionDeniedError, Validatio
 from node.federation import limits
 from node.federation.session import DbRunner
 from node.federation.status import status_for
+from node.federation.throttle import Throttle, source_of
 from node.logs import get_logger
 from node.metrics import CALLS_REFUSED, INTAKE_SUBMISSIONS
 from node.rpc_timing import RpcTimer
@@ -156,6 +157,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         # Submissions in progress per gateway name (the event loop is the only writer).
         self.in_progress: dict[str, int] = {}
         self.log = get_logger(node_id=ctx.node_id)
+        self.throttle = Throttle("intake", ctx.config.throttle)
 
     def _gateway(self, context: grpc.aio.ServicerContext) -> GatewayConfig:
         token = ""
@@ -165,6 +167,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
                 token = token.strip() if scheme.lower() == "bearer" else ""
         gateway = intake.gateway_for(self.ctx.config.intake, token) if token else None
         if gateway is None:
+            self.throttle.failed(source_of(context.peer()))
             raise _Refused(
                 grpc.StatusCode.UNAUTHENTICATED,
                 "no gateway of this node has this token: send `authorization: Bearer "
@@ -257,6 +260,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         channel = "unknown"
         gateway_name = None
         try:
+            await self.throttle.before(source_of(context.peer()))
             gateway = self._gateway(context)
             gateway_name = gateway.name
             self._admit(gateway)
@@ -313,6 +317,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
     ) -> intake_pb2.GetStatusResponse:
         gateway_name = None
         try:
+            await self.throttle.before(source_of(context.peer()))
             gateway = self._gateway(context)
             gateway_name = gateway.name
             if isinstance(request, _Unparsed):

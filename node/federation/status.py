@@ -11,6 +11,7 @@ from node.errors import (
     NotFoundError,
     PeerError,
     PermissionDeniedError,
+    RateLimitedError,
     SignatureError,
     StateError,
     TooLargeError,
@@ -22,6 +23,7 @@ __all__ = ["error_for_status", "status_for"]
 # Most specific first.
 _TABLE: tuple[tuple[type[NodeError], grpc.StatusCode], ...] = (
     (TooLargeError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (RateLimitedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (ValidationError, grpc.StatusCode.INVALID_ARGUMENT),
     (SignatureError, grpc.StatusCode.UNAUTHENTICATED),
     (PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED),
