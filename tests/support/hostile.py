@@ -83,8 +83,12 @@ class IdleFlood:
 
     def _keep(self) -> None:
         while not self._stop.wait(REOPEN_SECONDS):
-            readable, _, _ = select.select(list(self.held), [], [], 0)
-            for s in readable:
+            poller = select.poll()  # not select.select: descriptors past 1,024
+            by_fd = {s.fileno(): s for s in self.held}
+            for fd in by_fd:
+                poller.register(fd, select.POLLIN)
+            for fd, _ in poller.poll(0):
+                s = by_fd[fd]
                 try:
                     data = s.recv(4096)
                 except OSError:
