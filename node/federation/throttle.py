@@ -12,6 +12,8 @@ answer. Per source address (the peer's IP, without its port):
      after the latest failure; from `refuse_after` failures on, attempts are refused at
      once with RateLimitedError (RESOURCE_EXHAUSTED), whose message says in how many
      seconds the source may try again;
+     the moment a source reaches that limit is logged once (`throttle.refusing`, a
+     warning naming the port and the address);
   3. a source's count is forgotten `forget_seconds` after its latest failure (refusals
      do not count as failures, so a refused source that waits gets a clean slate);
   4. at most `max_sources` sources are remembered (least recently failed forgotten
@@ -33,6 +35,7 @@ from typing import Any, TypeVar
 
 from node.config import ThrottleConfig
 from node.errors import NodeError, RateLimitedError
+from node.logs import get_logger
 from node.metrics import THROTTLED
 
 __all__ = ["Throttle", "source_of"]
@@ -98,6 +101,16 @@ class Throttle:
             record = self.records[source] = _Record(0, now)
         record.failures += 1
         record.last = now
+        if record.failures == self.config.refuse_after:
+            get_logger().warning(
+                "throttle.refusing",
+                port_name=self.port,
+                source=source,
+                failures=record.failures,
+                seconds=self.config.forget_seconds,
+                action="attempts from this address are refused for this long; if it is not "
+                "one of your children or gateways, block it at the firewall",
+            )
         self.records.move_to_end(source)
         while len(self.records) > self.config.max_sources:
             self.records.popitem(last=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from structlog.testing import capture_logs
 
 from node.config import ThrottleConfig
 from node.errors import RateLimitedError, ValidationError
@@ -100,11 +101,15 @@ def test_past_the_limit_the_source_is_refused_with_when_to_retry(
 ) -> None:
     """At refuse_after failures: RateLimitedError (RESOURCE_EXHAUSTED) naming the source and
     the seconds left, counted in the metric; no wait is spent on it."""
-    for _ in range(CONFIG.refuse_after):
-        throttle.failed("10.0.0.9")
+    with capture_logs() as logs:
+        for _ in range(CONFIG.refuse_after + 2):
+            throttle.failed("10.0.0.9")
+    (warned,) = [e for e in logs if e["event"] == "throttle.refusing"]
+    assert warned["source"] == "10.0.0.9" and warned["port_name"] == "enrollment"
+    assert warned["log_level"] == "warning"
     time_.now += 40.0
     before = _refused()
-    with pytest.raises(RateLimitedError, match=r"10\.0\.0\.9.*for 60 s more") as caught:
+    with pytest.raises(RateLimitedError, match=r"8 failed .* 10\.0\.0\.9.*for 60 s more") as caught:
         asyncio.run(throttle.before("10.0.0.9"))
     assert status_for(caught.value).name == "RESOURCE_EXHAUSTED"
     assert _refused() == before + 1
