@@ -10,8 +10,10 @@ answer. Per source address (the peer's IP, without its port):
      slowed: no lookup but one dict access); after that each attempt is held until
      `delay_seconds * 2 ** (failures - free_failures)` (at most `max_delay_seconds`)
      after the latest failure; from `refuse_after` failures on, attempts are refused at
-     once with RateLimitedError (RESOURCE_EXHAUSTED), whose message says in how many
-     seconds the source may try again;
+     with RateLimitedError (RESOURCE_EXHAUSTED), whose message says in how many seconds
+     the source may try again; the refusal is answered `delay_seconds` late, so a client
+     that retries at once cannot make the node answer refusals as fast as it asks (the
+     held call costs a timer, not the database);
      the moment a source reaches that limit is logged once (`throttle.refusing`, a
      warning naming the port and the address);
   3. a source's count is forgotten `forget_seconds` after its latest failure (refusals
@@ -117,7 +119,7 @@ class Throttle:
 
     async def before(self, source: str) -> None:
         """Hold an attempt from `source` as long as its failures earned, or refuse it
-        (RateLimitedError) when it has failed `refuse_after` times."""
+        (RateLimitedError, after delay_seconds) when it has failed `refuse_after` times."""
         if source not in self.records:
             return
         now = self.clock()
@@ -128,6 +130,7 @@ class Throttle:
         if record.failures >= c.refuse_after:
             THROTTLED.labels(port=self.port).inc()
             retry = max(1, math.ceil(record.last + c.forget_seconds - now))
+            await self.sleep(c.delay_seconds)
             raise RateLimitedError(
                 f"{record.failures} failed attempts from {source} on the {self.port} port; "
                 f"it refuses attempts from this address for {retry} s more. Retry after "

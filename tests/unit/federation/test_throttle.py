@@ -100,7 +100,8 @@ def test_past_the_limit_the_source_is_refused_with_when_to_retry(
     throttle: Throttle, time_: FakeTime
 ) -> None:
     """At refuse_after failures: RateLimitedError (RESOURCE_EXHAUSTED) naming the source and
-    the seconds left, counted in the metric; no wait is spent on it."""
+    the seconds left, counted in the metric, answered delay_seconds late (a client that
+    retries at once is held that long per try)."""
     with capture_logs() as logs:
         for _ in range(CONFIG.refuse_after + 2):
             throttle.failed("10.0.0.9")
@@ -113,8 +114,9 @@ def test_past_the_limit_the_source_is_refused_with_when_to_retry(
         asyncio.run(throttle.before("10.0.0.9"))
     assert status_for(caught.value).name == "RESOURCE_EXHAUSTED"
     assert _refused() == before + 1
-    assert time_.slept == []
+    assert time_.slept == [CONFIG.delay_seconds]
     asyncio.run(throttle.before("10.0.0.1"))  # another source is untouched
+    assert time_.slept == [CONFIG.delay_seconds]
 
 
 def test_a_quiet_period_forgets_the_source(throttle: Throttle, time_: FakeTime) -> None:
@@ -126,7 +128,8 @@ def test_a_quiet_period_forgets_the_source(throttle: Throttle, time_: FakeTime) 
         time_.now += 30.0
         with pytest.raises(RateLimitedError):
             asyncio.run(throttle.before("10.0.0.9"))
-    time_.now += 10.0
+    time_.now += 10.0  # 90 s waited, 3 s held: past forget_seconds since the last failure
+    time_.slept.clear()
     asyncio.run(throttle.before("10.0.0.9"))
     assert time_.slept == []
     throttle.failed("10.0.0.9")
