@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -123,19 +124,36 @@ def _bad_join() -> enrollment_pb2.JoinRequest:
     )
 
 
+class Flag(Protocol):
+    def is_set(self) -> bool: ...
+
+
 def bad_joins(
     node: TestNode,
     address: str,
     attempts: int = BAD_JOINS,
     clients: int = JOIN_CLIENTS,
-    until: threading.Event | None = None,
+    until: Flag | None = None,
 ) -> Counter[str]:
     """`attempts` join requests that are not joins (random transcript and secret) against
-    the enrollment port at `address`, from `clients` threads, each on its own channel
-    (with `until`: at least `attempts`, and on until it is set); the status codes they
-    got, by name."""
+    `node`'s enrollment port at `address`, from `clients` threads, each on its own
+    channel (with `until`: at least `attempts`, and on until it is set); the status codes
+    they got, by name."""
     cert = node.ctx().config.tls_cert.read_bytes()
-    options = [("grpc.ssl_target_name_override", dns_name(node.node_id))]
+    return bad_joins_at(address, cert, node.node_id, attempts, clients, until)
+
+
+def bad_joins_at(
+    address: str,
+    cert: bytes,
+    node_id: str,
+    attempts: int = BAD_JOINS,
+    clients: int = JOIN_CLIENTS,
+    until: Flag | None = None,
+) -> Counter[str]:
+    """bad_joins against the node `node_id` whose certificate is `cert` (picklable
+    arguments: for a load run in a process of its own)."""
+    options = [("grpc.ssl_target_name_override", dns_name(node_id))]
     codes: Counter[str] = Counter()
     lock = threading.Lock()
     left = [attempts]
