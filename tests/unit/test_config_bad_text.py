@@ -74,3 +74,26 @@ def test_aliases_of_aliases_are_checked_once(tmp_path: Path) -> None:
     lines += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 10)}]" for n in range(1, 9)]
     message = _refusal(tmp_path, (RENDERED + "\n" + "\n".join(lines) + "\n").encode())
     assert message.startswith("node.yaml: unknown section(s): a0, a1"), message
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("  refuse_after: 0", "node.yaml: throttle.refuse_after must be positive, found 0"),
+        ("  delay_seconds: -1", "node.yaml: throttle.delay_seconds must be positive, found -1"),
+        ("  max_sources: many", "node.yaml: throttle.max_sources must be int, found 'many'"),
+    ],
+)
+def test_throttle_values_are_checked(tmp_path: Path, line: str, expected: str) -> None:
+    """The throttle section's keys must be positive numbers."""
+    key = line.split(":")[0]
+    lines = [line if row.startswith(key + ":") else row for row in RENDERED.splitlines()]
+    assert line in lines
+    assert _refusal(tmp_path, "\n".join(lines).encode()) == expected
+
+
+def test_throttle_keys_reach_the_config(tmp_path: Path) -> None:
+    """A node.yaml's throttle section becomes NodeConfig.throttle."""
+    path = tmp_path / "node.yaml"
+    path.write_text(RENDERED.replace("  refuse_after: 20", "  refuse_after: 7"))
+    assert load_config(path).throttle.refuse_after == 7
