@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import structlog
 
-from fuzz import cards, checkpoints, envelopes, intake, join, link, witness
+from fuzz import cards, checkpoints, envelopes, exports, intake, join, link, node_yaml, witness
 from fuzz._harness import Harness, Outcome, run_harness
 
 __all__ = ["HARNESSES", "main", "run_all"]
@@ -30,6 +30,8 @@ HARNESSES: tuple[Harness, ...] = (
     cards.HARNESS,
     checkpoints.HARNESS,
     witness.HARNESS,
+    exports.HARNESS,
+    node_yaml.HARNESS,
 )
 
 

@@ -29,6 +29,7 @@ module in brackets; a test keeps every exception class under node/ in this drawi
     │   │   ├── NotLeaderError        [store.lease] this process does not hold the lease
     │   │   └── DatabaseUnavailableError  [store.db] the database connection was lost
     │   ├── DeadlineExceededError     the caller did not finish in time (DEADLINE_EXCEEDED)
+    │   ├── RateLimitedError          one address failed too often (RESOURCE_EXHAUSTED)
     │   ├── IntakeCallError           [federation.intake_client] a gateway's call refused
     │   └── AuditCallError            [federation.audit_client] an auditor's call refused
     ├── RefusedError                  an envelope from a peer refused (its cause's code)
@@ -56,6 +57,7 @@ __all__ = [
     "PeerUnavailableError",
     "PermissionDeniedError",
     "ProofError",
+    "RateLimitedError",
     "RefusedError",
     "SequenceGapError",
     "SignatureError",
@@ -147,6 +149,11 @@ class PeerUnavailableError(PeerError):
 
 class DeadlineExceededError(PeerError):
     """The caller did not send what it must within the time allowed."""
+
+
+class RateLimitedError(PeerError):
+    """A source address failed too many credential attempts (node.federation.throttle);
+    the message says when it may try again."""
 
 
 class RefusedError(NodeError):

@@ -54,6 +54,7 @@ __all__ = [
     "REGISTRY",
     "RPC_DURATION",
     "SLA_BREACHES",
+    "THROTTLED",
     "VERIFICATION_FAILURES",
     "WORKFLOW_GAUGES_SECONDS",
     "CertificateSample",
@@ -129,6 +130,14 @@ CALLS_REFUSED = Counter(
     "gRPC calls refused, by method and status code: callers not pinned, auditors calling "
     "Exchange, Audit service arguments out of range.",
     ["method", "code"],
+    registry=REGISTRY,
+)
+
+THROTTLED = Counter(
+    "lapor_node_throttled_attempts_total",
+    "Attempts refused because their source address failed too many join or gateway-token "
+    "attempts (node.federation.throttle), by port (enrollment, intake).",
+    ["port"],
     registry=REGISTRY,
 )
 

@@ -399,7 +399,7 @@ def _header_size(f: BinaryIO) -> int | None:
         first = json.loads(f.readline())
         size = first.get("size") if isinstance(first, dict) else None
         return size if isinstance(size, int) else None
-    except ValueError:
+    except (ValueError, RecursionError):  # the verifier then names the bad line
         return None
 
 

@@ -28,17 +28,38 @@ from node.workflow.routing import Rule, parse_rules
 __all__ = ["load_config", "parse_text", "validate"]
 
 
+def _shown(name: object) -> str:
+    """A key as messages show it: as written, or quoted when it holds a line break or
+    another character that would break the one-line message."""
+    text = str(name)
+    return text if text.isprintable() else repr(text)
+
+
 class _Loader(yaml.SafeLoader):
     """PyYAML's safe loader; duplicate keys are checked on the composed tree first."""
 
 
-def _duplicates(node: yaml.Node, path: str) -> None:
-    """Refuse a mapping key written twice, naming the key path and both lines."""
+def _duplicates(
+    node: yaml.Node, path: str, done: set[int] | None = None, open_: set[int] | None = None
+) -> None:
+    """Refuse a mapping key written twice, naming the key path and both lines, and an
+    alias inside its own anchor (a recursive value). A node reached again through an
+    alias is checked once, so aliases of aliases cost no more than the tree."""
+    done = set() if done is None else done
+    open_ = set() if open_ is None else open_
+    if id(node) in open_:
+        raise ConfigError(
+            f"node.yaml: {path or 'the top level'} (line {node.start_mark.line + 1}) contains "
+            "itself through an alias; write the value out instead"
+        )
+    if id(node) in done:
+        return
+    open_.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: dict[object, int] = {}
         for key, value in node.value:
             name = key.value if isinstance(key, yaml.ScalarNode) else None
-            where = f"{path}.{name}" if path else str(name)
+            where = f"{path}.{_shown(name)}" if path else _shown(name)
             if name is not None and name != "<<":
                 line = key.start_mark.line + 1
                 if name in seen:
@@ -47,15 +68,29 @@ def _duplicates(node: yaml.Node, path: str) -> None:
                         "keep one of them"
                     )
                 seen[name] = line
-            _duplicates(value, where)
+            _duplicates(value, where, done, open_)
     elif isinstance(node, yaml.SequenceNode):
         for n, item in enumerate(node.value):
-            _duplicates(item, f"{path}[{n}]")
+            _duplicates(item, f"{path}[{n}]", done, open_)
+    open_.discard(id(node))
+    done.add(id(node))
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """PyYAML's error as one line: what is wrong and where (its own text spans lines)."""
+    if isinstance(e, yaml.MarkedYAMLError) and e.problem_mark is not None:
+        mark = e.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}"
+        return " ".join(f"{e.context or ''} {e.problem or ''} at {where}".split())
+    return " ".join(str(e).replace('"<unicode string>"', "the file").split())
 
 
 def parse_text(text: str, source: str = "node.yaml") -> Any:
     """The YAML document in `text`, refusing duplicate keys."""
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # a character YAML does not allow is refused here already
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source} is not valid YAML: {_yaml_problem(e)}") from e
     try:
         node = loader.get_single_node()
         if node is None:
@@ -63,7 +98,7 @@ def parse_text(text: str, source: str = "node.yaml") -> Any:
         _duplicates(node, "")
         return loader.construct_document(node)
     except yaml.YAMLError as e:
-        raise ConfigError(f"{source} is not valid YAML: {e}") from e
+        raise ConfigError(f"{source} is not valid YAML: {_yaml_problem(e)}") from e
     finally:
         loader.dispose()
 
@@ -71,7 +106,8 @@ def parse_text(text: str, source: str = "node.yaml") -> Any:
 def _where(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        shown = _shown(part)
+        out += f"[{part}]" if isinstance(part, int) else (f".{shown}" if out else shown)
     return out
 
 
@@ -127,7 +163,7 @@ def _lines(e: PydanticError) -> list[str]:
             if parent not in unknown:
                 unknown[parent] = []
                 lines.append(f"\0{len(unknown) - 1}")
-            unknown[parent].append(str(loc[-1]))
+            unknown[parent].append(_shown(loc[-1]))
             continue
         line = _line(error)
         if line not in lines:
@@ -255,6 +291,7 @@ def build(doc: NodeYaml, path: Path) -> m.NodeConfig:
             doc.witness.submit_interval_seconds,
             doc.witness.timeout_seconds,
         ),
+        throttle=m.ThrottleConfig(**doc.throttle.model_dump()),
     )
 
 
@@ -265,7 +302,11 @@ def load_config(path: Path) -> m.NodeConfig:
             f"no config at {path}: create a node with `lapor-node init --id ID --name NAME "
             "--dir DIR`, or pass --config PATH (or set LAPOR_NODE_CONFIG)"
         )
-    raw = parse_text(path.read_text(), str(path))
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+    raw = parse_text(text, str(path))
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

@@ -30,6 +30,7 @@ __all__ = [
     "NodeConfig",
     "RoutingConfig",
     "ServerConfig",
+    "ThrottleConfig",
     "TransparencyConfig",
     "WitnessConfig",
     "WitnessTarget",
@@ -208,6 +209,19 @@ class IntakeConfig:
 
 
 @dataclass(frozen=True)
+class ThrottleConfig:
+    """The `throttle:` section: failed join and intake token attempts per source address
+    (node.federation.throttle)."""
+
+    free_failures: int = 3
+    delay_seconds: float = 0.5
+    max_delay_seconds: float = 8.0
+    refuse_after: int = 20
+    forget_seconds: float = 600.0
+    max_sources: int = 10_000
+
+
+@dataclass(frozen=True)
 class WorkflowConfig:
     """The `workflow:` section: the complaint scheduler (node.services.scheduler) and the
     working-day calendar's corrections to the packaged holidays."""
@@ -254,6 +268,7 @@ class NodeConfig:
     workflow: WorkflowConfig = field(default_factory=WorkflowConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     witness: WitnessConfig = field(default_factory=WitnessConfig)
+    throttle: ThrottleConfig = field(default_factory=ThrottleConfig)
     # X25519 key that opens identities sealed to this node (node.crypto.sealing); made by
     # `init`, or on first use for a node made before it existed.
     sealing_key: Path | None = None

@@ -37,6 +37,7 @@ from node.config.sections import (
     Node,
     Section,
     Server,
+    Throttle,
     Transparency,
     Witness,
     Workflow,
@@ -277,6 +278,7 @@ class NodeYaml(Section):
     dashboard: Dashboard = Field(default_factory=Dashboard)
     transparency: Transparency = Field(default_factory=Transparency)
     logging: Logging = Field(default_factory=Logging)
+    throttle: Throttle = Field(default_factory=Throttle)
     expected_children: Annotated[tuple[m.ExpectedChild, ...], Field(strict=False)] = key(
         (),
         "",

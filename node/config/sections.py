@@ -37,6 +37,7 @@ __all__ = [
     "Node",
     "Section",
     "Server",
+    "Throttle",
     "Transparency",
     "Witness",
     "WitnessLog",
@@ -448,6 +449,38 @@ class Transparency(Section):
     @classmethod
     def _listen(cls, value: object) -> str:
         return listen_address(value, "127.0.0.1:7490")
+
+
+class Throttle(Section):
+    comment: ClassVar[str] = (
+        "Failed join attempts (enrollment port) and unknown gateway tokens (intake port), "
+        "per source address: after free_failures, each attempt waits, doubling per failure; "
+        "after refuse_after failures the address is refused (RESOURCE_EXHAUSTED, saying "
+        "when to retry) until forget_seconds after its last failure. Addresses that never "
+        "fail are never slowed."
+    )
+    free_failures: int = positive_int(
+        m.ThrottleConfig, "free_failures", "failed attempts from one address before any wait"
+    )
+    delay_seconds: float = key(
+        default_of(m.ThrottleConfig, "delay_seconds"),
+        "the first wait, doubling per failure ...",
+        gt=0,
+    )
+    max_delay_seconds: float = key(
+        default_of(m.ThrottleConfig, "max_delay_seconds"), "... up to this", gt=0
+    )
+    refuse_after: int = positive_int(
+        m.ThrottleConfig, "refuse_after", "failures after which the address is refused ..."
+    )
+    forget_seconds: float = key(
+        default_of(m.ThrottleConfig, "forget_seconds"),
+        "... until this long after its last failure",
+        gt=0,
+    )
+    max_sources: int = positive_int(
+        m.ThrottleConfig, "max_sources", "addresses remembered (the oldest forgotten first)"
+    )
 
 
 class Logging(Section):

@@ -16,6 +16,7 @@ import grpc
 from prometheus_client import start_http_server
 
 from node.errors import ConfigError
+from node.federation import limits
 from node.federation.enrollment import EnrollmentServicer, enrollment_server
 from node.federation.intake import IntakeServer, start_intake
 from node.federation.pins import Pins
@@ -90,6 +91,7 @@ class Endpoints:
                 f"cannot serve metrics on {metrics.listen} ({e.strerror}); "
                 "change or empty metrics.listen in node.yaml"
             ) from e
+        limits.limit_http_server(self._metrics)
         self.metrics_port = int(self._metrics.server_address[1])
         self.log.info("metrics.started", listen=metrics.listen, port=self.metrics_port)
 

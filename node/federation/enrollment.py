@@ -44,6 +44,7 @@ from node.errors import (
 from node.federation import limits
 from node.federation.error_edge import edge_interceptors
 from node.federation.session import DbRunner
+from node.federation.throttle import Throttle, source_of
 from node.ids import NodeId
 from node.logs import get_logger
 from node.services import enrollment, joining, rotation
@@ -76,13 +77,16 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
         self.ctx = ctx
         self.db = db
         self.log = get_logger(node_id=ctx.node_id)
+        self.throttle = Throttle("enrollment", ctx.config.throttle)
 
     async def Join(
         self, request: enrollment_pb2.JoinRequest, context: grpc.aio.ServicerContext
     ) -> enrollment_pb2.JoinResponse:
         # The signatures, clocks and invite are checked on a reader thread first, so that
         # requests from anyone take nothing from the single writer until they check out.
-        opened = await self.db.read(enrollment.check_join, self.ctx, request)
+        opened = await self.throttle.guard(
+            source_of(context.peer()), self.db.read(enrollment.check_join, self.ctx, request)
+        )
         response = await self.db.write(enrollment.answer_join, self.ctx, request, opened)
         self.log.info(
             "enrollment.join",
@@ -100,7 +104,10 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
     async def Confirm(
         self, request: enrollment_pb2.ConfirmRequest, context: grpc.aio.ServicerContext
     ) -> enrollment_pb2.ConfirmResponse:
-        response = await self.db.write(enrollment.answer_confirm, self.ctx, request)
+        response = await self.throttle.guard(
+            source_of(context.peer()),
+            self.db.write(enrollment.answer_confirm, self.ctx, request),
+        )
         self.log.info(
             "enrollment.confirmed", invite=request.invite_id[:8], entry=response.ledger_index
         )

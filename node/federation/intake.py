@@ -55,6 +55,7 @@ from node.federation import limits
 from node.federation.error_edge import edge_interceptors, note_call
 from node.federation.session import DbRunner
 from node.federation.status import status_for
+from node.federation.throttle import Throttle, source_of
 from node.logs import get_logger
 from node.metrics import INTAKE_SUBMISSIONS
 from node.services import intake
@@ -157,6 +158,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         # Submissions in progress per gateway name (the event loop is the only writer).
         self.in_progress: dict[str, int] = {}
         self.log = get_logger(node_id=ctx.node_id)
+        self.throttle = Throttle("intake", ctx.config.throttle)
 
     def _gateway(self, context: grpc.aio.ServicerContext) -> GatewayConfig:
         token = ""
@@ -166,6 +168,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
                 token = token.strip() if scheme.lower() == "bearer" else ""
         gateway = intake.gateway_for(self.ctx.config.intake, token) if token else None
         if gateway is None:
+            self.throttle.failed(source_of(context.peer()))
             raise UnauthenticatedError(
                 "no gateway of this node has this token: send `authorization: Bearer "
                 "<token>` with the token `lapor-node intake gateway add` issued, and ask the "
@@ -254,6 +257,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
     ) -> intake_pb2.SubmitResponse:
         channel = "unknown"
         try:
+            await self.throttle.before(source_of(context.peer()))
             gateway = self._gateway(context)
             note_call(gateway=gateway.name)
             self._admit(gateway)
@@ -291,6 +295,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
     async def GetStatus(
         self, request: intake_pb2.GetStatusRequest, context: grpc.aio.ServicerContext
     ) -> intake_pb2.GetStatusResponse:
+        await self.throttle.before(source_of(context.peer()))
         gateway = self._gateway(context)
         note_call(gateway=gateway.name)
         if isinstance(request, _Unparsed):

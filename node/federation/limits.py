@@ -9,7 +9,11 @@ What holds, whatever a peer, gateway or stranger does with its connections:
      gRPC ports together never use more than the descriptors left after RESERVED_FILES
      (the database, log and key files, the dashboard and metrics ports, outgoing
      channels). gRPC closes a connection over the cap as soon as it is accepted.
-  3. `ConnectionWatch` looks at the ports' connections every few seconds (Linux:
+  3. The plain-HTTP ports (metrics, dashboard: threaded servers, a thread per connection)
+     get the same cap through `limit_http_server`, and a connection that sends nothing
+     for `HTTP_IDLE_SECONDS` (a request half sent, or a kept-alive one left idle) is
+     closed, freeing its thread: slow clients cannot pile up threads and descriptors.
+  4. `ConnectionWatch` looks at the ports' connections every few seconds (Linux:
      /proc/net/tcp*) and logs a warning naming the port when one is at its cap, i.e.
      when gRPC is refusing connections there, and when it stops.
 Intake's per-gateway call limits and per-call deadline live in node.federation.intake.
@@ -20,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import resource
+import socketserver
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +42,7 @@ __all__ = [
     "OpenFiles",
     "connection_cap",
     "count_connections",
+    "limit_http_server",
     "raise_open_files",
     "server_options",
     "watch",
@@ -45,6 +52,9 @@ __all__ = [
 RESERVED_FILES = 256
 # The gRPC ports a node may open: federation, enrollment, intake.
 GRPC_PORTS = 3
+# The plain-HTTP ports: metrics, dashboard.
+HTTP_PORTS = 2
+PORTS = GRPC_PORTS + HTTP_PORTS
 # Fewest connections a port takes, however low the descriptor limit (a node under a
 # limit this low is told so in the log at start).
 MIN_CONNECTIONS = 16
@@ -53,6 +63,7 @@ MIN_CONNECTIONS = 16
 MAX_CONNECTIONS = 4096
 DEFAULT_HANDSHAKE_SECONDS = 10.0
 DEFAULT_IDLE_SECONDS = 300.0
+HTTP_IDLE_SECONDS = 30.0
 WATCH_SECONDS = 15.0  # a look reads all of /proc/net/tcp*: not on an idle node every 5 s
 
 _ESTABLISHED = "01"
@@ -84,7 +95,7 @@ def raise_open_files() -> OpenFiles:
             log.warning("limits.open_files_not_raised", soft=soft, hard=hard, error=str(e))
     files = OpenFiles(before, soft, hard)
     caps = connection_cap(soft)
-    if soft - RESERVED_FILES < GRPC_PORTS * 64:
+    if soft - RESERVED_FILES < PORTS * 64:
         log.warning(
             "limits.open_files_low",
             soft=soft,
@@ -99,12 +110,13 @@ def raise_open_files() -> OpenFiles:
 
 
 def connection_cap(soft_limit: int | None = None) -> int:
-    """How many connections one gRPC port takes at once under the descriptor limit."""
+    """How many connections one port (gRPC or HTTP) takes at once under the descriptor
+    limit: its share of what is left after RESERVED_FILES."""
     if soft_limit is None:
         soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if soft_limit == resource.RLIM_INFINITY or soft_limit <= 0:
         return MAX_CONNECTIONS
-    share = (soft_limit - RESERVED_FILES) // GRPC_PORTS
+    share = (soft_limit - RESERVED_FILES) // PORTS
     return max(MIN_CONNECTIONS, min(MAX_CONNECTIONS, share))
 
 
@@ -132,6 +144,39 @@ def server_options(
         ("grpc.max_connection_idle_ms", max(1, int(idle_seconds * 1000))),
         ("grpc.max_allowed_incoming_connections", int(connections)),
     ]
+
+
+def limit_http_server(
+    server: socketserver.BaseServer,
+    *,
+    connections: int | None = None,
+    idle_seconds: float = HTTP_IDLE_SECONDS,
+) -> None:
+    """Bound a threaded HTTP server (socketserver), before or while it serves: at most
+    `connections` (default: `connection_cap()`) at once, those over it closed as they are
+    accepted; each connection's socket times out after `idle_seconds` without data, which
+    ends its request and its thread."""
+    cap = connections or connection_cap()
+    handler: Any = server.RequestHandlerClass
+    server.RequestHandlerClass = type(handler.__name__, (handler,), {"timeout": idle_seconds})
+    accepted: set[int] = set()
+    lock = threading.Lock()
+    verify, shutdown = server.verify_request, server.shutdown_request
+
+    def verify_request(request: Any, client_address: Any) -> bool:
+        with lock:
+            if len(accepted) >= cap:
+                return False  # socketserver then closes it (shutdown_request)
+            accepted.add(id(request))
+        return verify(request, client_address)
+
+    def shutdown_request(request: Any) -> None:
+        with lock:
+            accepted.discard(id(request))
+        shutdown(request)
+
+    server.verify_request = verify_request  # type: ignore[method-assign]
+    server.shutdown_request = shutdown_request  # type: ignore[method-assign]
 
 
 def _hex_port(local: str) -> int:

@@ -14,6 +14,7 @@ from node.errors import (
     NotFoundError,
     PeerError,
     PermissionDeniedError,
+    RateLimitedError,
     RefusedError,
     SignatureError,
     StateError,
@@ -27,6 +28,7 @@ __all__ = ["error_for_status", "status_for"]
 # Most specific first.
 _TABLE: tuple[tuple[type[NodeError], grpc.StatusCode], ...] = (
     (TooLargeError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (RateLimitedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (ValidationError, grpc.StatusCode.INVALID_ARGUMENT),
     (SignatureError, grpc.StatusCode.UNAUTHENTICATED),
     (UnauthenticatedError, grpc.StatusCode.UNAUTHENTICATED),

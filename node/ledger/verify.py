@@ -485,7 +485,7 @@ def _parse(text: str, line_no: int) -> dict[str, Any] | None:
         return None
     try:
         obj = json.loads(text)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: arrays nested too deep
         raise fail("format", f"line {line_no} is not JSON") from e
     if not isinstance(obj, dict):
         raise fail("format", f"line {line_no} is not a JSON object")

@@ -17,6 +17,7 @@ from typing import Any
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from node.errors import ConfigError
+from node.federation.limits import limit_http_server
 from node.logs import get_logger
 from node.services.context import NodeContext
 from node.web.app import COOKIE, PAGE_SIZE, DashboardApp
@@ -61,6 +62,7 @@ class DashboardServer:
                 f"cannot serve the dashboard on {cfg.listen} ({why}); change or remove "
                 "dashboard.listen in node.yaml"
             ) from e
+        limit_http_server(self._httpd)  # connection cap, idle timeout (issue 17.6)
         self.port = int(self._httpd.server_address[1])
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, name="dashboard", daemon=True

@@ -3,9 +3,13 @@ and connection cap, and the warning when a port refuses connections (issue 21.9)
 
 from __future__ import annotations
 
+import http.server
 import resource
+import socket
 import subprocess
 import sys
+import threading
+import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,12 +17,13 @@ import pytest
 from structlog.testing import capture_logs
 
 from node.federation import limits
+from tests.support.waits import bound
 
 
 @pytest.mark.parametrize(
     ("soft", "cap"),
     [
-        pytest.param(1024, (1024 - limits.RESERVED_FILES) // limits.GRPC_PORTS, id="systemd"),
+        pytest.param(1024, (1024 - limits.RESERVED_FILES) // limits.PORTS, id="systemd"),
         pytest.param(300, limits.MIN_CONNECTIONS, id="tiny"),
         pytest.param(1 << 20, limits.MAX_CONNECTIONS, id="large"),
         pytest.param(resource.RLIM_INFINITY, limits.MAX_CONNECTIONS, id="unlimited"),
@@ -28,7 +33,7 @@ def test_the_ports_together_stay_within_the_descriptor_limit(soft: int, cap: int
     """Each port's cap is its share of what is left after the reserve, within bounds."""
     assert limits.connection_cap(soft) == cap
     if soft == 1024:
-        assert limits.GRPC_PORTS * cap + limits.RESERVED_FILES <= soft
+        assert limits.PORTS * cap + limits.RESERVED_FILES <= soft
 
 
 def test_server_options_close_slow_handshakes_and_idle_connections() -> None:
@@ -105,3 +110,47 @@ def test_a_port_at_its_cap_is_named_in_a_warning_once() -> None:
         ("limits.connections_accepted_again", "info", "main"),
     ]
     assert logs[0]["port"] == 7464 and logs[0]["cap"] == 3
+
+
+class _Hello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "3")
+        self.end_headers()
+        self.wfile.write(b"ok\n")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def _closed_by_server(s: socket.socket, timeout: float) -> bool:
+    s.settimeout(timeout)
+    try:
+        return s.recv(1) == b""
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_an_http_port_caps_connections_and_closes_idle_ones() -> None:
+    """limit_http_server: past the cap a new connection is closed at once; a connection
+    that sends nothing is closed after the idle time, and the port answers again."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+    limits.limit_http_server(server, connections=2, idle_seconds=0.5)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    try:
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+        extra = socket.create_connection(("127.0.0.1", port))
+        assert _closed_by_server(extra, bound())
+        for s in idle:
+            assert _closed_by_server(s, bound(0.5))
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=bound()) as answer:
+            assert answer.read() == b"ok\n"
+        for s in (*idle, extra):
+            s.close()
+    finally:
+        server.shutdown()
+        server.server_close()
