@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, select, text  # noqa: E402
 
-from node.services import complaints, fence, links, progress  # noqa: E402
+from node.services import complaints, fence, lifecycle, links  # noqa: E402
 from node.services.context import NodeContext  # noqa: E402
 from node.store import tree  # noqa: E402
 from node.store.models import CheckpointRow  # noqa: E402
@@ -141,7 +141,7 @@ class Province:
                         regency.ctx(), status="accepted", holder=regency.node_id, limit=0
                     )
                     for view in accepted:
-                        progress.follow_up(regency.ctx(), view.tracking_id, "Tim sudah turun")
+                        lifecycle.follow_up(regency.ctx(), view.tracking_id, "Tim sudah turun")
                         self.updates += 1
                 except Exception:  # SQLite busy under load: next round
                     self.errors += 1

@@ -37,7 +37,7 @@ from node.cli.main import cli
 from node.complaints import ComplaintDraft
 from node.ledger.export import vkey_for
 from node.ledger.verify import verify_export
-from node.services import audit, complaints, progress
+from node.services import audit, complaints, lifecycle
 
 __all__ = ["HARNESS", "CommandCrashError"]
 
@@ -70,7 +70,7 @@ def _export(folder: Path) -> Iterator[Export]:
                 channel="walk_in",
             )
             tracking = complaints.submit(province, draft)
-            progress.verify(province, tracking)
+            lifecycle.verify(province, tracking)
             complaints.refer(province, tracking, "id-64-02")
         out = io.StringIO()
         audit.export(province, out)

@@ -12,7 +12,7 @@ from werkzeug.test import Client
 
 from node.cli.main import cli
 from node.complaints import ComplaintDraft
-from node.services import complaints, progress
+from node.services import complaints, lifecycle
 from node.web.app import DashboardApp
 from tests.conftest import NodeFactory
 from tests.support.nodes import TestNode
@@ -56,7 +56,7 @@ def test_audit_contents_catches_a_forged_status_and_the_dashboard_warns(
     node = nodes("id-64", "Provinsi Kalimantan Timur")
     ctx = node.ctx()
     tracking_id = complaints.submit(ctx, DRAFT)
-    progress.verify(ctx, tracking_id)
+    lifecycle.verify(ctx, tracking_id)
     code, output = _contents(node)
     assert code == 0, output
     assert "0 difference(s)" in output

@@ -316,7 +316,7 @@ def test_concurrent_first_tries_in_the_database_register_one_complaint(served: S
     write lock, node.store.db), so the second sees the first's key."""
     draft = _draft()
     gateway = served.ctx.config.intake.gateways[0]
-    original = intake._submit
+    original = intake.submit_in
     registrations: list[int] = []
 
     def counting(session, ctx, d):  # type: ignore[no-untyped-def]
@@ -324,7 +324,7 @@ def test_concurrent_first_tries_in_the_database_register_one_complaint(served: S
         return original(session, ctx, d)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(intake, "_submit", counting)
+        patch.setattr(intake, "submit_in", counting)
         with ThreadPoolExecutor(2) as pool:
             results = list(
                 pool.map(

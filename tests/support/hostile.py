@@ -21,7 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from node._proto.lapor.v1 import enrollment_pb2, enrollment_pb2_grpc
 from node.crypto.tls import dns_name
-from node.services import complaints, progress
+from node.services import complaints, lifecycle
 from tests.fault.conftest import draft
 from tests.support.nodes import TestNode, free_ports, status_of
 
@@ -234,7 +234,7 @@ def round_trip(parent: TestNode, child: TestNode, n: int, timeout: float) -> flo
     the refer's commit to then (AssertionError after `timeout`)."""
     ctx = parent.ctx()
     tracking = complaints.submit(ctx, draft(n))
-    progress.verify(ctx, tracking)
+    lifecycle.verify(ctx, tracking)
     started = time.monotonic()
     complaints.refer(ctx, tracking, child.node_id)
     committed = time.monotonic()
