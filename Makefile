@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint protos bench clean test-slow
+.PHONY: demo test test-fast lint protos bench clean test-slow
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "lapor-node needs Python 3.11 or newer (found %s)" % sys.version.split()[0])'
@@ -31,6 +31,13 @@ test: $(STAMP)
 	# Two workers (the machine's cores), a file each. A crashed worker is not replaced: the
 	# run fails at once naming its test (xdist's loadfile scheduler can hang replacing it).
 	$(PY) -m pytest -n 2 --dist loadfile --max-worker-restart=0
+
+# The pure cores (ledger, crypto, workflow, tiles), the import graph and the CLI's parsing,
+# in process, in seconds: the loop to run while editing them. `make test` is the whole suite.
+test-fast: $(STAMP)
+	$(PY) -m pytest -n 2 -q tests/unit/ledger tests/unit/crypto tests/unit/workflow \
+		tests/unit/transparency tests/unit/test_import_graph.py tests/unit/test_errors_tree.py \
+		tests/unit/cli -m "not postgres and not slow"
 
 # The suite as on a slow, busy machine (issue 22): pinned to one core beside two busy
 # processes; it must pass this way too. Options: scripts/slow_suite.sh --help.

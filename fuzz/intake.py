@@ -15,7 +15,8 @@ from fuzz._nodes import Pair, linked_pair
 from fuzz._values import short_bytes, texts, u32, u64
 from node._proto.lapor.v1 import complaint_pb2, intake_pb2
 from node.config import GatewayConfig
-from node.federation.intake import IntakeServicer, _Refused
+from node.errors import NodeError
+from node.federation.intake import IntakeServicer
 from node.services import intake
 
 __all__ = ["HARNESS"]
@@ -76,7 +77,7 @@ def _target(pair: Pair, messages: list[bytes]) -> None:
     servicer = IntakeServicer(pair.parent, None)  # type: ignore[arg-type]  # no db needed
     try:
         draft, key, files = asyncio.run(servicer._receive(_parsed(messages), GATEWAY))
-    except _Refused:
+    except NodeError:  # refused as a gateway is told (node.federation.error_edge)
         return
     intake.accept(pair.parent, draft, files, gateway=GATEWAY, key=key)
 

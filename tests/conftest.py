@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from tests.support.databases import fresh_database
 from tests.support.nodes import TestNode, make_node
@@ -14,6 +15,16 @@ DB_KINDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
 ]
+
+
+@pytest.fixture(autouse=True)
+def _structlog_as_found() -> Iterator[None]:
+    """Each test starts from the logging configuration the test before it found: an
+    in-process command (`serve`, the CLI) configures structlog for its whole process, and
+    a level set there must not hide the events a later test captures."""
+    config = structlog.get_config()
+    yield
+    structlog.configure(**config)
 
 
 @pytest.fixture(params=DB_KINDS)

@@ -64,7 +64,7 @@ MAX_CONNECTIONS = 4096
 DEFAULT_HANDSHAKE_SECONDS = 10.0
 DEFAULT_IDLE_SECONDS = 300.0
 HTTP_IDLE_SECONDS = 30.0
-WATCH_SECONDS = 15.0  # a look reads all of /proc/net/tcp*: not on an idle node every 5 s
+WATCH_SECONDS = 5.0  # a flood shorter than the handshake timeout (10 s) must still be seen
 
 _ESTABLISHED = "01"
 _SYN_RECV = "03"

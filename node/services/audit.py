@@ -35,7 +35,7 @@ from node.ledger.merkle import leaf_hash, verify_inclusion
 from node.services import checkpoints, cosigning
 from node.services.context import NodeContext
 from node.services.trust import ledger_keys
-from node.store import queries, tree
+from node.store import queries, tree, witnessed
 from node.transparency.tiles import Tile, encode_bundle, tiles_for_size
 
 __all__ = [
@@ -275,10 +275,14 @@ def check_checkpoint_range(ctx: NodeContext, first: int, last: int) -> None:
 
 
 def checkpoints_page(ctx: NodeContext, first: int, last: int) -> list[tuple[int, bytes]]:
-    """(size, note) of up to CHECKPOINT_PAGE stored checkpoints with first <= size <= last."""
+    """(size, note) of up to CHECKPOINT_PAGE stored checkpoints with first <= size <= last,
+    each with the cosignatures it gathered, as the offline export carries them."""
     with ctx.db.read() as session:
         rows = tree.checkpoints_between(session, first, last, CHECKPOINT_PAGE)
-        return [(row.size, row.note) for row in rows]
+        if not rows:
+            return []
+        lines = witnessed.cosignature_lines_between(session, rows[0].size, rows[-1].size)
+        return [(row.size, row.note + "".join(lines.get(row.size, ())).encode()) for row in rows]
 
 
 def _size_or_latest(session: Session, size: int, what: str) -> int:

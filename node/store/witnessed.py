@@ -98,6 +98,20 @@ def cosignature_lines(session: Session, size: int) -> list[str]:
     return list(session.scalars(stmt))
 
 
+def cosignature_lines_between(session: Session, first: int, last: int) -> dict[int, list[str]]:
+    """The cosignature lines on this node's checkpoints of sizes first..last, by size (each
+    list by witness name)."""
+    stmt = (
+        select(CosignatureRow.checkpoint_size, CosignatureRow.line)
+        .where(CosignatureRow.checkpoint_size.between(first, last))
+        .order_by(CosignatureRow.checkpoint_size, CosignatureRow.witness)
+    )
+    lines: dict[int, list[str]] = {}
+    for size, line in session.execute(stmt):
+        lines.setdefault(int(size), []).append(str(line))
+    return lines
+
+
 def iter_cosignature_lines(session: Session) -> Iterator[tuple[int, str]]:
     """(checkpoint size, line) of every stored cosignature, in size order, streamed."""
     stmt = select(CosignatureRow.checkpoint_size, CosignatureRow.line).order_by(

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from node.services import checkpoints, complaints, exchange
-from node.services.complaints import _refer
 from node.services.context import NodeContext
+from node.services.referral import _refer
 from node.store import queries
 from node.store.db import OUTBOX_CHANNEL
 from tests.conftest import NodeFactory
