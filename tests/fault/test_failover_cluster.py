@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.slow]
+# A cluster bootstraps slowly on a busy machine: up to the hang detector's limit (faulthandler,
+# 360 s), not pytest-timeout's general 300 s.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(340)]
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_BIN = Path("/usr/lib/postgresql/15/bin/postgres")
