@@ -130,17 +130,17 @@ def recover(config: NodeConfig, folder: Path, reason: str, clock: Clock | None =
     return done[0]
 
 
-def resequence(session: Session, ctx: NodeContext, peer: str, through: int) -> None:
+def resequence(session: Session, ctx: NodeContext, peer: str, through: int) -> bool:
     """A peer acknowledges sequence `through`, at or beyond what this node's restored
     database has sent it: it received envelopes of the history this node lost. If this
     node's discontinuity envelope to it is still unacknowledged, the envelopes queued
     since the restore are renumbered to follow `through` (and signed again, each by the
     key that signed it: the rotation by the retired key `discontinue` kept), so the peer
-    meets no reused sequence; otherwise nothing changes and the caller refuses the
-    acknowledgement as before."""
+    meets no reused sequence (True); otherwise nothing changes (False) and the caller
+    refuses the acknowledgement as before."""
     link = queries.get_link(session, peer, lock=True)
     if link is None or through < link.next_out_seq:
-        return
+        return False
     rows = list(
         session.scalars(
             select(OutboxRow)
@@ -152,7 +152,7 @@ def resequence(session: Session, ctx: NodeContext, peer: str, through: int) -> N
     # (it acknowledged beyond it); the statement and what followed it are renumbered.
     stated = [row.sequence for row in rows if row.kind == "key_rotation" and _states(row)]
     if not stated:
-        return
+        return False
     first = min(stated)
     rows = [row for row in rows if row.sequence >= first]
     keys = {bytes(key.key_id): key for key in _signing_keys(ctx)}
@@ -169,6 +169,8 @@ def resequence(session: Session, ctx: NodeContext, peer: str, through: int) -> N
         row.body, row.signature = signed.body, signed.signature
         session.flush()
     link.next_out_seq = through + 1 + len(rows)
+    session.flush()  # the caller's acknowledgement reads the link's new next_out_seq
+    return True
 
 
 def _states(row: OutboxRow) -> bool:

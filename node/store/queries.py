@@ -507,16 +507,17 @@ def outbox_by_message(session: Session, message_id: str) -> OutboxRow | None:
 
 def acknowledge_outbox(session: Session, peer_id: str, upto: int, at: dt.datetime) -> int | None:
     """`peer_id` acknowledged our envelopes up to sequence `upto` at `at`: move its active
-    link's acked_out_seq up to `upto` (never down) and its last_seen_at to `at`, locking the
-    link. That is the whole acknowledgement: an outbox row is acknowledged when its sequence
-    is at most acked_out_seq (decision 0020). Return the link's next_out_seq (the caller
-    refuses an `upto` at or beyond it, rolling this back), or None, changing nothing, if
-    there is no active link with `peer_id`."""
+    link's acked_out_seq up to `upto` (never down, and never to a sequence not sent yet) and
+    its last_seen_at to `at`, locking the link. That is the whole acknowledgement: an outbox
+    row is acknowledged when its sequence is at most acked_out_seq (decision 0020). Return
+    the link's next_out_seq (the caller refuses an `upto` at or beyond it), or None,
+    changing nothing, if there is no active link with `peer_id`."""
+    moves = (Link.acked_out_seq < upto) & (Link.next_out_seq > upto)
     return update_returning(
         session,
         Link.next_out_seq,
         (Link.peer_id == peer_id) & Link.revoked_at.is_(None),
-        acked_out_seq=case((Link.acked_out_seq < upto, upto), else_=Link.acked_out_seq),
+        acked_out_seq=case((moves, upto), else_=Link.acked_out_seq),
         last_seen_at=at,
     )
 
