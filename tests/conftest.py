@@ -41,11 +41,33 @@ def database_url(db_kind: str, tmp_path: Path) -> Iterator[str]:
 NodeFactory = Callable[[str, str], TestNode]
 
 
+LOG_TAIL_LINES = 40
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[None]:
+    """A failed test that started nodes shows the end of each node's log in its report: a
+    failure seen once in CI can then be read, not only re-run."""
+    report = yield
+    made = getattr(item, "_lapor_nodes", None)
+    if report.failed and made:
+        for node in made:
+            if node.log_path.exists():
+                tail = node.log_path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+                report.sections.append((f"log of {node.node_id}", "\n".join(tail)))
+    return report
+
+
 @pytest.fixture
-def nodes(db_kind: str, tmp_path: Path) -> Iterator[NodeFactory]:
+def nodes(
+    db_kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[NodeFactory]:
     """Make initialised nodes (each with its own fresh database of this run's kind);
     every node is stopped and its database dropped at the end."""
     made: list[TestNode] = []
+    request.node._lapor_nodes = made
     stack: list[object] = []
 
     def factory(node_id: str, name: str) -> TestNode:
