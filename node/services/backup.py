@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from node.config import NodeConfig
 from node.errors import ConfigError, FenceError, IntegrityError, ValidationError
@@ -111,16 +111,60 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+# libpq parameters a node's URL may carry in its query, as the environment variables
+# pg_dump and pg_restore read (host and port are handled apart: they may list several).
+LIBPQ_QUERY_ENV = {
+    "target_session_attrs": "PGTARGETSESSIONATTRS",
+    "connect_timeout": "PGCONNECT_TIMEOUT",
+    "sslmode": "PGSSLMODE",
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "application_name": "PGAPPNAME",
+}
+
+
+def _query_values(value: str | tuple[str, ...] | None) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _hosts_and_ports(url: URL) -> tuple[str | None, str | None]:
+    """PGHOST and PGPORT for `url`: its host and port, or the hosts its query lists (a
+    multi-host URL, `?host=h1:5432&host=h2:5432` or `?host=h1,h2&port=5432,5433`), so
+    pg_dump reaches the same primary as the node (with `target_session_attrs`)."""
+    listed = [h for value in _query_values(url.query.get("host")) for h in value.split(",")]
+    if not listed:
+        return url.host, None if url.port is None else str(url.port)
+    ports = [p for value in _query_values(url.query.get("port")) for p in value.split(",")]
+    hosts = []
+    for n, item in enumerate(listed):
+        given = ports[n] if n < len(ports) else (ports[-1] if ports else "")
+        if item.startswith("["):  # [IPv6]:port
+            address, _, rest = item[1:].partition("]")
+            hosts.append((address, rest.lstrip(":") or given))
+        elif item.count(":") == 1:  # host:port
+            name, _, port = item.partition(":")
+            hosts.append((name, port or given))
+        else:  # a bare host (or a bare IPv6 address)
+            hosts.append((item, given))
+    port_list = [port or "5432" for _, port in hosts]
+    return ",".join(h for h, _ in hosts), ",".join(port_list)
+
+
 def _libpq_env(url: str) -> dict[str, str]:
     """The connection as libpq environment variables: no password on a command line."""
     u = make_url(url)
+    host, port = _hosts_and_ports(u)
     env = {**os.environ}
     for key, value in (
-        ("PGHOST", u.host),
-        ("PGPORT", None if u.port is None else str(u.port)),
+        ("PGHOST", host),
+        ("PGPORT", port),
         ("PGUSER", u.username),
         ("PGPASSWORD", u.password),
         ("PGDATABASE", u.database),
+        *((name, ",".join(_query_values(u.query.get(k)))) for k, name in LIBPQ_QUERY_ENV.items()),
     ):
         if value:
             env[key] = str(value)

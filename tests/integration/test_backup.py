@@ -10,12 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from node.services import audit, checkpoints, complaints, fence
+import pytest
+from sqlalchemy.engine import make_url
+
+from node.services import audit, backup, checkpoints, complaints, fence
 from node.store import tree
 from tests.conftest import NodeFactory
 from tests.support.databases import fresh_database
 from tests.support.factories import DRAFT
-from tests.support.nodes import TestNode
+from tests.support.nodes import TestNode, free_port, make_node
 
 
 def _grow(node: TestNode, count: int) -> int:
@@ -202,3 +205,52 @@ def test_an_older_backup_is_recovered_by_a_signed_discontinuity(
         ]
         text = _lapor("audit", "verify", str(export))
         assert f"discontinuity at entry {restart}, explained" in text.stdout
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("form", ["repeated", "comma"])
+def test_a_backup_through_a_multi_host_url_dumps_the_writable_host(
+    tmp_path: Path, form: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """node.yaml names the database by a libpq multi-host URL whose first host is down (a
+    Patroni cluster after a failover): `backup create` dumps the primary the node writes
+    to, and the backup verifies. The host it runs on has no PostgreSQL of its own (libpq's
+    default socket leads nowhere), so only the URL's hosts can be what pg_dump reached."""
+    monkeypatch.setenv("PGHOST", str(tmp_path / "no-server-here"))
+    with fresh_database("postgresql", tmp_path, migrated=True) as url:
+        single = make_url(url)
+        live_host, live_port = single.host, single.port or 5432
+        dead = free_port()
+        if form == "repeated":
+            query = f"host=127.0.0.1:{dead}&host={live_host}:{live_port}"
+        else:
+            query = f"host=127.0.0.1,{live_host}&port={dead},{live_port}"
+        multi = (
+            f"postgresql+psycopg://{single.username}@/{single.database}?{query}"
+            "&target_session_attrs=read-write&connect_timeout=3"
+        )
+        node = make_node(tmp_path, "id-64", "Provinsi Kalimantan Timur", multi)
+        try:
+            size = _grow(node, 2)
+            manifest = _backup(node, tmp_path / "backup")
+            assert manifest["fence"] == {"size": size}
+            assert manifest["ledger"] == {"size": size, "root": _root(node, size)}
+            verified = _lapor("backup", "verify", str(tmp_path / "backup"), "--json")
+            assert verified.returncode == 0, verified.stderr
+        finally:
+            node.close()
+
+
+def test_multi_host_urls_become_libpq_lists() -> None:
+    """Each spelling of a multi-host URL gives the same PGHOST and PGPORT lists, and the
+    query's libpq settings go along; a plain URL gives its one host."""
+    env = backup._libpq_env(
+        "postgresql+psycopg://u@/d?host=db1:5432&host=[::1]:5433&host=db3"
+        "&target_session_attrs=read-write&sslmode=require"
+    )
+    assert (env["PGHOST"], env["PGPORT"]) == ("db1,::1,db3", "5432,5433,5432")
+    assert env["PGTARGETSESSIONATTRS"] == "read-write" and env["PGSSLMODE"] == "require"
+    env = backup._libpq_env("postgresql+psycopg://u@/d?host=db1,db2&port=5432,6432")
+    assert (env["PGHOST"], env["PGPORT"]) == ("db1,db2", "5432,6432")
+    env = backup._libpq_env("postgresql+psycopg://u:secret@db9:6000/d")
+    assert (env["PGHOST"], env["PGPORT"], env["PGPASSWORD"]) == ("db9", "6000", "secret")

@@ -12,7 +12,6 @@ import io
 import json
 import subprocess
 import sys
-import traceback
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -24,6 +23,7 @@ from node.clock import FixedClock
 from node.complaints import ComplaintDraft
 from node.errors import NotFoundError, ValidationError
 from node.services import checkpoints, complaints, lifecycle, links, reports, scheduler
+from tests.support.cli import run_cli as run_lapor_node
 from tests.support.nodes import TestNode, carry, link
 from tests.support.waits import COMMAND_BOUND
 
@@ -125,16 +125,8 @@ def tree(nodes: NodeFactory) -> Iterator[ReportTree]:
 
 
 def run_cli(node: TestNode, *args: str, now: str = FAKE_NOW) -> subprocess.CompletedProcess[str]:
-    """`lapor-node ARGS --config NODE` in process (click's runner) with the clock reading
-    `now`; an exception the CLI let escape is in stderr as the traceback a process would
-    have printed."""
-    result = CliRunner().invoke(
-        cli, [*args, "--config", str(node.config)], env={"LAPOR_NODE_FAKE_NOW": now}
-    )
-    stderr = result.stderr
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        stderr += "".join(traceback.format_exception(result.exception))
-    return subprocess.CompletedProcess(args, result.exit_code, result.stdout, stderr)
+    """`lapor-node ARGS --config NODE` in process with the clock reading `now`."""
+    return run_lapor_node([*args, "--config", str(node.config)], env={"LAPOR_NODE_FAKE_NOW": now})
 
 
 def child(report: reports.Report, node_id: str) -> reports.ChildFigures:

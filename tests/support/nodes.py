@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -15,8 +14,8 @@ from node.crypto.card import NodeCard
 from node.services import exchange, links
 from node.services.context import NodeContext
 from node.services.setup import init_node
+from tests.support.cli import run_cli
 from tests.support.waits import (
-    COMMAND_BOUND,
     STOP_BOUND,
     TEST_FEDERATION,
     TEST_GRACE_SECONDS,
@@ -75,16 +74,12 @@ class TestNode:
     def card(self) -> NodeCard:
         return links.own_card(self.ctx())
 
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run `lapor-node ARGS --config <this node>` as an operator would."""
-        argv = [sys.executable, "-m", "node.cli.main", *args, "--config", str(self.config)]
-        result = subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_BOUND,
-            env={**os.environ, "COLUMNS": "200"},
-        )
+    def cli(
+        self, *args: str, check: bool = True, in_process: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `lapor-node ARGS --config <this node>` as an operator would (in this process
+        unless `in_process=False`: tests/support/cli.py)."""
+        result = run_cli([*args, "--config", str(self.config)], in_process=in_process)
         if check and result.returncode != 0:
             raise AssertionError(
                 f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
