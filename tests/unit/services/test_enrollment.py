@@ -327,6 +327,73 @@ def test_chain_of_trust_reaches_the_grandchild(party: Callable[[str, str], Party
     assert isinstance(raised.value.__cause__, SignatureError)
 
 
+# --- checks made again where the state changes (decision 0037) ------------------------------
+
+
+def test_a_second_join_run_recording_after_the_first_gets_its_entry(
+    party: Callable[[str, str], Party],
+) -> None:
+    """The operator ran `link join` twice at once: both runs passed check_token before
+    either recorded, both were accepted; the run that records second finds the link the
+    first made, in its own transaction, and returns its entry: one agreement, no error."""
+    parent = party("id-64", "Provinsi Kalimantan Timur")
+    child = party("id-64-02", "Kabupaten Kutai Kartanegara")
+    token = _invite(parent)
+    assert joining.check_token(child.ctx, token) is None  # run 1 looks
+    assert joining.check_token(child.ctx, token) is None  # run 2 looks
+    response = _join(parent, child, token)
+    acceptance = joining.accept(child.ctx, token, response)
+    _confirm(parent, token, acceptance)
+    first = joining.record_join(child.ctx, token, acceptance, "127.0.0.1:7464")
+    second = joining.record_join(child.ctx, token, acceptance, "127.0.0.1:7464")
+    assert second == first
+    assert len(_entries(child)) == 1 and len(_entries(parent)) == 1
+    # Another parent's token still finds this node's parent, under the same lock.
+    other = party("id-65", "Provinsi Kalimantan Utara")
+    foreign = _invite(other)
+    with pytest.raises(StateError, match="already has a parent, id-64"):
+        joining.record_join(child.ctx, foreign, acceptance, "127.0.0.1:7466")
+    assert len(_entries(child)) == 1
+
+
+def test_a_rejection_between_the_checks_and_the_answer_is_honoured(
+    party: Callable[[str, str], Party],
+) -> None:
+    """check_join passed off the writer; the operator rejected the child before the answer
+    was written: the answer, made in its own transaction, is REJECTED and nothing is
+    recorded on the parent."""
+    parent = party("id-64", "Provinsi Kalimantan Timur")
+    child = party("id-64-02", "Kabupaten Kutai Kartanegara")
+    token = _invite(parent)
+    request = joining.join_request(child.ctx, token, parent.cert)
+    opened = enrollment.check_join(parent.ctx, request)
+    enrollment.reject(parent.ctx, "id-64-02", "not our regency")
+    before = snapshot(parent.node)
+    answer = enrollment.answer_join(parent.ctx, request, opened)
+    assert answer.status == enrollment_pb2.JOIN_STATUS_REJECTED
+    assert "not our regency" in answer.message
+    assert snapshot(parent.node) == before
+    assert _entries(parent) == [] and links.pins(parent.ctx) == []
+
+
+def test_a_child_pinned_by_hand_meanwhile_cannot_confirm_a_second_link(
+    party: Callable[[str, str], Party],
+) -> None:
+    """The join was accepted; before the child confirmed, the parent's operator pinned the
+    same child by hand (`link add`): Confirm, checking in its transaction, refuses to
+    record a second link and leaves the hand-made one alone."""
+    parent = party("id-64", "Provinsi Kalimantan Timur")
+    child = party("id-64-02", "Kabupaten Kutai Kartanegara")
+    token = _invite(parent)
+    acceptance = joining.accept(child.ctx, token, _join(parent, child, token))
+    links.add_link(parent.ctx, child.node.card(), "child")
+    before = snapshot(parent.node)
+    with pytest.raises(StateError, match="already linked to this node"):
+        _confirm(parent, token, acceptance)
+    assert snapshot(parent.node) == before
+    assert _invite_state(parent, token) == "approved"
+
+
 # --- refusals: each leaves both nodes as they were -----------------------------------------
 
 
