@@ -53,7 +53,7 @@ from node.errors import (
 from node.ids import parse_tracking_id
 from node.services.complaints import submit_in
 from node.services.context import NodeContext
-from node.store import intake as store
+from node.store import intake_rows as store
 from node.store import queries
 from node.store.models import ComplaintAttachment, IntakeRequest
 

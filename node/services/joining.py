@@ -1,5 +1,5 @@
 """Joining a parent with a join token: the child's side of the ceremony whose parent side is
-node.services.enrollment (and whose wire is node.federation.enrollment).
+node.services.invites (and whose wire is node.federation.enrollment_port).
 
   1. `check_token`, before any connection: the token is for this node id, not expired by
      this node's clock (allowing MAX_CLOCK_SKEW: the parent's clock decides), and this node
@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from node._proto.lapor.v1 import enrollment_pb2, ledger_pb2, trust_pb2
-from node.crypto.enrollment import (
+from node.crypto.keyfiles import read_file
+from node.crypto.linking import (
     MAX_CLOCK_SKEW,
     JoinToken,
     invite_sha256,
@@ -30,13 +31,12 @@ from node.crypto.enrollment import (
     sign_join,
     verify_chain,
 )
-from node.crypto.keyfiles import read_file
 from node.crypto.signing import LINK_AGREEMENT_PURPOSE, VerifyKey
 from node.crypto.tls import fingerprint, node_id_from_certificate
 from node.errors import PermissionDeniedError, SignatureError, StateError, ValidationError
 from node.services._ledger import record
 from node.services.context import NodeContext
-from node.services.enrollment import _link_row, _own_keys, _short, _when
+from node.services.invites import _link_row, _own_keys, _short, _when
 from node.store import queries
 from node.store.models import Link
 

@@ -1,4 +1,4 @@
-"""The join ceremony in-process (node.services.enrollment, node.crypto.enrollment): tokens,
+"""The join ceremony in-process (node.services.invites, node.crypto.linking): tokens,
 the parent's answers to Join and Confirm, the child's checks, idempotent retries, every
 refusal leaving both nodes as they were; revocation and `link list` (node.services.links)."""
 
@@ -17,7 +17,7 @@ from node._proto.lapor.v1 import enrollment_pb2, ledger_pb2, trust_pb2
 from node.clock import FixedClock
 from node.complaints import ComplaintDraft
 from node.crypto.chain import ChainError
-from node.crypto.enrollment import (
+from node.crypto.linking import (
     TOKEN_PREFIX,
     AddressPair,
     JoinToken,
@@ -37,7 +37,7 @@ from node.errors import (
     ValidationError,
 )
 from node.ledger.audit import verify_export
-from node.services import audit, complaints, enrollment, joining, links
+from node.services import audit, complaints, invites, joining, links
 from node.services.context import NodeContext
 from node.store import link_state, queries
 from node.store.models import Invite
@@ -79,7 +79,7 @@ def party(nodes: NodeFactory) -> Iterator[Callable[[str, str], Party]]:
 
 
 def _invite(parent: Party, child: str = "id-64-02", approval: str = "auto") -> JoinToken:
-    return enrollment.invite(
+    return invites.invite(
         parent.ctx, child, "Kabupaten Kutai Kartanegara", TTL, approval, ADDRESSES
     )
 
@@ -87,13 +87,13 @@ def _invite(parent: Party, child: str = "id-64-02", approval: str = "auto") -> J
 def _join(parent: Party, child: Party, token: JoinToken) -> enrollment_pb2.JoinResponse:
     """The child's Join, answered by the parent (the network left out)."""
     request = joining.join_request(child.ctx, token, parent.cert)
-    return enrollment.answer_join(parent.ctx, request)
+    return invites.answer_join(parent.ctx, request)
 
 
 def _confirm(
     parent: Party, token: JoinToken, acceptance: joining.Acceptance
 ) -> enrollment_pb2.ConfirmResponse:
-    return enrollment.answer_confirm(
+    return invites.answer_confirm(
         parent.ctx,
         enrollment_pb2.ConfirmRequest(
             invite_id=token.invite_id,
@@ -271,14 +271,14 @@ def test_manual_join_waits_for_approval(party: Callable[[str, str], Party]) -> N
     child = party("id-64-02", "Kabupaten Kutai Kartanegara")
     token = _invite(parent, approval="manual")
     with pytest.raises(NotFoundError, match="not used yet"):
-        enrollment.approve(parent.ctx, "id-64-02")
+        invites.approve(parent.ctx, "id-64-02")
     pending = _join(parent, child, token)
     assert pending.status == enrollment_pb2.JOIN_STATUS_PENDING
     assert "link approve id-64-02" in pending.message
     assert fingerprint(child.cert).hex()[:16] in pending.message
     assert _entries(parent) == [] and links.pins(parent.ctx) == []
     assert _join(parent, child, token).status == enrollment_pb2.JOIN_STATUS_PENDING
-    approved = enrollment.approve(parent.ctx, "id-64-02")
+    approved = invites.approve(parent.ctx, "id-64-02")
     assert approved.tls_sha256 == fingerprint(child.cert)
     _link_up(parent, child, token)
     assert _invite_state(parent, token) == "used"
@@ -290,12 +290,12 @@ def test_rejected_join_is_told_and_leaves_nothing(party: Callable[[str, str], Pa
     child = party("id-64-02", "Kabupaten Kutai Kartanegara")
     token = _invite(parent, approval="manual")
     _join(parent, child, token)
-    enrollment.reject(parent.ctx, "id-64-02", "not our regency")
+    invites.reject(parent.ctx, "id-64-02", "not our regency")
     answer = _join(parent, child, token)
     assert answer.status == enrollment_pb2.JOIN_STATUS_REJECTED
     assert "not our regency" in answer.message
     with pytest.raises(NotFoundError):
-        enrollment.approve(parent.ctx, "id-64-02")
+        invites.approve(parent.ctx, "id-64-02")
     assert _entries(parent) == [] and links.pins(parent.ctx) == []
 
 
@@ -305,7 +305,7 @@ def test_chain_of_trust_reaches_the_grandchild(party: Callable[[str, str], Party
     national = party("id", "Nasional")
     province = party("id-64", "Provinsi Kalimantan Timur")
     regency = party("id-64-02", "Kabupaten Kutai Kartanegara")
-    to_province = enrollment.invite(national.ctx, "id-64", "Provinsi", TTL, "auto", ADDRESSES)
+    to_province = invites.invite(national.ctx, "id-64", "Provinsi", TTL, "auto", ADDRESSES)
     _link_up(national, province, to_province)
     token = _invite(province)
     response = _join(province, regency, token)
@@ -366,10 +366,10 @@ def test_a_rejection_between_the_checks_and_the_answer_is_honoured(
     child = party("id-64-02", "Kabupaten Kutai Kartanegara")
     token = _invite(parent)
     request = joining.join_request(child.ctx, token, parent.cert)
-    opened = enrollment.check_join(parent.ctx, request)
-    enrollment.reject(parent.ctx, "id-64-02", "not our regency")
+    opened = invites.check_join(parent.ctx, request)
+    invites.reject(parent.ctx, "id-64-02", "not our regency")
     before = snapshot(parent.node)
-    answer = enrollment.answer_join(parent.ctx, request, opened)
+    answer = invites.answer_join(parent.ctx, request, opened)
     assert answer.status == enrollment_pb2.JOIN_STATUS_REJECTED
     assert "not our regency" in answer.message
     assert snapshot(parent.node) == before
@@ -474,7 +474,7 @@ def test_bad_joins_are_refused_and_change_nothing(
         request.signing_signature = bytes(64)
     before = (snapshot(parent.node), snapshot(child.node), _invites(parent))
     with pytest.raises(error, match=message):
-        enrollment.answer_join(parent.ctx, request)
+        invites.answer_join(parent.ctx, request)
     assert (snapshot(parent.node), snapshot(child.node), _invites(parent)) == before
 
 
@@ -623,7 +623,7 @@ def test_link_list_shows_expected_children_and_the_tally(
     parent.node.config.write_text(text)
     parent.ctx = NodeContext.open(parent.node.config, clock=parent.clock)
     _link_up(parent, kukar, _invite(parent))
-    enrollment.invite(parent.ctx, "id-64-11", "Kabupaten Mahakam Ulu", TTL, "manual", ADDRESSES)
+    invites.invite(parent.ctx, "id-64-11", "Kabupaten Mahakam Ulu", TTL, "manual", ADDRESSES)
     links.mark_connected(parent.ctx, "id-64-02", True)
     report = links.link_report(parent.ctx)
     assert [(v.peer_id, v.state, v.expected) for v in report.rows] == [

@@ -5,7 +5,7 @@ Parent (docs/protocol.md, "Enrollment"):
   - `invite` stores an invite (child id and name, approval mode, expiry, SHA-256 of the
     secret) and returns the token; the secret itself is never stored.
   - `answer_join` checks a join request in this order, each refusal before anything is
-    written: 1. its signatures and certificate (node.crypto.enrollment.open_join_request);
+    written: 1. its signatures and certificate (node.crypto.linking.open_join_request);
     2. that it was made for this node and this node's certificate (a relay in the middle
     shows its own); 3. the clocks agree within MAX_CLOCK_SKEW; 4. the secret matches a
     stored invite; 5. the invite is for this child id; 6. the invite's state: a used or
@@ -33,7 +33,8 @@ from sqlalchemy.orm import Session
 
 from node._proto.lapor.v1 import enrollment_pb2, ledger_pb2, trust_pb2
 from node.config import ServerConfig
-from node.crypto.enrollment import (
+from node.crypto.keyfiles import read_file
+from node.crypto.linking import (
     MAX_CLOCK_SKEW,
     AddressPair,
     JoinToken,
@@ -46,7 +47,6 @@ from node.crypto.enrollment import (
     open_join_request,
     secret_sha256,
 )
-from node.crypto.keyfiles import read_file
 from node.crypto.signing import LINK_AGREEMENT_PURPOSE, VerifyKey
 from node.crypto.tls import fingerprint
 from node.errors import (
