@@ -13,7 +13,12 @@ Local authentication (docs/operator-guide.md, "Who may operate a node"):
   `admin handover` issues
   the next one, revokes the previous one at once, and records in the ledger which unit
   administers the node and who operates it (AdministrationHandedOver), so the history
-  survives a change of team (Inspectorate -> Diskominfo).
+  survives a change of team (Inspectorate -> Diskominfo). The credential the handover
+  was asked with is checked again in the handover's transaction, the active row locked:
+  of two handovers by holders of one credential, only the first takes effect.
+- Each use case is `<name>_in(session, ...)` in the caller's transaction, with a wrapper
+  that opens one and, after it committed, moves the new credential's file into place
+  (staged beside it, 0600, before the commit: a failure leaves the old file).
 The database and key files stay protected by file permissions on the data directory;
 the credential is what makes a handover take effect for people who keep a copy of it.
 """

@@ -16,6 +16,9 @@ Invariants:
   commitment covers it.
 - Tokens: the node keeps only SHA-256(token); a token is compared by its hash, in
   constant time.
+- `accept_in` registers in the caller's transaction; `accept` checks the submission
+  before opening its own (a refused one never waits for the writer) and runs it again
+  when it lost the race for its key.
 """
 
 from __future__ import annotations
