@@ -1,5 +1,5 @@
 """Intake requests as a gateway sends them: the bytes of each SubmitRequest are parsed as
-gRPC would while the servicer reads the stream (node.federation.intake), with edge-valued
+gRPC would while the servicer reads the stream (node.federation.intake_port), with edge-valued
 text (control characters, NUL, long runs of spaces), sizes and hashes; a submission that
 passes is registered by node.services.intake.accept."""
 
@@ -16,7 +16,7 @@ from fuzz._values import short_bytes, texts, u32, u64
 from node._proto.lapor.v1 import complaint_pb2, intake_pb2
 from node.config import GatewayConfig
 from node.errors import NodeError
-from node.federation.intake import IntakeServicer
+from node.federation.intake_port import IntakeServicer
 from node.services import intake
 
 __all__ = ["HARNESS"]

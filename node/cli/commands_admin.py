@@ -51,7 +51,8 @@ def handover(
     """Hand administration over: record it in the ledger, issue the new operator's
     credential, and revoke the current one at once."""
     with operator_node(config_path, credential) as ctx:
-        result = service.handover(ctx, unit, operator, credential_out)
+        where = service.credential_path(ctx, credential)
+        result = service.handover(ctx, unit, operator, credential_out, presented=where)
     if as_json:
         emit_json(result)
         return

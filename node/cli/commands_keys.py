@@ -22,7 +22,7 @@ from node.cli._common import (
 from node.ledger.audit import vkey_for
 from node.services import certificates
 from node.services import rotation as service
-from node.services.enrollment import parse_duration
+from node.services.invites import parse_duration
 
 __all__ = ["keys"]
 

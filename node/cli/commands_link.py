@@ -25,11 +25,11 @@ from node.cli._common import (
 )
 from node.config import ServerConfig
 from node.crypto.card import NodeCard
-from node.crypto.enrollment import AddressPair, JoinToken
+from node.crypto.linking import AddressPair, JoinToken
 from node.errors import ValidationError
 from node.services import (
     certificates,
-    enrollment,
+    invites,
     leadership,
     links,
     witness,
@@ -104,7 +104,7 @@ def link_add(
 @click.option(
     "--approve",
     "approval",
-    type=click.Choice(enrollment.APPROVALS),
+    type=click.Choice(invites.APPROVALS),
     default="auto",
     show_default=True,
     help="manual: a join waits for `link approve CHILD` on this node.",
@@ -142,10 +142,10 @@ def link_invite(
     The child's operator runs `lapor-node link join TOKEN`. Send the token over a channel
     you trust: it carries a secret, and the TLS fingerprint that protects the join.
     """
-    lifetime = enrollment.parse_ttl(ttl)
+    lifetime = invites.parse_ttl(ttl)
     with operator_node(config_path, credential) as ctx:
         pairs = _address_pairs(ctx.config.server, addresses, enrollment_addresses)
-        token = enrollment.invite(ctx, child, name, lifetime, approval, pairs)
+        token = invites.invite(ctx, child, name, lifetime, approval, pairs)
     text = token.encode()
     if as_json:
         emit_json(
@@ -184,7 +184,7 @@ def _address_pairs(
     if not addresses:
         if enrollment_addresses:
             raise ValidationError("--enrollment-address goes with --address")
-        return enrollment.default_addresses(server)
+        return invites.default_addresses(server)
     if enrollment_addresses and len(enrollment_addresses) != len(addresses):
         raise ValidationError(
             f"give one --enrollment-address per --address ({len(addresses)}), "
@@ -218,12 +218,12 @@ def link_join(
 ) -> None:
     """Link this node to its parent with the join token its operator sent (TOKEN, or - to
     read it from stdin). Safe to run again: it finishes an interrupted join."""
-    from node.federation.enrollment import join  # lazy: the gRPC client loads for join only
+    from node.federation.enrollment_port import join  # lazy: the gRPC client loads for join only
 
     if token == "-":  # noqa: S105 - "-" means stdin, not a password
         token = sys.stdin.read()
     parsed = JoinToken.decode(token)
-    waiting = enrollment.parse_duration(wait, "--wait")
+    waiting = invites.parse_duration(wait, "--wait")
 
     def pending(message: str) -> None:
         err_console.print(
@@ -263,7 +263,7 @@ def link_approve(
 ) -> None:
     """Approve the join waiting from CHILD (an invite made with --approve manual)."""
     with operator_node(config_path, credential) as ctx:
-        approved = enrollment.approve(ctx, child)
+        approved = invites.approve(ctx, child)
     if as_json:
         emit_json(approved)
         return
@@ -287,7 +287,7 @@ def link_reject(
 ) -> None:
     """Refuse the join from CHILD; its token stops working (waiting or not yet used)."""
     with operator_node(config_path, credential) as ctx:
-        rejected = enrollment.reject(ctx, child, reason)
+        rejected = invites.reject(ctx, child, reason)
     if as_json:
         emit_json(rejected)
         return

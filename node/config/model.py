@@ -68,7 +68,7 @@ class ServerConfig:
     max_message_bytes: int = 4 * 1024 * 1024
     grace_seconds: float = 5.0
     # The enrollment port: TLS with this node's certificate and no client certificate, for
-    # `link join` (node.federation.enrollment). None: the port after `listen`'s, on the
+    # `link join` (node.federation.enrollment_port). None: the port after `listen`'s, on the
     # same host; "": off.
     enrollment_listen: str | None = None
 

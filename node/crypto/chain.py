@@ -1,12 +1,12 @@
 """Walking a chain of trust (trust.proto TrustChain): which nodes' keys it reaches from the
 node it starts at. Pure: no I/O. The one implementation of the chain's rules, used by a
-joining child on its parent's chain (node.crypto.enrollment.verify_chain, starting at the
+joining child on its parent's chain (node.crypto.linking.verify_chain, starting at the
 chain's first node) and by an auditor from the national node's key
 (node.ledger.trust.walk_chain, which also continues the rules over an export's entries).
 
 Steps come in the order they happened; `walk` applies them from the start node and stops
 at the first step that breaks a rule, with ChainError naming the step (0-based):
-  1. an agreement, signed by both sides (node.crypto.enrollment.open_agreement), whose
+  1. an agreement, signed by both sides (node.crypto.linking.open_agreement), whose
      parent is reached, not cut off, and named with its keys in force (signing key and,
      once known, TLS SHA-256), reaches the child with the keys it names. A node is reached
      once: a second agreement for it is refused;
@@ -15,14 +15,14 @@ at the first step that breaks a rule, with ChainError naming the step (0-based):
      key and TLS certificate, in force from then on (earlier keys stay reached: what they
      signed before stands); replaying a rotation already followed changes nothing;
   3. a revocation of a link the walk holds, signed under the key in force of the side that
-     made it (node.crypto.enrollment.open_revocation), cuts the child side off: from then
+     made it (node.crypto.linking.open_revocation), cuts the child side off: from then
      on the child, and every node reached through it, reaches nothing and no step may
      start from it;
   4. an empty step is refused.
 Invariants: a walk raises ChainError (an IntegrityError; its cause is the SignatureError
 or ValidationError of a step that does not open) or returns what it reached; it never
 returns a partly walked chain. The openers of agreements and revocations are passed in
-because node.crypto.enrollment defines them and calls `walk` (importing it here would be
+because node.crypto.linking defines them and calls `walk` (importing it here would be
 an import circle).
 """
 

@@ -36,7 +36,7 @@ __all__ = [
 KeyId = NewType("KeyId", bytes)
 
 ENVELOPE_PURPOSE = b"lapor-node/envelope/v1\n"
-# The link lifecycle (node.crypto.enrollment): a child's join request, the link agreement
+# The link lifecycle (node.crypto.linking): a child's join request, the link agreement
 # both sides sign, and the end of a link.
 JOIN_PURPOSE = b"lapor-node/join/v1\n"
 LINK_AGREEMENT_PURPOSE = b"lapor-node/link-agreement/v1\n"

@@ -19,7 +19,7 @@ from node._proto.lapor.v1 import federation_pb2_grpc
 from node.config import port_after
 from node.crypto.tls import dns_name
 from node.errors import NodeError
-from node.federation.enrollment import fetch_key_rotations
+from node.federation.enrollment_port import fetch_key_rotations
 from node.federation.live import LiveLinks
 from node.federation.liveness import Liveness
 from node.federation.pins import PIN_REFRESH_SECONDS, REVOKED_METADATA, Pins

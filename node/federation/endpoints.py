@@ -4,7 +4,7 @@ port for gateways.
 
 Joins: `server.enrollment_listen` (default: the port after `listen`) serves
 lapor.v1.EnrollmentService over TLS with this node's certificate and no client certificate
-(node.federation.enrollment). An explicitly configured port that cannot be bound stops the
+(node.federation.enrollment_port). An explicitly configured port that cannot be bound stops the
 node; the default one is only logged, and joins are then off."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from prometheus_client import start_http_server
 
 from node.errors import ConfigError
 from node.federation import limits
-from node.federation.enrollment import EnrollmentServicer, enrollment_server
-from node.federation.intake import IntakeServer, start_intake
+from node.federation.enrollment_port import EnrollmentServicer, enrollment_server
+from node.federation.intake_port import IntakeServer, start_intake
 from node.federation.pins import Pins
 from node.federation.workers import DbWorkers
 from node.metrics import REGISTRY

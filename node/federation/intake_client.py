@@ -24,7 +24,7 @@ from node._proto.lapor.v1 import complaint_pb2, intake_pb2, intake_pb2_grpc
 from node.complaints import CHANNELS, CLASSIFICATIONS, ComplaintDraft
 from node.crypto.tls import dns_name, fingerprint, node_id_from_certificate
 from node.errors import IntegrityError, PeerError, PeerUnavailableError
-from node.federation.enrollment import fetch_certificate
+from node.federation.enrollment_port import fetch_certificate
 
 __all__ = [
     "CHUNK_BYTES",

@@ -16,7 +16,7 @@ What holds, whatever a peer, gateway or stranger does with its connections:
   4. `ConnectionWatch` looks at the ports' connections every few seconds (Linux:
      /proc/net/tcp*) and logs a warning naming the port when one is at its cap, i.e.
      when gRPC is refusing connections there, and when it stops.
-Intake's per-gateway call limits and per-call deadline live in node.federation.intake.
+Intake's per-gateway call limits and per-call deadline live in node.federation.intake_port.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from typing import Any
 from google.protobuf.message import DecodeError
 
 from node._proto.lapor.v1 import envelope_pb2, ledger_pb2, trust_pb2
-from node.crypto.enrollment import open_agreement, open_revocation
+from node.crypto.linking import open_agreement, open_revocation
 from node.crypto.rotation import open_rotation
 from node.crypto.signing import VerifyKey
 from node.envelopes import open_envelope

@@ -4,7 +4,7 @@ An auditor trusts one key, the national node's (its C2SP vkey, `lapor-node ident
 `walk_chain` walks a chain (trust.proto TrustChain) from that key by the rules of the one
 chain-of-trust implementation, node.crypto.chain (agreements reach children, rotations
 reach new keys, revocations cut off; ChainError names the step that breaks one), which a
-joining child also runs on its parent's chain (node.crypto.enrollment.verify_chain). What
+joining child also runs on its parent's chain (node.crypto.linking.verify_chain). What
 this module adds is the anchor:
   1. the national node is reached with the vkey's key. If the chain holds rotations of the
      national node that lead up to that key, the walk starts from the first of their old
@@ -26,7 +26,7 @@ from google.protobuf.message import DecodeError
 
 from node._proto.lapor.v1 import trust_pb2
 from node.crypto.chain import ChainError, ReachedNode, TrustedKeys, TrustError, short_key, walk
-from node.crypto.enrollment import open_agreement, open_revocation
+from node.crypto.linking import open_agreement, open_revocation
 from node.crypto.signing import VerifyKey
 from node.ledger.checkpoint import ORIGIN_PREFIX
 from node.ledger.note import parse_vkey

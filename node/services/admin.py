@@ -13,7 +13,12 @@ Local authentication (docs/operator-guide.md, "Who may operate a node"):
   `admin handover` issues
   the next one, revokes the previous one at once, and records in the ledger which unit
   administers the node and who operates it (AdministrationHandedOver), so the history
-  survives a change of team (Inspectorate -> Diskominfo).
+  survives a change of team (Inspectorate -> Diskominfo). The credential the handover
+  was asked with is checked again in the handover's transaction, the active row locked:
+  of two handovers by holders of one credential, only the first takes effect.
+- Each use case is `<name>_in(session, ...)` in the caller's transaction, with a wrapper
+  that opens one and, after it committed, moves the new credential's file into place
+  (staged beside it, 0600, before the commit: a failure leaves the old file).
 The database and key files stay protected by file permissions on the data directory;
 the credential is what makes a handover take effect for people who keep a copy of it.
 """
@@ -47,10 +52,14 @@ __all__ = [
     "Handover",
     "OperatorView",
     "authenticate",
+    "authenticate_in",
     "credential_path",
     "current",
     "handover",
+    "handover_in",
     "issue_initial",
+    "issue_initial_in",
+    "new_credential",
     "unit_name",
 ]
 
@@ -89,7 +98,9 @@ def credential_path(ctx: NodeContext, given: Path | None = None) -> Path:
     return ctx.config.base_dir / CREDENTIAL_FILE
 
 
-def _new_credential() -> str:
+def new_credential() -> str:
+    """A fresh operator credential (256 random bits), for issue_initial_in and
+    handover_in; the caller writes it where the operator will find it."""
     return CREDENTIAL_PREFIX + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip(
         "="
     )
@@ -133,40 +144,53 @@ def _stage_credential(path: Path, credential: str, *, replace: bool) -> Path:
 
 
 def issue_initial(ctx: NodeContext, unit: str, *, in_ledger: bool = False) -> Path | None:
-    """At `init`: the first credential, to whoever creates the node, as INIT_OPERATOR of
-    `unit`. Without `in_ledger` nothing is recorded in the ledger (the first handover names
-    `unit` as the previous one); with it (init --unit), an AdministrationHandedOver entry
-    from nobody to `unit` records from the start who runs the node. None if a credential
-    exists already (init run again); naming another unit then is an error."""
+    """`issue_initial_in` in a transaction of its own, the credential written to the
+    standard file beside node.yaml (0600) once the transaction committed. None if a
+    credential exists already (init run again)."""
     unit = _name("--unit" if in_ledger else "unit", unit)
     path = ctx.config.base_dir / CREDENTIAL_FILE
+    credential = new_credential()
     with ctx.db.write() as session:
-        active = _active(session)
-        if active is not None:
-            if in_ledger and active.unit != unit:
-                raise ConfigError(
-                    f"this node is already administered by {active.operator} ({active.unit}); "
-                    "init does not change that: use `lapor-node admin handover --unit ...`"
-                )
+        if issue_initial_in(session, ctx, unit, credential, in_ledger=in_ledger) is None:
             return None
-        credential = _new_credential()
-        now = ctx.clock.now()
-        index: int | None = None
-        if in_ledger:
-            index = _record_handover(session, ctx, unit, INIT_OPERATOR, credential, None, now)
-        session.add(
-            OperatorRow(
-                unit=unit,
-                operator=INIT_OPERATOR,
-                credential_sha256=_digest(credential),
-                issued_at=now,
-                ledger_index=index,
-            )
-        )
-        session.flush()
         staged = _stage_credential(path, credential, replace=True)
     staged.replace(path)
     return path
+
+
+def issue_initial_in(
+    session: Session, ctx: NodeContext, unit: str, credential: str, *, in_ledger: bool = False
+) -> OperatorView | None:
+    """At `init`: `credential` becomes the first one, of whoever creates the node, as
+    INIT_OPERATOR of `unit`, in the caller's transaction. Without `in_ledger` nothing is
+    recorded in the ledger (the first handover names `unit` as the previous one); with it
+    (init --unit), an AdministrationHandedOver entry from nobody to `unit` records from the
+    start who runs the node. None if a credential exists already (init run again); naming
+    another unit then is an error. The caller keeps `credential` (the node stores only its
+    SHA-256)."""
+    unit = _name("--unit" if in_ledger else "unit", unit)
+    active = operators.active_operator(session, lock=True)
+    if active is not None:
+        if in_ledger and active.unit != unit:
+            raise ConfigError(
+                f"this node is already administered by {active.operator} ({active.unit}); "
+                "init does not change that: use `lapor-node admin handover --unit ...`"
+            )
+        return None
+    now = ctx.clock.now()
+    index: int | None = None
+    if in_ledger:
+        index = _record_handover(session, ctx, unit, INIT_OPERATOR, credential, None, now)
+    row = OperatorRow(
+        unit=unit,
+        operator=INIT_OPERATOR,
+        credential_sha256=_digest(credential),
+        issued_at=now,
+        ledger_index=index,
+    )
+    session.add(row)
+    session.flush()
+    return _view(row)
 
 
 def _record_handover(
@@ -195,33 +219,44 @@ def _record_handover(
     return record(session, ctx, entry)
 
 
-def authenticate(ctx: NodeContext, path: Path | None = None) -> OperatorView:
-    """The active operator whose credential is in `path` (see credential_path), or
-    PermissionDeniedError saying what is wrong and what to do."""
-    where = credential_path(ctx, path)
+def _read_credential(where: Path) -> str:
     try:
-        credential = where.read_text().strip()
+        return where.read_text().strip()
     except OSError as e:
         raise PermissionDeniedError(
             f"cannot read the operator credential {where} ({e.strerror}); pass --credential "
             f"FILE or set {CREDENTIAL_ENV}"
         ) from e
-    digest = _digest(credential)
+
+
+def authenticate(ctx: NodeContext, path: Path | None = None) -> OperatorView:
+    """The active operator whose credential is in `path` (see credential_path), or
+    PermissionDeniedError saying what is wrong and what to do."""
+    where = credential_path(ctx, path)
+    credential = _read_credential(where)
     with ctx.db.read() as session:
-        row = operators.operator_by_digest(session, digest)
-        if row is None or not hmac.compare_digest(row.credential_sha256, digest):
-            raise PermissionDeniedError(
-                f"{where} is not an operator credential of this node; ask its operator"
-            )
-        if row.revoked_at is not None:
-            now = _active(session)
-            successor = "" if now is None else f" to {now.operator} ({now.unit})"
-            raise PermissionDeniedError(
-                f"the operator credential in {where} was revoked on "
-                f"{row.revoked_at:%Y-%m-%d %H:%M} UTC when administration was handed over"
-                f"{successor}; ask the current operator"
-            )
-        return _view(row)
+        return authenticate_in(session, credential, where)
+
+
+def authenticate_in(session: Session, credential: str, where: Path) -> OperatorView:
+    """`authenticate` in the caller's transaction, for `credential` read from `where`
+    (named in the refusal). A writer that acts on the answer calls this in the transaction
+    that acts, so a handover committed in between cannot be missed."""
+    digest = _digest(credential)
+    row = operators.operator_by_digest(session, digest)
+    if row is None or not hmac.compare_digest(row.credential_sha256, digest):
+        raise PermissionDeniedError(
+            f"{where} is not an operator credential of this node; ask its operator"
+        )
+    if row.revoked_at is not None:
+        now = _active(session)
+        successor = "" if now is None else f" to {now.operator} ({now.unit})"
+        raise PermissionDeniedError(
+            f"the operator credential in {where} was revoked on "
+            f"{row.revoked_at:%Y-%m-%d %H:%M} UTC when administration was handed over"
+            f"{successor}; ask the current operator"
+        )
+    return _view(row)
 
 
 def current(ctx: NodeContext) -> OperatorView | None:
@@ -231,38 +266,69 @@ def current(ctx: NodeContext) -> OperatorView | None:
 
 
 def handover(
-    ctx: NodeContext, unit: str, operator: str, credential_out: Path | None = None
+    ctx: NodeContext,
+    unit: str,
+    operator: str,
+    credential_out: Path | None = None,
+    *,
+    presented: Path | None = None,
 ) -> Handover:
-    """Hand administration to `unit` and `operator`: a new credential (written 0600 to
-    `credential_out`, default the standard file, which it replaces), the previous one
-    revoked, and an AdministrationHandedOver ledger entry, in one transaction."""
+    """`handover_in` in a transaction of its own: the new credential is written 0600 to
+    `credential_out` (default the standard file, which it replaces) once the transaction
+    committed. `presented` is the file of the credential the caller authenticated with
+    (the CLI's --credential): it is checked again inside the transaction, so of two
+    handovers by the holder of one credential only the first takes effect."""
     unit, operator = _name("--unit", unit), _name("--operator", operator)
     path = credential_out or ctx.config.base_dir / CREDENTIAL_FILE
-    credential = _new_credential()
-    now = ctx.clock.now()
+    presenting = None if presented is None else (_read_credential(presented), presented)
+    credential = new_credential()
     with ctx.db.write() as session:
-        previous = _active(session)
-        index = _record_handover(session, ctx, unit, operator, credential, previous, now)
-        if previous is not None:
-            previous.revoked_at = now
-        session.add(
-            OperatorRow(
-                unit=unit,
-                operator=operator,
-                credential_sha256=_digest(credential),
-                issued_at=now,
-                ledger_index=index,
-            )
-        )
-        session.flush()
+        new, previous = handover_in(session, ctx, unit, operator, credential, presented=presenting)
         # Staged last: a failure before commit leaves the old credential file in place.
         staged = _stage_credential(path, credential, replace=credential_out is None)
     staged.replace(path)
+    assert new.ledger_index is not None
     return Handover(
         unit,
         operator,
         "" if previous is None else previous.unit,
         "" if previous is None else previous.operator,
-        index,
+        new.ledger_index,
         path,
     )
+
+
+def handover_in(
+    session: Session,
+    ctx: NodeContext,
+    unit: str,
+    operator: str,
+    credential: str,
+    *,
+    presented: tuple[str, Path] | None = None,
+) -> tuple[OperatorView, OperatorView | None]:
+    """Hand administration to `unit` and `operator` in the caller's transaction:
+    `credential` (which the caller keeps; the node stores its SHA-256) becomes the active
+    one, the previous one is revoked, and an AdministrationHandedOver entry is appended.
+    `presented`, the credential the caller authenticated with and its file, must still
+    be the active one: it is checked here with the active row locked, not only before the
+    transaction. Returns the new operator and the previous one (None: there was none)."""
+    unit, operator = _name("--unit", unit), _name("--operator", operator)
+    previous = operators.active_operator(session, lock=True)
+    if presented is not None:
+        # Only the active credential is unrevoked: passing this is being `previous`.
+        authenticate_in(session, *presented)
+    now = ctx.clock.now()
+    index = _record_handover(session, ctx, unit, operator, credential, previous, now)
+    if previous is not None:
+        previous.revoked_at = now
+    row = OperatorRow(
+        unit=unit,
+        operator=operator,
+        credential_sha256=_digest(credential),
+        issued_at=now,
+        ledger_index=index,
+    )
+    session.add(row)
+    session.flush()
+    return _view(row), None if previous is None else _view(previous)

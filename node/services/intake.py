@@ -16,6 +16,9 @@ Invariants:
   commitment covers it.
 - Tokens: the node keeps only SHA-256(token); a token is compared by its hash, in
   constant time.
+- `accept_in` registers in the caller's transaction; `accept` checks the submission
+  before opening its own (a refused one never waits for the writer) and runs it again
+  when it lost the race for its key.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ from node.errors import (
 from node.ids import parse_tracking_id
 from node.services.complaints import submit_in
 from node.services.context import NodeContext
-from node.store import intake as store
+from node.store import intake_rows as store
 from node.store import queries
 from node.store.models import ComplaintAttachment, IntakeRequest
 
@@ -66,6 +69,7 @@ __all__ = [
     "Received",
     "StatusView",
     "accept",
+    "accept_in",
     "attachment",
     "attachments",
     "draft_from_submission",
@@ -291,11 +295,53 @@ def accept(
     gateway: GatewayConfig | None = None,
     key: str | None = None,
 ) -> IntakeResult:
-    """Register `draft` with its checked attachments, once per (gateway, key).
+    """`accept_in` in a transaction of its own; the submission is checked before the
+    transaction begins, so a refused one never waits for the database writer. Two
+    concurrent first tries of one (gateway, key): the loser's transaction is rolled back
+    whole and run again, answered as the retry it is (or refused as a conflict)."""
+    digest = _checked(ctx, draft, attachments, gateway, key)
+    gateway_name = None if gateway is None else gateway.name
+    try:
+        with ctx.db.write() as session:
+            return _accept(session, ctx, draft, attachments, gateway_name, key, digest)
+    except DatabaseConflict:
+        if key is None:
+            raise
+    with ctx.db.write() as session:
+        return _accept(session, ctx, draft, attachments, gateway_name, key, digest)
+
+
+def accept_in(
+    session: Session,
+    ctx: NodeContext,
+    draft: ComplaintDraft,
+    attachments: Sequence[Received] = (),
+    *,
+    gateway: GatewayConfig | None = None,
+    key: str | None = None,
+) -> IntakeResult:
+    """Register `draft` with its checked attachments, once per (gateway, key), in the
+    caller's transaction.
 
     `gateway` None is a walk-in typed in by staff (no key). A gateway may submit only for
-    its channels, and must give a key.
+    its channels, and must give a key. A concurrent first try of the same key that
+    committed first makes this transaction fail at commit (the database's uniqueness);
+    `accept` runs it again, a caller of this function decides for itself.
     """
+    digest = _checked(ctx, draft, attachments, gateway, key)
+    gateway_name = None if gateway is None else gateway.name
+    return _accept(session, ctx, draft, attachments, gateway_name, key, digest)
+
+
+def _checked(
+    ctx: NodeContext,
+    draft: ComplaintDraft,
+    attachments: Sequence[Received],
+    gateway: GatewayConfig | None,
+    key: str | None,
+) -> bytes:
+    """Refuse a submission that is wrong in itself (nothing read from the database);
+    returns its request_hash."""
     draft.validate()
     limits = ctx.config.intake
     total = sum(a.ref.size for a in attachments)
@@ -320,18 +366,7 @@ def accept(
             raise ValidationError("a gateway must give an idempotency_key")
     if key is not None:
         validate_key(key)
-    digest = request_hash(draft)
-    gateway_name = None if gateway is None else gateway.name
-    try:
-        with ctx.db.write() as session:
-            return _accept(session, ctx, draft, attachments, gateway_name, key, digest)
-    except DatabaseConflict:
-        if key is None:
-            raise
-    # Another transaction registered the same key first and ours was rolled back whole;
-    # answer as the retry it is (or refuse it as a conflict).
-    with ctx.db.write() as session:
-        return _accept(session, ctx, draft, attachments, gateway_name, key, digest)
+    return request_hash(draft)
 
 
 def _accept(

@@ -1,5 +1,5 @@
 """Joining a parent with a join token: the child's side of the ceremony whose parent side is
-node.services.enrollment (and whose wire is node.federation.enrollment).
+node.services.invites (and whose wire is node.federation.enrollment_port).
 
   1. `check_token`, before any connection: the token is for this node id, not expired by
      this node's clock (allowing MAX_CLOCK_SKEW: the parent's clock decides), and this node
@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from node._proto.lapor.v1 import enrollment_pb2, ledger_pb2, trust_pb2
-from node.crypto.enrollment import (
+from node.crypto.keyfiles import read_file
+from node.crypto.linking import (
     MAX_CLOCK_SKEW,
     JoinToken,
     invite_sha256,
@@ -30,13 +31,12 @@ from node.crypto.enrollment import (
     sign_join,
     verify_chain,
 )
-from node.crypto.keyfiles import read_file
 from node.crypto.signing import LINK_AGREEMENT_PURPOSE, VerifyKey
 from node.crypto.tls import fingerprint, node_id_from_certificate
 from node.errors import PermissionDeniedError, SignatureError, StateError, ValidationError
 from node.services._ledger import record
 from node.services.context import NodeContext
-from node.services.enrollment import _link_row, _own_keys, _short, _when
+from node.services.invites import _link_row, _own_keys, _short, _when
 from node.store import queries
 from node.store.models import Link
 
@@ -45,7 +45,9 @@ __all__ = ["Acceptance", "accept", "check_token", "join_request", "record_join"]
 
 def check_token(ctx: NodeContext, token: JoinToken) -> Link | None:
     """Refuse a token this node cannot use now. Returns the parent link if this node is
-    already linked by it (same parent, same certificate): nothing is left to do."""
+    already linked by it (same parent, same certificate): nothing is left to do. A check
+    before any connection, to fail fast: `record_join_in` checks the links again in the
+    transaction that records the join."""
     me = ctx.node_id
     if token.child_id != me:
         raise PermissionDeniedError(
@@ -54,38 +56,48 @@ def check_token(ctx: NodeContext, token: JoinToken) -> Link | None:
             f"a token for {me}"
         )
     with ctx.db.read() as session:
-        for link in queries.list_links(session):
-            if link.peer_id == token.parent_id:
-                if link.revoked_at is not None:
-                    raise StateError(
-                        f"this node's link with {token.parent_id} was revoked on "
-                        f"{_when(link.revoked_at)}; this version of lapor-node cannot link "
-                        "the same two nodes again"
-                    )
-                if link.role == "child":
-                    raise StateError(
-                        f"{token.parent_id} is this node's child; it cannot also be its parent"
-                    )
-                if hmac.compare_digest(link.tls_fingerprint, token.parent_tls_sha256):
-                    return link
-                raise StateError(
-                    f"this node is already linked to {token.parent_id}, pinned with another "
-                    f"TLS certificate (sha256 {_short(link.tls_fingerprint)}) than the "
-                    f"token's ({_short(token.parent_tls_sha256)}); ask the operator of "
-                    f"{token.parent_id} which one is theirs"
-                )
-            if link.revoked_at is None and link.role == "parent":
-                raise StateError(
-                    f"this node already has a parent, {link.peer_id} ({link.name}); a node has "
-                    "exactly one. To change parents, end that link first "
-                    f"(`lapor-node link revoke {link.peer_id}`)"
-                )
+        existing = _linked_by(session, token)
+    if existing is not None:
+        return existing
     now = ctx.clock.now()
     if now > token.expires_at + MAX_CLOCK_SKEW:
         raise StateError(
             f"this join token expired on {_when(token.expires_at)} (this node's clock says "
             f"{_when(now)}); ask the operator of {token.parent_id} for a new one"
         )
+    return None
+
+
+def _linked_by(session: Session, token: JoinToken, *, lock: bool = False) -> Link | None:
+    """The parent link `token` made already (same parent, same certificate), None if this
+    node has no link with the token's parent and no other parent; StateError otherwise.
+    With `lock`, the links read stay locked until the transaction ends."""
+    for link in queries.list_links(session, lock=lock):
+        if link.peer_id == token.parent_id:
+            if link.revoked_at is not None:
+                raise StateError(
+                    f"this node's link with {token.parent_id} was revoked on "
+                    f"{_when(link.revoked_at)}; this version of lapor-node cannot link "
+                    "the same two nodes again"
+                )
+            if link.role == "child":
+                raise StateError(
+                    f"{token.parent_id} is this node's child; it cannot also be its parent"
+                )
+            if hmac.compare_digest(link.tls_fingerprint, token.parent_tls_sha256):
+                return link
+            raise StateError(
+                f"this node is already linked to {token.parent_id}, pinned with another "
+                f"TLS certificate (sha256 {_short(link.tls_fingerprint)}) than the "
+                f"token's ({_short(token.parent_tls_sha256)}); ask the operator of "
+                f"{token.parent_id} which one is theirs"
+            )
+        if link.revoked_at is None and link.role == "parent":
+            raise StateError(
+                f"this node already has a parent, {link.peer_id} ({link.name}); a node has "
+                "exactly one. To change parents, end that link first "
+                f"(`lapor-node link revoke {link.peer_id}`)"
+            )
     return None
 
 
@@ -193,14 +205,18 @@ def record_join_in(
     address: str,
     enrollment_address: str | None = None,
 ) -> int:
-    """`record_join` in the caller's transaction."""
-    for link in queries.list_links(session, active_only=True):
-        if link.role == "parent":
+    """`record_join` in the caller's transaction. The links are checked here, locked, as
+    `check_token` checked them before the join began: another join with the same token
+    that recorded the link meanwhile (the operator ran `link join` twice) makes this one
+    return that link's entry instead of failing or recording a second agreement."""
+    existing = _linked_by(session, token, lock=True)
+    if existing is not None:
+        if existing.agreement_entry is None:
             raise StateError(
-                f"this node already has a parent, {link.peer_id}; a node has exactly one"
+                f"{token.parent_id} was pinned by hand (`link add`) while this join ran; "
+                "the link is made, nothing was recorded by the join"
             )
-    if queries.get_link(session, token.parent_id) is not None:
-        raise StateError(f"{token.parent_id} is already linked to this node")
+        return existing.agreement_entry
     index = record(
         session,
         ctx,

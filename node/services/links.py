@@ -1,5 +1,5 @@
 """Links to this node's parent and children: pinning a card by hand (the offline fallback
-to the join-token ceremony in node.services.enrollment), ending a link, what transport
+to the join-token ceremony in node.services.invites), ending a link, what transport
 needs to trust peers, and what `link list` shows.
 
 Revocation (`revoke`) records LinkRevoked, a SignedLinkRevocation signed by this node, and
@@ -27,8 +27,8 @@ from sqlalchemy.orm import Session
 
 from node._proto.lapor.v1 import ledger_pb2
 from node.crypto.card import NodeCard
-from node.crypto.enrollment import sign_revocation
 from node.crypto.keyfiles import read_file
+from node.crypto.linking import sign_revocation
 from node.errors import NotFoundError, StateError, ValidationError
 from node.ids import NodeId, parse_node_id
 from node.services._ledger import record

@@ -13,8 +13,11 @@ Invariants:
    keeping only the complaints of one hash partition of the tracking ids.
 3. Each pass reads the ledger and the table in one read transaction (one snapshot), so a
    running node's writes never show as differences.
-4. Each check's result is recorded (node.store.state_queries, table ``state_checks``);
-   the reports warn while the latest found differences (``last_check``).
+4. Each check's result is recorded (node.store.state_queries, table ``state_checks``)
+   with the time its first snapshot was taken (``read_at``), and the latest check is the
+   one that read the newest state, not the one recorded last: a long full check that
+   began before a shorter one and ends after it never hides the newer answer. The reports
+   warn while the latest found differences (``last_check``).
 5. ``check_recent`` is the bounded check serve runs at start: the ``RECENT`` complaints
    changed last (by the table's updated_at and by the ledger's last entries), replayed
    from where their histories begin. It refuses nothing; the caller logs what it found.
@@ -91,6 +94,7 @@ class StateReport:
     entries: int  # ledger entries read
     passes: int
     differences: tuple[StateDifference, ...]
+    read_at: dt.datetime  # when the check's first snapshot was taken (invariant 4)
 
     @property
     def ok(self) -> bool:
@@ -205,6 +209,7 @@ def check_state(
 ) -> StateReport:
     """Replay this node's whole ledger and compare every complaint (invariants 1-3);
     record the result unless `record` is false."""
+    read_at = ctx.clock.now()
     with ctx.db.read() as session:
         total = state_queries.complaint_count(session)
     passes = max(1, math.ceil(total / per_pass))
@@ -218,7 +223,7 @@ def check_state(
         found.extend(
             d for d in f if d.column != "ledger" or wanted is None or wanted(d.tracking_id)
         )
-    report = StateReport("full", compared, entries, passes, tuple(_ordered(found)))
+    report = StateReport("full", compared, entries, passes, tuple(_ordered(found)), read_at)
     if record:
         record_result(ctx, report)
     return report
@@ -228,6 +233,7 @@ def check_recent(ctx: NodeContext, limit: int = RECENT, *, record: bool = True) 
     """Invariant 5: the complaints changed last, replayed from where their histories begin
     (the events' hint; a later hint shows as an anomaly, never as a pass). Recorded unless
     `record` is false."""
+    read_at = ctx.clock.now()
     with ctx.db.read() as session:
         chosen = set(state_queries.recently_changed(session, limit))
         size = queries.ledger_size(session)
@@ -239,7 +245,7 @@ def check_recent(ctx: NodeContext, limit: int = RECENT, *, record: bool = True) 
         compared, entries, found = _one_pass(
             session, ctx, chosen.__contains__, chosen, start or 0, None
         )
-    report = StateReport("recent", compared, entries, 1, tuple(_ordered(found)))
+    report = StateReport("recent", compared, entries, 1, tuple(_ordered(found)), read_at)
     if record:
         record_result(ctx, report)
     return report
@@ -256,11 +262,13 @@ def record_result(ctx: NodeContext, report: StateReport) -> None:
 
 
 def record_result_in(session: Session, ctx: NodeContext, report: StateReport) -> None:
-    """`record_result` in the caller's transaction."""
+    """`record_result` in the caller's transaction. The check is stamped with the time
+    it read the state (``report.read_at``), not with the time it is recorded, so
+    ``last_check`` ranks it by what it saw (invariant 4)."""
     summary = "; ".join(d.describe() for d in report.differences[:SUMMARY_LIMIT])
     state_queries.record_state_check(
         session,
-        ctx.clock.now(),
+        report.read_at,
         report.scope,
         report.complaints,
         len(report.differences),

@@ -2,7 +2,7 @@
 
 The chain (trust.proto TrustChain) is what an auditor holding only the national node's key
 walks (node.ledger.trust) to reach this node's keys, and what a parent hands a child that
-joins it (node.services.enrollment). Built from this node's ledger, in ledger order:
+joins it (node.services.invites). Built from this node's ledger, in ledger order:
   1. the `parent_chain` of the LinkAgreed entry that made its link to its parent (the
      link row's `agreement_entry`: the chain its parent handed it at join, national ->
      ... -> parent, with their rotations and revocations), then that agreement itself;
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from node._proto.lapor.v1 import ledger_pb2, trust_pb2
-from node.crypto.enrollment import open_agreement
+from node.crypto.linking import open_agreement
 from node.store import queries
 
 __all__ = ["TRUST_KINDS", "LedgerKeys", "chain_of_trust", "ledger_keys"]

@@ -73,18 +73,25 @@ def oldest_unacked(session: Session, peer_id: str) -> dt.datetime | None:
 
 
 def set_connected(session: Session, peer_id: str, since: dt.datetime | None) -> None:
-    """Record that the running node has (since `since`) or no longer has a live stream."""
+    """Record that the running node has (since `since`) or no longer has a live stream.
+    A revoked link is never marked connected: the condition is in the UPDATE itself, so
+    a revocation committed after the caller checked the link still wins."""
     values: dict[str, object] = {"connected_since": since}
+    stmt = update(Link).where(Link.peer_id == peer_id)
     if since is not None:
         values["last_seen_at"] = since
-    session.execute(update(Link).where(Link.peer_id == peer_id).values(**values))
+        stmt = stmt.where(Link.revoked_at.is_(None))
+    session.execute(stmt.values(**values))
 
 
 def touch(session: Session, peer_ids: Collection[str], at: dt.datetime) -> None:
-    """The running node still has live streams with `peer_ids`: they were seen `at`."""
+    """The running node still has live streams with `peer_ids`: they were seen `at`
+    (revoked links aside, as in set_connected)."""
     if peer_ids:
         session.execute(
-            update(Link).where(Link.peer_id.in_(list(peer_ids))).values(last_seen_at=at)
+            update(Link)
+            .where(Link.peer_id.in_(list(peer_ids)), Link.revoked_at.is_(None))
+            .values(last_seen_at=at)
         )
 
 

@@ -123,7 +123,7 @@ class Link(Base):
 
 
 class Invite(Base):
-    """A join token this node issued to one child (node.services.enrollment). Only the
+    """A join token this node issued to one child (node.services.invites). Only the
     secret's SHA-256 is kept. State: open -> (pending ->) approved -> used, or rejected;
     the join request that claims it (pending or later) fixes the child's keys, so the
     token then works for that node only."""

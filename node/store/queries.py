@@ -86,10 +86,15 @@ def get_link(session: Session, peer_id: str, *, lock: bool = False) -> Link | No
     return session.execute(stmt).scalar_one_or_none()
 
 
-def list_links(session: Session, *, active_only: bool = False) -> Sequence[Link]:
+def list_links(
+    session: Session, *, active_only: bool = False, lock: bool = False
+) -> Sequence[Link]:
+    """The links, by role and peer; with `lock`, locked until the transaction ends."""
     stmt = select(Link).order_by(Link.role, Link.peer_id)
     if active_only:
         stmt = stmt.where(Link.revoked_at.is_(None))
+    if lock:
+        stmt = stmt.with_for_update()
     return session.execute(stmt).scalars().all()
 
 

@@ -136,4 +136,10 @@ def record_state_check(
 
 
 def last_state_check(session: Session) -> StateCheckRow | None:
-    return session.scalars(select(StateCheckRow).order_by(StateCheckRow.id.desc()).limit(1)).first()
+    """The check that read the newest state (its checked_at is when it read it), the one
+    recorded last among equals."""
+    return session.scalars(
+        select(StateCheckRow)
+        .order_by(StateCheckRow.checked_at.desc(), StateCheckRow.id.desc())
+        .limit(1)
+    ).first()

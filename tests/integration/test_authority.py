@@ -40,7 +40,7 @@ from node.crypto.signing import SigningKey
 from node.crypto.tls import dns_name, generate_tls_identity
 from node.errors import NodeError
 from node.federation.audit_client import AuditCallError, AuditClient, CallerIdentity
-from node.federation.enrollment import fetch_key_rotations
+from node.federation.enrollment_port import fetch_key_rotations
 from node.federation.status import status_for
 from node.ids import NodeId, new_message_id
 from node.services import links

@@ -21,11 +21,11 @@ from structlog.testing import capture_logs
 
 from node.clock import FAKE_NOW_ENV, FixedClock
 from node.config import DashboardConfig, load_config
-from node.crypto.enrollment import JoinToken
 from node.crypto.keyfiles import read_file, write_private, write_public
+from node.crypto.linking import JoinToken
 from node.crypto.tls import CERTIFICATE_DAYS, generate_tls_identity, valid_until
 from node.errors import NodeError
-from node.federation.enrollment import join
+from node.federation.enrollment_port import join
 from node.ids import NodeId
 from node.metrics import REGISTRY
 from node.services import certificates, links, rotation

@@ -21,11 +21,11 @@ from sqlalchemy import select
 
 from node.clock import FixedClock
 from node.config import load_config
-from node.crypto.enrollment import TOKEN_PREFIX, AddressPair, JoinToken
+from node.crypto.linking import TOKEN_PREFIX, AddressPair, JoinToken
 from node.errors import NodeError
-from node.federation.enrollment import join
+from node.federation.enrollment_port import join
 from node.federation.reconnect import CONNECT_TIMEOUT_SECONDS
-from node.services import enrollment, links
+from node.services import invites, links
 from node.services.context import NodeContext
 from node.store.models import Invite
 from tests.conftest import NodeFactory
@@ -233,7 +233,7 @@ def test_bad_tokens_are_refused_and_leave_no_half_link(nodes: NodeFactory, twin:
     # for clocks a little apart, so the parent is the one to refuse).
     past = FixedClock(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=7))
     with _ctx(province, past) as ctx:
-        expired = enrollment.invite(
+        expired = invites.invite(
             ctx,
             KUKAR[0],
             KUKAR[1],

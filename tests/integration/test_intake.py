@@ -29,7 +29,7 @@ from node.metrics import REGISTRY
 from node.services import complaints, intake
 from node.services.context import NodeContext
 from node.services.setup import init_node
-from node.store import intake as store
+from node.store import intake_rows as store
 from node.store import queries
 from node.store.models import Base, ComplaintContentRow
 from tests.support.nodes import free_port, free_ports

@@ -19,8 +19,8 @@ import pytest
 from node._proto.lapor.v1 import intake_pb2, intake_pb2_grpc
 from node.crypto.keyfiles import read_file
 from node.crypto.tls import dns_name, fingerprint
-from node.federation.intake import IntakeLimits, IntakeServer, start_intake
 from node.federation.intake_client import IntakeClient, submission_for
+from node.federation.intake_port import IntakeLimits, IntakeServer, start_intake
 from node.services import intake
 from node.services.context import NodeContext
 from node.services.setup import init_node

@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import select
 
 from node._proto.lapor.v1 import enrollment_pb2, enrollment_pb2_grpc, federation_pb2, trust_pb2
-from node.crypto.enrollment import AddressPair, sign_join
+from node.crypto.linking import AddressPair, sign_join
 from node.crypto.tls import dns_name
-from node.services import enrollment, joining
+from node.services import invites, joining
 from node.store.models import Link
 from tests.conftest import NodeFactory
 from tests.support.nodes import TestNode, link, snapshot, wait_until
@@ -107,7 +107,7 @@ def test_a_join_time_out_of_the_calendar_is_invalid_argument_over_the_wire(
     province, regency = province_and_child
     parent = province.ctx()
     addresses = [AddressPair(province.address, parent.config.server.enrollment_address)]
-    token = enrollment.invite(
+    token = invites.invite(
         parent, "id-64-08", "Kutai Timur", dt.timedelta(hours=1), "auto", addresses
     )
     cert = parent.config.tls_cert.read_bytes()

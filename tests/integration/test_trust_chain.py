@@ -17,10 +17,10 @@ from click.testing import CliRunner
 from node._proto.lapor.v1 import enrollment_pb2, ledger_pb2, trust_pb2
 from node.cli.main import cli
 from node.complaints import ComplaintDraft
-from node.crypto.enrollment import AddressPair
+from node.crypto.linking import AddressPair
 from node.crypto.signing import SigningKey
 from node.ledger.audit import AuditFailure, AuditReport, verify_export, vkey_for
-from node.services import audit, checkpoints, complaints, enrollment, joining, links, rotation
+from node.services import audit, checkpoints, complaints, invites, joining, links, rotation
 from node.services._ledger import record
 from node.services.context import NodeContext
 from tests.conftest import NodeFactory
@@ -42,12 +42,12 @@ DRAFT = ComplaintDraft(
 def _join(parent: TestNode, child: TestNode) -> None:
     """The whole join ceremony between two nodes, in-process (the network left out)."""
     p_ctx, c_ctx = parent.ctx(), child.ctx()
-    token = enrollment.invite(p_ctx, child.node_id, child.name, TTL, "auto", ADDRESSES)
+    token = invites.invite(p_ctx, child.node_id, child.name, TTL, "auto", ADDRESSES)
     request = joining.join_request(c_ctx, token, p_ctx.config.tls_cert.read_bytes())
-    response = enrollment.answer_join(p_ctx, request)
+    response = invites.answer_join(p_ctx, request)
     assert response.status == enrollment_pb2.JOIN_STATUS_ACCEPTED, response.message
     acceptance = joining.accept(c_ctx, token, response)
-    enrollment.answer_confirm(
+    invites.answer_confirm(
         p_ctx,
         enrollment_pb2.ConfirmRequest(
             invite_id=token.invite_id,

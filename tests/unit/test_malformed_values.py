@@ -12,12 +12,12 @@ from structlog.testing import capture_logs
 from node._proto.lapor.v1 import complaint_pb2, enrollment_pb2, envelope_pb2, federation_pb2
 from node.clock import FixedClock
 from node.complaints import check_summary
-from node.crypto.enrollment import open_join_request, sign_join
+from node.crypto.linking import open_join_request, sign_join
 from node.crypto.signing import SigningKey
 from node.envelopes import open_envelope, seal
 from node.errors import ValidationError
 from node.ids import NodeId, new_message_id
-from node.services import enrollment, exchange, joining, links
+from node.services import exchange, invites, joining, links
 from node.services.context import NodeContext
 from node.store import queries, tree
 from node.store.models import Link
@@ -99,7 +99,7 @@ def test_a_join_time_out_of_the_calendar_is_invalid_argument(
     """A signed join transcript whose time no calendar holds is a ValidationError, logged at
     most as a warning (was ValueError: INTERNAL with an error-level log)."""
     parent, child = pair
-    token = enrollment.invite(parent, "id-64-03", "Kabupaten", TTL, "auto", ADDRESSES)
+    token = invites.invite(parent, "id-64-03", "Kabupaten", TTL, "auto", ADDRESSES)
     honest = joining.join_request(child, token, parent.config.tls_cert.read_bytes())
     transcript = enrollment_pb2.JoinTranscript.FromString(honest.transcript)
     transcript.requested_at.seconds, transcript.requested_at.nanos = seconds, nanos
@@ -115,7 +115,7 @@ def test_a_join_time_out_of_the_calendar_is_invalid_argument(
     with pytest.raises(ValidationError, match="time is out of range"):
         open_join_request(request)
     with capture_logs() as logs, pytest.raises(ValidationError, match="time is out of range"):
-        enrollment.check_join(parent, request)
+        invites.check_join(parent, request)
     assert not [e for e in logs if e["log_level"] in ("error", "critical")]
 
 

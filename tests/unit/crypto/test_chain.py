@@ -1,4 +1,4 @@
-"""node.crypto.enrollment.verify_chain, as a joining child runs it on its parent's chain:
+"""node.crypto.linking.verify_chain, as a joining child runs it on its parent's chain:
 rotations change the keys in force, revocations cut the child side off. It walks the chain
 by the one implementation (node.crypto.chain) that an auditor's walk_chain uses too, so a
 broken chain is a ChainError naming the step, whichever of the two meets it."""
@@ -9,7 +9,7 @@ import pytest
 
 from node._proto.lapor.v1 import trust_pb2
 from node.crypto.chain import ChainError
-from node.crypto.enrollment import verify_chain
+from node.crypto.linking import verify_chain
 from node.errors import SignatureError
 from tests.unit.ledger.test_trust import Keys, agreement, revocation, rotation
 

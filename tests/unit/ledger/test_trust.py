@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from node._proto.lapor.v1 import trust_pb2
-from node.crypto.enrollment import make_agreement, node_keys, sign_revocation, verify_chain
+from node.crypto.linking import make_agreement, node_keys, sign_revocation, verify_chain
 from node.crypto.rotation import sign_rotation
 from node.crypto.signing import LINK_AGREEMENT_PURPOSE, SigningKey
 from node.crypto.tls import generate_tls_identity

@@ -1,4 +1,4 @@
-"""The join ceremony in-process (node.services.enrollment, node.crypto.enrollment): tokens,
+"""The join ceremony in-process (node.services.invites, node.crypto.linking): tokens,
 the parent's answers to Join and Confirm, the child's checks, idempotent retries, every
 refusal leaving both nodes as they were; revocation and `link list` (node.services.links)."""
 
@@ -17,7 +17,7 @@ from node._proto.lapor.v1 import enrollment_pb2, ledger_pb2, trust_pb2
 from node.clock import FixedClock
 from node.complaints import ComplaintDraft
 from node.crypto.chain import ChainError
-from node.crypto.enrollment import (
+from node.crypto.linking import (
     TOKEN_PREFIX,
     AddressPair,
     JoinToken,
@@ -37,7 +37,7 @@ from node.errors import (
     ValidationError,
 )
 from node.ledger.audit import verify_export
-from node.services import audit, complaints, enrollment, joining, links
+from node.services import audit, complaints, invites, joining, links
 from node.services.context import NodeContext
 from node.store import link_state, queries
 from node.store.models import Invite
@@ -79,7 +79,7 @@ def party(nodes: NodeFactory) -> Iterator[Callable[[str, str], Party]]:
 
 
 def _invite(parent: Party, child: str = "id-64-02", approval: str = "auto") -> JoinToken:
-    return enrollment.invite(
+    return invites.invite(
         parent.ctx, child, "Kabupaten Kutai Kartanegara", TTL, approval, ADDRESSES
     )
 
@@ -87,13 +87,13 @@ def _invite(parent: Party, child: str = "id-64-02", approval: str = "auto") -> J
 def _join(parent: Party, child: Party, token: JoinToken) -> enrollment_pb2.JoinResponse:
     """The child's Join, answered by the parent (the network left out)."""
     request = joining.join_request(child.ctx, token, parent.cert)
-    return enrollment.answer_join(parent.ctx, request)
+    return invites.answer_join(parent.ctx, request)
 
 
 def _confirm(
     parent: Party, token: JoinToken, acceptance: joining.Acceptance
 ) -> enrollment_pb2.ConfirmResponse:
-    return enrollment.answer_confirm(
+    return invites.answer_confirm(
         parent.ctx,
         enrollment_pb2.ConfirmRequest(
             invite_id=token.invite_id,
@@ -271,14 +271,14 @@ def test_manual_join_waits_for_approval(party: Callable[[str, str], Party]) -> N
     child = party("id-64-02", "Kabupaten Kutai Kartanegara")
     token = _invite(parent, approval="manual")
     with pytest.raises(NotFoundError, match="not used yet"):
-        enrollment.approve(parent.ctx, "id-64-02")
+        invites.approve(parent.ctx, "id-64-02")
     pending = _join(parent, child, token)
     assert pending.status == enrollment_pb2.JOIN_STATUS_PENDING
     assert "link approve id-64-02" in pending.message
     assert fingerprint(child.cert).hex()[:16] in pending.message
     assert _entries(parent) == [] and links.pins(parent.ctx) == []
     assert _join(parent, child, token).status == enrollment_pb2.JOIN_STATUS_PENDING
-    approved = enrollment.approve(parent.ctx, "id-64-02")
+    approved = invites.approve(parent.ctx, "id-64-02")
     assert approved.tls_sha256 == fingerprint(child.cert)
     _link_up(parent, child, token)
     assert _invite_state(parent, token) == "used"
@@ -290,12 +290,12 @@ def test_rejected_join_is_told_and_leaves_nothing(party: Callable[[str, str], Pa
     child = party("id-64-02", "Kabupaten Kutai Kartanegara")
     token = _invite(parent, approval="manual")
     _join(parent, child, token)
-    enrollment.reject(parent.ctx, "id-64-02", "not our regency")
+    invites.reject(parent.ctx, "id-64-02", "not our regency")
     answer = _join(parent, child, token)
     assert answer.status == enrollment_pb2.JOIN_STATUS_REJECTED
     assert "not our regency" in answer.message
     with pytest.raises(NotFoundError):
-        enrollment.approve(parent.ctx, "id-64-02")
+        invites.approve(parent.ctx, "id-64-02")
     assert _entries(parent) == [] and links.pins(parent.ctx) == []
 
 
@@ -305,7 +305,7 @@ def test_chain_of_trust_reaches_the_grandchild(party: Callable[[str, str], Party
     national = party("id", "Nasional")
     province = party("id-64", "Provinsi Kalimantan Timur")
     regency = party("id-64-02", "Kabupaten Kutai Kartanegara")
-    to_province = enrollment.invite(national.ctx, "id-64", "Provinsi", TTL, "auto", ADDRESSES)
+    to_province = invites.invite(national.ctx, "id-64", "Provinsi", TTL, "auto", ADDRESSES)
     _link_up(national, province, to_province)
     token = _invite(province)
     response = _join(province, regency, token)
@@ -325,6 +325,73 @@ def test_chain_of_trust_reaches_the_grandchild(party: Callable[[str, str], Party
     with pytest.raises(ChainError, match="chain step 0") as raised:
         verify_chain(forged.steps, open_agreement(step.agreement).child)
     assert isinstance(raised.value.__cause__, SignatureError)
+
+
+# --- checks made again where the state changes (decision 0037) ------------------------------
+
+
+def test_a_second_join_run_recording_after_the_first_gets_its_entry(
+    party: Callable[[str, str], Party],
+) -> None:
+    """The operator ran `link join` twice at once: both runs passed check_token before
+    either recorded, both were accepted; the run that records second finds the link the
+    first made, in its own transaction, and returns its entry: one agreement, no error."""
+    parent = party("id-64", "Provinsi Kalimantan Timur")
+    child = party("id-64-02", "Kabupaten Kutai Kartanegara")
+    token = _invite(parent)
+    assert joining.check_token(child.ctx, token) is None  # run 1 looks
+    assert joining.check_token(child.ctx, token) is None  # run 2 looks
+    response = _join(parent, child, token)
+    acceptance = joining.accept(child.ctx, token, response)
+    _confirm(parent, token, acceptance)
+    first = joining.record_join(child.ctx, token, acceptance, "127.0.0.1:7464")
+    second = joining.record_join(child.ctx, token, acceptance, "127.0.0.1:7464")
+    assert second == first
+    assert len(_entries(child)) == 1 and len(_entries(parent)) == 1
+    # Another parent's token still finds this node's parent, under the same lock.
+    other = party("id-65", "Provinsi Kalimantan Utara")
+    foreign = _invite(other)
+    with pytest.raises(StateError, match="already has a parent, id-64"):
+        joining.record_join(child.ctx, foreign, acceptance, "127.0.0.1:7466")
+    assert len(_entries(child)) == 1
+
+
+def test_a_rejection_between_the_checks_and_the_answer_is_honoured(
+    party: Callable[[str, str], Party],
+) -> None:
+    """check_join passed off the writer; the operator rejected the child before the answer
+    was written: the answer, made in its own transaction, is REJECTED and nothing is
+    recorded on the parent."""
+    parent = party("id-64", "Provinsi Kalimantan Timur")
+    child = party("id-64-02", "Kabupaten Kutai Kartanegara")
+    token = _invite(parent)
+    request = joining.join_request(child.ctx, token, parent.cert)
+    opened = invites.check_join(parent.ctx, request)
+    invites.reject(parent.ctx, "id-64-02", "not our regency")
+    before = snapshot(parent.node)
+    answer = invites.answer_join(parent.ctx, request, opened)
+    assert answer.status == enrollment_pb2.JOIN_STATUS_REJECTED
+    assert "not our regency" in answer.message
+    assert snapshot(parent.node) == before
+    assert _entries(parent) == [] and links.pins(parent.ctx) == []
+
+
+def test_a_child_pinned_by_hand_meanwhile_cannot_confirm_a_second_link(
+    party: Callable[[str, str], Party],
+) -> None:
+    """The join was accepted; before the child confirmed, the parent's operator pinned the
+    same child by hand (`link add`): Confirm, checking in its transaction, refuses to
+    record a second link and leaves the hand-made one alone."""
+    parent = party("id-64", "Provinsi Kalimantan Timur")
+    child = party("id-64-02", "Kabupaten Kutai Kartanegara")
+    token = _invite(parent)
+    acceptance = joining.accept(child.ctx, token, _join(parent, child, token))
+    links.add_link(parent.ctx, child.node.card(), "child")
+    before = snapshot(parent.node)
+    with pytest.raises(StateError, match="already linked to this node"):
+        _confirm(parent, token, acceptance)
+    assert snapshot(parent.node) == before
+    assert _invite_state(parent, token) == "approved"
 
 
 # --- refusals: each leaves both nodes as they were -----------------------------------------
@@ -407,7 +474,7 @@ def test_bad_joins_are_refused_and_change_nothing(
         request.signing_signature = bytes(64)
     before = (snapshot(parent.node), snapshot(child.node), _invites(parent))
     with pytest.raises(error, match=message):
-        enrollment.answer_join(parent.ctx, request)
+        invites.answer_join(parent.ctx, request)
     assert (snapshot(parent.node), snapshot(child.node), _invites(parent)) == before
 
 
@@ -556,7 +623,7 @@ def test_link_list_shows_expected_children_and_the_tally(
     parent.node.config.write_text(text)
     parent.ctx = NodeContext.open(parent.node.config, clock=parent.clock)
     _link_up(parent, kukar, _invite(parent))
-    enrollment.invite(parent.ctx, "id-64-11", "Kabupaten Mahakam Ulu", TTL, "manual", ADDRESSES)
+    invites.invite(parent.ctx, "id-64-11", "Kabupaten Mahakam Ulu", TTL, "manual", ADDRESSES)
     links.mark_connected(parent.ctx, "id-64-02", True)
     report = links.link_report(parent.ctx)
     assert [(v.peer_id, v.state, v.expected) for v in report.rows] == [

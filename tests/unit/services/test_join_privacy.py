@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 from node._proto.lapor.v1 import enrollment_pb2
 from node.clock import FixedClock
 from node.errors import PermissionDeniedError
-from node.services import enrollment, joining
+from node.services import invites, joining
 from node.services.context import NodeContext
 from tests.conftest import NodeFactory
 from tests.unit.services.test_enrollment import ADDRESSES, NOW, TTL
@@ -33,7 +33,7 @@ def _refusal(
     parent: NodeContext, request: enrollment_pb2.JoinRequest
 ) -> tuple[str, dict[str, Any]]:
     with capture_logs() as logs, pytest.raises(PermissionDeniedError) as raised:
-        enrollment.answer_join(parent, request)
+        invites.answer_join(parent, request)
     events = [e for e in logs if e["event"] == "join.token_refused"]
     assert len(events) == 1, logs
     return str(raised.value), events[0]
@@ -45,7 +45,7 @@ def test_unknown_invite_and_wrong_secret_answer_alike(
     """Both refusals carry the same message; the warning log names the difference and the
     invite's first digits, never the secret."""
     parent, child = nodes_up
-    token = enrollment.invite(parent, "id-64-02", "Kabupaten", TTL, "auto", ADDRESSES)
+    token = invites.invite(parent, "id-64-02", "Kabupaten", TTL, "auto", ADDRESSES)
     cert = parent.config.tls_cert.read_bytes()
     wrong_secret = replace(token, secret=b"\x5a" * 32)
     unknown = replace(token, invite_id="e" * 32)
@@ -76,6 +76,6 @@ def test_confirm_with_an_unknown_invite_does_not_echo_caller_text(
     parent, _ = nodes_up
     request = enrollment_pb2.ConfirmRequest(invite_id="<script>", secret=b"s" * 32)
     with capture_logs() as logs, pytest.raises(PermissionDeniedError, match="no open invite"):
-        enrollment.answer_confirm(parent, request)
+        invites.answer_confirm(parent, request)
     (event,) = [e for e in logs if e["event"] == "join.token_refused"]
     assert "<script>" not in repr(event)

@@ -5,7 +5,7 @@ Parent (docs/protocol.md, "Enrollment"):
   - `invite` stores an invite (child id and name, approval mode, expiry, SHA-256 of the
     secret) and returns the token; the secret itself is never stored.
   - `answer_join` checks a join request in this order, each refusal before anything is
-    written: 1. its signatures and certificate (node.crypto.enrollment.open_join_request);
+    written: 1. its signatures and certificate (node.crypto.linking.open_join_request);
     2. that it was made for this node and this node's certificate (a relay in the middle
     shows its own); 3. the clocks agree within MAX_CLOCK_SKEW; 4. the secret matches a
     stored invite; 5. the invite is for this child id; 6. the invite's state: a used or
@@ -33,7 +33,8 @@ from sqlalchemy.orm import Session
 
 from node._proto.lapor.v1 import enrollment_pb2, ledger_pb2, trust_pb2
 from node.config import ServerConfig
-from node.crypto.enrollment import (
+from node.crypto.keyfiles import read_file
+from node.crypto.linking import (
     MAX_CLOCK_SKEW,
     AddressPair,
     JoinToken,
@@ -46,7 +47,6 @@ from node.crypto.enrollment import (
     open_join_request,
     secret_sha256,
 )
-from node.crypto.keyfiles import read_file
 from node.crypto.signing import LINK_AGREEMENT_PURPOSE, VerifyKey
 from node.crypto.tls import fingerprint
 from node.errors import (
@@ -67,12 +67,17 @@ from node.store.models import Invite, Link
 __all__ = [
     "APPROVALS",
     "ApprovedJoin",
+    "Confirmation",
+    "Confirmed",
     "answer_confirm",
+    "answer_confirm_in",
     "answer_join",
+    "answer_join_in",
     "approve",
     "check_join",
     "default_addresses",
     "invite",
+    "invite_in",
     "parse_duration",
     "parse_ttl",
     "reject",
@@ -138,8 +143,9 @@ def default_addresses(server: ServerConfig) -> list[AddressPair]:
 
 
 def _check_linkable(session: Session, ctx: NodeContext, child: NodeId) -> None:
-    """StateError unless `child` can be linked now as a new child of this node."""
-    link = queries.get_link(session, child)
+    """StateError unless `child` can be linked now as a new child of this node. Called
+    only in the transaction that acts on the answer; the link row, if any, stays locked."""
+    link = queries.get_link(session, child, lock=True)
     if link is None:
         return
     if link.revoked_at is not None:
@@ -193,21 +199,29 @@ def invite(
         secret=new_secret(),
     )
     with ctx.db.write() as session:
-        _check_linkable(session, ctx, child_id)
-        queries.add(
-            session,
-            Invite(
-                invite_id=token.invite_id,
-                child_id=child_id,
-                child_name=name,
-                secret_sha256=token.secret_sha256,
-                approval=approval,
-                state="open",
-                created_at=now,
-                expires_at=token.expires_at,
-            ),
-        )
+        invite_in(session, ctx, token, approval)
     return token
+
+
+def invite_in(session: Session, ctx: NodeContext, token: JoinToken, approval: str) -> None:
+    """Store the invite `token` describes (its secret only as SHA-256), in the caller's
+    transaction, if its child can be linked now (checked here, the link row locked)."""
+    if approval not in APPROVALS:
+        raise ValidationError(f"--approve must be auto or manual, found {approval!r}")
+    _check_linkable(session, ctx, token.child_id)
+    queries.add(
+        session,
+        Invite(
+            invite_id=token.invite_id,
+            child_id=token.child_id,
+            child_name=token.child_name,
+            secret_sha256=token.secret_sha256,
+            approval=approval,
+            state="open",
+            created_at=ctx.clock.now(),
+            expires_at=token.expires_at,
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -384,18 +398,14 @@ def check_join(ctx: NodeContext, request: enrollment_pb2.JoinRequest) -> OpenedJ
             "Set the clock right on the node that is wrong (NTP), then run `lapor-node link "
             "join` again with the same token"
         )
-    if not hmac.compare_digest(secret_sha256(request.secret), transcript.secret_sha256):
-        raise ValidationError("the join request's secret is not the one its transcript names")
     # 4-5. The invite, for this child.
     with ctx.db.read() as session:
-        _invite_for(session, ctx, opened, request.secret, lock=False)
+        _invite_for(session, ctx, opened, lock=False)
     return opened
 
 
-def _invite_for(
-    session: Session, ctx: NodeContext, opened: OpenedJoin, secret: bytes, *, lock: bool
-) -> Invite:
-    row = _find_invite(session, ctx, opened.transcript.invite_id, secret, lock=lock)
+def _invite_for(session: Session, ctx: NodeContext, opened: OpenedJoin, *, lock: bool) -> Invite:
+    row = _find_invite(session, ctx, opened.transcript.invite_id, opened.secret, lock=lock)
     if row.child_id != opened.child_id:
         raise PermissionDeniedError(
             f"this token was issued for {row.child_id} ({row.child_name}), and the node "
@@ -413,21 +423,19 @@ def answer_join(
     if opened is None:  # off the writer: before the transaction
         opened = check_join(ctx, request)
     with ctx.db.write() as session:
-        return answer_join_in(session, ctx, request, opened)
+        return answer_join_in(session, ctx, opened)
 
 
 def answer_join_in(
-    session: Session,
-    ctx: NodeContext,
-    request: enrollment_pb2.JoinRequest,
-    opened: OpenedJoin,
+    session: Session, ctx: NodeContext, opened: OpenedJoin
 ) -> enrollment_pb2.JoinResponse:
-    """`answer_join` in the caller's transaction, for the `opened` that `check_join`
-    returned for `request` (steps 1-5, run before the transaction)."""
+    """`answer_join` in the caller's transaction, for the join request `check_join`
+    opened and checked (steps 1-5, run before the transaction; 4-5 are checked again
+    here, the invite locked, with steps 6-7)."""
     me = ctx.node_id
     cert = read_file(ctx.config.tls_cert, "TLS certificate")
     now = ctx.clock.now()
-    row = _invite_for(session, ctx, opened, request.secret, lock=True)
+    row = _invite_for(session, ctx, opened, lock=True)
     # 6. Its state.
     same = row.child_signing_key is not None and (
         hmac.compare_digest(row.child_signing_key, opened.child_signing_key.raw)
@@ -495,50 +503,78 @@ def answer_join_in(
     return _accepted(ctx, session, row, cert, confirmed=False)
 
 
+@dataclass(frozen=True)
+class Confirmation:
+    """A child's Confirm, as the use case reads it (the wire message stays at the edge):
+    the invite and secret of its token, the agreement bytes it countersigned, and its
+    countersignature."""
+
+    invite_id: str
+    secret: bytes
+    agreement: bytes
+    child_signature: bytes
+
+    @classmethod
+    def from_request(cls, request: enrollment_pb2.ConfirmRequest) -> Confirmation:
+        return cls(
+            request.invite_id,
+            bytes(request.secret),
+            bytes(request.agreement),
+            bytes(request.child_signature),
+        )
+
+
+@dataclass(frozen=True)
+class Confirmed:
+    """Where the parent recorded the link: its LinkAgreed entry, and when."""
+
+    ledger_index: int
+    recorded_at: dt.datetime
+
+
 def answer_confirm(
     ctx: NodeContext, request: enrollment_pb2.ConfirmRequest
 ) -> enrollment_pb2.ConfirmResponse:
-    """Record the countersigned agreement, pin the child and use up the invite, in one
-    transaction; a repeat answers with the same entry."""
+    """`answer_confirm_in` in a transaction of its own, for the wire's request and answer."""
     with ctx.db.write() as session:
-        return answer_confirm_in(session, ctx, request)
+        confirmed = answer_confirm_in(session, ctx, Confirmation.from_request(request))
+    response = enrollment_pb2.ConfirmResponse(ledger_index=confirmed.ledger_index)
+    response.recorded_at.FromDatetime(confirmed.recorded_at)
+    return response
 
 
-def answer_confirm_in(
-    session: Session, ctx: NodeContext, request: enrollment_pb2.ConfirmRequest
-) -> enrollment_pb2.ConfirmResponse:
-    """`answer_confirm` in the caller's transaction."""
+def answer_confirm_in(session: Session, ctx: NodeContext, confirm: Confirmation) -> Confirmed:
+    """Record the countersigned agreement, pin the child and use up the invite, in the
+    caller's transaction; a repeat answers with the same entry. The invite's state and
+    the child's link are checked here, the invite and the link row locked."""
     me = ctx.node_id
-    row = _find_invite(session, ctx, request.invite_id, request.secret)
+    row = _find_invite(session, ctx, confirm.invite_id, confirm.secret)
     confirmable = row.state in ("approved", "used")
     if row.agreement is None or row.parent_signature is None or not confirmable:
         raise StateError(
             f"invite {row.invite_id[:8]}... is {row.state}, with no agreement to confirm: "
             "run `lapor-node link join` again"
         )
-    if not hmac.compare_digest(request.agreement, row.agreement):
+    if not hmac.compare_digest(confirm.agreement, row.agreement):
         raise ValidationError(f"the agreement sent back is not the one {me} signed for this invite")
     assert row.child_signing_key is not None and row.child_tls_cert_pem is not None
     try:
         VerifyKey(row.child_signing_key).verify(
-            LINK_AGREEMENT_PURPOSE, request.agreement, request.child_signature
+            LINK_AGREEMENT_PURPOSE, confirm.agreement, confirm.child_signature
         )
     except SignatureError as e:
         raise SignatureError(
             f"the countersignature is not by the key {row.child_id} joined with: {e}"
         ) from e
-    response = enrollment_pb2.ConfirmResponse()
     if row.state == "used":
         assert row.ledger_index is not None and row.used_at is not None
-        response.ledger_index = row.ledger_index
-        response.recorded_at.FromDatetime(row.used_at)
-        return response
+        return Confirmed(row.ledger_index, row.used_at)
     _check_linkable(session, ctx, NodeId(row.child_id))
     now = ctx.clock.now()
     signed = trust_pb2.SignedLinkAgreement(
         agreement=row.agreement,
         parent_signature=row.parent_signature,
-        child_signature=request.child_signature,
+        child_signature=confirm.child_signature,
     )
     index = record(
         session,
@@ -552,9 +588,7 @@ def answer_confirm_in(
     row.state = "used"
     row.used_at = now
     row.ledger_index = index
-    response.ledger_index = index
-    response.recorded_at.FromDatetime(now)
-    return response
+    return Confirmed(index, now)
 
 
 def _link_row(

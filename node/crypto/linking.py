@@ -334,7 +334,8 @@ def _verify_tls(cert_pem: bytes, message: bytes, signature: bytes) -> None:
 
 @dataclass(frozen=True)
 class OpenedJoin:
-    """A join request whose signatures and certificate check out (not yet its invite)."""
+    """A join request whose signatures, certificate and secret check out (not yet its
+    invite): what the services work with, the request's wire message left at the edge."""
 
     transcript: enrollment_pb2.JoinTranscript
     child_id: NodeId
@@ -342,13 +343,15 @@ class OpenedJoin:
     child_cert_pem: bytes
     child_tls_sha256: bytes
     requested_at: dt.datetime
+    secret: bytes
 
 
 def open_join_request(request: enrollment_pb2.JoinRequest) -> OpenedJoin:
     """Steps, each refused with what it expected:
     1. the transcript parses and names a child (a valid node id, a 32-byte key);
     2. the certificate sent has the transcript's SHA-256 and names the same node id;
-    3. both signatures verify over "lapor-node/join/v1\\n" || the bytes received.
+    3. both signatures verify over "lapor-node/join/v1\\n" || the bytes received;
+    4. the secret sent is the one the transcript names (by SHA-256).
     """
     try:
         transcript = enrollment_pb2.JoinTranscript.FromString(request.transcript)
@@ -371,6 +374,8 @@ def open_join_request(request: enrollment_pb2.JoinRequest) -> OpenedJoin:
     _verify_tls(cert, request.transcript, request.tls_signature)
     if not transcript.HasField("requested_at"):
         raise ValidationError("the join transcript has no time")
+    if not hmac.compare_digest(secret_sha256(request.secret), transcript.secret_sha256):
+        raise ValidationError("the join request's secret is not the one its transcript names")
     return OpenedJoin(
         transcript=transcript,
         child_id=child_id,
@@ -378,6 +383,7 @@ def open_join_request(request: enrollment_pb2.JoinRequest) -> OpenedJoin:
         child_cert_pem=cert,
         child_tls_sha256=bytes(child.tls_cert_sha256),
         requested_at=_transcript_time(transcript.requested_at),
+        secret=bytes(request.secret),
     )
 
 
