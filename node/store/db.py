@@ -23,11 +23,13 @@ lock, as any writer does (decision 0024 says why that cannot fork the ledger).
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -336,12 +338,22 @@ class OutboxNotifications:
             async for peer in queued: ...
 
     On a connection of its own (psycopg's, async, in autocommit) for as long as the block
-    runs; a notification sent while no block listens is not kept."""
+    runs; a notification sent while no block listens is not kept.
+
+    Waiting costs nothing while nothing is sent (issue 20.5): the event loop watches the
+    connection's socket (`add_reader`) and libpq reads it only once it is readable.
+    psycopg's own `notifies()` woke every 0.1 s to look (its fixed wait interval), ten
+    wake-ups a second on an idle node. Invariants:
+      - a notification psycopg reads while the LISTEN runs reaches `pending` through the
+        notify handler, registered before it; every later one, through `_consume`;
+      - a wait that is cancelled loses nothing: the bytes stay in the socket for the next;
+      - a connection the server closed makes the socket readable and `_consume` raise
+        (psycopg.OperationalError): the iteration ends with that error."""
 
     def __init__(self, engine: Engine) -> None:
         self._args = engine.dialect.create_connect_args(engine.url)
         self._conn: Any = None
-        self._notes: AsyncGenerator[Any, None] | None = None
+        self._pending: collections.deque[str] = collections.deque()
 
     async def __aenter__(self) -> OutboxNotifications:
         import psycopg  # lazy: only a PostgreSQL node listens, and SQLite ones need no driver
@@ -349,31 +361,50 @@ class OutboxNotifications:
         cargs, cparams = self._args
         self._conn = await psycopg.AsyncConnection.connect(*cargs, autocommit=True, **cparams)
         try:
+            self._conn.add_notify_handler(self._noted)
             await self._conn.execute(f"LISTEN {OUTBOX_CHANNEL}")
         except BaseException:
             await self._conn.close()
             raise
         return self
 
+    def _noted(self, note: Any) -> None:
+        self._pending.append(str(note.payload))
+
     def __aiter__(self) -> OutboxNotifications:
         return self
 
     async def __anext__(self) -> str:
-        """The next peer notified. A wait cancelled (a timeout) loses nothing: psycopg keeps
-        what arrives meanwhile for the next one."""
+        """The next peer notified, once the socket has something to read."""
         assert self._conn is not None, "use OutboxNotifications in `async with`"
-        if self._notes is None:
-            self._notes = self._conn.notifies()
+        while not self._pending:
+            await self._readable()
+            self._consume()
+        return self._pending.popleft()
+
+    async def _readable(self) -> None:
+        loop = asyncio.get_running_loop()
+        fd = self._conn.fileno()
+        ready: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        loop.add_reader(fd, wake)
         try:
-            note = await anext(self._notes)
-        except BaseException:
-            self._notes = None  # psycopg's generator ends with the wait that failed
-            raise
-        return str(note.payload)
+            await ready
+        finally:
+            loop.remove_reader(fd)
+
+    def _consume(self) -> None:
+        """Read what the socket holds (it does not block: it was readable) and take the
+        notifications among it; other messages (a parameter status) are libpq's alone."""
+        pgconn = self._conn.pgconn
+        pgconn.consume_input()
+        encoding = self._conn.info.encoding
+        while (note := pgconn.notifies()) is not None:
+            self._pending.append(note.extra.decode(encoding))
 
     async def __aexit__(self, *exc: object) -> None:
-        try:
-            if self._notes is not None:
-                await self._notes.aclose()
-        finally:
-            await self._conn.close()
+        await self._conn.close()

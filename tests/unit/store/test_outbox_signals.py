@@ -224,3 +224,37 @@ def test_closing_waits_for_a_version_read_on_another_thread(nodes: NodeFactory) 
     )
     assert run.returncode == 0, f"exit {run.returncode}: {run.stderr[-2000:]}"
     assert int(run.stdout) == 2 * rounds
+
+
+@POSTGRESQL
+def test_waiting_for_a_notification_sets_no_timer(nodes: NodeFactory) -> None:
+    """An idle watcher waits on its connection's socket alone (issue 20.5): while it waits,
+    nothing is put on the event loop's clock (psycopg's notifies() set a 0.1 s timer at
+    every wait, ten wake-ups a second), and a notification sent then still arrives."""
+    ctx = nodes("id-64", "Provinsi Kalimantan Timur").ctx()
+
+    async def run() -> tuple[list[float], str]:
+        loop = asyncio.get_running_loop()
+        timers: list[float] = []
+        call_at = loop.call_at
+
+        def counted(when: float, *args: object, **kwargs: object) -> asyncio.TimerHandle:
+            timers.append(when)
+            return call_at(when, *args, **kwargs)  # type: ignore[arg-type]
+
+        async with ctx.db.outbox_notifications() as queued:
+            waiting = asyncio.ensure_future(anext(queued))
+            loop.call_at = counted  # type: ignore[method-assign]
+            try:
+                for _ in range(20):  # let the wait begin and settle
+                    await asyncio.sleep(0)
+            finally:
+                loop.call_at = call_at  # type: ignore[method-assign]
+            assert not waiting.done()
+            await asyncio.to_thread(_fence, ctx)
+            async with asyncio.timeout(DELIVERY_BOUND):
+                return timers, await waiting
+
+    timers, peer = asyncio.run(run())
+    assert timers == []
+    assert peer == FENCE
