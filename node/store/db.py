@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from node.errors import ConfigError, PeerUnavailableError
 from node.store import lease
+from node.store._wal_watch import open_wal_watch
 
 __all__ = [
     "IDLE_IN_TRANSACTION_SECONDS",
@@ -302,10 +303,14 @@ class Database:
 
 
 class DataVersionProbe:
-    """What SQLite's outbox watcher asks every few milliseconds instead of reading the
-    outbox: `PRAGMA data_version` on a connection of its own. It moves whenever another
-    connection (of this process or another) commits, so a read of the outbox made after
-    it saw the commit. A read of the WAL index: no transaction, no table read.
+    """What SQLite's outbox watcher asks instead of reading the outbox: `PRAGMA
+    data_version` on a connection of its own. It moves whenever another connection (of
+    this process or another) commits, so a read of the outbox made after it saw the
+    commit. A read of the WAL index: no transaction, no table read.
+
+    `changes_fileno()`, where Linux inotify gives one (node.store._wal_watch), is a
+    descriptor readable after any process wrote to the database, so the watcher can wait
+    for that instead of asking at intervals; `take_changes()` reads its events.
 
     `version` may run on any thread, and `close` may be called from another while it does
     (a watcher cancelled mid-read): the lock makes `close` wait for it, where sqlite3
@@ -314,15 +319,33 @@ class DataVersionProbe:
     def __init__(self, path: str) -> None:
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._lock = threading.Lock()
+        self.version()  # opening the database makes its -wal file, which the watch needs
+        self._wal = open_wal_watch(path)
 
     def version(self) -> int:
         with self._lock:
             (version,) = self._conn.execute("PRAGMA data_version").fetchone()
         return int(version)
 
+    def changes_fileno(self) -> int | None:
+        """Readable after a write to the database by any process; None: no such signal
+        (not Linux, or the watch was lost), ask `version` at intervals."""
+        return None if self._wal is None else self._wal.fileno()
+
+    def take_changes(self) -> None:
+        """Read the pending change events (call when `changes_fileno()` is readable). A
+        watch that no longer covers every write is dropped: `changes_fileno()` is None
+        from then on."""
+        if self._wal is not None and not self._wal.drain():
+            self._wal.close()
+            self._wal = None
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+            if self._wal is not None:
+                self._wal.close()
+                self._wal = None
 
 
 OUTBOX_CHANNEL = "lapor_outbox"

@@ -7,6 +7,7 @@ made it, once per peer per transaction, and never for a transaction rolled back.
 from __future__ import annotations
 
 import asyncio
+import select
 import subprocess
 import sys
 import threading
@@ -258,3 +259,40 @@ def test_waiting_for_a_notification_sets_no_timer(nodes: NodeFactory) -> None:
     timers, peer = asyncio.run(run())
     assert timers == []
     assert peer == FENCE
+
+
+def _readable(fd: int) -> bool:
+    return bool(select.select([fd], [], [], 0)[0])
+
+
+@SQLITE
+def test_the_changes_descriptor_is_readable_after_a_write_by_any_process(
+    nodes: NodeFactory,
+) -> None:
+    """The probe's changes descriptor (inotify on the -wal file) stays quiet while the
+    database is only read, and is readable after a commit of this process or of another
+    (an operator's CLI), until its events are taken."""
+    province = _province_with_children(nodes)
+    ctx = province.ctx()
+    tracking_ids = complaints.submit_many(ctx, [draft(n) for n in range(2)])
+    probe = ctx.db.data_version_probe()
+    try:
+        fd = probe.changes_fileno()
+        assert fd is not None, "Linux gives the probe an inotify descriptor"
+        probe.take_changes()
+        complaints.list_complaints(ctx)
+        exchange.outbox_written_since(ctx, -1)
+        probe.version()
+        assert not _readable(fd)  # reads write nothing
+        complaints.refer(ctx, tracking_ids[0], "id-64-02")
+        assert _readable(fd)
+        probe.take_changes()
+        assert not _readable(fd)
+        cli = [sys.executable, "-m", "node.cli.main", "complaint", "refer", tracking_ids[1]]
+        cli += ["--to", "id-64-02", "--config", str(province.config)]
+        subprocess.run(cli, check=True, capture_output=True)
+        assert _readable(fd)
+        probe.take_changes()
+        assert probe.changes_fileno() == fd  # the watch still covers every write
+    finally:
+        probe.close()
