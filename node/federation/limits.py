@@ -15,11 +15,11 @@ What holds, whatever a peer, gateway or stranger does with its connections:
      closed, freeing its thread: slow clients cannot pile up threads and descriptors.
   4. `ConnectionWatch` looks at the ports' connections every WATCH_SECONDS (Linux:
      /proc/net/tcp*) and logs a warning naming the port when one is at its cap, i.e.
-     when gRPC is refusing connections there, and when it stops. A look first reads the
-     namespace's count of TCP sockets (/proc/net/sockstat*, a few lines): while it is
-     below the cap no port can be at it, and the tables, whose read walks every socket of
-     the host (tens of milliseconds of CPU with a few thousand, most of an idle node's CPU
-     before; issue 20.5), are not read.
+     when gRPC is refusing connections there, and when it stops. A look first counts the
+     process's open descriptors (/proc/self/fd): while they are fewer than the cap, gRPC
+     holds fewer connections than that on any port, and the tables, whose read walks
+     every socket of the host (tens of milliseconds of CPU with a few thousand, most of an
+     idle node's CPU before; issue 20.5), are not read.
 Intake's per-gateway call limits and per-call deadline live in node.federation.intake.
 """
 
@@ -48,9 +48,9 @@ __all__ = [
     "count_connections",
     "count_if_reachable",
     "limit_http_server",
+    "open_descriptors",
     "raise_open_files",
     "server_options",
-    "tcp_sockets_in_use",
     "watch",
 ]
 
@@ -75,7 +75,7 @@ WATCH_SECONDS = 5.0  # a flood shorter than the handshake timeout (10 s) must st
 _ESTABLISHED = "01"
 _SYN_RECV = "03"
 _PROC_TCP = (Path("/proc/net/tcp"), Path("/proc/net/tcp6"))
-_SOCKSTAT = (Path("/proc/net/sockstat"), Path("/proc/net/sockstat6"))
+_OWN_FDS = Path("/proc/self/fd")
 
 
 @dataclass(frozen=True)
@@ -214,37 +214,27 @@ def count_connections(
     return wanted if found else None
 
 
-def tcp_sockets_in_use(tables: Sequence[Path] = _SOCKSTAT) -> int | None:
-    """TCP sockets in use in this network namespace, IPv4 and IPv6 (the `inuse` of the
-    `TCP:` and `TCP6:` lines of /proc/net/sockstat and sockstat6); None where neither can
-    be read. Every connection a port holds is one of them (listeners too; not TIME_WAIT,
-    not a handshake the kernel has not completed, which gRPC never holds either), so a
-    port has at most this many."""
-    total: int | None = None
-    for table in tables:
-        try:
-            lines = table.read_text().splitlines()
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) >= 3 and fields[0] in ("TCP:", "TCP6:") and fields[1] == "inuse":
-                with contextlib.suppress(ValueError):
-                    total = (total or 0) + int(fields[2])
-    return total
+def open_descriptors(listing: Path = _OWN_FDS) -> int | None:
+    """How many descriptors this process has open (the entries of /proc/self/fd); None
+    where that cannot be read. Every connection a port of ours has accepted is one of
+    them, so no port holds more connections than this."""
+    try:
+        return sum(1 for _ in listing.iterdir())
+    except OSError:
+        return None
 
 
 def count_if_reachable(
     ports: Iterable[int],
     cap: int,
-    sockstat: Sequence[Path] = _SOCKSTAT,
+    listing: Path = _OWN_FDS,
     tables: Sequence[Path] = _PROC_TCP,
 ) -> dict[int, int] | None:
-    """`count_connections(ports)`, unless fewer TCP sockets than `cap` are in use in the
-    whole namespace (tcp_sockets_in_use): then no port can hold `cap`, and every count
-    is 0 without reading the tables."""
-    in_use = tcp_sockets_in_use(sockstat)
-    if in_use is not None and in_use < cap:
+    """`count_connections(ports)`, unless this process has fewer descriptors open than
+    `cap` (open_descriptors): then gRPC holds fewer than `cap` connections on any port, so
+    refuses none, and every count is 0 without reading the tables."""
+    held = open_descriptors(listing)
+    if held is not None and held < cap:
         return {p: 0 for p in ports if p}
     return count_connections(ports, tables)
 

@@ -156,50 +156,42 @@ def test_an_http_port_caps_connections_and_closes_idle_ones() -> None:
         server.server_close()
 
 
-SOCKSTAT = """sockets: used 45
-TCP: inuse 3 orphan 0 tw 363 alloc 26 mem 0
-UDP: inuse 0 mem 0
-"""
-SOCKSTAT6 = """TCP6: inuse 2
-UDP6: inuse 0
-"""
-
-
-def test_sockets_in_use_add_the_ipv4_and_ipv6_lines(tmp_path: Path) -> None:
-    """The namespace's TCP sockets in use: TCP and TCP6 lines added, TIME_WAIT not counted;
-    None where neither file can be read."""
-    (tmp_path / "sockstat").write_text(SOCKSTAT)
-    (tmp_path / "sockstat6").write_text(SOCKSTAT6)
-    both = [tmp_path / "sockstat", tmp_path / "sockstat6"]
-    assert limits.tcp_sockets_in_use(both) == 5
-    assert limits.tcp_sockets_in_use([tmp_path / "sockstat", tmp_path / "absent"]) == 3
-    assert limits.tcp_sockets_in_use([tmp_path / "absent"]) is None
+def test_open_descriptors_count_this_process_s_own() -> None:
+    """Each socket this process opens is one more descriptor in /proc/self/fd."""
+    before = limits.open_descriptors()
+    assert before is not None
+    with socket.socket() as s:
+        assert s.fileno() >= 0
+        assert limits.open_descriptors() == before + 1
+    assert limits.open_descriptors() == before
+    assert limits.open_descriptors(Path("/absent/fd")) is None
 
 
 @pytest.mark.parametrize(
     ("cap", "expected"),
     [
-        pytest.param(6, {0x1D28: 0, 0x1D29: 0}, id="fewer-sockets-than-the-cap-no-table-read"),
+        pytest.param(6, {0x1D28: 0, 0x1D29: 0}, id="fewer-descriptors-than-the-cap-no-read"),
         pytest.param(5, {0x1D28: 2, 0x1D29: 1}, id="as-many-as-the-cap-the-table-is-read"),
     ],
 )
 def test_the_tables_are_read_only_when_a_port_could_be_at_its_cap(
     tmp_path: Path, cap: int, expected: dict[int, int]
 ) -> None:
-    """With fewer TCP sockets in the namespace (5 here) than the cap, no port can be at
-    it: the counts are 0 without reading the tables (which here would say otherwise only
-    if read); at the cap or above, the tables are read."""
-    (tmp_path / "sockstat").write_text(SOCKSTAT)
-    (tmp_path / "sockstat6").write_text(SOCKSTAT6)
+    """With fewer descriptors open (5 here) than the cap, gRPC cannot hold the cap on any
+    port: the counts are 0 without reading the tables (which say otherwise); at the cap
+    or above, the tables are read."""
+    listing = tmp_path / "fd"
+    listing.mkdir()
+    for n in range(5):
+        (listing / str(n)).touch()
     table = tmp_path / "tcp"
     table.write_text(TABLE)
-    sockstat = [tmp_path / "sockstat", tmp_path / "sockstat6"]
-    assert limits.count_if_reachable([0x1D28, 0x1D29, 0], cap, sockstat, [table]) == expected
+    assert limits.count_if_reachable([0x1D28, 0x1D29, 0], cap, listing, [table]) == expected
 
 
-def test_without_sockstat_the_tables_are_read(tmp_path: Path) -> None:
-    """A host without /proc/net/sockstat still has its ports counted from the tables."""
+def test_without_proc_self_fd_the_tables_are_read(tmp_path: Path) -> None:
+    """A host without /proc/self/fd still has its ports counted from the tables."""
     table = tmp_path / "tcp"
     table.write_text(TABLE)
-    counts = limits.count_if_reachable([0x1D28], 1, [tmp_path / "absent"], [table])
+    counts = limits.count_if_reachable([0x1D28], 1, tmp_path / "absent", [table])
     assert counts == {0x1D28: 2}
