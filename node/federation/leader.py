@@ -1,9 +1,9 @@
 """Which of a node's `serve` processes leads, on PostgreSQL (node.store.lease; decision
 0024). Every RENEW_SECONDS (a third of the lease: two renewals may fail before it ends)
-the leader renews its lease for LEASE_SECONDS. A standby tries to take it over when the
-lease it last saw ends (`standby_pause`: the remaining time the database's clock gave,
-at most LEASE_SECONDS), and succeeds once it has expired, on the database's clock; it
-does not ask at every RENEW_SECONDS (issue 20.5: an idle node's CPU).
+the leader renews its lease for LEASE_SECONDS (issue 20.5: a renewal every 1.5 s was a
+share of an idle node's CPU). A standby tries to take it over every RENEW_SECONDS, or
+sooner, just after the lease it last saw ends (`standby_pause`), and succeeds once it has
+expired, on the database's clock.
 
 Invariants:
   - The process writes (Database.lead) only for an epoch it took over, and stops at once
@@ -70,13 +70,14 @@ def sole_leader() -> None:
 def standby_pause(seen: leadership.LeaseView | None) -> float:
     """How long a standby waits before its next takeover attempt, having seen `seen` (None:
     it could not read the lease): until that lease ends on the database's clock, plus
-    STANDBY_MARGIN_SECONDS, never longer than LEASE_SECONDS, since a lease is renewed for
-    no longer, and never shorter than STANDBY_MIN_SECONDS (an expired lease it could not
-    take: a paused leader's transaction held it); RENEW_SECONDS when it saw nothing."""
+    STANDBY_MARGIN_SECONDS, so that a dead leader is replaced as soon as its lease allows;
+    but never longer than RENEW_SECONDS (a lease released by a leader that stopped cleanly
+    is taken within that), and never shorter than STANDBY_MIN_SECONDS (an expired lease it
+    could not take: a paused leader's transaction held it)."""
     if seen is None:
         return RENEW_SECONDS
     wait = seen.remaining_seconds + STANDBY_MARGIN_SECONDS
-    return min(max(wait, STANDBY_MIN_SECONDS), LEASE_SECONDS)
+    return min(max(wait, STANDBY_MIN_SECONDS), RENEW_SECONDS)
 
 
 class Leadership:

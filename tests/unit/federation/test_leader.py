@@ -103,18 +103,18 @@ def _view(remaining: float) -> leadership.LeaseView:
 @pytest.mark.parametrize(
     ("seen", "pause"),
     [
-        pytest.param(_view(4.0), 4.0 + STANDBY_MARGIN_SECONDS, id="until-the-lease-ends"),
+        pytest.param(_view(1.0), 1.0 + STANDBY_MARGIN_SECONDS, id="just-after-the-lease-ends"),
         pytest.param(_view(0.0), STANDBY_MIN_SECONDS, id="expired-but-held-not-at-once"),
-        pytest.param(_view(3 * LEASE_SECONDS), LEASE_SECONDS, id="never-past-one-lease"),
+        pytest.param(_view(LEASE_SECONDS), RENEW_SECONDS, id="at-least-once-a-renewal-period"),
         pytest.param(None, RENEW_SECONDS, id="nothing-seen"),
     ],
 )
 def test_a_standby_tries_again_when_the_lease_it_saw_ends(
     seen: leadership.LeaseView | None, pause: float
 ) -> None:
-    """A standby asks when the lease it saw ends (on the database's clock), not at every
-    renewal of the leader; within one lease at most, and soon but not at once after an
-    attempt that found it expired."""
+    """A standby asks just after the lease it saw ends (on the database's clock), and at
+    least every RENEW_SECONDS (a released lease is taken within that); soon but not at
+    once after an attempt that found it expired and held."""
     assert standby_pause(seen) == pytest.approx(pause)
 
 
