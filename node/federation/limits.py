@@ -273,10 +273,17 @@ class ConnectionWatch:
         return full
 
     async def run(self) -> None:
+        """Look every `interval`: on the event loop while the process's descriptors are
+        fewer than the cap (a directory listing of /proc/self/fd, nothing to wait on), on
+        a thread when the tables must be read."""
         while True:
             await asyncio.sleep(self.interval)
             try:
-                await asyncio.to_thread(self.check)
+                held = open_descriptors()
+                if held is not None and held < self.cap:
+                    self.check({port: 0 for port in self.ports.values()})
+                else:
+                    await asyncio.to_thread(self.check)
             except Exception as e:  # pragma: no cover - best effort: keep watching
                 self.log.warning("limits.watch_failed", error_kind=type(e).__name__)
 
