@@ -44,7 +44,7 @@ __all__ = [
     "standby_pause",
 ]
 
-LEASE_SECONDS = 7.5
+LEASE_SECONDS = 6.0
 RENEW_SECONDS = LEASE_SECONDS / 3
 STANDBY_MARGIN_SECONDS = 0.1  # a standby asks this long after the lease it saw ends
 STANDBY_MIN_SECONDS = 0.5  # ... and never sooner than this after its last attempt
