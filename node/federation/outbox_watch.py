@@ -87,7 +87,7 @@ class OutboxWatch:
     async def _poll(self) -> None:
         """SQLite: its data_version (outbox_signals.VersionProbe), at pauses that back off
         while it stays (next_pause), and at the longest, after the next write instead
-        where the probe can tell it (`_written`); only when it moved, one read of the
+        where the probe can tell it (`_readable`); only when it moved, one read of the
         outbox for the peers of the rows queued since the last. Without a probe (it
         failed: a new one is made at the next look), the outbox is read every time."""
         seen = -1
