@@ -1,6 +1,9 @@
 """Which of a node's `serve` processes leads, on PostgreSQL (node.store.lease; decision
-0024). Every RENEW_SECONDS the leader renews its lease for LEASE_SECONDS, and a standby
-tries to take it over (it succeeds once the lease has expired, on the database's clock).
+0024). Every RENEW_SECONDS (a third of the lease: two renewals may fail before it ends)
+the leader renews its lease for LEASE_SECONDS (issue 20.5: a renewal every 1.5 s was a
+share of an idle node's CPU). A standby tries to take it over every RENEW_SECONDS, or
+sooner, just after the lease it last saw ends (`standby_pause`), and succeeds once it has
+expired, on the database's clock.
 
 Invariants:
   - The process writes (Database.lead) only for an epoch it took over, and stops at once
@@ -9,8 +12,10 @@ Invariants:
     the database would refuse its writes anyway; stepping down ends its links and jobs.
   - The leader's side jobs (links, periodic jobs, joins, intake) start only after the
     epoch is held (`on_lead`), and are ended before a standby could lead (`on_step_down`).
-  - A leader that dies is replaced within LEASE_SECONDS + RENEW_SECONDS (+ the takeover's
-    lock wait of a paused leader's transaction, which the takeover ends).
+  - A leader that dies is replaced within LEASE_SECONDS of its last renewal, so of its
+    death (+ STANDBY_MARGIN_SECONDS, a round trip, and the takeover's lock wait of a paused
+    leader's transaction, which the takeover ends): under the 10 s promised (decision
+    0035). A standby that could not read the lease tries again after RENEW_SECONDS.
 The gauges `lapor_node_leader` (1 leading, 0 standby) and `lapor_node_leader_epoch` say
 which process leads, beside `link list`'s leader line."""
 
@@ -29,10 +34,20 @@ from node.metrics import REGISTRY
 from node.services import leadership
 from node.services.context import NodeContext
 
-__all__ = ["LEASE_SECONDS", "RENEW_SECONDS", "Leadership", "sole_leader"]
+__all__ = [
+    "LEASE_SECONDS",
+    "RENEW_SECONDS",
+    "STANDBY_MARGIN_SECONDS",
+    "STANDBY_MIN_SECONDS",
+    "Leadership",
+    "sole_leader",
+    "standby_pause",
+]
 
-LEASE_SECONDS = 5.0
-RENEW_SECONDS = 1.5
+LEASE_SECONDS = 6.0
+RENEW_SECONDS = LEASE_SECONDS / 3
+STANDBY_MARGIN_SECONDS = 0.1  # a standby asks this long after the lease it saw ends
+STANDBY_MIN_SECONDS = 0.5  # ... and never sooner than this after its last attempt
 
 LEADER = Gauge(
     "lapor_node_leader",
@@ -50,6 +65,19 @@ def sole_leader() -> None:
     """SQLite: the one `serve` of the data directory leads, with no lease (epoch 0)."""
     LEADER.set(1)
     LEADER_EPOCH.set(0)
+
+
+def standby_pause(seen: leadership.LeaseView | None) -> float:
+    """How long a standby waits before its next takeover attempt, having seen `seen` (None:
+    it could not read the lease): until that lease ends on the database's clock, plus
+    STANDBY_MARGIN_SECONDS, so that a dead leader is replaced as soon as its lease allows;
+    but never longer than RENEW_SECONDS (a lease released by a leader that stopped cleanly
+    is taken within that), and never shorter than STANDBY_MIN_SECONDS (an expired lease it
+    could not take: a paused leader's transaction held it)."""
+    if seen is None:
+        return RENEW_SECONDS
+    wait = seen.remaining_seconds + STANDBY_MARGIN_SECONDS
+    return min(max(wait, STANDBY_MIN_SECONDS), RENEW_SECONDS)
 
 
 class Leadership:
@@ -71,6 +99,7 @@ class Leadership:
         self.holder = f"{socket.gethostname()} pid {os.getpid()} ({listen})"
         self.epoch: int | None = None
         self.seen: leadership.LeaseView | None = None
+        self._standby_pause = RENEW_SECONDS  # as a standby, until the next takeover attempt
         self._valid_until = 0.0
         LEADER.set(0)
 
@@ -91,10 +120,11 @@ class Leadership:
         )
 
     async def run(self) -> None:
-        """Rounds every RENEW_SECONDS, after the first (`round`, which `serve` awaits at
-        start so that a lone serve leads before its port opens)."""
+        """Rounds after the first (`round`, which `serve` awaits at start so that a lone
+        serve leads before its port opens): every RENEW_SECONDS while leading; as a
+        standby, when the lease it last saw ends (standby_pause)."""
         while True:
-            await asyncio.sleep(RENEW_SECONDS)
+            await asyncio.sleep(RENEW_SECONDS if self.leading else self._standby_pause)
             await self.round()
 
     async def round(self, *, first: bool = False) -> None:
@@ -114,12 +144,14 @@ class Leadership:
             )
             if epoch is None:
                 self.seen = await asyncio.to_thread(leadership.current, self.ctx)
+                self._standby_pause = standby_pause(self.seen)
                 if self.seen is not None:
                     LEADER_EPOCH.set(self.seen.epoch)
                 self.ctx.db.lead(None, self.standby_message())
                 return
         except Exception as e:  # the database is away (a failover): try again next round
             self.log.warning("leader.lease_unreachable", error_kind=type(e).__name__, error=str(e))
+            self._standby_pause = RENEW_SECONDS
             return
         self._valid_until = started + LEASE_SECONDS
         self.epoch = epoch
@@ -162,6 +194,7 @@ class Leadership:
 
     async def step_down(self, why: str) -> None:
         epoch, self.epoch = self.epoch, None
+        self._standby_pause = RENEW_SECONDS
         self.ctx.db.lead(None, self.standby_message())
         LEADER.set(0)
         self.log.warning("leader.stepped_down", epoch=epoch, why=why)

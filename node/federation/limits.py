@@ -13,9 +13,13 @@ What holds, whatever a peer, gateway or stranger does with its connections:
      get the same cap through `limit_http_server`, and a connection that sends nothing
      for `HTTP_IDLE_SECONDS` (a request half sent, or a kept-alive one left idle) is
      closed, freeing its thread: slow clients cannot pile up threads and descriptors.
-  4. `ConnectionWatch` looks at the ports' connections every few seconds (Linux:
+  4. `ConnectionWatch` looks at the ports' connections every WATCH_SECONDS (Linux:
      /proc/net/tcp*) and logs a warning naming the port when one is at its cap, i.e.
-     when gRPC is refusing connections there, and when it stops.
+     when gRPC is refusing connections there, and when it stops. A look first counts the
+     process's open descriptors (/proc/self/fd): while they are fewer than the cap, gRPC
+     holds fewer connections than that on any port, and the tables, whose read walks
+     every socket of the host (tens of milliseconds of CPU with a few thousand, most of an
+     idle node's CPU before; issue 20.5), are not read.
 Intake's per-gateway call limits and per-call deadline live in node.federation.intake_port.
 """
 
@@ -42,7 +46,9 @@ __all__ = [
     "OpenFiles",
     "connection_cap",
     "count_connections",
+    "count_if_reachable",
     "limit_http_server",
+    "open_descriptors",
     "raise_open_files",
     "server_options",
     "watch",
@@ -69,6 +75,7 @@ WATCH_SECONDS = 5.0  # a flood shorter than the handshake timeout (10 s) must st
 _ESTABLISHED = "01"
 _SYN_RECV = "03"
 _PROC_TCP = (Path("/proc/net/tcp"), Path("/proc/net/tcp6"))
+_OWN_FDS = Path("/proc/self/fd")
 
 
 @dataclass(frozen=True)
@@ -207,6 +214,31 @@ def count_connections(
     return wanted if found else None
 
 
+def open_descriptors(listing: Path = _OWN_FDS) -> int | None:
+    """How many descriptors this process has open (the entries of /proc/self/fd); None
+    where that cannot be read. Every connection a port of ours has accepted is one of
+    them, so no port holds more connections than this."""
+    try:
+        return sum(1 for _ in listing.iterdir())
+    except OSError:
+        return None
+
+
+def count_if_reachable(
+    ports: Iterable[int],
+    cap: int,
+    listing: Path = _OWN_FDS,
+    tables: Sequence[Path] = _PROC_TCP,
+) -> dict[int, int] | None:
+    """`count_connections(ports)`, unless this process has fewer descriptors open than
+    `cap` (open_descriptors): then gRPC holds fewer than `cap` connections on any port, so
+    refuses none, and every count is 0 without reading the tables."""
+    held = open_descriptors(listing)
+    if held is not None and held < cap:
+        return {p: 0 for p in ports if p}
+    return count_connections(ports, tables)
+
+
 class ConnectionWatch:
     """Logs a warning when a gRPC port is at its connection cap (gRPC then closes every
     new connection to it at once), naming the port, and a line when it is below again."""
@@ -221,7 +253,7 @@ class ConnectionWatch:
     def check(self, counts: dict[int, int] | None = None) -> set[str]:
         """Look once; return the names of the ports at their cap."""
         if counts is None:
-            counts = count_connections(self.ports.values())
+            counts = count_if_reachable(self.ports.values(), self.cap)
         if counts is None:
             return set()
         full = {name for name, port in self.ports.items() if counts.get(port, 0) >= self.cap}
@@ -241,10 +273,17 @@ class ConnectionWatch:
         return full
 
     async def run(self) -> None:
+        """Look every `interval`: on the event loop while the process's descriptors are
+        fewer than the cap (a directory listing of /proc/self/fd, nothing to wait on), on
+        a thread when the tables must be read."""
         while True:
             await asyncio.sleep(self.interval)
             try:
-                await asyncio.to_thread(self.check)
+                held = open_descriptors()
+                if held is not None and held < self.cap:
+                    self.check({port: 0 for port in self.ports.values()})
+                else:
+                    await asyncio.to_thread(self.check)
             except Exception as e:  # pragma: no cover - best effort: keep watching
                 self.log.warning("limits.watch_failed", error_kind=type(e).__name__)
 

@@ -8,8 +8,14 @@ SQLite's looks back off while nothing moves (issue 20.5: an idle node polled 100
 second): OUTBOX_WATCH_SECONDS after a change, the pause doubling at each look that finds
 none, up to OUTBOX_WATCH_MAX_SECONDS, and back to the shortest at the first change (any
 commit of another connection, this node's own sessions included). So a link with traffic
-is looked at every 10 ms, and a row queued on an idle node waits at most
-OUTBOX_WATCH_MAX_SECONDS."""
+is looked at every 10 ms. Once nothing has moved for OUTBOX_SETTLE_SECONDS, on Linux the
+watcher stops looking and waits for the database's next write by any process (the probe's
+changes descriptor, inotify on the -wal file: no timer at all while the node is idle),
+then starts again from the shortest pause, since the commit shows in data_version a
+little after its write. So a row queued on an idle node leaves within about
+OUTBOX_WATCH_SECONDS, and costs nothing while none is. Without that descriptor the
+longest pause stays the bound (OUTBOX_WATCH_MAX_SECONDS). Either way each session still
+reads its outbox every federation.poll_interval_ms."""
 
 from __future__ import annotations
 
@@ -33,6 +39,10 @@ __all__ = [
 
 OUTBOX_WATCH_SECONDS = 0.01  # SQLite's pause between looks at data_version after a change
 OUTBOX_WATCH_MAX_SECONDS = 0.5  # ... and its longest, after a while with no change
+# How long after the last write the looks go on before waiting for the next write: the
+# write's commit shows in data_version only after its fsync, which a busy disk can hold
+# for seconds; a commit slower than this shows at the session's own outbox poll.
+OUTBOX_SETTLE_SECONDS = 5.0
 OUTBOX_LISTEN_RETRY_SECONDS = 1.0  # PostgreSQL: listening again after a failure
 
 
@@ -50,6 +60,7 @@ class OutboxWatch:
         self.db = db
         self.live = live
         self.log = log
+        self.waiting_for_write = False  # SQLite: idle, until the database's next write
 
     async def run(self) -> None:
         if outbox_signals.polls(self.ctx):
@@ -79,15 +90,29 @@ class OutboxWatch:
 
     async def _poll(self) -> None:
         """SQLite: its data_version (outbox_signals.VersionProbe), at pauses that back off
-        while it stays (next_pause); only when it moved, one read of the outbox for the
-        peers of the rows queued since the last. Without a probe (it failed: a new one is
-        made at the next look), the outbox is read every time."""
+        while it stays (next_pause), and at the longest, after the next write instead
+        where the probe can tell it (`_readable`); only when it moved, one read of the
+        outbox for the peers of the rows queued since the last. Without a probe (it
+        failed: a new one is made at the next look), the outbox is read every time."""
         seen = -1
         probe: outbox_signals.VersionProbe | None = None
         read_at: int | None = None  # the version the last read of the outbox followed
         pause = OUTBOX_WATCH_SECONDS
+        loop = asyncio.get_running_loop()
+        written_at = loop.time()  # the last write seen (or the start)
         try:
             while True:
+                fd = None if probe is None else probe.changes_fileno()
+                settled = loop.time() - written_at >= OUTBOX_SETTLE_SECONDS
+                if fd is not None and probe is not None and settled:
+                    self.waiting_for_write = True
+                    try:
+                        await _readable(fd)
+                    finally:
+                        self.waiting_for_write = False
+                    probe.take_changes()
+                    written_at = loop.time()
+                    pause = OUTBOX_WATCH_SECONDS
                 await asyncio.sleep(pause)
                 version: int | None = None
                 try:
@@ -97,6 +122,7 @@ class OutboxWatch:
                     pause = next_pause(pause, version != read_at)
                     if version == read_at:
                         continue
+                    written_at = loop.time()
                 except Exception as e:  # pragma: no cover - best effort: read the outbox
                     if probe is not None:  # logged once, not at every failed first look
                         self.log.warning("outbox.probe_failed", error_kind=type(e).__name__)
@@ -116,3 +142,19 @@ class OutboxWatch:
         finally:
             if probe is not None:
                 probe.close()
+
+
+async def _readable(fd: int) -> None:
+    """Until `fd` is readable, with nothing on the event loop's clock meanwhile."""
+    loop = asyncio.get_running_loop()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(fd, wake)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(fd)

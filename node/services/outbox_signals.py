@@ -4,7 +4,9 @@ node.store.db behind an interface the federation layer uses, so that it reaches 
 only through services.
 
   - SQLite (`polls(ctx)` is True): a VersionProbe whose `version()` moves whenever any
-    connection commits; a read of the outbox made after it moved sees the commit.
+    connection commits; a read of the outbox made after it moved sees the commit. On
+    Linux its `changes_fileno()` becomes readable when any process writes to the
+    database, a little before the commit shows in `version()`.
   - PostgreSQL: QueuedPeers, the peer of each row queued, notified at the commit of the
     transaction that queued it (migration 0011's trigger); nothing is kept while no one
     listens.
@@ -30,9 +32,14 @@ __all__ = [
 
 
 class VersionProbe(Protocol):
-    """SQLite's data_version on a connection of its own (node.store.db.DataVersionProbe)."""
+    """SQLite's data_version on a connection of its own (node.store.db.DataVersionProbe),
+    and where it has one, a descriptor readable after any write to the database."""
 
     def version(self) -> int: ...
+
+    def changes_fileno(self) -> int | None: ...
+
+    def take_changes(self) -> None: ...
 
     def close(self) -> None: ...
 

@@ -23,11 +23,13 @@ lock, as any writer does (decision 0024 says why that cannot fork the ledger).
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,6 +43,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from node.errors import ConfigError, PeerUnavailableError
 from node.store import lease
+from node.store._wal_watch import open_wal_watch
 
 __all__ = [
     "IDLE_IN_TRANSACTION_SECONDS",
@@ -300,10 +303,14 @@ class Database:
 
 
 class DataVersionProbe:
-    """What SQLite's outbox watcher asks every few milliseconds instead of reading the
-    outbox: `PRAGMA data_version` on a connection of its own. It moves whenever another
-    connection (of this process or another) commits, so a read of the outbox made after
-    it saw the commit. A read of the WAL index: no transaction, no table read.
+    """What SQLite's outbox watcher asks instead of reading the outbox: `PRAGMA
+    data_version` on a connection of its own. It moves whenever another connection (of
+    this process or another) commits, so a read of the outbox made after it saw the
+    commit. A read of the WAL index: no transaction, no table read.
+
+    `changes_fileno()`, where Linux inotify gives one (node.store._wal_watch), is a
+    descriptor readable after any process wrote to the database, so the watcher can wait
+    for that instead of asking at intervals; `take_changes()` reads its events.
 
     `version` may run on any thread, and `close` may be called from another while it does
     (a watcher cancelled mid-read): the lock makes `close` wait for it, where sqlite3
@@ -312,15 +319,33 @@ class DataVersionProbe:
     def __init__(self, path: str) -> None:
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._lock = threading.Lock()
+        self.version()  # opening the database makes its -wal file, which the watch needs
+        self._wal = open_wal_watch(path)
 
     def version(self) -> int:
         with self._lock:
             (version,) = self._conn.execute("PRAGMA data_version").fetchone()
         return int(version)
 
+    def changes_fileno(self) -> int | None:
+        """Readable after a write to the database by any process; None: no such signal
+        (not Linux, or the watch was lost), ask `version` at intervals."""
+        return None if self._wal is None else self._wal.fileno()
+
+    def take_changes(self) -> None:
+        """Read the pending change events (call when `changes_fileno()` is readable). A
+        watch that no longer covers every write is dropped: `changes_fileno()` is None
+        from then on."""
+        if self._wal is not None and not self._wal.drain():
+            self._wal.close()
+            self._wal = None
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+            if self._wal is not None:
+                self._wal.close()
+                self._wal = None
 
 
 OUTBOX_CHANNEL = "lapor_outbox"
@@ -336,12 +361,22 @@ class OutboxNotifications:
             async for peer in queued: ...
 
     On a connection of its own (psycopg's, async, in autocommit) for as long as the block
-    runs; a notification sent while no block listens is not kept."""
+    runs; a notification sent while no block listens is not kept.
+
+    Waiting costs nothing while nothing is sent (issue 20.5): the event loop watches the
+    connection's socket (`add_reader`) and libpq reads it only once it is readable.
+    psycopg's own `notifies()` woke every 0.1 s to look (its fixed wait interval), ten
+    wake-ups a second on an idle node. Invariants:
+      - a notification psycopg reads while the LISTEN runs reaches `pending` through the
+        notify handler, registered before it; every later one, through `_consume`;
+      - a wait that is cancelled loses nothing: the bytes stay in the socket for the next;
+      - a connection the server closed makes the socket readable and `_consume` raise
+        (psycopg.OperationalError): the iteration ends with that error."""
 
     def __init__(self, engine: Engine) -> None:
         self._args = engine.dialect.create_connect_args(engine.url)
         self._conn: Any = None
-        self._notes: AsyncGenerator[Any, None] | None = None
+        self._pending: collections.deque[str] = collections.deque()
 
     async def __aenter__(self) -> OutboxNotifications:
         import psycopg  # lazy: only a PostgreSQL node listens, and SQLite ones need no driver
@@ -349,31 +384,50 @@ class OutboxNotifications:
         cargs, cparams = self._args
         self._conn = await psycopg.AsyncConnection.connect(*cargs, autocommit=True, **cparams)
         try:
+            self._conn.add_notify_handler(self._noted)
             await self._conn.execute(f"LISTEN {OUTBOX_CHANNEL}")
         except BaseException:
             await self._conn.close()
             raise
         return self
 
+    def _noted(self, note: Any) -> None:
+        self._pending.append(str(note.payload))
+
     def __aiter__(self) -> OutboxNotifications:
         return self
 
     async def __anext__(self) -> str:
-        """The next peer notified. A wait cancelled (a timeout) loses nothing: psycopg keeps
-        what arrives meanwhile for the next one."""
+        """The next peer notified, once the socket has something to read."""
         assert self._conn is not None, "use OutboxNotifications in `async with`"
-        if self._notes is None:
-            self._notes = self._conn.notifies()
+        while not self._pending:
+            await self._readable()
+            self._consume()
+        return self._pending.popleft()
+
+    async def _readable(self) -> None:
+        loop = asyncio.get_running_loop()
+        fd = self._conn.fileno()
+        ready: asyncio.Future[None] = loop.create_future()
+
+        def wake() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        loop.add_reader(fd, wake)
         try:
-            note = await anext(self._notes)
-        except BaseException:
-            self._notes = None  # psycopg's generator ends with the wait that failed
-            raise
-        return str(note.payload)
+            await ready
+        finally:
+            loop.remove_reader(fd)
+
+    def _consume(self) -> None:
+        """Read what the socket holds (it does not block: it was readable) and take the
+        notifications among it; other messages (a parameter status) are libpq's alone."""
+        pgconn = self._conn.pgconn
+        pgconn.consume_input()
+        encoding = self._conn.info.encoding
+        while (note := pgconn.notifies()) is not None:
+            self._pending.append(note.extra.decode(encoding))
 
     async def __aexit__(self, *exc: object) -> None:
-        try:
-            if self._notes is not None:
-                await self._notes.aclose()
-        finally:
-            await self._conn.close()
+        await self._conn.close()

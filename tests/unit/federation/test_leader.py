@@ -5,12 +5,20 @@ not renew (paused past its lease) finds the other leading, steps down, and is re
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Iterator
 
 import pytest
 import structlog
 
-from node.federation.leader import LEASE_SECONDS, Leadership
+from node.federation.leader import (
+    LEASE_SECONDS,
+    RENEW_SECONDS,
+    STANDBY_MARGIN_SECONDS,
+    STANDBY_MIN_SECONDS,
+    Leadership,
+    standby_pause,
+)
 from node.metrics import REGISTRY
 from node.services import complaints, leadership
 from node.services.context import NodeContext
@@ -85,3 +93,35 @@ def test_one_leads_the_other_stands_by_and_a_superseded_leader_steps_down(
         assert view is not None and (view.epoch, view.holder) == (2, b.holder)
 
     asyncio.run(scenario())
+
+
+def _view(remaining: float) -> leadership.LeaseView:
+    now = dt.datetime(2026, 12, 7, 12, 0, tzinfo=dt.UTC)
+    return leadership.LeaseView(3, "host-a", now, now + dt.timedelta(seconds=remaining), now)
+
+
+@pytest.mark.parametrize(
+    ("seen", "pause"),
+    [
+        pytest.param(_view(1.0), 1.0 + STANDBY_MARGIN_SECONDS, id="just-after-the-lease-ends"),
+        pytest.param(_view(0.0), STANDBY_MIN_SECONDS, id="expired-but-held-not-at-once"),
+        pytest.param(_view(LEASE_SECONDS), RENEW_SECONDS, id="at-least-once-a-renewal-period"),
+        pytest.param(None, RENEW_SECONDS, id="nothing-seen"),
+    ],
+)
+def test_a_standby_tries_again_when_the_lease_it_saw_ends(
+    seen: leadership.LeaseView | None, pause: float
+) -> None:
+    """A standby asks just after the lease it saw ends (on the database's clock), and at
+    least every RENEW_SECONDS (a released lease is taken within that); soon but not at
+    once after an attempt that found it expired and held."""
+    assert standby_pause(seen) == pytest.approx(pause)
+
+
+def test_a_dead_leader_is_replaced_within_the_10_seconds_promised() -> None:
+    """A leader that dies just after renewing holds the lease LEASE_SECONDS more; the
+    standby, which saw that lease, asks STANDBY_MARGIN_SECONDS after it ends; a takeover
+    that meets a paused leader's transaction waits two lock timeouts of 0.5 s. Within 10 s
+    with a second to spare for round trips; the leader renews three times a lease."""
+    assert LEASE_SECONDS + STANDBY_MARGIN_SECONDS + 2 * 0.5 <= 10.0 - 1.0
+    assert RENEW_SECONDS * 3 <= LEASE_SECONDS

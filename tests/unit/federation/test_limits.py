@@ -154,3 +154,44 @@ def test_an_http_port_caps_connections_and_closes_idle_ones() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_open_descriptors_count_this_process_s_own() -> None:
+    """Each socket this process opens is one more descriptor in /proc/self/fd."""
+    before = limits.open_descriptors()
+    assert before is not None
+    with socket.socket() as s:
+        assert s.fileno() >= 0
+        assert limits.open_descriptors() == before + 1
+    assert limits.open_descriptors() == before
+    assert limits.open_descriptors(Path("/absent/fd")) is None
+
+
+@pytest.mark.parametrize(
+    ("cap", "expected"),
+    [
+        pytest.param(6, {0x1D28: 0, 0x1D29: 0}, id="fewer-descriptors-than-the-cap-no-read"),
+        pytest.param(5, {0x1D28: 2, 0x1D29: 1}, id="as-many-as-the-cap-the-table-is-read"),
+    ],
+)
+def test_the_tables_are_read_only_when_a_port_could_be_at_its_cap(
+    tmp_path: Path, cap: int, expected: dict[int, int]
+) -> None:
+    """With fewer descriptors open (5 here) than the cap, gRPC cannot hold the cap on any
+    port: the counts are 0 without reading the tables (which say otherwise); at the cap
+    or above, the tables are read."""
+    listing = tmp_path / "fd"
+    listing.mkdir()
+    for n in range(5):
+        (listing / str(n)).touch()
+    table = tmp_path / "tcp"
+    table.write_text(TABLE)
+    assert limits.count_if_reachable([0x1D28, 0x1D29, 0], cap, listing, [table]) == expected
+
+
+def test_without_proc_self_fd_the_tables_are_read(tmp_path: Path) -> None:
+    """A host without /proc/self/fd still has its ports counted from the tables."""
+    table = tmp_path / "tcp"
+    table.write_text(TABLE)
+    counts = limits.count_if_reachable([0x1D28], 1, tmp_path / "absent", [table])
+    assert counts == {0x1D28: 2}

@@ -7,6 +7,7 @@ made it, once per peer per transaction, and never for a transaction rolled back.
 from __future__ import annotations
 
 import asyncio
+import select
 import subprocess
 import sys
 import threading
@@ -224,3 +225,74 @@ def test_closing_waits_for_a_version_read_on_another_thread(nodes: NodeFactory) 
     )
     assert run.returncode == 0, f"exit {run.returncode}: {run.stderr[-2000:]}"
     assert int(run.stdout) == 2 * rounds
+
+
+@POSTGRESQL
+def test_waiting_for_a_notification_sets_no_timer(nodes: NodeFactory) -> None:
+    """An idle watcher waits on its connection's socket alone (issue 20.5): while it waits,
+    nothing is put on the event loop's clock (psycopg's notifies() set a 0.1 s timer at
+    every wait, ten wake-ups a second), and a notification sent then still arrives."""
+    ctx = nodes("id-64", "Provinsi Kalimantan Timur").ctx()
+
+    async def run() -> tuple[list[float], str]:
+        loop = asyncio.get_running_loop()
+        timers: list[float] = []
+        call_at = loop.call_at
+
+        def counted(when: float, *args: object, **kwargs: object) -> asyncio.TimerHandle:
+            timers.append(when)
+            return call_at(when, *args, **kwargs)  # type: ignore[arg-type]
+
+        async with ctx.db.outbox_notifications() as queued:
+            waiting = asyncio.ensure_future(anext(queued))
+            loop.call_at = counted  # type: ignore[method-assign]
+            try:
+                for _ in range(20):  # let the wait begin and settle
+                    await asyncio.sleep(0)
+            finally:
+                loop.call_at = call_at  # type: ignore[method-assign]
+            assert not waiting.done()
+            await asyncio.to_thread(_fence, ctx)
+            async with asyncio.timeout(DELIVERY_BOUND):
+                return timers, await waiting
+
+    timers, peer = asyncio.run(run())
+    assert timers == []
+    assert peer == FENCE
+
+
+def _readable(fd: int) -> bool:
+    return bool(select.select([fd], [], [], 0)[0])
+
+
+@SQLITE
+def test_the_changes_descriptor_is_readable_after_a_write_by_any_process(
+    nodes: NodeFactory,
+) -> None:
+    """The probe's changes descriptor (inotify on the -wal file) stays quiet while the
+    database is only read, and is readable after a commit of this process or of another
+    (an operator's CLI), until its events are taken."""
+    province = _province_with_children(nodes)
+    ctx = province.ctx()
+    tracking_ids = complaints.submit_many(ctx, [draft(n) for n in range(2)])
+    probe = ctx.db.data_version_probe()
+    try:
+        fd = probe.changes_fileno()
+        assert fd is not None, "Linux gives the probe an inotify descriptor"
+        probe.take_changes()
+        complaints.list_complaints(ctx)
+        exchange.outbox_written_since(ctx, -1)
+        probe.version()
+        assert not _readable(fd)  # reads write nothing
+        complaints.refer(ctx, tracking_ids[0], "id-64-02")
+        assert _readable(fd)
+        probe.take_changes()
+        assert not _readable(fd)
+        cli = [sys.executable, "-m", "node.cli.main", "complaint", "refer", tracking_ids[1]]
+        cli += ["--to", "id-64-02", "--config", str(province.config)]
+        subprocess.run(cli, check=True, capture_output=True)
+        assert _readable(fd)
+        probe.take_changes()
+        assert probe.changes_fileno() == fd  # the watch still covers every write
+    finally:
+        probe.close()
