@@ -63,7 +63,7 @@ def test_a_crash_between_verify_and_dispose_leaves_neither(
     tracking = json.loads(province.cli(*SUBMIT).stdout)["tracking_id"]
     before = snapshot(province)
     monkeypatch.setenv(FAULT_ENV, "before_dispose")
-    crashed = province.cli("complaint", "verify", tracking, check=False)
+    crashed = province.cli("complaint", "verify", tracking, check=False, in_process=False)
     assert crashed.returncode == EXIT_STATUS, crashed.stderr
     assert snapshot(province) == before  # neither the verification nor the referral
     assert status_of(province, tracking) == ("submitted", "id-64")
