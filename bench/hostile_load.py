@@ -13,16 +13,26 @@ The load runs in a process of its own (its threads would otherwise take the GIL 
 timing in this one). A health prober calls the province's gRPC health service every 0.2 s
 throughout both runs.
 Printed: each run's round-trip p50 and p99, the loaded/quiet p99 ratio (target <= 2x), the
-probes' maximum latency under load (target < 1 s), and what the bad joins got.
+probes' p99 and maximum latency under load (target: max < 1 s), and what the bad joins got.
+
+`--against REV` measures a baseline in the same session: the bench of REV (exported with
+`git archive` to a temporary directory) and the bench of this tree run one after the
+other for each database, each in a process of its own started from its tree (so its
+`serve` processes run that tree's code); then both outputs and a table of the figures
+side by side, with the ratio this tree / baseline. This machine's load moves the figures
+by tens of percent from one run to the next: read ratios of runs made together only.
 
 Usage (from the repository root):
-    python bench/hostile_load.py [--referrals 200] [--database sqlite|postgresql]
+    python bench/hostile_load.py [--referrals 200] [--database sqlite|postgresql|both]
+                                 [--against REV]
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import re
+import subprocess
 import sys
 import tempfile
 import threading
@@ -35,7 +45,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.referral_throughput import database_url, drop_databases  # noqa: E402
-from node.services import links  # noqa: E402
 from tests.support.hostile import (  # noqa: E402
     BAD_JOINS,
     IDLE_PER_PORT,
@@ -43,6 +52,7 @@ from tests.support.hostile import (  # noqa: E402
     HealthProber,
     IdleFlood,
     bad_joins_at,
+    connected,
     quantile,
     round_trip,
     serve_every_port,
@@ -94,7 +104,7 @@ def run(args: argparse.Namespace, root: Path) -> int:
         province.start()
         regency.start()
         wait_until(
-            lambda: any(v.connected for v in links.list_links(regency.ctx())),
+            lambda: connected(province, regency),
             timeout=RECOVERY_BOUND,
             what="the regency to connect",
         )
@@ -135,7 +145,8 @@ def run(args: argparse.Namespace, root: Path) -> int:
     print(
         f"  health probes: quiet max {ms(max(quiet_probes.latencies))}; loaded max {ms(worst)} "
         f"over {len(probes.latencies)} probes, {len(probes.failures)} failed "
-        f"(target < 1 s): {'ok' if worst < 1 and not probes.failures else 'MISSED'}"
+        f"(target < 1 s): {'ok' if worst < 1 and not probes.failures else 'MISSED'}; "
+        f"loaded p99 {ms(quantile(probes.latencies, 0.99))}"
     )
     print(
         f"  load: {held} idle connections ({IDLE_PER_PORT} on each of {len(ports)} ports), "
@@ -146,13 +157,79 @@ def run(args: argparse.Namespace, root: Path) -> int:
     return 0
 
 
+# What --against reads from each run's output (the baseline's bench may be older: only
+# these lines are relied on).
+FIGURES = {
+    "quiet p99": r"quiet\s+round trip p50\s+[\d.]+ ms\s+p99\s+([\d.]+) ms",
+    "loaded p99": r"loaded\s+round trip p50\s+[\d.]+ ms\s+p99\s+([\d.]+) ms",
+    "p99 ratio": r"p99 ratio loaded/quiet ([\d.]+)x",
+    "health max": r"loaded max\s+([\d.]+) ms",
+}
+
+
+def figures(output: str) -> dict[str, float]:
+    """The FIGURES found in one run's output."""
+    found = {}
+    for name, pattern in FIGURES.items():
+        match = re.search(pattern, output)
+        if match is not None:
+            found[name] = float(match[1])
+    return found
+
+
+def one_run(tree: Path, database: str, referrals: int) -> str:
+    """This bench as `tree` has it, in a process of its own started from `tree`."""
+    argv = [sys.executable, "bench/hostile_load.py", "--referrals", str(referrals)]
+    ran = subprocess.run(
+        [*argv, "--database", database], cwd=tree, capture_output=True, text=True, check=False
+    )
+    if ran.returncode != 0:
+        raise SystemExit(f"the bench of {tree} failed ({ran.returncode}):\n{ran.stderr[-3000:]}")
+    return ran.stdout
+
+
+def against(args: argparse.Namespace, databases: list[str]) -> int:
+    """Baseline (REV) and this tree, one after the other for each database; the figures
+    side by side."""
+    table: list[tuple[str, str, float | None, float | None]] = []
+    with tempfile.TemporaryDirectory(prefix="lapor-hostile-baseline-") as tmp:
+        exported = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", args.against], capture_output=True, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", tmp], input=exported.stdout, check=True)
+        for database in databases:
+            runs = {}
+            for label, tree in (("baseline " + args.against, Path(tmp)), ("this tree", ROOT)):
+                output = one_run(tree, database, args.referrals)
+                print(f"--- {label}, {database} ---\n{output}", flush=True)
+                runs[label] = figures(output)
+            base, ours = runs.values()
+            table += [(database, name, base.get(name), ours.get(name)) for name in FIGURES]
+    print(f"{'database':<11} {'figure':<11} {'baseline':>10} {'this tree':>10} {'ratio':>6}")
+    for database, name, b, o in table:
+        unit = "x" if name == "p99 ratio" else "ms"
+        cell = [f"{v:.2f}{unit}" if v is not None else "-" for v in (b, o)]
+        ratio = f"{o / b:.2f}" if b and o is not None else "-"
+        print(f"{database:<11} {name:<11} {cell[0]:>10} {cell[1]:>10} {ratio:>6}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--referrals", type=int, default=200, help="per run (default 200)")
-    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="sqlite")
+    parser.add_argument(
+        "--against", metavar="REV", help="also run the bench of git revision REV (a baseline)"
+    )
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="lapor-hostile-") as tmp:
-        return run(args, Path(tmp))
+    databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
+    if args.against:
+        return against(args, databases)
+    for database in databases:
+        args.database = database
+        with tempfile.TemporaryDirectory(prefix="lapor-hostile-") as tmp:
+            run(args, Path(tmp))
+    return 0
 
 
 if __name__ == "__main__":

@@ -9,10 +9,15 @@ What holds, whatever a peer, gateway or stranger does with its connections:
      gRPC ports together never use more than the descriptors left after RESERVED_FILES
      (the database, log and key files, the dashboard and metrics ports, outgoing
      channels). gRPC closes a connection over the cap as soon as it is accepted.
-  3. The plain-HTTP ports (metrics, dashboard: threaded servers, a thread per connection)
-     get the same cap through `limit_http_server`, and a connection that sends nothing
-     for `HTTP_IDLE_SECONDS` (a request half sent, or a kept-alive one left idle) is
-     closed, freeing its thread: slow clients cannot pile up threads and descriptors.
+  3. The plain-HTTP ports (metrics, dashboard: threaded servers) get the same cap through
+     `limit_http_server`. A connection gets a thread only once it has sent something: until
+     then one gate thread per port holds it in a selector, and closes it, silently, when
+     `HTTP_IDLE_SECONDS` pass without a byte. A connection that has a thread and then sends
+     nothing for that long (a request half sent, a kept-alive one left idle) is closed too,
+     freeing its thread; a client that drops or stalls is its own problem, never a
+     traceback in the log. So idle floods cost no threads, and slow clients cannot pile up
+     threads and descriptors (before this, every idle connection held a thread and each
+     timeout printed a traceback: a flood of 600 made the whole process wait on the GIL).
   4. `ConnectionWatch` looks at the ports' connections every WATCH_SECONDS (Linux:
      /proc/net/tcp*) and logs a warning naming the port when one is at its cap, i.e.
      when gRPC is refusing connections there, and when it stops. A look first counts the
@@ -27,10 +32,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import resource
+import selectors
+import socket
 import socketserver
+import ssl
+import sys
 import threading
-from collections.abc import Iterable, Sequence
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,16 +171,20 @@ def limit_http_server(
     connections: int | None = None,
     idle_seconds: float = HTTP_IDLE_SECONDS,
 ) -> None:
-    """Bound a threaded HTTP server (socketserver), before or while it serves: at most
-    `connections` (default: `connection_cap()`) at once, those over it closed as they are
-    accepted; each connection's socket times out after `idle_seconds` without data, which
-    ends its request and its thread."""
+    """Bound a threaded HTTP server (socketserver), before it serves: at most `connections`
+    (default: `connection_cap()`) at once, those over it closed as they are accepted; a
+    connection waits in the port's gate (no thread) until it sends its first byte, and is
+    closed if that takes `idle_seconds`; once it has a thread, its socket times out after
+    `idle_seconds` without data, which ends its request and its thread. A client's
+    dropped or timed-out connection is closed without a word; any other failure of a
+    request is logged once, by kind (`http.request_failed`)."""
     cap = connections or connection_cap()
     handler: Any = server.RequestHandlerClass
     server.RequestHandlerClass = type(handler.__name__, (handler,), {"timeout": idle_seconds})
     accepted: set[int] = set()
     lock = threading.Lock()
     verify, shutdown = server.verify_request, server.shutdown_request
+    close_server = server.server_close
 
     def verify_request(request: Any, client_address: Any) -> bool:
         with lock:
@@ -182,12 +198,176 @@ def limit_http_server(
             accepted.discard(id(request))
         shutdown(request)
 
+    gate = _Gate(server.process_request, shutdown_request, idle_seconds)
+
+    def server_close() -> None:
+        gate.stop()
+        close_server()
+
     server.verify_request = verify_request  # type: ignore[method-assign]
     server.shutdown_request = shutdown_request  # type: ignore[method-assign]
+    server.process_request = gate.add  # type: ignore[method-assign]
+    server.handle_error = _quiet_error  # type: ignore[method-assign]
+    server.server_close = server_close  # type: ignore[method-assign]
 
 
-def _hex_port(local: str) -> int:
-    return int(local.rsplit(":", 1)[1], 16)
+def _quiet_error(request: Any, client_address: Any) -> None:
+    """socketserver's handle_error, called inside the `except` of a failed request: a
+    client's connection that dropped or timed out is no news; anything else is logged
+    by kind, without socketserver's traceback on stderr (which the log would carry line
+    by line)."""
+    error = sys.exc_info()[1]
+    if isinstance(error, OSError):
+        return
+    get_logger().error("http.request_failed", error_kind=type(error).__name__)
+
+
+class _Gate:
+    """Connections accepted on an HTTP port that have not sent a byte yet, held in a
+    selector by one thread instead of a thread each. A connection that sends something
+    goes to `start` (the server's thread-per-request `process_request`); one that closes
+    first, or sends nothing for `idle_seconds`, goes to `close`. Connections are taken
+    in by `add` from the serving thread and registered by the gate's own thread (the
+    selector is only ever touched there)."""
+
+    def __init__(
+        self,
+        start: Callable[[Any, Any], None],
+        close: Callable[[Any], None],
+        idle_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._start = start
+        self._close = close
+        self.idle_seconds = idle_seconds
+        self._clock = clock
+        self._incoming: deque[tuple[Any, Any]] = deque()
+        # Waiting connections by descriptor, oldest first (one idle time for all: the
+        # first is always the next to expire).
+        self._waiting: OrderedDict[int, tuple[Any, Any, float]] = OrderedDict()
+        self._wake_read, self._wake_write = socket.socketpair()
+        self._wake_read.setblocking(False)
+        self._wake_write.setblocking(False)
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+        self._thread_lock = threading.Lock()
+
+    def add(self, request: Any, client_address: Any) -> None:
+        """Hold a connection just accepted until it sends something (the gate's thread
+        starts with the first one)."""
+        if self._stopped:
+            self._close(request)
+            return
+        self._incoming.append((request, client_address))
+        with self._thread_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="http-gate", daemon=True)
+                self._thread.start()
+        self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):  # already woken, or stopped
+            self._wake_write.send(b"\0")
+
+    def stop(self) -> None:
+        """Close every waiting connection and end the gate's thread."""
+        self._stopped = True
+        self._wake()
+        with self._thread_lock:
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout=5)
+        else:
+            self._wake_read.close()
+        with contextlib.suppress(OSError):
+            self._wake_write.close()
+
+    def _run(self) -> None:
+        selector = selectors.DefaultSelector()
+        selector.register(self._wake_read, selectors.EVENT_READ)
+        try:
+            while not self._stopped:
+                timeout = None
+                if self._waiting:
+                    first = next(iter(self._waiting.values()))
+                    timeout = max(0.0, first[2] - self._clock())
+                for key, _ in selector.select(timeout):
+                    if key.fileobj is self._wake_read:
+                        with contextlib.suppress(BlockingIOError, OSError):
+                            self._wake_read.recv(4096)
+                        continue
+                    selector.unregister(key.fileobj)
+                    request, client_address, _ = self._waiting.pop(key.fd)
+                    self._ready(request, client_address)
+                self._take_incoming(selector)
+                self._expire(selector)
+        finally:
+            for request, _, _ in self._waiting.values():
+                self._close(request)
+            while self._incoming:
+                self._close(self._incoming.popleft()[0])
+            self._waiting.clear()
+            selector.close()
+            self._wake_read.close()
+
+    def _take_incoming(self, selector: selectors.BaseSelector) -> None:
+        deadline = self._clock() + self.idle_seconds
+        while self._incoming:
+            request, client_address = self._incoming.popleft()
+            try:
+                selector.register(request, selectors.EVENT_READ)
+            except (OSError, ValueError):  # closed already
+                self._close(request)
+                continue
+            self._waiting[request.fileno()] = (request, client_address, deadline)
+
+    def _expire(self, selector: selectors.BaseSelector) -> None:
+        now = self._clock()
+        while self._waiting:
+            fd, (request, _, deadline) = next(iter(self._waiting.items()))
+            if deadline > now:
+                return
+            del self._waiting[fd]
+            selector.unregister(request)
+            self._close(request)
+
+    def _ready(self, request: Any, client_address: Any) -> None:
+        """A waiting connection is readable: its first bytes (a thread for them), or its
+        end (closed here, no thread)."""
+        if not isinstance(request, ssl.SSLSocket):
+            try:
+                first = request.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                first = b"?"
+            except OSError:
+                first = b""
+            if not first:
+                self._close(request)
+                return
+        try:
+            self._start(request, client_address)
+        except Exception:  # pragma: no cover - no thread to be had: drop this one
+            self._close(request)
+
+
+def _connection_pattern(ports: Iterable[int]) -> re.Pattern[bytes]:
+    """Rows of /proc/net/tcp(6) whose local port is one of `ports` and whose state is
+    established or half-open (SYN_RECV), found by one C-level scan of the table: under a
+    flood of thousands of rows, parsing them line by line in Python held the interpreter
+    (and so every other thread of the node) for tens of ms every few seconds. A row is
+    `sl: LOCAL:PORT REMOTE:PORT STATE ...`; ":PORT " followed by an address, a port and
+    a state is the local port: nothing else in a row has four hex digits between a colon
+    and a space."""
+    alternatives = b"|".join(b"%04X" % port for port in sorted(set(ports)))
+    return re.compile(
+        rb":("
+        + alternatives
+        + rb") [0-9A-F]+:[0-9A-F]{4} (?:"
+        + _ESTABLISHED.encode()
+        + b"|"
+        + _SYN_RECV.encode()
+        + rb") "
+    )
 
 
 def count_connections(
@@ -196,21 +376,17 @@ def count_connections(
     """Established (or half-open) TCP connections to each of `ports` on this host, from
     /proc/net/tcp and tcp6; None where those files do not exist (not Linux)."""
     wanted = {p: 0 for p in ports if p}
+    pattern = _connection_pattern(wanted) if wanted else None
     found = False
     for table in tables:
         try:
-            lines = table.read_text().splitlines()[1:]
+            text = table.read_bytes()
         except OSError:
             continue
         found = True
-        for line in lines:
-            fields = line.split()
-            if len(fields) < 4 or fields[3] not in (_ESTABLISHED, _SYN_RECV):
-                continue
-            with contextlib.suppress(ValueError, IndexError):
-                port = _hex_port(fields[1])
-                if port in wanted:
-                    wanted[port] += 1
+        if pattern is not None:
+            for port in pattern.findall(text):
+                wanted[int(port, 16)] += 1
     return wanted if found else None
 
 

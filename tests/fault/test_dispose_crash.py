@@ -90,7 +90,7 @@ def test_a_crash_between_accepting_and_disposing_leaves_neither(
         tracking = json.loads(national.cli(*SUBMIT).stdout)["tracking_id"]
         national.cli("complaint", "refer", tracking, "--to", "id-64")
         monkeypatch.setenv(FAULT_ENV, "before_dispose")
-        province.start()
+        province.start(until_serving=False)
         assert province.process is not None
         province.process.wait(timeout=recovery_bound())
         assert province.process.returncode == EXIT_STATUS

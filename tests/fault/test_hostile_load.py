@@ -16,13 +16,13 @@ import pytest
 
 from node._proto.lapor.v1 import intake_pb2, intake_pb2_grpc
 from node.crypto.tls import dns_name
-from node.services import links
 from tests.conftest import NodeFactory
 from tests.support.hostile import (
     BAD_JOINS,
     HealthProber,
     IdleFlood,
     bad_joins,
+    connected,
     round_trip,
     serve_every_port,
 )
@@ -89,7 +89,7 @@ def test_referrals_and_health_hold_under_idle_connections_and_bad_joins(
     province.start()
     regency.start()
     wait_until(
-        lambda: any(v.connected for v in links.list_links(regency.ctx())),
+        lambda: connected(province, regency),
         timeout=RECOVERY_BOUND,
         what="the regency to connect",
     )

@@ -21,7 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from node._proto.lapor.v1 import enrollment_pb2, enrollment_pb2_grpc
 from node.crypto.tls import dns_name
-from node.services import complaints, lifecycle
+from node.services import complaints, lifecycle, links
 from tests.fault.conftest import draft
 from tests.support.nodes import TestNode, free_ports, status_of
 
@@ -226,6 +226,15 @@ class HealthProber:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(30)
+
+
+def connected(parent: TestNode, child: TestNode) -> bool:
+    """Whether `child` shows its link to `parent` connected; fails at once, with the log,
+    when either node's `serve` has exited (a wait on this ends with the cause, not after
+    its bound)."""
+    parent.check_alive()
+    child.check_alive()
+    return any(v.connected for v in links.list_links(child.ctx()) if v.peer_id == parent.node_id)
 
 
 def round_trip(parent: TestNode, child: TestNode, n: int, timeout: float) -> float:

@@ -16,6 +16,7 @@ from node.services.context import NodeContext
 from node.services.setup import init_node
 from tests.support.cli import run_cli
 from tests.support.waits import (
+    COMMAND_BOUND,
     STOP_BOUND,
     TEST_FEDERATION,
     TEST_GRACE_SECONDS,
@@ -86,8 +87,16 @@ class TestNode:
             )
         return result
 
-    def start(self) -> None:
+    def start(self, *, until_serving: bool = True) -> None:
+        """Run `serve` and return once it says it serves (`node.started` in its log). Not
+        merely once its port takes connections: gRPC listens from the moment the port is
+        bound, before the node has opened its other ports, and a node that then stops on
+        one of them (a port taken) would pass for a started one, leaving the test to
+        time out on whatever it waits for next. A node that exits fails here with its log.
+        `until_serving=False`: return once the port takes connections, for a node armed to
+        crash, which may reach its fault point before it says it serves."""
         assert self.process is None or self.process.poll() is not None
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "node.cli.main", "serve", "--config", str(self.config)],
@@ -97,13 +106,23 @@ class TestNode:
         )
         log.close()
 
-        def listening() -> bool:
-            if self.process is not None and self.process.poll() is not None:
-                raise AssertionError(f"{self.node_id} exited:\n{self.log_path.read_text()}")
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", self.port)) == 0
+        def serving() -> bool:
+            self.check_alive()
+            if not until_serving:
+                with socket.socket() as s:
+                    return s.connect_ex(("127.0.0.1", self.port)) == 0
+            with self.log_path.open("rb") as f:
+                f.seek(offset)
+                return b'"node.started"' in f.read()
 
-        wait_until(listening, what=f"{self.node_id} to listen on {self.port}")
+        wait_until(serving, timeout=COMMAND_BOUND, what=f"{self.node_id} to serve on {self.port}")
+
+    def check_alive(self) -> None:
+        """Fail with the node's log if its `serve` has exited."""
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError(
+                f"{self.node_id} exited ({self.process.returncode}):\n{self.log_path.read_text()}"
+            )
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = STOP_BOUND) -> int | None:
         if self.process is None or self.process.poll() is not None:

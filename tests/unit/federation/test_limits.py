@@ -14,6 +14,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from prometheus_client import CollectorRegistry, start_http_server
 from structlog.testing import capture_logs
 
 from node.federation import limits
@@ -195,3 +196,52 @@ def test_without_proc_self_fd_the_tables_are_read(tmp_path: Path) -> None:
     table.write_text(TABLE)
     counts = limits.count_if_reachable([0x1D28], 1, tmp_path / "absent", [table])
     assert counts == {0x1D28: 2}
+
+
+def _request_threads() -> list[threading.Thread]:
+    """The live threads of a socketserver's requests."""
+    return [t for t in threading.enumerate() if "process_request" in t.name and t.is_alive()]
+
+
+def test_an_http_port_gives_no_thread_to_connections_that_send_nothing() -> None:
+    """Twenty connections that send nothing hold no thread (the port's gate holds them);
+    a request after them still gets its answer."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hello)
+    limits.limit_http_server(server, connections=50, idle_seconds=300)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(20)]
+    try:
+        # Accepted in order: once a later request is answered, the idle ones are taken in.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=bound()) as answer:
+            assert answer.read() == b"ok\n"
+        assert len(_request_threads()) <= 1  # at most the answered request's, ending
+    finally:
+        for s in idle:
+            s.close()
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_metrics_port_closes_a_timed_out_request_without_a_traceback(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """prometheus_client's server (wsgiref: a timed-out read is an exception that
+    socketserver prints with its traceback) closes a half-sent request at the idle time
+    and says nothing on stderr: under a flood, those tracebacks were the log's bulk."""
+    server, thread = start_http_server(0, addr="127.0.0.1", registry=CollectorRegistry())
+    limits.limit_http_server(server, idle_seconds=0.5)
+    port = server.server_address[1]
+    try:
+        half = socket.create_connection(("127.0.0.1", port))
+        half.sendall(b"GET /metrics HTTP/1.1\r\n")  # and never the rest
+        assert _closed_by_server(half, bound(0.5))
+        half.close()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=bound()) as answer:
+            assert answer.status == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(bound())
+    assert "Traceback" not in capfd.readouterr().err
