@@ -190,21 +190,25 @@ class DuePass:
         run.summary()
 
     `serve` runs `next_slice` on a reader thread and `act` on the writer thread, so link
-    batches queued for the writer go in between two slices. `slice_size` None: the whole
-    pass in one read and one write transaction (the unsliced pass the bench compares).
-    `keep_ids` False: the summary keeps counts only (`serve`'s, whatever the backlog)."""
+    batches queued for the writer go in between two slices. `slice_size`: at most this
+    many complaints per slice (None: SLICE_COMPLAINTS as it is when the pass begins); 0:
+    the whole pass in one read and one write transaction, the unsliced pass that
+    bench/scheduler_stall.py compares. `keep_ids` False: the summary keeps counts only
+    (`serve`'s, whatever the backlog)."""
 
     def __init__(
         self,
         ctx: NodeContext,
         now: dt.datetime,
         *,
-        slice_size: int | None = SLICE_COMPLAINTS,
+        slice_size: int | None = None,
         keep_ids: bool = True,
     ) -> None:
-        if slice_size is not None and slice_size < 1:
-            raise ValueError(f"a slice acts on at least one complaint, not {slice_size}")
-        self.ctx, self.now, self.slice_size, self.keep_ids = ctx, now, slice_size, keep_ids
+        size = SLICE_COMPLAINTS if slice_size is None else slice_size
+        if size < 0:
+            raise ValueError(f"a slice acts on at least one complaint (0: unsliced), not {size}")
+        self.ctx, self.now, self.keep_ids = ctx, now, keep_ids
+        self.slice_size = size or None  # None: unsliced
         self.after: str | None = None  # the keyset cursor: the last tracking id read
         self.finished = False
         self.slices = 0
@@ -280,10 +284,10 @@ class DuePass:
 
 
 def run_due(
-    ctx: NodeContext, now: dt.datetime | None = None, *, slice_size: int | None = SLICE_COMPLAINTS
+    ctx: NodeContext, now: dt.datetime | None = None, *, slice_size: int | None = None
 ) -> DueSummary:
     """Close and (when configured) escalate what is due now, one slice after another in
-    this thread; see the module docstring and DuePass."""
+    this thread; see the module docstring and DuePass (`slice_size` too)."""
     run = DuePass(ctx, now or ctx.clock.now(), slice_size=slice_size)
     while not run.finished:
         due = run.next_slice()
