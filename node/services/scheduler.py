@@ -217,21 +217,28 @@ class DuePass:
         self._failed: list[tuple[str, str]] = []
 
     def next_slice(self) -> list[tuple[str, str]]:
-        """(tracking id, status) of the complaints after the cursor with an action due, at
-        most slice_size of them, from at most SCAN_ROWS read; those only overdue are
-        counted here. Sets `finished` when the read reached the last one."""
+        """(tracking id, status) of at most slice_size complaints after the cursor with an
+        action due, read in pages of slice_size until that many are due or SCAN_ROWS were
+        read (unsliced: every page, all of them). Those only overdue are counted here.
+        Sets `finished` when the read reached the last one."""
         ctx, now, size = self.ctx, self.now, self.slice_size
         statuses = [s.value for s in _SCHEDULED]
         received_before = now - _too_young(ctx.config.deadlines)
         due: list[tuple[str, str]] = []
         overdue: list[str] = []
+        page = SCAN_ROWS if size is None else min(size, SCAN_ROWS)
+        scanned = 0
         with ctx.db.read() as session:
-            while True:
+            while not self.finished and (size is None or (len(due) < size and scanned < SCAN_ROWS)):
                 rows = scheduling.due_candidates(
-                    session, ctx.node_id, statuses, received_before, self.after, SCAN_ROWS
+                    session, ctx.node_id, statuses, received_before, self.after, page
                 )
+                self.finished = len(rows) < page
                 for row in rows:
-                    self.after = row.tracking_id
+                    if size is not None and len(due) >= size:
+                        self.finished = False  # the rest of the page is read again
+                        break
+                    self.after, scanned = row.tracking_id, scanned + 1
                     if row.status == Status.resolved.value:
                         if _closes_now(ctx, row, now):
                             due.append((row.tracking_id, row.status))
@@ -240,15 +247,6 @@ class DuePass:
                             due.append((row.tracking_id, row.status))
                         else:
                             overdue.append(row.tracking_id)
-                    if size is not None and len(due) >= size:
-                        break
-                else:
-                    if len(rows) < SCAN_ROWS:
-                        self.finished = True
-                        break
-                    if size is None:
-                        continue  # unsliced: read on to the end
-                break
         self._add(DueSummary(overdue=tuple(overdue)))
         return due
 
