@@ -4,11 +4,14 @@ Issue 18.4: the scheduler must not stall the links. A province and its regency r
 `lapor-node serve` processes (mutual TLS, fresh databases: PostgreSQL on 127.0.0.1:5432, or
 SQLite). The province runs with workflow.auto_escalate on. Two runs, one per mode, each
 with fresh nodes, in this order:
-  unsliced  the province's scheduler acts on the whole pass in one write transaction
-            (node.services.scheduler.SLICE_COMPLAINTS = 0): the node's one writer is
-            held for the whole pass, as before slicing;
-  sliced    SLICE_COMPLAINTS as shipped: at most that many complaints per write
-            transaction, the writer free between slices.
+  unsliced  the province's scheduler job as it was before the pass was sliced (up to
+            commit 2cd5b16): the whole pass is ONE job on the node's one writer thread
+            (`run_due` inside `DbWorkers.write`), so no link batch commits until it ends.
+            Its transactions are today's slices (node.services.scheduler), so the pass
+            itself costs what the sliced one costs; only the writer is held throughout;
+  sliced    `serve` as shipped (node.federation.periodic): each slice read on a reader
+            thread, then acted on in one write transaction; link batches queued for the
+            writer commit between two slices.
 Each run:
   1. the province refers --pool complaints to the regency, which accepts them;
   2. quiet: --trips round trips. One round trip: the regency follows up one of those
@@ -58,15 +61,30 @@ from tests.support.waits import RECOVERY_BOUND, wait_until  # noqa: E402
 POLL = 0.005  # between two looks at the province's row: the round trips' resolution
 TRIP_TIMEOUT = 3600.0  # an unsliced pass may hold a trip this long
 
-# `serve` with the scheduler's slice size set first (the bench's parameter, not node.yaml's).
-SERVE_WITH_SLICE = (
-    "import sys\n"
-    "from node.services import scheduler\n"
-    "scheduler.SLICE_COMPLAINTS = int(sys.argv[1])\n"
-    "from node.cli.main import main\n"
-    "sys.argv = ['lapor-node', *sys.argv[2:]]\n"
-    "main()\n"
-)
+# `serve`, in the unsliced mode with the scheduler job it had before slicing: the whole
+# pass as one job on the writer thread, logged as the shipped job logs it.
+SERVE = """
+import asyncio, sys
+from node.federation import periodic
+from node.services import scheduler
+
+async def whole_pass_on_the_writer(self):
+    while True:
+        done = await self.db.write(scheduler.run_due, self.ctx, self.ctx.clock.now())
+        self.log.info(
+            "complaints.scheduled",
+            closed=len(done.closed),
+            escalated=len(done.escalated),
+            failed=[t for t, _ in done.failed],
+        )
+        await asyncio.sleep(self.ctx.config.workflow.scheduler_interval_seconds)
+
+if sys.argv[1] == "unsliced":
+    periodic.PeriodicJobs.scheduler = whole_pass_on_the_writer
+from node.cli.main import main
+sys.argv = ["lapor-node", *sys.argv[2:]]
+main()
+"""
 
 
 @dataclass
@@ -76,19 +94,19 @@ class Run:
     quiet: list[float]
     during: list[float]
     pass_seconds: float
-    slices: int
+    slices: int | None
     escalated: int
 
 
-def start(node: TestNode, slice_size: int) -> float:
-    """Start `node`'s serve with the scheduler's slice size; when it listens (monotonic)."""
+def start(node: TestNode, mode: str) -> float:
+    """Start `node`'s serve in `mode`; when it listens (monotonic)."""
     log = node.log_path.open("ab")
     node.process = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            SERVE_WITH_SLICE,
-            str(slice_size),
+            SERVE,
+            mode,
             "serve",
             "--config",
             str(node.config),
@@ -139,16 +157,18 @@ def trip(province: TestNode, regency: TestNode, tracking_id: str) -> float:
     raise SystemExit(f"{tracking_id}'s follow-up did not reach the province")
 
 
-def pass_end(province: TestNode, since: int) -> tuple[dt.datetime, int, int] | None:
+def pass_end(province: TestNode, since: int) -> tuple[dt.datetime, int, int | None] | None:
     """(time, escalated, slices) of the first `complaints.scheduled` line after byte
-    `since` of the province's log, or None yet."""
+    `since` of the province's log, or None yet; a failed pass ends the bench."""
     with province.log_path.open("rb") as f:
         f.seek(since)
         for line in f:
+            if b'"complaints.scheduler_failed"' in line:
+                raise SystemExit(f"the province's scheduler pass failed: {line.decode()}")
             if b'"complaints.scheduled"' in line:
                 event = json.loads(line)
                 at = dt.datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))
-                return at, int(event["escalated"]), int(event.get("slices", 0))
+                return at, int(event["escalated"]), event.get("slices")
     return None
 
 
@@ -159,7 +179,7 @@ def configure(province: TestNode) -> None:
     province.config.write_text(text)
 
 
-def run(args: argparse.Namespace, root: Path, mode: str, slice_size: int) -> Run:
+def run(args: argparse.Namespace, root: Path, mode: str) -> Run:
     load = os.getloadavg()[0]
     root.mkdir()
     urls = [database_url(args.database, root, n) for n in ("id-64", "id-64-02")]
@@ -168,7 +188,7 @@ def run(args: argparse.Namespace, root: Path, mode: str, slice_size: int) -> Run
     try:
         link(province, regency)
         configure(province)
-        start(province, slice_size)
+        start(province, mode)
         regency.start()
         connected(regency)
         p = province.ctx()
@@ -190,7 +210,7 @@ def run(args: argparse.Namespace, root: Path, mode: str, slice_size: int) -> Run
             complaints.submit_many(old, [DRAFT] * min(2000, args.open - first))
         old.close()
         since = province.log_path.stat().st_size
-        listening = start(province, slice_size)
+        listening = start(province, mode)
         connected(regency)
         during: list[float] = []
         end = None
@@ -225,10 +245,10 @@ def report(r: Run, n: int) -> None:
             f"    {name:16} round trip p50 {ms(quantile(values, 0.5))}  p99 "
             f"{ms(quantile(values, 0.99))}  max {ms(max(values))}  ({len(values)} trips)"
         )
+    slices = "" if r.slices is None else f" in {r.slices} slices"
     print(
         f"    pass: {r.pass_seconds:.1f} s from listening to its end line, "
-        f"{r.pass_seconds / n * 1000:.2f} ms per complaint; escalated {r.escalated} "
-        f"in {r.slices} write transaction(s)"
+        f"{r.pass_seconds / n * 1000:.2f} ms per complaint; escalated {r.escalated}{slices}"
     )
 
 
@@ -242,13 +262,11 @@ def main() -> None:
     parser.add_argument("--gap", type=float, default=0.05, help="seconds between trips")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="lapor-sched-") as tmp:
-        runs = [
-            run(args, Path(tmp) / mode, mode, size)
-            for mode, size in (("unsliced", 0), ("sliced", scheduler.SLICE_COMPLAINTS))
-        ]
+        runs = [run(args, Path(tmp) / mode, mode) for mode in ("unsliced", "sliced")]
     print(
         f"scheduler pass over {args.open} open complaints ({args.database}), every one "
-        f"escalated; round trip = a regency's follow-up until the province committed it"
+        f"escalated, slices of {scheduler.SLICE_COMPLAINTS}; round trip = a regency's "
+        f"follow-up until the province committed it"
     )
     for r in runs:
         report(r, args.open)

@@ -45,9 +45,7 @@ LOG_TAIL_LINES = 40
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     """A failed test that started nodes shows the end of each node's log in its report: a
     failure seen once in CI can then be read, not only re-run."""
     report = yield
@@ -61,9 +59,7 @@ def pytest_runtest_makereport(
 
 
 @pytest.fixture
-def nodes(
-    db_kind: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[NodeFactory]:
+def nodes(db_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[NodeFactory]:
     """Make initialised nodes (each with its own fresh database of this run's kind);
     every node is stopped and its database dropped at the end."""
     made: list[TestNode] = []

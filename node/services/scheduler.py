@@ -28,7 +28,8 @@ Invariants:
    complaints as it was, due again at the next pass, and the ledger holds entries only
    for slices that committed. A complaint that cannot be acted on (its parent is no
    longer linked) is reported in ``failed`` and left out of its slice; any other error
-   fails its slice (reported for each of its complaints), never the pass.
+   of ours fails its slice (reported for each of its complaints), not the pass. Without
+   the database or the leader lease (PeerUnavailableError) the pass stops there.
 """
 
 from __future__ import annotations
@@ -42,7 +43,13 @@ from sqlalchemy.orm import Session
 
 from node._proto.lapor.v1 import envelope_pb2, ledger_pb2
 from node.config import NodeConfig
-from node.errors import NodeError, NotFoundError, StateError, ValidationError
+from node.errors import (
+    NodeError,
+    NotFoundError,
+    PeerUnavailableError,
+    StateError,
+    ValidationError,
+)
 from node.faults import fault_point
 from node.ids import parse_tracking_id
 from node.services import checkpoints
@@ -191,10 +198,8 @@ class DuePass:
 
     `serve` runs `next_slice` on a reader thread and `act` on the writer thread, so link
     batches queued for the writer go in between two slices. `slice_size`: at most this
-    many complaints per slice (None: SLICE_COMPLAINTS as it is when the pass begins); 0:
-    the whole pass in one read and one write transaction, the unsliced pass that
-    bench/scheduler_stall.py compares. `keep_ids` False: the summary keeps counts only
-    (`serve`'s, whatever the backlog)."""
+    many complaints per slice (None: SLICE_COMPLAINTS as it is when the pass begins).
+    `keep_ids` False: the summary keeps counts only (`serve`'s, whatever the backlog)."""
 
     def __init__(
         self,
@@ -205,10 +210,9 @@ class DuePass:
         keep_ids: bool = True,
     ) -> None:
         size = SLICE_COMPLAINTS if slice_size is None else slice_size
-        if size < 0:
-            raise ValueError(f"a slice acts on at least one complaint (0: unsliced), not {size}")
-        self.ctx, self.now, self.keep_ids = ctx, now, keep_ids
-        self.slice_size = size or None  # None: unsliced
+        if size < 1:
+            raise ValueError(f"a slice acts on at least one complaint, not {size}")
+        self.ctx, self.now, self.slice_size, self.keep_ids = ctx, now, size, keep_ids
         self.after: str | None = None  # the keyset cursor: the last tracking id read
         self.finished = False
         self.slices = 0
@@ -219,23 +223,23 @@ class DuePass:
     def next_slice(self) -> list[tuple[str, str]]:
         """(tracking id, status) of at most slice_size complaints after the cursor with an
         action due, read in pages of slice_size until that many are due or SCAN_ROWS were
-        read (unsliced: every page, all of them). Those only overdue are counted here.
-        Sets `finished` when the read reached the last one."""
+        read. Those only overdue are counted here. Sets `finished` when the read reached
+        the last one."""
         ctx, now, size = self.ctx, self.now, self.slice_size
         statuses = [s.value for s in _SCHEDULED]
         received_before = now - _too_young(ctx.config.deadlines)
         due: list[tuple[str, str]] = []
         overdue: list[str] = []
-        page = SCAN_ROWS if size is None else min(size, SCAN_ROWS)
+        page = min(size, SCAN_ROWS)
         scanned = 0
         with ctx.db.read() as session:
-            while not self.finished and (size is None or (len(due) < size and scanned < SCAN_ROWS)):
+            while not self.finished and len(due) < size and scanned < SCAN_ROWS:
                 rows = scheduling.due_candidates(
                     session, ctx.node_id, statuses, received_before, self.after, page
                 )
                 self.finished = len(rows) < page
                 for row in rows:
-                    if size is not None and len(due) >= size:
+                    if len(due) >= size:
                         self.finished = False  # the rest of the page is read again
                         break
                     self.after, scanned = row.tracking_id, scanned + 1
@@ -256,6 +260,8 @@ class DuePass:
             with self.ctx.db.write() as session:
                 done = act_in(session, self.ctx, due, self.now)
                 fault_point("scheduler_slice")
+        except PeerUnavailableError:
+            raise  # no database, or not the leader: the pass stops (serve's writer retries)
         except NodeError as e:
             done = DueSummary(failed=tuple((tracking_id, str(e)) for tracking_id, _ in due))
         self.slices += 1
