@@ -21,7 +21,8 @@ Invariants:
    `serve`) walks the open complaints in tracking-id order from a keyset cursor, at most
    SCAN_ROWS of them, and picks at most SLICE_COMPLAINTS with an action due; one write
    transaction then locks those, checks each again and acts on all of them together
-   (`act_in`: one ledger append, one UPDATE per action, one insert per table). The writer
+   (`act_in`, writing through node.services._slices: one ledger append, one UPDATE per
+   action, one insert per table). The writer
    is free between slices, and the pass resumes after the cursor. A complaint that is
    only overdue (nothing to do but report it) costs no write at all.
 6. A slice commits whole or not at all: a crash or an error in it leaves each of its
@@ -41,7 +42,6 @@ from dataclasses import dataclass, fields
 
 from sqlalchemy.orm import Session
 
-from node._proto.lapor.v1 import envelope_pb2, ledger_pb2
 from node.config import NodeConfig
 from node.errors import (
     NodeError,
@@ -52,11 +52,7 @@ from node.errors import (
 )
 from node.faults import fault_point
 from node.ids import parse_tracking_id
-from node.services import checkpoints
-from node.services._events import add_events
-from node.services._ledger import record_many
-from node.services._notes import keep_note
-from node.services._outbox import sealed, store_sealed
+from node.services._slices import Act, store_acts
 from node.services._transitions import local_role, parent_link, transition
 from node.services.context import NodeContext
 from node.store import queries, scheduling
@@ -300,14 +296,6 @@ def run_due(
     return run.summary()
 
 
-@dataclass(frozen=True)
-class _Act:
-    row: Complaint
-    action: Action
-    after: Status
-    note: str | None
-
-
 def act_in(
     session: Session, ctx: NodeContext, due: Sequence[tuple[str, str]], now: dt.datetime
 ) -> DueSummary:
@@ -316,7 +304,7 @@ def act_in(
     was listed (another holder, another status) is left alone."""
     me = ctx.node_id
     rows = queries.complaints_for_update(session, [tracking_id for tracking_id, _ in due])
-    acts: list[_Act] = []
+    acts: list[Act] = []
     late: list[str] = []
     failed: list[tuple[str, str]] = []
     parents: dict[str, Link | None] = {}  # by peer id; None: no longer linked as parent
@@ -343,8 +331,8 @@ def act_in(
             if parents[peer] is None:
                 failed.append((tracking_id, _unlinked(session, row)))
                 continue
-        acts.append(_Act(row, action, lifecycle.apply(Status(status), action, Role.system), note))
-    _store(session, ctx, acts, parents)
+        acts.append(Act(row, action, lifecycle.apply(Status(status), action, Role.system), note))
+    store_acts(session, ctx, acts, parents)
     return DueSummary(
         closed=tuple(a.row.tracking_id for a in acts if a.action is Action.close),
         escalated=tuple(a.row.tracking_id for a in acts if a.action is Action.escalate),
@@ -401,102 +389,3 @@ def _unlinked(session: Session, row: Complaint) -> str:
     except StateError as e:
         return str(e)
     raise AssertionError(f"{row.received_from} is linked as {row.tracking_id}'s parent")
-
-
-def _store(
-    session: Session, ctx: NodeContext, acts: Sequence[_Act], parents: dict[str, Link | None]
-) -> None:
-    """Write what `acts` do, all at once: their notes, one StatusChanged entry each (one
-    append), the rows (one UPDATE per action), one event each, and for each complaint that
-    came from a parent a StatusUpdate to it under one checkpoint signed after the
-    StatusChanged entries and the parents' links were locked, recorded as StatusUpdateSent
-    (one append). The same rows, entries and envelopes as `transition` on each in turn,
-    except that their entries are grouped by kind within the slice."""
-    if not acts:
-        return
-    me = ctx.node_id
-    at = ctx.clock.now()
-    commitments = [
-        b""
-        if a.note is None
-        else keep_note(session, a.row.tracking_id, a.action.value, a.note, me, at)
-        for a in acts
-    ]
-    indexes = record_many(
-        session,
-        ctx,
-        [
-            ledger_pb2.LedgerEntry(
-                status_changed=ledger_pb2.StatusChanged(
-                    tracking_id=a.row.tracking_id,
-                    action=a.action.value,
-                    from_status=a.row.status,
-                    to_status=a.after.value,
-                    actor=me,
-                    role=Role.system.value,
-                    note_commitment=commitment,
-                )
-            )
-            for a, commitment in zip(acts, commitments, strict=True)
-        ],
-    )
-    scheduling.close_all(session, [a.row.tracking_id for a in acts if a.action is Action.close], at)
-    scheduling.escalate_all(
-        session, [a.row.tracking_id for a in acts if a.action is Action.escalate], at
-    )
-    holders = [
-        a.row.received_from
-        if a.action is Action.escalate and a.row.received_from is not None
-        else a.row.holder
-        for a in acts
-    ]
-    add_events(
-        session,
-        [
-            (
-                a.row.tracking_id,
-                at,
-                a.after.value,
-                me,
-                f"{a.action.value} ({Role.system.value})"
-                + ("" if holder == me else f"; now held by {holder}"),
-                index,
-            )
-            for a, holder, index in zip(acts, holders, indexes, strict=True)
-        ],
-    )
-    up = [
-        (a, holder, commitment)
-        for a, holder, commitment in zip(acts, holders, commitments, strict=True)
-        if a.row.received_from is not None
-    ]
-    if not up:
-        return
-    checkpoint = checkpoints.sign_in(session, ctx)[0].note
-    envelopes = []
-    for a, holder, commitment in up:
-        link = parents[a.row.received_from or ""]
-        assert link is not None, "act_in leaves out complaints whose parent is not linked"
-        update = envelope_pb2.StatusUpdate(
-            tracking_id=a.row.tracking_id,
-            action=a.action.value,
-            status=a.after.value,
-            holder=holder,
-            actor=me,
-            note_commitment=commitment,
-        )
-        update.at.FromDatetime(at)
-        envelope, signed = sealed(
-            ctx, link.peer_id, link.next_out_seq, checkpoint, at, status_update=update
-        )
-        link.next_out_seq += 1
-        envelopes.append((envelope, signed, a.row.tracking_id, False))
-    store_sealed(session, envelopes, at)
-    record_many(
-        session,
-        ctx,
-        [
-            ledger_pb2.LedgerEntry(status_update_sent=ledger_pb2.StatusUpdateSent(envelope=signed))
-            for _, signed, _, _ in envelopes
-        ],
-    )
