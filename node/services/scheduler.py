@@ -22,9 +22,9 @@ Invariants:
    SCAN_ROWS of them, and picks at most SLICE_COMPLAINTS with an action due; one write
    transaction then locks those, checks each again and acts on all of them together
    (`act_in`, writing through node.services._slices: one ledger append, one UPDATE per
-   action, one insert per table). The writer
-   is free between slices, and the pass resumes after the cursor. A complaint that is
-   only overdue (nothing to do but report it) costs no write at all.
+   action, one insert per table). The writer is free between slices, and the pass
+   resumes after the cursor. A complaint only overdue (nothing to do but report it) costs
+   no write at all.
 6. A slice commits whole or not at all: a crash or an error in it leaves each of its
    complaints as it was, due again at the next pass, and the ledger holds entries only
    for slices that committed. A complaint that cannot be acted on (its parent is no
