@@ -153,9 +153,9 @@ class DueSummary:
 
 SLICE_COMPLAINTS = 200
 """At most this many complaints are acted on in one write transaction of a pass (a slice).
-Over 100,000 escalations a slice took 0.3 s (SQLite) to 0.5 s (PostgreSQL) of pass time on the
-shared test machine, reads and link batches between slices included; a link's round trip p99
-pass was about twice its quiet p99 (docs/decisions/0034-scheduler-in-slices.md)."""
+Over 100,000 escalations on the shared test machine a slice took 0.3 s (SQLite) to 0.5 s
+(PostgreSQL) of pass time, reads and link batches between slices included, and a link's
+round trip p99 during the pass was about twice its quiet p99 (decision 0034)."""
 
 SCAN_ROWS = 2_000
 """At most this many open complaints are looked at in one read of a pass."""
