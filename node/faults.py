@@ -24,11 +24,13 @@ FAULT_ENV = "LAPOR_NODE_FAULT"
 """TEST ONLY: `NAME` or `NAME:N` (die at the Nth time the process reaches point NAME; N
 defaults to 1). Names are in POINTS. Never set it on a production node."""
 
-POINTS = frozenset({"before_commit", "after_commit", "before_dispose"})
+POINTS = frozenset({"before_commit", "after_commit", "before_dispose", "scheduler_slice"})
 """before_commit: a received batch is read, its transaction not yet committed.
 after_commit: a received batch is committed, its Ack not yet sent.
 before_dispose: a complaint is verified or accepted, its auto-disposition not yet made,
-nothing of either committed (node.services.routing.auto_dispose_in)."""
+nothing of either committed (node.services.routing.auto_dispose_in).
+scheduler_slice: a slice of a scheduler pass is written, its transaction not yet committed
+(node.services.scheduler.DuePass.act)."""
 
 EXIT_STATUS = 137
 

@@ -127,19 +127,23 @@ class PeriodicJobs:
 
     async def scheduler(self) -> None:
         """Every workflow.scheduler_interval_seconds: auto-close and (if configured)
-        escalate what is due (node.services.scheduler.run_due). What is due is listed on a
-        reader thread (a pass over the open complaints), and only acted on by the writer."""
+        escalate what is due (node.services.scheduler.DuePass). Each slice of the pass is
+        read on a reader thread and acted on by the writer, one transaction per slice."""
         while True:
             try:
-                now = self.ctx.clock.now()
-                listed = await self.db.read(scheduler.due_now, self.ctx, now)
-                done = await self.db.write(scheduler.run_due, self.ctx, listed, now)
-                if done.closed or done.escalated or done.failed:
+                run = scheduler.DuePass(self.ctx, self.ctx.clock.now(), keep_ids=False)
+                while not run.finished:  # in slices: link batches reach the writer between
+                    due = await self.db.read(run.next_slice)
+                    if due:
+                        await self.db.write(run.act, due)
+                done = run.summary()
+                if run.counts["closed"] or run.counts["escalated"] or done.failed:
                     self.log.info(
                         "complaints.scheduled",
-                        closed=len(done.closed),
-                        escalated=len(done.escalated),
+                        closed=run.counts["closed"],
+                        escalated=run.counts["escalated"],
                         failed=[t for t, _ in done.failed],
+                        slices=run.slices,
                     )
             except NodeError as e:
                 self.log.error("complaints.scheduler_failed", error=str(e))

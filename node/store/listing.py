@@ -1,10 +1,10 @@
 """Complaint listings: `complaint list` and the dashboard's overdue pages (filtered,
-oldest first), and the scheduler's pass; streamed in pages of 500."""
+oldest first), streamed in pages of 500. The scheduler's pages are node.store.scheduling."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import Select, func, select
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from node.store.models import Complaint
 
-__all__ = ["ListingFilter", "count_listed", "iter_due_candidates", "iter_listed"]
+__all__ = ["ListingFilter", "count_listed", "iter_listed"]
 
 
 @dataclass(frozen=True)
@@ -59,21 +59,4 @@ def iter_listed(session: Session, f: ListingFilter, limit: int = 0) -> Iterator[
     stmt = _select(f)
     if limit:
         stmt = stmt.limit(limit)
-    yield from session.scalars(stmt.execution_options(yield_per=500))
-
-
-def iter_due_candidates(
-    session: Session, holder: str, statuses: Iterable[str], received_before: dt.datetime
-) -> Iterator[Complaint]:
-    """The complaints `holder` holds in one of `statuses`, received before
-    `received_before` (younger ones cannot be due yet), by tracking id (the scheduler)."""
-    stmt = (
-        select(Complaint)
-        .where(
-            Complaint.holder == holder,
-            Complaint.status.in_(list(statuses)),
-            Complaint.received_at <= received_before,
-        )
-        .order_by(Complaint.tracking_id)
-    )
     yield from session.scalars(stmt.execution_options(yield_per=500))
