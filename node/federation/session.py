@@ -481,8 +481,9 @@ class LinkSession:
             await self.transport.write(
                 federation_pb2.Frame(ack=federation_pb2.Ack(sequence=result.committed_through))
             )
-        if result.applied:
+        if result.queued_through > self.sent:
             self.wake.set()  # responses (receipts) are waiting in the outbox
+        if result.applied:
             self.log.debug("link.committed", count=result.applied, through=result.committed_through)
         if result.error is not None:
             self.log.warning(

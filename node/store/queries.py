@@ -58,6 +58,7 @@ __all__ = [
     "insert_many",
     "iter_ledger",
     "ledger_size",
+    "links_for_update",
     "list_complaints",
     "list_links",
     "next_counter",
@@ -84,6 +85,16 @@ def get_link(session: Session, peer_id: str, *, lock: bool = False) -> Link | No
     if lock:
         stmt = stmt.with_for_update()
     return session.execute(stmt).scalar_one_or_none()
+
+
+def links_for_update(session: Session, peer_ids: Iterable[str]) -> dict[str, Link]:
+    """The links with these peers that exist, by peer id, locked until commit (as get_link
+    with lock=True), in one statement: the links of a group commit (services.group_receive)."""
+    wanted = list(dict.fromkeys(peer_ids))
+    if not wanted:
+        return {}
+    stmt = select(Link).where(one_of(session, Link.peer_id, wanted)).with_for_update()
+    return {link.peer_id: link for link in session.execute(stmt).scalars()}
 
 
 def list_links(session: Session, *, active_only: bool = False) -> Sequence[Link]:
