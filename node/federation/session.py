@@ -501,7 +501,10 @@ class LinkSession:
             raise RefusedError(
                 ValidationError(f"ack for sequence {sequence}, but only {self.sent} were sent"), 0
             )
-        await self.db.write(exchange.acknowledge, self.ctx, self.peer, sequence)
+        if self.ctx.config.federation.group_commit:  # with other links' work (ADR 0033)
+            await group_commit.writer_for(self.ctx, self.db).acknowledge(self.peer, sequence)
+        else:
+            await self.db.write(exchange.acknowledge, self.ctx, self.peer, sequence)
         self.acked = sequence
         self._acked_changed.set()
 

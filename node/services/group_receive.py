@@ -1,4 +1,5 @@
-"""Receiving the batches of several links in ONE write transaction (group commit).
+"""Receiving the batches (and recording the Acks) of several links in ONE write transaction
+(group commit).
 
 `receive_group` applies each link's batch exactly as exchange.receive_batch does (the same
 checks, rows, ledger entries and responses: see node.services.exchange), but inside one
@@ -8,6 +9,8 @@ batch that *refuses* an envelope is not an exception: as in receive_batch, what 
 before the refused envelope commits, and the result carries the error.
 
 Steps, in the one transaction:
+  0. each peer's Ack of what this node sent (exchange.acknowledge_in), under its own
+     savepoint: an Ack refused is rolled back alone, and only its link gets the error;
   1. lock the group's links (one statement);
   2. the bulk path for all of them at once (bulk.receive_runs, in a savepoint of its own):
      the runs of receipts and status updates the children's batches begin with share
@@ -44,10 +47,10 @@ from node.ids import NodeId
 from node.logs import get_logger
 from node.services import bulk
 from node.services.context import NodeContext
-from node.services.exchange import BatchResult, receive_batch_in
+from node.services.exchange import BatchResult, acknowledge_in, receive_batch_in
 from node.store import queries
 
-__all__ = ["LinkBatch", "receive_group"]
+__all__ = ["LinkAck", "LinkBatch", "commit_group", "receive_group"]
 
 log = get_logger()
 
@@ -61,11 +64,36 @@ class LinkBatch:
     held: int | None = None
 
 
+@dataclass(frozen=True)
+class LinkAck:
+    """One peer's Ack to record (exchange.acknowledge's arguments)."""
+
+    peer: NodeId
+    through: int
+
+
 def receive_group(ctx: NodeContext, batches: Sequence[LinkBatch]) -> list[BatchResult | Exception]:
     """Apply every link's batch in one transaction (module steps and invariants); per
     batch, its result or the exception that rolled it back."""
+    return commit_group(ctx, batches, ())[0]
+
+
+def commit_group(
+    ctx: NodeContext, batches: Sequence[LinkBatch], acks: Sequence[LinkAck]
+) -> tuple[list[BatchResult | Exception], list[Exception | None]]:
+    """Record the Acks and apply the batches in one transaction (module steps and
+    invariants); per batch, its result or the exception that rolled it back; per Ack,
+    None or the exception that refused it."""
     out: list[BatchResult | Exception] = []
+    acked: list[Exception | None] = []
     with ctx.db.write() as session:
+        for ack in acks:
+            try:
+                with session.begin_nested():
+                    acknowledge_in(session, ctx, ack.peer, ack.through)
+                acked.append(None)
+            except Exception as e:  # rolled back to the savepoint: this Ack alone fails
+                acked.append(e)
         done = _in_bulk(session, ctx, batches)
         for batch in batches:
             try:
@@ -82,13 +110,15 @@ def receive_group(ctx: NodeContext, batches: Sequence[LinkBatch]) -> list[BatchR
                     )
             except Exception as e:  # rolled back to the savepoint: this link alone fails
                 out.append(e)
-    return out
+    return out, acked
 
 
 def _in_bulk(
     session: Session, ctx: NodeContext, batches: Sequence[LinkBatch]
 ) -> dict[str, bulk.RunResult]:
     """Module steps 1 and 2: what the bulk path took of each link's batch, by peer."""
+    if len(batches) < 2:  # nothing to share: receive_batch_in's own bulk run does the same
+        return {}
     links = queries.links_for_update(session, [b.peer for b in batches])
     runs = []
     for batch in batches:
