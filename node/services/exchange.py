@@ -83,6 +83,7 @@ __all__ = [
     "check_hello",
     "check_peer_holds",
     "hello_state",
+    "next_out_sequences",
     "pending",
     "prove",
     "receive_batch",
@@ -202,6 +203,13 @@ def pending(
         )
         held = witness.present(session, ctx, [d for _, d in rows], held)
         return rows, held
+
+
+def next_out_sequences(ctx: NodeContext) -> dict[str, int]:
+    """Each active link's next outgoing sequence, by peer: a peer has envelopes queued up
+    to one less (node.federation.outbox_poll)."""
+    with ctx.db.read() as session:
+        return queries.next_out_sequences(session)
 
 
 def outbox_written_since(ctx: NodeContext, after_id: int) -> tuple[int, list[str]]:

@@ -62,6 +62,7 @@ __all__ = [
     "list_complaints",
     "list_links",
     "next_counter",
+    "next_out_sequences",
     "outbox_after",
     "outbox_by_message",
     "outbox_depth",
@@ -464,6 +465,13 @@ def outbox_written_since(session: Session, after_id: int) -> tuple[int, list[str
         select(OutboxRow.peer_id).where(OutboxRow.id > after_id, OutboxRow.id <= top).distinct()
     ).scalars()
     return top, list(peers)
+
+
+def next_out_sequences(session: Session) -> dict[str, int]:
+    """Each active link's next outgoing sequence, by peer (one statement for every link:
+    node.federation.outbox_poll)."""
+    stmt = select(Link.peer_id, Link.next_out_seq).where(Link.revoked_at.is_(None))
+    return {peer: sequence for peer, sequence in session.execute(stmt)}
 
 
 class OutboxItem(NamedTuple):
