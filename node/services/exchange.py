@@ -312,7 +312,10 @@ def receive_batch_in(
     caller already applied in this transaction with bulk.receive_runs (the batches of
     several links at once, node.services.group_receive); the rest goes on from there."""
     result = BatchResult()
-    link = _active_link(session, peer, lock=True)
+    # Locked by the caller's bulk pass in this transaction: no second read of the row.
+    link = queries.held_link(session, peer) if done is not None else None
+    if link is None or link.revoked_at is not None:
+        link = _active_link(session, peer, lock=True)
     witness.refuse_if_suspended(link)
     key = VerifyKey(link.signing_key)
     receipts: list[tuple[InboxRow, envelope_pb2.Receipt]] = []

@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from node.errors import ValidationError
 from node.store.models import (
@@ -55,6 +56,7 @@ __all__ = [
     "get_inbox",
     "get_link",
     "get_outbox",
+    "held_link",
     "insert_many",
     "iter_ledger",
     "ledger_size",
@@ -86,6 +88,13 @@ def get_link(session: Session, peer_id: str, *, lock: bool = False) -> Link | No
     if lock:
         stmt = stmt.with_for_update()
     return session.execute(stmt).scalar_one_or_none()
+
+
+def held_link(session: Session, peer_id: str) -> Link | None:
+    """The link with `peer_id` if this session holds it already (read, and locked, earlier
+    in its transaction: links_for_update), without reading it again; else None."""
+    held = session.identity_map.get(identity_key(Link, peer_id))
+    return held if isinstance(held, Link) else None
 
 
 def links_for_update(session: Session, peer_ids: Iterable[str]) -> dict[str, Link]:
