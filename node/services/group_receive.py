@@ -49,6 +49,7 @@ from node.services import bulk
 from node.services.context import NodeContext
 from node.services.exchange import BatchResult, acknowledge_in, receive_batch_in
 from node.store import queries
+from node.store.models import Link
 
 __all__ = ["LinkAck", "LinkBatch", "commit_group", "receive_group"]
 
@@ -94,7 +95,9 @@ def commit_group(
                 acked.append(None)
             except Exception as e:  # rolled back to the savepoint: this Ack alone fails
                 acked.append(e)
-        done = _in_bulk(session, ctx, batches)
+        # `_locked` keeps the rows the pass locked alive: the session holds only weak references to
+        # clean objects, and each batch below reuses its row (queries.held_link).
+        _locked, done = _in_bulk(session, ctx, batches)
         for batch in batches:
             try:
                 with session.begin_nested():
@@ -115,10 +118,11 @@ def commit_group(
 
 def _in_bulk(
     session: Session, ctx: NodeContext, batches: Sequence[LinkBatch]
-) -> dict[str, bulk.RunResult]:
-    """Module steps 1 and 2: what the bulk path took of each link's batch, by peer."""
+) -> tuple[dict[str, Link], dict[str, bulk.RunResult]]:
+    """Module steps 1 and 2: the links locked, and what the bulk path took of each link's
+    batch, by peer."""
     if len(batches) < 2:  # nothing to share: receive_batch_in's own bulk run does the same
-        return {}
+        return {}, {}
     links = queries.links_for_update(session, [b.peer for b in batches])
     runs = []
     for batch in batches:
@@ -126,11 +130,11 @@ def _in_bulk(
         if link is not None and link.revoked_at is None and link.suspended_at is None:
             runs.append((link, batch.deliveries))
     if len(runs) < 2:  # nothing to share: receive_batch_in's own bulk run does the same
-        return {}
+        return links, {}
     try:
         with session.begin_nested():
             results = bulk.receive_runs(session, ctx, runs)
     except Exception as e:  # every batch goes the link-by-link way instead
         log.warning("link.group_bulk_failed", links=len(runs), error=type(e).__name__)
-        return {}
-    return {link.peer_id: result for (link, _), result in zip(runs, results, strict=True)}
+        return links, {}
+    return links, {link.peer_id: r for (link, _), r in zip(runs, results, strict=True)}
