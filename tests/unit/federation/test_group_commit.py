@@ -8,7 +8,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from node.errors import PermissionDeniedError, SignatureError, StateError
 from node.federation.group_commit import GroupWriter
@@ -242,3 +242,26 @@ def test_acks_join_the_group_and_a_refused_one_fails_alone(nodes: NodeFactory) -
         acked = {link.peer_id: link.acked_out_seq for link in session.scalars(select(Link))}
     assert (acked[peers[0]], acked[peers[1]]) == (2, 0)
     assert {complaints.show(p, t).status for t in ids} == {"accepted"}
+
+
+def test_the_links_are_read_once_per_group(nodes: NodeFactory) -> None:
+    """Three children's batches in one group: their link rows are read (and locked) by one
+    statement, not again by each batch."""
+    parent, kids = _province(nodes, 3)
+    p = parent.ctx()
+    work = [(kid, *_handled(parent, kid, 2)) for kid in kids]
+    reads: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM links" in statement:
+            reads.append(statement)
+
+    event.listen(p.db._writer, "before_cursor_execute", seen)
+    try:
+        results = receive_group(
+            p, [LinkBatch(NodeId(kid.ctx().node_id), batch) for kid, _, batch in work]
+        )
+    finally:
+        event.remove(p.db._writer, "before_cursor_execute", seen)
+    assert all(isinstance(r, exchange.BatchResult) and r.applied == 4 for r in results)
+    assert len(reads) == 1, reads
