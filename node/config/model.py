@@ -88,7 +88,7 @@ class FederationConfig:
     reconnect_min_ms: int = 200
     reconnect_max_ms: int = 30_000
     keepalive_seconds: int = 30
-    group_commit: bool = False
+    group_commit: bool = True
 
 
 @dataclass(frozen=True)

@@ -298,7 +298,8 @@ class Federation(Section):
     )
     group_commit: bool = key(
         default_of(m.FederationConfig, "group_commit"),
-        "true: batches of many links commit in one transaction (node.federation.group_commit)",
+        "true: the batches and Acks of many links commit in one transaction "
+        "(node.federation.group_commit); false: one transaction each",
     )
 
 

@@ -1,4 +1,5 @@
-"""Group commit: the batches many link sessions have ready, committed in one transaction.
+"""Group commit: the batches (and Acks) many link sessions have ready, committed in one
+transaction.
 
 Each LinkSession's commit task used to commit its own batch: one write transaction (and
 one round of BEGIN, row lock, COMMIT and fsync) per link batch. At a province with a
@@ -10,16 +11,18 @@ database's speed, not the number of links:
 
   1. a session calls `receive(peer, deliveries, held)`: its batch joins the queue with a
      future, and the session waits on that future (so it has one batch in the queue at a
-     time, and acknowledges only after the commit);
-  2. the writer takes the first waiting batch, and then, without waiting, every batch
-     queued behind it, up to MAX_ENVELOPES envelopes (a big group holds the writer longer,
-     and every link of it waits for the last one);
+     time, and acknowledges only after the commit); `acknowledge(peer, through)`, for the
+     peer's Ack of what we sent, joins the same queue the same way;
+  2. the writer takes the first waiting item, and then, without waiting, every item
+     queued behind it, up to MAX_ENVELOPES envelopes (an Ack counts as one; a big group
+     holds the writer longer, and every link of it waits for the last one);
   3. it commits them in one transaction through the node's database writer (DbRunner:
      the same single writer thread every other write of the node goes through), each
      link's batch under its own savepoint;
   4. each future gets its link's own BatchResult (its Ack sequence, responses, error), or
-     the exception that rolled its batch back; if the transaction fails as a whole, every
-     future of the group gets that error, and no link acknowledges anything of it.
+     the exception that rolled its batch back (an Ack's: None, or the exception that
+     refused it); if the transaction fails as a whole, every future of the group gets that
+     error, and no link acknowledges anything of it.
 No timer: while one group commits, the next one gathers, so a lone batch on an idle node
 waits for nothing. The writer of a node lives on the event loop that first asks for it
 (`writer_for`), and a loop that ended takes its writer with it.
@@ -36,7 +39,7 @@ from node.ids import NodeId
 from node.logs import get_logger
 from node.services.context import NodeContext
 from node.services.exchange import BatchResult
-from node.services.group_receive import LinkBatch, receive_group
+from node.services.group_receive import LinkAck, LinkBatch, commit_group
 
 __all__ = ["MAX_ENVELOPES", "GroupWriter", "writer_for"]
 
@@ -44,7 +47,7 @@ __all__ = ["MAX_ENVELOPES", "GroupWriter", "writer_for"]
 # batch is always taken whole, whatever its size).
 MAX_ENVELOPES = 512
 T = TypeVar("T")
-_Pending = tuple[LinkBatch, "asyncio.Future[BatchResult]"]
+_Pending = tuple[LinkBatch | LinkAck, "asyncio.Future[Any]"]
 
 
 class _Writes(Protocol):
@@ -75,23 +78,32 @@ class GroupWriter:
     ) -> BatchResult:
         """Commit `peer`'s batch with whatever other links have ready (exchange.receive_batch
         semantics); raise what rolled this link's batch back."""
+        result: BatchResult = await self._queued(LinkBatch(peer, list(deliveries), held))
+        return result
+
+    async def acknowledge(self, peer: NodeId, through: int) -> None:
+        """Record `peer`'s Ack of our envelopes up to `through` with whatever other links
+        have ready (exchange.acknowledge semantics); raise what refused it."""
+        await self._queued(LinkAck(peer, through))
+
+    async def _queued(self, item: LinkBatch | LinkAck) -> Any:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="group commit")
-        future: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((LinkBatch(peer, list(deliveries), held), future))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((item, future))
         return await future
 
     def _take(self, first: _Pending) -> list[_Pending]:
-        """The first batch, and every batch queued behind it, within max_envelopes."""
+        """The first item, and every item queued behind it, within max_envelopes."""
         group = [first]
-        size = len(first[0].deliveries)
+        size = _size(first[0])
         while not self._queue.empty():
             nxt = self._queue.get_nowait()
-            if size + len(nxt[0].deliveries) > self.max_envelopes:
+            if size + _size(nxt[0]) > self.max_envelopes:
                 self._queue.put_nowait(nxt)  # goes to the back: next group, in a moment
                 break
             group.append(nxt)
-            size += len(nxt[0].deliveries)
+            size += _size(nxt[0])
         # A session that gave up (cancelled) has nothing to commit any more.
         return [item for item in group if not item[1].cancelled()]
 
@@ -100,9 +112,12 @@ class GroupWriter:
             group = self._take(await self._queue.get())
             if not group:
                 continue
-            batches = [batch for batch, _ in group]
+            batches = [(b, f) for b, f in group if isinstance(b, LinkBatch)]
+            acks = [(a, f) for a, f in group if isinstance(a, LinkAck)]
             try:
-                results = await self.db.write(receive_group, self.ctx, batches)
+                results, acked = await self.db.write(
+                    commit_group, self.ctx, [b for b, _ in batches], [a for a, _ in acks]
+                )
             except Exception as e:  # the transaction failed as a whole: nothing committed
                 self.log.warning(
                     "link.group_commit_failed", links=len(group), error=type(e).__name__
@@ -113,14 +128,22 @@ class GroupWriter:
                 continue
             finally:
                 self.groups += 1
-                self.batches += len(group)
-            for (_, future), result in zip(group, results, strict=True):
+                self.batches += len(batches)
+            for (_, future), outcome in [
+                *zip(batches, results, strict=True),
+                *zip(acks, acked, strict=True),
+            ]:
                 if future.done():
                     continue
-                if isinstance(result, Exception):
-                    future.set_exception(result)
+                if isinstance(outcome, Exception):
+                    future.set_exception(outcome)
                 else:
-                    future.set_result(result)
+                    future.set_result(outcome)
+
+
+def _size(item: LinkBatch | LinkAck) -> int:
+    """What an item counts towards MAX_ENVELOPES: a batch its envelopes, an Ack one."""
+    return len(item.deliveries) if isinstance(item, LinkBatch) else 1
 
 
 # One writer per node context and event loop, by (id(ctx), id(loop)); a writer holds

@@ -4,8 +4,11 @@ Protocol on the stream (see protos/lapor/v1/federation.proto):
   1. each side writes Hello(last sequence it committed from the other), then reads the
      other's Hello; what the peer has is acknowledged, and sending resumes after it;
   2. a sender keeps at most `window` envelopes unacknowledged and reads its outbox in
-     batches; an idle sender wakes on a local signal (the runtime's outbox watcher sets it
-     for rows another process queued) or every `poll_interval_ms`. What one read returns
+     batches; an idle sender wakes on a local signal: a commit of this session that queued
+     responses, the runtime's outbox watcher for rows another process queued, or the
+     node's one outbox poll (node.federation.outbox_poll), which every `poll_interval_ms`
+     wakes the senders whose peer has rows beyond what they sent (a wake-up missed); it
+     still reads its outbox on its own every FALLBACK_POLLS intervals. What one read returns
      goes out in Deliveries frames within the limits the receiver's Hello states (a peer
      that states none gets one Delivery frame per envelope);
   3. a receiver commits deliveries in batches of about `batch` (one transaction; whole
@@ -41,7 +44,7 @@ import grpc
 from node._proto.lapor.v1 import federation_pb2
 from node.errors import NodeError, PeerError, RefusedError, ValidationError
 from node.faults import fault_point
-from node.federation import cosign_link, frames, group_commit
+from node.federation import cosign_link, frames, group_commit, outbox_poll
 from node.federation.liveness import Liveness, SilenceWatch
 from node.federation.status import error_for_status, status_for
 from node.ids import NodeId
@@ -64,6 +67,10 @@ FRAME_SHARE = 2
 # receipt leaves as soon as it is committed. Bigger batches (load) leave the responses to
 # the send loop, which reads them in bulk anyway.
 READY_BATCH = 8
+# An idle sender reads its outbox on its own once in this many poll intervals: the node's
+# outbox poll wakes it within one when its peer has rows it did not send, so this is only
+# the last resort should that poll stop.
+FALLBACK_POLLS = 6
 T = TypeVar("T")
 # What a transport's read raises when the stream breaks (grpc.aio's errors derive from
 # RpcError): the end of the session, not a fault of ours.
@@ -194,6 +201,8 @@ class LinkSession:
         self.log.info("link.up", resume_after=peer_has, last_received=last_in)
         if self.on_hello is not None:
             await self.on_hello()
+        poller = outbox_poll.poller_for(self.ctx, self.db)
+        poller.watch(self)
         reader = asyncio.create_task(self._read_loop(), name="read")
         self.cosign = cosign_link.LinkCosigning(
             self.ctx, self.peer, self.db, self.transport.write, self.log
@@ -216,6 +225,7 @@ class LinkSession:
                 await self._reject(e, reader)
             raise
         finally:
+            poller.unwatch(self)
             for task in tasks:
                 task.cancel()
             # Bounded: a write stuck on a broken stream ends when the caller cancels the
@@ -379,7 +389,7 @@ class LinkSession:
                 await self._write_rows(rows)
             if not rows:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), self.poll)
+                    await asyncio.wait_for(self.wake.wait(), self.poll * FALLBACK_POLLS)
 
     async def _write_rows(self, rows: list[tuple[int, federation_pb2.Delivery]]) -> None:
         """Write (sequence, delivery) rows in frames (call under the send lock)."""
@@ -481,8 +491,9 @@ class LinkSession:
             await self.transport.write(
                 federation_pb2.Frame(ack=federation_pb2.Ack(sequence=result.committed_through))
             )
-        if result.applied:
+        if result.queued_through > self.sent:
             self.wake.set()  # responses (receipts) are waiting in the outbox
+        if result.applied:
             self.log.debug("link.committed", count=result.applied, through=result.committed_through)
         if result.error is not None:
             self.log.warning(
@@ -500,7 +511,10 @@ class LinkSession:
             raise RefusedError(
                 ValidationError(f"ack for sequence {sequence}, but only {self.sent} were sent"), 0
             )
-        await self.db.write(exchange.acknowledge, self.ctx, self.peer, sequence)
+        if self.ctx.config.federation.group_commit:  # with other links' work (ADR 0033)
+            await group_commit.writer_for(self.ctx, self.db).acknowledge(self.peer, sequence)
+        else:
+            await self.db.write(exchange.acknowledge, self.ctx, self.peer, sequence)
         self.acked = sequence
         self._acked_changed.set()
 

@@ -19,6 +19,7 @@ Invariants:
 from __future__ import annotations
 
 import datetime as dt
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
@@ -28,13 +29,23 @@ from node.services import _notes, confidential
 from node.services._events import add_event
 from node.services._ledger import record
 from node.services._outbox import enqueue
+from node.services._receive_checks import StatusChange
 from node.services.context import NodeContext
 from node.store import queries
 from node.store.models import Complaint, Link
 from node.workflow import lifecycle
 from node.workflow.lifecycle import Action, Role, Status
 
-__all__ = ["local_role", "locked", "parent_link", "send_up", "stamp", "transition"]
+__all__ = [
+    "Stamped",
+    "local_role",
+    "locked",
+    "mirror",
+    "parent_link",
+    "send_up",
+    "stamp",
+    "transition",
+]
 
 # The statuses in which a complaint has come back up to this node, which now takes it back.
 _CAME_BACK = frozenset({Status.returned, Status.escalated})
@@ -68,7 +79,20 @@ def local_role(row: Complaint, me: str, action: Action) -> Role:
     return Role.holder
 
 
-def stamp(row: Complaint, action: Action, at: dt.datetime) -> None:
+class Stamped(Protocol):
+    """The columns `stamp` and `mirror` set: a Complaint row, or the bulk path's copy of
+    one (node.store.batches.ComplaintState), so both paths set them alike."""
+
+    status: str
+    holder: str
+    updated_at: dt.datetime
+    verified_at: dt.datetime | None
+    disposed_at: dt.datetime | None
+    resolved_at: dt.datetime | None
+    replied_at: dt.datetime | None
+
+
+def stamp(row: Stamped, action: Action, at: dt.datetime) -> None:
     """Start or stop the clocks of node.workflow.deadlines for an action."""
     if action in (Action.verify, Action.redispose):
         row.verified_at, row.disposed_at = at, None
@@ -79,6 +103,14 @@ def stamp(row: Complaint, action: Action, at: dt.datetime) -> None:
         row.resolved_at = at
     elif action is Action.reporter_reply:
         row.replied_at = at
+
+
+def mirror(row: Stamped, change: StatusChange, at: dt.datetime, now: dt.datetime) -> None:
+    """A child's status update as this node keeps it (lifecycle invariant 3): the status
+    and holder the update names, changed `now`, and the clocks of its action at `at`, the
+    time the update states."""
+    row.status, row.holder, row.updated_at = change.status.value, change.holder, now
+    stamp(row, change.action, at)
 
 
 def transition(

@@ -1,6 +1,8 @@
-"""The bulk path of exchange.receive_batch: a run of first-time referrals (at a child) or of
-receipts (at a parent) applied with a few statements for the whole run, not several per
-envelope. Under load nearly every envelope on a link is one of these two.
+"""The bulk path of exchange.receive_batch: a run of first-time referrals (at a child), or
+of receipts and status updates (at a parent, in any mix: a regency sends a complaint's
+receipt and then its follow-ups and resolution), applied with a few statements for the
+whole run, not several per envelope. Under load nearly every envelope on a link is one of
+these.
 
 `receive_run` takes the longest prefix of the deliveries that it can apply by itself and
 returns its length; exchange.receive_batch takes the next delivery through the
@@ -17,18 +19,27 @@ savepoint, its error or its evidence:
   - a referral of a complaint this node already has (or that the run already took), or
     one whose summary or content fails a check;
   - a receipt that does not match the referral as sent, for a complaint the run already
-    took, or whose status must go on up (the complaint came from this node's parent);
+    took a receipt for, or whose status must go on up (the complaint came from this
+    node's parent);
+  - a status update that the shared checks refuse (_receive_checks.parse_status_update,
+    check_status_update, against the complaint as the run has changed it so far), whose
+    time does not convert, whose note does not open its commitment, that offers a
+    sealing key, or whose complaint came from this node's parent (it is forwarded up);
   - a checkpoint that witness.check refuses (the link's checkpoint is left as it was).
 So the bulk path decides nothing differently; it only does the same work in bulk.
 
 Steps, in the batch's transaction, for the run it takes:
-  1. open the envelopes (signatures), then look up inbox, complaints and sent referrals
-     for the whole run (node.store.batches);
-  2. check each envelope in order, as above, up to the first that is not taken;
+  1. open the envelopes (signatures), then look up inbox, complaints, sent referrals and
+     known notes for the whole run (node.store.batches);
+  2. check each envelope in order, as above, up to the first that is not taken; what a
+     taken envelope changes of its complaint (status, holder, dates: the same
+     _transitions.mirror and stamp as the per-envelope path) is kept in memory, where the
+     envelopes after it are checked against it;
   3. append the run's ledger entries with one record_many;
   4. referrals: insert complaints, contents and events; sign one checkpoint covering the
      run; sign and queue one receipt per referral; insert the inbox rows pointing at them.
-     Receipts: update the complaints they accept, insert events and inbox rows.
+     Receipts and status updates: write each complaint's final state (one executemany),
+     insert the notes, events and inbox rows.
 """
 
 from __future__ import annotations
@@ -42,30 +53,38 @@ from collections.abc import Sequence
 from sqlalchemy.orm import Session
 
 from node._proto.lapor.v1 import envelope_pb2, federation_pb2, ledger_pb2
-from node.complaints import check_summary
+from node.complaints import check_commitment, check_summary
 from node.crypto.signing import VerifyKey
 from node.envelopes import OpenedEnvelope, body_sha256, open_envelope
-from node.errors import NodeError
+from node.errors import NodeError, TamperedEntryError
 from node.ids import NodeId
 from node.services import checkpoints, lifecycle, monitoring, witness
-from node.services._events import add_events
+from node.services._events import EventRow, add_events
 from node.services._ledger import record_many
 from node.services._outbox import sealed, store_sealed
-from node.services._receive_checks import check_sender_role, check_sequence, is_redelivery
+from node.services._receive_checks import (
+    check_sender_role,
+    check_sequence,
+    check_status_update,
+    is_redelivery,
+    parse_status_update,
+)
+from node.services._transitions import mirror
 from node.services.context import NodeContext
 from node.store import batches, queries
 from node.store.models import (
     Complaint,
     ComplaintContentRow,
+    ComplaintNoteRow,
     InboxRow,
     Link,
 )
 
 __all__ = ["RunResult", "receive_run"]
 
-# The payload a run carries on each side of a link: referrals come down from the parent,
-# receipts up from a child (node.services._receive_checks.SENT_BY).
-_RUN_KIND = {"parent": "referral", "child": "receipt"}
+# The payloads a run carries on each side of a link: referrals come down from the parent,
+# receipts and status updates up from a child (node.services._receive_checks.SENT_BY).
+_RUN_KINDS = {"parent": frozenset({"referral"}), "child": frozenset({"receipt", "status_update"})}
 
 
 @dataclasses.dataclass
@@ -83,9 +102,13 @@ class _Taken:
     opened: OpenedEnvelope
     delivery: federation_pb2.Delivery
     carries_content: bool = False  # a referral's content, checked
-    # A receipt's complaint update: (tracking_id, status, holder, updated_at, disposed_at).
-    accept: tuple[str, str, str, dt.datetime, dt.datetime | None] | None = None
+    # A receipt's or status update's complaint as it stands after it (None: unchanged).
+    state: batches.ComplaintState | None = None
     queued_at: dt.datetime | None = None  # a receipt's referral, when it was queued
+    # A status update's complaint event: (status, note, actor).
+    event: tuple[str, str, str] | None = None
+    # A status update's note, checked: (commitment, kind, author, at, text, salt).
+    note: tuple[bytes, str, str, dt.datetime, str, bytes] | None = None
 
 
 def receive_run(
@@ -96,34 +119,67 @@ def receive_run(
 ) -> RunResult:
     """Apply the longest prefix of `deliveries` (from `link`'s peer, in order) that the bulk
     path takes (module docstring); `link` is locked by the caller's transaction."""
-    kind = _RUN_KIND.get(link.role)
-    if kind is None or not deliveries:
-        return RunResult()
-    opened = _open_prefix(ctx, link, kind, deliveries)
+    return receive_runs(session, ctx, [(link, deliveries)])[0]
+
+
+def receive_runs(
+    session: Session,
+    ctx: NodeContext,
+    runs: Sequence[tuple[Link, Sequence[federation_pb2.Delivery]]],
+) -> list[RunResult]:
+    """`receive_run` for the batches of several links (group commit): the children's runs
+    of receipts and status updates share their lookups and are written together, one
+    statement of each kind for all of them, in the order given; a parent's referrals run
+    on their own. Each link appears at most once; every link is locked by the caller."""
+    results = [RunResult() for _ in runs]
+    opened: list[tuple[int, Link, list[OpenedEnvelope], Sequence[federation_pb2.Delivery]]] = []
+    for n, (link, deliveries) in enumerate(runs):
+        kinds = _RUN_KINDS.get(link.role)
+        if kinds is not None and deliveries:
+            prefix = _open_prefix(ctx, link, kinds, deliveries)
+            if prefix:
+                opened.append((n, link, prefix, deliveries))
     if not opened:
-        return RunResult()
+        return results
     # What the batch staged before this run is written first, so the run's lookups see it;
-    # within the run the changes to `link` (its peer's checkpoint, sequences) stay staged
-    # and go in with one UPDATE, not one per lookup that follows them. The run writes
-    # everything else with Core statements, and reads `link` only from this object.
+    # within the run the changes to each link (its peer's checkpoint, sequences) stay
+    # staged and go in with one UPDATE, not one per lookup that follows them. The run
+    # writes everything else with Core statements, and reads links only from these objects.
     session.flush()
     with session.no_autoflush:
-        taken = _check_prefix(session, ctx, link, kind, opened, deliveries)
-        if not taken:
-            return RunResult()
-        result = RunResult(len(taken), taken[-1].opened.envelope.sequence)
-        if kind == "referral":
-            _apply_referrals(session, ctx, link, taken, result)
-        else:
-            _apply_receipts(session, ctx, link, taken)
-        link.last_in_seq = result.through
-    return result
+        seen = batches.seen_messages_of(
+            session, [(link.peer_id, o.envelope.message_id) for _, link, p, _ in opened for o in p]
+        )
+        upward = [item for item in opened if item[1].role == "child"]
+        check = _UpwardCheck.looked_up(session, ctx, [o for _, _, p, _ in upward for o in p])
+        taken_up: list[tuple[Link, list[_Taken]]] = []
+        for n, link, prefix, deliveries in opened:
+            if link.role == "child":
+                taken = _take_prefix(session, link, prefix, deliveries, seen, check)
+                if taken:
+                    taken_up.append((link, taken))
+            else:
+                referrals = [o.envelope.referral.complaint.tracking_id for o in prefix]
+                existing = _ReferralCheck(batches.existing_complaints(session, referrals))
+                taken = _take_prefix(session, link, prefix, deliveries, seen, existing)
+                if taken:
+                    _apply_referrals(session, ctx, link, taken, results[n])
+            if taken:
+                results[n].taken = len(taken)
+                results[n].through = link.last_in_seq = taken[-1].opened.envelope.sequence
+        if taken_up:
+            _apply_upward(session, ctx, taken_up, check)
+    return results
 
 
 def _open_prefix(
-    ctx: NodeContext, link: Link, kind: str, deliveries: Sequence[federation_pb2.Delivery]
+    ctx: NodeContext,
+    link: Link,
+    kinds: frozenset[str],
+    deliveries: Sequence[federation_pb2.Delivery],
 ) -> list[OpenedEnvelope]:
-    """Open deliveries while they are signed with the peer's pinned key and carry `kind`."""
+    """Open deliveries while they are signed with the peer's pinned key and carry one of
+    `kinds`."""
     key = VerifyKey(link.signing_key)
     peer = NodeId(link.peer_id)
     opened: list[OpenedEnvelope] = []
@@ -134,51 +190,38 @@ def _open_prefix(
             one = open_envelope(delivery.envelope, peer=peer, peer_key=key, me=ctx.node_id)
         except NodeError:
             break
-        if one.payload_kind != kind:
+        if one.payload_kind not in kinds:
             break
         try:
-            check_sender_role(link, kind)
+            check_sender_role(link, one.payload_kind)
         except NodeError:
             break
         opened.append(one)
     return opened
 
 
-def _check_prefix(
+def _take_prefix(
     session: Session,
-    ctx: NodeContext,
     link: Link,
-    kind: str,
     opened: Sequence[OpenedEnvelope],
     deliveries: Sequence[federation_pb2.Delivery],
+    seen: set[tuple[str, str]],
+    check: _ReferralCheck | _UpwardCheck,
 ) -> list[_Taken]:
-    """The deliveries the run takes, checked in order (module steps 1-2)."""
-    seen = batches.seen_messages(session, link.peer_id, [o.envelope.message_id for o in opened])
-    check: _ReferralCheck | _ReceiptCheck
-    if kind == "referral":
-        tracking_ids = [o.envelope.referral.complaint.tracking_id for o in opened]
-        existing = batches.existing_complaints(session, tracking_ids)
-        check = _ReferralCheck(existing)
-    else:
-        receipts = [o.envelope.receipt for o in opened]
-        check = _ReceiptCheck(
-            ctx,
-            link,
-            batches.sent_referrals(session, [r.referral_message_id for r in receipts]),
-            batches.complaint_states(session, [r.tracking_id for r in receipts]),
-        )
+    """The deliveries the run takes from `link`, checked in order (module steps 1-2);
+    `seen`: the (sender, message id) pairs already in the inbox."""
     taken: list[_Taken] = []
     message_ids: set[str] = set()
     expected = link.last_in_seq + 1
     for one, delivery in zip(opened, deliveries, strict=False):
         env = one.envelope
-        if is_redelivery(env.message_id, seen) or is_redelivery(env.message_id, message_ids):
+        if (link.peer_id, env.message_id) in seen or is_redelivery(env.message_id, message_ids):
             break
         try:
             check_sequence(link.peer_id, env, expected - 1)
         except NodeError:
             break
-        item = check(one, delivery)
+        item = check(link, one, delivery)
         if item is None:
             break
         held = (link.peer_checkpoint, link.peer_checkpoint_size)
@@ -187,6 +230,7 @@ def _check_prefix(
         except NodeError:
             link.peer_checkpoint, link.peer_checkpoint_size = held
             break
+        check.take(item)
         taken.append(item)
         message_ids.add(env.message_id)
         expected += 1
@@ -199,7 +243,9 @@ class _ReferralCheck:
     def __init__(self, existing: set[str]) -> None:
         self.existing = existing
 
-    def __call__(self, one: OpenedEnvelope, delivery: federation_pb2.Delivery) -> _Taken | None:
+    def __call__(
+        self, _link: Link, one: OpenedEnvelope, delivery: federation_pb2.Delivery
+    ) -> _Taken | None:
         summary = one.envelope.referral.complaint
         if summary.tracking_id in self.existing:
             return None
@@ -208,63 +254,154 @@ class _ReferralCheck:
             carries_content = lifecycle.checked_content(summary, delivery)
         except NodeError:
             return None
-        self.existing.add(summary.tracking_id)
         return _Taken(one, delivery, carries_content=carries_content)
 
+    def take(self, item: _Taken) -> None:
+        """`item` is taken: a later referral of the same complaint is not."""
+        self.existing.add(item.opened.envelope.referral.complaint.tracking_id)
 
-class _ReceiptCheck:
-    """A receipt for a referral as this node sent it, whose complaint needs no status
-    update sent on up (exchange._on_receipt and lifecycle.after_receipt)."""
+
+class _UpwardCheck:
+    """Receipts and status updates from a child, each checked against the complaint as
+    the envelopes taken before it left it (module docstring): a receipt for a referral as
+    this node sent it, whose complaint needs no status update sent on up
+    (exchange._on_receipt and lifecycle.after_receipt); a status update as
+    lifecycle.on_status_update takes it, for a complaint that entered here."""
 
     def __init__(
         self,
         ctx: NodeContext,
-        link: Link,
         sent: dict[str, batches.SentReferral],
         states: dict[str, batches.ComplaintState],
+        notes: set[bytes],
     ) -> None:
-        self.peer = link.peer_id
+        self.me = ctx.node_id
         self.now = ctx.clock.now()
         self.sent = sent
         self.states = states
-        self.done: set[str] = set()
+        self.notes = notes  # commitments of the notes kept, the run's included
+        self.receipted: set[str] = set()  # complaints the run took a receipt for
+        self.changed: dict[str, batches.ComplaintState] = {}  # final states, to write
 
-    def __call__(self, one: OpenedEnvelope, delivery: federation_pb2.Delivery) -> _Taken | None:
+    @classmethod
+    def looked_up(
+        cls, session: Session, ctx: NodeContext, opened: Sequence[OpenedEnvelope]
+    ) -> _UpwardCheck:
+        """The check for runs of these envelopes, with what it needs looked up for all of
+        them at once: the referrals the receipts answer, the complaints, the notes kept."""
+        receipts = [o.envelope.receipt for o in opened if o.payload_kind == "receipt"]
+        updates = [o.envelope.status_update for o in opened if o.payload_kind != "receipt"]
+        return cls(
+            ctx,
+            batches.sent_referrals(session, [r.referral_message_id for r in receipts]),
+            batches.complaint_states(
+                session, {r.tracking_id for r in receipts} | {u.tracking_id for u in updates}
+            ),
+            batches.known_notes(session, {u.note_commitment for u in updates if u.note_commitment}),
+        )
+
+    def __call__(
+        self, link: Link, one: OpenedEnvelope, delivery: federation_pb2.Delivery
+    ) -> _Taken | None:
+        if one.payload_kind == "receipt":
+            return self._receipt(link.peer_id, one, delivery)
+        return self._status_update(link.peer_id, one, delivery)
+
+    def take(self, item: _Taken) -> None:
+        """`item` is taken: what follows is checked against the complaint as it left it."""
+        if item.opened.payload_kind == "receipt":
+            self.receipted.add(item.opened.envelope.receipt.tracking_id)
+        if item.state is not None:
+            self.states[item.state.tracking_id] = item.state
+            self.changed[item.state.tracking_id] = item.state
+        if item.note is not None:
+            self.notes.add(item.note[0])
+
+    def _receipt(
+        self, peer: str, one: OpenedEnvelope, delivery: federation_pb2.Delivery
+    ) -> _Taken | None:
         receipt = one.envelope.receipt
         sent = self.sent.get(receipt.referral_message_id)
         state = self.states.get(receipt.tracking_id)
         if (
             sent is None
-            or sent.peer_id != self.peer
+            or sent.peer_id != peer
             or sent.kind != "referral"
             or not hmac.compare_digest(
                 hashlib.sha256(sent.body).digest(), receipt.referral_body_sha256
             )
             or receipt.tracking_id != sent.tracking_id
             or state is None
-            or receipt.tracking_id in self.done
+            or receipt.tracking_id in self.receipted
         ):
             return None
-        status, holder, updated = state.status, state.holder, None
-        if status == "referred":
-            status, holder, updated = "accepted", self.peer, self.now
-        disposed = state.disposed_at
+        after = dataclasses.replace(state)
+        if after.status == "referred":
+            after.status, after.holder, after.updated_at = "accepted", peer, self.now
         if (
-            state.referral_message_id == receipt.referral_message_id
-            and status == "accepted"
-            and holder == self.peer
+            after.referral_message_id == receipt.referral_message_id
+            and after.status == "accepted"
+            and after.holder == peer
         ):
-            if state.received_from is not None:
+            if after.received_from is not None:
                 return None  # its status goes on up: lifecycle.after_receipt does that
-            disposed = disposed or one.envelope.sent_at.ToDatetime(tzinfo=self.now.tzinfo)
-        self.done.add(receipt.tracking_id)
-        if updated is None and disposed == state.disposed_at:
-            return _Taken(one, delivery, queued_at=sent.queued_at)
+            if after.disposed_at is None:
+                try:
+                    after.disposed_at = one.envelope.sent_at.ToDatetime(tzinfo=dt.UTC)
+                except (ValueError, OverflowError):
+                    return None
         return _Taken(
             one,
             delivery,
-            accept=(receipt.tracking_id, status, holder, updated or self.now, disposed),
+            state=None if after == state else after,
             queued_at=sent.queued_at,
+            event=(
+                "accepted",
+                f"receipt from {peer} (its ledger entry {receipt.entry_index})",
+                peer,
+            ),
+        )
+
+    def _status_update(
+        self, peer: str, one: OpenedEnvelope, delivery: federation_pb2.Delivery
+    ) -> _Taken | None:
+        update = one.envelope.status_update
+        try:
+            change = parse_status_update(update)
+            state = check_status_update(change, peer, self.me, self.states.get(change.tracking_id))
+        except NodeError:
+            return None
+        if update.HasField("holder_sealing_key") or state.received_from is not None:
+            return None  # confidential.check_offer, or forwarded up: the per-envelope path
+        try:
+            at = update.at.ToDatetime(tzinfo=dt.UTC)
+        except (ValueError, OverflowError):
+            return None
+        note = None
+        if delivery.content or delivery.content_salt:  # as _notes.receive_note keeps it
+            commitment = update.note_commitment
+            if not commitment:
+                return None
+            try:
+                check_commitment(commitment, delivery.content, delivery.content_salt)
+                text = delivery.content.decode("utf-8")
+            except (TamperedEntryError, UnicodeDecodeError):
+                return None
+            if commitment not in self.notes:
+                kind = change.action.value
+                note = (commitment, kind, change.actor, at, text, delivery.content_salt)
+        after = dataclasses.replace(state)
+        mirror(after, change, at, self.now)
+        return _Taken(
+            one,
+            delivery,
+            state=after,
+            event=(
+                change.status.value,
+                f"{change.action.value} by {change.actor}; held by {change.holder}",
+                change.actor,
+            ),
+            note=note,
         )
 
 
@@ -365,31 +502,47 @@ def _apply_referrals(
     result.queued = [(first + n, signed) for n, (_, signed, _, _) in enumerate(outbox)]
 
 
-def _apply_receipts(
-    session: Session, ctx: NodeContext, link: Link, taken: Sequence[_Taken]
+_RECEIVED_FIELD = {"receipt": "receipt_received", "status_update": "status_update_received"}
+_NOTE_COLUMNS = ("tracking_id", "commitment", "kind", "author", "at", "text", "salt")
+
+
+def _apply_upward(
+    session: Session,
+    ctx: NodeContext,
+    taken: Sequence[tuple[Link, Sequence[_Taken]]],
+    check: _UpwardCheck,
 ) -> None:
-    """Module step 4 for receipts."""
-    indexes = _record_received(session, ctx, "receipt_received", taken)
+    """Module step 4 for receipts and status updates, of every link's run at once."""
+    entries = []
+    for _, run in taken:
+        for t in run:
+            entry = ledger_pb2.LedgerEntry()
+            field = _RECEIVED_FIELD[t.opened.payload_kind]
+            getattr(entry, field).envelope.CopyFrom(t.opened.signed)
+            entries.append(entry)
+    indexes = iter(record_many(session, ctx, entries))
     now = ctx.clock.now()
-    peer = link.peer_id
-    batches.mark_accepted(session, [t.accept for t in taken if t.accept is not None])
-    for t in taken:
-        if t.queued_at is not None:
-            monitoring.delivered_at_commit(session, peer, t.queued_at, now)
-    add_events(
-        session,
-        [
-            (
-                t.opened.envelope.receipt.tracking_id,
-                now,
-                "accepted",
-                peer,
-                f"receipt from {peer} (its ledger entry {t.opened.envelope.receipt.entry_index})",
-                index,
-            )
-            for t, index in zip(taken, indexes, strict=True)
-        ],
-    )
-    queries.insert_many(
-        session, InboxRow, _INBOX_COLUMNS, _inbox_rows(link, taken, now, [None] * len(taken))
-    )
+    batches.update_complaints(session, list(check.changed.values()))
+    notes: list[tuple[object, ...]] = []
+    events: list[EventRow] = []
+    inbox: list[tuple[object, ...]] = []
+    for link, run in taken:
+        for t in run:
+            index = next(indexes)
+            if t.queued_at is not None:
+                monitoring.delivered_at_commit(session, link.peer_id, t.queued_at, now)
+            if t.note is not None:
+                notes.append((_tracking_id(t), *t.note))
+            if t.event is not None:
+                events.append((_tracking_id(t), now, t.event[0], t.event[2], t.event[1], index))
+        inbox.extend(_inbox_rows(link, run, now, [None] * len(run)))
+    queries.insert_many(session, ComplaintNoteRow, _NOTE_COLUMNS, notes)
+    add_events(session, events)
+    queries.insert_many(session, InboxRow, _INBOX_COLUMNS, inbox)
+
+
+def _tracking_id(t: _Taken) -> str:
+    env = t.opened.envelope
+    if t.opened.payload_kind == "receipt":
+        return env.receipt.tracking_id
+    return env.status_update.tracking_id

@@ -83,6 +83,7 @@ __all__ = [
     "check_hello",
     "check_peer_holds",
     "hello_state",
+    "next_out_sequences",
     "pending",
     "prove",
     "receive_batch",
@@ -108,6 +109,10 @@ class BatchResult:
     # The same responses ready to send, when the caller said what the peer holds (see
     # Outgoing).
     outgoing: Outgoing | None = None
+    # The last sequence this batch queued for its peer (0: it queued nothing for it, as a
+    # batch of status updates does): the link's send loop needs waking only if it has not
+    # sent that far.
+    queued_through: int = 0
 
 
 @dataclass(frozen=True)
@@ -198,6 +203,13 @@ def pending(
         )
         held = witness.present(session, ctx, [d for _, d in rows], held)
         return rows, held
+
+
+def next_out_sequences(ctx: NodeContext) -> dict[str, int]:
+    """Each active link's next outgoing sequence, by peer: a peer has envelopes queued up
+    to one less (node.federation.outbox_poll)."""
+    with ctx.db.read() as session:
+        return queries.next_out_sequences(session)
 
 
 def outbox_written_since(ctx: NodeContext, after_id: int) -> tuple[int, list[str]]:
@@ -294,25 +306,29 @@ def receive_batch_in(
     peer: NodeId,
     deliveries: Sequence[federation_pb2.Delivery],
     held: int | None = None,
+    done: bulk.RunResult | None = None,
 ) -> BatchResult:
-    """`receive_batch` in the caller's transaction."""
+    """`receive_batch` in the caller's transaction. `done`: what of `deliveries` the
+    caller already applied in this transaction with bulk.receive_runs (the batches of
+    several links at once, node.services.group_receive); the rest goes on from there."""
     result = BatchResult()
-    link = _active_link(session, peer, lock=True)
+    # Locked by the caller's bulk pass in this transaction: no second read of the row.
+    link = queries.held_link(session, peer) if done is not None else None
+    if link is None or link.revoked_at is not None:
+        link = _active_link(session, peer, lock=True)
     witness.refuse_if_suspended(link)
     key = VerifyKey(link.signing_key)
     receipts: list[tuple[InboxRow, envelope_pb2.Receipt]] = []
     first_out = link.next_out_seq
     queued: list[tuple[int, envelope_pb2.SignedEnvelope]] = []
     position = 0
+    if done is not None and done.taken:
+        position = _took(result, done, queued)
+        first_out -= len(done.queued)
     while position < len(deliveries):
         run = bulk.receive_run(session, ctx, link, deliveries[position:])
         if run.taken:
-            position += run.taken
-            result.committed_through = run.through
-            result.applied += run.taken
-            result.accepted.extend(run.accepted)
-            result.fresh_responses.update(run.responses)
-            queued.extend(run.queued)
+            position += _took(result, run, queued)
             if position == len(deliveries):
                 break
         delivery = deliveries[position]
@@ -350,11 +366,27 @@ def receive_batch_in(
     _send_receipts(session, ctx, link, receipts)
     if result.committed_through or result.applied:
         link.last_seen_at = ctx.clock.now()
+    if link.next_out_seq > first_out:
+        result.queued_through = link.next_out_seq - 1
     if held is not None and queued and len(queued) == link.next_out_seq - first_out:
         result.outgoing = _outgoing(session, ctx, queued, held)
     for tracking_id in result.accepted if ctx.config.routing.auto else ():
         routing.auto_dispose_in(session, ctx, tracking_id)  # commits with the acceptance
     return result
+
+
+def _took(
+    result: BatchResult,
+    run: bulk.RunResult,
+    queued: list[tuple[int, envelope_pb2.SignedEnvelope]],
+) -> int:
+    """Count a bulk run into the batch's result; return how many deliveries it took."""
+    result.committed_through = run.through
+    result.applied += run.taken
+    result.accepted.extend(run.accepted)
+    result.fresh_responses.update(run.responses)
+    queued.extend(run.queued)
+    return run.taken
 
 
 def _claimed(delivery: federation_pb2.Delivery, link: Link) -> tuple[int, str]:

@@ -1,4 +1,5 @@
-"""Receiving the batches of several links in ONE write transaction (group commit).
+"""Receiving the batches (and recording the Acks) of several links in ONE write transaction
+(group commit).
 
 `receive_group` applies each link's batch exactly as exchange.receive_batch does (the same
 checks, rows, ledger entries and responses: see node.services.exchange), but inside one
@@ -7,15 +8,31 @@ raises is rolled back alone and its link gets the error, while the others commit
 batch that *refuses* an envelope is not an exception: as in receive_batch, what came
 before the refused envelope commits, and the result carries the error.
 
+Steps, in the one transaction:
+  0. each peer's Ack of what this node sent (exchange.acknowledge_in), under its own
+     savepoint: an Ack refused is rolled back alone, and only its link gets the error;
+  1. lock the group's links (one statement);
+  2. the bulk path for all of them at once (bulk.receive_runs, in a savepoint of its own):
+     the runs of receipts and status updates the children's batches begin with share
+     their lookups and are written with one statement of each kind for the whole group,
+     not several per link; if it raises, it is rolled back and every batch goes through
+     step 3 from its start, as before;
+  3. each link's batch, from where step 2 left it, by exchange.receive_batch_in, the one
+     receive path (unit of work, decision 0027), under the link's own savepoint, so a
+     grouped batch refuses, replays and auto-disposes exactly as a lone one does.
+
 Invariants:
   1. a link's result is returned only from a transaction that committed; if the commit
      itself fails, every link of the group gets that error and acknowledges nothing;
   2. batches are applied in the order given; a link appears at most once per group (the
      caller, node.federation.group_commit, sends one batch per link at a time, since a
-     link session awaits its commit before it reads its next batch).
-
-Each batch is applied by exchange.receive_batch_in, the one receive path (unit of work,
-decision 0027), so a grouped batch auto-disposes what it accepts exactly as a lone one does.
+     link session awaits its commit before it reads its next batch);
+  3. a link's envelopes are applied in its sequence order, each checked against the state
+     the envelopes applied before it left, whichever link those came from; only the
+     order between links differs from applying the batches one after another;
+  4. a batch whose step 3 raises is rolled back to the end of step 2: what step 2 took of
+     it stays (it was checked and applied in full), the link gets the error and does not
+     acknowledge, and its next Hello says how far it was committed.
 """
 
 from __future__ import annotations
@@ -23,12 +40,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy.orm import Session
+
 from node._proto.lapor.v1 import federation_pb2
 from node.ids import NodeId
+from node.logs import get_logger
+from node.services import bulk
 from node.services.context import NodeContext
-from node.services.exchange import BatchResult, receive_batch_in
+from node.services.exchange import BatchResult, acknowledge_in, receive_batch_in
+from node.store import queries
+from node.store.models import Link
 
-__all__ = ["LinkBatch", "receive_group"]
+__all__ = ["LinkAck", "LinkBatch", "commit_group", "receive_group"]
+
+log = get_logger()
 
 
 @dataclass(frozen=True)
@@ -40,17 +65,76 @@ class LinkBatch:
     held: int | None = None
 
 
+@dataclass(frozen=True)
+class LinkAck:
+    """One peer's Ack to record (exchange.acknowledge's arguments)."""
+
+    peer: NodeId
+    through: int
+
+
 def receive_group(ctx: NodeContext, batches: Sequence[LinkBatch]) -> list[BatchResult | Exception]:
-    """Apply every link's batch in one transaction (module invariants); per batch, its
-    result or the exception that rolled it back."""
+    """Apply every link's batch in one transaction (module steps and invariants); per
+    batch, its result or the exception that rolled it back."""
+    return commit_group(ctx, batches, ())[0]
+
+
+def commit_group(
+    ctx: NodeContext, batches: Sequence[LinkBatch], acks: Sequence[LinkAck]
+) -> tuple[list[BatchResult | Exception], list[Exception | None]]:
+    """Record the Acks and apply the batches in one transaction (module steps and
+    invariants); per batch, its result or the exception that rolled it back; per Ack,
+    None or the exception that refused it."""
     out: list[BatchResult | Exception] = []
+    acked: list[Exception | None] = []
     with ctx.db.write() as session:
+        for ack in acks:
+            try:
+                with session.begin_nested():
+                    acknowledge_in(session, ctx, ack.peer, ack.through)
+                acked.append(None)
+            except Exception as e:  # rolled back to the savepoint: this Ack alone fails
+                acked.append(e)
+        # `_locked` keeps the rows the pass locked alive: the session holds only weak references to
+        # clean objects, and each batch below reuses its row (queries.held_link).
+        _locked, done = _in_bulk(session, ctx, batches)
         for batch in batches:
             try:
                 with session.begin_nested():
                     out.append(
-                        receive_batch_in(session, ctx, batch.peer, batch.deliveries, batch.held)
+                        receive_batch_in(
+                            session,
+                            ctx,
+                            batch.peer,
+                            batch.deliveries,
+                            batch.held,
+                            done.get(batch.peer),
+                        )
                     )
             except Exception as e:  # rolled back to the savepoint: this link alone fails
                 out.append(e)
-    return out
+    return out, acked
+
+
+def _in_bulk(
+    session: Session, ctx: NodeContext, batches: Sequence[LinkBatch]
+) -> tuple[dict[str, Link], dict[str, bulk.RunResult]]:
+    """Module steps 1 and 2: the links locked, and what the bulk path took of each link's
+    batch, by peer."""
+    if len(batches) < 2:  # nothing to share: receive_batch_in's own bulk run does the same
+        return {}, {}
+    links = queries.links_for_update(session, [b.peer for b in batches])
+    runs = []
+    for batch in batches:
+        link = links.get(batch.peer)
+        if link is not None and link.revoked_at is None and link.suspended_at is None:
+            runs.append((link, batch.deliveries))
+    if len(runs) < 2:  # nothing to share: receive_batch_in's own bulk run does the same
+        return links, {}
+    try:
+        with session.begin_nested():
+            results = bulk.receive_runs(session, ctx, runs)
+    except Exception as e:  # every batch goes the link-by-link way instead
+        log.warning("link.group_bulk_failed", links=len(runs), error=type(e).__name__)
+        return links, {}
+    return links, {link.peer_id: r for (link, _), r in zip(runs, results, strict=True)}

@@ -54,13 +54,14 @@ from node.errors import (
     TamperedEntryError,
     ValidationError,
 )
-from node.ids import parse_node_id, parse_tracking_id
+from node.ids import parse_tracking_id
 from node.services import _notes, confidential, routing
 from node.services._events import add_event
 from node.services._ledger import record
 from node.services._notes import NOTE_KINDS, attach_notes, notes_of
 from node.services._outbox import enqueue
-from node.services._transitions import local_role, locked, send_up, stamp, transition
+from node.services._receive_checks import check_status_update, parse_status_update
+from node.services._transitions import local_role, locked, mirror, send_up, stamp, transition
 from node.services.context import NodeContext
 from node.store import queries
 from node.store.models import Complaint, ComplaintContentRow, Link
@@ -349,29 +350,12 @@ def on_status_update(
 ) -> None:
     """A child reports a change of a complaint this node referred to it (invariant 3)."""
     update = opened.envelope.status_update
-    tracking_id = parse_tracking_id(update.tracking_id)
-    try:
-        action, status = Action(update.action), Status(update.status)
-    except ValueError as e:
-        raise ValidationError(f"status update for {tracking_id}: {e}") from e
-    holder, actor = parse_node_id(update.holder), parse_node_id(update.actor)
-    if not update.HasField("at"):
-        raise ValidationError(f"status update for {tracking_id} has no time")
-    row = queries.get_complaint(session, tracking_id, lock=True)
-    if row is None:
-        raise StateError(f"status update for {tracking_id}, which is not on this node")
-    if row.referred_to != link.peer_id or row.holder == ctx.node_id:
-        raise PermissionDeniedError(
-            f"{link.peer_id} sent a status update for {tracking_id}, which it does not hold "
-            f"for this node (here it is {row.status}, held by {row.holder})"
-        )
-    expected = lifecycle.TRANSITIONS.get((Status(row.status), action))
-    if expected is None or expected.target is not status:
-        raise StateError(
-            f"status update for {tracking_id} says {action.value} made it {status.value}, but "
-            f"here it is {row.status}, from which {action.value} "
-            + ("is not allowed" if expected is None else f"leads to {expected.target.value}")
-        )
+    change = parse_status_update(update)
+    tracking_id, action, status = change.tracking_id, change.action, change.status
+    holder, actor = change.holder, change.actor
+    row = check_status_update(
+        change, link.peer_id, ctx.node_id, queries.get_complaint(session, tracking_id, lock=True)
+    )
     if update.HasField("holder_sealing_key"):
         confidential.check_offer(link, update, row)
     at = update.at.ToDatetime(tzinfo=dt.UTC)
@@ -385,8 +369,7 @@ def on_status_update(
             status_update_received=ledger_pb2.StatusUpdateReceived(envelope=opened.signed)
         ),
     )
-    row.status, row.holder, row.updated_at = status.value, holder, ctx.clock.now()
-    stamp(row, action, at)
+    mirror(row, change, at, ctx.clock.now())
     add_event(
         session,
         ctx,

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from node.store.models import Complaint, InboxRow, OutboxRow
+from node.store.models import Complaint, ComplaintNoteRow, InboxRow, OutboxRow
 from node.store.queries import one_of
 
 __all__ = [
@@ -18,10 +18,12 @@ __all__ = [
     "SentReferral",
     "complaint_states",
     "existing_complaints",
-    "mark_accepted",
+    "known_notes",
     "outbox_ids",
     "seen_messages",
+    "seen_messages_of",
     "sent_referrals",
+    "update_complaints",
 ]
 
 
@@ -36,15 +38,23 @@ class SentReferral:
     queued_at: dt.datetime  # the row's created_at: delivery latency runs from it
 
 
-@dataclass(frozen=True)
+@dataclass
 class ComplaintState:
-    """Where a complaint stands, as a receipt for its referral needs it."""
+    """Where a complaint stands, as the bulk path reads it, changes it envelope by envelope
+    in memory (a receipt, then the status updates that follow it), and writes it back
+    with `update_complaints`: the columns of Complaint that receiving may change."""
 
+    tracking_id: str
     status: str
     holder: str
     referral_message_id: str | None
     received_from: str | None
+    referred_to: str | None
+    updated_at: dt.datetime
+    verified_at: dt.datetime | None
     disposed_at: dt.datetime | None
+    resolved_at: dt.datetime | None
+    replied_at: dt.datetime | None
 
 
 def seen_messages(session: Session, sender: str, message_ids: Collection[str]) -> set[str]:
@@ -58,6 +68,33 @@ def seen_messages(session: Session, sender: str, message_ids: Collection[str]) -
             )
         )
     )
+
+
+def seen_messages_of(session: Session, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of these (sender, message_id) pairs are already in the inbox: one lookup for
+    the envelopes of many links (`seen_messages` for one sender). On PostgreSQL both
+    columns of the inbox's key are matched against one array each (queries.one_of), which
+    probes the key's index for each pair of values, and the pairs asked for are picked from
+    what it finds; elsewhere the pairs go as row values, a few hundred at a time."""
+    wanted = set(pairs)
+    if not wanted:
+        return set()
+    key = (InboxRow.sender, InboxRow.message_id)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = select(*key).where(
+            one_of(session, InboxRow.sender, {s for s, _ in wanted}),
+            one_of(session, InboxRow.message_id, {m for _, m in wanted}),
+        )
+        return {(s, m) for s, m in session.execute(stmt) if (s, m) in wanted}
+    found: set[tuple[str, str]] = set()
+    listed = list(wanted)
+    for first in range(0, len(listed), _ROW_VALUES):
+        stmt = select(*key).where(tuple_(*key).in_(listed[first : first + _ROW_VALUES]))
+        found.update((s, m) for s, m in session.execute(stmt))
+    return found
+
+
+_ROW_VALUES = 400  # pairs per SQLite statement: two parameters each, within its 999
 
 
 def existing_complaints(session: Session, tracking_ids: Collection[str]) -> set[str]:
@@ -95,58 +132,63 @@ def complaint_states(session: Session, tracking_ids: Collection[str]) -> dict[st
     if not tracking_ids:
         return {}
     rows = session.execute(
-        select(
-            Complaint.tracking_id,
-            Complaint.status,
-            Complaint.holder,
-            Complaint.referral_message_id,
-            Complaint.received_from,
-            Complaint.disposed_at,
-        ).where(one_of(session, Complaint.tracking_id, tracking_ids))
+        select(*(getattr(Complaint, name) for name in _STATE_COLUMNS)).where(
+            one_of(session, Complaint.tracking_id, tracking_ids)
+        )
     )
-    return {t: ComplaintState(s, h, r, f, d) for t, s, h, r, f, d in rows}
+    return {row[0]: ComplaintState(*row) for row in rows}
 
 
-_MARK_ACCEPTED = (
+_STATE_COLUMNS = tuple(f.name for f in fields(ComplaintState))
+# What update_complaints writes: the columns receiving may change.
+_CHANGED = (
+    "status",
+    "holder",
+    "updated_at",
+    "verified_at",
+    "disposed_at",
+    "resolved_at",
+    "replied_at",
+)
+_UPDATE_COMPLAINT = (
     update(Complaint)
     .where(Complaint.tracking_id == bindparam("tid"))
-    .values(
-        status=bindparam("new_status"),
-        holder=bindparam("new_holder"),
-        updated_at=bindparam("new_updated_at"),
-        disposed_at=bindparam("new_disposed_at"),
-    )
+    .values({name: bindparam(f"new_{name}") for name in _CHANGED})
 )
 
 
-def mark_accepted(
-    session: Session, rows: Sequence[tuple[str, str, str, dt.datetime, dt.datetime | None]]
-) -> None:
-    """Set (status, holder, updated_at, disposed_at) of each complaint in `rows` (given as
-    (tracking_id, status, holder, updated_at, disposed_at)) with one executemany. Complaint
-    objects this session holds are expired, so they are read again when next used; any it
-    has staged are written first, so no later flush writes over this update."""
-    if not rows:
+def update_complaints(session: Session, states: Sequence[ComplaintState]) -> None:
+    """Write each state's status, holder and dates to its complaint with one executemany.
+    Complaint objects this session holds are expired, so they are read again when next
+    used; any it has staged are written first, so no later flush writes over this update."""
+    if not states:
         return
     if any(isinstance(obj, Complaint) for obj in (*session.new, *session.dirty)):
         session.flush()
     session.connection().execute(
-        _MARK_ACCEPTED,
+        _UPDATE_COMPLAINT,
         [
-            {
-                "tid": t,
-                "new_status": s,
-                "new_holder": h,
-                "new_updated_at": u,
-                "new_disposed_at": d,
-            }
-            for t, s, h, u, d in rows
+            {"tid": state.tracking_id, **{f"new_{n}": getattr(state, n) for n in _CHANGED}}
+            for state in states
         ],
     )
-    changed = {row[0] for row in rows}
+    changed = {state.tracking_id for state in states}
     for obj in list(session.identity_map.values()):
         if isinstance(obj, Complaint) and obj.tracking_id in changed:
             session.expire(obj)
+
+
+def known_notes(session: Session, commitments: Collection[bytes]) -> set[bytes]:
+    """Which of these note commitments this node keeps a note for already."""
+    if not commitments:
+        return set()
+    return set(
+        session.scalars(
+            select(ComplaintNoteRow.commitment).where(
+                one_of(session, ComplaintNoteRow.commitment, commitments)
+            )
+        )
+    )
 
 
 def outbox_ids(session: Session, peer_id: str, first: int, last: int) -> dict[int, int]:

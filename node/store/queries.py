@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from node.errors import ValidationError
 from node.store.models import (
@@ -55,12 +56,15 @@ __all__ = [
     "get_inbox",
     "get_link",
     "get_outbox",
+    "held_link",
     "insert_many",
     "iter_ledger",
     "ledger_size",
+    "links_for_update",
     "list_complaints",
     "list_links",
     "next_counter",
+    "next_out_sequences",
     "outbox_after",
     "outbox_by_message",
     "outbox_depth",
@@ -84,6 +88,23 @@ def get_link(session: Session, peer_id: str, *, lock: bool = False) -> Link | No
     if lock:
         stmt = stmt.with_for_update()
     return session.execute(stmt).scalar_one_or_none()
+
+
+def held_link(session: Session, peer_id: str) -> Link | None:
+    """The link with `peer_id` if this session holds it already (read, and locked, earlier
+    in its transaction: links_for_update), without reading it again; else None."""
+    held = session.identity_map.get(identity_key(Link, peer_id))
+    return held if isinstance(held, Link) else None
+
+
+def links_for_update(session: Session, peer_ids: Iterable[str]) -> dict[str, Link]:
+    """The links with these peers that exist, by peer id, locked until commit (as get_link
+    with lock=True), in one statement: the links of a group commit (services.group_receive)."""
+    wanted = list(dict.fromkeys(peer_ids))
+    if not wanted:
+        return {}
+    stmt = select(Link).where(one_of(session, Link.peer_id, wanted)).with_for_update()
+    return {link.peer_id: link for link in session.execute(stmt).scalars()}
 
 
 def list_links(
@@ -458,6 +479,13 @@ def outbox_written_since(session: Session, after_id: int) -> tuple[int, list[str
         select(OutboxRow.peer_id).where(OutboxRow.id > after_id, OutboxRow.id <= top).distinct()
     ).scalars()
     return top, list(peers)
+
+
+def next_out_sequences(session: Session) -> dict[str, int]:
+    """Each active link's next outgoing sequence, by peer (one statement for every link:
+    node.federation.outbox_poll)."""
+    stmt = select(Link.peer_id, Link.next_out_seq).where(Link.revoked_at.is_(None))
+    return {peer: sequence for peer, sequence in session.execute(stmt)}
 
 
 class OutboxItem(NamedTuple):

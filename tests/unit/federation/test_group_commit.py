@@ -5,13 +5,18 @@ receive_batch would, a failing batch fails alone, and concurrent sessions are gr
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-from node.errors import PermissionDeniedError, SignatureError
+import pytest
+from sqlalchemy import event, select
+
+from node.errors import PermissionDeniedError, SignatureError, StateError
 from node.federation.group_commit import GroupWriter
 from node.federation.workers import DbWorkers
 from node.ids import NodeId
-from node.services import complaints, exchange
+from node.services import bulk, complaints, exchange, lifecycle
 from node.services.group_receive import LinkBatch, receive_group
+from node.store.models import Link
 from tests.conftest import NodeFactory
 from tests.fault.conftest import draft
 from tests.support.nodes import TestNode, link, snapshot
@@ -37,6 +42,51 @@ def _receipts(parent: TestNode, kid: TestNode, count: int) -> tuple[list[str], l
     state = exchange.hello_state(p, c.node_id)
     ups, _ = exchange.pending(c, p.node_id, 0, 1000, state.held_checkpoint_size)
     return list(ids), [d for _, d in ups]
+
+
+def _handled(parent: TestNode, kid: TestNode, count: int) -> tuple[list[str], list]:  # type: ignore[type-arg]
+    """`_receipts`, and the child then follows each complaint up: what it owes `parent` is
+    its receipts and then its status updates, with their notes beside them."""
+    ids, _ = _receipts(parent, kid, count)
+    p, c = parent.ctx(), kid.ctx()
+    for tracking_id in ids:
+        lifecycle.follow_up(c, tracking_id, f"tim turun ke lokasi {tracking_id}")
+    state = exchange.hello_state(p, c.node_id)
+    ups, _ = exchange.pending(c, p.node_id, 0, 1000, state.held_checkpoint_size)
+    return ids, [d for _, d in ups]
+
+
+def test_children_runs_share_one_bulk_pass(
+    nodes: NodeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three children's receipts and follow-ups in one group: one bulk pass over the three
+    links takes every envelope, each link gets its own result, and every complaint is in
+    progress, held by its child, with the child's note kept."""
+    parent, kids = _province(nodes, 3)
+    p = parent.ctx()
+    work = [(kid, *_handled(parent, kid, 2)) for kid in kids]
+    passes: list[list[int]] = []
+    receive_runs = bulk.receive_runs
+
+    def counted(*args: Any) -> list[bulk.RunResult]:
+        runs = receive_runs(*args)
+        passes.append([run.taken for run in runs])
+        return runs
+
+    monkeypatch.setattr(bulk, "receive_runs", counted)
+    results = receive_group(
+        p, [LinkBatch(NodeId(kid.ctx().node_id), batch) for kid, _, batch in work]
+    )
+    assert passes == [[4, 4, 4]]
+    for (kid, ids, _), result in zip(work, results, strict=True):
+        assert not isinstance(result, Exception)
+        assert (result.error, result.applied, result.committed_through) == (None, 4, 4)
+        for tracking_id in ids:
+            view = complaints.show(p, tracking_id)
+            assert (view.status, view.holder) == ("in_progress", kid.ctx().node_id)
+            with p.db.read() as session:
+                notes = lifecycle.notes_of(session, tracking_id)
+                assert [n.text for n in notes] == [f"tim turun ke lokasi {tracking_id}"]
 
 
 def test_each_link_gets_its_own_result_from_one_transaction(nodes: NodeFactory) -> None:
@@ -155,3 +205,63 @@ def test_a_link_batch_error_reaches_only_its_caller(nodes: NodeFactory) -> None:
     assert isinstance(stranger, PermissionDeniedError)
     assert isinstance(ours, exchange.BatchResult) and ours.committed_through == 2
     assert {complaints.show(p, t).status for t in ids} == {"accepted"}
+
+
+def test_acks_join_the_group_and_a_refused_one_fails_alone(nodes: NodeFactory) -> None:
+    """Through the writer, beside a child's batch: one child's Ack of what the province
+    sent moves its link's acknowledged sequence; another's Ack beyond what was sent is
+    refused (StateError) for that caller alone, leaving its link as it was; the batch
+    commits."""
+    parent, kids = _province(nodes, 3)
+    p = parent.ctx()
+    peers = [NodeId(kid.ctx().node_id) for kid in kids]
+    for kid in kids[:2]:  # three referrals sent to each, none acknowledged yet
+        complaints.refer_many(
+            p, complaints.submit_many(p, [draft(i) for i in range(3)]), kid.ctx().node_id
+        )
+    ids, batch = _receipts(parent, kids[2], 2)
+
+    async def run() -> list[object]:
+        db = DbWorkers()
+        try:
+            writer = GroupWriter(p, db)
+            return await asyncio.gather(
+                writer.acknowledge(peers[0], 2),
+                writer.acknowledge(peers[1], 7),
+                writer.receive(peers[2], batch),
+                return_exceptions=True,
+            )
+        finally:
+            db.shutdown()
+
+    first, beyond, received = asyncio.run(run())
+    assert first is None
+    assert isinstance(beyond, StateError)
+    assert isinstance(received, exchange.BatchResult) and received.committed_through == 2
+    with p.db.read() as session:
+        acked = {link.peer_id: link.acked_out_seq for link in session.scalars(select(Link))}
+    assert (acked[peers[0]], acked[peers[1]]) == (2, 0)
+    assert {complaints.show(p, t).status for t in ids} == {"accepted"}
+
+
+def test_the_links_are_read_once_per_group(nodes: NodeFactory) -> None:
+    """Three children's batches in one group: their link rows are read (and locked) by one
+    statement, not again by each batch."""
+    parent, kids = _province(nodes, 3)
+    p = parent.ctx()
+    work = [(kid, *_handled(parent, kid, 2)) for kid in kids]
+    reads: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM links" in statement:
+            reads.append(statement)
+
+    event.listen(p.db._writer, "before_cursor_execute", seen)
+    try:
+        results = receive_group(
+            p, [LinkBatch(NodeId(kid.ctx().node_id), batch) for kid, _, batch in work]
+        )
+    finally:
+        event.remove(p.db._writer, "before_cursor_execute", seen)
+    assert all(isinstance(r, exchange.BatchResult) and r.applied == 4 for r in results)
+    assert len(reads) == 1, reads

@@ -1,9 +1,12 @@
 """One rule, one path (issue 16): the same random complaints referred and received through
 the batched paths (referral._ReferralRun at the parent, bulk.receive_run at the child and
 back) and through the one-at-a-time paths (referral._refer, exchange._receive_one) leave
-byte-identical ledgers and outboxes on both nodes. Both runs start from the same two
-nodes (copied: keys, fence, database) with the clock and message ids fixed, so any byte
-that differs is a difference between the paths."""
+byte-identical ledgers and outboxes on both nodes. Going back up, the child's receipts
+come with the status updates of what it did meanwhile (follow-ups and a resolution, with
+their notes; a confidential complaint's first follow-up offers a sealing key), in one
+batch, as a busy regency sends them. Both runs start from the same two nodes (copied:
+keys, fence, database) with the clock, message ids and note salts fixed, so any byte that
+differs is a difference between the paths."""
 
 from __future__ import annotations
 
@@ -16,18 +19,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
 from node.clock import FixedClock
+from node.crypto import sealing
 from node.ids import MessageId
-from node.services import _outbox, bulk, complaints, lifecycle, referral
+from node.services import _notes, _outbox, bulk, complaints, lifecycle, referral
 from node.store import queries
-from node.store.models import OutboxRow
+from node.store.models import Complaint, ComplaintEvent, ComplaintNoteRow, OutboxRow
 from tests.fault.conftest import draft
 from tests.support.databases import fresh_database
 from tests.support.nodes import TestNode, hand_over, link, make_node
@@ -35,11 +41,17 @@ from tests.support.nodes import TestNode, hand_over, link, make_node
 START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 _examples = itertools.count()
 
-# Each complaint: its status when referred, and whether its reporter is confidential.
+# Each complaint: its status when referred, whether its reporter is confidential, and how
+# many of the child's actions (ACTIONS) it took before its receipt went back up.
 PLAN = st.lists(
-    st.tuples(st.sampled_from(["submitted", "verified"]), st.booleans()),
+    st.tuples(st.sampled_from(["submitted", "verified"]), st.booleans(), st.integers(0, 3)),
     min_size=1,
     max_size=6,
+)
+ACTIONS = (
+    (lifecycle.follow_up, "Tim sudah turun ke lokasi"),
+    (lifecycle.follow_up, "Perbaikan dijadwalkan"),
+    (lifecycle.resolve, "Jalan sudah diperbaiki"),
 )
 
 
@@ -50,12 +62,20 @@ def _fixed_ids() -> Iterator[MessageId]:
         yield MessageId(str(uuid.UUID(int=value)))
 
 
-def _written(node: TestNode) -> tuple[list[bytes], list[bytes]]:
-    """The node's ledger entries and its outbox envelope bodies, in order."""
+def _written(node: TestNode) -> tuple[list[bytes], list[bytes], list[tuple[Any, ...]]]:
+    """The node's ledger entries and its outbox envelope bodies, in order; and its
+    complaints, their events and notes (every column but row ids)."""
     with node.ctx().db.read() as session:
         ledger = [row.entry for row in queries.iter_ledger(session)]
         outbox = list(session.scalars(select(OutboxRow.body).order_by(OutboxRow.id)))
-    return ledger, outbox
+        rows: list[tuple[Any, ...]] = []
+        for model in (Complaint, ComplaintEvent, ComplaintNoteRow):
+            names = [c.name for c in model.__table__.columns if c.name != "id"]
+            rows.extend(
+                (model.__name__, *row)
+                for row in session.execute(select(*(model.__table__.c[n] for n in names)))
+            )
+    return ledger, outbox, sorted(rows, key=repr)
 
 
 @contextmanager
@@ -74,15 +94,25 @@ def _pair(root: Path) -> Iterator[tuple[TestNode, TestNode]]:
             child.close()
 
 
+def _counted(tag: int) -> Iterator[bytes]:
+    """32-byte values from a counter (note salts, sealing nonces, ephemeral keys): the same
+    sequence in both runs."""
+    for n in itertools.count(1):
+        yield bytes([tag]) + n.to_bytes(31, "big")
+
+
 def _run(
     parent: TestNode,
     child: TestNode,
     ids: list[str],
+    actions: list[int],
+    offers: int,
     *,
     batched: bool,
     monkeypatch: pytest.MonkeyPatch,
-) -> list[tuple[list[bytes], list[bytes]]]:
+) -> list[tuple[list[bytes], list[bytes], list[tuple[Any, ...]]]]:
     fresh = _fixed_ids()
+    salts, nonces, ephemeral = _counted(1), _counted(2), _counted(3)
     in_bulk: list[int] = []
     receive_run = bulk.receive_run
 
@@ -93,6 +123,15 @@ def _run(
 
     with monkeypatch.context() as patch:
         patch.setattr(_outbox, "new_message_id", lambda now_ms=None: next(fresh))
+        patch.setattr(_notes, "os", SimpleNamespace(urandom=lambda _n: next(salts)))
+        # A confidential complaint's identity is sealed to the child as its first
+        # follow-up offers its key (node.crypto.sealing): a fresh ephemeral key and nonce.
+        patch.setattr(sealing, "os", SimpleNamespace(urandom=lambda n: next(nonces)[:n]))
+        patch.setattr(
+            X25519PrivateKey,
+            "generate",
+            classmethod(lambda _cls: X25519PrivateKey.from_private_bytes(next(ephemeral))),
+        )
         if batched:
             patch.setattr(bulk, "receive_run", counted)
         else:  # every envelope through the one-at-a-time path
@@ -102,11 +141,17 @@ def _run(
             node.ctx().clock = FixedClock(START + dt.timedelta(days=1))
         complaints.refer_many(parent.ctx(), ids, child.ctx().node_id)
         to_child = hand_over(parent, child)
+        for tracking_id, count in zip(ids, actions, strict=True):
+            for act, note in ACTIONS[:count]:
+                act(child.ctx(), tracking_id, note)
         back = hand_over(child, parent)
     assert (to_child.error, back.error) == (None, None)
-    assert to_child.applied == back.applied == len(ids)
-    if batched:  # the batched run did take the bulk path: referrals down, receipts up
-        assert sum(in_bulk) == 2 * len(ids)
+    updates = sum(actions)
+    assert to_child.applied == len(ids)
+    assert back.applied == len(ids) + updates
+    if batched:  # the batched run did take the bulk path: referrals down, receipts up, and
+        # status updates but the first follow-ups that offer a sealing key
+        assert sum(in_bulk) == 2 * len(ids) + updates - offers
     return [_written(parent), _written(child)]
 
 
@@ -122,11 +167,12 @@ def test_batched_and_one_at_a_time_paths_write_the_same_bytes(
     db_kind: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    plan: list[tuple[str, bool]],
+    plan: list[tuple[str, bool, int]],
     order: random.Random,
 ) -> None:
-    """Referring a random set of complaints (in random order) and carrying the referrals
-    and their receipts: the same ledger entries and outbox bodies, byte for byte, on the
+    """Referring a random set of complaints (in random order) and carrying the referrals,
+    their receipts and the status updates of the child's actions: the same ledger entries
+    and outbox bodies, byte for byte, and the same complaints, events and notes, on the
     parent and on the child, by either path."""
     root = tmp_path / f"example-{next(_examples)}"
     root.mkdir()
@@ -134,19 +180,22 @@ def test_batched_and_one_at_a_time_paths_write_the_same_bytes(
     with _pair(root / "nodes") as (parent, child):
         p = parent.ctx()
         p.clock = FixedClock(START)
-        drafts = [replace(draft(n), confidential=c) for n, (_, c) in enumerate(plan)]
+        drafts = [replace(draft(n), confidential=c) for n, (_, c, _) in enumerate(plan)]
         ids = list(complaints.submit_many(p, drafts))
-        for tracking_id, (status, _) in zip(ids, plan, strict=True):
+        for tracking_id, (status, _, _) in zip(ids, plan, strict=True):
             if status == "verified":
                 lifecycle.verify(p, tracking_id)
+        actions = {t: count for t, (_, _, count) in zip(ids, plan, strict=True)}
         order.shuffle(ids)
+        counts = [actions[t] for t in ids]
+        offers = sum(1 for _, c, count in plan if c and count)  # confidential, followed up
         parent.close()
         child.close()
         shutil.copytree(root / "nodes", root / "copy")  # folders (keys, fence) and databases
-        batched = _run(parent, child, ids, batched=True, monkeypatch=monkeypatch)
+        batched = _run(parent, child, ids, counts, offers, batched=True, monkeypatch=monkeypatch)
     with _pair_copied(root / "copy", parent, child) as (parent2, child2):
-        plain = _run(parent2, child2, ids, batched=False, monkeypatch=monkeypatch)
-    assert all(ledger and outbox for ledger, outbox in batched)
+        plain = _run(parent2, child2, ids, counts, offers, batched=False, monkeypatch=monkeypatch)
+    assert all(ledger and outbox and rows for ledger, outbox, rows in batched)
     assert batched == plain
 
 

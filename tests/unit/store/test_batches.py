@@ -1,5 +1,6 @@
-"""node.store.batches.mark_accepted: one executemany over complaints, which no staged ORM
-change writes over, and which flushes nothing when nothing about complaints is staged."""
+"""node.store.batches.update_complaints: one executemany over complaints, which no staged
+ORM change writes over, and which flushes nothing when nothing about complaints is
+staged."""
 
 from __future__ import annotations
 
@@ -59,6 +60,24 @@ def db(database_url: str) -> Iterator[Database]:
     database.dispose()
 
 
+def _accepted(tracking_id: str, disposed_at: dt.datetime | None) -> batches.ComplaintState:
+    """The state of complaint `tracking_id` (as _complaint makes it) once its receipt from
+    id-64-02 came at LATER."""
+    return batches.ComplaintState(
+        tracking_id=tracking_id,
+        status="accepted",
+        holder="id-64-02",
+        referral_message_id=None,
+        received_from=None,
+        referred_to=None,
+        updated_at=LATER,
+        verified_at=None,
+        disposed_at=disposed_at,
+        resolved_at=None,
+        replied_at=None,
+    )
+
+
 def _statements(db: Database) -> list[str]:
     seen: list[str] = []
     event.listen(
@@ -68,17 +87,17 @@ def _statements(db: Database) -> list[str]:
 
 
 def test_a_staged_change_to_a_complaint_is_written_first(db: Database) -> None:
-    """A complaint changed in the session before mark_accepted ends as mark_accepted set it:
+    """A complaint changed in the session before update_complaints ends as it set it:
     the staged change is flushed before the update, not after it."""
     with db.write() as session:
         row = session.get(Complaint, "id-64.2021.000001")
         assert row is not None
         row.status = "returned"  # staged, not yet flushed
         row.holder = "id-64"
-        batches.mark_accepted(session, [(row.tracking_id, "accepted", "id-64-02", LATER, None)])
+        batches.update_complaints(session, [_accepted(row.tracking_id, None)])
         new = _complaint(9)
         session.add(new)  # staged new row, then accepted in the same statement
-        batches.mark_accepted(session, [(new.tracking_id, "accepted", "id-64-02", LATER, LATER)])
+        batches.update_complaints(session, [_accepted(new.tracking_id, LATER)])
     with db.read() as session:
         got = {
             t: (s, h, u)
@@ -94,7 +113,7 @@ def test_a_staged_change_to_a_complaint_is_written_first(db: Database) -> None:
 
 
 def test_other_staged_changes_stay_staged(db: Database) -> None:
-    """With only a link changed in the session, mark_accepted writes its one UPDATE of
+    """With only a link changed in the session, update_complaints writes its one UPDATE of
     complaints and leaves the link's change to the flush at commit."""
     statements = _statements(db)
     with db.write() as session:
@@ -102,7 +121,7 @@ def test_other_staged_changes_stay_staged(db: Database) -> None:
         assert link is not None
         link.last_in_seq = 7
         before = len(statements)
-        batches.mark_accepted(session, [("id-64.2021.000002", "accepted", "id-64-02", LATER, None)])
+        batches.update_complaints(session, [_accepted("id-64.2021.000002", None)])
         assert statements[before:] == ["UPDATE"]  # complaints only
     with db.read() as session:
         assert session.scalar(select(Link.last_in_seq)) == 7
