@@ -222,10 +222,10 @@ def restart_at_commit(
 
 
 def advance_at_commit(session: Session, config: NodeConfig, note: bytes, size: int) -> None:
-    """Advance the fence to `note` when `session`'s transaction commits (invariant 2)."""
-    pending = session.info.get(_PENDING)
-    if pending is None or pending[2] < size:
-        session.info[_PENDING] = (config, note, size)
+    """Advance the fence to `note` when `session`'s transaction commits (invariant 2), unless
+    the savepoint it was signed in rolls back first (the entries it covers are gone then)."""
+    signed_in = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_PENDING, []).append((signed_in, config, note, size))
 
 
 def check_at_start(session: Session, config: NodeConfig, origin: str) -> Fence | None:
@@ -271,18 +271,36 @@ def check_node_at_start(ctx: NodeContext) -> Fence | None:
 def _write_pending(session: Session) -> None:
     pending = session.info.pop(_PENDING, None)
     restart = session.info.pop(_RESTART, None)
-    if pending is not None:
-        config, note, size = pending
+    if pending:
+        _, config, note, size = max(pending, key=lambda p: p[3])
         if restart is not None:
             replace(config, note)
         else:
             advance(config, note, size)
 
 
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back(session: Session, previous_transaction: Any) -> None:
+    """A rolled-back savepoint (or the whole transaction) takes the checkpoints signed inside
+    it along: they cover entries that will never commit, and a fence over them would stop
+    the node at its next start (its ledger shorter than what it fenced)."""
+    pending = session.info.get(_PENDING)
+    if pending:
+        session.info[_PENDING] = [p for p in pending if not _inside(p[0], previous_transaction)]
+
+
+def _inside(transaction: Any, ancestor: Any) -> bool:
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False
+
+
 @event.listens_for(Session, "after_transaction_end")
 def _drop_pending(session: Session, transaction: Any) -> None:
     # The outermost transaction ended without a commit (after_commit took it otherwise). A
-    # savepoint's end keeps it: the signature covers the outer transaction's entries.
+    # savepoint released keeps what was signed in it: the outer transaction commits it.
     if transaction.parent is None:
         session.info.pop(_PENDING, None)
         session.info.pop(_RESTART, None)

@@ -104,6 +104,28 @@ def test_a_rolled_back_signature_leaves_the_fence_where_it_was(nodes: NodeFactor
     assert _fenced_size(ctx) == 3
 
 
+def test_a_signature_in_a_rolled_back_savepoint_leaves_the_fence_where_it_was(
+    nodes: NodeFactory,
+) -> None:
+    """A checkpoint signed inside a savepoint that rolls back (an auto-disposition or one
+    envelope of a batch that failed) never reaches the fence, though the transaction around
+    it commits: the fence stays within the committed ledger, and the node starts again."""
+    ctx = nodes("id-64", "Provinsi Kalimantan Timur").ctx()
+    _append(ctx, 2)
+    checkpoints.sign(ctx)
+    with ctx.db.write() as session:
+        record(session, ctx, link_entry(8))  # committed: size 3
+        with pytest.raises(RuntimeError), session.begin_nested():
+            record(session, ctx, link_entry(9))
+            checkpoints.sign_in(session, ctx)  # over size 4, rolled back
+            raise RuntimeError("the disposition failed after signing")
+    assert _fenced_size(ctx) == 2
+    with ctx.db.write() as session, session.begin_nested():
+        checkpoints.sign_in(session, ctx)  # released: commits with the transaction
+    assert _fenced_size(ctx) == 3
+    fence.check_node_at_start(ctx)
+
+
 def test_the_fence_never_moves_back(nodes: NodeFactory) -> None:
     """Two processes of one node may finish out of order; the file keeps the larger tree."""
     ctx = nodes("id-64", "Provinsi Kalimantan Timur").ctx()
