@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,32 @@ def _missing() -> str | None:
     return None
 
 
+def _cluster_ports(base: int) -> list[int]:
+    """The ports scripts/ha-cluster uses for a LAPOR_HA_PORT_BASE: etcd's two (base - 3050,
+    + 1), then each member's PostgreSQL (base + n) and Patroni REST API (base + 2570 + n)."""
+    etcd = base - 3050
+    return [etcd, etcd + 1, *(base + n for n in range(3)), *(base + 2570 + n for n in range(3))]
+
+
+def _free_port_base() -> int:
+    """A LAPOR_HA_PORT_BASE whose every port is free now: a cluster left running by an
+    earlier run (or anything else) on the usual ports must not join this one."""
+    for base in range(5451, 5651, 10):
+        if all(_bindable(port) for port in _cluster_ports(base)):
+            return base
+    raise AssertionError("no free set of ports for the HA cluster between 5451 and 5650")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def test_the_short_failover_bench_meets_its_targets() -> None:
     """Killing the leading serve, then the database primary: 0 lost, 0 duplicated, 0 forks,
     verified, reconciled, within the failover targets."""
@@ -43,7 +70,7 @@ def test_the_short_failover_bench_meets_its_targets() -> None:
             pytest.fail(f"CI=true requires the HA cluster tools: {missing}")
         pytest.skip(missing)
     base = tempfile.mkdtemp(prefix="lapor-ha-test-")
-    env = {**os.environ, "LAPOR_HA_DIR": base, "LAPOR_HA_PORT_BASE": "5451"}
+    env = {**os.environ, "LAPOR_HA_DIR": base, "LAPOR_HA_PORT_BASE": str(_free_port_base())}
     try:
         done = subprocess.run(
             [sys.executable, str(ROOT / "bench" / "failover.py"), "--faults", "ab"],

@@ -25,6 +25,7 @@ import structlog
 from click.testing import CliRunner
 
 from node.cli.main import cli
+from node.faults import FAULT_ENV
 from tests.support.waits import COMMAND_BOUND
 
 ENTRY = [sys.executable, "-m", "node.cli.main"]
@@ -50,6 +51,9 @@ def run_cli(
             timeout=COMMAND_BOUND,
             env={**os.environ, **merged},
         )
+    # A fault point reads the environment once per process and ends the process it is
+    # armed in: armed here, it would do nothing (or end the test run).
+    assert FAULT_ENV not in os.environ, f"{FAULT_ENV} is set: run the command with in_process=False"
     logging_as_found = structlog.get_config()
     try:
         result = CliRunner().invoke(

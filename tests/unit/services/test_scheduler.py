@@ -298,7 +298,7 @@ def test_a_crash_inside_a_slice_leaves_its_complaints_due(
     size = _ledger_size(ctx)
 
     monkeypatch.setenv(FAULT_ENV, "scheduler_slice:2")
-    crashed = province.cli("complaint", "tick", check=False)
+    crashed = province.cli("complaint", "tick", check=False, in_process=False)
     assert crashed.returncode == EXIT_STATUS, crashed.stderr
     first = set(sorted(made)[: scheduler.SLICE_COMPLAINTS])
     statuses = {t: row.status for t, row in _rows(ctx, list(made)).items()}
