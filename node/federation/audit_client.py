@@ -36,6 +36,7 @@ from node.errors import (
     PeerError,
     PeerUnavailableError,
     SignatureError,
+    ValidationError,
 )
 from node.ledger.audit import (
     AuditFailure,
@@ -47,7 +48,7 @@ from node.ledger.audit import (
     vkey_for,
 )
 from node.ledger.checkpoint import Checkpoint, origin_for
-from node.ledger.note import Verifier, open_checkpoint, parse_vkey
+from node.ledger.note import NoteSignature, Verifier, open_checkpoint, parse_vkey, split_note
 
 __all__ = [
     "AUDITOR_CERT",
@@ -313,11 +314,11 @@ class AuditClient:
         head: RemoteHead, listed: Iterator[tuple[int, bytes]]
     ) -> Iterator[tuple[int, bytes]]:
         """The listed checkpoints, checking that the latest one GetCheckpoint served (and
-        the card's key verified) is among them, byte for byte."""
+        the card's key verified) is among them, as signed (same_signed_checkpoint)."""
         seen = head.checkpoint is None
         for size, note in listed:
             if head.checkpoint is not None and size == head.checkpoint.size:
-                if note != head.note:
+                if head.note is None or not same_signed_checkpoint(note, head.note):
                     raise _served_twice(size, "a different note in its checkpoint list")
                 seen = True
             yield size, note
@@ -325,6 +326,24 @@ class AuditClient:
             raise _served_twice(
                 head.checkpoint.size if head.checkpoint else 0, "no such checkpoint in its list"
             )
+
+
+def same_signed_checkpoint(a: bytes, b: bytes) -> bool:
+    """Whether two notes are the same checkpoint as the log signed it: the same text and
+    the same signature lines by the log's own key (named as the origin, the text's first
+    line). Witnesses' cosignatures may differ: one copy may carry more of them than another
+    (the list is served with the cosignatures gathered since, GetCheckpoint as signed)."""
+    try:
+        text_a, signatures_a = split_note(a)
+        text_b, signatures_b = split_note(b)
+    except ValidationError:
+        return False
+    origin = text_a.split(b"\n", 1)[0].decode("utf-8")
+
+    def own(signatures: tuple[NoteSignature, ...]) -> set[NoteSignature]:
+        return {s for s in signatures if s.name == origin}
+
+    return text_a == text_b and bool(own(signatures_a)) and own(signatures_a) == own(signatures_b)
 
 
 def _served_twice(size: int, found: str) -> AuditFailure:

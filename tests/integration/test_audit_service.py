@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 from sqlalchemy import text
 
@@ -30,20 +31,26 @@ from node.cli.main import cli
 from node.complaints import ComplaintDraft
 from node.crypto.card import NodeCard
 from node.crypto.tls import dns_name
-from node.federation.audit_client import AuditCallError, AuditClient, CallerIdentity
+from node.federation.audit_client import (
+    AuditCallError,
+    AuditClient,
+    CallerIdentity,
+    same_signed_checkpoint,
+)
 from node.ledger.checkpoint import origin_for
 from node.ledger.export import vkey_for
 from node.ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
-from node.ledger.note import Verifier, open_checkpoint
+from node.ledger.note import Verifier, open_checkpoint, sign_note
 from node.ledger.proofs import check_proof_document
 from node.ledger.verify import verify_export
 from node.services import audit, checkpoints, complaints
 from node.services.context import NodeContext
-from node.store import queries, tree
+from node.store import queries, tree, witnessed
 from tests.conftest import DB_KINDS, NodeFactory
+from tests.support.cli import run_cli
 from tests.support.databases import fresh_database
 from tests.support.nodes import TestNode, link, make_node, status_of, wait_until
-from tests.support.waits import COMMAND_BOUND, DELIVERY_BOUND
+from tests.support.waits import COMMAND_BOUND, DELIVERY_BOUND, RECOVERY_BOUND
 
 pytestmark = pytest.mark.slow
 
@@ -622,3 +629,52 @@ def test_remote_options_come_together(
     result = CliRunner().invoke(cli, argv)
     assert result.exit_code == 2
     assert words in result.output
+
+
+def test_verify_node_finds_one_history_when_the_list_carries_cosignatures(
+    nodes: NodeFactory, tmp_path: Path
+) -> None:
+    """With in-link witnessing on (the default, decision 0032), the province cosigns
+    national's checkpoint: the Audit service lists it with that cosignature while
+    GetCheckpoint serves it as national signed it. `audit verify --node` compares what the
+    log signed, so it passes (it said "the node shows two histories" before)."""
+    national = nodes("id", "Nasional")
+    province = nodes("id-64", "Provinsi Kalimantan Timur")
+    link(national, province)
+    ombudsman = tmp_path / "ombudsman-ri"
+    CallerIdentity.create("Ombudsman RI", ombudsman, NOW)
+    list_auditor(national, "Ombudsman RI", ombudsman)
+    card = tmp_path / "id.card"
+    card.write_text(national.card().to_json())
+    complaints.submit(national.ctx(), _draft(1))
+    signed, _ = checkpoints.sign(national.ctx())
+    national.start()
+    province.start()
+
+    def cosigned() -> bool:
+        with national.ctx().db.read() as session:
+            return bool(witnessed.cosignature_lines(session, signed.size))
+
+    wait_until(cosigned, timeout=RECOVERY_BOUND, what="the province's cosignature at national")
+    argv = ["audit", "verify", "--node", national.address, "--card", str(card)]
+    done = run_cli([*argv, "--identity", str(ombudsman)])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"latest at size {signed.size}" in done.stdout
+
+
+def test_the_same_checkpoint_with_more_cosignatures_is_the_same_checkpoint() -> None:
+    """Same text and the log's own signature: the same, whatever witnesses added; another
+    text, another own signature, or no own signature at all: not the same."""
+    log_key = Ed25519PrivateKey.generate()
+    text = b"lapor-node/id\n3\n" + base64.b64encode(bytes(32)) + b"\n"
+    signed = sign_note(text, "lapor-node/id", log_key)
+    witness = sign_note(text, "witness.example/w1", Ed25519PrivateKey.generate())
+    cosigned = signed + witness.split(b"\n\n", 1)[1]
+    assert same_signed_checkpoint(signed, cosigned)
+    assert same_signed_checkpoint(cosigned, signed)
+    other = sign_note(text.replace(b"\n3\n", b"\n4\n"), "lapor-node/id", log_key)
+    assert not same_signed_checkpoint(signed, other)
+    resigned = sign_note(text, "lapor-node/id", Ed25519PrivateKey.generate())
+    assert not same_signed_checkpoint(signed, resigned)
+    assert not same_signed_checkpoint(witness, witness)  # no signature by the log itself
+    assert not same_signed_checkpoint(b"not a note", signed)
