@@ -61,6 +61,16 @@ def _bindable(port: int) -> bool:
         return True
 
 
+def _cluster_logs(base: Path, lines: int = 30) -> str:
+    """The end of each member's and etcd's log, for a failure's message."""
+    found = []
+    for log in sorted(base.glob("*/*.log")) + sorted(base.glob("pg*/data/log/*")):
+        if log.is_file():
+            tail = log.read_text(errors="replace").splitlines()[-lines:]
+            found.append(f"--- {log.relative_to(base)}\n" + "\n".join(tail))
+    return "\n".join(found) or f"(no logs under {base})"
+
+
 def test_the_short_failover_bench_meets_its_targets() -> None:
     """Killing the leading serve, then the database primary: 0 lost, 0 duplicated, 0 forks,
     verified, reconciled, within the failover targets."""
@@ -71,6 +81,7 @@ def test_the_short_failover_bench_meets_its_targets() -> None:
         pytest.skip(missing)
     base = tempfile.mkdtemp(prefix="lapor-ha-test-")
     env = {**os.environ, "LAPOR_HA_DIR": base, "LAPOR_HA_PORT_BASE": str(_free_port_base())}
+    logs = ""
     try:
         done = subprocess.run(
             [sys.executable, str(ROOT / "bench" / "failover.py"), "--faults", "ab"],
@@ -80,10 +91,12 @@ def test_the_short_failover_bench_meets_its_targets() -> None:
             cwd=ROOT,
             timeout=900,
         )
+        if done.returncode != 0:
+            logs = _cluster_logs(Path(base))  # `down` removes them
     finally:
         subprocess.run([str(ROOT / "scripts" / "ha-cluster"), "down"], env=env, capture_output=True)
     out = done.stdout
-    assert done.returncode == 0, f"{out}\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, f"{out}\n{done.stderr[-3000:]}\n{logs}"
     for fault in ("fault a:", "fault b:"):
         assert fault in out
     assert out.count("lost: 0") == 2 and out.count("duplicated: 0") == 2
