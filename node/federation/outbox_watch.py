@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 from typing import Any
 
+from node.aio import readable
 from node.errors import NodeError
 from node.federation.live import LiveLinks
 from node.federation.workers import DbWorkers
@@ -91,7 +92,7 @@ class OutboxWatch:
     async def _poll(self) -> None:
         """SQLite: its data_version (outbox_signals.VersionProbe), at pauses that back off
         while it stays (next_pause), and at the longest, after the next write instead
-        where the probe can tell it (`_readable`); only when it moved, one read of the
+        where the probe can tell it (`node.aio.readable`); only when it moved, one read of the
         outbox for the peers of the rows queued since the last. Without a probe (it
         failed: a new one is made at the next look), the outbox is read every time."""
         seen = -1
@@ -107,7 +108,7 @@ class OutboxWatch:
                 if fd is not None and probe is not None and settled:
                     self.waiting_for_write = True
                     try:
-                        await _readable(fd)
+                        await readable(fd)
                     finally:
                         self.waiting_for_write = False
                     probe.take_changes()
@@ -142,19 +143,3 @@ class OutboxWatch:
         finally:
             if probe is not None:
                 probe.close()
-
-
-async def _readable(fd: int) -> None:
-    """Until `fd` is readable, with nothing on the event loop's clock meanwhile."""
-    loop = asyncio.get_running_loop()
-    ready: asyncio.Future[None] = loop.create_future()
-
-    def wake() -> None:
-        if not ready.done():
-            ready.set_result(None)
-
-    loop.add_reader(fd, wake)
-    try:
-        await ready
-    finally:
-        loop.remove_reader(fd)

@@ -23,7 +23,6 @@ lock, as any writer does (decision 0024 says why that cannot fork the ledger).
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
 import sqlite3
@@ -41,6 +40,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from node.aio import readable
 from node.errors import ConfigError, PeerUnavailableError
 from node.store import lease
 from node.store._wal_watch import open_wal_watch
@@ -401,24 +401,9 @@ class OutboxNotifications:
         """The next peer notified, once the socket has something to read."""
         assert self._conn is not None, "use OutboxNotifications in `async with`"
         while not self._pending:
-            await self._readable()
+            await readable(self._conn.fileno())
             self._consume()
         return self._pending.popleft()
-
-    async def _readable(self) -> None:
-        loop = asyncio.get_running_loop()
-        fd = self._conn.fileno()
-        ready: asyncio.Future[None] = loop.create_future()
-
-        def wake() -> None:
-            if not ready.done():
-                ready.set_result(None)
-
-        loop.add_reader(fd, wake)
-        try:
-            await ready
-        finally:
-            loop.remove_reader(fd)
 
     def _consume(self) -> None:
         """Read what the socket holds (it does not block: it was readable) and take the
