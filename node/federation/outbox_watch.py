@@ -55,6 +55,15 @@ def next_pause(pause: float, moved: bool) -> float:
     return min(pause * 2, OUTBOX_WATCH_MAX_SECONDS)
 
 
+def _look(probe: outbox_signals.VersionProbe) -> tuple[bool, int]:
+    """One look (on a reader thread): whether the database was written since the last,
+    taking the change events first, then its data_version. Taken at every look, not only
+    when the watcher waits for them: an event left over from a write the looks already saw
+    (a commit is several writes to the -wal) would start the looks again for nothing."""
+    written = probe.take_changes()
+    return written, probe.version()
+
+
 class OutboxWatch:
     def __init__(self, ctx: NodeContext, db: DbWorkers, live: LiveLinks, log: Any) -> None:
         self.ctx = ctx
@@ -111,16 +120,17 @@ class OutboxWatch:
                         await readable(fd)
                     finally:
                         self.waiting_for_write = False
-                    probe.take_changes()
-                    written_at = loop.time()
+                    written_at = loop.time()  # its events are taken at the next look
                     pause = OUTBOX_WATCH_SECONDS
                 await asyncio.sleep(pause)
                 version: int | None = None
                 try:
                     if probe is None:
                         probe = await self.db.read(outbox_signals.version_probe, self.ctx)
-                    version = await self.db.read(probe.version)
-                    pause = next_pause(pause, version != read_at)
+                    written, version = await self.db.read(_look, probe)
+                    if written:  # its commit may show at a later look: go on from it
+                        written_at = loop.time()
+                    pause = next_pause(pause, version != read_at or written)
                     if version == read_at:
                         continue
                     written_at = loop.time()

@@ -51,12 +51,19 @@ class Pins:
         self._enrollment_changed = self._intake_changed = False
         self.pins: list[links.Pin] = []
         self.changed = True
+        # Set (and replaced by a new one) by each refresh that loads a different pinned set:
+        # what the dialer waits on while it has no parent to dial (`reloaded`).
+        self._reloaded = asyncio.Event()
         # The dialer's running session with the parent, ended here if the parent's pin
         # changes or goes (node.federation.dialer).
         self.parent_session: tuple[links.Pin, asyncio.Task[Any]] | None = None
 
     def parent(self) -> links.Pin | None:
         return next((p for p in self.pins if p.role == "parent"), None)
+
+    async def reloaded(self) -> None:
+        """Return once a refresh has loaded a different pinned set than the current one."""
+        await self._reloaded.wait()
 
     def role_of(self, peer: str) -> str | None:
         return next((p.role for p in self.pins if p.peer_id == peer), None)
@@ -91,6 +98,8 @@ class Pins:
             self.log.info("pins.loaded", peers=[p.peer_id for p in pins])
             for pin in gone:
                 self._drop(pin)
+            self._reloaded.set()
+            self._reloaded = asyncio.Event()
         parent = self.parent_session
         if parent is not None and not parent[1].done():
             now = next((p for p in self.pins if p.peer_id == parent[0].peer_id), None)

@@ -43,15 +43,17 @@ class WalWatch:
     def fileno(self) -> int:
         return self._fd
 
-    def drain(self) -> bool:
-        """Read every pending event (never blocks); False once the file was moved or
-        deleted, or events were lost, so that the watch no longer covers every write."""
-        intact = True
+    def drain(self) -> tuple[bool, bool]:
+        """Read every pending event (never blocks): (whether there was any, whether the
+        watch is intact: False once the file was moved or deleted, or events were lost, so
+        that the watch no longer covers every write)."""
+        written, intact = False, True
         while True:
             try:
                 data = os.read(self._fd, 64 * 1024)
             except BlockingIOError:
-                return intact
+                return written, intact
+            written = written or bool(data)
             offset = 0
             while offset + _EVENT.size <= len(data):
                 _wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)

@@ -332,13 +332,18 @@ class DataVersionProbe:
         (not Linux, or the watch was lost), ask `version` at intervals."""
         return None if self._wal is None else self._wal.fileno()
 
-    def take_changes(self) -> None:
-        """Read the pending change events (call when `changes_fileno()` is readable). A
-        watch that no longer covers every write is dropped: `changes_fileno()` is None
-        from then on."""
-        if self._wal is not None and not self._wal.drain():
-            self._wal.close()
-            self._wal = None
+    def take_changes(self) -> bool:
+        """Read the pending change events (never blocks); whether there were any. A watch
+        that no longer covers every write is dropped: `changes_fileno()` is None from then
+        on. May run on any thread, like `version`."""
+        with self._lock:
+            if self._wal is None:
+                return False
+            written, intact = self._wal.drain()
+            if not intact:
+                self._wal.close()
+                self._wal = None
+            return written
 
     def close(self) -> None:
         with self._lock:

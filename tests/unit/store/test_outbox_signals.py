@@ -286,13 +286,14 @@ def test_the_changes_descriptor_is_readable_after_a_write_by_any_process(
         assert not _readable(fd)  # reads write nothing
         complaints.refer(ctx, tracking_ids[0], "id-64-02")
         assert _readable(fd)
-        probe.take_changes()
+        assert probe.take_changes()  # it says there were events
         assert not _readable(fd)
+        assert not probe.take_changes()  # ... and that there are none left
         cli = [sys.executable, "-m", "node.cli.main", "complaint", "refer", tracking_ids[1]]
         cli += ["--to", "id-64-02", "--config", str(province.config)]
         subprocess.run(cli, check=True, capture_output=True)
         assert _readable(fd)
-        probe.take_changes()
+        assert probe.take_changes()
         assert probe.changes_fileno() == fd  # the watch still covers every write
     finally:
         probe.close()
