@@ -12,8 +12,11 @@ is looked at every 10 ms. Once nothing has moved for OUTBOX_SETTLE_SECONDS, on L
 watcher stops looking and waits for the database's next write by any process (the probe's
 changes descriptor, inotify on the -wal file: no timer at all while the node is idle),
 then starts again from the shortest pause, since the commit shows in data_version a
-little after its write. So a row queued on an idle node leaves within about
-OUTBOX_WATCH_SECONDS, and costs nothing while none is. Without that descriptor the
+little after its write. Each look takes the write events first (`_look`), so a write the
+looks have already seen does not wake the wait again (a commit is several writes to the
+-wal: the event of its last one started five more seconds of looks, decision 0040). So a
+row queued on an idle node leaves within about OUTBOX_WATCH_SECONDS, and costs nothing
+while none is. Without that descriptor the
 longest pause stays the bound (OUTBOX_WATCH_MAX_SECONDS). Either way each session still
 reads its outbox every federation.poll_interval_ms."""
 
