@@ -22,7 +22,7 @@ from node.errors import NodeError
 from node.federation.enrollment_port import fetch_key_rotations
 from node.federation.live import LiveLinks
 from node.federation.liveness import Liveness
-from node.federation.pins import PIN_REFRESH_SECONDS, REVOKED_METADATA, Pins
+from node.federation.pins import REVOKED_METADATA, Pins
 from node.federation.reconnect import CONNECT_TIMEOUT_SECONDS, ReconnectPolicy
 from node.federation.session import LinkSession, RefusedError, describe
 from node.federation.status import status_for
@@ -89,7 +89,9 @@ class ParentDialer:
         while True:
             parent = self.pins.parent()
             if parent is None or not parent.address or parent.peer_id in self.revoked_by:
-                await asyncio.sleep(PIN_REFRESH_SECONDS)
+                # Nothing to dial until the pins change (a province with no parent, say):
+                # no timer meanwhile (issue 20.5; it looked every PIN_REFRESH_SECONDS).
+                await self.pins.reloaded()
                 continue
             # A task of its own, so the pin refresher can end it when the link is revoked.
             task = asyncio.create_task(self._one_session(parent))

@@ -16,8 +16,11 @@ Two mechanisms, each enough on its own:
      not ping at all, hence a child that noticed a black hole after 75-90 s and a parent
      that never did.
 
-So a silent peer is noticed within about 2K/3 seconds (rule 1, checked every
-CHECK_SECONDS) and at most 5K/6 (rule 2): 20 s and 25 s with the default K = 30. The
+So a silent peer is noticed within about 2K/3 seconds (rule 1: the watch sleeps until
+the moment the silence could first pass the limit if nothing more came, and looks
+LATE_SECONDS after it; at most CHECK_SECONDS late) and at most 5K/6 (rule 2): 20 s and 25 s
+with the default K = 30. A peer that heartbeats is looked at once per heartbeat, not every
+second (issue 20.5). The
 running node then marks the link not connected, and `last seen` stays at the peer's last
 traffic.
 """
@@ -26,10 +29,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CHECK_SECONDS", "Liveness", "SilenceWatch"]
+__all__ = ["CHECK_SECONDS", "LATE_SECONDS", "Liveness", "SilenceWatch"]
 
 CHECK_SECONDS = 1.0
-"""How often a session looks at its peer's silence (at most; less for a small K)."""
+"""How late a session may notice its peer's silence past the limit (at most; less for a
+small K): the detection bound's allowance for the watch."""
+LATE_SECONDS = 0.05
+"""How long after the silence could first pass the limit the watch looks (strictly past
+it, as `too_quiet` asks; well within CHECK_SECONDS)."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,15 @@ class SilenceWatch:
         if self._waiting_since is None:
             return 0.0
         return now - max(self.heard_at, self._waiting_since)
+
+    def due_in(self, now: float, limit: float) -> float:
+        """Seconds from `now` before `too_quiet(limit)` could first hold if no frame came:
+        the watch sleeps that long instead of looking every second. A frame resets the
+        silence, so looking earlier never finds it too quiet. Not yet heartbeating, or
+        busy: the silence that counts starts at a later frame or read, so `limit`."""
+        if not self.heartbeating or self._waiting_since is None:
+            return limit
+        return max(0.0, max(self.heard_at, self._waiting_since) + limit - now)
 
     def too_quiet(self, now: float, limit: float) -> bool:
         """Rule 1: a heartbeating peer silent for more than `limit` seconds."""

@@ -12,8 +12,13 @@ is looked at every 10 ms. Once nothing has moved for OUTBOX_SETTLE_SECONDS, on L
 watcher stops looking and waits for the database's next write by any process (the probe's
 changes descriptor, inotify on the -wal file: no timer at all while the node is idle),
 then starts again from the shortest pause, since the commit shows in data_version a
-little after its write. So a row queued on an idle node leaves within about
-OUTBOX_WATCH_SECONDS, and costs nothing while none is. Without that descriptor the
+little after its write; it waits again at once after a look that found every write so far
+visible because the last was this node's own (the heartbeat's, say) and has ended (the
+probe's `all_seen`, decision 0040). Each look takes the write events first (`_look`), so a write the
+looks have already seen does not wake the wait again (a commit is several writes to the
+-wal: the event of its last one started five more seconds of looks, decision 0040). So a
+row queued on an idle node leaves within about OUTBOX_WATCH_SECONDS, and costs nothing
+while none is. Without that descriptor the
 longest pause stays the bound (OUTBOX_WATCH_MAX_SECONDS). Either way each session still
 reads its outbox every federation.poll_interval_ms."""
 
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from typing import Any
 
 from node.aio import readable
@@ -53,6 +59,18 @@ def next_pause(pause: float, moved: bool) -> float:
     if moved:
         return OUTBOX_WATCH_SECONDS
     return min(pause * 2, OUTBOX_WATCH_MAX_SECONDS)
+
+
+def _look(probe: outbox_signals.VersionProbe) -> tuple[bool, bool, int]:
+    """One look (on a reader thread): whether the database was written since the last,
+    taking the change events first; whether every write so far is visible (the last was
+    this process's, and has ended); then its data_version, which then shows them all.
+    Events are taken at every look, not only when the watcher waits for them: an event
+    left over from a write the looks already saw (a commit is several writes to the -wal)
+    would start the looks again for nothing."""
+    written = probe.take_changes()
+    all_seen = probe.all_seen()
+    return written, all_seen, probe.version()
 
 
 class OutboxWatch:
@@ -111,19 +129,22 @@ class OutboxWatch:
                         await readable(fd)
                     finally:
                         self.waiting_for_write = False
-                    probe.take_changes()
-                    written_at = loop.time()
+                    written_at = loop.time()  # its events are taken at the next look
                     pause = OUTBOX_WATCH_SECONDS
                 await asyncio.sleep(pause)
                 version: int | None = None
                 try:
                     if probe is None:
                         probe = await self.db.read(outbox_signals.version_probe, self.ctx)
-                    version = await self.db.read(probe.version)
-                    pause = next_pause(pause, version != read_at)
+                    written, all_seen, version = await self.db.read(_look, probe)
+                    if written:  # its commit may show at a later look: go on from it
+                        written_at = loop.time()
+                    pause = next_pause(pause, version != read_at or written)
                     if version == read_at:
+                        if all_seen:  # nothing can show later: wait for the next write
+                            written_at = -math.inf
                         continue
-                    written_at = loop.time()
+                    written_at = -math.inf if all_seen else loop.time()
                 except Exception as e:  # pragma: no cover - best effort: read the outbox
                     if probe is not None:  # logged once, not at every failed first look
                         self.log.warning("outbox.probe_failed", error_kind=type(e).__name__)

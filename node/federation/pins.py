@@ -51,12 +51,19 @@ class Pins:
         self._enrollment_changed = self._intake_changed = False
         self.pins: list[links.Pin] = []
         self.changed = True
+        # Set (and replaced by a new one) by each refresh that loads a different pinned set:
+        # what the dialer waits on while it has no parent to dial (`reloaded`).
+        self._reloaded = asyncio.Event()
         # The dialer's running session with the parent, ended here if the parent's pin
         # changes or goes (node.federation.dialer).
         self.parent_session: tuple[links.Pin, asyncio.Task[Any]] | None = None
 
     def parent(self) -> links.Pin | None:
         return next((p for p in self.pins if p.role == "parent"), None)
+
+    async def reloaded(self) -> None:
+        """Return once a refresh has loaded a different pinned set than the current one."""
+        await self._reloaded.wait()
 
     def role_of(self, peer: str) -> str | None:
         return next((p.role for p in self.pins if p.peer_id == peer), None)
@@ -73,8 +80,10 @@ class Pins:
             pause = PIN_REFRESH_SECONDS if moved else min(pause * 2, PIN_REFRESH_MAX_SECONDS)
 
     async def refresh(self) -> bool:
-        """Re-read the pins and the identities to present; whether anything changed."""
-        pins = await self.db.read(links.pins, self.ctx)
+        """Re-read the pins and the identities to present; whether anything changed. All of
+        it in one trip to a reader thread (`_load`): an idle node refreshes every
+        PIN_REFRESH_MAX_SECONDS, and each trip wakes a thread (issue 20.5)."""
+        pins, presented, current = await self.db.read(_load, self.ctx)
         moved = False
         if [(p.peer_id, p.fingerprints, p.address) for p in pins] != [
             (p.peer_id, p.fingerprints, p.address) for p in self.pins
@@ -91,6 +100,8 @@ class Pins:
             self.log.info("pins.loaded", peers=[p.peer_id for p in pins])
             for pin in gone:
                 self._drop(pin)
+            self._reloaded.set()
+            self._reloaded = asyncio.Event()
         parent = self.parent_session
         if parent is not None and not parent[1].done():
             now = next((p for p in self.pins if p.peer_id == parent[0].peer_id), None)
@@ -100,12 +111,15 @@ class Pins:
                 or now.address != (parent[0].address)
             ):
                 parent[1].cancel()
-        return await self._refresh_identities() or moved
+        return self._refresh_identities(presented, current) or moved
 
-    async def _refresh_identities(self) -> bool:
+    def _refresh_identities(
+        self,
+        presented: tuple[rotation.Identity, rotation.Identity],
+        current: rotation.Identity,
+    ) -> bool:
         """Which certificate to present, as a server and to the parent (key rotation)."""
-        parent = next((p.peer_id for p in self.pins if p.role == "parent"), None)
-        server, client = await self.db.read(rotation.presented_identities, self.ctx, parent)
+        server, client = presented
         moved = False
         if server != self.server_identity:
             self.server_identity = server
@@ -115,7 +129,6 @@ class Pins:
             self.client_identity = client
             moved = True
             self.log.info("tls.identity_changed", role="client")
-        current = await asyncio.to_thread(rotation.current_identity, self.ctx.config)
         if current != self.enrollment_identity:
             self.tls_key, self.tls_cert = current.key_pem, current.cert_pem
             self.enrollment_identity = current
@@ -185,3 +198,15 @@ class Pins:
         self._intake_changed = False
         own = self.enrollment_identity
         return grpc.ssl_server_certificate_configuration([(own.key_pem, own.cert_pem)])
+
+
+def _load(
+    ctx: NodeContext,
+) -> tuple[list[links.Pin], tuple[rotation.Identity, rotation.Identity], rotation.Identity]:
+    """What a refresh reads (on a reader thread): the pins; the identities to present as a
+    server and to the parent these pins name (node.services.rotation.presented_identities);
+    the configured key and certificate (the enrollment and intake ports')."""
+    pins = links.pins(ctx)
+    parent = next((p.peer_id for p in pins if p.role == "parent"), None)
+    presented = rotation.presented_identities(ctx, parent)
+    return pins, presented, rotation.current_identity(ctx.config)

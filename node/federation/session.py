@@ -45,7 +45,7 @@ from node._proto.lapor.v1 import federation_pb2
 from node.errors import NodeError, PeerError, RefusedError, ValidationError
 from node.faults import fault_point
 from node.federation import cosign_link, frames, group_commit, outbox_poll
-from node.federation.liveness import Liveness, SilenceWatch
+from node.federation.liveness import LATE_SECONDS, Liveness, SilenceWatch
 from node.federation.status import error_for_status, status_for
 from node.ids import NodeId
 from node.logs import get_logger
@@ -354,11 +354,12 @@ class LinkSession:
             )
 
     async def _watch_loop(self) -> None:
-        """End the session when a heartbeating peer goes silent (node.federation.liveness)."""
+        """End the session when a heartbeating peer goes silent (node.federation.liveness):
+        it sleeps until the silence could first pass the limit, then looks."""
         limit = self.liveness.silence_seconds
         loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self.liveness.check_seconds)
+            await asyncio.sleep(self.silence.due_in(loop.time(), limit) + LATE_SECONDS)
             if self.silence.too_quiet(loop.time(), limit):
                 raise PeerError(
                     f"heard nothing from {self.peer} for {limit:.0f} s (its heartbeat stopped: "

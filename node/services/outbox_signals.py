@@ -6,7 +6,8 @@ only through services.
   - SQLite (`polls(ctx)` is True): a VersionProbe whose `version()` moves whenever any
     connection commits; a read of the outbox made after it moved sees the commit. On
     Linux its `changes_fileno()` becomes readable when any process writes to the
-    database, a little before the commit shows in `version()`.
+    database, a little before the commit shows in `version()`; `all_seen()` says when
+    every write so far shows (the last was this process's own, and it has ended).
   - PostgreSQL: QueuedPeers, the peer of each row queued, notified at the commit of the
     transaction that queued it (migration 0011's trigger); nothing is kept while no one
     listens.
@@ -39,7 +40,9 @@ class VersionProbe(Protocol):
 
     def changes_fileno(self) -> int | None: ...
 
-    def take_changes(self) -> None: ...
+    def take_changes(self) -> bool: ...
+
+    def all_seen(self) -> bool: ...
 
     def close(self) -> None: ...
 

@@ -13,6 +13,15 @@ Invariants:
     same (moved, deleted), `drain` says so and the owner stops relying on it.
   - Where inotify is missing (not Linux) or its limits are reached, `open_wal_watch`
     returns None and the caller keeps looking at intervals.
+  - `OwnWrites` (decision 0040): writers take the database's write lock in turn, so a
+    write to the `-wal` file made before a commit ended is visible once it has. After the
+    last of this process's write transactions in flight ends, the file's (inode, size,
+    modification time) are noted; while the file still shows exactly that, every write
+    to it so far is this process's or came before, and all of them are visible: the
+    watcher need not look again. A write by anyone else since changes the size or the
+    time, except one made within the same clock tick after the note and over frames
+    already in the file (after a checkpoint started the WAL over): then its commit shows
+    at the next outbox poll instead.
 """
 
 from __future__ import annotations
@@ -21,8 +30,12 @@ import ctypes
 import ctypes.util
 import os
 import struct
+import threading
+from pathlib import Path
 
-__all__ = ["WalWatch", "open_wal_watch"]
+__all__ = ["OwnWrites", "WalWatch", "open_wal_watch"]
+
+Mark = tuple[int, int, int]
 
 _IN_MODIFY = 0x0002
 _IN_DELETE_SELF = 0x0400
@@ -43,15 +56,17 @@ class WalWatch:
     def fileno(self) -> int:
         return self._fd
 
-    def drain(self) -> bool:
-        """Read every pending event (never blocks); False once the file was moved or
-        deleted, or events were lost, so that the watch no longer covers every write."""
-        intact = True
+    def drain(self) -> tuple[bool, bool]:
+        """Read every pending event (never blocks): (whether there was any, whether the
+        watch is intact: False once the file was moved or deleted, or events were lost, so
+        that the watch no longer covers every write)."""
+        written, intact = False, True
         while True:
             try:
                 data = os.read(self._fd, 64 * 1024)
             except BlockingIOError:
-                return intact
+                return written, intact
+            written = written or bool(data)
             offset = 0
             while offset + _EVENT.size <= len(data):
                 _wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)
@@ -87,3 +102,41 @@ def open_wal_watch(database: str) -> WalWatch | None:
         os.close(fd)
         return None
     return WalWatch(fd)
+
+
+def _mark(wal: Path) -> Mark | None:
+    try:
+        st = wal.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class OwnWrites:
+    """This process's write transactions on one SQLite database, and the `-wal` file as
+    the last of them left it (the module's invariants). Thread-safe."""
+
+    def __init__(self, database: str) -> None:
+        self._wal = Path(database + "-wal")
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._mark: Mark | None = None
+
+    def begin(self) -> None:
+        """A write transaction of this process starts (before it takes the write lock)."""
+        with self._lock:
+            self._in_flight += 1
+            self._mark = None
+
+    def end(self) -> None:
+        """It ended (committed or rolled back): the last one in flight notes the file."""
+        with self._lock:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._mark = _mark(self._wal)
+
+    def all_seen(self) -> bool:
+        """True: no write of this process is in flight and the `-wal` file is as the last
+        one left it, so every write to it so far is visible to a read that starts now."""
+        with self._lock:
+            return self._mark is not None and self._mark == _mark(self._wal)

@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from node.aio import readable
 from node.errors import ConfigError, PeerUnavailableError
 from node.store import lease
-from node.store._wal_watch import open_wal_watch
+from node.store._wal_watch import OwnWrites, open_wal_watch
 
 __all__ = [
     "IDLE_IN_TRANSACTION_SECONDS",
@@ -167,6 +167,8 @@ class Database:
         self._read_sessions = sessionmaker(self._reader, expire_on_commit=False)
         self._fenced = False
         self._epoch: int | None = None
+        # SQLite: this process's write transactions, for the outbox watcher's probe.
+        self._own_writes = OwnWrites(self._writer.url.database or "") if self.is_sqlite else None
         self._standby_reason = "this serve process is a standby: only the leader writes"
 
     def fence_writes(self) -> None:
@@ -210,6 +212,9 @@ class Database:
         if self._fenced and epoch is None:
             raise lease.NotLeaderError(self._standby_reason)
         committing = False
+        own = self._own_writes
+        if own is not None:
+            own.begin()
         try:
             with self._write_sessions() as session, session.begin():
                 if not self.is_sqlite:
@@ -230,6 +235,9 @@ class Database:
                 ),
                 committed=None if committing else False,
             ) from e
+        finally:
+            if own is not None:
+                own.end()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:
@@ -288,7 +296,8 @@ class Database:
         """SQLite: the outbox watcher's probe (DataVersionProbe)."""
         if not self.is_sqlite:
             raise ConfigError("the data_version probe is SQLite's; PostgreSQL notifies")
-        return DataVersionProbe(self._writer.url.database or "")
+        assert self._own_writes is not None
+        return DataVersionProbe(self._writer.url.database or "", self._own_writes)
 
     def outbox_notifications(self) -> OutboxNotifications:
         """PostgreSQL: the outbox watcher's notifications (OutboxNotifications)."""
@@ -312,13 +321,18 @@ class DataVersionProbe:
     descriptor readable after any process wrote to the database, so the watcher can wait
     for that instead of asking at intervals; `take_changes()` reads its events.
 
+    `all_seen()` is True when every write to the database so far is visible, because the
+    last was this process's own and its transaction has ended (node.store._wal_watch.
+    OwnWrites): the watcher then need not look again until the next write.
+
     `version` may run on any thread, and `close` may be called from another while it does
     (a watcher cancelled mid-read): the lock makes `close` wait for it, where sqlite3
     would free the connection under the running query."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, own_writes: OwnWrites) -> None:
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._lock = threading.Lock()
+        self._own_writes = own_writes
         self.version()  # opening the database makes its -wal file, which the watch needs
         self._wal = open_wal_watch(path)
 
@@ -327,18 +341,26 @@ class DataVersionProbe:
             (version,) = self._conn.execute("PRAGMA data_version").fetchone()
         return int(version)
 
+    def all_seen(self) -> bool:
+        return self._own_writes.all_seen()
+
     def changes_fileno(self) -> int | None:
         """Readable after a write to the database by any process; None: no such signal
         (not Linux, or the watch was lost), ask `version` at intervals."""
         return None if self._wal is None else self._wal.fileno()
 
-    def take_changes(self) -> None:
-        """Read the pending change events (call when `changes_fileno()` is readable). A
-        watch that no longer covers every write is dropped: `changes_fileno()` is None
-        from then on."""
-        if self._wal is not None and not self._wal.drain():
-            self._wal.close()
-            self._wal = None
+    def take_changes(self) -> bool:
+        """Read the pending change events (never blocks); whether there were any. A watch
+        that no longer covers every write is dropped: `changes_fileno()` is None from then
+        on. May run on any thread, like `version`."""
+        with self._lock:
+            if self._wal is None:
+                return False
+            written, intact = self._wal.drain()
+            if not intact:
+                self._wal.close()
+                self._wal = None
+            return written
 
     def close(self) -> None:
         with self._lock:

@@ -60,3 +60,22 @@ def test_only_a_peer_seen_heartbeating_is_held_to_the_silence_limit() -> None:
     assert watch.too_quiet(22.5, limit=20.0)
     watch.heard(23.0)  # any frame after that keeps it alive; heartbeating stays known
     assert not watch.too_quiet(24.0, limit=20.0) and watch.heartbeating
+
+
+def test_the_watch_sleeps_until_the_silence_could_first_pass_the_limit() -> None:
+    """due_in: looking earlier can never find the peer too quiet, looking at the moment it
+    gives plus a little always does if nothing came; a peer not yet heartbeating, or time
+    spent busy, pushes it a whole limit away."""
+    watch = SilenceWatch(now=0.0)
+    watch.waiting(0.0)
+    assert watch.due_in(0.0, limit=20.0) == 20.0  # not heartbeating yet
+    watch.heard(3.0, heartbeat=True)
+    due = watch.due_in(5.0, limit=20.0)
+    assert due == 18.0
+    assert not watch.too_quiet(5.0 + due, limit=20.0)
+    assert watch.too_quiet(5.0 + due + 0.01, limit=20.0)
+    watch.waiting(10.0)  # reading again after the frame: silence counts from the read
+    assert watch.due_in(10.0, limit=20.0) == 20.0
+    assert watch.due_in(40.0, limit=20.0) == 0.0  # already past: look at once
+    watch.busy()
+    assert watch.due_in(50.0, limit=20.0) == 20.0

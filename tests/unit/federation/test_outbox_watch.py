@@ -9,9 +9,12 @@ import asyncio
 import itertools
 import subprocess
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pytest
 
+from node.federation import outbox_watch
 from node.federation.live import LiveLinks
 from node.federation.outbox_watch import (
     OUTBOX_WATCH_MAX_SECONDS,
@@ -21,11 +24,13 @@ from node.federation.outbox_watch import (
 )
 from node.federation.workers import DbWorkers
 from node.logs import get_logger
-from node.services import complaints
+from node.services import complaints, links
 from tests.conftest import NodeFactory
 from tests.fault.conftest import draft
 from tests.support.nodes import link
 from tests.support.waits import COMMAND_BOUND, DELIVERY_BOUND, wait_until_async
+
+T = TypeVar("T")
 
 
 def test_the_pause_doubles_up_to_the_longest_while_nothing_moves() -> None:
@@ -98,3 +103,49 @@ def test_an_idle_watcher_sets_no_timer_and_a_referral_wakes_the_peer(
         return timers
 
     assert asyncio.run(run()) == []
+
+
+class _CountedLooks(DbWorkers):
+    """The node's database workers, counting the watcher's looks at data_version."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.looks = 0
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        if fn is outbox_watch._look:
+            self.looks += 1
+        return await super().read(fn, *args)
+
+
+@pytest.mark.parametrize("db_kind", ["sqlite"])
+def test_after_a_write_of_its_own_the_watcher_waits_again_at_once(nodes: NodeFactory) -> None:
+    """A write of the node's own (the heartbeat's last seen, every K/2 on an idle node) is
+    visible once its transaction ended: the watcher waits for the next write after a look
+    or two, instead of looking for OUTBOX_SETTLE_SECONDS (about fifteen looks)."""
+    province = nodes("id-64", "Provinsi Kalimantan Timur")
+    link(province, nodes("id-64-02", "Kabupaten Kutai Kartanegara"))
+    ctx = province.ctx()
+
+    async def run() -> int:
+        db = _CountedLooks()
+        live = LiveLinks(ctx, db, get_logger())
+        watch = OutboxWatch(ctx, db, live, get_logger())
+        task = asyncio.create_task(watch.run())
+        try:
+            await wait_until_async(
+                lambda: watch.waiting_for_write, what="the watcher to wait for a write"
+            )
+            before = db.looks
+            await asyncio.to_thread(links.heartbeat, ctx, ["id-64-02"])
+            await wait_until_async(
+                lambda: db.looks > before and watch.waiting_for_write,
+                what="the watcher to look, then wait again",
+            )
+            return db.looks - before
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            db.shutdown()
+
+    assert asyncio.run(run()) <= 3

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from sqlalchemy import create_engine, text
 
-from node.services import checkpoints, complaints, exchange
+from node.services import checkpoints, complaints, exchange, links
 from node.services.context import NodeContext
 from node.services.referral import _refer
 from node.store import queries
@@ -286,13 +286,40 @@ def test_the_changes_descriptor_is_readable_after_a_write_by_any_process(
         assert not _readable(fd)  # reads write nothing
         complaints.refer(ctx, tracking_ids[0], "id-64-02")
         assert _readable(fd)
-        probe.take_changes()
+        assert probe.take_changes()  # it says there were events
         assert not _readable(fd)
+        assert not probe.take_changes()  # ... and that there are none left
         cli = [sys.executable, "-m", "node.cli.main", "complaint", "refer", tracking_ids[1]]
         cli += ["--to", "id-64-02", "--config", str(province.config)]
         subprocess.run(cli, check=True, capture_output=True)
         assert _readable(fd)
-        probe.take_changes()
+        assert probe.take_changes()
         assert probe.changes_fileno() == fd  # the watch still covers every write
+    finally:
+        probe.close()
+
+
+@SQLITE
+def test_the_probe_tells_when_every_write_so_far_was_its_own_process_and_ended(
+    nodes: NodeFactory,
+) -> None:
+    """all_seen: True after a write transaction of this process ended (its commit shows),
+    False after another process's write (an operator's CLI: its commit may show later),
+    and True again after the next write of this process's own."""
+    province = _province_with_children(nodes)
+    ctx = province.ctx()
+    tracking_ids = complaints.submit_many(ctx, [draft(n) for n in range(2)])
+    probe = ctx.db.data_version_probe()
+    try:
+        complaints.refer(ctx, tracking_ids[0], "id-64-02")
+        assert probe.all_seen()
+        complaints.list_complaints(ctx)  # reads change nothing
+        assert probe.all_seen()
+        cli = [sys.executable, "-m", "node.cli.main", "complaint", "refer", tracking_ids[1]]
+        cli += ["--to", "id-64-02", "--config", str(province.config)]
+        subprocess.run(cli, check=True, capture_output=True)
+        assert not probe.all_seen()
+        links.heartbeat(ctx, ["id-64-02"])
+        assert probe.all_seen()
     finally:
         probe.close()
