@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from node._proto.lapor.v1 import federation_pb2
+from node.envelopes import OpenedAhead
 from node.ids import NodeId
 from node.logs import get_logger
 from node.services.context import NodeContext
@@ -75,10 +76,12 @@ class GroupWriter:
         peer: NodeId,
         deliveries: Sequence[federation_pb2.Delivery],
         held: int | None = None,
+        ahead: OpenedAhead | None = None,
     ) -> BatchResult:
         """Commit `peer`'s batch with whatever other links have ready (exchange.receive_batch
-        semantics); raise what rolled this link's batch back."""
-        result: BatchResult = await self._queued(LinkBatch(peer, list(deliveries), held))
+        semantics; `ahead`: its envelopes opened before); raise what rolled this link's
+        batch back."""
+        result: BatchResult = await self._queued(LinkBatch(peer, list(deliveries), held, ahead))
         return result
 
     async def acknowledge(self, peer: NodeId, through: int) -> None:

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from node._proto.lapor.v1 import federation_pb2
+from node.envelopes import OpenedAhead
 from node.ids import NodeId
 from node.logs import get_logger
 from node.services import bulk
@@ -63,6 +64,7 @@ class LinkBatch:
     peer: NodeId
     deliveries: Sequence[federation_pb2.Delivery]
     held: int | None = None
+    ahead: OpenedAhead | None = None  # the envelopes opened before (off the writer)
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,7 @@ def commit_group(
                             batch.deliveries,
                             batch.held,
                             done.get(batch.peer),
+                            batch.ahead,
                         )
                     )
             except Exception as e:  # rolled back to the savepoint: this link alone fails
@@ -125,15 +128,18 @@ def _in_bulk(
         return {}, {}
     links = queries.links_for_update(session, [b.peer for b in batches])
     runs = []
+    ahead = {}
     for batch in batches:
         link = links.get(batch.peer)
         if link is not None and link.revoked_at is None and link.suspended_at is None:
             runs.append((link, batch.deliveries))
+            if batch.ahead is not None:
+                ahead[link.peer_id] = batch.ahead
     if len(runs) < 2:  # nothing to share: receive_batch_in's own bulk run does the same
         return links, {}
     try:
         with session.begin_nested():
-            results = bulk.receive_runs(session, ctx, runs)
+            results = bulk.receive_runs(session, ctx, runs, ahead)
     except Exception as e:  # every batch goes the link-by-link way instead
         log.warning("link.group_bulk_failed", links=len(runs), error=type(e).__name__)
         return links, {}
