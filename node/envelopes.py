@@ -47,10 +47,12 @@ class OpenedEnvelope:
 
     signed: envelope_pb2.SignedEnvelope
     envelope: envelope_pb2.Envelope
+    # Which payload the envelope carries, read once (the checks ask for it many times).
+    payload_kind: str = ""
 
-    @property
-    def payload_kind(self) -> str:
-        return self.envelope.WhichOneof("payload") or ""
+    def __post_init__(self) -> None:
+        if not self.payload_kind:
+            object.__setattr__(self, "payload_kind", self.envelope.WhichOneof("payload") or "")
 
 
 def body_sha256(signed: envelope_pb2.SignedEnvelope) -> bytes:
