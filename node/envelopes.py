@@ -10,11 +10,18 @@ status at the edge):
      payload, whose sender is the signer;
   6. its recipient is this node, else StateError.
 The bytes received are kept verbatim; nothing is re-serialized to verify.
+
+OpenedAhead opens a batch's envelopes before the writer needs them (on another thread:
+opening needs no database, and libsodium releases the GIL while it verifies), and then
+gives the writer each outcome, the error included, only when it asks for the same envelope
+object with the same peer, key and recipient; anything else it opens then. So each
+envelope is opened once, and exactly as open_envelope would open it in the writer.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
@@ -22,10 +29,16 @@ from google.protobuf.message import DecodeError
 from node._proto.lapor.v1 import envelope_pb2
 from node.complaints import check_timestamp
 from node.crypto.signing import ENVELOPE_PURPOSE, SigningKey, VerifyKey
-from node.errors import PermissionDeniedError, SignatureError, StateError, ValidationError
+from node.errors import (
+    NodeError,
+    PermissionDeniedError,
+    SignatureError,
+    StateError,
+    ValidationError,
+)
 from node.ids import NodeId, parse_message_id
 
-__all__ = ["OpenedEnvelope", "body_sha256", "open_envelope", "seal"]
+__all__ = ["OpenedAhead", "OpenedEnvelope", "body_sha256", "open_envelope", "seal"]
 
 
 @dataclass(frozen=True)
@@ -34,10 +47,12 @@ class OpenedEnvelope:
 
     signed: envelope_pb2.SignedEnvelope
     envelope: envelope_pb2.Envelope
+    # Which payload the envelope carries, read once (the checks ask for it many times).
+    payload_kind: str = ""
 
-    @property
-    def payload_kind(self) -> str:
-        return self.envelope.WhichOneof("payload") or ""
+    def __post_init__(self) -> None:
+        if not self.payload_kind:
+            object.__setattr__(self, "payload_kind", self.envelope.WhichOneof("payload") or "")
 
 
 def body_sha256(signed: envelope_pb2.SignedEnvelope) -> bytes:
@@ -61,8 +76,16 @@ def open_envelope(
     peer: NodeId,
     peer_key: VerifyKey,
     me: NodeId,
+    ahead: OpenedAhead | None = None,
 ) -> OpenedEnvelope:
-    """Verify `signed` as coming from `peer` to `me`; return it opened or raise."""
+    """Verify `signed` as coming from `peer` to `me`; return it opened or raise. With
+    `ahead`, the outcome it kept for `signed` under the same peer, key and recipient."""
+    if ahead is not None:
+        kept = ahead.kept(signed, peer, peer_key, me)
+        if isinstance(kept, NodeError):
+            raise kept
+        if kept is not None:
+            return kept
     # 1. Shape.
     if not signed.signer or len(signed.key_id) != 32 or len(signed.signature) != 64:
         raise ValidationError(
@@ -105,3 +128,62 @@ def open_envelope(
     if envelope.recipient != me:
         raise StateError(f"envelope is for {envelope.recipient!r}, not for this node {me!r}")
     return OpenedEnvelope(signed, envelope)
+
+
+_Outcome = OpenedEnvelope | NodeError
+
+
+class OpenedAhead:
+    """open_envelope's outcomes for a batch's envelopes, opened before the writer needs them
+    (module docstring). Holds the envelopes it opened, so their ids stay theirs."""
+
+    def __init__(self, peer: NodeId, peer_key: VerifyKey, me: NodeId) -> None:
+        self.peer = peer
+        self.key = peer_key.raw
+        self.me = me
+        self._outcomes: dict[int, tuple[envelope_pb2.SignedEnvelope, _Outcome]] = {}
+        self.used = 0  # outcomes given to the writer (for tests)
+
+    @classmethod
+    def opening(
+        cls,
+        signed: Iterable[envelope_pb2.SignedEnvelope],
+        *,
+        peer: NodeId,
+        peer_key: VerifyKey,
+        me: NodeId,
+    ) -> OpenedAhead:
+        """Open each envelope of `signed` as open_envelope would, keeping what it gives or
+        the NodeError it raises (after anything else, the writer opens the rest)."""
+        ahead = cls(peer, peer_key, me)
+        for one in signed:
+            outcome: _Outcome
+            try:
+                outcome = open_envelope(one, peer=peer, peer_key=peer_key, me=me)
+            except NodeError as e:
+                outcome = e
+            except Exception:  # not ours to judge here: the writer opens this one and the rest
+                break
+            ahead._outcomes[id(one)] = (one, outcome)
+        return ahead
+
+    def kept(
+        self,
+        signed: envelope_pb2.SignedEnvelope,
+        peer: NodeId,
+        peer_key: VerifyKey,
+        me: NodeId,
+    ) -> _Outcome | None:
+        """The outcome kept for this very envelope, if it was opened for `peer` under
+        `peer_key` to `me`; None: open it now."""
+        found = self._outcomes.get(id(signed))
+        if (
+            found is None
+            or found[0] is not signed
+            or peer != self.peer
+            or me != self.me
+            or peer_key.raw != self.key
+        ):
+            return None
+        self.used += 1
+        return found[1]

@@ -24,28 +24,37 @@ database's speed, not the number of links:
      refused it); if the transaction fails as a whole, every future of the group gets that
      error, and no link acknowledges anything of it.
 No timer: while one group commits, the next one gathers, so a lone batch on an idle node
-waits for nothing. The writer of a node lives on the event loop that first asks for it
+waits for nothing. A group is capped in time as well (decision 0041): after one whose
+transaction took longer than MAX_GROUP_SECONDS, the next takes proportionally fewer
+envelopes (never fewer than MIN_ENVELOPES, and the first batch whole), and the cap grows
+back as groups commit faster; so another writer of the node (an operator's command, the
+scheduler's slices) waits behind one group for about that long at most, however loaded
+the machine. The writer of a node lives on the event loop that first asks for it
 (`writer_for`), and a loop that ended takes its writer with it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from node._proto.lapor.v1 import federation_pb2
+from node.envelopes import OpenedAhead
 from node.ids import NodeId
 from node.logs import get_logger
 from node.services.context import NodeContext
 from node.services.exchange import BatchResult
 from node.services.group_receive import LinkAck, LinkBatch, commit_group
 
-__all__ = ["MAX_ENVELOPES", "GroupWriter", "writer_for"]
+__all__ = ["MAX_ENVELOPES", "MAX_GROUP_SECONDS", "GroupWriter", "next_cap", "writer_for"]
 
 # At most this many envelopes in one group transaction (many links' batches; the first
 # batch is always taken whole, whatever its size).
 MAX_ENVELOPES = 512
+MIN_ENVELOPES = 32
+MAX_GROUP_SECONDS = 1.0
 T = TypeVar("T")
 _Pending = tuple[LinkBatch | LinkAck, "asyncio.Future[Any]"]
 
@@ -63,6 +72,7 @@ class GroupWriter:
         self.ctx = ctx
         self.db = db
         self.max_envelopes = max_envelopes
+        self.cap = max_envelopes  # what the next group takes (module docstring: time cap)
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self.loop = asyncio.get_running_loop()
@@ -75,10 +85,12 @@ class GroupWriter:
         peer: NodeId,
         deliveries: Sequence[federation_pb2.Delivery],
         held: int | None = None,
+        ahead: OpenedAhead | None = None,
     ) -> BatchResult:
         """Commit `peer`'s batch with whatever other links have ready (exchange.receive_batch
-        semantics); raise what rolled this link's batch back."""
-        result: BatchResult = await self._queued(LinkBatch(peer, list(deliveries), held))
+        semantics; `ahead`: its envelopes opened before); raise what rolled this link's
+        batch back."""
+        result: BatchResult = await self._queued(LinkBatch(peer, list(deliveries), held, ahead))
         return result
 
     async def acknowledge(self, peer: NodeId, through: int) -> None:
@@ -94,12 +106,12 @@ class GroupWriter:
         return await future
 
     def _take(self, first: _Pending) -> list[_Pending]:
-        """The first item, and every item queued behind it, within max_envelopes."""
+        """The first item, and every item queued behind it, within the cap."""
         group = [first]
         size = _size(first[0])
         while not self._queue.empty():
             nxt = self._queue.get_nowait()
-            if size + _size(nxt[0]) > self.max_envelopes:
+            if size + _size(nxt[0]) > self.cap:
                 self._queue.put_nowait(nxt)  # goes to the back: next group, in a moment
                 break
             group.append(nxt)
@@ -114,6 +126,7 @@ class GroupWriter:
                 continue
             batches = [(b, f) for b, f in group if isinstance(b, LinkBatch)]
             acks = [(a, f) for a, f in group if isinstance(a, LinkAck)]
+            began = time.monotonic()
             try:
                 results, acked = await self.db.write(
                     commit_group, self.ctx, [b for b, _ in batches], [a for a, _ in acks]
@@ -129,6 +142,8 @@ class GroupWriter:
             finally:
                 self.groups += 1
                 self.batches += len(batches)
+                size = sum(_size(item) for item, _ in group)
+                self.cap = next_cap(self.cap, size, time.monotonic() - began, self.max_envelopes)
             for (_, future), outcome in [
                 *zip(batches, results, strict=True),
                 *zip(acks, acked, strict=True),
@@ -139,6 +154,15 @@ class GroupWriter:
                     future.set_exception(outcome)
                 else:
                     future.set_result(outcome)
+
+
+def next_cap(cap: int, size: int, seconds: float, most: int) -> int:
+    """The envelopes the next group may take, after a group of `size` that took `seconds`
+    under `cap` (module docstring): fewer, in proportion, after one that took longer than
+    MAX_GROUP_SECONDS; twice as many (up to `most`) after one that did not."""
+    if seconds > MAX_GROUP_SECONDS:
+        return max(MIN_ENVELOPES, min(cap, int(size * MAX_GROUP_SECONDS / seconds)))
+    return min(most, cap * 2)
 
 
 def _size(item: LinkBatch | LinkAck) -> int:

@@ -16,16 +16,22 @@ Invariants:
     death (+ STANDBY_MARGIN_SECONDS, a round trip, and the takeover's lock wait of a paused
     leader's transaction, which the takeover ends): under the 10 s promised (decision
     0035). A standby that could not read the lease tries again after RENEW_SECONDS.
+The lease's statements run on threads of their own (a few per process, `_LEASE_THREADS`) over
+a connection of their own (Database.lease_connection): a renewal waits neither for the
+writer, nor for the readers' threads or connections, nor for asyncio's shared threads,
+however many links are busy (decision 0041).
 The gauges `lapor_node_leader` (1 leading, 0 standby) and `lapor_node_leader_epoch` say
 which process leads, beside `link list`'s leader line."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from prometheus_client import Gauge
 
@@ -43,6 +49,18 @@ __all__ = [
     "sole_leader",
     "standby_pause",
 ]
+
+T = TypeVar("T")
+# A few threads, not one: a call left running past its wait (a database that does not
+# answer while it fails over) must not hold back the next renewal or takeover.
+_LEASE_THREADS = ThreadPoolExecutor(4, thread_name_prefix="lease")
+
+
+async def _on_lease_thread(fn: Callable[..., T], *args: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(
+        _LEASE_THREADS, functools.partial(fn, *args)
+    )
+
 
 LEASE_SECONDS = 6.0
 RENEW_SECONDS = LEASE_SECONDS / 3
@@ -139,11 +157,11 @@ class Leadership:
 
     async def _try_to_lead(self, started: float, *, first: bool = False) -> None:
         try:
-            epoch = await asyncio.to_thread(
+            epoch = await _on_lease_thread(
                 leadership.take_over, self.ctx, self.holder, LEASE_SECONDS
             )
             if epoch is None:
-                self.seen = await asyncio.to_thread(leadership.current, self.ctx)
+                self.seen = await _on_lease_thread(leadership.current, self.ctx)
                 self._standby_pause = standby_pause(self.seen)
                 if self.seen is not None:
                     LEADER_EPOCH.set(self.seen.epoch)
@@ -175,7 +193,7 @@ class Leadership:
         left = max(0.1, self._valid_until - asyncio.get_running_loop().time())
         try:
             renewed = await asyncio.wait_for(
-                asyncio.to_thread(leadership.renew, self.ctx, self.epoch, LEASE_SECONDS), left
+                _on_lease_thread(leadership.renew, self.ctx, self.epoch, LEASE_SECONDS), left
             )
         except Exception as e:
             self.log.warning("leader.renew_failed", error_kind=type(e).__name__, error=str(e))
@@ -207,6 +225,6 @@ class Leadership:
             return
         await self.step_down("stopping")
         try:
-            await asyncio.to_thread(leadership.release, self.ctx, epoch)
+            await _on_lease_thread(leadership.release, self.ctx, epoch)
         except Exception as e:  # the lease then expires by itself
             self.log.warning("leader.release_failed", error_kind=type(e).__name__, error=str(e))

@@ -36,12 +36,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 import grpc
 
 from node._proto.lapor.v1 import federation_pb2
+from node.crypto.signing import VerifyKey
+from node.envelopes import OpenedAhead
 from node.errors import NodeError, PeerError, RefusedError, ValidationError
 from node.faults import fault_point
 from node.federation import cosign_link, frames, group_commit, outbox_poll
@@ -92,6 +95,7 @@ class FrameTransport(Protocol):
 class DbRunner(Protocol):
     async def write(self, fn: Callable[..., T], *args: Any) -> T: ...
     async def read(self, fn: Callable[..., T], *args: Any) -> T: ...
+    async def work(self, fn: Callable[..., T], *args: Any) -> T: ...
 
 
 class LinkSession:
@@ -139,12 +143,17 @@ class LinkSession:
         self.committed = 0  # the last sequence committed from the peer (what our Acks say)
         self.silence = SilenceWatch(0.0)  # started again when the session runs
         self.log = get_logger(node_id=ctx.node_id, peer=peer)
+        # The peer's pinned signing key, as the last commit left it: a batch's envelopes
+        # are opened under it before the writer takes the batch (_open_ahead).
+        self.peer_key = b""
+        self._acked_at = float("-inf")  # loop time of the last commit's Ack we wrote
 
     async def run(self) -> None:
         """Run until the peer closes the stream; raise RefusedError or PeerError on faults."""
         state = await self.db.read(exchange.hello_state, self.ctx, self.peer)
         notes = await self.db.read(peer_evidence.hello_notes, self.ctx, self.peer)
         last_in = self.committed = state.last_received
+        self.peer_key = state.signing_key
         self.silence = SilenceWatch(asyncio.get_running_loop().time())
         try:
             async with asyncio.timeout(HELLO_TIMEOUT_SECONDS):
@@ -346,12 +355,20 @@ class LinkSession:
 
     async def _beat_loop(self) -> None:
         """Every beat: an Ack of what we committed, so the peer hears us however idle the
-        link (a repeated Ack changes nothing on its side)."""
+        link (a repeated Ack changes nothing on its side). After the first (which tells the
+        peer we heartbeat: node.federation.liveness), not when a commit's Ack went out
+        within the beat: the peer heard us (at 1,200 busy links the beats were a tenth of
+        the event loop's time, decision 0041)."""
+        loop = asyncio.get_running_loop()
+        beaten = False
         while True:
             await asyncio.sleep(self.liveness.beat_seconds)
+            if beaten and loop.time() - self._acked_at < self.liveness.beat_seconds:
+                continue
             await self.transport.write(
                 federation_pb2.Frame(ack=federation_pb2.Ack(sequence=self.committed))
             )
+            beaten = True
 
     async def _watch_loop(self) -> None:
         """End the session when a heartbeating peer goes silent (node.federation.liveness):
@@ -469,14 +486,19 @@ class LinkSession:
     async def _commit(self, batch: list[federation_pb2.Delivery]) -> None:
         fault_point("before_commit")  # TEST ONLY (node.faults): read, not yet committed
         held = self.peer_holds if len(batch) <= READY_BATCH else None
+        ahead = await self._open_ahead(batch)
         if self.ctx.config.federation.group_commit:
             # Group commit (node.federation.group_commit, ADR 0031): this batch commits in
             # one transaction with whatever other links have ready; same result, same Ack.
             writer = group_commit.writer_for(self.ctx, self.db)
-            result = await writer.receive(self.peer, batch, held)
+            result = await writer.receive(self.peer, batch, held, ahead)
         else:
-            result = await self.db.write(exchange.receive_batch, self.ctx, self.peer, batch, held)
+            result = await self.db.write(
+                exchange.receive_batch, self.ctx, self.peer, batch, held, ahead
+            )
         fault_point("after_commit")  # TEST ONLY (node.faults): committed, not yet acked
+        if result.peer_key:
+            self.peer_key = result.peer_key
         if result.outgoing is not None:
             self._ready.keep(result.outgoing)
             await self._send_ready()
@@ -492,6 +514,7 @@ class LinkSession:
             await self.transport.write(
                 federation_pb2.Frame(ack=federation_pb2.Ack(sequence=result.committed_through))
             )
+            self._acked_at = asyncio.get_running_loop().time()
         if result.queued_through > self.sent:
             self.wake.set()  # responses (receipts) are waiting in the outbox
         if result.applied:
@@ -504,6 +527,22 @@ class LinkSession:
                 reason=str(result.error),
             )
             raise RefusedError(result.error, result.failed_sequence)
+
+    async def _open_ahead(self, batch: list[federation_pb2.Delivery]) -> OpenedAhead | None:
+        """The batch's envelopes opened under the peer's key as the last commit left it, on
+        a thread beside the writer (decision 0041); the writer takes each outcome only if
+        the key is still the pinned one, and opens the envelope itself otherwise."""
+        if not self.peer_key:
+            return None
+        return await self.db.work(
+            functools.partial(
+                OpenedAhead.opening,
+                [d.envelope for d in batch],
+                peer=self.peer,
+                peer_key=VerifyKey(self.peer_key),
+                me=self.ctx.node_id,
+            )
+        )
 
     async def _on_ack(self, sequence: int) -> None:
         if sequence <= self.acked:

@@ -48,14 +48,14 @@ import dataclasses
 import datetime as dt
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy.orm import Session
 
 from node._proto.lapor.v1 import envelope_pb2, federation_pb2, ledger_pb2
 from node.complaints import check_commitment, check_summary
 from node.crypto.signing import VerifyKey
-from node.envelopes import OpenedEnvelope, body_sha256, open_envelope
+from node.envelopes import OpenedAhead, OpenedEnvelope, body_sha256, open_envelope
 from node.errors import NodeError, TamperedEntryError
 from node.ids import NodeId
 from node.services import checkpoints, lifecycle, monitoring, witness
@@ -116,27 +116,33 @@ def receive_run(
     ctx: NodeContext,
     link: Link,
     deliveries: Sequence[federation_pb2.Delivery],
+    ahead: OpenedAhead | None = None,
 ) -> RunResult:
     """Apply the longest prefix of `deliveries` (from `link`'s peer, in order) that the bulk
-    path takes (module docstring); `link` is locked by the caller's transaction."""
-    return receive_runs(session, ctx, [(link, deliveries)])[0]
+    path takes (module docstring); `link` is locked by the caller's transaction. `ahead`:
+    the deliveries' envelopes opened before (node.envelopes.OpenedAhead)."""
+    return receive_runs(session, ctx, [(link, deliveries)], {link.peer_id: ahead} if ahead else {})[
+        0
+    ]
 
 
 def receive_runs(
     session: Session,
     ctx: NodeContext,
     runs: Sequence[tuple[Link, Sequence[federation_pb2.Delivery]]],
+    ahead: Mapping[str, OpenedAhead] | None = None,
 ) -> list[RunResult]:
     """`receive_run` for the batches of several links (group commit): the children's runs
     of receipts and status updates share their lookups and are written together, one
     statement of each kind for all of them, in the order given; a parent's referrals run
-    on their own. Each link appears at most once; every link is locked by the caller."""
+    on their own. Each link appears at most once; every link is locked by the caller.
+    `ahead`: by peer, its envelopes opened before (node.envelopes.OpenedAhead)."""
     results = [RunResult() for _ in runs]
     opened: list[tuple[int, Link, list[OpenedEnvelope], Sequence[federation_pb2.Delivery]]] = []
     for n, (link, deliveries) in enumerate(runs):
         kinds = _RUN_KINDS.get(link.role)
         if kinds is not None and deliveries:
-            prefix = _open_prefix(ctx, link, kinds, deliveries)
+            prefix = _open_prefix(ctx, link, kinds, deliveries, (ahead or {}).get(link.peer_id))
             if prefix:
                 opened.append((n, link, prefix, deliveries))
     if not opened:
@@ -177,9 +183,10 @@ def _open_prefix(
     link: Link,
     kinds: frozenset[str],
     deliveries: Sequence[federation_pb2.Delivery],
+    ahead: OpenedAhead | None,
 ) -> list[OpenedEnvelope]:
     """Open deliveries while they are signed with the peer's pinned key and carry one of
-    `kinds`."""
+    `kinds` (with what `ahead` kept of them)."""
     key = VerifyKey(link.signing_key)
     peer = NodeId(link.peer_id)
     opened: list[OpenedEnvelope] = []
@@ -187,7 +194,9 @@ def _open_prefix(
         if delivery.envelope.key_id != key.key_id:
             break
         try:
-            one = open_envelope(delivery.envelope, peer=peer, peer_key=key, me=ctx.node_id)
+            one = open_envelope(
+                delivery.envelope, peer=peer, peer_key=key, me=ctx.node_id, ahead=ahead
+            )
         except NodeError:
             break
         if one.payload_kind not in kinds:

@@ -32,16 +32,15 @@ from dataclasses import dataclass, field
 from google.protobuf.message import DecodeError
 from sqlalchemy.orm import Session
 
-from node._proto.lapor.v1 import envelope_pb2, federation_pb2, ledger_pb2, trust_pb2
+from node._proto.lapor.v1 import envelope_pb2, federation_pb2, ledger_pb2
 from node.complaints import (
     check_summary,
 )
 from node.crypto.signing import VerifyKey
-from node.envelopes import OpenedEnvelope, open_envelope
+from node.envelopes import OpenedAhead, OpenedEnvelope, open_envelope
 from node.errors import (
     NodeError,
     PermissionDeniedError,
-    SignatureError,
     StateError,
     ValidationError,
 )
@@ -113,6 +112,8 @@ class BatchResult:
     # batch of status updates does): the link's send loop needs waking only if it has not
     # sent that far.
     queued_through: int = 0
+    # The peer's pinned signing key after the batch: what the next batch is opened under.
+    peer_key: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -162,13 +163,14 @@ class HelloState:
     last_received: int
     held_checkpoint_size: int
     held_checkpoint_root: bytes
+    signing_key: bytes  # the peer's pinned key: what its envelopes are opened under
 
 
 def hello_state(ctx: NodeContext, peer: NodeId) -> HelloState:
     with ctx.db.read() as session:
         link = _active_link(session, peer, lock=False)
         root = b"" if link.peer_checkpoint is None else witness.root_of(link.peer_checkpoint)
-        return HelloState(link.last_in_seq, link.peer_checkpoint_size, root)
+        return HelloState(link.last_in_seq, link.peer_checkpoint_size, root, link.signing_key)
 
 
 def pending(
@@ -291,13 +293,15 @@ def receive_batch(
     peer: NodeId,
     deliveries: Sequence[federation_pb2.Delivery],
     held: int | None = None,
+    ahead: OpenedAhead | None = None,
 ) -> BatchResult:
     """Apply `deliveries` from `peer` in order (see the module docstring). With `held`, the
     size of our checkpoint the peer holds, the result also carries the responses queued,
-    ready to send (Outgoing), when the bulk path queued all of them. One transaction of
-    its own (`receive_batch_in`)."""
+    ready to send (Outgoing), when the bulk path queued all of them; `ahead`: their
+    envelopes opened before (node.envelopes.OpenedAhead). One transaction of its own
+    (`receive_batch_in`)."""
     with ctx.db.write() as session:
-        return receive_batch_in(session, ctx, peer, deliveries, held)
+        return receive_batch_in(session, ctx, peer, deliveries, held, ahead=ahead)
 
 
 def receive_batch_in(
@@ -307,6 +311,7 @@ def receive_batch_in(
     deliveries: Sequence[federation_pb2.Delivery],
     held: int | None = None,
     done: bulk.RunResult | None = None,
+    ahead: OpenedAhead | None = None,
 ) -> BatchResult:
     """`receive_batch` in the caller's transaction. `done`: what of `deliveries` the
     caller already applied in this transaction with bulk.receive_runs (the batches of
@@ -326,7 +331,7 @@ def receive_batch_in(
         position = _took(result, done, queued)
         first_out -= len(done.queued)
     while position < len(deliveries):
-        run = bulk.receive_run(session, ctx, link, deliveries[position:])
+        run = bulk.receive_run(session, ctx, link, deliveries[position:], ahead)
         if run.taken:
             position += _took(result, run, queued)
             if position == len(deliveries):
@@ -338,7 +343,7 @@ def receive_batch_in(
         try:
             with session.begin_nested():
                 signer = _signer(session, link, key, delivery)
-                _receive_one(session, ctx, link, signer, delivery, result, receipts)
+                _receive_one(session, ctx, link, signer, delivery, result, receipts, ahead)
         except witness.ForkDetected as e:
             index = witness.record_fork(session, ctx, link, e)
             result.error = StateError(
@@ -372,6 +377,7 @@ def receive_batch_in(
         result.outgoing = _outgoing(session, ctx, queued, held)
     for tracking_id in result.accepted if ctx.config.routing.auto else ():
         routing.auto_dispose_in(session, ctx, tracking_id)  # commits with the acceptance
+    result.peer_key = link.signing_key
     return result
 
 
@@ -462,9 +468,10 @@ def _receive_one(
     delivery: federation_pb2.Delivery,
     result: BatchResult,
     receipts: list[tuple[InboxRow, envelope_pb2.Receipt]],
+    ahead: OpenedAhead | None,
 ) -> None:
     peer = NodeId(link.peer_id)
-    opened = open_envelope(delivery.envelope, peer=peer, peer_key=key, me=ctx.node_id)
+    opened = open_envelope(delivery.envelope, peer=peer, peer_key=key, me=ctx.node_id, ahead=ahead)
     env = opened.envelope
     seen = queries.get_inbox(session, peer, env.message_id)
     if seen is not None:  # is_redelivery, by the inbox row (its response is sent again)
@@ -503,7 +510,7 @@ def _receive_one(
     elif kind == "reporter_reply":
         lifecycle.on_reporter_reply(session, ctx, link, opened, delivery)
     elif kind == "key_rotation":
-        _on_key_rotation(session, ctx, link, opened, key)
+        rotation.follow_in_band(session, ctx, link, opened, key)
     elif kind == "sealed_identity":
         confidential.on_sealed_identity(session, ctx, link, opened)
     else:  # pragma: no cover - the oneof has no other members yet
@@ -588,25 +595,3 @@ def _on_receipt(session: Session, ctx: NodeContext, link: Link, opened: OpenedEn
         index,
         actor=link.peer_id,
     )
-
-
-def _on_key_rotation(
-    session: Session, ctx: NodeContext, link: Link, opened: OpenedEnvelope, key: VerifyKey
-) -> None:
-    """The peer replaced its keys: the envelope must be signed with the key it rotates
-    from; follow it (re-pin), or note that a rotation fetched earlier has now arrived."""
-    signed = opened.envelope.key_rotation
-    try:
-        old_key = trust_pb2.KeyRotation.FromString(signed.rotation).old_signing_key
-    except DecodeError as e:
-        raise ValidationError(
-            f"{link.peer_id}'s key rotation does not parse as a KeyRotation; nothing of it "
-            "was stored"
-        ) from e
-    if old_key != key.raw:
-        raise SignatureError(
-            f"{link.peer_id}'s key rotation must come in an envelope signed with the key it "
-            "rotates from"
-        )
-    index = rotation.follow(session, ctx, link, signed, in_band=True)
-    log.info("peer.key_rotated", peer=link.peer_id, entry=index, already_followed=index is None)

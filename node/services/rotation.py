@@ -47,6 +47,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from google.protobuf.message import DecodeError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -56,8 +57,10 @@ from node.crypto.keyfiles import read_file, write_private, write_public
 from node.crypto.rotation import follow_rotations, open_rotation, sign_rotation
 from node.crypto.signing import SigningKey, VerifyKey
 from node.crypto.tls import fingerprint, generate_tls_identity, issued_at, valid_until
+from node.envelopes import OpenedEnvelope
 from node.errors import IntegrityError, SignatureError, StateError, ValidationError
 from node.ids import NodeId
+from node.logs import get_logger
 from node.services import checkpoints, fence
 from node.services._keys import current_key, next_path, refresh_key, retired_path, settle_files
 from node.services._ledger import record
@@ -76,6 +79,7 @@ __all__ = [
     "discontinue",
     "follow",
     "follow_fetched",
+    "follow_in_band",
     "generations",
     "own_rotations",
     "own_rotations_of",
@@ -85,6 +89,8 @@ __all__ = [
     "rotate",
     "verify_key_for",
 ]
+
+log = get_logger()
 
 DEFAULT_GRACE = dt.timedelta(hours=72)
 MAX_GRACE = dt.timedelta(days=90)
@@ -530,3 +536,26 @@ def verify_key_for(session: Session, link: Link, key_id: bytes) -> VerifyKey | N
         if row.in_band_pending and key.key_id == key_id:
             return key
     return None
+
+
+def follow_in_band(
+    session: Session, ctx: NodeContext, link: Link, opened: OpenedEnvelope, key: VerifyKey
+) -> None:
+    """The peer's key_rotation envelope (exchange's per-envelope path), opened under `key`:
+    it must be signed with the key it rotates from; follow it (re-pin), or note that a
+    rotation fetched earlier has now arrived."""
+    signed = opened.envelope.key_rotation
+    try:
+        old_key = trust_pb2.KeyRotation.FromString(signed.rotation).old_signing_key
+    except DecodeError as e:
+        raise ValidationError(
+            f"{link.peer_id}'s key rotation does not parse as a KeyRotation; nothing of it "
+            "was stored"
+        ) from e
+    if old_key != key.raw:
+        raise SignatureError(
+            f"{link.peer_id}'s key rotation must come in an envelope signed with the key it "
+            "rotates from"
+        )
+    index = follow(session, ctx, link, signed, in_band=True)
+    log.info("peer.key_rotated", peer=link.peer_id, entry=index, already_followed=index is None)

@@ -137,8 +137,8 @@ def retry_uncommitted(fn: Callable[..., T], *args: Any) -> T:
         pause = min(pause * 2, 2.0)
 
 
-def _postgresql_engine(url: str, *, idle_seconds: int | None) -> Engine:
-    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
+def _postgresql_engine(url: str, *, idle_seconds: int | None, pool_size: int = 5) -> Engine:
+    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True, pool_size=pool_size)
     if idle_seconds is not None:
 
         @event.listens_for(engine, "connect")
@@ -165,6 +165,10 @@ class Database:
             self._reader = _postgresql_engine(url, idle_seconds=None)
         self._write_sessions = sessionmaker(self._writer, expire_on_commit=False)
         self._read_sessions = sessionmaker(self._reader, expire_on_commit=False)
+        # The lease's own connection (lease_connection), made on first use: never one of
+        # the readers' pool, which 1,200 links' reads may hold (decision 0041).
+        self._lease: Engine | None = None
+        self._lease_made = threading.Lock()
         self._fenced = False
         self._epoch: int | None = None
         # SQLite: this process's write transactions, for the outbox watcher's probe.
@@ -196,8 +200,15 @@ class Database:
     @contextlib.contextmanager
     def lease_connection(self) -> Iterator[Connection]:
         """An autocommit connection for the lease's own statements (node.store.lease): they
-        neither wait for the write lock nor check the epoch they move."""
-        with self._reader.connect() as conn:
+        neither wait for the write lock nor check the epoch they move, nor for a reader's
+        connection (on PostgreSQL an engine of their own, with one connection kept)."""
+        engine = self._reader
+        if not self.is_sqlite:
+            with self._lease_made:
+                if self._lease is None:
+                    self._lease = _postgresql_engine(self.url, idle_seconds=None, pool_size=1)
+                engine = self._lease
+        with engine.connect() as conn:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
 
@@ -309,6 +320,8 @@ class Database:
         self._writer.dispose()
         if self._reader is not self._writer:
             self._reader.dispose()
+        if self._lease is not None:
+            self._lease.dispose()
 
 
 class DataVersionProbe:

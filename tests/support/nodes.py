@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from node.crypto.card import NodeCard
+from node.crypto.signing import VerifyKey
+from node.envelopes import OpenedAhead
 from node.services import exchange, links
 from node.services.context import NodeContext
 from node.services.setup import init_node
@@ -216,19 +218,34 @@ def status_of(node: TestNode, tracking_id: str) -> tuple[str, str] | None:
 
 
 def hand_over(
-    sender: TestNode, receiver: TestNode, limit: int = 1000, held: int | None = None
+    sender: TestNode,
+    receiver: TestNode,
+    limit: int = 1000,
+    held: int | None = None,
+    *,
+    ahead: bool = False,
 ) -> exchange.BatchResult:
     """Carry the sender's unacknowledged envelopes to the receiver in one batch, as a link
     session would (Hello state, witness proofs, acknowledgement), without the network;
     `held` (the size of the receiver's checkpoint the sender holds) asks the receiver for
-    its responses ready to send (exchange.Outgoing)."""
+    its responses ready to send (exchange.Outgoing); `ahead`: open the envelopes before
+    the receiver's transaction, as a session does (node.envelopes.OpenedAhead)."""
     s_ctx, r_ctx = sender.ctx(), receiver.ctx()
     state = exchange.hello_state(r_ctx, s_ctx.node_id)
     exchange.check_peer_holds(s_ctx, state.held_checkpoint_size, state.held_checkpoint_root)
     rows, _ = exchange.pending(
         s_ctx, r_ctx.node_id, state.last_received, limit, state.held_checkpoint_size
     )
-    result = exchange.receive_batch(r_ctx, s_ctx.node_id, [d for _, d in rows], held)
+    deliveries = [d for _, d in rows]
+    opened = None
+    if ahead:
+        opened = OpenedAhead.opening(
+            [d.envelope for d in deliveries],
+            peer=s_ctx.node_id,
+            peer_key=VerifyKey(state.signing_key),
+            me=r_ctx.node_id,
+        )
+    result = exchange.receive_batch(r_ctx, s_ctx.node_id, deliveries, held, opened)
     if result.committed_through:
         exchange.acknowledge(s_ctx, r_ctx.node_id, result.committed_through)
     return result

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import event, select
 
 from node.errors import PermissionDeniedError, SignatureError, StateError
+from node.federation import group_commit
 from node.federation.group_commit import GroupWriter
 from node.federation.workers import DbWorkers
 from node.ids import NodeId
@@ -265,3 +266,56 @@ def test_the_links_are_read_once_per_group(nodes: NodeFactory) -> None:
         event.remove(p.db._writer, "before_cursor_execute", seen)
     assert all(isinstance(r, exchange.BatchResult) and r.applied == 4 for r in results)
     assert len(reads) == 1, reads
+
+
+def test_batches_taken_whole_by_the_bulk_pass_need_no_savepoint_each(nodes: NodeFactory) -> None:
+    """Three children's receipts and follow-ups, all taken by the bulk pass: the group sets
+    one savepoint (the pass's), not one more per link, writes the three link rows with two
+    statements (the pass's sequences and checkpoints; last seen, at commit), not one more
+    per link, and each link still ends at its last sequence, marked seen."""
+    parent, kids = _province(nodes, 3)
+    p = parent.ctx()
+    work = [(kid, *_handled(parent, kid, 2)) for kid in kids]
+    savepoints: list[str] = []
+    link_updates: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("SAVEPOINT"):
+            savepoints.append(statement)
+        if statement.lstrip().upper().startswith("UPDATE LINKS"):
+            link_updates.append(statement)
+
+    event.listen(p.db._writer, "before_cursor_execute", seen)
+    try:
+        results = receive_group(
+            p, [LinkBatch(NodeId(kid.ctx().node_id), batch) for kid, _, batch in work]
+        )
+    finally:
+        event.remove(p.db._writer, "before_cursor_execute", seen)
+    assert all(isinstance(r, exchange.BatchResult) and r.applied == 4 for r in results)
+    assert len(savepoints) == 1, savepoints
+    assert len(link_updates) == 2, link_updates
+    with p.db.read() as session:
+        rows = {link.peer_id: link for link in session.scalars(select(Link))}
+    for kid, _, _ in work:
+        row = rows[kid.ctx().node_id]
+        assert row.last_in_seq == 4
+        assert row.last_seen_at is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "cap", "size", "seconds", "expected"),
+    [
+        ("a fast group lets the next take twice as many", 64, 64, 0.1, 128),
+        ("never beyond the most", 512, 512, 0.1, 512),
+        ("a slow group: the next in proportion", 512, 512, 2.0, 256),
+        ("never below the least", 64, 64, 30.0, group_commit.MIN_ENVELOPES),
+        ("a slow small group never raises the cap", 100, 400, 2.0, 100),
+    ],
+)
+def test_the_group_cap_follows_how_long_groups_take(
+    name: str, cap: int, size: int, seconds: float, expected: int
+) -> None:
+    """A group whose transaction took longer than MAX_GROUP_SECONDS shrinks the next one
+    in proportion (within the least and the cap it had); a fast one doubles it."""
+    assert group_commit.next_cap(cap, size, seconds, 512) == expected, name

@@ -4,9 +4,11 @@ back) and through the one-at-a-time paths (referral._refer, exchange._receive_on
 byte-identical ledgers and outboxes on both nodes. Going back up, the child's receipts
 come with the status updates of what it did meanwhile (follow-ups and a resolution, with
 their notes; a confidential complaint's first follow-up offers a sealing key), in one
-batch, as a busy regency sends them. Both runs start from the same two nodes (copied:
-keys, fence, database) with the clock, message ids and note salts fixed, so any byte that
-differs is a difference between the paths."""
+batch, as a busy regency sends them. The batched run may open the envelopes ahead of the
+receiver's transaction, as a link session does (node.envelopes.OpenedAhead, decision
+0041): then each envelope's signature is verified exactly once. Both runs start from the
+same two nodes (copied: keys, fence, database) with the clock, message ids and note salts
+fixed, so any byte that differs is a difference between the paths."""
 
 from __future__ import annotations
 
@@ -24,12 +26,13 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
 from node.clock import FixedClock
 from node.crypto import sealing
+from node.crypto.signing import ENVELOPE_PURPOSE, VerifyKey
 from node.ids import MessageId
 from node.services import _notes, _outbox, bulk, complaints, lifecycle, referral
 from node.store import queries
@@ -110,8 +113,17 @@ def _run(
     *,
     batched: bool,
     monkeypatch: pytest.MonkeyPatch,
+    ahead: bool = False,
 ) -> list[tuple[list[bytes], list[bytes], list[tuple[Any, ...]]]]:
     fresh = _fixed_ids()
+    verified: list[bytes] = []  # the envelope signatures verified while handing over
+    verify = VerifyKey.verify
+
+    def counting(key: VerifyKey, purpose: bytes, message: bytes, signature: bytes) -> None:
+        if purpose == ENVELOPE_PURPOSE:
+            verified.append(signature)
+        verify(key, purpose, message, signature)
+
     salts, nonces, ephemeral = _counted(1), _counted(2), _counted(3)
     in_bulk: list[int] = []
     receive_run = bulk.receive_run
@@ -140,11 +152,15 @@ def _run(
         for node in (parent, child):
             node.ctx().clock = FixedClock(START + dt.timedelta(days=1))
         complaints.refer_many(parent.ctx(), ids, child.ctx().node_id)
-        to_child = hand_over(parent, child)
+        with monkeypatch.context() as spy:
+            spy.setattr(VerifyKey, "verify", counting)
+            to_child = hand_over(parent, child, ahead=ahead)
         for tracking_id, count in zip(ids, actions, strict=True):
             for act, note in ACTIONS[:count]:
                 act(child.ctx(), tracking_id, note)
-        back = hand_over(child, parent)
+        with monkeypatch.context() as spy:
+            spy.setattr(VerifyKey, "verify", counting)
+            back = hand_over(child, parent, ahead=ahead)
     assert (to_child.error, back.error) == (None, None)
     updates = sum(actions)
     assert to_child.applied == len(ids)
@@ -152,6 +168,9 @@ def _run(
     if batched:  # the batched run did take the bulk path: referrals down, receipts up, and
         # status updates but the first follow-ups that offer a sealing key
         assert sum(in_bulk) == 2 * len(ids) + updates - offers
+    if ahead:  # opened before the transaction: each envelope verified once, none again
+        assert sorted(verified) == sorted(set(verified))
+        assert len(verified) == 2 * len(ids) + updates
     return [_written(parent), _written(child)]
 
 
@@ -162,18 +181,23 @@ def _run(
     phases=[Phase.explicit, Phase.reuse, Phase.generate],  # each example builds two nodes
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(plan=PLAN, order=st.randoms(use_true_random=False))
+@given(plan=PLAN, order=st.randoms(use_true_random=False), ahead=st.booleans())
+@example(  # opened ahead: a confidential complaint's offer goes the one-at-a-time way
+    plan=[("verified", True, 2), ("submitted", False, 3)], order=random.Random(1), ahead=True
+)
 def test_batched_and_one_at_a_time_paths_write_the_same_bytes(
     db_kind: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     plan: list[tuple[str, bool, int]],
     order: random.Random,
+    ahead: bool,
 ) -> None:
     """Referring a random set of complaints (in random order) and carrying the referrals,
     their receipts and the status updates of the child's actions: the same ledger entries
     and outbox bodies, byte for byte, and the same complaints, events and notes, on the
-    parent and on the child, by either path."""
+    parent and on the child, by either path (the batched one with its envelopes opened
+    ahead of the transaction or in it)."""
     root = tmp_path / f"example-{next(_examples)}"
     root.mkdir()
     (root / "nodes").mkdir()
@@ -192,7 +216,9 @@ def test_batched_and_one_at_a_time_paths_write_the_same_bytes(
         parent.close()
         child.close()
         shutil.copytree(root / "nodes", root / "copy")  # folders (keys, fence) and databases
-        batched = _run(parent, child, ids, counts, offers, batched=True, monkeypatch=monkeypatch)
+        batched = _run(
+            parent, child, ids, counts, offers, batched=True, monkeypatch=monkeypatch, ahead=ahead
+        )
     with _pair_copied(root / "copy", parent, child) as (parent2, child2):
         plain = _run(parent2, child2, ids, counts, offers, batched=False, monkeypatch=monkeypatch)
     assert all(ledger and outbox and rows for ledger, outbox, rows in batched)

@@ -131,3 +131,37 @@ def test_a_paused_leaders_open_transaction_neither_blocks_the_takeover_nor_commi
     assert outcome[0].committed is None  # lost during COMMIT: never retried blindly
     with other.db.read() as session:
         assert session.execute(text("SELECT count(*) FROM state_checks")).scalar_one() == 0
+
+
+def test_a_renewal_waits_for_no_reader_and_no_writer(ctx: NodeContext) -> None:
+    """With every connection of the readers' pool held (1,200 links reading) and a write
+    transaction open (a group commit): the lease is renewed at once, on its own connection."""
+    epoch = leadership.take_over(ctx, "a", 30.0)
+    assert epoch is not None
+    ctx.db.lead(epoch)
+    engine = ctx.db._reader
+    held = [engine.connect() for _ in range(engine.pool.size() + engine.pool._max_overflow)]  # type: ignore[attr-defined]
+    writing, done = threading.Event(), threading.Event()
+
+    def write() -> None:
+        with ctx.db.write() as session:
+            session.execute(text("SELECT 1"))
+            writing.set()
+            done.wait(30)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        assert writing.wait(10)
+        renewed: list[bool] = []
+        renewal = threading.Thread(
+            target=lambda: renewed.append(leadership.renew(ctx, epoch, 30.0))
+        )
+        renewal.start()
+        renewal.join(5)
+        assert renewed == [True]
+    finally:
+        done.set()
+        writer.join(30)
+        for conn in held:
+            conn.close()
