@@ -18,7 +18,7 @@ first used, in the node.
 `ForkedProcess` answers the part of `subprocess.Popen` tests use (pid, poll, wait,
 returncode, send_signal, kill, terminate); the zygote, the node's parent, reaps it and
 tells the test its exit status. LAPOR_TEST_ZYGOTE=0 turns it off (every node a plain
-`python -m node.cli.main serve`).
+`python -m node.cli.main serve`), and outside a test (the benchmarks) it is off.
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ READY = b"zygote ready\n"
 
 
 def enabled() -> bool:
-    return os.environ.get(ENV, "1") != "0"
+    """In a test (pytest sets PYTEST_CURRENT_TEST while one runs), unless turned off. The
+    benchmarks, which measure a node's CPU and memory, start plain processes."""
+    return "PYTEST_CURRENT_TEST" in os.environ and os.environ.get(ENV, "1") != "0"
 
 
 # --- the zygote's side ----------------------------------------------------------------------
