@@ -108,8 +108,12 @@ class _Dropper:
         self._names: queue.Queue[str | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._finished = False
 
     def drop_later(self, name: str) -> None:
+        if self._finished:  # at exit, after the queue was drained
+            _drop_database(name)
+            return
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(
@@ -121,6 +125,7 @@ class _Dropper:
 
     def finish(self) -> None:
         """Drop what is queued, then stop (at the process's exit)."""
+        self._finished = True
         if self._thread is not None:
             self._names.put(None)
             self._thread.join()
@@ -137,6 +142,24 @@ class _Dropper:
 
 
 _dropper = _Dropper()
+
+
+def drop_later(name: str) -> None:
+    """Drop the PostgreSQL database `name` on the dropper's thread (before this process
+    exits)."""
+    _dropper.drop_later(name)
+
+
+def copy_database(url: str) -> str:
+    """The URL of a new PostgreSQL database made from the one at `url`, to which nobody may
+    be connected. The caller drops it (`drop_later`)."""
+    source = url.rsplit("/", 1)[1]
+    name = f"lapor_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{source}"'))
+    admin.dispose()
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
 
 
 @contextmanager
