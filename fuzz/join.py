@@ -1,7 +1,7 @@
 """Join requests, Confirm requests and join tokens, as a joining child (or anyone who can
 reach the enrollment port) sends them: transcripts signed with a real child's keys (so the
 checks after the signatures are reached) with edge-valued times, ids and hashes, answered
-by node.services.invites; tokens as `link join` reads them (JoinToken.decode)."""
+by node.services.join_answers; tokens as `link join` reads them (JoinToken.decode)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from fuzz._values import edge_ints, mostly, node_ids, short_bytes, texts, timest
 from node._proto.lapor.v1 import enrollment_pb2, trust_pb2
 from node.crypto.linking import TOKEN_PREFIX, JoinToken, secret_sha256, sign_join
 from node.crypto.tls import fingerprint
-from node.services import invites
+from node.services import join_answers
 
 __all__ = ["HARNESS"]
 
@@ -107,10 +107,10 @@ def _target(pair: Pair, value: tuple[str, Any]) -> None:
     kind, spec = value
     if kind == "join":
         request = _join_request(pair, spec)
-        opened = invites.check_join(pair.parent, request)
-        invites.answer_join(pair.parent, request, opened)
+        opened = join_answers.check_join(pair.parent, request)
+        join_answers.answer_join(pair.parent, request, opened)
     elif kind == "confirm":
-        invites.answer_confirm(pair.parent, spec)
+        join_answers.answer_confirm(pair.parent, spec)
     else:
         JoinToken.decode(spec)
 

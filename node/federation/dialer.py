@@ -237,6 +237,8 @@ class ParentDialer:
             f"token from {peer}'s operator (this version cannot link the same two nodes again)"
         )
         message = f"{REVOKED_BY_PARENT} {peer} ({code.name}: {details}); {advice}"
+        # Down before the reason is written: nobody reads a revoked link as connected.
+        await self.live.mark(peer, False)
         await self.live.note_error(peer, message)
         self.log.warning("link.revoked_by_parent", peer=peer, said=details, advice=advice)
 

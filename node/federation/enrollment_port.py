@@ -3,7 +3,7 @@ enrollment port) and the child's client behind `lapor-node link join`.
 
 The enrollment port is TLS with the node's own certificate and asks for no client
 certificate: the child is not pinned yet, and proves possession of its keys inside the
-request (node.crypto.linking). Everything else is decided by node.services.invites,
+request (node.crypto.linking). Everything else is decided by node.services.join_answers,
 on the database writer thread; what a handler raises reaches the child through the one
 error edge (node.federation.error_edge), with a message that tells the other operator what
 to do.
@@ -47,7 +47,7 @@ from node.federation.session import DbRunner
 from node.federation.throttle import Throttle, source_of
 from node.ids import NodeId
 from node.logs import get_logger
-from node.services import invites, joining, rotation
+from node.services import join_answers, joining, rotation
 from node.services.context import NodeContext
 
 __all__ = [
@@ -71,7 +71,7 @@ T = TypeVar("T")
 
 
 class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
-    """Join and Confirm, answered by node.services.invites on the writer thread."""
+    """Join and Confirm, answered by node.services.join_answers on the writer thread."""
 
     def __init__(self, ctx: NodeContext, db: DbRunner) -> None:
         self.ctx = ctx
@@ -85,9 +85,9 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
         # The signatures, clocks and invite are checked on a reader thread first, so that
         # requests from anyone take nothing from the single writer until they check out.
         opened = await self.throttle.guard(
-            source_of(context.peer()), self.db.read(invites.check_join, self.ctx, request)
+            source_of(context.peer()), self.db.read(join_answers.check_join, self.ctx, request)
         )
-        response = await self.db.write(invites.answer_join, self.ctx, request, opened)
+        response = await self.db.write(join_answers.answer_join, self.ctx, request, opened)
         self.log.info(
             "enrollment.join",
             status=enrollment_pb2.JoinStatus.Name(response.status),
@@ -106,7 +106,7 @@ class EnrollmentServicer(enrollment_pb2_grpc.EnrollmentServiceServicer):
     ) -> enrollment_pb2.ConfirmResponse:
         response = await self.throttle.guard(
             source_of(context.peer()),
-            self.db.write(invites.answer_confirm, self.ctx, request),
+            self.db.write(join_answers.answer_confirm, self.ctx, request),
         )
         self.log.info(
             "enrollment.confirmed", invite=request.invite_id[:8], entry=response.ledger_index

@@ -35,8 +35,8 @@ from node.crypto.signing import LINK_AGREEMENT_PURPOSE, VerifyKey
 from node.crypto.tls import fingerprint, node_id_from_certificate
 from node.errors import PermissionDeniedError, SignatureError, StateError, ValidationError
 from node.services._ledger import record
+from node.services._link_rows import new_link_row, own_keys, short, when
 from node.services.context import NodeContext
-from node.services.invites import _link_row, _own_keys, _short, _when
 from node.store import queries
 from node.store.models import Link
 
@@ -62,8 +62,8 @@ def check_token(ctx: NodeContext, token: JoinToken) -> Link | None:
     now = ctx.clock.now()
     if now > token.expires_at + MAX_CLOCK_SKEW:
         raise StateError(
-            f"this join token expired on {_when(token.expires_at)} (this node's clock says "
-            f"{_when(now)}); ask the operator of {token.parent_id} for a new one"
+            f"this join token expired on {when(token.expires_at)} (this node's clock says "
+            f"{when(now)}); ask the operator of {token.parent_id} for a new one"
         )
     return None
 
@@ -77,7 +77,7 @@ def _linked_by(session: Session, token: JoinToken, *, lock: bool = False) -> Lin
             if link.revoked_at is not None:
                 raise StateError(
                     f"this node's link with {token.parent_id} was revoked on "
-                    f"{_when(link.revoked_at)}; this version of lapor-node cannot link "
+                    f"{when(link.revoked_at)}; this version of lapor-node cannot link "
                     "the same two nodes again"
                 )
             if link.role == "child":
@@ -88,8 +88,8 @@ def _linked_by(session: Session, token: JoinToken, *, lock: bool = False) -> Lin
                 return link
             raise StateError(
                 f"this node is already linked to {token.parent_id}, pinned with another "
-                f"TLS certificate (sha256 {_short(link.tls_fingerprint)}) than the "
-                f"token's ({_short(token.parent_tls_sha256)}); ask the operator of "
+                f"TLS certificate (sha256 {short(link.tls_fingerprint)}) than the "
+                f"token's ({short(token.parent_tls_sha256)}); ask the operator of "
                 f"{token.parent_id} which one is theirs"
             )
         if link.revoked_at is None and link.role == "parent":
@@ -111,7 +111,7 @@ def join_request(
         secret_sha256=token.secret_sha256,
         parent_id=token.parent_id,
         parent_tls_cert_sha256=fingerprint(parent_cert),
-        child=_own_keys(ctx, cert),
+        child=own_keys(ctx, cert),
     )
     transcript.requested_at.FromDatetime(ctx.clock.now())
     data = transcript.SerializeToString()
@@ -226,7 +226,7 @@ def record_join_in(
             )
         ),
     )
-    row = _link_row(
+    row = new_link_row(
         token.parent_id,
         "parent",
         acceptance.parent_name,

@@ -32,6 +32,7 @@ from node.crypto.linking import sign_revocation
 from node.errors import NotFoundError, StateError, ValidationError
 from node.ids import NodeId, parse_node_id
 from node.services._ledger import record
+from node.services._link_rows import when
 from node.services.context import NodeContext
 from node.store import keys, link_state, queries
 from node.store.models import Invite, Link
@@ -334,17 +335,13 @@ class LinkReport:
         )
 
 
-def _when(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def _why(view: LinkView) -> str:
     if view.state == "revoked" and view.revoked_at is not None:
-        return f"link revoked {_when(view.revoked_at)}"
+        return f"link revoked {when(view.revoked_at)}"
     if view.state == "invited" and view.invite_expires_at is not None:
-        return f"invited, token expires {_when(view.invite_expires_at)}"
+        return f"invited, token expires {when(view.invite_expires_at)}"
     if view.state == "not connected" and view.last_seen_at is not None:
-        return f"last seen {_when(view.last_seen_at)}"
+        return f"last seen {when(view.last_seen_at)}"
     return view.state
 
 
@@ -420,7 +417,7 @@ def revoke_in(session: Session, ctx: NodeContext, peer: str, reason: str) -> Rev
         )
     if link.revoked_at is not None:
         raise StateError(
-            f"the link with {peer_id} was already revoked on {_when(link.revoked_at)}"
+            f"the link with {peer_id} was already revoked on {when(link.revoked_at)}"
             + ("" if link.revoked_entry is None else f" (ledger entry {link.revoked_entry})")
         )
     now = ctx.clock.now()

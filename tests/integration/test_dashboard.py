@@ -11,7 +11,6 @@ import json
 import subprocess
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from tests.integration.test_report_cli import (
     run_cli,
 )
 from tests.support.browser import chromium_or_skip
+from tests.support.built_once import copy_of
 from tests.support.nodes import free_ports, wait_until
 from tests.support.waits import COMMAND_BOUND, recovery_bound
 
@@ -119,8 +119,9 @@ def get(
 
 
 @pytest.fixture
-def tree(nodes: NodeFactory) -> Iterator[ReportTree]:
-    yield build_tree(nodes)
+def tree(request: pytest.FixtureRequest, db_kind: str, tmp_path: Path) -> ReportTree:
+    """This test's copy of the tree build_tree makes (built once per process and kind)."""
+    return copy_of(request, db_kind, tmp_path, build_tree)
 
 
 def _serve(tree: ReportTree, token: str | None = None) -> DashboardServer:
@@ -208,12 +209,13 @@ def _chromium_run(chromium: str, tmp: Path, *args: str) -> subprocess.CompletedP
 
 @pytest.mark.parametrize("db_kind", ["sqlite"])
 def test_dashboard_in_chromium(
-    tree: ReportTree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    nodes: NodeFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`serve` with real data and a connected child; Chromium loads the dashboard and shows
     the figures `report --json` prints; the metrics agree; a screenshot is saved under the
     test's tmp dir (its path is printed)."""
     chromium = chromium_or_skip()
+    tree = build_tree(nodes)  # its own: these nodes serve, on ports chosen now
     port, metrics_port = free_ports(2)
     province, kukar = tree.province, tree.kukar
     text = province.config.read_text().replace(

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -22,7 +23,8 @@ from node.services import complaints, reports
 from node.services.context import NodeContext
 from node.web import DashboardServer
 from tests.integration.test_dashboard import TOKEN, figures_in, get
-from tests.integration.test_report_cli import REPORTER, TITLE, NodeFactory, ReportTree, build_tree
+from tests.integration.test_report_cli import REPORTER, TITLE, ReportTree, build_tree
+from tests.support.built_once import copy_of
 
 KUKAR = "Kabupaten Kutai Kartanegara"
 KUTIM = "Kabupaten Kutai Timur"
@@ -30,8 +32,9 @@ DASH = "\u2013"  # between the first and last row shown: "1\u20135 of 23"
 
 
 @pytest.fixture
-def tree(nodes: NodeFactory) -> Iterator[ReportTree]:
-    yield build_tree(nodes)
+def tree(request: pytest.FixtureRequest, db_kind: str, tmp_path: Path) -> ReportTree:
+    """This test's copy of the tree build_tree makes (built once per process and kind)."""
+    return copy_of(request, db_kind, tmp_path, build_tree)
 
 
 @contextlib.contextmanager

@@ -12,7 +12,8 @@ import io
 import json
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -23,6 +24,7 @@ from node.clock import FixedClock
 from node.complaints import ComplaintDraft
 from node.errors import NotFoundError, ValidationError
 from node.services import checkpoints, complaints, lifecycle, links, reports, scheduler
+from tests.support.built_once import copy_of
 from tests.support.cli import run_cli as run_lapor_node
 from tests.support.nodes import TestNode, carry, link
 from tests.support.waits import COMMAND_BOUND
@@ -120,8 +122,9 @@ def build_tree(nodes: NodeFactory) -> ReportTree:
 
 
 @pytest.fixture
-def tree(nodes: NodeFactory) -> Iterator[ReportTree]:
-    yield build_tree(nodes)
+def tree(request: pytest.FixtureRequest, db_kind: str, tmp_path: Path) -> ReportTree:
+    """This test's copy of the tree build_tree makes (built once per process and kind)."""
+    return copy_of(request, db_kind, tmp_path, build_tree)
 
 
 def run_cli(node: TestNode, *args: str, now: str = FAKE_NOW) -> subprocess.CompletedProcess[str]:

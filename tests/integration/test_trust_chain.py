@@ -20,7 +20,16 @@ from node.complaints import ComplaintDraft
 from node.crypto.linking import AddressPair
 from node.crypto.signing import SigningKey
 from node.ledger.audit import AuditFailure, AuditReport, verify_export, vkey_for
-from node.services import audit, checkpoints, complaints, invites, joining, links, rotation
+from node.services import (
+    audit,
+    checkpoints,
+    complaints,
+    invites,
+    join_answers,
+    joining,
+    links,
+    rotation,
+)
 from node.services._ledger import record
 from node.services.context import NodeContext
 from tests.conftest import NodeFactory
@@ -44,10 +53,10 @@ def _join(parent: TestNode, child: TestNode) -> None:
     p_ctx, c_ctx = parent.ctx(), child.ctx()
     token = invites.invite(p_ctx, child.node_id, child.name, TTL, "auto", ADDRESSES)
     request = joining.join_request(c_ctx, token, p_ctx.config.tls_cert.read_bytes())
-    response = invites.answer_join(p_ctx, request)
+    response = join_answers.answer_join(p_ctx, request)
     assert response.status == enrollment_pb2.JOIN_STATUS_ACCEPTED, response.message
     acceptance = joining.accept(c_ctx, token, response)
-    invites.answer_confirm(
+    join_answers.answer_confirm(
         p_ctx,
         enrollment_pb2.ConfirmRequest(
             invite_id=token.invite_id,

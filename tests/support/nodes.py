@@ -16,6 +16,7 @@ from node.envelopes import OpenedAhead
 from node.services import exchange, links
 from node.services.context import NodeContext
 from node.services.setup import init_node
+from tests.support import zygote
 from tests.support.cli import run_cli
 from tests.support.waits import (
     COMMAND_BOUND,
@@ -54,7 +55,7 @@ class TestNode:
     directory: Path
     port: int
     database_url: str
-    process: subprocess.Popen[bytes] | None = None
+    process: subprocess.Popen[bytes] | zygote.ForkedProcess | None = None
     _ctx: NodeContext | None = field(default=None, repr=False)
 
     @property
@@ -99,14 +100,17 @@ class TestNode:
         crash, which may reach its fault point before it says it serves."""
         assert self.process is None or self.process.poll() is not None
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "node.cli.main", "serve", "--config", str(self.config)],
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
-        log.close()
+        args = ["serve", "--config", str(self.config)]
+        if zygote.enabled():
+            self.process = zygote.spawn_serve(args, self.log_path)
+        else:
+            with self.log_path.open("ab") as log:
+                self.process = subprocess.Popen(
+                    [sys.executable, "-m", "node.cli.main", *args],
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                )
 
         def serving() -> bool:
             self.check_alive()

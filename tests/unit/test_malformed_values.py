@@ -17,7 +17,7 @@ from node.crypto.signing import SigningKey
 from node.envelopes import open_envelope, seal
 from node.errors import ValidationError
 from node.ids import NodeId, new_message_id
-from node.services import exchange, invites, joining, links
+from node.services import exchange, invites, join_answers, joining, links
 from node.services.context import NodeContext
 from node.store import queries, tree
 from node.store.models import Link
@@ -115,7 +115,7 @@ def test_a_join_time_out_of_the_calendar_is_invalid_argument(
     with pytest.raises(ValidationError, match="time is out of range"):
         open_join_request(request)
     with capture_logs() as logs, pytest.raises(ValidationError, match="time is out of range"):
-        invites.check_join(parent, request)
+        join_answers.check_join(parent, request)
     assert not [e for e in logs if e["log_level"] in ("error", "critical")]
 
 

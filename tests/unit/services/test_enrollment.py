@@ -37,7 +37,7 @@ from node.errors import (
     ValidationError,
 )
 from node.ledger.audit import verify_export
-from node.services import audit, complaints, invites, joining, links
+from node.services import audit, complaints, invites, join_answers, joining, links
 from node.services.context import NodeContext
 from node.store import link_state, queries
 from node.store.models import Invite
@@ -87,13 +87,13 @@ def _invite(parent: Party, child: str = "id-64-02", approval: str = "auto") -> J
 def _join(parent: Party, child: Party, token: JoinToken) -> enrollment_pb2.JoinResponse:
     """The child's Join, answered by the parent (the network left out)."""
     request = joining.join_request(child.ctx, token, parent.cert)
-    return invites.answer_join(parent.ctx, request)
+    return join_answers.answer_join(parent.ctx, request)
 
 
 def _confirm(
     parent: Party, token: JoinToken, acceptance: joining.Acceptance
 ) -> enrollment_pb2.ConfirmResponse:
-    return invites.answer_confirm(
+    return join_answers.answer_confirm(
         parent.ctx,
         enrollment_pb2.ConfirmRequest(
             invite_id=token.invite_id,
@@ -366,10 +366,10 @@ def test_a_rejection_between_the_checks_and_the_answer_is_honoured(
     child = party("id-64-02", "Kabupaten Kutai Kartanegara")
     token = _invite(parent)
     request = joining.join_request(child.ctx, token, parent.cert)
-    opened = invites.check_join(parent.ctx, request)
+    opened = join_answers.check_join(parent.ctx, request)
     invites.reject(parent.ctx, "id-64-02", "not our regency")
     before = snapshot(parent.node)
-    answer = invites.answer_join(parent.ctx, request, opened)
+    answer = join_answers.answer_join(parent.ctx, request, opened)
     assert answer.status == enrollment_pb2.JOIN_STATUS_REJECTED
     assert "not our regency" in answer.message
     assert snapshot(parent.node) == before
@@ -474,7 +474,7 @@ def test_bad_joins_are_refused_and_change_nothing(
         request.signing_signature = bytes(64)
     before = (snapshot(parent.node), snapshot(child.node), _invites(parent))
     with pytest.raises(error, match=message):
-        invites.answer_join(parent.ctx, request)
+        join_answers.answer_join(parent.ctx, request)
     assert (snapshot(parent.node), snapshot(child.node), _invites(parent)) == before
 
 

@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 from node._proto.lapor.v1 import enrollment_pb2
 from node.clock import FixedClock
 from node.errors import PermissionDeniedError
-from node.services import invites, joining
+from node.services import invites, join_answers, joining
 from node.services.context import NodeContext
 from tests.conftest import NodeFactory
 from tests.unit.services.test_enrollment import ADDRESSES, NOW, TTL
@@ -33,7 +33,7 @@ def _refusal(
     parent: NodeContext, request: enrollment_pb2.JoinRequest
 ) -> tuple[str, dict[str, Any]]:
     with capture_logs() as logs, pytest.raises(PermissionDeniedError) as raised:
-        invites.answer_join(parent, request)
+        join_answers.answer_join(parent, request)
     events = [e for e in logs if e["event"] == "join.token_refused"]
     assert len(events) == 1, logs
     return str(raised.value), events[0]
@@ -76,6 +76,6 @@ def test_confirm_with_an_unknown_invite_does_not_echo_caller_text(
     parent, _ = nodes_up
     request = enrollment_pb2.ConfirmRequest(invite_id="<script>", secret=b"s" * 32)
     with capture_logs() as logs, pytest.raises(PermissionDeniedError, match="no open invite"):
-        invites.answer_confirm(parent, request)
+        join_answers.answer_confirm(parent, request)
     (event,) = [e for e in logs if e["event"] == "join.token_refused"]
     assert "<script>" not in repr(event)
