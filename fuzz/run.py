@@ -87,10 +87,15 @@ def _job(
             n += 1
             if progress:
                 done = sum(f.outcome.inputs for f in feeders)
-                crashed = sum(f.outcome.crashed for f in feeders)
+                kinds = {
+                    f"{f.harness.name}: {kind}": count
+                    for f in feeders
+                    for kind, count in f.outcome.crashes.items()
+                }
                 print(
-                    f"job {job}: round {n}, {done} inputs, {crashed} crashes, "
-                    f"{time.strftime('%H:%M:%S', time.gmtime())} UTC",
+                    f"job {job}: round {n}, {done} inputs, {sum(kinds.values())} crashes, "
+                    f"{time.strftime('%H:%M:%S', time.gmtime())} UTC"
+                    + "".join(f"\n    {count} x {kind}" for kind, count in kinds.items()),
                     file=sys.stderr,
                     flush=True,
                 )
