@@ -62,7 +62,7 @@ def _share(total: int, parts: int, part: int) -> int:
 
 def _job(
     names: Sequence[str],
-    each: int,
+    shares: dict[str, int],
     seed: int,
     job: int,
     jobs: int,
@@ -76,7 +76,7 @@ def _job(
     chosen = [h for h in HARNESSES if h.name in names]
     with contextlib.ExitStack() as stack:
         feeders = [stack.enter_context(opened(h)) for h in chosen]
-        left = {f.harness.name: _share(each, jobs, job) for f in feeders}
+        left = {f.harness.name: _share(shares[f.harness.name], jobs, job) for f in feeders}
         n = 0
         while any(left.values()) and (deadline is None or time.time() < deadline):
             for feeder in feeders:
@@ -113,11 +113,12 @@ def run_all(
     progress: bool = False,
 ) -> list[Outcome]:
     chosen = [h.name for h in HARNESSES if not only or h.name in only]
-    each = max(1, inputs // max(1, len(chosen)))
+    # The inputs in all, the first harnesses one more when they do not divide evenly.
+    shares = {name: max(1, _share(inputs, len(chosen), n)) for n, name in enumerate(chosen)}
     if jobs <= 1 and budget is None and not progress:
-        return [run_harness(h, each, seed, chunk) for h in HARNESSES if h.name in chosen]
+        return [run_harness(h, shares[h.name], seed, chunk) for h in HARNESSES if h.name in chosen]
     deadline = None if budget is None else time.time() + budget
-    args = [(chosen, each, seed, job, jobs, deadline, chunk, progress) for job in range(jobs)]
+    args = [(chosen, shares, seed, job, jobs, deadline, chunk, progress) for job in range(jobs)]
     if jobs <= 1:
         results = [_job(*args[0])]
     else:
