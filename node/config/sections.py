@@ -166,9 +166,7 @@ class Node(Section):
     def _zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        # OSError: a name that is a folder of the zone database ("America") or too long a
-        # file name; zoneinfo lets those through as they are (found by fuzz/node_yaml.py).
-        except (ZoneInfoNotFoundError, ValueError, OSError) as e:
+        except (ZoneInfoNotFoundError, ValueError, OSError) as e:  # OSError: "America", too long
             raise problem(
                 f"unknown time zone {value!r}; expected an IANA name such as "
                 f"{', '.join(INDONESIAN_TIME_ZONES)}",
