@@ -27,18 +27,23 @@ def _certificate(_: Path) -> Iterator[str]:
     yield generate_tls_identity(NodeId("id-64-02"), now).cert_pem.decode()
 
 
+# Built once (see fuzz._values).
+_ONE_IN_FIVE = st.integers(0, 4)
+_FIELDS = {
+    "format": st.one_of(st.just(CARD_FORMAT), texts(30)),
+    "node_id": st.one_of(st.just("id-64-02"), node_ids()),
+    "name": st.one_of(texts(), st.integers(), st.none()),
+    "signing_key": st.one_of(
+        short_bytes(40).map(lambda b: base64.b64encode(b).decode()), texts(50)
+    ),
+}
+
+
 @st.composite
 def _cards(draw: st.DrawFn) -> tuple[str, dict[str, object] | None]:
-    if draw(st.integers(0, 4)) == 0:
+    if draw(_ONE_IN_FIVE) == 0:
         return draw(texts(300)), None
-    fields: dict[str, object] = {
-        "format": draw(st.one_of(st.just(CARD_FORMAT), texts(30))),
-        "node_id": draw(st.one_of(st.just("id-64-02"), node_ids())),
-        "name": draw(st.one_of(texts(), st.integers(), st.none())),
-        "signing_key": draw(
-            st.one_of(short_bytes(40).map(lambda b: base64.b64encode(b).decode()), texts(50))
-        ),
-    }
+    fields: dict[str, object] = {name: draw(strategy) for name, strategy in _FIELDS.items()}
     return "", fields
 
 

@@ -31,19 +31,29 @@ def _key(_: Path) -> Iterator[tuple[Ed25519PrivateKey, note.Verifier]]:
     yield private, note.Verifier.from_public_key(NAME, public)
 
 
+# Built once (see fuzz._values).
+_KIND = st.sampled_from(["signed", "signed", "raw", "vkey"])
+_RAW = st.binary(max_size=400)
+_ORIGIN = st.one_of(st.just(NAME), texts(40))
+_SIZE = st.one_of(u64().map(str), texts(30))
+_ROOT = st.one_of(short_bytes(40).map(lambda b: base64.b64encode(b).decode()), texts(50))
+_EXTENSIONS = st.lists(texts(40), max_size=2)
+_END = st.sampled_from([b"", b"\n", b"x"])
+
+
 @st.composite
 def _notes(draw: st.DrawFn) -> tuple[str, bytes]:
-    kind = draw(st.sampled_from(["signed", "signed", "raw", "vkey"]))
+    kind = draw(_KIND)
     if kind == "raw":
-        return kind, draw(st.binary(max_size=400))
+        return kind, draw(_RAW)
     if kind == "vkey":
         return kind, draw(texts(120)).encode("utf-8", "surrogatepass")
-    origin = draw(st.one_of(st.just(NAME), texts(40)))
-    size = draw(st.one_of(u64().map(str), texts(30)))
-    root = draw(st.one_of(short_bytes(40).map(lambda b: base64.b64encode(b).decode()), texts(50)))
-    extensions = draw(st.lists(texts(40), max_size=2))
+    origin = draw(_ORIGIN)
+    size = draw(_SIZE)
+    root = draw(_ROOT)
+    extensions = draw(_EXTENSIONS)
     body = "".join(line + "\n" for line in [origin, size, root, *extensions])
-    return kind, body.encode("utf-8", "surrogatepass") + draw(st.sampled_from([b"", b"\n", b"x"]))
+    return kind, body.encode("utf-8", "surrogatepass") + draw(_END)
 
 
 def _target(state: tuple[Ed25519PrivateKey, note.Verifier], value: tuple[str, bytes]) -> None:

@@ -26,6 +26,30 @@ __all__ = ["HARNESS"]
 
 _PAYLOADS = ["key_rotation", "referral", "receipt", "status_update", "reporter_reply", "tail"]
 
+# Built once (see fuzz._values).
+_INT32 = st.integers(-(1 << 31), (1 << 31) - 1)
+_SUMMARY = {
+    "tracking_id": mostly("id-64.2026.000001", texts(30)),
+    "origin_node": mostly("id-64", node_ids()),
+    "classification": mostly(1, _INT32),
+    "category": mostly("jalan", texts(20)),
+    "region_code": mostly("64.02", texts(10)),
+    "channel": mostly(1, _INT32),
+    "content_commitment": mostly(bytes(32), short_bytes(40)),
+}
+_SUBMITTED_AT = mostly((1_800_000_000, 0), timestamps())
+_ONE_IN_TEN = st.integers(0, 9)
+_WHOLE_BODY = st.binary(max_size=300)
+_MESSAGE_ID = mostly(None, node_ids())
+_SEQUENCE = mostly(1, u64())
+_ONE_IN_FOUR = st.integers(0, 3)
+_KIND = st.sampled_from(_PAYLOADS)
+_TAIL = st.binary(max_size=200)
+_MERGED = mostly(b"", st.binary(max_size=120))
+_PROOF = st.lists(short_bytes(40), max_size=3)
+_HELD = st.one_of(st.none(), u64())
+_BOOL = st.booleans()
+
 
 @dataclass(frozen=True)
 class _Input:
@@ -58,17 +82,9 @@ def _setup(folder: Path) -> Iterator[_State]:
 
 def _summary(draw: st.DrawFn) -> complaint_pb2.ComplaintSummary:
     summary = complaint_pb2.ComplaintSummary(
-        tracking_id=draw(mostly("id-64.2026.000001", texts(30))),
-        origin_node=draw(mostly("id-64", node_ids())),
-        classification=draw(mostly(1, st.integers(-(1 << 31), (1 << 31) - 1))),
-        category=draw(mostly("jalan", texts(20))),
-        region_code=draw(mostly("64.02", texts(10))),
-        channel=draw(mostly(1, st.integers(-(1 << 31), (1 << 31) - 1))),
-        content_commitment=draw(mostly(bytes(32), short_bytes(40))),
+        **{field: draw(strategy) for field, strategy in _SUMMARY.items()}
     )
-    summary.submitted_at.seconds, summary.submitted_at.nanos = draw(
-        mostly((1_800_000_000, 0), timestamps())
-    )
+    summary.submitted_at.seconds, summary.submitted_at.nanos = draw(_SUBMITTED_AT)
     return summary
 
 
@@ -76,23 +92,23 @@ def _summary(draw: st.DrawFn) -> complaint_pb2.ComplaintSummary:
 def _inputs(draw: st.DrawFn) -> _Input:
     env = None
     own = False
-    down = draw(st.booleans())
+    down = draw(_BOOL)
     sender, recipient = ("id-64", "id-64-02") if down else ("id-64-02", "id-64")
-    if draw(st.integers(0, 9)) == 0:
-        tail = draw(st.binary(max_size=300))
+    if draw(_ONE_IN_TEN) == 0:
+        tail = draw(_WHOLE_BODY)
     else:
         env = envelope_pb2.Envelope(
-            message_id=draw(mostly(None, node_ids())) or new_message_id(),
+            message_id=draw(_MESSAGE_ID) or new_message_id(),
             sender=draw(mostly(sender, node_ids())),
             recipient=draw(mostly(recipient, node_ids())),
-            sequence=draw(mostly(1, u64())),
+            sequence=draw(_SEQUENCE),
         )
-        own = draw(st.integers(0, 3)) > 0
+        own = draw(_ONE_IN_FOUR) > 0
         if not own:
             env.checkpoint = draw(short_bytes(200))
-        seconds, nanos = draw(mostly((1_800_000_000, 0), timestamps()))
+        seconds, nanos = draw(_SUBMITTED_AT)
         env.sent_at.seconds, env.sent_at.nanos = seconds, nanos
-        kind = draw(st.sampled_from(_PAYLOADS))
+        kind = draw(_KIND)
         tail = b""
         if kind == "key_rotation":
             env.key_rotation.CopyFrom(
@@ -102,14 +118,14 @@ def _inputs(draw: st.DrawFn) -> _Input:
                     new_signature=draw(short_bytes(70)),
                 )
             )
-        elif kind == "referral" and draw(st.booleans()):
+        elif kind == "referral" and draw(_BOOL):
             env.referral.complaint.CopyFrom(_summary(draw))
         elif kind == "tail":
-            tail = draw(st.binary(max_size=200))
+            tail = draw(_TAIL)
         else:
             # An empty payload message of this kind, then arbitrary bytes merged after.
             getattr(env, kind).SetInParent()
-            tail = draw(mostly(b"", st.binary(max_size=120)))
+            tail = draw(_MERGED)
     return _Input(
         down,
         env,
@@ -117,8 +133,8 @@ def _inputs(draw: st.DrawFn) -> _Input:
         tail,
         draw(short_bytes(64)),
         draw(u64()),
-        draw(st.lists(short_bytes(40), max_size=3)),
-        draw(st.one_of(st.none(), u64())),
+        draw(_PROOF),
+        draw(_HELD),
     )
 
 

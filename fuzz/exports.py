@@ -161,56 +161,52 @@ def _damage_note(line: bytes, text: str, at: int) -> bytes:
     return (json.dumps(obj) + "\n").encode("utf-8", "surrogatepass")
 
 
+# Built once (see fuzz._values).
+_EDITS = st.integers(1, 3)
+_KIND = st.sampled_from(["field", "field", "entry", "entry", "note", "lines", "bytes", "insert"])
+_WHERE = st.integers(0, 1 << 16)
+_VALUE = st.one_of(
+    st.sampled_from(_JSON_VALUES),
+    st.just(_DEEP),
+    edge_ints(),
+    texts(60),
+    short_bytes(40).map(lambda b: base64.b64encode(b).decode()),
+)
+_FIELD = st.sampled_from(_FIELDS)
+_ONE_IN_SIX = st.integers(0, 5)
+_ENTRY_DAMAGE = st.binary(min_size=1, max_size=6)
+_AT = st.integers(0, 1 << 12)
+_CUT = st.one_of(st.none(), st.integers(0, 1 << 12))
+_NOTE_AT = st.integers(0, 1 << 10)
+_LINE_EDIT = st.sampled_from(["delete", "duplicate", "swap", "cut"])
+_BYTES = st.binary(min_size=1, max_size=8)
+_LINE = st.one_of(
+    st.sampled_from(["\n", "{}\n", "[]\n", "null\n", _DEEP + "\n", '{"type":1}\n']),
+    texts(80).map(lambda t: t + "\n"),
+)
+_USE = st.sampled_from(["own", "own", "vkey", "trust", "command"])
+
+
 @st.composite
 def _mutations(draw: st.DrawFn) -> list[tuple[Any, ...]]:
     edits: list[tuple[Any, ...]] = []
-    for _ in range(draw(st.integers(1, 3))):
-        kind = draw(
-            st.sampled_from(
-                ["field", "field", "entry", "entry", "note", "lines", "bytes", "insert"]
-            )
-        )
-        where = draw(st.integers(0, 1 << 16))
+    for _ in range(draw(_EDITS)):
+        kind = draw(_KIND)
+        where = draw(_WHERE)
         if kind == "field":
-            value = draw(
-                st.one_of(
-                    st.sampled_from(_JSON_VALUES),
-                    st.just(_DEEP),
-                    edge_ints(),
-                    texts(60),
-                    short_bytes(40).map(lambda b: base64.b64encode(b).decode()),
-                )
-            )
-            edits.append(
-                (kind, where, draw(st.sampled_from(_FIELDS)), value, draw(st.integers(0, 5)) == 0)
-            )
+            value = draw(_VALUE)
+            edits.append((kind, where, draw(_FIELD), value, draw(_ONE_IN_SIX) == 0))
         elif kind == "entry":
-            edits.append(
-                (
-                    kind,
-                    where,
-                    draw(st.binary(min_size=1, max_size=6)),
-                    draw(st.integers(0, 1 << 12)),
-                    draw(st.one_of(st.none(), st.integers(0, 1 << 12))),
-                )
-            )
+            edits.append((kind, where, draw(_ENTRY_DAMAGE), draw(_AT), draw(_CUT)))
         elif kind == "note":
-            edits.append((kind, where, draw(texts(30)), draw(st.integers(0, 1 << 10))))
+            edits.append((kind, where, draw(texts(30)), draw(_NOTE_AT)))
         elif kind == "lines":
-            edits.append(
-                (kind, where, draw(st.sampled_from(["delete", "duplicate", "swap", "cut"])))
-            )
+            edits.append((kind, where, draw(_LINE_EDIT)))
         elif kind == "bytes":
-            edits.append((kind, where, draw(st.binary(min_size=1, max_size=8))))
+            edits.append((kind, where, draw(_BYTES)))
         else:
-            line = draw(
-                st.one_of(
-                    st.sampled_from(["\n", "{}\n", "[]\n", "null\n", _DEEP + "\n", '{"type":1}\n']),
-                    texts(80).map(lambda t: t + "\n"),
-                )
-            )
-            edits.append((kind, where, line.encode("utf-8", "surrogatepass")))
-    use = draw(st.sampled_from(["own", "own", "vkey", "trust", "command"]))
+            edits.append((kind, where, draw(_LINE).encode("utf-8", "surrogatepass")))
+    use = draw(_USE)
     return [*edits, ("use", use)]
 
 

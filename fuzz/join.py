@@ -22,49 +22,56 @@ from node.services import join_answers
 __all__ = ["HARNESS"]
 
 
+# Built once (see fuzz._values).
+_KIND = st.sampled_from(["join", "join", "confirm", "token", "token-fields"])
+_NO = st.just(False)
+_JOIN = {
+    "invite_id": mostly("e" * 32, texts(40)),
+    "secret_sha256": short_bytes(40),
+    "secret_matches": mostly(True, _NO),
+    "parent_id": mostly("id-64", node_ids()),
+    "right_parent_cert": mostly(True, _NO),
+    "child_id": mostly("id-64-02", node_ids()),
+    "right_child_keys": mostly(True, _NO),
+    "time": st.one_of(st.none(), timestamps()),
+    "secret": short_bytes(40),
+    "cert": mostly(None, texts(100)),
+}
+_INVITE = st.one_of(st.just("e" * 32), texts(40))
+_TOKEN = st.one_of(texts(200), st.just(TOKEN_PREFIX).map(lambda p: p + "e30"))
+_FIELDS = {
+    "v": st.one_of(st.just(1), edge_ints()),
+    "invite": _INVITE,
+    "parent": node_ids(),
+    "parent_name": texts(),
+    "child": node_ids(),
+    "child_name": texts(),
+    "addrs": st.one_of(
+        st.just([["127.0.0.1:7464", "127.0.0.1:7465"]]),
+        st.lists(st.lists(texts(30), max_size=3), max_size=2),
+    ),
+    "tls_sha256": st.one_of(st.just("00" * 32), texts(70)),
+    "secret": st.one_of(st.just("A" * 43), texts(50)),
+    "expires": st.one_of(edge_ints(), st.just(10**30), st.floats(), st.booleans()),
+    "tag": texts(30),
+}
+
+
 @st.composite
 def _join(draw: st.DrawFn) -> tuple[str, Any]:
-    kind = draw(st.sampled_from(["join", "join", "confirm", "token", "token-fields"]))
+    kind = draw(_KIND)
     if kind == "join":
-        return kind, {
-            "invite_id": draw(mostly("e" * 32, texts(40))),
-            "secret_sha256": draw(short_bytes(40)),
-            "secret_matches": draw(mostly(True, st.just(False))),
-            "parent_id": draw(mostly("id-64", node_ids())),
-            "right_parent_cert": draw(mostly(True, st.just(False))),
-            "child_id": draw(mostly("id-64-02", node_ids())),
-            "right_child_keys": draw(mostly(True, st.just(False))),
-            "time": draw(st.one_of(st.none(), timestamps())),
-            "secret": draw(short_bytes(40)),
-            "cert": draw(mostly(None, texts(100))),
-        }
+        return kind, {name: draw(strategy) for name, strategy in _JOIN.items()}
     if kind == "confirm":
         return kind, enrollment_pb2.ConfirmRequest(
-            invite_id=draw(st.one_of(st.just("e" * 32), texts(40))),
+            invite_id=draw(_INVITE),
             secret=draw(short_bytes(40)),
             agreement=draw(short_bytes(100)),
             child_signature=draw(short_bytes(70)),
         )
     if kind == "token":
-        return kind, draw(st.one_of(texts(200), st.just(TOKEN_PREFIX).map(lambda p: p + "e30")))
-    fields = {
-        "v": draw(st.one_of(st.just(1), edge_ints())),
-        "invite": draw(st.one_of(st.just("e" * 32), texts(40))),
-        "parent": draw(node_ids()),
-        "parent_name": draw(texts()),
-        "child": draw(node_ids()),
-        "child_name": draw(texts()),
-        "addrs": draw(
-            st.one_of(
-                st.just([["127.0.0.1:7464", "127.0.0.1:7465"]]),
-                st.lists(st.lists(texts(30), max_size=3), max_size=2),
-            )
-        ),
-        "tls_sha256": draw(st.one_of(st.just("00" * 32), texts(70))),
-        "secret": draw(st.one_of(st.just("A" * 43), texts(50))),
-        "expires": draw(st.one_of(edge_ints(), st.just(10**30), st.floats(), st.booleans())),
-        "tag": draw(texts(30)),
-    }
+        return kind, draw(_TOKEN)
+    fields = {name: draw(strategy) for name, strategy in _FIELDS.items()}
     text = json.dumps(fields, ensure_ascii=False, allow_nan=True)
     encoded = base64.urlsafe_b64encode(text.encode("utf-8", "surrogatepass")).rstrip(b"=")
     return kind, TOKEN_PREFIX + encoded.decode("ascii")

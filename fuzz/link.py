@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from google.protobuf.message import DecodeError
 from hypothesis import strategies as st
 
-from fuzz._harness import Harness
+from fuzz._harness import Harness, Loop
 from fuzz._nodes import Pair, linked_pair
 from fuzz._values import short_bytes, u32, u64
 from node._proto.lapor.v1 import federation_pb2
@@ -52,19 +54,39 @@ class _Db:
         return fn(*args)
 
 
+@dataclass(frozen=True)
+class _State:
+    pair: Pair
+    loop: Loop
+
+
+@contextlib.contextmanager
+def _setup(folder: Path) -> Iterator[_State]:
+    with linked_pair(folder) as pair, Loop.open() as loop:
+        yield _State(pair, loop)
+
+
+# Built once (see fuzz._values).
+_VERSION = st.one_of(st.just(1), u32())
+_SEQUENCE = st.one_of(st.just(0), u64())
+_MORE = st.integers(0, 2)
+_KIND = st.sampled_from(["ack", "hello", "rejection", "raw"])
+_RAW = st.binary(max_size=60)
+
+
 @st.composite
 def _frames(draw: st.DrawFn) -> list[federation_pb2.Frame]:
     hello = federation_pb2.Hello(
-        protocol_version=draw(st.one_of(st.just(1), u32())),
-        last_received_sequence=draw(st.one_of(st.just(0), u64())),
-        held_checkpoint_size=draw(st.one_of(st.just(0), u64())),
+        protocol_version=draw(_VERSION),
+        last_received_sequence=draw(_SEQUENCE),
+        held_checkpoint_size=draw(_SEQUENCE),
         held_checkpoint_root=draw(short_bytes(40)),
         max_frame_deliveries=draw(u32()),
         max_frame_bytes=draw(u32()),
     )
     frames = [federation_pb2.Frame(hello=hello)]
-    for _ in range(draw(st.integers(0, 2))):
-        kind = draw(st.sampled_from(["ack", "hello", "rejection", "raw"]))
+    for _ in range(draw(_MORE)):
+        kind = draw(_KIND)
         if kind == "ack":
             frames.append(federation_pb2.Frame(ack=federation_pb2.Ack(sequence=draw(u64()))))
         elif kind == "hello":
@@ -75,14 +97,14 @@ def _frames(draw: st.DrawFn) -> list[federation_pb2.Frame]:
         else:
             frame = federation_pb2.Frame()
             with contextlib.suppress(DecodeError):  # gRPC itself would not deliver these
-                frame.ParseFromString(draw(st.binary(max_size=60)))
+                frame.ParseFromString(draw(_RAW))
                 frames.append(frame)
     return frames
 
 
-def _target(pair: Pair, frames: list[federation_pb2.Frame]) -> None:
+def _target(state: _State, frames: list[federation_pb2.Frame]) -> None:
     session = LinkSession(
-        pair.parent, NodeId("id-64-02"), _Transport(frames), _Db(), asyncio.Event()
+        state.pair.parent, NodeId("id-64-02"), _Transport(frames), _Db(), asyncio.Event()
     )
 
     async def run() -> None:
@@ -90,9 +112,9 @@ def _target(pair: Pair, frames: list[federation_pb2.Frame]) -> None:
             await session.run()
 
     try:
-        asyncio.run(run())
+        state.loop.run(run())
     except RefusedError as e:
         raise e.error from e
 
 
-HARNESS = Harness("hello-ack", _frames(), _target, linked_pair)
+HARNESS = Harness("hello-ack", _frames(), _target, _setup)

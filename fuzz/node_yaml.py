@@ -111,21 +111,33 @@ def _value_line(line: str, value: str) -> str:
     return f"{head}: {value}"
 
 
+# Built once (see fuzz._values); the ranges that depend on the text are hypothesis's
+# own cached integers().
+_EDITS = st.integers(1, 4)
+_KEYED_LINE = st.sampled_from(_KEYED)
+_BOOL = st.booleans()
+_EDIT = st.sampled_from(
+    ["value", "value", "value", "delete", "duplicate", "swap", "indent", "text"]
+)
+_VALUE = st.one_of(st.sampled_from(_VALUES), texts(40))
+_INDENT = st.sampled_from(["", " ", "  ", "    ", "\t"])
+_LINE = st.one_of(st.sampled_from(_EXTRA), texts(60))
+_ONE_IN_TEN = st.integers(0, 9)
+_DAMAGE = st.binary(min_size=1, max_size=8)
+_ONE_IN_TWENTY = st.integers(0, 19)
+
+
 @st.composite
 def _texts(draw: st.DrawFn) -> bytes:
     lines = list(_LINES)
-    for _ in range(draw(st.integers(1, 4))):
+    for _ in range(draw(_EDITS)):
         if not lines:
             break
-        n = draw(st.sampled_from(_KEYED)) if draw(st.booleans()) else None
+        n = draw(_KEYED_LINE) if draw(_BOOL) else None
         n = min(n if n is not None else draw(st.integers(0, len(lines) - 1)), len(lines) - 1)
-        edit = draw(
-            st.sampled_from(
-                ["value", "value", "value", "delete", "duplicate", "swap", "indent", "text"]
-            )
-        )
+        edit = draw(_EDIT)
         if edit == "value":
-            lines[n] = _value_line(lines[n], draw(st.one_of(st.sampled_from(_VALUES), texts(40))))
+            lines[n] = _value_line(lines[n], draw(_VALUE))
         elif edit == "delete":
             del lines[n]
         elif edit == "duplicate":
@@ -134,14 +146,14 @@ def _texts(draw: st.DrawFn) -> bytes:
             m = draw(st.integers(0, len(lines) - 1))
             lines[n], lines[m] = lines[m], lines[n]
         elif edit == "indent":
-            lines[n] = draw(st.sampled_from(["", " ", "  ", "    ", "\t"])) + lines[n].lstrip()
+            lines[n] = draw(_INDENT) + lines[n].lstrip()
         else:
-            lines.insert(n, draw(st.one_of(st.sampled_from(_EXTRA), texts(60))))
+            lines.insert(n, draw(_LINE))
     data = "\n".join(lines).encode("utf-8", "surrogatepass")
-    if draw(st.integers(0, 9)) == 0:  # damage the bytes themselves
+    if draw(_ONE_IN_TEN) == 0:  # damage the bytes themselves
         at = draw(st.integers(0, len(data)))
-        data = data[:at] + draw(st.binary(min_size=1, max_size=8)) + data[at:]
-    if draw(st.integers(0, 19)) == 0:
+        data = data[:at] + draw(_DAMAGE) + data[at:]
+    if draw(_ONE_IN_TWENTY) == 0:
         data = data[: draw(st.integers(0, len(data)))]
     return data
 

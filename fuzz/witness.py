@@ -39,31 +39,34 @@ def _keys(_: Path) -> Iterator[tuple[bytes, Verifier, cosignature.CosignerKey]]:
     )
 
 
+# Built once (see fuzz._values).
+_KIND = st.sampled_from(["request", "request", "policy", "vkey", "lines"])
+_OLD = st.one_of(u64().map(str), texts(12))
+_PROOF = st.lists(
+    st.one_of(short_bytes(40).map(lambda b: base64.b64encode(b).decode()), texts(50)),
+    max_size=4,
+)
+_TAIL = st.binary(max_size=200)
+_BLANK = st.sampled_from([b"\n", b""])
+_WORDS = st.sampled_from(["log", "witness", "group", "quorum", "any", "all", "none", "2", "A"])
+_POLICY = st.lists(st.lists(st.one_of(_WORDS, texts(30)), max_size=5), max_size=6)
+_BLOB = st.binary(min_size=0, max_size=90)
+
+
 @st.composite
 def _inputs(draw: st.DrawFn) -> tuple[str, bytes]:
-    kind = draw(st.sampled_from(["request", "request", "policy", "vkey", "lines"]))
+    kind = draw(_KIND)
     if kind == "request":
-        old = draw(st.one_of(u64().map(str), texts(12)))
-        proof = draw(
-            st.lists(
-                st.one_of(short_bytes(40).map(lambda b: base64.b64encode(b).decode()), texts(50)),
-                max_size=4,
-            )
-        )
+        old = draw(_OLD)
+        proof = draw(_PROOF)
         head = "".join(f"{line}\n" for line in [f"old {old}", *proof])
-        tail = draw(st.binary(max_size=200))
-        return kind, head.encode("utf-8", "surrogatepass") + draw(
-            st.sampled_from([b"\n", b""])
-        ) + tail
+        tail = draw(_TAIL)
+        return kind, head.encode("utf-8", "surrogatepass") + draw(_BLANK) + tail
     if kind == "policy":
-        words = st.sampled_from(
-            ["log", "witness", "group", "quorum", "any", "all", "none", "2", "A"]
-        )
-        lines = st.lists(st.lists(st.one_of(words, texts(30)), max_size=5), max_size=6)
-        text = "\n".join(" ".join(line) for line in draw(lines))
+        text = "\n".join(" ".join(line) for line in draw(_POLICY))
         return kind, text.encode("utf-8", "surrogatepass")
     if kind == "lines":
-        blob = draw(st.binary(min_size=0, max_size=90))
+        blob = draw(_BLOB)
         return kind, f"\u2014 {WITNESS} {base64.b64encode(blob).decode()}\n".encode()
     return kind, draw(texts(120)).encode("utf-8", "surrogatepass")
 

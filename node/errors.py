@@ -153,7 +153,13 @@ class DeadlineExceededError(PeerError):
 
 class RateLimitedError(PeerError):
     """A source address failed too many credential attempts (node.federation.throttle);
-    the message says when it may try again."""
+    the message says when it may try again. `summarised`: this refusal is counted in the
+    throttle's periodic summary line instead of a log line of its own (the error edge
+    then logs nothing for it)."""
+
+    def __init__(self, message: str, *, summarised: bool = False) -> None:
+        super().__init__(message)
+        self.summarised = summarised
 
 
 class RefusedError(NodeError):

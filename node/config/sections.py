@@ -166,7 +166,7 @@ class Node(Section):
     def _zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as e:
+        except (ZoneInfoNotFoundError, ValueError, OSError) as e:  # OSError: "America", too long
             raise problem(
                 f"unknown time zone {value!r}; expected an IANA name such as "
                 f"{', '.join(INDONESIAN_TIME_ZONES)}",

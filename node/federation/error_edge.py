@@ -7,7 +7,10 @@ Invariants:
 1. A NodeError becomes the status node.federation.status.status_for gives it (the one
    table), with its message, which by node.errors' contract carries no secret and no
    personal data. It is counted in lapor_node_calls_refused_total and logged once as a
-   warning, ``<scope>.refused`` (scope: audit, link, enrollment, intake, by service).
+   warning, ``<scope>.refused`` (scope: audit, link, enrollment, intake, by service);
+   except a throttled attempt's refusal that the throttle counts in its periodic summary
+   (RateLimitedError.summarised, node.federation.throttle): counted, not logged, so a
+   flood of refused attempts makes a bounded number of lines.
 2. Anything else becomes INTERNAL with the fixed text INTERNAL_MESSAGE, counted, and is
    logged once at error level as ``<scope>.failed`` with ``error_type`` and the traceback's
    frames (file, line, function): never its str() nor any local value, since either could
@@ -28,7 +31,7 @@ from typing import Any
 
 import grpc
 
-from node.errors import NodeError, frames_of
+from node.errors import NodeError, RateLimitedError, frames_of
 from node.federation.status import status_for
 from node.logs import get_logger
 from node.metrics import CALLS_REFUSED
@@ -86,6 +89,9 @@ class _Call:
         if isinstance(error, NodeError):
             code = status_for(error)
             CALLS_REFUSED.labels(method=self.label, code=code.name).inc()
+            if isinstance(error, RateLimitedError) and error.summarised:
+                await context.abort(code, str(error))
+                return
             self.log.warning(
                 f"{self.scope}.refused",
                 method=self.label,

@@ -16,6 +16,14 @@ answer. Per source address (the peer's IP, without its port):
      held call costs a timer, not the database);
      the moment a source reaches that limit is logged once (`throttle.refusing`, a
      warning naming the port and the address);
+  2a. a refusal is counted in lapor_node_throttled_total and answered each time, but
+     logged in a bounded way: a source's first refusal gets the error edge's usual
+     `<scope>.refused` line; its later ones (RateLimitedError.summarised) get none, and
+     are counted in one `throttle.refused` warning per port at most every
+     `summary_seconds` (the refusals since the last one, how many sources, the busiest),
+     written `summary_seconds` after the first refusal it counts. A flood of 1,000 bad
+     joins from one address is then its failures' lines, one refusal line and a summary
+     a minute, not 1,000 warnings;
   3. a source's count is forgotten `forget_seconds` after its latest failure (refusals
      do not count as failures, so a refused source that waits gets a clean slate);
   4. at most `max_sources` sources are remembered (least recently failed forgotten
@@ -30,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -43,6 +51,11 @@ from node.metrics import THROTTLED
 __all__ = ["Throttle", "source_of"]
 
 T = TypeVar("T")
+
+# At most one `throttle.refused` summary per port this often (step 2a).
+SUMMARY_SECONDS = 60.0
+# Sources named in a summary, the most refused first.
+SUMMARY_SOURCES = 5
 
 
 def source_of(peer: str) -> str:
@@ -61,6 +74,7 @@ def source_of(peer: str) -> str:
 class _Record:
     failures: int
     last: float
+    refused: int = 0  # attempts refused since the record began
 
 
 class Throttle:
@@ -73,12 +87,22 @@ class Throttle:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        later: Callable[[float, Callable[[], None]], object] | None = None,
+        summary_seconds: float = SUMMARY_SECONDS,
     ) -> None:
         self.port = port
         self.config = config or ThrottleConfig()
         self.clock = clock
         self.sleep = sleep
+        # Runs the summary later (None: the running loop's call_later).
+        self.later = later
+        self.summary_seconds = summary_seconds
         self.records: OrderedDict[str, _Record] = OrderedDict()
+        # Refusals not logged one by one since the last summary (step 2a), by source (at
+        # most max_sources named; the rest only counted).
+        self.unlogged: Counter[str] = Counter()
+        self.unlogged_total = 0
+        self._summary_due = False
 
     def _record(self, source: str, now: float) -> _Record | None:
         record = self.records.get(source)
@@ -129,16 +153,52 @@ class Throttle:
         c = self.config
         if record.failures >= c.refuse_after:
             THROTTLED.labels(port=self.port).inc()
+            record.refused += 1
+            summarised = record.refused > 1
+            if summarised:
+                self._unlogged(source)
             retry = max(1, math.ceil(record.last + c.forget_seconds - now))
             await self.sleep(c.delay_seconds)
             raise RateLimitedError(
                 f"{record.failures} failed attempts from {source} on the {self.port} port; "
                 f"it refuses attempts from this address for {retry} s more. Retry after "
-                "that with a valid credential (get a new one from the node's operator)"
+                "that with a valid credential (get a new one from the node's operator)",
+                summarised=summarised,
             )
         wait = record.last + self.delay(record.failures) - now
         if wait > 0:
             await self.sleep(wait)
+
+    def _unlogged(self, source: str) -> None:
+        """Count a refusal for the next summary, and have the summary written
+        `summary_seconds` after the first refusal it counts."""
+        self.unlogged_total += 1
+        if source in self.unlogged or len(self.unlogged) < self.config.max_sources:
+            self.unlogged[source] += 1
+        if not self._summary_due:
+            self._summary_due = True
+            later = self.later or asyncio.get_running_loop().call_later
+            later(self.summary_seconds, self.summarise)
+
+    def summarise(self) -> None:
+        """Log the refusals counted since the last summary as one warning (step 2a)."""
+        self._summary_due = False
+        if not self.unlogged_total:
+            return
+        busiest = self.unlogged.most_common(SUMMARY_SOURCES)
+        get_logger().warning(
+            "throttle.refused",
+            port_name=self.port,
+            refused=self.unlogged_total,
+            sources=len(self.unlogged),
+            busiest=[f"{source} ({count})" for source, count in busiest],
+            seconds=self.summary_seconds,
+            action="attempts from these addresses were refused again (each source's first "
+            "refusal is logged on its own); if they are not your children or gateways, "
+            "block them at the firewall",
+        )
+        self.unlogged.clear()
+        self.unlogged_total = 0
 
     async def guard(self, source: str, attempt: Coroutine[Any, Any, T]) -> T:
         """Run `attempt` after `before(source)`; a NodeError from it counts as a failure.

@@ -137,7 +137,7 @@ def local_date(instant: datetime, tz: str) -> date:
         )
     try:
         zone = ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError) as e:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as e:  # OSError: "America", too long
         raise ConfigError(
             f"unknown time zone {tz!r}; expected an IANA name such as "
             f"{', '.join(INDONESIAN_TIME_ZONES)}"

@@ -7,6 +7,7 @@ trips quiet and loaded, the probes' latency) are bench/hostile_load.py's."""
 
 from __future__ import annotations
 
+import json
 import threading
 import urllib.request
 from collections import Counter
@@ -49,6 +50,12 @@ def _throttled(port: int, name: str) -> float:
         if row.startswith(line):
             return float(row[len(line) :])
     return 0.0
+
+
+def _warnings(node: TestNode, event: str) -> list[dict[str, object]]:
+    lines = [line for line in node.log_path.read_text().splitlines() if line.startswith("{")]
+    events = [json.loads(line) for line in lines]
+    return [e for e in events if e.get("event") == event and e.get("level") == "warning"]
 
 
 def _healthz(port: int) -> bytes:
@@ -120,6 +127,14 @@ def test_referrals_and_health_hold_under_idle_connections_and_bad_joins(
     # Of 1,000 bad attempts, all but the first few were refused without being looked at.
     assert codes["RESOURCE_EXHAUSTED"] >= BAD_JOINS - 5 * THROTTLE["refuse_after"], codes
     assert refused_joins == codes["RESOURCE_EXHAUSTED"]
+    # Logged in a bounded way (decision 0039): a line per attempt looked at, one for the
+    # source's first refusal, none for the other refusals (a summary a minute counts them).
+    looked_at = BAD_JOINS - codes["RESOURCE_EXHAUSTED"]
+    wait_until(
+        lambda: len(_warnings(province, "enrollment.refused")) == looked_at + 1,
+        timeout=bound(),
+        what=f"{looked_at + 1} enrollment.refused lines for {BAD_JOINS} bad joins",
+    )
     assert tokens["UNAUTHENTICATED"] == THROTTLE["refuse_after"], tokens
     assert tokens["RESOURCE_EXHAUSTED"] == THROTTLE["refuse_after"], tokens
     wait_until(

@@ -67,3 +67,13 @@ def test_the_command_reports_counts_and_fails_on_unknown_names() -> None:
         timeout=120,
     )
     assert wrong.returncode == 2 and "no harness nothing" in wrong.stderr
+
+
+def test_jobs_share_the_inputs_and_a_budget_stops_between_chunks() -> None:
+    """With --jobs 2 every harness gets its inputs, split between the jobs and summed; a
+    spent budget starts no chunk (exact counts: none)."""
+    outcomes = run_all(41, ["cards", "checkpoints"], jobs=2, chunk=7)
+    assert [(o.name, o.inputs) for o in outcomes] == [("cards", 21), ("checkpoints", 20)]
+    assert all(not o.crashes for o in outcomes)
+    spent = run_all(40, ["cards"], budget=0.0)
+    assert [(o.name, o.inputs) for o in spent] == [("cards", 0)]

@@ -20,6 +20,7 @@ from node.errors import (
     NotFoundError,
     PeerError,
     PermissionDeniedError,
+    RateLimitedError,
     RefusedError,
     SignatureError,
     StateError,
@@ -28,6 +29,7 @@ from node.errors import (
     ValidationError,
 )
 from node.federation.error_edge import INTERNAL_MESSAGE, edge_interceptors, note_call
+from node.metrics import CALLS_REFUSED
 
 SECRET = "Pak Budi, Jl. Melati 7, HP 0812-3456"  # complaint content that must not leak
 SERVICE = "lapor.v1.IntakeService"  # a real service name: the log scope is "intake"
@@ -176,3 +178,19 @@ def test_the_handler_names_ids_for_the_log_line() -> None:
     with capture_logs() as logs:
         asyncio.run(_call(lambda: StateError("wrong state"), _unary))
     assert [e.get("gateway") for e in logs if e["event"] == "intake.refused"] == ["gw-test"]
+
+
+def test_a_summarised_throttle_refusal_is_counted_and_answered_but_not_logged() -> None:
+    """A RateLimitedError the throttle counts in its summary (summarised) reaches the caller
+    as RESOURCE_EXHAUSTED with its message and is counted, with no log line of its own; an
+    unsummarised one (a source's first refusal) gets its line."""
+    label = {"method": "Intake.Unary", "code": "RESOURCE_EXHAUSTED"}
+    before = CALLS_REFUSED.labels(**label)._value.get()
+    with capture_logs() as logs:
+        quiet = asyncio.run(_call(lambda: RateLimitedError("slow down", summarised=True), _unary))
+        loud = asyncio.run(_call(lambda: RateLimitedError("slow down"), _unary))
+    for error in (quiet, loud):
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert error.details() == "slow down"
+    assert CALLS_REFUSED.labels(**label)._value.get() == before + 2
+    assert len([e for e in logs if e["event"] == "intake.refused"]) == 1

@@ -4,6 +4,8 @@ fake clock: the delay grows, the source is refused, then forgotten; others are u
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from collections.abc import Callable
 
 import pytest
 from structlog.testing import capture_logs
@@ -168,3 +170,78 @@ def test_guard_counts_a_node_error_and_closes_a_refused_attempt(
     with pytest.raises(RateLimitedError):
         asyncio.run(throttle.guard("10.0.0.5", pending))
     assert ran == [] and pending.cr_frame is None
+
+
+class FakeLater:
+    """Records what the throttle asks to run later; the test runs it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, Callable[[], None]]] = []
+
+    def __call__(self, seconds: float, fn: Callable[[], None]) -> None:
+        self.calls.append((seconds, fn))
+
+
+def test_a_flood_of_refusals_is_logged_once_per_source_then_summarised(
+    time_: FakeTime,
+) -> None:
+    """A refused source's first refusal is logged by the error edge (not summarised); its
+    later ones are summarised: one `throttle.refused` line per summary period counting
+    them all, written summary_seconds after the first. The metric counts every refusal."""
+    later = FakeLater()
+    throttle = Throttle(
+        "enrollment",
+        dataclasses.replace(CONFIG, forget_seconds=1e6),  # 1,000 refusals take 1,000 s
+        clock=time_.clock,
+        sleep=time_.sleep,
+        later=later,
+        summary_seconds=30.0,
+    )
+    for source in ("10.0.0.9", "10.0.0.8"):
+        for _ in range(CONFIG.refuse_after):
+            throttle.failed(source)
+    before = _refused()
+    flood = {"10.0.0.9": 1000, "10.0.0.8": 10}
+    summarised: dict[str, list[bool]] = {source: [] for source in flood}
+    with capture_logs() as logs:
+        for source, attempts in flood.items():
+            for _ in range(attempts):
+                with pytest.raises(RateLimitedError) as caught:
+                    asyncio.run(throttle.before(source))
+                summarised[source].append(caught.value.summarised)
+    assert _refused() == before + 1010
+    for source, attempts in flood.items():
+        assert summarised[source] == [False] + [True] * (attempts - 1)
+    assert logs == []  # nothing yet: the summary is due later, once
+    assert [seconds for seconds, _ in later.calls] == [30.0]
+    with capture_logs() as logs:
+        later.calls[0][1]()
+    (summary,) = logs
+    assert summary["event"] == "throttle.refused" and summary["log_level"] == "warning"
+    assert summary["port_name"] == "enrollment"
+    assert summary["refused"] == 999 + 9 and summary["sources"] == 2
+    assert summary["busiest"] == ["10.0.0.9 (999)", "10.0.0.8 (9)"]
+    # The next refusal starts the next period; a summary with nothing to say is not written.
+    with pytest.raises(RateLimitedError) as caught:
+        asyncio.run(throttle.before("10.0.0.9"))
+    assert caught.value.summarised and len(later.calls) == 2
+    with capture_logs() as logs:
+        later.calls[1][1]()
+        throttle.summarise()
+    assert [(e["event"], e["refused"]) for e in logs] == [("throttle.refused", 1)]
+
+
+def test_a_forgotten_source_is_logged_again_when_refused_again(time_: FakeTime) -> None:
+    """Once forget_seconds have passed, a source that fails up to the limit again has its
+    next first refusal logged on its own again."""
+    throttle = Throttle("intake", CONFIG, clock=time_.clock, sleep=time_.sleep, later=FakeLater())
+    firsts = []
+    for _ in range(2):
+        for _ in range(CONFIG.refuse_after):
+            throttle.failed("10.0.0.7")
+        for _ in range(3):
+            with pytest.raises(RateLimitedError) as caught:
+                asyncio.run(throttle.before("10.0.0.7"))
+            firsts.append(not caught.value.summarised)
+        time_.now += CONFIG.forget_seconds
+    assert firsts == [True, False, False, True, False, False]
