@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import random
 import signal
 import socket
 import subprocess
@@ -31,17 +33,43 @@ def free_port() -> int:
     return free_ports(1)[0]
 
 
+# Test ports come from below the kernel's ephemeral range (32768-60999 here): a port the
+# kernel picked for `bind(0)` could be handed to any outgoing connection before the node
+# bound it (a CI run lost a dashboard port that way). Each pytest-xdist worker takes its own
+# slice, and walks it in turn, so two workers never pick the same port and one worker comes
+# back to a port only after thousands of others.
+_PORTS_LOW, _PORTS_HIGH = 20000, 32768
+_SLICES = 4
+_cursor: dict[str, int] = {}
+
+
+def _slice() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    index = int(worker) % _SLICES if worker.isdigit() else 0
+    size = (_PORTS_HIGH - _PORTS_LOW) // _SLICES
+    return range(_PORTS_LOW + index * size, _PORTS_LOW + (index + 1) * size)
+
+
 def free_ports(n: int) -> list[int]:
-    """`n` distinct free loopback ports, all bound at once while they are chosen (ports
-    picked one after another can repeat)."""
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+    """`n` distinct loopback ports free now, from this worker's slice below the ephemeral
+    range (each checked by binding it)."""
+    ports = _slice()
+    key = str(os.getpid())
+    if key not in _cursor:  # processes of one worker (a bench, a forked test) start apart
+        _cursor[key] = random.randrange(len(ports))
+    chosen: list[int] = []
+    for _ in range(len(ports)):
+        port = ports[_cursor[key] % len(ports)]
+        _cursor[key] += 1
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        chosen.append(port)
+        if len(chosen) == n:
+            return chosen
+    raise AssertionError(f"fewer than {n} free ports in {ports.start}-{ports.stop - 1}")
 
 
 @dataclass
