@@ -15,7 +15,7 @@ from node.services import checkpoints, datadir, fence
 from node.services._ledger import record
 from node.services.context import NodeContext
 from tests.conftest import NodeFactory
-from tests.support.databases import PG_ADMIN_URL, fresh_database
+from tests.support.databases import PG_ADMIN_URL, drop_later, fresh_database
 from tests.support.factories import link_entry
 from tests.support.nodes import TestNode
 
@@ -62,16 +62,10 @@ def _copy_database(node: TestNode, tmp_path: Path, db_kind: str) -> str:
 
 
 def _drop_copy(url: str) -> None:
+    """Dropped beside the next tests, as every test database is (DROP DATABASE waits for a
+    server checkpoint: tests/support/databases.py)."""
     if url.startswith("postgresql"):
-        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            name = url.rsplit("/", 1)[1]
-            conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                {"n": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+        drop_later(url.rsplit("/", 1)[1])
 
 
 def test_each_signature_advances_the_fence_durably_and_privately(nodes: NodeFactory) -> None:
