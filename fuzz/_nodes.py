@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from fuzz._harness import Loop
 from node.services import links
 from node.services.context import NodeContext
 from node.services.setup import init_node
 
-__all__ = ["Pair", "linked_pair"]
+__all__ = ["Pair", "PairOnLoop", "linked_pair", "pair_on_loop"]
 
 
 @dataclass(frozen=True)
@@ -41,3 +42,17 @@ def linked_pair(folder: Path) -> Iterator[Pair]:
     finally:
         for ctx in made:
             ctx.close()
+
+
+@dataclass(frozen=True)
+class PairOnLoop:
+    """A linked pair and the one event loop a harness runs its async targets on."""
+
+    pair: Pair
+    loop: Loop
+
+
+@contextlib.contextmanager
+def pair_on_loop(folder: Path) -> Iterator[PairOnLoop]:
+    with linked_pair(folder) as pair, Loop.open() as loop:
+        yield PairOnLoop(pair, loop)

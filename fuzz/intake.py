@@ -5,15 +5,12 @@ passes is registered by node.services.intake.accept."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 from hypothesis import strategies as st
 
-from fuzz._harness import Harness, Loop
-from fuzz._nodes import Pair, linked_pair
+from fuzz._harness import Harness
+from fuzz._nodes import PairOnLoop, pair_on_loop
 from fuzz._values import short_bytes, texts, u32, u64
 from node._proto.lapor.v1 import complaint_pb2, intake_pb2
 from node.config import GatewayConfig
@@ -93,19 +90,7 @@ async def _parsed(messages: list[bytes]) -> AsyncIterator[intake_pb2.SubmitReque
         yield intake_pb2.SubmitRequest.FromString(raw)
 
 
-@dataclass(frozen=True)
-class _State:
-    pair: Pair
-    loop: Loop
-
-
-@contextlib.contextmanager
-def _setup(folder: Path) -> Iterator[_State]:
-    with linked_pair(folder) as pair, Loop.open() as loop:
-        yield _State(pair, loop)
-
-
-def _target(state: _State, messages: list[bytes]) -> None:
+def _target(state: PairOnLoop, messages: list[bytes]) -> None:
     servicer = IntakeServicer(state.pair.parent, None)  # type: ignore[arg-type]  # no db needed
     try:
         draft, key, files = state.loop.run(servicer._receive(_parsed(messages), GATEWAY))
@@ -114,4 +99,4 @@ def _target(state: _State, messages: list[bytes]) -> None:
     intake.accept(state.pair.parent, draft, files, gateway=GATEWAY, key=key)
 
 
-HARNESS = Harness("intake", _streams(), _target, _setup)
+HARNESS = Harness("intake", _streams(), _target, pair_on_loop)

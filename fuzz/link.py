@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from google.protobuf.message import DecodeError
 from hypothesis import strategies as st
 
-from fuzz._harness import Harness, Loop
-from fuzz._nodes import Pair, linked_pair
+from fuzz._harness import Harness
+from fuzz._nodes import PairOnLoop, pair_on_loop
 from fuzz._values import short_bytes, u32, u64
 from node._proto.lapor.v1 import federation_pb2
 from node.federation.session import LinkSession, RefusedError
@@ -52,18 +50,6 @@ class _Db:
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         return fn(*args)
-
-
-@dataclass(frozen=True)
-class _State:
-    pair: Pair
-    loop: Loop
-
-
-@contextlib.contextmanager
-def _setup(folder: Path) -> Iterator[_State]:
-    with linked_pair(folder) as pair, Loop.open() as loop:
-        yield _State(pair, loop)
 
 
 # Built once (see fuzz._values).
@@ -102,7 +88,7 @@ def _frames(draw: st.DrawFn) -> list[federation_pb2.Frame]:
     return frames
 
 
-def _target(state: _State, frames: list[federation_pb2.Frame]) -> None:
+def _target(state: PairOnLoop, frames: list[federation_pb2.Frame]) -> None:
     session = LinkSession(
         state.pair.parent, NodeId("id-64-02"), _Transport(frames), _Db(), asyncio.Event()
     )
@@ -117,4 +103,4 @@ def _target(state: _State, frames: list[federation_pb2.Frame]) -> None:
         raise e.error from e
 
 
-HARNESS = Harness("hello-ack", _frames(), _target, _setup)
+HARNESS = Harness("hello-ack", _frames(), _target, pair_on_loop)

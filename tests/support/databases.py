@@ -153,11 +153,16 @@ def drop_later(name: str) -> None:
 def copy_database(url: str) -> str:
     """The URL of a new PostgreSQL database made from the one at `url`, to which nobody may
     be connected. The caller drops it (`drop_later`)."""
-    source = url.rsplit("/", 1)[1]
+    return _create_database(url.rsplit("/", 1)[1])
+
+
+def _create_database(template: str | None) -> str:
+    """A new test database (a copy of `template`, if named); its URL."""
     name = f"lapor_test_{uuid.uuid4().hex[:12]}"
+    clause = f' TEMPLATE "{template}"' if template else ""
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{source}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"{clause}'))
     admin.dispose()
     return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
 
@@ -174,16 +179,11 @@ def fresh_database(kind: str, tmp: Path, *, migrated: bool = False) -> Iterator[
         yield f"sqlite:///{path}"
         return
     require_postgres()
-    name = f"lapor_test_{uuid.uuid4().hex[:12]}"
-    template = f' TEMPLATE "{_migrated_template(kind)}"' if migrated else ""
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"{template}'))
-    admin.dispose()
+    url = _create_database(_migrated_template(kind) if migrated else None)
     try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+        yield url
     finally:
-        _dropper.drop_later(name)
+        _dropper.drop_later(url.rsplit("/", 1)[1])
 
 
 def alembic_config(url: str) -> AlembicConfig:

@@ -245,26 +245,32 @@ def test_acks_join_the_group_and_a_refused_one_fails_alone(nodes: NodeFactory) -
     assert {complaints.show(p, t).status for t in ids} == {"accepted"}
 
 
+def _group_statements(p: Any, work: list[tuple[Any, Any]]) -> tuple[list[Any], list[str]]:
+    """receive_group over (child node, batch) pairs, and every statement the writer ran."""
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement.lstrip())
+
+    event.listen(p.db._writer, "before_cursor_execute", seen)
+    try:
+        results = receive_group(
+            p, [LinkBatch(NodeId(kid.ctx().node_id), batch) for kid, batch in work]
+        )
+    finally:
+        event.remove(p.db._writer, "before_cursor_execute", seen)
+    return results, statements
+
+
 def test_the_links_are_read_once_per_group(nodes: NodeFactory) -> None:
     """Three children's batches in one group: their link rows are read (and locked) by one
     statement, not again by each batch."""
     parent, kids = _province(nodes, 3)
     p = parent.ctx()
     work = [(kid, *_handled(parent, kid, 2)) for kid in kids]
-    reads: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "FROM links" in statement:
-            reads.append(statement)
-
-    event.listen(p.db._writer, "before_cursor_execute", seen)
-    try:
-        results = receive_group(
-            p, [LinkBatch(NodeId(kid.ctx().node_id), batch) for kid, _, batch in work]
-        )
-    finally:
-        event.remove(p.db._writer, "before_cursor_execute", seen)
+    results, statements = _group_statements(p, [(kid, batch) for kid, _, batch in work])
     assert all(isinstance(r, exchange.BatchResult) and r.applied == 4 for r in results)
+    reads = [t for t in statements if t.upper().startswith("SELECT") and "FROM links" in t]
     assert len(reads) == 1, reads
 
 
@@ -276,23 +282,10 @@ def test_batches_taken_whole_by_the_bulk_pass_need_no_savepoint_each(nodes: Node
     parent, kids = _province(nodes, 3)
     p = parent.ctx()
     work = [(kid, *_handled(parent, kid, 2)) for kid in kids]
-    savepoints: list[str] = []
-    link_updates: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith("SAVEPOINT"):
-            savepoints.append(statement)
-        if statement.lstrip().upper().startswith("UPDATE LINKS"):
-            link_updates.append(statement)
-
-    event.listen(p.db._writer, "before_cursor_execute", seen)
-    try:
-        results = receive_group(
-            p, [LinkBatch(NodeId(kid.ctx().node_id), batch) for kid, _, batch in work]
-        )
-    finally:
-        event.remove(p.db._writer, "before_cursor_execute", seen)
+    results, statements = _group_statements(p, [(kid, batch) for kid, _, batch in work])
     assert all(isinstance(r, exchange.BatchResult) and r.applied == 4 for r in results)
+    savepoints = [t for t in statements if t.upper().startswith("SAVEPOINT")]
+    link_updates = [t for t in statements if t.upper().startswith("UPDATE LINKS")]
     assert len(savepoints) == 1, savepoints
     assert len(link_updates) == 2, link_updates
     with p.db.read() as session:

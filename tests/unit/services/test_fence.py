@@ -8,14 +8,13 @@ import stat
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from node.errors import ConfigError, FenceError
 from node.services import checkpoints, datadir, fence
 from node.services._ledger import record
 from node.services.context import NodeContext
 from tests.conftest import NodeFactory
-from tests.support.databases import PG_ADMIN_URL, drop_later, fresh_database
+from tests.support.databases import copy_database, drop_later, fresh_database
 from tests.support.factories import link_entry
 from tests.support.nodes import TestNode
 
@@ -52,13 +51,7 @@ def _copy_database(node: TestNode, tmp_path: Path, db_kind: str) -> str:
         dst = tmp_path / f"backup-{src.name}"
         shutil.copy(src, dst)
         return f"sqlite:///{dst}"
-    name = node.database_url.rsplit("/", 1)[1]
-    copy = f"{name}_copy"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{copy}" TEMPLATE "{name}"'))
-    admin.dispose()
-    return node.database_url.rsplit("/", 1)[0] + f"/{copy}"
+    return copy_database(node.database_url)
 
 
 def _drop_copy(url: str) -> None:
