@@ -11,18 +11,21 @@ refers complaints down and the regencies send status updates up, each fault stri
   d  SIGSTOP the leading `serve` until the other took over, then SIGCONT it.
 After each fault the load stops, the tree settles, and it prints:
   failover: the seconds until the other `serve` led (a, c, d) and until the database took
-            writes again (b, c),
+            writes again (b, c: a commit on a new connection, through the synchronous
+            standby),
   lost: N, duplicated: N (tests/fault/invariants.py: outboxes against inboxes and ledgers),
   forks: N (a checkpoint the province signed, in its database or in either host's fence
             file, whose root is not its ledger's at that size; a regency's link suspended
             for fork evidence),
   ledgers verified: yes|no, reconciled: yes|no (`audit verify` and `audit reconcile` of
             every ledger's export, as an auditor runs them).
-Targets: 0, 0, 0, yes, yes; `serve` failover <= 10 s, database <= 30 s. The exit status is
-0 only if every fault met them.
+Targets: 0, 0, 0, yes, yes; `serve` failover <= 10 s (after the database took writes
+again, for b and c), database <= 30 s. The exit status is 0 only if every fault met them
+(with --no-timing-targets, the first five only).
 
 Usage (from the repository root, as root or the cluster's owner; a few minutes):
     python bench/failover.py [--faults abcd] [--load-seconds 4] [--keep-cluster]
+                             [--no-timing-targets]
 Environment: LAPOR_HA_DIR and LAPOR_HA_PORT_BASE choose the cluster (scripts/ha-cluster).
 """
 
@@ -46,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, select, text  # noqa: E402
+from sqlalchemy.pool import NullPool  # noqa: E402
 
 from node.services import complaints, fence, lifecycle, links  # noqa: E402
 from node.services.context import NodeContext  # noqa: E402
@@ -203,13 +207,30 @@ def build(root: Path, url: str) -> Province:
     return Province([first, second], regencies, balancers)
 
 
-def writes_again(ctx: NodeContext) -> bool:
-    with ctx.db.write() as session:
-        session.execute(text("SELECT 1"))
-    return True
+class WritesAgain:
+    """Whether the database takes a write again, as the node needs it: a row inserted on a new
+    connection each time (a pooled one may still reach a backend of the killed primary,
+    orphaned but answering for a moment), through the multi-host URL's read-write target,
+    whose commit returns only once the synchronous standby has it (synchronous_mode_strict).
+    A bare `SELECT 1` answered a millisecond after the kill; a transaction that only takes a
+    transaction id writes no WAL before its commit, so PostgreSQL does not make it wait for
+    the standby: both answered while the new primary could not yet acknowledge a write."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 2})
+        with self.engine.begin() as conn:
+            conn.execute(text("CREATE TABLE IF NOT EXISTS failover_probe (at timestamptz)"))
+
+    def __call__(self) -> bool:
+        with self.engine.begin() as conn:
+            conn.execute(text("INSERT INTO failover_probe VALUES (clock_timestamp())"))
+        return True
+
+    def close(self) -> None:
+        self.engine.dispose()
 
 
-def strike(province: Province, fault: str) -> dict[str, float]:
+def strike(province: Province, fault: str, writes_again: WritesAgain) -> dict[str, float]:
     """Make `fault` happen; how long the failovers it causes took."""
     leader = province.leader()
     assert leader is not None and leader.process is not None
@@ -225,7 +246,7 @@ def strike(province: Province, fault: str) -> dict[str, float]:
     if fault in "bc":
         member = cluster("kill-primary")
         started = time.monotonic()
-        took["database"] = wait(lambda: writes_again(province.ctx), 120, "database writes")
+        took["database"] = wait(writes_again, 120, "database writes")
     if fault == "d":
         stepped_down = leader.log_path.read_text().count("leader.stepped_down")
         leader.process.send_signal(signal.SIGSTOP)
@@ -260,6 +281,7 @@ def run(
     admin = create_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
+    writes_again = WritesAgain(with_database(url, name))
     with tempfile.TemporaryDirectory(prefix="lapor-failover-") as tmp:
         province = build(Path(tmp), with_database(url, name))
         try:
@@ -270,7 +292,7 @@ def run(
             for fault in faults:
                 print(f"fault {fault}: {FAULTS[fault]}", flush=True)
                 thread = province.load(load_seconds)
-                took = strike(province, fault)
+                took = strike(province, fault, writes_again)
                 time.sleep(load_seconds)
                 province.stop_load(thread)
                 tally, forks = province.settle()
@@ -287,6 +309,7 @@ def run(
                 node.close()
             for balancer in province.balancers:
                 balancer.close()
+            writes_again.close()
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
             admin.dispose()
@@ -305,12 +328,20 @@ def report(took: dict[str, float], tally: Tally, forks: list[str]) -> None:
         print(f"    {problem}")
 
 
-def met(took: dict[str, float], tally: Tally, forks: list[str]) -> bool:
+def met(took: dict[str, float], tally: Tally, forks: list[str], *, timing: bool = True) -> bool:
+    """The targets: nothing lost, duplicated or forked, every ledger verified and reconciled,
+    and (`timing`) `serve` led again within SERVE_TARGET of the database taking writes, the
+    database within DATABASE_TARGET."""
     return (
         tally.ok
         and not forks
-        and took.get("serve", 0.0) <= SERVE_TARGET + took.get("database", 0.0)
-        and took.get("database", 0.0) <= DATABASE_TARGET
+        and (
+            not timing
+            or (
+                took.get("serve", 0.0) <= SERVE_TARGET + took.get("database", 0.0)
+                and took.get("database", 0.0) <= DATABASE_TARGET
+            )
+        )
     )
 
 
@@ -319,6 +350,13 @@ def main() -> int:
     parser.add_argument("--faults", default="abcd", help="which faults, in order (a-d)")
     parser.add_argument("--load-seconds", type=float, default=4.0)
     parser.add_argument("--keep-cluster", action="store_true", help="leave it running")
+    parser.add_argument(
+        "--no-timing-targets",
+        action="store_true",
+        help="judge the exit status by loss, duplicates, forks, verification and "
+        "reconciliation only; the failover seconds are printed, not judged (the test suite's "
+        "short run: timings on a shared machine are noisy, and belong to the bench's output)",
+    )
     args = parser.parse_args()
     if set(args.faults) - set(FAULTS):
         parser.error(f"--faults takes letters of {''.join(FAULTS)}, found {args.faults!r}")
@@ -330,8 +368,16 @@ def main() -> int:
     finally:
         if was_up.returncode != 0 and not args.keep_cluster:
             cluster("down")
-    ok = all(met(took, tally, forks) for _, took, tally, forks in results)
-    print(json.dumps({f: {"failover": t, "ok": met(t, y, k)} for f, t, y, k in results}))
+    timing = not args.no_timing_targets
+    ok = all(met(took, tally, forks, timing=timing) for _, took, tally, forks in results)
+    print(
+        json.dumps(
+            {
+                f: {"failover": t, "ok": met(t, y, k, timing=timing), "timing_met": met(t, y, k)}
+                for f, t, y, k in results
+            }
+        )
+    )
     return 0 if ok else 1
 
 

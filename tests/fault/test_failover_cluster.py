@@ -1,8 +1,9 @@
 """The failover bench, short: a province's two `serve` processes on a Patroni cluster of
 three PostgreSQL members (scripts/ha-cluster), two regencies, load, and two faults: the
 leading serve killed, then the PostgreSQL primary killed. Each must meet the targets: no
-loss, no duplicate, no fork, every ledger verified and reconciled, serve failover <= 10 s,
-database <= 30 s (bench/failover.py prints and checks them)."""
+loss, no duplicate, no fork, every ledger verified and reconciled; and a serve leads again
+after each. The failover seconds (targets: serve <= 10 s, database <= 30 s) are the bench's
+figures, printed, not asserted here: timings on a shared machine belong to bench/ output."""
 
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ def _cluster_logs(base: Path, lines: int = 30) -> str:
 
 def test_the_short_failover_bench_meets_its_targets() -> None:
     """Killing the leading serve, then the database primary: 0 lost, 0 duplicated, 0 forks,
-    verified, reconciled, within the failover targets."""
+    verified, reconciled, and a serve leads again each time (its seconds are printed)."""
     missing = _missing()
     if missing is not None:
         if os.environ.get("CI") == "true":
@@ -84,7 +85,13 @@ def test_the_short_failover_bench_meets_its_targets() -> None:
     logs = ""
     try:
         done = subprocess.run(
-            [sys.executable, str(ROOT / "bench" / "failover.py"), "--faults", "ab"],
+            [
+                sys.executable,
+                str(ROOT / "bench" / "failover.py"),
+                "--faults",
+                "ab",
+                "--no-timing-targets",
+            ],
             capture_output=True,
             text=True,
             env=env,
@@ -102,3 +109,6 @@ def test_the_short_failover_bench_meets_its_targets() -> None:
     assert out.count("lost: 0") == 2 and out.count("duplicated: 0") == 2
     assert out.count("forks: 0") == 2
     assert out.count("ledgers verified: yes") == 2 and out.count("reconciled: yes") == 2
+    # Each fault's failover happened (the bench waits at most 120 s for it) and was measured.
+    assert out.count("  failover: serve ") == 1 and out.count("  failover: database ") == 1
+    print(out)  # the figures, for a run with -s or a failure's report
