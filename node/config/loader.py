@@ -35,7 +35,12 @@ def _shown(name: object) -> str:
     return text if text.isprintable() else repr(text)
 
 
-class _Loader(yaml.SafeLoader):
+# libyaml's parser when PyYAML was built with it (the wheels are): 25 times faster than the
+# pure-Python one on node.yaml (1 ms against 24), and node.yaml is read by every command.
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_SafeLoader):  # type: ignore[valid-type,misc]
     """PyYAML's safe loader; duplicate keys are checked on the composed tree first."""
 
 
@@ -99,6 +104,10 @@ def parse_text(text: str, source: str = "node.yaml") -> Any:
         return loader.construct_document(node)
     except yaml.YAMLError as e:
         raise ConfigError(f"{source} is not valid YAML: {_yaml_problem(e)}") from e
+    except RecursionError as e:  # nesting under libyaml's limit (1,000) but past Python's
+        raise ConfigError(
+            f"{source} nests its values too deeply to read; node.yaml needs a few levels"
+        ) from e
     finally:
         loader.dispose()
 

@@ -45,6 +45,16 @@ def _refusal(tmp_path: Path, data: bytes) -> str:
             id="recursive-alias",
         ),
         pytest.param(
+            RENDERED.encode() + b"\nextra: " + b"{a: " * 999 + b"1" + b"}" * 999 + b"\n",
+            "nests its values too deeply to read",
+            id="nested-past-python-s-recursion",
+        ),
+        pytest.param(
+            RENDERED.encode() + b"\nextra: " + b"[" * 5000 + b"\n",
+            "nest",  # libyaml: "exceeded maximum nesting depth"; pure-Python PyYAML: ours
+            id="nested-past-the-parser-s-limit",
+        ),
+        pytest.param(
             RENDERED.encode() + b'\n"bad\\nkey": 1\n',
             "unknown section(s): 'bad\\nkey'",
             id="key-with-a-line-break",
