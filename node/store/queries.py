@@ -218,7 +218,8 @@ def insert_many(
     if dialect.name != "sqlite":
         session.execute(insert(table), [dict(zip(names, row, strict=True)) for row in rows])
         return
-    one_row, many_rows, per_statement, processors = _sqlite_insert(table, names, dialect)
+    one_row, many_rows, per_statement = _sqlite_insert(table, names, type(dialect), dialect)
+    processors = _sqlite_processors(table, names, dialect)
     params = _bound(rows, processors)
     whole = len(params) - len(params) % per_statement
     for first in range(0, whole, per_statement):
@@ -297,14 +298,36 @@ def _unnest_insert(table: Table, columns: tuple[str, ...]) -> Insert:
     return insert(table).from_select(list(columns), select(*(rows.c[name] for name in columns)))
 
 
-@functools.lru_cache(maxsize=16)
 def _sqlite_insert(
-    table: Table, columns: tuple[str, ...], dialect: Dialect
-) -> tuple[str, str, int, tuple[tuple[int, Callable[[Any], Any]], ...]]:
-    """(one-row SQL, multi-row SQL, its rows, the columns' bind processors by position).
+    table: Table, columns: tuple[str, ...], kind: type[Dialect], dialect: Dialect
+) -> tuple[str, str, int]:
+    """(one-row SQL, multi-row SQL, its rows). Parameters are positional, row after row,
+    each row in `columns` order.
 
-    Parameters are positional, row after row, each row in `columns` order.
-    """
+    Kept per dialect class, not per dialect: every engine has a dialect of its own, and a
+    process that opens many databases (tests, tools) compiled a statement of 999
+    parameters again for each, 12 ms each time. The text depends on the class alone."""
+    key = (table, columns, kind)
+    found = _SQLITE_INSERTS.get(key)
+    if found is None:
+        found = _SQLITE_INSERTS[key] = _compile_sqlite_insert(table, columns, dialect)
+    return found
+
+
+_SQLITE_INSERTS: dict[tuple[Table, tuple[str, ...], type[Dialect]], tuple[str, str, int]] = {}
+
+
+@functools.lru_cache(maxsize=64)
+def _sqlite_processors(
+    table: Table, columns: tuple[str, ...], dialect: Dialect
+) -> tuple[tuple[int, Callable[[Any], Any]], ...]:
+    """The columns' bind processors for this dialect (cheap: nothing is compiled)."""
+    return _bind_processors(table, columns, dialect)
+
+
+def _compile_sqlite_insert(
+    table: Table, columns: tuple[str, ...], dialect: Dialect
+) -> tuple[str, str, int]:
     per_statement = _SQLITE_PARAMETERS // len(columns)
     compiled = []
     for count in (1, per_statement):
@@ -316,7 +339,7 @@ def _sqlite_insert(
         if not statement.positional or list(statement.positiontup or ()) != expected:
             raise ValueError(f"expected positional parameters {expected[:4]}..., found others")
         compiled.append(str(statement))
-    return compiled[0], compiled[1], per_statement, _bind_processors(table, columns, dialect)
+    return compiled[0], compiled[1], per_statement
 
 
 def update_returning(
