@@ -20,7 +20,7 @@ not count as connected.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -49,6 +49,7 @@ __all__ = [
     "link_report",
     "list_links",
     "mark_connected",
+    "mark_connections_in",
     "own_card",
     "pins",
     "reset_connections",
@@ -460,6 +461,21 @@ def mark_connected(ctx: NodeContext, peer: str, connected: bool) -> None:
 def mark_connected_in(session: Session, ctx: NodeContext, peer: str, connected: bool) -> None:
     """`mark_connected` in the caller's transaction."""
     link_state.set_connected(session, peer, ctx.clock.now() if connected else None)
+
+
+def mark_connections_in(session: Session, marks: Sequence[tuple[str, dt.datetime | None]]) -> None:
+    """Many `mark_connected`s in the caller's transaction, with one statement (group
+    commit: the connections and disconnections of many links, decision 0043): each
+    (peer, since when it has a live stream, or None: no longer), in the order they
+    happened. A peer ends as its latest mark left it (a disconnect that raced a connect),
+    and last seen when it last connected, as one mark_connected after another would."""
+    final: dict[str, tuple[dt.datetime | None, dt.datetime | None]] = {}
+    for peer, since in marks:
+        seen = since if since is not None else final.get(peer, (None, None))[1]
+        final[peer] = (since, seen)
+    link_state.set_connected_many(
+        session, [(peer, since, seen) for peer, (since, seen) in final.items()]
+    )
 
 
 def heartbeat(ctx: NodeContext, peers: Collection[str]) -> None:

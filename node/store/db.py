@@ -229,9 +229,12 @@ class Database:
         try:
             with self._write_sessions() as session, session.begin():
                 if not self.is_sqlite:
-                    if epoch is not None:
-                        lease.check(session, epoch)
-                    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK})
+                    if epoch is not None:  # the lease, then the write lock: one statement
+                        lease.check(session, epoch, write_lock=WRITE_LOCK)
+                    else:
+                        session.execute(
+                            text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK}
+                        )
                 yield session
                 committing = True
         except DBAPIError as e:
