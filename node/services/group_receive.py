@@ -12,8 +12,9 @@ Steps, in the one transaction:
   0. the links' connection marks (a stream came up or went down since the last group:
      links.mark_connections_in, the latest mark of each peer, one executemany for all of
      them, not a transaction each: connecting 1,200 links was 29 % of the writer's time,
-     decision 0043); then each peer's Ack of what this node sent
-     (exchange.acknowledge_in), under its own savepoint: an Ack refused is rolled back
+     decision 0043); then each peer's Ack of what this node sent: one statement that
+     changes nothing unless the Ack is of envelopes sent; any other goes the single path
+     (exchange.acknowledge_in) under its own savepoint: an Ack refused is rolled back
      alone, and only its link gets the error;
   1. lock the group's links (one statement);
   2. the bulk path for all of them at once (bulk.receive_runs, in a savepoint of its own):
@@ -59,7 +60,7 @@ from node.ids import NodeId
 from node.logs import get_logger
 from node.services import bulk, links
 from node.services.context import NodeContext
-from node.services.exchange import BatchResult, acknowledge_in, receive_batch_in
+from node.services.exchange import MAX_SEQUENCE, BatchResult, acknowledge_in, receive_batch_in
 from node.store import queries
 from node.store.models import Link
 
@@ -137,13 +138,7 @@ def _commit(
     with ctx.db.write() as session:
         if marks:
             links.mark_connections_in(session, [(m.peer, m.since) for m in marks])
-        for ack in acks:
-            try:
-                with session.begin_nested():
-                    acknowledge_in(session, ctx, ack.peer, ack.through)
-                acked.append(None)
-            except Exception as e:  # rolled back to the savepoint: this Ack alone fails
-                acked.append(e)
+        acked = [_acknowledge(session, ctx, ack) for ack in acks]
         # `_locked` keeps the rows the pass locked alive: the session holds only weak references to
         # clean objects, and each batch below reuses its row (queries.held_link).
         _locked, done = _in_bulk(session, ctx, batches, failed)
@@ -159,6 +154,24 @@ def _commit(
             except Exception as e:  # rolled back to the savepoint: this link alone fails
                 out.append(e)
     return out, acked
+
+
+def _acknowledge(session: Session, ctx: NodeContext, ack: LinkAck) -> Exception | None:
+    """Step 0 for one Ack: None, or the exception that refused it. An Ack of envelopes sent
+    (the usual one) is one statement that changes nothing otherwise; any other (beyond what
+    was sent, not linked, malformed: to be refused or renumbered, decision 0023) goes the
+    single path, exchange.acknowledge_in, under a savepoint of its own (decision 0043: a
+    SAVEPOINT and a RELEASE per Ack were two of its three round trips)."""
+    if 0 <= ack.through <= MAX_SEQUENCE and queries.acknowledge_outbox(
+        session, ack.peer, ack.through, ctx.clock.now(), sent_only=True
+    ):
+        return None
+    try:
+        with session.begin_nested():
+            acknowledge_in(session, ctx, ack.peer, ack.through)
+    except Exception as e:  # rolled back to the savepoint: this Ack alone fails
+        return e
+    return None
 
 
 def _whole(batch: LinkBatch, took: bulk.RunResult | None) -> bool:

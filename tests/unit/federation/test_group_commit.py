@@ -332,6 +332,56 @@ def test_a_mark_whose_caller_gave_up_still_holds(nodes: NodeFactory) -> None:
     assert row.last_seen_at is not None
 
 
+def test_an_ack_of_envelopes_sent_takes_one_statement_and_a_refused_one_changes_nothing(
+    nodes: NodeFactory,
+) -> None:
+    """In one group: an Ack of envelopes sent and a repeated Ack each take one statement
+    and no savepoint; an Ack beyond what was sent and one from a peer not linked are
+    refused alone (StateError, PermissionDeniedError), the refused link left as it was."""
+    parent, kids = _province(nodes, 3)
+    p = parent.ctx()
+    peers = [NodeId(kid.ctx().node_id) for kid in kids]
+    for kid in kids:  # three referrals sent to each, none acknowledged yet
+        complaints.refer_many(
+            p, complaints.submit_many(p, [draft(i) for i in range(3)]), kid.ctx().node_id
+        )
+    exchange.acknowledge(p, peers[1], 2)
+    with p.db.read() as session:
+        before = session.scalars(select(Link).where(Link.peer_id == peers[2])).one()
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement.lstrip())
+
+    event.listen(p.db._writer, "before_cursor_execute", seen)
+    try:
+        _, acked = commit_group(
+            p,
+            [],
+            [
+                LinkAck(peers[0], 3),
+                LinkAck(peers[1], 1),
+                LinkAck(peers[2], 4),
+                LinkAck(NodeId("id-99"), 1),
+            ],
+        )
+    finally:
+        event.remove(p.db._writer, "before_cursor_execute", seen)
+    assert acked[:2] == [None, None]
+    assert isinstance(acked[2], StateError) and isinstance(acked[3], PermissionDeniedError)
+    savepoints = [t for t in statements if t.upper().startswith("SAVEPOINT")]
+    assert len(savepoints) == 2, statements  # the two refused, each on the single path
+    updates = [t for t in statements if t.upper().startswith("UPDATE LINKS")]
+    assert len(updates) == 6, statements  # one each, and the refused two again in theirs
+    with p.db.read() as session:
+        rows = {link.peer_id: link for link in session.scalars(select(Link))}
+    assert [rows[peer].acked_out_seq for peer in peers] == [3, 2, 0]
+    assert (rows[peers[2]].last_seen_at, rows[peers[2]].acked_out_seq) == (
+        before.last_seen_at,
+        before.acked_out_seq,
+    )
+
+
 def _group_statements(p: Any, work: list[tuple[Any, Any]]) -> tuple[list[Any], list[str]]:
     """receive_group over (child node, batch) pairs, and every statement the writer ran."""
     statements: list[str] = []
