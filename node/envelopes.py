@@ -162,9 +162,12 @@ class OpenedAhead:
         peer: NodeId,
         peer_key: VerifyKey,
         me: NodeId,
+        held_note: bytes | None = None,
     ) -> OpenedAhead:
         """Open each envelope of `signed` as open_envelope would, keeping what it gives or
-        the NodeError it raises (after anything else, the writer opens the rest)."""
+        the NodeError it raises (after anything else, the writer opens the rest); and each
+        checkpoint they carry but `held_note` (the peer's held here, which the witness
+        compares and does not open)."""
         ahead = cls(peer, peer_key, me)
         verifier = Verifier.from_public_key(origin_for(peer), peer_key.raw)
         notes: dict[bytes, Checkpoint | None] = {}
@@ -176,8 +179,8 @@ class OpenedAhead:
                 outcome = e
             except Exception:  # not ours to judge here: the writer opens this one and the rest
                 break
-            if isinstance(outcome, OpenedEnvelope) and outcome.envelope.checkpoint:
-                note = outcome.envelope.checkpoint
+            note = outcome.envelope.checkpoint if isinstance(outcome, OpenedEnvelope) else b""
+            if isinstance(outcome, OpenedEnvelope) and note and note != held_note:
                 if note not in notes:
                     notes[note] = _checkpoint(note, verifier)
                 if notes[note] is not None:

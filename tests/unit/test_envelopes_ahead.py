@@ -181,3 +181,22 @@ def test_a_checkpoint_not_opened_ahead_under_the_pinned_key_is_verified_by_the_w
     with pytest.raises(SignatureError, match="signature"):
         witness.check(link, opened, federation_pb2.Delivery(envelope=signed))
     assert link.peer_checkpoint is None, name
+
+
+def test_the_checkpoint_held_already_is_not_opened_ahead_nor_by_the_witness(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An envelope carrying the very checkpoint the link holds (the session passes it as
+    `held_note`): neither opening ahead nor the witness verifies it again."""
+    signed = _with_checkpoint(PARENT_KEY)
+    note = first_note(signed)
+    seen = _verified(monkeypatch)
+    ahead = OpenedAhead.opening(
+        [signed], peer=PARENT, peer_key=PARENT_KEY.public, me=CHILD, held_note=note
+    )
+    opened = open_envelope(signed, peer=PARENT, peer_key=PARENT_KEY.public, me=CHILD, ahead=ahead)
+    assert opened.checkpoint_ahead is None
+    link = _link()
+    link.peer_checkpoint, link.peer_checkpoint_size = note, 3
+    witness.check(link, opened, federation_pb2.Delivery(envelope=signed))
+    assert seen == []
