@@ -17,11 +17,12 @@ Steps, in the one transaction:
      (exchange.acknowledge_in) under its own savepoint: an Ack refused is rolled back
      alone, and only its link gets the error;
   1. lock the group's links (one statement);
-  2. the bulk path for all of them at once (bulk.receive_runs, in a savepoint of its own):
-     the runs of receipts and status updates the children's batches begin with share
-     their lookups and are written with one statement of each kind for the whole group,
-     not several per link; if it raises, it is rolled back and every batch goes through
-     step 3 from its start, as before;
+  2. the bulk path for all of them at once (bulk.receive_runs): the runs of receipts and
+     status updates the children's batches begin with share their lookups and are
+     written with one statement of each kind for the whole group, not several per link;
+     if it raises, the whole transaction is rolled back and the group is applied again
+     without this step, every batch going through step 3 from its start (decision 0043:
+     no savepoint of its own, two round trips fewer per group);
   3. each link's batch, from where step 2 left it, by exchange.receive_batch_in, the one
      receive path (unit of work, decision 0027), under the link's own savepoint, so a
      grouped batch refuses, replays and auto-disposes exactly as a lone one does.

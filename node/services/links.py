@@ -172,8 +172,9 @@ def pins(ctx: NodeContext, known: Mapping[str, Pin] | None = None) -> list[Pin]:
     pins loaded before, by peer), certificates are read only for the peers whose
     fingerprints are new or changed (added, rotated, an earlier certificate past its
     grace period); the others keep their Pin, with role and addresses as read now
-    (decision 0043: a refresh read every link's certificates, 7 % of a province's samples
-    with 1,200 children). The same pins either way, read in one snapshot."""
+    (decision 0043: a refresh read every link's certificates as ORM rows, 7 % of a
+    province's samples with 1,200 children in decision 0041's profile). The same pins
+    either way, read in one snapshot."""
     now = ctx.clock.now()
     known = known or {}
     with ctx.db.read() as session:
