@@ -14,6 +14,7 @@ and acknowledge them (down). Then, for --seconds:
   - down (--direction down|both): the province refers new complaints at --rate per second,
     round-robin over the children (from this process, through the services), timed from
     `refer` returning to the child receiving it; with `both` the children answer those too.
+With --profile-window, py-spy watches the province over the measured window only.
 Prints per run: upward envelopes/s achieved (and offered), upward p50/p99 (send -> commit
 Ack), downward p50/p99, the province's peak RSS (VmHWM), its CPU seconds in the window,
 and the load average when the run began (the machine is shared). Asserts nothing. Usage:
@@ -28,6 +29,7 @@ import argparse
 import math
 import multiprocessing
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -171,6 +173,34 @@ def _refer_steadily(
         time.sleep(max(0.0, start + n / rate - time.monotonic()))
 
 
+def _profile_window(args: argparse.Namespace, pid: int, kind: str, n: int) -> None:
+    """py-spy on the province over the measured window only (streams connected), idle
+    threads included, each stack under its thread: PATH.<db>.<n>.txt (raw)."""
+    out = Path(args.profile_window).with_suffix(f".{kind}.{n}.txt")
+    spy = Path(sys.executable).with_name("py-spy")
+    subprocess.Popen(
+        [
+            str(spy),
+            "record",
+            "--nonblocking",
+            "--idle",
+            "--threads",
+            "--format",
+            "raw",
+            "--rate",
+            "100",
+            "--duration",
+            str(int(args.seconds)),
+            "-o",
+            str(out),
+            "--pid",
+            str(pid),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -222,6 +252,8 @@ def run(args: argparse.Namespace, kind: str, n: int, group: bool | None) -> dict
                 rss_up = peak_rss_mb(proc.pid)
                 cpu0 = cpu_seconds(proc.pid)
                 go = time.monotonic()
+                if args.profile_window:
+                    _profile_window(args, proc.pid, kind, n)
                 workers.send("go")
                 made: dict[str, float] = {}
                 refer = None
@@ -333,6 +365,11 @@ def main() -> None:
         "--group-commit", choices=("default", "on", "off", "compare"), default="default"
     )
     parser.add_argument("--profile", help="py-spy raw stacks of the province to PATH.<db>.<n>.txt")
+    parser.add_argument(
+        "--profile-window",
+        help="py-spy raw stacks of the province over the window only (idle threads too, "
+        "by thread) to PATH.<db>.<n>.txt",
+    )
     parser.add_argument("--log", help="keep the province's log as PATH.<db>.<n>.log")
     parser.add_argument("--connect-timeout", type=float, default=300.0)
     parser.add_argument("--drain-timeout", type=float, default=60.0)

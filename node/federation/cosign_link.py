@@ -10,7 +10,7 @@ with no extra port or configuration even where only the child can dial:
 Rules, on both ends of every link:
   1. after the Hello, and then every witness.submit_interval_seconds, if this node has
      signed a checkpoint larger than the peer last cosigned, ask the peer to cosign it
-     (node.services.cosigning.offer: from that size, with the consistency proof); at most
+     (node.services.cosigning.peer_offer: from that size, with the consistency proof); at most
      one request is outstanding, and its answer is awaited at most witness.timeout_seconds;
   2. the answer is read as an HTTP answer is (cosigning.take_answer): a cosignature is
      stored only if it verifies under the peer's link cosigner key, derived from the signing
@@ -88,13 +88,11 @@ class LinkCosigning:
 
     async def _round(self) -> None:
         """One offer to the peer, and the one retry a 409 allows."""
-        key = await self.db.read(cosigning.peer_cosigner_key, self.ctx, self.peer)
-        if key is None:
-            return
-        asked = await self.db.read(cosigning.offer, self.ctx, self.peer, key)
+        asked = await self.db.read(cosigning.peer_offer, self.ctx, self.peer)
         for _attempt in range(2):
-            if isinstance(asked, cosigning.SubmitResult):
+            if not isinstance(asked, cosigning.Offer):  # not linked, or nothing to ask
                 return
+            key = asked.key
             answer = await self._ask(asked.body)
             if answer is None:
                 return

@@ -46,7 +46,7 @@ from node.ids import NodeId
 from node.logs import get_logger
 from node.services.context import NodeContext
 from node.services.exchange import BatchResult
-from node.services.group_receive import LinkAck, LinkBatch, commit_group
+from node.services.group_receive import LinkAck, LinkBatch, LinkMark, commit_group
 
 __all__ = ["MAX_ENVELOPES", "MAX_GROUP_SECONDS", "GroupWriter", "next_cap", "writer_for"]
 
@@ -56,7 +56,8 @@ MAX_ENVELOPES = 512
 MIN_ENVELOPES = 32
 MAX_GROUP_SECONDS = 1.0
 T = TypeVar("T")
-_Pending = tuple[LinkBatch | LinkAck, "asyncio.Future[Any]"]
+_Item = LinkBatch | LinkAck | LinkMark
+_Pending = tuple[_Item, "asyncio.Future[Any]"]
 
 
 class _Writes(Protocol):
@@ -98,7 +99,13 @@ class GroupWriter:
         have ready (exchange.acknowledge semantics); raise what refused it."""
         await self._queued(LinkAck(peer, through))
 
-    async def _queued(self, item: LinkBatch | LinkAck) -> Any:
+    async def mark(self, peer: str, connected: bool) -> None:
+        """Record that a live stream with `peer` came up (connected) or went down, with
+        whatever other links have ready (links.mark_connected semantics; marks of one
+        peer hold in the order they were made: the latest wins)."""
+        await self._queued(LinkMark(peer, self.ctx.clock.now() if connected else None))
+
+    async def _queued(self, item: _Item) -> Any:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="group commit")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -106,18 +113,21 @@ class GroupWriter:
         return await future
 
     def _take(self, first: _Pending) -> list[_Pending]:
-        """The first item, and every item queued behind it, within the cap."""
+        """The first item, and every item queued behind it, within the cap (a connection
+        mark always fits, so marks are never put back and hold in the order made)."""
         group = [first]
         size = _size(first[0])
         while not self._queue.empty():
             nxt = self._queue.get_nowait()
-            if size + _size(nxt[0]) > self.cap:
+            more = _size(nxt[0])
+            if more and size + more > self.cap:
                 self._queue.put_nowait(nxt)  # goes to the back: next group, in a moment
                 break
             group.append(nxt)
-            size += _size(nxt[0])
-        # A session that gave up (cancelled) has nothing to commit any more.
-        return [item for item in group if not item[1].cancelled()]
+            size += more
+        # A session that gave up (cancelled) has nothing to commit any more; a connection
+        # mark still holds (the stream came up or went down whoever waits for the record).
+        return [item for item in group if not item[1].cancelled() or isinstance(item[0], LinkMark)]
 
     async def _run(self) -> None:
         while True:
@@ -126,10 +136,15 @@ class GroupWriter:
                 continue
             batches = [(b, f) for b, f in group if isinstance(b, LinkBatch)]
             acks = [(a, f) for a, f in group if isinstance(a, LinkAck)]
+            marks = [(m, f) for m, f in group if isinstance(m, LinkMark)]
             began = time.monotonic()
             try:
                 results, acked = await self.db.write(
-                    commit_group, self.ctx, [b for b, _ in batches], [a for a, _ in acks]
+                    commit_group,
+                    self.ctx,
+                    [b for b, _ in batches],
+                    [a for a, _ in acks],
+                    [m for m, _ in marks],
                 )
             except Exception as e:  # the transaction failed as a whole: nothing committed
                 self.log.warning(
@@ -147,6 +162,7 @@ class GroupWriter:
             for (_, future), outcome in [
                 *zip(batches, results, strict=True),
                 *zip(acks, acked, strict=True),
+                *((mark, None) for mark in marks),
             ]:
                 if future.done():
                     continue
@@ -165,9 +181,12 @@ def next_cap(cap: int, size: int, seconds: float, most: int) -> int:
     return min(most, cap * 2)
 
 
-def _size(item: LinkBatch | LinkAck) -> int:
-    """What an item counts towards MAX_ENVELOPES: a batch its envelopes, an Ack one."""
-    return len(item.deliveries) if isinstance(item, LinkBatch) else 1
+def _size(item: _Item) -> int:
+    """What an item counts towards MAX_ENVELOPES: a batch its envelopes, an Ack one, a
+    connection mark none (one row of one executemany)."""
+    if isinstance(item, LinkBatch):
+        return len(item.deliveries)
+    return 1 if isinstance(item, LinkAck) else 0
 
 
 # One writer per node context and event loop, by (id(ctx), id(loop)); a writer holds

@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 
 from node.errors import NodeError
+from node.federation import group_commit
 from node.federation.session import LinkSession
 from node.federation.workers import DbWorkers
 from node.ids import NodeId
@@ -59,7 +60,10 @@ class LiveLinks:
         else:
             self.connected.discard(peer)
         try:
-            await self.db.write(links.mark_connected, self.ctx, peer, connected)
+            if self.ctx.config.federation.group_commit:  # in the next group (decision 0043)
+                await group_commit.writer_for(self.ctx, self.db).mark(peer, connected)
+            else:
+                await self.db.write(links.mark_connected, self.ctx, peer, connected)
         except NodeError as e:  # pragma: no cover - best effort bookkeeping
             self.log.error("link.state_not_recorded", peer=peer, error=str(e))
 

@@ -83,7 +83,8 @@ class Pins:
         """Re-read the pins and the identities to present; whether anything changed. All of
         it in one trip to a reader thread (`_load`): an idle node refreshes every
         PIN_REFRESH_MAX_SECONDS, and each trip wakes a thread (issue 20.5)."""
-        pins, presented, current = await self.db.read(_load, self.ctx)
+        known = {p.peer_id: p for p in self.pins}
+        pins, presented, current = await self.db.read(_load, self.ctx, known)
         moved = False
         if [(p.peer_id, p.fingerprints, p.address) for p in pins] != [
             (p.peer_id, p.fingerprints, p.address) for p in self.pins
@@ -201,12 +202,13 @@ class Pins:
 
 
 def _load(
-    ctx: NodeContext,
+    ctx: NodeContext, known: dict[str, links.Pin]
 ) -> tuple[list[links.Pin], tuple[rotation.Identity, rotation.Identity], rotation.Identity]:
-    """What a refresh reads (on a reader thread): the pins; the identities to present as a
+    """What a refresh reads (on a reader thread): the pins (the certificates only of those
+    not `known` as they are: links.pins); the identities to present as a
     server and to the parent these pins name (node.services.rotation.presented_identities);
     the configured key and certificate (the enrollment and intake ports')."""
-    pins = links.pins(ctx)
+    pins = links.pins(ctx, known)
     parent = next((p.peer_id for p in pins if p.role == "parent"), None)
     presented = rotation.presented_identities(ctx, parent)
     return pins, presented, rotation.current_identity(ctx.config)

@@ -146,6 +146,7 @@ class LinkSession:
         # The peer's pinned signing key, as the last commit left it: a batch's envelopes
         # are opened under it before the writer takes the batch (_open_ahead).
         self.peer_key = b""
+        self.peer_note: bytes | None = None  # its checkpoint held here, as that commit left it
         self._acked_at = float("-inf")  # loop time of the last commit's Ack we wrote
 
     async def run(self) -> None:
@@ -498,7 +499,7 @@ class LinkSession:
             )
         fault_point("after_commit")  # TEST ONLY (node.faults): committed, not yet acked
         if result.peer_key:
-            self.peer_key = result.peer_key
+            self.peer_key, self.peer_note = result.peer_key, result.peer_checkpoint
         if result.outgoing is not None:
             self._ready.keep(result.outgoing)
             await self._send_ready()
@@ -541,6 +542,7 @@ class LinkSession:
                 peer=self.peer,
                 peer_key=VerifyKey(self.peer_key),
                 me=self.ctx.node_id,
+                held_note=self.peer_note,
             )
         )
 

@@ -78,6 +78,7 @@ __all__ = [
     "log_keys",
     "offer",
     "peer_cosigner_key",
+    "peer_offer",
     "post",
     "submit",
     "submit_body",
@@ -340,16 +341,33 @@ def offer(
     size it last cosigned (or from `old`, a size it said it holds), with the consistency
     proof; or, if there is nothing to ask, the result that says why."""
     with ctx.db.read() as session:
-        row = tree.latest_checkpoint(session)
-        if row is None:
-            return SubmitResult(witness, 0, 0, False, "no checkpoint signed yet")
-        size, note = row.size, row.note
-        if old is None:
-            old = witnessed.witness_size(session, key.name)
-            if old == size:
-                return SubmitResult(witness, size, 200, True, "already cosigned")
-        proof = tree.consistency_proof(session, old, size) if 0 < old < size else []
+        return _offer_in(session, witness, key, old)
+
+
+def _offer_in(
+    session: Session, witness: str, key: CosignerKey, old: int | None
+) -> Offer | SubmitResult:
+    row = tree.latest_checkpoint(session)
+    if row is None:
+        return SubmitResult(witness, 0, 0, False, "no checkpoint signed yet")
+    size, note = row.size, row.note
+    if old is None:
+        old = witnessed.witness_size(session, key.name)
+        if old == size:
+            return SubmitResult(witness, size, 200, True, "already cosigned")
+    proof = tree.consistency_proof(session, old, size) if 0 < old < size else []
     return Offer(witness, key, size, note, old, submit_body(old, proof, note))
+
+
+def peer_offer(ctx: NodeContext, peer: NodeId) -> Offer | SubmitResult | None:
+    """`offer` to a linked peer under its link cosigner key (`peer_cosigner_key`), both read
+    in one transaction: one trip to a reader thread, not two (decision 0043: each of 1,200
+    links makes one at its Hello); None if the peer is not linked."""
+    with ctx.db.read() as session:
+        keys = witnessed.peer_signing_keys(session, peer)
+        if not keys:
+            return None
+        return _offer_in(session, peer, link_cosigner_key(peer, keys[0]), None)
 
 
 def take_answer(

@@ -112,8 +112,10 @@ class BatchResult:
     # batch of status updates does): the link's send loop needs waking only if it has not
     # sent that far.
     queued_through: int = 0
-    # The peer's pinned signing key after the batch: what the next batch is opened under.
+    # The peer's pinned signing key, and its checkpoint held here, after the batch: what the
+    # next batch is opened under (a note already held is not opened again: witness.check).
     peer_key: bytes = b""
+    peer_checkpoint: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -377,7 +379,7 @@ def receive_batch_in(
         result.outgoing = _outgoing(session, ctx, queued, held)
     for tracking_id in result.accepted if ctx.config.routing.auto else ():
         routing.auto_dispose_in(session, ctx, tracking_id)  # commits with the acceptance
-    result.peer_key = link.signing_key
+    result.peer_key, result.peer_checkpoint = link.signing_key, link.peer_checkpoint
     return result
 
 

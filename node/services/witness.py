@@ -217,10 +217,16 @@ def check(
         return
     if _discontinued(link, opened, note):
         return
-    # 1. Signed by the peer's pinned key (or an earlier one of its keys), for its log.
+    # 1. Signed by the peer's pinned key (or an earlier one of its keys), for its log;
+    # opened ahead under the pinned key (node.envelopes.OpenedAhead), it is not again.
     verifier = Verifier.from_public_key(origin_for(peer), link.signing_key)
     try:
-        presented = open_checkpoint(note, verifier)
+        if opened.checkpoint_ahead is not None and hmac.compare_digest(
+            opened.checkpoint_key, link.signing_key
+        ):
+            presented = opened.checkpoint_ahead
+        else:
+            presented = open_checkpoint(note, verifier)
     except SignatureError:
         earlier = [] if session is None else _earlier_keys(session, peer)
         if not earlier:

@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
 
-from sqlalchemy import Update, bindparam, func, select, tuple_, update
+from sqlalchemy import Select, Update, bindparam, func, literal, select, true, tuple_, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -73,26 +73,40 @@ def seen_messages(session: Session, sender: str, message_ids: Collection[str]) -
 
 def seen_messages_of(session: Session, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
     """Which of these (sender, message_id) pairs are already in the inbox: one lookup for
-    the envelopes of many links (`seen_messages` for one sender). On PostgreSQL both
-    columns of the inbox's key are matched against one array each (queries.one_of), which
-    probes the key's index for each pair of values, and the pairs asked for are picked from
-    what it finds; elsewhere the pairs go as row values, a few hundred at a time."""
+    the envelopes of many links (`seen_messages` for one sender). On PostgreSQL the pairs
+    go as two arrays, unnested side by side, and each pair probes the inbox's key once (a
+    LATERAL subquery with LIMIT, which the planner keeps as a nested loop whatever plan it
+    caches). Matching each column against an array of its own instead probed the key for
+    every sender with every message id: once psycopg had prepared the statement, the
+    generic plan took 167 ms for 128 senders and 512 ids against 60,000 rows, 2.4 ms this
+    way (decision 0043). Elsewhere the pairs go as row values, a few hundred at a time."""
     wanted = set(pairs)
     if not wanted:
         return set()
     key = (InboxRow.sender, InboxRow.message_id)
     if session.get_bind().dialect.name == "postgresql":
-        stmt = select(*key).where(
-            one_of(session, InboxRow.sender, {s for s, _ in wanted}),
-            one_of(session, InboxRow.message_id, {m for _, m in wanted}),
-        )
-        return {(s, m) for s, m in session.execute(stmt) if (s, m) in wanted}
+        return {(s, m) for s, m in session.execute(_seen_pairs(list(wanted)))}
     found: set[tuple[str, str]] = set()
     listed = list(wanted)
     for first in range(0, len(listed), _ROW_VALUES):
         stmt = select(*key).where(tuple_(*key).in_(listed[first : first + _ROW_VALUES]))
         found.update((s, m) for s, m in session.execute(stmt))
     return found
+
+
+def _seen_pairs(pairs: list[tuple[str, str]]) -> Select[str, str]:
+    """SELECT the pairs found in the inbox FROM unnest(:senders, :message_ids), each probing
+    the inbox's key in a LATERAL subquery (seen_messages_of)."""
+    senders = bindparam(None, [s for s, _ in pairs], type_=postgresql.ARRAY(InboxRow.sender.type))
+    ids = bindparam(None, [m for _, m in pairs], type_=postgresql.ARRAY(InboxRow.message_id.type))
+    asked = func.unnest(senders, ids).table_valued("sender", "message_id").render_derived("asked")
+    hit = (
+        select(literal(1))
+        .where(InboxRow.sender == asked.c.sender, InboxRow.message_id == asked.c.message_id)
+        .limit(1)
+        .lateral("hit")
+    )
+    return select(asked.c.sender, asked.c.message_id).select_from(asked.join(hit, true()))
 
 
 _ROW_VALUES = 400  # pairs per SQLite statement: two parameters each, within its 999

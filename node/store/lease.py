@@ -77,17 +77,22 @@ class LeaseView:
         return max(0.0, (self.expires_at - self.now).total_seconds())
 
 
-def check(session: Session, epoch: int) -> None:
+_CHECK = (
+    "SELECT (SELECT holder FROM leader_lease WHERE id = 1 AND epoch = :epoch "
+    "AND expires_at > clock_timestamp() FOR KEY SHARE)"
+)
+_CHECK_AND_LOCK = _CHECK + ", pg_advisory_xact_lock(:lock)"
+
+
+def check(session: Session, epoch: int, write_lock: int | None = None) -> None:
     """The first statement of a leader's write transaction: hold `epoch`'s lease (locked
-    FOR KEY SHARE until the transaction ends) or raise NotLeaderError."""
-    held = session.execute(
-        text(
-            "SELECT holder FROM leader_lease WHERE id = 1 AND epoch = :epoch "
-            "AND expires_at > clock_timestamp() FOR KEY SHARE"
-        ),
-        {"epoch": epoch},
-    ).first()
-    if held is None:
+    FOR KEY SHARE until the transaction ends) or raise NotLeaderError. With `write_lock`,
+    the same statement then takes that transaction-level advisory lock (node.store.db's
+    WRITE_LOCK): one round trip to the database for both, not one each (decision 0043)."""
+    sql = _CHECK if write_lock is None else _CHECK_AND_LOCK
+    params = {"epoch": epoch} if write_lock is None else {"epoch": epoch, "lock": write_lock}
+    held = session.execute(text(sql), params).first()
+    if held is None or held[0] is None:
         current = view(session.connection())
         raise NotLeaderError(_not_leader(epoch, current))
 

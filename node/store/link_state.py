@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from node.store import queries
@@ -20,6 +20,7 @@ __all__ = [
     "live_invites",
     "oldest_unacked",
     "set_connected",
+    "set_connected_many",
     "touch",
 ]
 
@@ -82,6 +83,30 @@ def set_connected(session: Session, peer_id: str, since: dt.datetime | None) -> 
         values["last_seen_at"] = since
         stmt = stmt.where(Link.revoked_at.is_(None))
     session.execute(stmt.values(**values))
+
+
+_MARK = (
+    update(Link)
+    .where(Link.peer_id == bindparam("peer"), Link.revoked_at.is_(None))
+    .values(
+        connected_since=bindparam("since", type_=Link.connected_since.type),
+        last_seen_at=func.coalesce(
+            bindparam("seen", type_=Link.last_seen_at.type), Link.last_seen_at
+        ),
+    )
+)
+
+
+def set_connected_many(
+    session: Session, marks: Sequence[tuple[str, dt.datetime | None, dt.datetime | None]]
+) -> None:
+    """`set_connected` for many peers with one executemany: each (peer, since when it has a
+    live stream or None, when it was last seen connecting or None: unchanged). A revoked
+    link is left as it is: never marked connected, and its revocation cleared its mark."""
+    if marks:
+        session.connection().execute(
+            _MARK, [{"peer": peer, "since": since, "seen": seen} for peer, since, seen in marks]
+        )
 
 
 def touch(session: Session, peer_ids: Collection[str], at: dt.datetime) -> None:

@@ -561,18 +561,22 @@ def outbox_by_message(session: Session, message_id: str) -> OutboxRow | None:
     ).scalar_one_or_none()
 
 
-def acknowledge_outbox(session: Session, peer_id: str, upto: int, at: dt.datetime) -> int | None:
+def acknowledge_outbox(
+    session: Session, peer_id: str, upto: int, at: dt.datetime, *, sent_only: bool = False
+) -> int | None:
     """`peer_id` acknowledged our envelopes up to sequence `upto` at `at`: move its active
     link's acked_out_seq up to `upto` (never down, and never to a sequence not sent yet) and
     its last_seen_at to `at`, locking the link. That is the whole acknowledgement: an outbox
     row is acknowledged when its sequence is at most acked_out_seq (decision 0020). Return
     the link's next_out_seq (the caller refuses an `upto` at or beyond it), or None,
-    changing nothing, if there is no active link with `peer_id`."""
+    changing nothing, if there is no active link with `peer_id`. With `sent_only`, an
+    `upto` at or beyond next_out_seq changes nothing either, and gives None."""
     moves = (Link.acked_out_seq < upto) & (Link.next_out_seq > upto)
+    where = (Link.peer_id == peer_id) & Link.revoked_at.is_(None)
     return update_returning(
         session,
         Link.next_out_seq,
-        (Link.peer_id == peer_id) & Link.revoked_at.is_(None),
+        where & (Link.next_out_seq > upto) if sent_only else where,
         acked_out_seq=case((moves, upto), else_=Link.acked_out_seq),
         last_seen_at=at,
     )

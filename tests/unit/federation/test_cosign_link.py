@@ -6,6 +6,7 @@ predates them), is not asked first again until it asks itself."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -122,3 +123,45 @@ def test_a_silent_old_peer_is_not_asked_again_until_it_asks(tree: list[TestNode]
             db.shutdown()
 
     asyncio.run(scenario())
+
+
+class CountedReads(DbWorkers):
+    """DbWorkers that counts the trips to its reader threads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    async def read(self, fn: Any, *args: Any) -> Any:
+        self.reads += 1
+        return await super().read(fn, *args)
+
+
+@pytest.mark.parametrize(
+    ("name", "peer", "asks"), [("linked", "id", True), ("not linked", "id-99", False)]
+)
+def test_a_round_reads_its_offer_in_one_trip(
+    tree: list[TestNode], name: str, peer: str, asks: bool
+) -> None:
+    """A round's offer (the peer's cosigner key, our latest checkpoint, what the peer last
+    cosigned) is one trip to a reader thread (decision 0043); a linked peer is then asked,
+    one that is not linked is not."""
+    _, province, _ = tree
+
+    async def scenario() -> tuple[int, list[str | None]]:
+        db, out = CountedReads(), Recorded()
+        try:
+            side = cosign_link.LinkCosigning(
+                province.ctx(), NodeId(peer), db, out.write, get_logger()
+            )
+            task = asyncio.create_task(side._round())
+            await wait_until_async(lambda: bool(out.frames) or task.done(), what="the round")
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            return db.reads, out.kinds()
+        finally:
+            db.shutdown()
+
+    reads, kinds = asyncio.run(scenario())
+    assert reads == 1, name
+    assert kinds == (["witness_request"] if asks else []), name

@@ -15,8 +15,9 @@ from node.federation import group_commit
 from node.federation.group_commit import GroupWriter
 from node.federation.workers import DbWorkers
 from node.ids import NodeId
-from node.services import bulk, complaints, exchange, lifecycle
-from node.services.group_receive import LinkBatch, receive_group
+from node.services import bulk, complaints, exchange, lifecycle, links
+from node.services.group_receive import LinkAck, LinkBatch, LinkMark, commit_group, receive_group
+from node.store import queries
 from node.store.models import Link
 from tests.conftest import NodeFactory
 from tests.fault.conftest import draft
@@ -245,6 +246,142 @@ def test_acks_join_the_group_and_a_refused_one_fails_alone(nodes: NodeFactory) -
     assert {complaints.show(p, t).status for t in ids} == {"accepted"}
 
 
+def test_connection_marks_join_the_group_and_the_latest_holds(nodes: NodeFactory) -> None:
+    """Through the writer, in one group beside a child's batch: two links come up, one
+    comes up and goes down, one goes down and comes up again, and a revoked one comes up.
+    One transaction records them all with one executemany; `link list` shows each link as
+    its latest mark left it (last seen when it came up), and the revoked link unmarked."""
+    parent, kids = _province(nodes, 5)
+    p = parent.ctx()
+    peers = [NodeId(kid.ctx().node_id) for kid in kids]
+    links.revoke(p, peers[3], "bench")
+    ids, batch = _receipts(parent, kids[4], 2)
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement.lstrip())
+
+    async def run() -> tuple[list[object], GroupWriter]:
+        db = DbWorkers()
+        try:
+            writer = GroupWriter(p, db)
+            done = await asyncio.gather(
+                writer.mark(peers[0], True),
+                writer.mark(peers[1], False),
+                writer.mark(peers[2], True),
+                writer.mark(peers[1], True),
+                writer.mark(peers[2], False),
+                writer.mark(peers[3], True),
+                writer.receive(peers[4], batch),
+            )
+            return list(done), writer
+        finally:
+            db.shutdown()
+
+    event.listen(p.db._writer, "before_cursor_execute", seen)
+    try:
+        done, writer = asyncio.run(run())
+    finally:
+        event.remove(p.db._writer, "before_cursor_execute", seen)
+    assert done[:6] == [None] * 6
+    assert isinstance(done[6], exchange.BatchResult) and done[6].committed_through == 2
+    assert writer.groups == 1
+    marks = [t for t in statements if t.startswith("UPDATE links") and "connected_since" in t]
+    assert len(marks) == 1, statements
+    states = {view.peer_id: view.state for view in links.list_links(p)}
+    assert [states[peer] for peer in (peers[0], peers[1], peers[2])] == [
+        "connected",
+        "connected",
+        "not connected",
+    ]
+    with p.db.read() as session:
+        rows = {link.peer_id: link for link in session.scalars(select(Link))}
+    assert (rows[peers[2]].connected_since, rows[peers[2]].last_seen_at is not None) == (None, True)
+    assert (rows[peers[3]].connected_since, rows[peers[3]].revoked_at is not None) == (None, True)
+    assert {complaints.show(p, t).status for t in ids} == {"accepted"}
+
+
+def test_a_mark_whose_caller_gave_up_still_holds(nodes: NodeFactory) -> None:
+    """A link goes down and the task recording it is cancelled while it waits for the
+    group: the mark is recorded all the same (the stream did go down)."""
+    parent, kids = _province(nodes, 1)
+    p = parent.ctx()
+    peer = NodeId(kids[0].ctx().node_id)
+
+    async def run() -> None:
+        db = DbWorkers()
+        try:
+            writer = GroupWriter(p, db)
+            await writer.mark(peer, True)
+            down = asyncio.create_task(writer.mark(peer, False))
+            await asyncio.sleep(0)  # queued
+            down.cancel()
+            await writer.mark(peer, True)  # a later group: the cancelled mark came first
+            await writer.mark(peer, False)
+            gone = asyncio.create_task(writer.mark(peer, False))
+            await asyncio.sleep(0)
+            gone.cancel()
+            await writer.acknowledge(peer, 0)  # the group after it
+        finally:
+            db.shutdown()
+
+    asyncio.run(run())
+    with p.db.read() as session:
+        row = session.scalars(select(Link).where(Link.peer_id == peer)).one()
+    assert row.connected_since is None
+    assert row.last_seen_at is not None
+
+
+def test_an_ack_of_envelopes_sent_takes_one_statement_and_a_refused_one_changes_nothing(
+    nodes: NodeFactory,
+) -> None:
+    """In one group: an Ack of envelopes sent and a repeated Ack each take one statement
+    and no savepoint; an Ack beyond what was sent and one from a peer not linked are
+    refused alone (StateError, PermissionDeniedError), the refused link left as it was."""
+    parent, kids = _province(nodes, 3)
+    p = parent.ctx()
+    peers = [NodeId(kid.ctx().node_id) for kid in kids]
+    for kid in kids:  # three referrals sent to each, none acknowledged yet
+        complaints.refer_many(
+            p, complaints.submit_many(p, [draft(i) for i in range(3)]), kid.ctx().node_id
+        )
+    exchange.acknowledge(p, peers[1], 2)
+    with p.db.read() as session:
+        before = session.scalars(select(Link).where(Link.peer_id == peers[2])).one()
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement.lstrip())
+
+    event.listen(p.db._writer, "before_cursor_execute", seen)
+    try:
+        _, acked = commit_group(
+            p,
+            [],
+            [
+                LinkAck(peers[0], 3),
+                LinkAck(peers[1], 1),
+                LinkAck(peers[2], 4),
+                LinkAck(NodeId("id-99"), 1),
+            ],
+        )
+    finally:
+        event.remove(p.db._writer, "before_cursor_execute", seen)
+    assert acked[:2] == [None, None]
+    assert isinstance(acked[2], StateError) and isinstance(acked[3], PermissionDeniedError)
+    savepoints = [t for t in statements if t.upper().startswith("SAVEPOINT")]
+    assert len(savepoints) == 2, statements  # the two refused, each on the single path
+    updates = [t for t in statements if t.upper().startswith("UPDATE LINKS")]
+    assert len(updates) == 6, statements  # one each, and the refused two again in theirs
+    with p.db.read() as session:
+        rows = {link.peer_id: link for link in session.scalars(select(Link))}
+    assert [rows[peer].acked_out_seq for peer in peers] == [3, 2, 0]
+    assert (rows[peers[2]].last_seen_at, rows[peers[2]].acked_out_seq) == (
+        before.last_seen_at,
+        before.acked_out_seq,
+    )
+
+
 def _group_statements(p: Any, work: list[tuple[Any, Any]]) -> tuple[list[Any], list[str]]:
     """receive_group over (child node, batch) pairs, and every statement the writer ran."""
     statements: list[str] = []
@@ -276,9 +413,10 @@ def test_the_links_are_read_once_per_group(nodes: NodeFactory) -> None:
 
 def test_batches_taken_whole_by_the_bulk_pass_need_no_savepoint_each(nodes: NodeFactory) -> None:
     """Three children's receipts and follow-ups, all taken by the bulk pass: the group sets
-    one savepoint (the pass's), not one more per link, writes the three link rows with two
-    statements (the pass's sequences and checkpoints; last seen, at commit), not one more
-    per link, and each link still ends at its last sequence, marked seen."""
+    no savepoint (not the pass's, decision 0043; not one per link, decision 0041), writes
+    the three link rows with one statement (the pass's sequences and checkpoints and last
+    seen, at commit), not one more per link, and each link still ends at its last
+    sequence, marked seen."""
     parent, kids = _province(nodes, 3)
     p = parent.ctx()
     work = [(kid, *_handled(parent, kid, 2)) for kid in kids]
@@ -286,14 +424,85 @@ def test_batches_taken_whole_by_the_bulk_pass_need_no_savepoint_each(nodes: Node
     assert all(isinstance(r, exchange.BatchResult) and r.applied == 4 for r in results)
     savepoints = [t for t in statements if t.upper().startswith("SAVEPOINT")]
     link_updates = [t for t in statements if t.upper().startswith("UPDATE LINKS")]
-    assert len(savepoints) == 1, savepoints
-    assert len(link_updates) == 2, link_updates
+    assert len(savepoints) == 0, savepoints
+    assert len(link_updates) == 1, link_updates
     with p.db.read() as session:
         rows = {link.peer_id: link for link in session.scalars(select(Link))}
     for kid, _, _ in work:
         row = rows[kid.ctx().node_id]
         assert row.last_in_seq == 4
         assert row.last_seen_at is not None
+
+
+# Statements one group sends the database, opening and committing aside: the write lock,
+# the links locked, four lookups, the ledger head and frontier, two ledger inserts, the
+# complaints' states, notes, events and inbox, the links' rows. Decision 0043 took it from
+# 18 (19 with the leader lease checked first) by dropping the bulk pass's savepoint and
+# release, writing the links' rows once, and checking the lease with the write lock.
+GROUP_STATEMENTS = 15
+
+
+def test_a_groups_statements_do_not_grow_with_its_links(
+    nodes: NodeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Children's receipts and follow-ups taken by the bulk pass: a group of three links and
+    then a group of six other links each send the database GROUP_STATEMENTS statements."""
+    # Bigger inserts go by COPY on PostgreSQL, on the driver's own cursor, which the capture
+    # does not see: here every insert is one statement, whatever its rows.
+    monkeypatch.setattr(queries, "_PG_COPY_ROWS", 1 << 20)
+    parent, kids = _province(nodes, 9)
+    p = parent.ctx()
+    work = [(kid, *_handled(parent, kid, 2)) for kid in kids]
+    counts = []
+    for group in (work[:3], work[3:]):
+        results, statements = _group_statements(p, [(kid, batch) for kid, _, batch in group])
+        assert all(isinstance(r, exchange.BatchResult) and r.applied == 4 for r in results)
+        counts.append(len(statements))
+    assert counts == [GROUP_STATEMENTS, GROUP_STATEMENTS], statements
+
+
+def test_a_failing_bulk_pass_rolls_back_and_the_group_goes_again_without_it(
+    nodes: NodeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bulk pass raises (after writing) in a group with two links' batches, an Ack and a
+    connection mark: the transaction is rolled back and the group applied again link by
+    link; every batch and the Ack are applied once, and the mark holds."""
+    parent, kids = _province(nodes, 3)
+    p = parent.ctx()
+    peers = [NodeId(kid.ctx().node_id) for kid in kids]
+    work = [(kid, *_handled(parent, kid, 2)) for kid in kids[:2]]
+    complaints.refer_many(
+        p, complaints.submit_many(p, [draft(i) for i in range(3)]), kids[2].ctx().node_id
+    )
+    receive_runs = bulk.receive_runs
+
+    def failing(*args: Any) -> list[bulk.RunResult]:
+        runs = receive_runs(*args)  # its writes are made, then the group's pass fails
+        if len(args[2]) > 1:  # (a link's own run, receive_batch_in's, does not)
+            raise RuntimeError("a fault in the bulk pass")
+        return runs
+
+    monkeypatch.setattr(bulk, "receive_runs", failing)
+    before = snapshot(parent)["ledger"]
+    results, acked = commit_group(
+        p,
+        [LinkBatch(NodeId(kid.ctx().node_id), batch) for kid, _, batch in work],
+        [LinkAck(peers[2], 2)],
+        [LinkMark(peers[2], p.clock.now())],
+    )
+    assert acked == [None]
+    for (kid, ids, _), result in zip(work, results, strict=True):
+        assert isinstance(result, exchange.BatchResult)
+        assert (result.error, result.applied, result.committed_through) == (None, 4, 4)
+        for tracking_id in ids:
+            view = complaints.show(p, tracking_id)
+            assert (view.status, view.holder) == ("in_progress", kid.ctx().node_id)
+    ledger = snapshot(parent)["ledger"]
+    assert isinstance(ledger, list) and isinstance(before, list)
+    assert len(ledger) == len(before) + 8  # each envelope recorded once
+    with p.db.read() as session:
+        row = session.scalars(select(Link).where(Link.peer_id == peers[2])).one()
+    assert (row.acked_out_seq, row.connected_since is not None) == (2, True)
 
 
 @pytest.mark.parametrize(

@@ -9,11 +9,16 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from node.services import audit, checkpoints, complaints, leadership
 from node.services.context import NodeContext
-from node.store.db import IDLE_IN_TRANSACTION_SECONDS, Database, DatabaseUnavailableError
+from node.store.db import (
+    IDLE_IN_TRANSACTION_SECONDS,
+    WRITE_LOCK,
+    Database,
+    DatabaseUnavailableError,
+)
 from node.store.lease import NotLeaderError
 from node.store.models import Complaint
 from tests.conftest import NodeFactory
@@ -165,3 +170,34 @@ def test_a_renewal_waits_for_no_reader_and_no_writer(ctx: NodeContext) -> None:
         writer.join(30)
         for conn in held:
             conn.close()
+
+
+def test_a_leaders_write_checks_its_lease_and_takes_the_write_lock_in_one_statement(
+    ctx: NodeContext, other: NodeContext
+) -> None:
+    """A leader's write transaction opens with one statement that checks the lease and
+    takes the write lock (decision 0043: one round trip, not two); while it is open,
+    another writer cannot take the write lock."""
+    epoch = leadership.take_over(ctx, "a", 30.0)
+    assert epoch is not None
+    ctx.db.fence_writes()
+    ctx.db.lead(epoch)
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(ctx.db._writer, "before_cursor_execute", seen)
+    try:
+        with ctx.db.write() as session:
+            session.execute(text("SELECT 1"))
+            with other.db._writer.connect() as conn:
+                taken = conn.execute(
+                    text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": WRITE_LOCK}
+                ).scalar_one()
+                conn.rollback()
+    finally:
+        event.remove(ctx.db._writer, "before_cursor_execute", seen)
+    assert len(statements) == 2, statements
+    assert "leader_lease" in statements[0] and "pg_advisory_xact_lock" in statements[0]
+    assert taken is False

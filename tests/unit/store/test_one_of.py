@@ -118,3 +118,47 @@ def test_postgresql_keeps_a_plan_that_probes_the_index_for_each_value(database_u
     index_conditions = " ".join(re.findall(r"Index Cond: (.*)", plan))
     assert "message_id" in index_conditions, plan
     assert "Filter" not in plan, plan
+
+
+def test_seen_pairs_are_exactly_those_in_the_inbox(db: Database) -> None:
+    """seen_messages_of gives the (sender, message id) pairs asked for that the inbox holds,
+    and no pair made of one's sender and another's message id."""
+    asked = [
+        (SENDER, _message_id(0)),
+        ("id-64-02", _message_id(7)),
+        (SENDER, "absent"),
+        ("id-64-09", _message_id(1)),  # a message id the inbox holds, from other senders
+        ("id-64-02", _message_id(ROWS + 1)),
+    ]
+    with db.read() as session:
+        assert batches.seen_messages_of(session, asked) == set(asked[:2])
+        assert batches.seen_messages_of(session, []) == set()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_kind", ["postgresql"])
+def test_the_kept_plan_of_the_pairs_lookup_probes_the_key_once_per_pair(db: Database) -> None:
+    """The pairs lookup, once psycopg has prepared it, under the generic plan PostgreSQL
+    may keep: a nested loop that probes the inbox's key once per pair asked (decision
+    0043), not once per sender and message id combined."""
+    senders = [f"id-64-{n:04d}" for n in range(64)]
+    asked = [(s, _message_id(n)) for n, s in enumerate(senders * 4)]
+    with db.read() as session:
+        for _ in range(6):  # psycopg prepares a statement from its fifth run
+            batches.seen_messages_of(session, asked)
+        raw: Any = session.connection().connection.driver_connection
+        found = raw.execute(
+            "SELECT name FROM pg_prepared_statements WHERE statement LIKE %s",
+            ["%LATERAL%FROM inbox%"],
+        ).fetchall()
+        assert len(found) == 1, found
+        raw.execute("SET plan_cache_mode = force_generic_plan")
+        explain = sql.SQL("EXPLAIN ANALYZE EXECUTE {}({}, {}, 1, 1)").format(
+            sql.Identifier(found[0][0]),
+            sql.Literal([s for s, _ in asked]),
+            sql.Literal([m for _, m in asked]),
+        )
+        plan = "\n".join(row[0] for row in raw.execute(explain).fetchall())
+        raw.execute("RESET plan_cache_mode")
+    assert "Nested Loop" in plan and "Hash" not in plan, plan
+    assert re.search(rf"Index (Only )?Scan using inbox_pkey .*loops={len(asked)}\)", plan), plan

@@ -3,6 +3,7 @@ write again only when it surely did not commit (node.store.db.retry_uncommitted)
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from sqlalchemy.engine import make_url
 
 from node.config import load_config, render_config
 from node.errors import ConfigError
+from node.store import db as db_module
 from node.store.db import Database, DatabaseUnavailableError, retry_uncommitted
 from tests.support.databases import fresh_database
 from tests.support.nodes import free_port
@@ -84,3 +86,68 @@ def test_hosts_listed_before_the_database_name_are_refused_naming_the_form_to_us
     good = "postgresql+psycopg://lapor@/lapor?host=db1:5432&host=db2:5432"
     path.write_text(rendered.replace('url: "sqlite:///node.db"', f'url: "{good}"'))
     assert load_config(path).database_url == good
+
+
+def _terminate(db: Database, pid: int) -> None:
+    """End the server process `pid` (a pooled connection of `db`), from another connection."""
+    other = Database(db.url)
+    try:
+        with other.read() as session:
+            session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        other.dispose()
+
+
+def _writer_pid(db: Database) -> int:
+    with db.write() as session:
+        return int(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def test_the_writers_connection_is_pinged_only_after_it_sat_idle(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writes back to back reuse the writer's connection without a ping; one after it sat
+    idle for PING_AFTER_IDLE_SECONDS pings it first (decision 0043)."""
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 0.3)
+    db = Database(pg_url)
+    pings: list[object] = []
+    ping = db._writer.dialect.do_ping
+
+    def counted(conn: object) -> bool:
+        pings.append(conn)
+        return ping(conn)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(db._writer.dialect, "do_ping", counted)
+    try:
+        first = _writer_pid(db)
+        assert [_writer_pid(db) for _ in range(5)] == [first] * 5
+        assert pings == []
+        time.sleep(0.4)
+        assert _writer_pid(db) == first
+        assert len(pings) == 1
+    finally:
+        db.dispose()
+
+
+def test_a_writers_connection_lost_in_the_pool_is_replaced(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server process of the writer's pooled connection ends: after the idle time the
+    ping finds it dead and the write goes through on a new connection; sooner, the write
+    fails before commit (committed False) and retry_uncommitted's next run goes through."""
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 0.3)
+    db = Database(pg_url)
+    try:
+        first = _writer_pid(db)
+        _terminate(db, first)
+        time.sleep(0.4)
+        second = _writer_pid(db)
+        assert second != first
+        _terminate(db, second)
+        with pytest.raises(DatabaseUnavailableError) as caught:
+            _writer_pid(db)
+        assert caught.value.committed is False
+        third = retry_uncommitted(_writer_pid, db)
+        assert third not in (first, second)
+    finally:
+        db.dispose()
