@@ -5,7 +5,6 @@ hold once every fault has healed."""
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -35,15 +34,6 @@ def draft(n: int) -> ComplaintDraft:
         reporter_name="Siti Aminah",
         reporter_contact="081355501234",
     )
-
-
-def configure(node: TestNode, **federation: int) -> None:
-    """Set `federation.<key>: value` in `node`'s node.yaml (before it starts)."""
-    text = node.config.read_text()
-    for key, value in federation.items():
-        text, n = re.subn(rf"(?m)^  {key}: \d+", f"  {key}: {value}", text)
-        assert n == 1, f"federation.{key} not found in {node.config}"
-    node.config.write_text(text)
 
 
 @dataclass

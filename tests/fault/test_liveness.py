@@ -18,9 +18,9 @@ from node.federation.reconnect import CONNECT_TIMEOUT_SECONDS
 from node.metrics import LINK_GAUGES_SECONDS
 from node.services import links
 from tests.conftest import NodeFactory
-from tests.fault.conftest import Link, configure
+from tests.fault.conftest import Link
 from tests.support.frozen import FreezableProxy
-from tests.support.nodes import TestNode, free_port, wait_until
+from tests.support.nodes import TestNode, configure, free_port, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import select
 
 from node.clock import FixedClock
-from node.config import load_config
+from node.config import FederationConfig, load_config
 from node.crypto.linking import TOKEN_PREFIX, AddressPair, JoinToken
 from node.errors import NodeError
 from node.federation.enrollment_port import join
@@ -30,8 +30,9 @@ from node.services.context import NodeContext
 from node.store.models import Invite
 from tests.conftest import NodeFactory
 from tests.integration.test_referral import SUBMIT
+from tests.support.cli import run_cli
 from tests.support.databases import fresh_database
-from tests.support.nodes import TestNode, make_node, snapshot, status_of
+from tests.support.nodes import TestNode, configure, make_node, snapshot, status_of
 from tests.support.waits import (
     COMMAND_BOUND,
     holds_throughout,
@@ -45,6 +46,9 @@ pytestmark = pytest.mark.slow
 KUKAR = ("id-64-02", "Kabupaten Kutai Kartanegara")
 KUTIM = ("id-64-08", "Kabupaten Kutai Timur")
 JOIN_WAIT = 60  # seconds a `link join --wait` waits for the operator's decision
+# The revoked regency's reconnect backoff (make_node's is 100..1000 ms).
+REVOKE_RECONNECT = {"reconnect_min_ms": 50, "reconnect_max_ms": 200}
+REVOKE_FEDERATION = FederationConfig(**REVOKE_RECONNECT)
 
 
 def _enrollment_address(node: TestNode) -> str:
@@ -299,6 +303,8 @@ def test_revoke_closes_the_stream_and_refuses_reconnects(
     LinkRevoked is in the ledger, and both exports still verify."""
     province = nodes("id-64", "Provinsi Kalimantan Timur")
     regency = nodes(*KUKAR)
+    # The regency's backoff short, so the windows in which it would have dialed again are.
+    configure(regency, **REVOKE_RECONNECT)
     _start(province, regency)
     regency.cli("link", "join", _invite(province, KUKAR))
     wait_until(lambda: _connected(regency, "id-64"), what="the link to come up")
@@ -327,7 +333,7 @@ def test_revoke_closes_the_stream_and_refuses_reconnects(
         before = {event: _count(regency, event) for event in attempts}
         holds_throughout(
             lambda: {event: _count(regency, event) for event in attempts} == before,  # noqa: B023 - read at once
-            redial_seconds() + CONNECT_TIMEOUT_SECONDS,
+            redial_seconds(REVOKE_FEDERATION) + CONNECT_TIMEOUT_SECONDS,
             what="a regency that does not dial",
         )
         assert not _connected(regency, "id-64")
@@ -336,12 +342,7 @@ def test_revoke_closes_the_stream_and_refuses_reconnects(
     for node in (province, regency):
         export = tmp_path / f"{node.node_id}.jsonl"
         node.cli("audit", "export", "--out", str(export))
-        verified = subprocess.run(
-            [sys.executable, "-m", "node.cli.main", "audit", "verify", str(export), "--json"],
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_BOUND,
-        )
+        verified = run_cli(["audit", "verify", str(export), "--json"])
         assert verified.returncode == 0, verified.stdout + verified.stderr
     kinds = [json.loads(line) for line in (tmp_path / "id-64.jsonl").read_text().splitlines()]
     assert sum(1 for k in kinds if k["type"] == "entry") == 2  # agreed, revoked
