@@ -14,7 +14,6 @@ from collections.abc import Iterator
 import pytest
 
 from node.federation.liveness import Liveness
-from node.federation.reconnect import CONNECT_TIMEOUT_SECONDS
 from node.metrics import LINK_GAUGES_SECONDS
 from node.services import links
 from tests.conftest import NodeFactory
@@ -89,7 +88,7 @@ def test_a_black_hole_is_noticed_on_both_sides_and_heals(
     liveness = Liveness(federation.keepalive_seconds)
     # Noticing, plus the runtime's bookkeeping rounds (last seen, the gauges).
     notice = liveness.detection_bound_seconds + liveness.beat_seconds + LINK_GAUGES_SECONDS
-    redial = federation.reconnect_max_ms / 1000 + CONNECT_TIMEOUT_SECONDS
+    redial = federation.reconnect_max_ms / 1000 + federation.connect_timeout_ms / 1000
 
     link.start(parent)
     link.start(child)
