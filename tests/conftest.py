@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import pytest
 import structlog
 
 from tests.support.databases import fresh_database
-from tests.support.nodes import TestNode, make_node
+from tests.support.nodes import TestNode, make_node, stop_together
 
 DB_KINDS = [
     pytest.param("sqlite", id="sqlite"),
@@ -76,12 +75,7 @@ def nodes(db_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Itera
         return node
 
     yield factory
-    # Every serving node told to stop first, then each waited for: their grace periods
-    # (open streams, the server's) pass together instead of one after the other. A second
-    # SIGTERM, from close(), only sets `serve`'s stop event again.
-    for node in made:
-        if node.process is not None and node.process.poll() is None:
-            node.process.send_signal(signal.SIGTERM)
+    stop_together(*made)
     for node in made:
         node.close()
     for cm in reversed(stack):

@@ -15,7 +15,7 @@ from node.faults import FAULT_ENV
 from node.services import complaints, links
 from tests.conftest import NodeFactory
 from tests.fault.invariants import check_tree, quiet
-from tests.support.nodes import TestNode, status_of
+from tests.support.nodes import TestNode, status_of, stop_together
 from tests.support.proxy import Proxy
 from tests.support.waits import recovery_bound, wait_until
 
@@ -106,5 +106,4 @@ def link(nodes: NodeFactory) -> Iterator[Link]:
         enrollment = parent.ctx().config.server.enrollment_address
         links.add_link(child.ctx(), parent.card(), "parent", proxy.address, enrollment)
         yield Link(parent, child, proxy)
-        for node in (child, parent):
-            node.stop()
+        stop_together(child, parent)

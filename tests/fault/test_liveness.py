@@ -19,7 +19,7 @@ from node.services import links
 from tests.conftest import NodeFactory
 from tests.fault.conftest import Link
 from tests.support.frozen import FreezableProxy
-from tests.support.nodes import TestNode, configure, free_port, wait_until
+from tests.support.nodes import TestNode, configure, free_port, stop_together, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -46,8 +46,7 @@ def frozen_link(nodes: NodeFactory) -> Iterator[tuple[Link, FreezableProxy, int]
         enrollment = parent.ctx().config.server.enrollment_address
         links.add_link(child.ctx(), parent.card(), "parent", proxy.address, enrollment)
         yield Link(parent, child, proxy), proxy, metrics_port
-        for node in (child, parent):
-            node.stop()
+        stop_together(child, parent)
 
 
 def _view(node: TestNode) -> links.LinkView:

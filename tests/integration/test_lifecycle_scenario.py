@@ -21,7 +21,7 @@ from node.services import audit, checkpoints
 from node.store import queries
 from tests.conftest import NodeFactory
 from tests.support.cli import run_cli
-from tests.support.nodes import TestNode, link, status_of, wait_until
+from tests.support.nodes import TestNode, link, status_of, stop_together, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -222,8 +222,7 @@ def test_three_complaints_through_the_tree(nodes: NodeFactory) -> None:
     ]
     assert status_changes(kutim) == []
 
-    for n in (national, province, kukar, kutim):
-        n.stop()
+    stop_together(national, province, kukar, kutim)
     vkey = checkpoints.verifier_key(national.ctx())
     for parent, child in ((national, province), (province, kukar), (province, kutim)):
         p_lines, c_lines = export(parent), export(child)

@@ -200,6 +200,17 @@ def make_node(root: Path, node_id: str, name: str, database_url: str) -> TestNod
     return TestNode(node_id, name, directory, port, database_url)
 
 
+def stop_together(*nodes: TestNode) -> None:
+    """Stop `nodes`: each serving one is signalled first, then each is waited for, so their
+    grace periods (open streams, the server's) pass together instead of one after another.
+    (A second SIGTERM, from stop(), only sets `serve`'s stop event again.)"""
+    for node in nodes:
+        if node.process is not None and node.process.poll() is None:
+            node.process.send_signal(signal.SIGTERM)
+    for node in nodes:
+        node.stop()
+
+
 def configure(node: TestNode, **federation: int) -> None:
     """Set `federation.<key>: value` in `node`'s node.yaml (before it starts)."""
     text = node.config.read_text()
