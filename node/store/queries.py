@@ -232,12 +232,6 @@ _PG_COPY_ROWS = 32
 """From this many rows insert_many uses COPY on PostgreSQL (it takes a round trip more
 than one INSERT, so a handful of rows goes faster without it)."""
 
-_COMPILED = 256
-"""Statements insert_many keeps compiled, by (table, columns[, dialect]). A node writes
-about a dozen (table, columns) pairs, keyed by the dialect of its engine; a process with
-several nodes (a test, the demo) multiplies them. With 16 a test of four nodes in one
-process recompiled the 999-parameter SQLite INSERT (60 ms) at almost every batch."""
-
 
 def _bound(
     rows: Sequence[Sequence[Any]], processors: Sequence[tuple[int, Callable[[Any], Any]]]
@@ -266,7 +260,7 @@ def _bind_processors(
     return tuple(processors)
 
 
-@functools.lru_cache(maxsize=_COMPILED)
+@functools.lru_cache(maxsize=16)
 def _pg_copy(
     table: Table, columns: tuple[str, ...], dialect: Dialect
 ) -> tuple[str, tuple[tuple[int, Callable[[Any], Any]], ...]]:
@@ -295,7 +289,7 @@ def _processed(process: Callable[[Any], Any], values: Iterable[Any]) -> Iterator
 _NOTHING = object()
 
 
-@functools.lru_cache(maxsize=_COMPILED)
+@functools.lru_cache(maxsize=16)
 def _unnest_insert(table: Table, columns: tuple[str, ...]) -> Insert:
     """INSERT INTO table (columns) SELECT * FROM unnest(:column1::type[], ...)."""
     arrays = [bindparam(name, type_=postgresql.ARRAY(table.c[name].type)) for name in columns]
@@ -303,7 +297,7 @@ def _unnest_insert(table: Table, columns: tuple[str, ...]) -> Insert:
     return insert(table).from_select(list(columns), select(*(rows.c[name] for name in columns)))
 
 
-@functools.lru_cache(maxsize=_COMPILED)
+@functools.lru_cache(maxsize=16)
 def _sqlite_insert(
     table: Table, columns: tuple[str, ...], dialect: Dialect
 ) -> tuple[str, str, int, tuple[tuple[int, Callable[[Any], Any]], ...]]:
