@@ -44,12 +44,11 @@ from sqlalchemy import func, select  # noqa: E402
 
 from bench.referral_throughput import database_url, drop_databases  # noqa: E402
 from node.config import FederationConfig  # noqa: E402
-from node.federation.reconnect import CONNECT_TIMEOUT_SECONDS  # noqa: E402
 from node.services import complaints, links  # noqa: E402
 from node.store.models import InboxRow  # noqa: E402
-from tests.fault.conftest import configure, draft  # noqa: E402
+from tests.fault.conftest import draft  # noqa: E402
 from tests.fault.invariants import quiet  # noqa: E402
-from tests.support.nodes import make_node  # noqa: E402
+from tests.support.nodes import configure, make_node  # noqa: E402
 from tests.support.proxy import Proxy  # noqa: E402
 from tests.support.waits import TEST_FEDERATION, redial_seconds  # noqa: E402
 
@@ -189,7 +188,7 @@ def run(args: argparse.Namespace, root: Path, federation: FederationConfig) -> N
                 f" {pair.proxy.swallowed - swallowed} attempt(s) swallowed by the hole)",
                 flush=True,
             )
-        worst = CONNECT_TIMEOUT_SECONDS + redial_seconds(federation)
+        worst = federation.connect_timeout_ms / 1000 + redial_seconds(federation)
         print(summary("cuts", cuts))
         print(summary("outages", outages))
         print(summary("black holes", list(holes.values())))

@@ -12,7 +12,7 @@ import pytest
 import structlog
 
 from tests.support.databases import fresh_database
-from tests.support.nodes import TestNode, make_node
+from tests.support.nodes import TestNode, make_node, stop_together
 
 DB_KINDS = [
     pytest.param("sqlite", id="sqlite"),
@@ -112,6 +112,7 @@ def nodes(db_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Itera
         return node
 
     yield factory
+    stop_together(*made)
     for node in made:
         node.close()
     for cm in reversed(stack):

@@ -87,6 +87,7 @@ class FederationConfig:
     batch: int = 256
     reconnect_min_ms: int = 200
     reconnect_max_ms: int = 30_000
+    connect_timeout_ms: int = 5000
     keepalive_seconds: int = 30
     group_commit: bool = True
 

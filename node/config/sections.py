@@ -88,6 +88,11 @@ def listen_address(value: object, example: str) -> str:
     return "" if value in (None, "") else _host_port(value, example)
 
 
+def _listen_key(example: str) -> Any:
+    """A side service's `listen` validator (listen_address, `example` in its message)."""
+    return field_validator("listen", mode="before")(lambda value: listen_address(value, example))
+
+
 class Section(BaseModel):
     """A mapping of node.yaml: unknown keys refused, values never coerced from strings.
 
@@ -290,6 +295,9 @@ class Federation(Section):
         "backoff after a broken link, doubling, with jitter ...",
     )
     reconnect_max_ms: int = positive_int(m.FederationConfig, "reconnect_max_ms", "... up to this")
+    connect_timeout_ms: int = positive_int(
+        m.FederationConfig, "connect_timeout_ms", "one dial's wait for the parent's TCP and TLS"
+    )
     keepalive_seconds: int = positive_int(
         m.FederationConfig,
         "keepalive_seconds",
@@ -382,10 +390,7 @@ class Metrics(Section):
     )
     listen: str = key(default_of(m.MetricsConfig, "listen"), 'HOST:PORT; "" turns it off')
 
-    @field_validator("listen", mode="before")
-    @classmethod
-    def _listen(cls, value: object) -> str:
-        return listen_address(value, "127.0.0.1:9464")
+    _listen = _listen_key("127.0.0.1:9464")
 
 
 class Dashboard(Section):
@@ -405,10 +410,7 @@ class Dashboard(Section):
         default_of(m.DashboardConfig, "token_sha256"), "of the token `report dashboard-token` made"
     )
 
-    @field_validator("listen", mode="before")
-    @classmethod
-    def _listen(cls, value: object) -> str:
-        return listen_address(value, "127.0.0.1:7480")
+    _listen = _listen_key("127.0.0.1:7480")
 
     @field_validator("token_sha256", mode="before")
     @classmethod
@@ -446,10 +448,7 @@ class Transparency(Section):
         default_of(m.TransparencyConfig, "tls"), "HTTPS with keys.tls_cert (else plain HTTP)"
     )
 
-    @field_validator("listen", mode="before")
-    @classmethod
-    def _listen(cls, value: object) -> str:
-        return listen_address(value, "127.0.0.1:7490")
+    _listen = _listen_key("127.0.0.1:7490")
 
 
 class Throttle(Section):

@@ -23,7 +23,7 @@ from node.federation.enrollment_port import fetch_key_rotations
 from node.federation.live import LiveLinks
 from node.federation.liveness import Liveness
 from node.federation.pins import REVOKED_METADATA, Pins
-from node.federation.reconnect import CONNECT_TIMEOUT_SECONDS, ReconnectPolicy
+from node.federation.reconnect import ReconnectPolicy
 from node.federation.session import LinkSession, RefusedError, describe
 from node.federation.status import status_for
 from node.federation.transports import ClientTransport
@@ -65,12 +65,12 @@ class ParentDialer:
             ("grpc.http2.ping_timeout_ms", liveness.ping_timeout_ms),
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.max_pings_without_data", 0),
-            # One channel serves one session and one dial of CONNECT_TIMEOUT_SECONDS: its own
-            # retries stay inside that window; waits between dials are the policy's.
+            # One channel serves one session and one dial of federation.connect_timeout_ms:
+            # its own retries stay inside that window; waits between dials are the policy's.
             ("grpc.initial_reconnect_backoff_ms", cfg.federation.reconnect_min_ms),
             (
                 "grpc.max_reconnect_backoff_ms",
-                min(cfg.federation.reconnect_max_ms, int(CONNECT_TIMEOUT_SECONDS * 1000)),
+                min(cfg.federation.reconnect_max_ms, cfg.federation.connect_timeout_ms),
             ),
         ]
 
@@ -142,7 +142,8 @@ class ParentDialer:
             parent.address or "", creds, options=self._channel_options(peer)
         ) as channel:
             try:
-                await asyncio.wait_for(channel.channel_ready(), CONNECT_TIMEOUT_SECONDS)
+                connect = self.ctx.config.federation.connect_timeout_ms / 1000
+                await asyncio.wait_for(channel.channel_ready(), connect)
             except TimeoutError:
                 said = "" if self.parent_said is None else f"; it last said: {self.parent_said}"
                 await self.live.note_error(peer, f"cannot reach parent at {parent.address}{said}")

@@ -82,6 +82,7 @@ MAX_CONNECTIONS = 4096
 DEFAULT_HANDSHAKE_SECONDS = 10.0
 DEFAULT_IDLE_SECONDS = 300.0
 HTTP_IDLE_SECONDS = 30.0
+HTTP_BACKLOG = 128  # a plain-HTTP port's accept queue (werkzeug's; socketserver's is 5)
 WATCH_SECONDS = 5.0  # a flood shorter than the handshake timeout (10 s) must still be seen
 
 _ESTABLISHED = "01"
@@ -199,6 +200,12 @@ def limit_http_server(
         shutdown(request)
 
     gate = _Gate(server.process_request, shutdown_request, idle_seconds)
+    # socketserver listens with a queue of 5 (prometheus_client's metrics server keeps it):
+    # with a sixth connection arriving before the serving thread accepts, the kernel drops
+    # its SYN and the client, a scrape among them, waits a second for its retry. A second
+    # listen() on a listening socket only changes the queue.
+    if isinstance(server, socketserver.TCPServer):
+        server.socket.listen(HTTP_BACKLOG)
 
     def server_close() -> None:
         gate.stop()

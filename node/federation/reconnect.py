@@ -10,7 +10,7 @@ The rule (docs/protocol.md, "Reconnecting"):
      together do not dial back together and the wait never exceeds `reconnect_max`.
 
 So the time from a healed network to a working link is at most
-    detection + reconnect_max + CONNECT_TIMEOUT_SECONDS (+ the Hello round trip),
+    detection + reconnect_max + connect_timeout (+ the Hello round trip),
 where detection is how long the dialer takes to see the old connection is dead (the link's
 silence limit, node.federation.liveness) and is zero when the session had already ended.
 
@@ -25,16 +25,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-__all__ = ["CONNECT_TIMEOUT_SECONDS", "JITTER_FLOOR", "STABLE_SECONDS", "ReconnectPolicy"]
+__all__ = ["JITTER_FLOOR", "STABLE_SECONDS", "ReconnectPolicy"]
 
 STABLE_SECONDS = 10.0
 """A session up this long after its Hello counts as a working link (rule 1)."""
 
 JITTER_FLOOR = 0.5
 """Each wait is drawn from [JITTER_FLOOR x wait, wait] (rule 3)."""
-
-CONNECT_TIMEOUT_SECONDS = 5.0
-"""How long one dial waits for the TCP and TLS connection to the parent."""
 
 
 @dataclass

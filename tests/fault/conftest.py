@@ -5,7 +5,6 @@ hold once every fault has healed."""
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -16,7 +15,7 @@ from node.faults import FAULT_ENV
 from node.services import complaints, links
 from tests.conftest import NodeFactory
 from tests.fault.invariants import check_tree, quiet
-from tests.support.nodes import TestNode, status_of
+from tests.support.nodes import TestNode, status_of, stop_together
 from tests.support.proxy import Proxy
 from tests.support.waits import recovery_bound, wait_until
 
@@ -35,15 +34,6 @@ def draft(n: int) -> ComplaintDraft:
         reporter_name="Siti Aminah",
         reporter_contact="081355501234",
     )
-
-
-def configure(node: TestNode, **federation: int) -> None:
-    """Set `federation.<key>: value` in `node`'s node.yaml (before it starts)."""
-    text = node.config.read_text()
-    for key, value in federation.items():
-        text, n = re.subn(rf"(?m)^  {key}: \d+", f"  {key}: {value}", text)
-        assert n == 1, f"federation.{key} not found in {node.config}"
-    node.config.write_text(text)
 
 
 @dataclass
@@ -116,5 +106,4 @@ def link(nodes: NodeFactory) -> Iterator[Link]:
         enrollment = parent.ctx().config.server.enrollment_address
         links.add_link(child.ctx(), parent.card(), "parent", proxy.address, enrollment)
         yield Link(parent, child, proxy)
-        for node in (child, parent):
-            node.stop()
+        stop_together(child, parent)

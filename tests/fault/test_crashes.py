@@ -9,9 +9,9 @@ from sqlalchemy import func, select
 from node.faults import EXIT_STATUS
 from node.store.models import InboxRow
 from node.store.models import Link as LinkRow
-from tests.fault.conftest import Link, configure
+from tests.fault.conftest import Link
 from tests.fault.invariants import received_ids
-from tests.support.nodes import TestNode
+from tests.support.nodes import TestNode, configure
 from tests.support.proxy import UP
 from tests.support.waits import recovery_bound, wait_until
 

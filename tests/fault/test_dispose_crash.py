@@ -13,7 +13,7 @@ from node.faults import EXIT_STATUS, FAULT_ENV
 from node.services import complaints
 from node.store.models import Link
 from tests.conftest import NodeFactory
-from tests.support.nodes import TestNode, link, snapshot, status_of
+from tests.support.nodes import TestNode, link, snapshot, status_of, stop_together
 from tests.support.waits import recovery_bound, wait_until
 
 AUTO = """
@@ -106,5 +106,4 @@ def test_a_crash_between_accepting_and_disposing_leaves_neither(
         assert status_of(province, tracking) == ("accepted", "id-64-02")
         assert sent_to(province, "id-64-02") >= 1
     finally:
-        for node in (national, province, regency):
-            node.stop()
+        stop_together(national, province, regency)

@@ -32,9 +32,11 @@ from tests.support.waits import DELIVERY_BOUND, RECOVERY_BOUND, bound, wait_unti
 
 pytestmark = pytest.mark.slow
 
-# Quick to reach in a test: 3 free failures, then waits of 50, 100, 200, 200 ... ms, and
-# refusals from the 10th failure on.
-THROTTLE = {"free_failures": 3, "delay_seconds": 0.05, "max_delay_seconds": 0.2, "refuse_after": 10}
+# Quick to reach in a test: 3 free failures, then waits of 10, 20, 40 ... 200 ms, and
+# refusals from the 10th failure on, each answered delay_seconds late: the load lasts
+# about BAD_JOINS * delay_seconds / JOIN_CLIENTS (2.5 s; 12.5 s at 0.05, which made the
+# same load, only slower).
+THROTTLE = {"free_failures": 3, "delay_seconds": 0.01, "max_delay_seconds": 0.2, "refuse_after": 10}
 # Referrals made while the load lasts, at least.
 REFERRALS = 5
 

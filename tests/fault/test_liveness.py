@@ -14,13 +14,12 @@ from collections.abc import Iterator
 import pytest
 
 from node.federation.liveness import Liveness
-from node.federation.reconnect import CONNECT_TIMEOUT_SECONDS
 from node.metrics import LINK_GAUGES_SECONDS
 from node.services import links
 from tests.conftest import NodeFactory
-from tests.fault.conftest import Link, configure
+from tests.fault.conftest import Link
 from tests.support.frozen import FreezableProxy
-from tests.support.nodes import TestNode, free_port, wait_until
+from tests.support.nodes import TestNode, configure, free_port, stop_together, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -47,8 +46,7 @@ def frozen_link(nodes: NodeFactory) -> Iterator[tuple[Link, FreezableProxy, int]
         enrollment = parent.ctx().config.server.enrollment_address
         links.add_link(child.ctx(), parent.card(), "parent", proxy.address, enrollment)
         yield Link(parent, child, proxy), proxy, metrics_port
-        for node in (child, parent):
-            node.stop()
+        stop_together(child, parent)
 
 
 def _view(node: TestNode) -> links.LinkView:
@@ -89,7 +87,7 @@ def test_a_black_hole_is_noticed_on_both_sides_and_heals(
     liveness = Liveness(federation.keepalive_seconds)
     # Noticing, plus the runtime's bookkeeping rounds (last seen, the gauges).
     notice = liveness.detection_bound_seconds + liveness.beat_seconds + LINK_GAUGES_SECONDS
-    redial = federation.reconnect_max_ms / 1000 + CONNECT_TIMEOUT_SECONDS
+    redial = federation.reconnect_max_ms / 1000 + federation.connect_timeout_ms / 1000
 
     link.start(parent)
     link.start(child)

@@ -11,8 +11,9 @@ from sqlalchemy import func, select
 
 from node.services import links
 from node.store.models import InboxRow
-from tests.fault.conftest import Link, configure
+from tests.fault.conftest import Link
 from tests.fault.invariants import quiet
+from tests.support.nodes import configure
 from tests.support.proxy import DOWN, UP
 from tests.support.waits import (
     holds_throughout,

@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from node.services import links
 from tests.conftest import NodeFactory
-from tests.support.nodes import TestNode, link
+from tests.support.nodes import TestNode, link, stop_together
 from tests.support.peers import exchange_as, hello
 from tests.support.waits import RECOVERY_BOUND, wait_until
 
@@ -61,8 +61,7 @@ def pair(nodes: NodeFactory) -> Iterator[tuple[TestNode, TestNode, TestNode]]:
     stranger = nodes("id-64-08", "Kabupaten Kutai Timur")  # linked to nobody
     link(province, regency)
     yield province, regency, stranger
-    for node in (regency, province):
-        node.stop()
+    stop_together(regency, province)
 
 
 def _plant_failing_insert(node: TestNode) -> None:
@@ -146,8 +145,7 @@ def test_no_planted_reporter_data_in_any_log(pair: tuple[TestNode, TestNode, Tes
     assert handshake["source"] == "grpc-core" and handshake["node_id"] == province.node_id
     outputs.cli(province, "link", "list")
     outputs.cli(regency, "link", "list")
-    for node in (regency, province):
-        node.stop()
+    stop_together(regency, province)
 
     core_line = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d")
     scanned = 0

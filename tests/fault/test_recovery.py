@@ -10,7 +10,6 @@ import datetime as dt
 import json
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,7 @@ from node.store import queries
 from tests.conftest import NodeFactory
 from tests.fault.conftest import draft
 from tests.integration.test_backup import lose_database
+from tests.support.cli import run_cli
 from tests.support.databases import fresh_database
 from tests.support.nodes import TestNode, hand_over, link, snapshot, status_of
 from tests.support.peers import signing_key
@@ -66,9 +66,9 @@ def _refer(province: TestNode, regency: TestNode, n: int, start: int) -> list[st
 
 
 def _lapor(*args: str) -> subprocess.CompletedProcess[str]:
-    """A command that acts on no node, as an auditor runs it."""
-    argv = [sys.executable, "-m", "node.cli.main", *args]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    """A command that acts on no node, as an auditor runs it (in this process:
+    tests/support/cli.py)."""
+    return run_cli(args)
 
 
 def _export(node: TestNode, out: Path) -> Path:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +30,7 @@ from node.ledger.verify import verify_export
 from node.services import audit, checkpoints, complaints
 from node.services.context import NodeContext
 from tests.conftest import NodeFactory
+from tests.support.cli import run_cli
 from tests.support.nodes import TestNode, hand_over, link
 
 REPORTER = {
@@ -381,14 +380,14 @@ def test_cli_verify_exit_codes_and_proof(fed: Federation, tmp_path: Path) -> Non
     out = tmp_path / "audit.jsonl"
     fed.national.cli("audit", "export", "--out", str(out))
     vkey = json.loads(fed.national.cli("audit", "checkpoint", "--json").stdout)["vkey"]
-    verify = [sys.executable, "-m", "node.cli.main", "audit", "verify", str(out)]
-    ok = subprocess.run([*verify, "--vkey", vkey, "--json"], capture_output=True, text=True)
+    verify = ["audit", "verify", str(out)]
+    ok = run_cli([*verify, "--vkey", vkey, "--json"])
     assert ok.returncode == 0 and json.loads(ok.stdout)["entries"] == 8
     out.write_text("".join(_file_change_and_rehash(out.read_text().splitlines(True))))
-    bad = subprocess.run(verify, capture_output=True, text=True)
+    bad = run_cli(verify)
     assert bad.returncode == 1 and "entry 3: bad-signature" in bad.stderr
     out.write_bytes(out.read_bytes().replace(b'"type":"header"', b'"type":"\xffheader"'))
-    garbled = subprocess.run([*verify, "--json"], capture_output=True, text=True)
+    garbled = run_cli([*verify, "--json"])
     assert garbled.returncode == 1
     assert json.loads(garbled.stdout)["detail"] == "line 1 is not UTF-8"
     doc = json.loads(fed.national.cli("audit", "proof", "--index", "5", "--json").stdout)

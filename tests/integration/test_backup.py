@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from sqlalchemy.engine import make_url
 from node.services import audit, backup, checkpoints, complaints, fence
 from node.store import tree
 from tests.conftest import NodeFactory
+from tests.support.cli import run_cli
 from tests.support.databases import fresh_database
 from tests.support.factories import DRAFT
 from tests.support.nodes import TestNode, free_port, make_node
@@ -36,9 +36,9 @@ def _backup(node: TestNode, out: Path) -> dict[str, object]:
 
 
 def _lapor(*args: str) -> subprocess.CompletedProcess[str]:
-    """A command that acts on no node (no --config), as an auditor of a backup runs it."""
-    argv = [sys.executable, "-m", "node.cli.main", *args]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    """A command that acts on no node (no --config), as an auditor of a backup runs it (in
+    this process: tests/support/cli.py)."""
+    return run_cli(args)
 
 
 def lose_database(node: TestNode, db_kind: str, empty_url: str) -> None:

@@ -33,6 +33,7 @@ from node.services.context import NodeContext
 from node.services.setup import init_node
 from node.web import DashboardServer
 from tests.conftest import NodeFactory
+from tests.support.cli import run_cli
 from tests.support.nodes import TestNode, free_ports, link, snapshot, wait_until
 
 START = dt.datetime(2026, 12, 1, 2, 0, tzinfo=dt.UTC)
@@ -45,16 +46,12 @@ KUKAR = ("id-64-02", "Kabupaten Kutai Kartanegara")
 def _cli(
     config: Path, *args: str, now: dt.datetime | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "250"}
+    """`lapor-node ARGS --config CONFIG` in this process (tests/support/cli.py), its clock at
+    `now` if given (the fake clock is read from the environment at each look)."""
+    env = {"COLUMNS": "250"}
     if now is not None:
         env[FAKE_NOW_ENV] = now.isoformat()
-    return subprocess.run(
-        [sys.executable, "-m", "node.cli.main", *args, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    return run_cli([*args, "--config", str(config)], env=env)
 
 
 def _ctx(node: TestNode, now: dt.datetime) -> NodeContext:

@@ -20,20 +20,21 @@ import pytest
 from sqlalchemy import select
 
 from node.clock import FixedClock
-from node.config import load_config
+from node.config import FederationConfig, load_config
 from node.crypto.linking import TOKEN_PREFIX, AddressPair, JoinToken
 from node.errors import NodeError
 from node.federation.enrollment_port import join
-from node.federation.reconnect import CONNECT_TIMEOUT_SECONDS
 from node.services import invites, links
 from node.services.context import NodeContext
 from node.store.models import Invite
 from tests.conftest import NodeFactory
 from tests.integration.test_referral import SUBMIT
+from tests.support.cli import run_cli
 from tests.support.databases import fresh_database
-from tests.support.nodes import TestNode, make_node, snapshot, status_of
+from tests.support.nodes import TestNode, configure, make_node, snapshot, status_of
 from tests.support.waits import (
     COMMAND_BOUND,
+    connect_seconds,
     holds_throughout,
     pin_change_bound,
     redial_seconds,
@@ -45,6 +46,11 @@ pytestmark = pytest.mark.slow
 KUKAR = ("id-64-02", "Kabupaten Kutai Kartanegara")
 KUTIM = ("id-64-08", "Kabupaten Kutai Timur")
 JOIN_WAIT = 60  # seconds a `link join --wait` waits for the operator's decision
+# The revoked regency's dialer (make_node's: a backoff of 100..1000 ms, dials of 5 s): a
+# dial, and the wait before the next, are over sooner, and so are the windows in which it
+# would have dialed again.
+REVOKE_RECONNECT = {"reconnect_min_ms": 50, "reconnect_max_ms": 200, "connect_timeout_ms": 1000}
+REVOKE_FEDERATION = FederationConfig(**REVOKE_RECONNECT)
 
 
 def _enrollment_address(node: TestNode) -> str:
@@ -191,9 +197,9 @@ def test_manual_approval_then_reject(nodes: NodeFactory) -> None:
 
     token = _invite(province, KUTIM, "--approve", "manual")
     before = _state(kutim)
-    gave_up = kutim.cli("link", "join", token, "--wait", "3s", check=False)
+    gave_up = kutim.cli("link", "join", token, "--wait", "1s", check=False)
     assert gave_up.returncode == 1
-    assert "still waiting for the operator of id-64 to approve, after 3s" in gave_up.stderr
+    assert "still waiting for the operator of id-64 to approve, after 1s" in gave_up.stderr
     assert "run `lapor-node link join` again with the same token" in gave_up.stderr
     refused = _popen_join(kutim, token, "--wait", f"{JOIN_WAIT}s")
     wait_until(
@@ -299,6 +305,8 @@ def test_revoke_closes_the_stream_and_refuses_reconnects(
     LinkRevoked is in the ledger, and both exports still verify."""
     province = nodes("id-64", "Provinsi Kalimantan Timur")
     regency = nodes(*KUKAR)
+    # The regency's backoff short, so the windows in which it would have dialed again are.
+    configure(regency, **REVOKE_RECONNECT)
     _start(province, regency)
     regency.cli("link", "join", _invite(province, KUKAR))
     wait_until(lambda: _connected(regency, "id-64"), what="the link to come up")
@@ -327,7 +335,7 @@ def test_revoke_closes_the_stream_and_refuses_reconnects(
         before = {event: _count(regency, event) for event in attempts}
         holds_throughout(
             lambda: {event: _count(regency, event) for event in attempts} == before,  # noqa: B023 - read at once
-            redial_seconds() + CONNECT_TIMEOUT_SECONDS,
+            redial_seconds(REVOKE_FEDERATION) + connect_seconds(REVOKE_FEDERATION),
             what="a regency that does not dial",
         )
         assert not _connected(regency, "id-64")
@@ -336,12 +344,7 @@ def test_revoke_closes_the_stream_and_refuses_reconnects(
     for node in (province, regency):
         export = tmp_path / f"{node.node_id}.jsonl"
         node.cli("audit", "export", "--out", str(export))
-        verified = subprocess.run(
-            [sys.executable, "-m", "node.cli.main", "audit", "verify", str(export), "--json"],
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_BOUND,
-        )
+        verified = run_cli(["audit", "verify", str(export), "--json"])
         assert verified.returncode == 0, verified.stdout + verified.stderr
     kinds = [json.loads(line) for line in (tmp_path / "id-64.jsonl").read_text().splitlines()]
     assert sum(1 for k in kinds if k["type"] == "entry") == 2  # agreed, revoked

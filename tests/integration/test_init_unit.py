@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from sqlalchemy import text
@@ -18,19 +16,15 @@ from node._proto.lapor.v1 import ledger_pb2
 from node.ledger.audit import verify_export
 from node.services import admin, audit
 from node.services.context import NodeContext
+from tests.support.cli import run_cli
 
 KUKAR = ("id-64-02", "Kabupaten Kutai Kartanegara")
 INSPEKTORAT = "Inspektorat Kabupaten Kutai Kartanegara"
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "node.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+    """`lapor-node ARGS`, in this process (tests/support/cli.py)."""
+    return run_cli(args)
 
 
 def _init(directory: Path, database_url: str, *extra: str) -> subprocess.CompletedProcess[str]:

@@ -8,28 +8,21 @@ import hashlib
 import json
 import re
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from node.crypto.tls import fingerprint
 from tests.conftest import NodeFactory
+from tests.support.cli import run_cli
 from tests.support.nodes import free_port, wait_until
-from tests.support.waits import COMMAND_BOUND
 
 pytestmark = pytest.mark.slow
 
 
 def _gateway_cli(*args: str) -> str:
     """`lapor-node ARGS` run by a gateway: no node.yaml of its own."""
-    result = subprocess.run(
-        [sys.executable, "-m", "node.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_BOUND,
-    )
+    result = run_cli(args)
     assert result.returncode == 0, result.stderr
     return result.stdout
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import os
 import subprocess
-import sys
 
 import pytest
 
@@ -22,8 +20,8 @@ from node.ledger.reconcile import reconcile_exports
 from node.services import audit, checkpoints
 from node.store import queries
 from tests.conftest import NodeFactory
-from tests.support.nodes import TestNode, link, status_of, wait_until
-from tests.support.waits import COMMAND_BOUND
+from tests.support.cli import run_cli
+from tests.support.nodes import TestNode, link, status_of, stop_together, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -43,10 +41,10 @@ SUBMIT = [
 
 
 def cli_at(node: TestNode, when: dt.datetime, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run a CLI command on `node` with its clock at `when` (the test-only fake clock)."""
-    argv = [sys.executable, "-m", "node.cli.main", *args, "--config", str(node.config)]
-    env = {**os.environ, FAKE_NOW_ENV: when.isoformat(), "COLUMNS": "200"}
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=COMMAND_BOUND, env=env)
+    """Run a CLI command on `node` with its clock at `when` (the test-only fake clock), in
+    this process (tests/support/cli.py: the fake clock is read from the environment at
+    each look, and the command's environment is set only while it runs)."""
+    result = run_cli([*args, "--config", str(node.config)], env={FAKE_NOW_ENV: when.isoformat()})
     assert result.returncode == 0, f"{args} failed:\n{result.stdout}\n{result.stderr}"
     return result
 
@@ -224,8 +222,7 @@ def test_three_complaints_through_the_tree(nodes: NodeFactory) -> None:
     ]
     assert status_changes(kutim) == []
 
-    for n in (national, province, kukar, kutim):
-        n.stop()
+    stop_together(national, province, kukar, kutim)
     vkey = checkpoints.verifier_key(national.ctx())
     for parent, child in ((national, province), (province, kukar), (province, kutim)):
         p_lines, c_lines = export(parent), export(child)

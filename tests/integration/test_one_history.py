@@ -7,7 +7,6 @@ import os
 import socket
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 from node._proto.lapor.v1 import envelope_pb2, ledger_pb2
@@ -16,6 +15,8 @@ from node.envelopes import seal
 from node.services import checkpoints, complaints
 from node.services._ledger import record
 from tests.conftest import NodeFactory
+from tests.support import zygote
+from tests.support.cli import ENTRY
 from tests.support.databases import fresh_database
 from tests.support.factories import DRAFT
 from tests.support.nodes import TestNode
@@ -23,13 +24,15 @@ from tests.support.peers import envelope
 
 
 def _serve(node: TestNode) -> subprocess.CompletedProcess[str]:
-    """`serve` expected to stop by itself (refused): its exit code and output."""
-    return subprocess.run(
-        [sys.executable, "-m", "node.cli.main", "serve", "--config", str(node.config)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    """`serve` expected to stop by itself (refused), as a process of its own: its exit code
+    and output (stdout and stderr together, as the zygote forks it: decision 0042)."""
+    args = ["serve", "--config", str(node.config)]
+    if not zygote.enabled():
+        return subprocess.run([*ENTRY, *args], capture_output=True, text=True, timeout=120)
+    log = node.directory.parent / f"{node.node_id}-refused-serve.log"
+    log.unlink(missing_ok=True)
+    code = zygote.spawn_serve(args, log).wait(120)
+    return subprocess.CompletedProcess(["lapor-node", *args], code, "", log.read_text())
 
 
 def test_a_second_serve_of_a_running_node_stops_with_one_line(nodes: NodeFactory) -> None:

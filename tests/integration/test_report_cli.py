@@ -11,7 +11,6 @@ import datetime as dt
 import io
 import json
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,7 +26,6 @@ from node.services import checkpoints, complaints, lifecycle, links, reports, sc
 from tests.support.built_once import copy_of
 from tests.support.cli import run_cli as run_lapor_node
 from tests.support.nodes import TestNode, carry, link
-from tests.support.waits import COMMAND_BOUND
 
 NodeFactory = Callable[[str, str], TestNode]
 
@@ -350,9 +348,8 @@ def test_empty_node_reports_zeros(nodes: NodeFactory) -> None:
 
 def test_unknown_node_is_a_message(tmp_path: object) -> None:
     """A config that does not exist: the message says how to make a node."""
-    argv = [sys.executable, "-m", "node.cli.main", "report", "--year", "2020"]
-    argv += ["--config", f"{tmp_path}/nowhere/node.yaml"]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=COMMAND_BOUND)
+    argv = ["report", "--year", "2020", "--config", f"{tmp_path}/nowhere/node.yaml"]
+    result = run_lapor_node(argv)
     assert result.returncode == 1 and "lapor-node init" in result.stderr
     assert "Traceback" not in result.stderr
 

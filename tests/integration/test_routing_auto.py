@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from tests.conftest import NodeFactory
-from tests.support.nodes import link, status_of, wait_until
+from tests.support.nodes import link, status_of, stop_together, wait_until
 from tests.support.waits import recovery_bound
 
 AUTO = """
@@ -52,5 +52,4 @@ def test_the_province_disposes_by_its_rules_as_soon_as_it_accepts(nodes: NodeFac
         assert status_of(province, tracking) == ("accepted", "id-64-02")
         assert status_of(regency, tracking) == ("accepted", "id-64-02")
     finally:
-        for node in (national, province, regency):
-            node.stop()
+        stop_together(national, province, regency)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -197,6 +198,26 @@ def make_node(root: Path, node_id: str, name: str, database_url: str) -> TestNod
     )
     (directory / "node.yaml").write_text(text)
     return TestNode(node_id, name, directory, port, database_url)
+
+
+def stop_together(*nodes: TestNode) -> None:
+    """Stop `nodes`: each serving one is signalled first, then each is waited for, so their
+    grace periods (open streams, the server's) pass together instead of one after another.
+    (A second SIGTERM, from stop(), only sets `serve`'s stop event again.)"""
+    for node in nodes:
+        if node.process is not None and node.process.poll() is None:
+            node.process.send_signal(signal.SIGTERM)
+    for node in nodes:
+        node.stop()
+
+
+def configure(node: TestNode, **federation: int) -> None:
+    """Set `federation.<key>: value` in `node`'s node.yaml (before it starts)."""
+    text = node.config.read_text()
+    for key, value in federation.items():
+        text, n = re.subn(rf"(?m)^  {key}: \d+", f"  {key}: {value}", text)
+        assert n == 1, f"federation.{key} not found in {node.config}"
+    node.config.write_text(text)
 
 
 def link(parent: TestNode, child: TestNode) -> None:

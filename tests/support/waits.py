@@ -21,7 +21,6 @@ from typing import TypeVar
 
 from node.config import FederationConfig
 from node.federation.pins import PIN_REFRESH_MAX_SECONDS
-from node.federation.reconnect import CONNECT_TIMEOUT_SECONDS
 from node.federation.session import HELLO_TIMEOUT_SECONDS
 from node.metrics import LINK_GAUGES_SECONDS
 
@@ -47,6 +46,11 @@ def bound(*seconds: float) -> float:
     return MARGIN * sum(seconds) + FLOOR
 
 
+def connect_seconds(federation: FederationConfig = TEST_FEDERATION) -> float:
+    """How long one dial waits for its connection to the parent (federation.connect_timeout_ms)."""
+    return federation.connect_timeout_ms / 1000
+
+
 def redial_seconds(federation: FederationConfig = TEST_FEDERATION) -> float:
     """The longest a child's dialer may wait before its next connection attempt: a sleep
     at the backoff maximum with jitter, then grpc's own connect backoff (same maximum)."""
@@ -61,7 +65,7 @@ def reconnect_bound(
     network was down gives up at its timeout, then the redial wait. With `dead_connection`
     (the old connection vanished without a reset, so only keepalive can find it dead) first
     the keepalive, and a Hello that may be lost on the way."""
-    seconds = CONNECT_TIMEOUT_SECONDS + redial_seconds(federation)
+    seconds = connect_seconds(federation) + redial_seconds(federation)
     if dead_connection:
         seconds += federation.keepalive_seconds + KEEPALIVE_TIMEOUT_SECONDS + HELLO_TIMEOUT_SECONDS
     return bound(seconds)
@@ -77,7 +81,7 @@ def recovery_bound(federation: FederationConfig = TEST_FEDERATION) -> float:
     """From a healed network until what was queued meanwhile has crossed: a reconnect, then
     a delivery."""
     return bound(
-        CONNECT_TIMEOUT_SECONDS + redial_seconds(federation), federation.poll_interval_ms / 1000
+        connect_seconds(federation) + redial_seconds(federation), federation.poll_interval_ms / 1000
     )
 
 
@@ -90,7 +94,7 @@ def max_attempts(seconds: float, federation: FederationConfig = TEST_FEDERATION)
 def pin_change_bound() -> float:
     """A serving node acts on a link added or revoked in its database at its next pin
     refresh: the refresh interval, then closing or dialing the stream."""
-    return bound(PIN_REFRESH_MAX_SECONDS, CONNECT_TIMEOUT_SECONDS)
+    return bound(PIN_REFRESH_MAX_SECONDS, connect_seconds())
 
 
 def gauges_bound(federation: FederationConfig = TEST_FEDERATION) -> float:
@@ -104,7 +108,7 @@ STOP_BOUND = bound(2 * TEST_GRACE_SECONDS)
 # A command run to its end (`lapor-node ...`, a browser): a hang guard. What a command waits
 # on by configuration is at most a connect and a Hello (`link join`); the rest is Python's
 # start-up, imports and SQL, which no setting bounds: twice the bound of the former.
-COMMAND_BOUND = 2 * bound(CONNECT_TIMEOUT_SECONDS, HELLO_TIMEOUT_SECONDS)
+COMMAND_BOUND = 2 * bound(connect_seconds(), HELLO_TIMEOUT_SECONDS)
 RECOVERY_BOUND = recovery_bound()
 
 
