@@ -49,7 +49,12 @@ def pytest_configure(config: pytest.Config) -> None:
     if not chosen:
         return
     # Traversable by others: the HA cluster's members run as the postgres user inside it.
-    Path(chosen).mkdir(mode=0o755, parents=True, exist_ok=True)
+    try:
+        Path(chosen).mkdir(mode=0o755, parents=True, exist_ok=True)
+    except OSError:
+        return
+    if not os.access(chosen, os.W_OK | os.X_OK):  # made by someone else: the default, then
+        return
     os.environ["TMPDIR"] = chosen
     tempfile.tempdir = None  # computed again from TMPDIR
 
