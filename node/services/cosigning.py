@@ -77,7 +77,6 @@ __all__ = [
     "link_cosigner_name",
     "log_keys",
     "offer",
-    "peer_cosigner_key",
     "peer_offer",
     "post",
     "submit",
@@ -139,14 +138,6 @@ def link_cosigner_key(node_id: str, signing_key: bytes) -> CosignerKey:
     """Node `node_id`'s link cosigner, from its 32-byte Ed25519 signing public key: what a
     peer verifies its cosignatures with, and an auditor lists in a witness policy."""
     return CosignerKey.from_public_key(link_cosigner_name(node_id), signing_key)
-
-
-def peer_cosigner_key(ctx: NodeContext, peer: NodeId) -> CosignerKey | None:
-    """The link cosigner key of a linked, unrevoked peer (from the signing key pinned for
-    it), or None if it is not linked."""
-    with ctx.db.read() as session:
-        keys = witnessed.peer_signing_keys(session, peer)
-    return link_cosigner_key(peer, keys[0]) if keys else None
 
 
 def log_keys(session: Session, ctx: NodeContext, origin: str) -> list[Verifier]:
@@ -360,9 +351,10 @@ def _offer_in(
 
 
 def peer_offer(ctx: NodeContext, peer: NodeId) -> Offer | SubmitResult | None:
-    """`offer` to a linked peer under its link cosigner key (`peer_cosigner_key`), both read
-    in one transaction: one trip to a reader thread, not two (decision 0043: each of 1,200
-    links makes one at its Hello); None if the peer is not linked."""
+    """`offer` to a linked, unrevoked peer under its link cosigner key (derived from the
+    signing key pinned for it), both read in one transaction: one trip to a reader thread,
+    not two (decision 0043: each of 1,200 links makes one at its Hello); None if the peer
+    is not linked."""
     with ctx.db.read() as session:
         keys = witnessed.peer_signing_keys(session, peer)
         if not keys:

@@ -483,7 +483,7 @@ def mark_connected(ctx: NodeContext, peer: str, connected: bool) -> None:
 
 def mark_connected_in(session: Session, ctx: NodeContext, peer: str, connected: bool) -> None:
     """`mark_connected` in the caller's transaction."""
-    link_state.set_connected(session, peer, ctx.clock.now() if connected else None)
+    mark_connections_in(session, [(peer, ctx.clock.now() if connected else None)])
 
 
 def mark_connections_in(session: Session, marks: Sequence[tuple[str, dt.datetime | None]]) -> None:

@@ -19,7 +19,6 @@ __all__ = [
     "invites_for",
     "live_invites",
     "oldest_unacked",
-    "set_connected",
     "set_connected_many",
     "touch",
 ]
@@ -73,18 +72,6 @@ def oldest_unacked(session: Session, peer_id: str) -> dt.datetime | None:
     )
 
 
-def set_connected(session: Session, peer_id: str, since: dt.datetime | None) -> None:
-    """Record that the running node has (since `since`) or no longer has a live stream.
-    A revoked link is never marked connected: the condition is in the UPDATE itself, so
-    a revocation committed after the caller checked the link still wins."""
-    values: dict[str, object] = {"connected_since": since}
-    stmt = update(Link).where(Link.peer_id == peer_id)
-    if since is not None:
-        values["last_seen_at"] = since
-        stmt = stmt.where(Link.revoked_at.is_(None))
-    session.execute(stmt.values(**values))
-
-
 _MARK = (
     update(Link)
     .where(Link.peer_id == bindparam("peer"), Link.revoked_at.is_(None))
@@ -100,9 +87,11 @@ _MARK = (
 def set_connected_many(
     session: Session, marks: Sequence[tuple[str, dt.datetime | None, dt.datetime | None]]
 ) -> None:
-    """`set_connected` for many peers with one executemany: each (peer, since when it has a
-    live stream or None, when it was last seen connecting or None: unchanged). A revoked
-    link is left as it is: never marked connected, and its revocation cleared its mark."""
+    """Record that the running node has (since `since`) or no longer has a live stream
+    with each peer, with one executemany: each (peer, since or None, when it was last seen
+    connecting or None: unchanged). A revoked link is left as it is: never marked
+    connected (the condition is in the UPDATE itself, so a revocation committed after the
+    caller checked the link still wins), and its revocation cleared its mark."""
     if marks:
         session.connection().execute(
             _MARK, [{"peer": peer, "since": since, "seen": seen} for peer, since, seen in marks]
@@ -111,7 +100,7 @@ def set_connected_many(
 
 def touch(session: Session, peer_ids: Collection[str], at: dt.datetime) -> None:
     """The running node still has live streams with `peer_ids`: they were seen `at`
-    (revoked links aside, as in set_connected)."""
+    (revoked links aside, as in set_connected_many)."""
     if peer_ids:
         session.execute(
             update(Link)

@@ -185,10 +185,10 @@ def make_node(root: Path, node_id: str, name: str, database_url: str) -> TestNod
     directory = root / node_id
     init_node(directory, node_id, name, listen=f"127.0.0.1:{port}", database_url=database_url)
     # Tests want quick reconnects and an idle poll that does not slow them down.
-    text = (directory / "node.yaml").read_text()
+    node = TestNode(node_id, name, directory, port, database_url)
     fed = TEST_FEDERATION
-    text = text.replace("reconnect_min_ms: 200", f"reconnect_min_ms: {fed.reconnect_min_ms}")
-    text = text.replace("reconnect_max_ms: 30000", f"reconnect_max_ms: {fed.reconnect_max_ms}")
+    configure(node, reconnect_min_ms=fed.reconnect_min_ms, reconnect_max_ms=fed.reconnect_max_ms)
+    text = node.config.read_text()
     text = text.replace("grace_seconds: 5", f"grace_seconds: {TEST_GRACE_SECONDS}")
     # A free enrollment port of its own (the default, the port after `listen`, may be another
     # test node's).
@@ -196,8 +196,8 @@ def make_node(root: Path, node_id: str, name: str, database_url: str) -> TestNod
         f'listen: "127.0.0.1:{port}"',
         f'listen: "127.0.0.1:{port}"\n  enrollment_listen: "127.0.0.1:{enrollment_port}"',
     )
-    (directory / "node.yaml").write_text(text)
-    return TestNode(node_id, name, directory, port, database_url)
+    node.config.write_text(text)
+    return node
 
 
 def stop_together(*nodes: TestNode) -> None:
